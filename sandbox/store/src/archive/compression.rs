@@ -1,0 +1,183 @@
+//! Layer compression: detection by magic bytes, and the limits that stop
+//! decompression bombs while the stream is read.
+
+use std::cell::Cell;
+use std::io::{self, BufRead, BufReader, Read};
+use std::rc::Rc;
+
+use crate::manifests::media_types;
+
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+
+impl Compression {
+    /// From the first bytes of a blob; anything unrecognised is plain tar
+    /// (whose first block is a file name).
+    pub fn detect(head: &[u8]) -> Compression {
+        if head.starts_with(GZIP_MAGIC) {
+            Compression::Gzip
+        } else if head.starts_with(ZSTD_MAGIC) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// What a layer media type claims, if it is a layer media type at all.
+    pub fn from_media_type(media_type: &str) -> Option<Compression> {
+        use media_types::*;
+        match media_type {
+            OCI_LAYER | DOCKER_LAYER => Some(Compression::None),
+            OCI_LAYER_GZIP | DOCKER_LAYER_GZIP | DOCKER_FOREIGN_LAYER_GZIP => {
+                Some(Compression::Gzip)
+            }
+            OCI_LAYER_ZSTD => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// The OCI layer media type for this compression.
+    pub fn oci_media_type(self) -> &'static str {
+        match self {
+            Compression::None => media_types::OCI_LAYER,
+            Compression::Gzip => media_types::OCI_LAYER_GZIP,
+            Compression::Zstd => media_types::OCI_LAYER_ZSTD,
+        }
+    }
+}
+
+/// Bounds on what one layer may expand to. Every bound is checked while
+/// reading, before the bytes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Total uncompressed tar bytes.
+    pub max_expanded: u64,
+    /// Uncompressed bytes per compressed byte, checked once `ratio_floor`
+    /// bytes have been expanded (small layers may compress very well).
+    pub max_ratio: u64,
+    pub ratio_floor: u64,
+    /// Size of one file.
+    pub max_entry_size: u64,
+    /// Number of tar entries.
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    /// Generous for real images (a Debian layer expands about 3:1), far
+    /// below what a bomb needs.
+    fn default() -> Limits {
+        Limits {
+            max_expanded: 32 << 30,
+            max_ratio: 200,
+            ratio_floor: 64 << 20,
+            max_entry_size: 16 << 30,
+            max_entries: 2_000_000,
+        }
+    }
+}
+
+/// Why a stream was cut off; kept beside the stream because the tar reader
+/// wraps the I/O error it sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Violation {
+    Expanded(u64),
+    Ratio { expanded: u64, compressed: u64 },
+}
+
+pub(crate) type ViolationSlot = Rc<Cell<Option<Violation>>>;
+
+struct CountingReader<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// The decompressed side, enforcing [`Limits::max_expanded`] and the ratio.
+pub(crate) struct Bounded<'a> {
+    inner: Box<dyn Read + 'a>,
+    compressed: Rc<Cell<u64>>,
+    expanded: u64,
+    limits: Limits,
+    violation: ViolationSlot,
+}
+
+impl Bounded<'_> {
+    pub(crate) fn violation(&self) -> ViolationSlot {
+        self.violation.clone()
+    }
+}
+
+impl Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.expanded += n as u64;
+        let compressed = self.compressed.get().max(1);
+        let v = if self.expanded > self.limits.max_expanded {
+            Some(Violation::Expanded(self.expanded))
+        } else if self.expanded > self.limits.ratio_floor
+            && self.expanded / compressed > self.limits.max_ratio
+        {
+            Some(Violation::Ratio {
+                expanded: self.expanded,
+                compressed,
+            })
+        } else {
+            None
+        };
+        if let Some(v) = v {
+            self.violation.set(Some(v));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "layer exceeds expansion limits",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Wraps a raw blob stream: detects compression from its magic bytes and
+/// returns the bounded decompressed stream and what was detected.
+pub(crate) fn decompress<'a>(
+    raw: impl Read + 'a,
+    limits: Limits,
+) -> io::Result<(Bounded<'a>, Compression)> {
+    let compressed = Rc::new(Cell::new(0));
+    let mut buffered = BufReader::with_capacity(
+        256 * 1024,
+        CountingReader {
+            inner: raw,
+            count: compressed.clone(),
+        },
+    );
+    let compression = Compression::detect(buffered.fill_buf()?);
+    let inner: Box<dyn Read + 'a> = match compression {
+        Compression::None => Box::new(buffered),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?),
+    };
+    Ok((
+        Bounded {
+            inner,
+            compressed,
+            expanded: 0,
+            limits,
+            violation: Rc::new(Cell::new(None)),
+        },
+        compression,
+    ))
+}

@@ -1,0 +1,86 @@
+//! Layer tars: unpacking (tar → directory) and diffing (directory → tar).
+//!
+//! Both sides speak two whiteout dialects. In a tar, a deleted `name` is an
+//! empty file `.wh.name` and an opaque directory holds `.wh..wh..opq`. On
+//! disk, in overlay form, a deleted name is a 0:0 character device and an
+//! opaque directory carries `trusted.overlay.opaque=y`. [`unpack`] converts
+//! tar → overlay (or, in [`WhiteoutMode::Apply`], deletes what the whiteouts
+//! name); [`diff`] converts overlay → tar.
+//!
+//! Every tar is hostile. Paths are normalized and refused if absolute or if
+//! they contain `..`; every file operation resolves its parent beneath the
+//! target root with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` and acts
+//! on the last component with `*at` calls that never follow a symlink, so a
+//! symlink in the tree can never redirect a write; sizes, entry counts and
+//! the expansion ratio are bounded while the stream is read.
+
+mod beneath;
+mod compression;
+mod diff;
+mod unpack;
+
+use std::path::PathBuf;
+
+pub use compression::{Compression, Limits};
+pub use diff::{DiffOptions, DiffSummary, write_tar};
+pub use unpack::{UnpackSummary, WhiteoutMode, unpack};
+
+use crate::digest::Digest;
+use crate::error::ErrorKind;
+
+pub(crate) use diff::write_layer;
+
+/// The prefix that marks a whiteout in a layer tar.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// The name that marks an opaque directory in a layer tar.
+pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+/// The xattr overlayfs reads to treat a directory as opaque.
+pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("unsafe path {path:?} in layer: {reason}")]
+    UnsafePath { path: String, reason: &'static str },
+    #[error(
+        "layer entry {path:?} would be written through a symlink or outside the layer; refusing it"
+    )]
+    ThroughSymlink { path: String },
+    #[error("hard link {path:?} points to {target:?}, which is outside the layer or not yet in it")]
+    HardlinkEscape { path: String, target: String },
+    #[error("layer entry {path:?} is {size} bytes, more than the {limit} bytes allowed")]
+    EntryTooLarge { path: String, size: u64, limit: u64 },
+    #[error("layer expands to more than {limit} bytes; refusing it as a decompression bomb")]
+    ExpandedTooLarge { limit: u64 },
+    #[error(
+        "layer expands {expanded} bytes from {compressed} compressed bytes (over {limit}:1); refusing it as a decompression bomb"
+    )]
+    RatioTooHigh {
+        expanded: u64,
+        compressed: u64,
+        limit: u64,
+    },
+    #[error("layer has more than {limit} entries")]
+    TooManyEntries { limit: u64 },
+    #[error("unsupported tar entry type {kind} for {path:?}")]
+    UnsupportedEntry { path: String, kind: String },
+    #[error("layer is not a valid tar stream: {0}")]
+    Corrupt(String),
+    #[error("layer diff id mismatch: expected {expected}, got {actual}")]
+    DiffIdMismatch { expected: Digest, actual: Digest },
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ArchiveError {
+    pub(crate) fn kind(&self) -> ErrorKind {
+        match self {
+            ArchiveError::Io { .. } => ErrorKind::Internal,
+            _ => ErrorKind::InvalidArgument,
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Leases: what a running lab holds so GC leaves it alone.
+//!
+//! A lease is a file `leases/<id>.json` listing committed snapshots and
+//! blobs. GC treats everything listed as referenced. The [`Lease`] handle
+//! deletes its file when dropped, unless [`Lease::keep`] made it outlive the
+//! handle (a runtime that wants its container's layers to survive a restart
+//! keeps the lease and releases it by id later).
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::durable::{FileLock, unique_name, write_atomic};
+use crate::error::{IoContext, Result};
+use crate::layout::{Layout, is_safe_id};
+use crate::snapshots::SnapshotError;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub snapshots: BTreeSet<Digest>,
+    pub blobs: BTreeSet<Digest>,
+}
+
+/// A held lease. Dropping it releases what it holds.
+#[derive(Debug)]
+pub struct Lease {
+    id: String,
+    layout: Layout,
+    record: LeaseRecord,
+    kept: bool,
+}
+
+impl Lease {
+    pub(crate) fn create(layout: &Layout, record: LeaseRecord) -> Result<Lease> {
+        let id = unique_name("lease");
+        let lease = Lease {
+            id,
+            layout: layout.clone(),
+            record,
+            kept: false,
+        };
+        lease.save()?;
+        Ok(lease)
+    }
+
+    /// Takes over a kept lease by id (after a restart).
+    pub(crate) fn adopt(layout: &Layout, id: &str) -> Result<Lease> {
+        let record =
+            read(layout, id)?.ok_or_else(|| SnapshotError::NotFound(format!("lease {id}")))?;
+        Ok(Lease {
+            id: id.to_owned(),
+            layout: layout.clone(),
+            record,
+            kept: false,
+        })
+    }
+
+    fn save(&self) -> Result<()> {
+        // Taken shared so a GC in progress finishes its sweep before a new
+        // reference appears.
+        let _gc = FileLock::shared(&self.layout.lock())?;
+        let bytes = serde_json::to_vec(&self.record)
+            .map_err(|e| io::Error::other(e))
+            .ctx("encoding lease", &self.id)?;
+        write_atomic(&self.layout.tmp(), &self.layout.lease(&self.id), &bytes)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn record(&self) -> &LeaseRecord {
+        &self.record
+    }
+
+    /// Adds a committed snapshot (by chain id) to the lease.
+    pub fn add_snapshot(&mut self, chain_id: Digest) -> Result<()> {
+        if self.record.snapshots.insert(chain_id) {
+            self.save()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Adds a blob to the lease.
+    pub fn add_blob(&mut self, digest: Digest) -> Result<()> {
+        if self.record.blobs.insert(digest) {
+            self.save()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Lets the lease outlive this handle; returns its id for
+    /// [`crate::Store::adopt_lease`] or [`crate::Store::release_lease`].
+    pub fn keep(mut self) -> String {
+        self.kept = true;
+        self.id.clone()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.kept
+            && let Err(e) = fs::remove_file(self.layout.lease(&self.id))
+        {
+            tracing::warn!(lease = %self.id, error = %e, "could not release lease");
+        }
+    }
+}
+
+pub(crate) fn read(layout: &Layout, id: &str) -> Result<Option<LeaseRecord>> {
+    if !is_safe_id(id) {
+        return Ok(None);
+    }
+    let path = layout.lease(id);
+    match fs::read(&path) {
+        Ok(b) => Ok(Some(
+            serde_json::from_slice(&b)
+                .map_err(io::Error::other)
+                .ctx("decoding lease", &path)?,
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).ctx("reading lease", path),
+    }
+}
+
+pub(crate) fn list(layout: &Layout) -> Result<Vec<String>> {
+    let dir = layout.leases();
+    let mut out = Vec::new();
+    for e in fs::read_dir(&dir).ctx("listing leases", &dir)? {
+        let e = e.ctx("listing leases", &dir)?;
+        if let Some(id) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_suffix(".json"))
+            .filter(|n| is_safe_id(n))
+        {
+            out.push(id.to_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn release(layout: &Layout, id: &str) -> Result<()> {
+    if read(layout, id)?.is_none() {
+        return Err(SnapshotError::NotFound(format!("lease {id}")).into());
+    }
+    fs::remove_file(layout.lease(id)).ctx("releasing lease", layout.lease(id))
+}

@@ -62,6 +62,9 @@ pub mod reference;
 pub mod snapshots;
 pub mod transfer;
 
+#[cfg(test)]
+mod tests;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

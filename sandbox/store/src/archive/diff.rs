@@ -224,18 +224,7 @@ impl<W: Write> Walker<'_, W> {
         if xattrs.is_empty() {
             return Ok(());
         }
-        let mut records = Vec::new();
-        for (k, v) in xattrs {
-            let body_len = " SCHILY.xattr.".len() + k.len() + 1 + v.len() + 1;
-            // The length prefix counts its own digits.
-            let mut len = body_len + 1;
-            while len.to_string().len() + body_len != len {
-                len = len.to_string().len() + body_len;
-            }
-            records.extend_from_slice(format!("{len} SCHILY.xattr.{k}=").as_bytes());
-            records.extend_from_slice(&v);
-            records.push(b'\n');
-        }
+        let records = pax_xattr_records(&xattrs);
         let mut h = Header::new_ustar();
         h.set_entry_type(EntryType::XHeader);
         let short: String = rel
@@ -255,6 +244,23 @@ impl<W: Write> Walker<'_, W> {
             .append(&h, records.as_slice())
             .map_err(|e| io_err("adding to tar", path, e).into())
     }
+}
+
+/// PAX records ("<len> SCHILY.xattr.<name>=<value>\n") for xattrs.
+pub(crate) fn pax_xattr_records(xattrs: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut records = Vec::new();
+    for (k, v) in xattrs {
+        let body_len = " SCHILY.xattr.".len() + k.len() + 1 + v.len() + 1;
+        // The length prefix counts its own digits.
+        let mut len = body_len + 1;
+        while len.to_string().len() + body_len != len {
+            len = len.to_string().len() + body_len;
+        }
+        records.extend_from_slice(format!("{len} SCHILY.xattr.{k}=").as_bytes());
+        records.extend_from_slice(v);
+        records.push(b'\n');
+    }
+    records
 }
 
 fn is_opaque(path: &Path) -> bool {

@@ -28,6 +28,8 @@ pub use unpack::{UnpackSummary, WhiteoutMode, unpack};
 use crate::digest::Digest;
 use crate::error::ErrorKind;
 
+#[cfg(test)]
+pub(crate) use diff::pax_xattr_records;
 pub(crate) use diff::write_layer;
 
 /// The prefix that marks a whiteout in a layer tar.

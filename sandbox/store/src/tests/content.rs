@@ -1,0 +1,150 @@
+use std::io::Write;
+
+use crate::content::{Expected, IngestManager, Ingester, Manager, Provider};
+use crate::{Digest, ErrorKind};
+
+use super::store;
+
+#[test]
+fn blob_write_read_and_info() {
+    let (_d, s) = store();
+    let info = s
+        .write_blob(&b"hello"[..], Expected::default())
+        .expect("write");
+    assert_eq!(info.digest, Digest::of(b"hello"));
+    assert_eq!(info.size, 5);
+    assert_eq!(s.read_blob(&info.digest, 100).expect("read"), b"hello");
+    assert!(s.blob_exists(&info.digest));
+    let path = s.blob_path(&info.digest).expect("path");
+    assert_eq!(std::fs::read(&path).expect("read path"), b"hello");
+    let mut seen = Vec::new();
+    s.content()
+        .walk(&mut |i| {
+            seen.push(i.digest);
+            Ok(())
+        })
+        .expect("walk");
+    assert_eq!(seen, vec![info.digest.clone()]);
+    s.delete_blob(&info.digest).expect("delete");
+    assert_eq!(
+        s.blob_info(&info.digest).expect_err("gone").kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn read_all_refuses_oversized_blob() {
+    let (_d, s) = store();
+    let info = s.write_blob_bytes(&[7u8; 1000]).expect("write");
+    let err = s.read_blob(&info.digest, 999).expect_err("too large");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn wrong_digest_is_rejected_and_nothing_is_published() {
+    let (_d, s) = store();
+    let claimed = Digest::of(b"other");
+    let err = s
+        .write_blob(&b"hello"[..], Expected::digest(claimed.clone()))
+        .expect_err("mismatch");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("digest mismatch"), "{err}");
+    assert!(!s.blob_exists(&claimed));
+    assert!(!s.blob_exists(&Digest::of(b"hello")));
+    assert!(s.content().ingests().expect("ingests").is_empty());
+}
+
+#[test]
+fn wrong_size_is_rejected_while_writing_and_at_commit() {
+    let (_d, s) = store();
+    let d = Digest::of(b"hello");
+    let err = s
+        .write_blob(&b"hello"[..], Expected::exact(d.clone(), 3))
+        .expect_err("too long");
+    assert!(err.to_string().contains("size mismatch"), "{err}");
+    let err = s
+        .write_blob(&b"hello"[..], Expected::exact(d.clone(), 10))
+        .expect_err("too short");
+    assert!(err.to_string().contains("size mismatch"), "{err}");
+    assert!(!s.blob_exists(&d));
+}
+
+#[test]
+fn one_writer_per_ref_and_resume() {
+    let (_d, s) = store();
+    let mut w = s
+        .content()
+        .writer("upload-1", Expected::default())
+        .expect("writer");
+    w.write_all(b"hel").expect("write");
+    let err = s
+        .content()
+        .writer("upload-1", Expected::default())
+        .expect_err("locked");
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    drop(w);
+    let statuses = s.content().ingests().expect("ingests");
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0].offset, 3);
+    let mut w = s
+        .content()
+        .writer("upload-1", Expected::exact(Digest::of(b"hello"), 5))
+        .expect("resume");
+    assert_eq!(w.offset(), 3);
+    w.write_all(b"lo").expect("write");
+    let info = w.commit().expect("commit");
+    assert_eq!(info.digest, Digest::of(b"hello"));
+    assert!(s.content().ingests().expect("ingests").is_empty());
+}
+
+#[test]
+fn concurrent_writers_of_the_same_blob() {
+    let (_d, s) = store();
+    let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+    let expected = Digest::of(&data);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            let data = data.clone();
+            std::thread::spawn(move || {
+                let mut w = s
+                    .content()
+                    .writer(&format!("same-{i}"), Expected::default())
+                    .expect("writer");
+                for chunk in data.chunks(65536) {
+                    w.write_all(chunk).expect("write");
+                }
+                w.commit().expect("commit")
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().expect("thread").digest, expected);
+    }
+    assert_eq!(
+        s.content().read_all(&expected, 1 << 30).expect("read"),
+        data
+    );
+    assert!(s.content().ingests().expect("ingests").is_empty());
+}
+
+#[test]
+fn digest_parsing() {
+    assert!("sha256:abc".parse::<Digest>().is_err());
+    assert!(
+        format!("sha512:{}", "a".repeat(128))
+            .parse::<Digest>()
+            .is_err()
+    );
+    assert!(
+        format!("sha256:{}", "A".repeat(64))
+            .parse::<Digest>()
+            .is_err()
+    );
+    let d = Digest::of(b"");
+    assert_eq!(d.to_string().parse::<Digest>().expect("roundtrip"), d);
+    assert_eq!(
+        d.to_string(),
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+}

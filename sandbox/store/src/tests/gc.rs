@@ -1,0 +1,177 @@
+use std::time::Duration;
+
+use super::store;
+use crate::{DiffOptions, Digest, ErrorKind, GcOptions, Layer, Namespace, Reference};
+
+const NOW: GcOptions = GcOptions {
+    grace: Duration::ZERO,
+};
+
+pub(crate) fn config_for(layers: &[&Layer]) -> Vec<u8> {
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("\"{}\"", l.diff_id))
+        .collect();
+    format!(
+        r#"{{"architecture":"{}","os":"linux","config":{{"Cmd":["/bin/sh"]}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        crate::manifests::host_architecture(),
+        diff_ids.join(",")
+    )
+    .into_bytes()
+}
+
+fn image(s: &crate::Store, content: &str) -> (crate::ImageRef, Layer) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("file"), content).expect("write");
+    let layer = s
+        .create_layer_from_dir(dir.path(), &DiffOptions::default())
+        .expect("layer");
+    let img = s
+        .write_image(&config_for(&[&layer]), std::slice::from_ref(&layer))
+        .expect("image");
+    (img, layer)
+}
+
+#[test]
+fn gc_keeps_named_and_leased_and_frees_the_rest() {
+    let (_d, s) = store();
+    let ns = Namespace::new("engine-1").expect("ns");
+    let (named, named_layer) = image(&s, "named");
+    let (leased, _) = image(&s, "leased");
+    let (orphan, orphan_layer) = image(&s, "orphan");
+    s.tag(
+        &ns,
+        &Reference::parse("named").expect("ref"),
+        &named.manifest_digest,
+    )
+    .expect("tag");
+    let unpacked_named = s.unpack(&named.manifest_digest).expect("unpack");
+    drop(unpacked_named);
+    let unpacked_leased = s.unpack(&leased.manifest_digest).expect("unpack");
+    let orphan_unpacked = s.unpack(&orphan.manifest_digest).expect("unpack");
+    let orphan_chain = orphan_unpacked.chain_id.clone().expect("chain");
+    drop(orphan_unpacked);
+    let stray = s.write_blob_bytes(b"stray").expect("blob").digest;
+
+    // Young objects are spared by the default grace period.
+    let report = s.gc(&GcOptions::default()).expect("gc");
+    assert!(report.blobs.is_empty() && report.snapshots.is_empty());
+
+    let report = s.gc(&NOW).expect("gc");
+    let mut freed: Vec<Digest> = vec![
+        orphan.manifest_digest.clone(),
+        orphan.config_digest.clone(),
+        orphan_layer.digest.clone(),
+        stray,
+    ];
+    freed.sort();
+    assert_eq!(report.blobs, freed);
+    assert_eq!(report.snapshots, vec![orphan_chain]);
+    for d in [
+        &named.manifest_digest,
+        &named.config_digest,
+        &named_layer.digest,
+        &leased.manifest_digest,
+        &leased.config_digest,
+    ] {
+        assert!(s.blob_exists(d), "{d} was referenced");
+    }
+    assert!(
+        unpacked_leased.lowerdirs.iter().all(|p| p.exists()),
+        "leased snapshot kept"
+    );
+    // The named image is still whole and usable.
+    let again = s.unpack(&named.manifest_digest).expect("unpack named");
+    assert!(again.lowerdirs[0].join("file").exists());
+
+    // Releasing the lease lets GC take the leased image.
+    drop(unpacked_leased);
+    drop(again);
+    let report = s.gc(&NOW).expect("gc");
+    assert!(report.blobs.contains(&leased.manifest_digest));
+    assert_eq!(report.snapshots.len(), 1);
+    assert!(s.blob_exists(&named.manifest_digest));
+    assert_eq!(
+        s.blob_info(&leased.manifest_digest)
+            .expect_err("freed")
+            .kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn gc_keeps_parents_of_active_snapshots_and_kept_leases() {
+    let (_d, s) = store();
+    let (img, _) = image(&s, "base");
+    let unpacked = s.unpack(&img.manifest_digest).expect("unpack");
+    let chain = unpacked.chain_id.clone().expect("chain");
+    let kept_id = unpacked.lease.keep();
+    let mounts = s
+        .snapshots()
+        .prepare("container-1", Some(&chain))
+        .expect("prepare");
+    s.release_lease(&kept_id).expect("release");
+    let report = s.gc(&NOW).expect("gc");
+    assert!(
+        report.snapshots.is_empty(),
+        "active snapshot's parent is a root"
+    );
+    assert_eq!(
+        report.blobs.len(),
+        3,
+        "the unnamed image's blobs go, its snapshot stays"
+    );
+    assert!(mounts.lowerdirs[0].exists());
+
+    let held = s.write_blob_bytes(b"held").expect("blob").digest;
+    let mut lease = s.lease().expect("lease");
+    lease.add_blob(held.clone()).expect("add");
+    let id = lease.keep();
+    s.snapshots().remove("container-1").expect("remove");
+    let report = s.gc(&NOW).expect("gc");
+    assert_eq!(report.snapshots, vec![chain]);
+    assert!(s.blob_exists(&held), "kept lease holds the blob");
+    let adopted = s.adopt_lease(&id).expect("adopt");
+    drop(adopted);
+    assert!(s.leases().expect("leases").is_empty());
+}
+
+#[test]
+fn gc_runs_while_images_are_unpacked_concurrently() {
+    let (_d, s) = store();
+    let ns = Namespace::new("hub").expect("ns");
+    let images: Vec<_> = (0..4).map(|i| image(&s, &format!("img{i}")).0).collect();
+    for (i, img) in images.iter().enumerate() {
+        s.tag(
+            &ns,
+            &Reference::parse(&format!("img{i}")).expect("ref"),
+            &img.manifest_digest,
+        )
+        .expect("tag");
+    }
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let s = s.clone();
+            let digests: Vec<Digest> = images.iter().map(|i| i.manifest_digest.clone()).collect();
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    for d in &digests {
+                        let u = s.unpack(d).expect("unpack during gc");
+                        assert!(u.lowerdirs.iter().all(|p| p.join("file").exists()));
+                    }
+                }
+            })
+        })
+        .collect();
+    for _ in 0..10 {
+        let report = s.gc(&NOW).expect("gc");
+        assert!(
+            report.blobs.is_empty(),
+            "named blobs freed: {:?}",
+            report.blobs
+        );
+    }
+    for w in workers {
+        w.join().expect("worker");
+    }
+}

@@ -1,0 +1,188 @@
+//! Checks: the conditions a task's grader evaluates, parsed and validated here.
+//!
+//! A check in front matter is a mapping with exactly one type key plus the
+//! optional `fail` (message shown when it does not pass) and `name`:
+//!
+//! ```yaml
+//! - file: {path: /root/hello.txt, contains: "hi"}
+//!   fail: "/root/hello.txt doesn't contain hi yet"
+//! ```
+//!
+//! Each type lives in its own module with a struct implementing [`CheckSpec`];
+//! the `check_kinds!` list below is the only other place that names it, so a
+//! new type (image, container, layers, …) is one module and one line there.
+//! This crate never evaluates a check: the grader does.
+
+mod command;
+mod file;
+mod http;
+mod registry;
+
+use std::fmt;
+
+use regex::{Regex, RegexBuilder};
+use serde::{Serialize, Serializer};
+
+pub use command::{CommandCheck, Run};
+pub use file::FileCheck;
+pub use http::HttpCheck;
+pub use registry::RegistryCheck;
+
+use crate::schema::Reader;
+use crate::yaml::Node;
+
+/// What every check type provides to the parser.
+pub(crate) trait CheckSpec: Sized {
+    /// Reads the value under the type key, reporting every problem.
+    fn parse(reader: &mut Reader<'_>, node: &Node) -> Option<Self>;
+    /// A short human description, used when the author gives no `name`.
+    fn describe(&self) -> String;
+}
+
+macro_rules! check_kinds {
+    ($($(#[$doc:meta])* $key:literal => $variant:ident($ty:ty),)*) => {
+        /// The type of a check and its parameters. Serialized the way it is
+        /// written: `{"file": {"path": …}}`.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        pub enum CheckKind {
+            $($(#[$doc])* #[serde(rename = $key)] $variant($ty),)*
+        }
+
+        /// The type keys, in the order error messages list them.
+        const KINDS: &[&str] = &[$($key),*];
+
+        impl CheckKind {
+            /// `None` when `key` names no check type.
+            fn parse(key: &str, reader: &mut Reader<'_>, node: &Node) -> Option<Option<Self>> {
+                match key {
+                    $($key => Some(<$ty as CheckSpec>::parse(reader, node).map(CheckKind::$variant)),)*
+                    _ => None,
+                }
+            }
+
+            fn describe(&self) -> String {
+                match self {
+                    $(CheckKind::$variant(c) => c.describe(),)*
+                }
+            }
+        }
+    };
+}
+
+check_kinds! {
+    /// Run a command in the node and look at its exit code and output.
+    "command" => Command(CommandCheck),
+    /// Look at a file in the node.
+    "file" => File(FileCheck),
+    /// Send an HTTP request inside the node's network.
+    "http" => Http(HttpCheck),
+    /// Ask a registry reachable from the node for a manifest.
+    "registry" => Registry(RegistryCheck),
+}
+
+/// Keys a check may carry besides its type key.
+const COMMON_KEYS: &[&str] = &["fail", "name"];
+
+/// One condition of a task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    #[serde(flatten)]
+    pub kind: CheckKind,
+    /// The message a student sees when the check does not pass; the grader
+    /// falls back to its own wording when absent.
+    pub fail: Option<String>,
+    /// The author's `name`, or a description derived from the check.
+    name: String,
+}
+
+impl Check {
+    /// What the grader reports this check as (`file /root/hello.txt`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn parse(reader: &mut Reader<'_>, node: &Node) -> Option<Check> {
+        let allowed: Vec<&str> = KINDS.iter().chain(COMMON_KEYS).copied().collect();
+        let fields = reader.fields(node, "check", &allowed)?;
+        let mut kind = None;
+        let mut kind_key: Option<&str> = None;
+        let mut ok = true;
+        for (key, value) in fields.keys() {
+            if COMMON_KEYS.contains(&key) {
+                continue;
+            }
+            if let Some(first) = kind_key {
+                reader.error(
+                    value.line,
+                    format!("check has two types, `{first}` and `{key}`: split it into two checks"),
+                );
+                ok = false;
+                continue;
+            }
+            kind_key = Some(key);
+            match CheckKind::parse(key, reader, value) {
+                Some(Some(parsed)) => kind = Some(parsed),
+                _ => ok = false,
+            }
+        }
+        if kind_key.is_none() {
+            reader.error(
+                fields.line(),
+                format!("check has no type: add one of {}", KINDS.join(", ")),
+            );
+        }
+        let fail = fields.get("fail").and_then(|n| reader.string(n, "fail"));
+        let custom_name = fields.get("name").and_then(|n| reader.string(n, "name"));
+        let kind = kind.filter(|_| ok)?;
+        let name = custom_name.unwrap_or_else(|| kind.describe());
+        Some(Check { kind, fail, name })
+    }
+}
+
+/// A regular expression that compiled when the course loaded; serializes as
+/// its source text.
+#[derive(Clone)]
+pub struct Pattern(Regex);
+
+/// Bounds the memory a hostile pattern can make the compiler use.
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+impl Pattern {
+    pub(crate) fn new(source: &str) -> Result<Pattern, regex::Error> {
+        RegexBuilder::new(source)
+            .size_limit(PATTERN_SIZE_LIMIT)
+            .build()
+            .map(Pattern)
+    }
+
+    pub fn regex(&self) -> &Regex {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}/", self.as_str())
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Keeps derived check names short enough for a results table.
+pub(crate) fn shorten(text: &str) -> String {
+    crate::yaml::truncate(text, 60).into_owned()
+}

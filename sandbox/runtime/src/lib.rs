@@ -1,1 +1,104 @@
-//! placeholder
+//! layerlab's container runtime: turns a list of image layer directories
+//! into an isolated, resource-limited sandbox, runs commands in it, and
+//! cleans up after it — the student's `node1` and, later, every
+//! `docker run` container.
+//!
+//! # What a sandbox is
+//! - A user namespace mapping ids 0..65535 inside to a per-sandbox range
+//!   outside ([`UidPool`], persisted slots; never host root), plus its own
+//!   mount, pid, uts, ipc, net and cgroup namespaces.
+//! - A root filesystem that is overlayfs over *idmapped* read-only image
+//!   layers (shared, owned by real host uids, never chowned) and a
+//!   size-limited tmpfs as the writable layer, entered with `pivot_root`.
+//!   Only /proc (with Docker's masked and read-only paths), a read-only
+//!   /sys, a minimal /dev, /etc/{hosts,hostname,resolv.conf} and explicit
+//!   bind mounts are visible.
+//! - Docker's default capabilities, a seccomp allowlist equivalent to
+//!   Docker's default profile ([`seccomp`]), `no_new_privs`.
+//! - Memory (+swap), pids and CPU limits in its own cgroup, v1 or v2.
+//! - A network namespace with loopback and a bridge, and no route out.
+//! - pid 1 is our tiny init (reaps orphans, forwards stop signals).
+//!
+//! # Principal types
+//! [`Runtime`] (created from a [`RuntimeConfig`]) owns the sandboxes of one
+//! state directory: [`Runtime::create`] from a [`SandboxSpec`],
+//! [`Runtime::exec`] / [`Runtime::exec_command`] with an [`ExecSpec`],
+//! [`Runtime::stop`], [`Runtime::list`], [`Runtime::stats`],
+//! [`Runtime::touch`], [`Runtime::adopt_or_cleanup`]. [`run_once`] is
+//! `layerlab sandbox run`. What may be called in which lifecycle state is
+//! tabled on [`Status`].
+//!
+//! # Process model
+//! The caller (a multi-threaded tokio server) never forks: all namespace
+//! work happens in its own executable re-executed with a hidden subcommand,
+//! which must call [`helper::main_if_requested`] first thing in `main`. The
+//! launch sequence and its message channel are drawn in `process/mod.rs`;
+//! the state directory in [`paths`].
+//!
+//! # Why not youki's libcontainer
+//! Measured and read: libcontainer 0.7 clones straight from the calling
+//! process and runs Rust code in the child (unsafe inside a tokio server),
+//! its exec ("tenant") did not join the container's user namespace — a
+//! student root would run as host root in the container's other namespaces
+//! — and it has no idmapped layers; it also took 8.2 ms per container
+//! against 2.3 ms for `unshare`, and pulls in 106 crates. What we need from
+//! it is small: a few hundred lines over raw syscalls (new mount API,
+//! pidfd `setns`, `clone`), `caps` and `seccompiler`. So this crate is
+//! written by hand, and exec joins *every* namespace of the init in one
+//! `setns(pidfd, …)`, user namespace included.
+//!
+//! # Invariants
+//! - No host mount, netns or veth is ever created: the overlay is a detached
+//!   mount attached only inside the sandbox's mount namespace, so killing a
+//!   sandbox's processes frees it; host leftovers are only the state tree,
+//!   the uid slot and cgroup directories, all removed by `stop` and by
+//!   `adopt_or_cleanup`.
+//! - Shared lower layers are never written, chowned or mounted writable.
+//! - Nothing from the host environment or its descriptors reaches a
+//!   sandboxed process: environments are built from the spec, descriptors
+//!   above stdio are closed before exec, helpers are non-dumpable.
+//! - This crate knows nothing of HTTP, databases, images or the store: it
+//!   receives lowerdir paths.
+
+pub mod caps;
+pub mod cgroups;
+pub mod error;
+pub mod helper;
+pub mod net;
+pub mod paths;
+mod process;
+pub mod rootfs;
+mod runtime;
+pub mod seccomp;
+pub mod spec;
+pub mod state;
+mod sys;
+pub mod userns;
+
+pub use cgroups::Stats;
+pub use error::{Error, ErrorKind, Result};
+pub use runtime::{AdoptReport, Runtime, RuntimeConfig, Sandbox, SandboxInfo};
+pub use spec::{BindMount, Bridge, ExecOutput, ExecSpec, ExitStatus, Limits, Network, SandboxSpec};
+pub use state::Status;
+pub use userns::UidPool;
+
+/// `layerlab sandbox run`: a fresh sandbox from `spec` runs `argv` with the
+/// caller's stdio (its terminal when `tty`), then is destroyed. Returns the
+/// command's exit status; a command killed by signal N reports code 128+N,
+/// as `docker run` does.
+///
+/// With `tty`, stdin must be a terminal; it is handed to the sandbox as is
+/// (the seccomp profile refuses `TIOCSTI`, so nothing can be typed into it
+/// after the command ends).
+pub fn run_once(config: &RuntimeConfig, mut spec: SandboxSpec, argv: Vec<String>, tty: bool) -> Result<ExitStatus> {
+    if tty {
+        // SAFETY: plain syscall.
+        if unsafe { libc::isatty(0) } != 1 {
+            return Err(Error::InvalidSpec("-t needs a terminal on stdin".into()));
+        }
+        let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
+        spec.env.entry("TERM".into()).or_insert(term);
+    }
+    spec.init = Some(argv);
+    Runtime::new(config.clone())?.run_foreground(spec)
+}

@@ -1,0 +1,221 @@
+//! Per-sandbox cgroups on v1 (one directory per controller hierarchy, as on
+//! this hybrid host) or v2 (one directory in the unified tree).
+//!
+//! Layout: v1 `/sys/fs/cgroup/<controller>/<parent>/<id>` for memory, pids,
+//! cpu and cpuacct; v2 `/sys/fs/cgroup/<parent>/<id>`. The devices
+//! controller is not used: a user namespace cannot create device nodes and
+//! the sandbox's /dev holds only bind-mounted harmless ones.
+
+use std::fs;
+use std::io::ErrorKind as IoKind;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::spec::Limits;
+
+const ROOT: &str = "/sys/fs/cgroup";
+const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
+const CPU_PERIOD_US: u64 = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+pub fn detect() -> Version {
+    if Path::new(ROOT).join("cgroup.controllers").exists() { Version::V2 } else { Version::V1 }
+}
+
+/// The directories a sandbox `id` uses under `parent`.
+pub fn dirs(version: Version, parent: &str, id: &str) -> Vec<PathBuf> {
+    match version {
+        Version::V1 => V1_CONTROLLERS.iter().map(|c| Path::new(ROOT).join(c).join(parent).join(id)).collect(),
+        Version::V2 => vec![Path::new(ROOT).join(parent).join(id)],
+    }
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let path = dir.join(file);
+    fs::write(&path, value).map_err(Error::io("write cgroup file", path))
+}
+
+fn find<'a>(dirs: &'a [PathBuf], controller: &str) -> Option<&'a Path> {
+    dirs.iter()
+        .find(|d| d.strip_prefix(ROOT).ok().and_then(|r| r.iter().next()).is_some_and(|c| c == controller))
+        .map(PathBuf::as_path)
+}
+
+/// Creates the directories and applies `limits`.
+pub fn create(version: Version, dirs: &[PathBuf], limits: &Limits) -> Result<()> {
+    for d in dirs {
+        if version == Version::V2 {
+            if let Some(parent) = d.parent() {
+                enable_v2_controllers(parent)?;
+            }
+        }
+        match fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == IoKind::NotFound => {
+                fs::create_dir_all(d).map_err(Error::io("create cgroup", d))?;
+            }
+            Err(e) if e.kind() == IoKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create cgroup", d)(e)),
+        }
+    }
+    let swap = limits.memory_swap_bytes.unwrap_or(limits.memory_bytes);
+    match version {
+        Version::V1 => {
+            if let Some(m) = find(dirs, "memory") {
+                write(m, "memory.limit_in_bytes", &limits.memory_bytes.to_string())?;
+                // Absent when the kernel runs without swap accounting.
+                if m.join("memory.memsw.limit_in_bytes").exists() {
+                    write(m, "memory.memsw.limit_in_bytes", &swap.to_string())?;
+                }
+            }
+            if let Some(p) = find(dirs, "pids") {
+                write(p, "pids.max", &limits.pids.to_string())?;
+            }
+            if let Some(c) = find(dirs, "cpu") {
+                // v1 shares default to 1024 for weight 100.
+                let shares = (limits.cpu_weight * 1024 / 100).max(2);
+                write(c, "cpu.shares", &shares.to_string())?;
+                if let Some(cpus) = limits.cpus {
+                    write(c, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+                    write(c, "cpu.cfs_quota_us", &((cpus * CPU_PERIOD_US as f64) as u64).to_string())?;
+                }
+            }
+        }
+        Version::V2 => {
+            let d = &dirs[0];
+            write(d, "memory.max", &limits.memory_bytes.to_string())?;
+            if d.join("memory.swap.max").exists() {
+                write(d, "memory.swap.max", &(swap - limits.memory_bytes).to_string())?;
+            }
+            write(d, "pids.max", &limits.pids.to_string())?;
+            write(d, "cpu.weight", &limits.cpu_weight.to_string())?;
+            if let Some(cpus) = limits.cpus {
+                write(d, "cpu.max", &format!("{} {CPU_PERIOD_US}", (cpus * CPU_PERIOD_US as f64) as u64))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn enable_v2_controllers(parent: &Path) -> Result<()> {
+    // Each ancestor must delegate the controllers to its children.
+    let mut chain: Vec<&Path> = parent.ancestors().take_while(|p| p.starts_with(ROOT)).collect();
+    chain.reverse();
+    for dir in chain {
+        fs::create_dir_all(dir).map_err(Error::io("create cgroup", dir))?;
+        let path = dir.join("cgroup.subtree_control");
+        let cur = fs::read_to_string(&path).unwrap_or_default();
+        for c in ["memory", "pids", "cpu"] {
+            if !cur.split_whitespace().any(|x| x == c) {
+                fs::write(&path, format!("+{c}")).map_err(Error::io("enable cgroup controller", &path))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves process `pid` (0: the caller) into every directory.
+pub fn join(dirs: &[PathBuf], pid: i32) -> Result<()> {
+    for d in dirs {
+        write(d, "cgroup.procs", &pid.to_string())?;
+    }
+    Ok(())
+}
+
+/// Memory and process counts as the cgroup reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Memory charged to the sandbox, page cache and kernel memory included.
+    pub memory_bytes: u64,
+    pub pids: u64,
+}
+
+fn read_u64(path: &Path) -> Result<u64> {
+    let s = fs::read_to_string(path).map_err(Error::io("read cgroup file", path))?;
+    s.trim().parse().map_err(|_| Error::io("parse cgroup file", path)(std::io::Error::from(IoKind::InvalidData)))
+}
+
+pub fn stats(version: Version, dirs: &[PathBuf]) -> Result<Stats> {
+    let (mem, pids) = match version {
+        Version::V1 => (
+            find(dirs, "memory").map(|d| d.join("memory.usage_in_bytes")),
+            find(dirs, "pids").map(|d| d.join("pids.current")),
+        ),
+        Version::V2 => (dirs.first().map(|d| d.join("memory.current")), dirs.first().map(|d| d.join("pids.current"))),
+    };
+    Ok(Stats {
+        memory_bytes: mem.map(|p| read_u64(&p)).transpose()?.unwrap_or(0),
+        pids: pids.map(|p| read_u64(&p)).transpose()?.unwrap_or(0),
+    })
+}
+
+/// Host pids of every process in the sandbox's cgroups.
+pub fn procs(dirs: &[PathBuf]) -> Vec<i32> {
+    let mut all: Vec<i32> = dirs
+        .iter()
+        .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect::<Vec<i32>>())
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// SIGKILLs every process in the cgroups until they are empty, then removes
+/// the directories. Missing directories are fine (already cleaned).
+pub fn destroy(dirs: &[PathBuf], timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pids = procs(dirs);
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            // SAFETY: plain syscall; a vanished pid only yields ESRCH.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Sys {
+                what: "processes of the sandbox survived SIGKILL",
+                source: std::io::Error::from(IoKind::TimedOut),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for d in dirs {
+        loop {
+            match fs::remove_dir(d) {
+                Ok(()) => break,
+                Err(e) if e.kind() == IoKind::NotFound => break,
+                // A process that just exited may still be leaving the group.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) => return Err(Error::io("remove cgroup", d)(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names of the sandbox directories under `parent` (union over hierarchies).
+pub fn children(version: Version, parent: &str) -> Vec<String> {
+    let roots: Vec<PathBuf> = match version {
+        Version::V1 => V1_CONTROLLERS.iter().map(|c| Path::new(ROOT).join(c).join(parent)).collect(),
+        Version::V2 => vec![Path::new(ROOT).join(parent)],
+    };
+    let mut names: Vec<String> = roots
+        .iter()
+        .filter_map(|r| fs::read_dir(r).ok())
+        .flat_map(|rd| rd.flatten().filter(|e| e.path().is_dir()).filter_map(|e| e.file_name().into_string().ok()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}

@@ -1,0 +1,85 @@
+//! The crate's error type and the shared kinds callers map to status codes.
+
+use std::io;
+use std::path::PathBuf;
+
+/// The few outcomes callers branch on (the same kinds every layerlab crate
+/// reports), so the engine and the server map them to status codes in one
+/// place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    AlreadyExists,
+    InvalidArgument,
+    FailedPrecondition,
+    Unavailable,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid sandbox id {0:?}: use 1 to 64 characters from a-z, 0-9, '-' and '_'")]
+    InvalidId(String),
+    #[error("invalid sandbox spec: {0}")]
+    InvalidSpec(String),
+    #[error("sandbox {0} not found")]
+    NotFound(String),
+    #[error("sandbox {0} already exists")]
+    AlreadyExists(String),
+    #[error("sandbox {id} is {status}: {what} needs a running sandbox")]
+    NotRunning { id: String, status: String, what: &'static str },
+    #[error("no free user-namespace range left in the pool of {count}: stop sandboxes or enlarge the pool")]
+    PoolExhausted { count: u32 },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what}: {source}")]
+    Sys {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("corrupt state file {path}: {source}")]
+    State {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("sandbox helper {helper} failed for {id}: {message}")]
+    Helper { helper: PathBuf, id: String, message: String },
+    #[error("command timed out after {0:?} and was killed")]
+    Timeout(std::time::Duration),
+    #[error("{failure}; cleaning up afterwards also failed: {cleanup}")]
+    WithCleanup { failure: Box<Error>, cleanup: Box<Error> },
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidId(_) | Error::InvalidSpec(_) => ErrorKind::InvalidArgument,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            Error::NotRunning { .. } => ErrorKind::FailedPrecondition,
+            Error::PoolExhausted { .. } | Error::Timeout(_) => ErrorKind::Unavailable,
+            Error::WithCleanup { failure, .. } => failure.kind(),
+            Error::Io { .. } | Error::Sys { .. } | Error::State { .. } | Error::Helper { .. } => {
+                ErrorKind::Internal
+            }
+        }
+    }
+
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { what, path, source }
+    }
+
+    pub(crate) fn sys(what: &'static str) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Sys { what, source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

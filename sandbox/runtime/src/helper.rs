@@ -1,0 +1,35 @@
+//! The re-executed helper's entry point. A multi-threaded caller must never
+//! fork or clone itself, so every namespace operation runs in a fresh,
+//! single-threaded exec of the caller's own binary with a hidden subcommand.
+//!
+//! The binary that embeds this crate calls [`main_if_requested`] first thing
+//! in `main`, before starting any thread or async runtime:
+//!
+//! ```no_run
+//! fn main() {
+//!     runtime::helper::main_if_requested();
+//!     // ... the normal program (CLI parsing, tokio, ...)
+//! }
+//! ```
+
+use std::path::PathBuf;
+
+/// argv[1] that runs the create helper: `<exe> __layerlab-runtime-create <config.json>`.
+pub const CREATE: &str = "__layerlab-runtime-create";
+/// argv[1] that runs the exec helper:
+/// `<exe> __layerlab-runtime-exec --state-dir DIR [--cwd D] [--uid N] [--gid N] [--env K=V]... ID -- CMD...`.
+pub const EXEC: &str = "__layerlab-runtime-exec";
+
+/// Runs the helper and exits if argv asks for it; returns otherwise.
+pub fn main_if_requested() {
+    let mut args = std::env::args();
+    let _exe = args.next();
+    match args.next().as_deref() {
+        Some(CREATE) => {
+            let config: PathBuf = args.next().unwrap_or_default().into();
+            std::process::exit(crate::process::create::main(&config))
+        }
+        Some(EXEC) => std::process::exit(crate::process::exec::main(args)),
+        _ => {}
+    }
+}

@@ -1,0 +1,91 @@
+//! The on-disk layout of a runtime's state directory. Nothing else in the
+//! crate formats these paths.
+//!
+//! ```text
+//! <state_dir>/
+//!   sandboxes/
+//!     <id>/                 one per sandbox, created by `Runtime::create`
+//!       config.json         the SandboxSpec and resolved settings handed to the helper
+//!       state.json          lifecycle record (State): status, init pid + start time,
+//!                           uid range, cgroup names; rewritten atomically
+//!       helper-error        why the create helper failed (absent on success)
+//!       activity            empty file; its mtime is the last activity
+//!       rootfs/             empty mount point; the overlay is attached here only
+//!                           inside the sandbox's own mount namespace
+//!   uid-slots/
+//!     <n>                   allocation of uid range n, holds the owning sandbox id;
+//!                           created with O_EXCL, removed when the sandbox is gone
+//! ```
+//!
+//! No mount, network namespace or veth of a sandbox appears on the host:
+//! they live only in the sandbox's namespaces, so killing its processes
+//! releases them. Host-side leftovers are exactly: this tree, the uid slot and
+//! the cgroup directories named in state.json.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn sandboxes(&self) -> PathBuf {
+        self.root.join("sandboxes")
+    }
+
+    /// The directory of sandbox `id`; `id` must have passed [`check_id`].
+    pub fn sandbox(&self, id: &str) -> PathBuf {
+        self.sandboxes().join(id)
+    }
+
+    pub fn config(&self, id: &str) -> PathBuf {
+        self.sandbox(id).join("config.json")
+    }
+
+    pub fn state(&self, id: &str) -> PathBuf {
+        self.sandbox(id).join("state.json")
+    }
+
+    pub fn helper_error(&self, id: &str) -> PathBuf {
+        self.sandbox(id).join("helper-error")
+    }
+
+    pub fn activity(&self, id: &str) -> PathBuf {
+        self.sandbox(id).join("activity")
+    }
+
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.sandbox(id).join("rootfs")
+    }
+
+    pub fn uid_slots(&self) -> PathBuf {
+        self.root.join("uid-slots")
+    }
+
+    pub fn uid_slot(&self, slot: u32) -> PathBuf {
+        self.uid_slots().join(slot.to_string())
+    }
+}
+
+/// Sandbox ids become path components and cgroup names: keep them to a
+/// small alphabet so no id can traverse or collide with our own files.
+pub fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && !id.starts_with('-');
+    if ok { Ok(()) } else { Err(Error::InvalidId(id.to_owned())) }
+}

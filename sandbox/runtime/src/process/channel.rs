@@ -1,0 +1,113 @@
+//! The one message pipe of the launch sequence: a `SOCK_SEQPACKET`
+//! socketpair between the create helper and the sandbox init it cloned.
+//!
+//! Exactly two exchanges happen, in order:
+//! 1. helper → init: `Rootfs`, carrying the detached overlay mount as an
+//!    `SCM_RIGHTS` descriptor. It is sent only after the uid/gid maps are
+//!    written, so receiving it also means "you are mapped".
+//! 2. init → helper: `Ready` once the sandbox is fully set up, or
+//!    `Failed(reason)`. End-of-file instead means init died.
+//!
+//! Seqpacket keeps message boundaries, so a message is one `recvmsg`.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::error::{Error, Result};
+
+const ROOTFS: u8 = 1;
+const READY: u8 = 2;
+const FAILED: u8 = 3;
+
+pub(crate) enum Message {
+    Rootfs(OwnedFd),
+    Ready,
+    Failed(String),
+}
+
+pub(crate) fn pair() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: valid out-array of two ints.
+    crate::sys::check(unsafe {
+        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+    })
+    .map_err(Error::sys("create helper channel"))?;
+    // SAFETY: fresh descriptors.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+pub(crate) fn send(sock: &OwnedFd, msg: &Message) -> Result<()> {
+    let (mut body, fd) = match msg {
+        Message::Rootfs(fd) => (vec![ROOTFS], Some(fd.as_raw_fd())),
+        Message::Ready => (vec![READY], None),
+        Message::Failed(m) => {
+            let mut b = vec![FAILED];
+            b.extend_from_slice(&m.as_bytes()[..m.len().min(4000)]);
+            (b, None)
+        }
+    };
+    let mut iov = libc::iovec { iov_base: body.as_mut_ptr().cast(), iov_len: body.len() };
+    // u64 storage keeps the control buffer aligned for cmsghdr.
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr is plain data; pointers stay valid for the call.
+    unsafe {
+        let mut hdr: libc::msghdr = std::mem::zeroed();
+        hdr.msg_iov = &mut iov;
+        hdr.msg_iovlen = 1;
+        if let Some(fd) = fd {
+            hdr.msg_control = cbuf.as_mut_ptr().cast();
+            hdr.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+            let c = libc::CMSG_FIRSTHDR(&hdr);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+        }
+        if libc::sendmsg(sock.as_raw_fd(), &hdr, libc::MSG_NOSIGNAL) < 0 {
+            return Err(Error::sys("send on helper channel")(io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// The next message, or `None` at end-of-file (the peer is gone).
+pub(crate) fn recv(sock: &OwnedFd) -> Result<Option<Message>> {
+    let mut buf = vec![0u8; 4096];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: as in `send`.
+    let (n, fd) = unsafe {
+        let mut hdr: libc::msghdr = std::mem::zeroed();
+        hdr.msg_iov = &mut iov;
+        hdr.msg_iovlen = 1;
+        hdr.msg_control = cbuf.as_mut_ptr().cast();
+        hdr.msg_controllen = std::mem::size_of_val(&cbuf);
+        let n = loop {
+            let n = libc::recvmsg(sock.as_raw_fd(), &mut hdr, libc::MSG_CMSG_CLOEXEC);
+            if n >= 0 {
+                break n as usize;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(Error::sys("receive on helper channel")(e));
+            }
+        };
+        let c = libc::CMSG_FIRSTHDR(&hdr);
+        let fd = if !c.is_null() && (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+            Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>())))
+        } else {
+            None
+        };
+        (n, fd)
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let bad = || Error::sys("malformed message on helper channel")(io::Error::from(io::ErrorKind::InvalidData));
+    Ok(Some(match (buf[0], fd) {
+        (ROOTFS, Some(fd)) => Message::Rootfs(fd),
+        (READY, None) => Message::Ready,
+        (FAILED, None) => Message::Failed(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+        _ => return Err(bad()),
+    }))
+}

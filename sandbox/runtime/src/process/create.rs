@@ -1,0 +1,103 @@
+//! The create helper: host root, single-threaded, short-lived. Builds what
+//! needs host privileges (cgroup membership, id maps, idmapped layers, the
+//! overlay) and clones the sandbox init, then records it and exits.
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use super::channel::{self, Message};
+use super::{Command, HelperConfig, init};
+use crate::error::{Error, Result};
+use crate::state::{self, State, Status};
+use crate::{cgroups, rootfs, seccomp, userns};
+
+const NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWCGROUP;
+
+pub(crate) fn main(config: &Path) -> i32 {
+    let cfg: HelperConfig = match fs::read(config)
+        .map_err(Error::io("read", config))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|source| Error::State { path: config.to_owned(), source }))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("layerlab: {e}");
+            return 1;
+        }
+    };
+    match run(&cfg) {
+        Ok(()) => 0,
+        Err(e) => {
+            // The caller reads this file; stderr may be /dev/null.
+            let _ = fs::write(&cfg.error, e.to_string());
+            1
+        }
+    }
+}
+
+fn run(cfg: &HelperConfig) -> Result<()> {
+    // Everything that can fail on bad input is done before cloning.
+    let profile = seccomp::Profile::build()?;
+    let binds = rootfs::clone_binds(&cfg.spec)?;
+    let main = cfg
+        .spec
+        .init
+        .as_ref()
+        .map(|argv| Command::new(argv, &cfg.spec.env, &cfg.spec.cwd, &[("HOSTNAME", &cfg.spec.hostname), ("HOME", "/root")]))
+        .transpose()?;
+    // Joining first makes the clone, its namespaces and its kernel memory
+    // born inside the sandbox's cgroups (and roots its cgroup namespace there).
+    cgroups::join(&cfg.cgroups, std::process::id() as i32)?;
+    // A private mount namespace for the helper's scratch mounts (see
+    // `rootfs::build_overlay`): nothing it mounts is seen by the host, and
+    // all of it goes when the helper exits.
+    // SAFETY: plain syscall.
+    crate::sys::check(unsafe { libc::unshare(libc::CLONE_NEWNS) }).map_err(Error::sys("unshare mount namespace"))?;
+    crate::sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
+        .map_err(Error::sys("make helper mounts private"))?;
+    let (ours, theirs) = channel::pair()?;
+    let flags = (NAMESPACES | libc::CLONE_PARENT) as libc::c_ulong;
+    // SAFETY: this helper is single-threaded (a fresh exec that started no threads).
+    let pid = unsafe { crate::sys::clone_fork(flags) }.map_err(Error::sys("clone sandbox init"))?;
+    if pid == 0 {
+        drop(ours);
+        init::sandbox_main(cfg, theirs, binds, profile, main)
+    }
+    drop(theirs);
+    drop(binds);
+    let r = parent(cfg, pid, &ours);
+    if r.is_err() {
+        // SAFETY: plain syscall on the pid we just created.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    r
+}
+
+fn parent(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<()> {
+    userns::write_maps(pid, cfg.uid_base)?;
+    let ns_path = format!("/proc/{pid}/ns/user");
+    let userns: OwnedFd = fs::File::open(&ns_path).map_err(Error::io("open", &ns_path))?.into();
+    let overlay = rootfs::build_overlay(&cfg.spec, &userns, cfg.uid_base, &cfg.rootfs)?;
+    channel::send(sock, &Message::Rootfs(overlay))?;
+    let failed = |message: String| Error::Helper {
+        helper: std::env::current_exe().unwrap_or_default(),
+        id: cfg.spec.id.clone(),
+        message,
+    };
+    match channel::recv(sock)? {
+        Some(Message::Ready) => {}
+        Some(Message::Failed(m)) => return Err(failed(m)),
+        _ => return Err(failed("sandbox init died during setup".into())),
+    }
+    let mut st = State::load(&cfg.state)?;
+    st.status = Status::Running;
+    st.init_pid = Some(pid);
+    st.init_start_time = state::process_start_time(pid);
+    st.save(&cfg.state)
+}

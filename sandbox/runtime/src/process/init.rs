@@ -1,0 +1,144 @@
+//! The sandbox's init: finishes the sandbox from inside its namespaces, then
+//! stays as pid 1 — starts the init command, forwards stop signals, reaps
+//! orphans, and exits with the command's status (128 + signal when it was
+//! killed), which tears the whole pid namespace down.
+
+use std::os::fd::OwnedFd;
+
+use super::channel::{self, Message};
+use super::{Command, HelperConfig, block_all_signals, decode, set_dumpable, set_ids, unblock_all_signals, wait_signal};
+use crate::error::{Error, Result};
+use crate::seccomp::Profile;
+use crate::{caps, net, rootfs, sys};
+
+/// Entry of the cloned child; never returns.
+pub(crate) fn sandbox_main(cfg: &HelperConfig, sock: OwnedFd, binds: Vec<OwnedFd>, profile: Profile, main: Option<Command>) -> ! {
+    block_all_signals();
+    if let Err(e) = setup(cfg, &sock, binds, &profile) {
+        let _ = channel::send(&sock, &Message::Failed(e.to_string()));
+        // SAFETY: leaving the child without running the helper's destructors.
+        unsafe { libc::_exit(1) };
+    }
+    if channel::send(&sock, &Message::Ready).is_err() {
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) };
+    }
+    drop(sock);
+    // Nothing from the host stays open in pid 1 beyond stdio.
+    let _ = sys::close_from(3);
+    let code = supervise(main, cfg.foreground);
+    // SAFETY: as above.
+    unsafe { libc::_exit(code) }
+}
+
+fn setup(cfg: &HelperConfig, sock: &OwnedFd, binds: Vec<OwnedFd>, profile: &Profile) -> Result<()> {
+    let overlay = match channel::recv(sock)? {
+        Some(Message::Rootfs(fd)) => fd,
+        _ => return Err(Error::sys("wait for rootfs")(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))),
+    };
+    // Still host uid 0 here: the host paths (state dir, bind sources) are
+    // resolved now, before we become the namespace's root.
+    rootfs::attach(&overlay, &cfg.rootfs, &binds, &cfg.spec)?;
+    drop(overlay);
+    drop(binds);
+    set_ids(0, 0)?;
+    rootfs::populate_and_pivot(&cfg.spec)?;
+    let host = sys::cstring(&cfg.spec.hostname).map_err(Error::sys("hostname"))?;
+    // SAFETY: valid buffer and length.
+    sys::check(unsafe { libc::sethostname(host.as_ptr(), cfg.spec.hostname.len()) }).map_err(Error::sys("sethostname"))?;
+    net::setup(cfg.spec.network.bridge.as_ref())?;
+    if !cfg.foreground {
+        // SAFETY: /dev/null is the sandbox's own (bind of the host device).
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if null < 0 {
+                return Err(Error::sys("open /dev/null")(std::io::Error::last_os_error()));
+            }
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+    caps::restrict_to_default()?;
+    // Non-dumpable: nothing in the sandbox may ptrace pid 1 or open its
+    // /proc/1/exe (CVE-2019-5736 targets exactly that link).
+    set_dumpable(false);
+    profile.apply()
+}
+
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The init loop: returns the exit code for pid 1.
+fn supervise(main: Option<Command>, foreground: bool) -> i32 {
+    let main_pid = match main {
+        Some(cmd) => {
+            // SAFETY: pid 1 is single-threaded.
+            match unsafe { libc::fork() } {
+                0 => {
+                    unblock_all_signals();
+                    if !foreground {
+                        // SAFETY: plain syscall.
+                        unsafe { libc::setsid() };
+                    }
+                    cmd.exec()
+                }
+                -1 => return 126,
+                pid => Some(pid),
+            }
+        }
+        None => None,
+    };
+    let mut stopping = false;
+    loop {
+        // While stopping without an init command, the remaining processes
+        // (exec'd shells are children of their host-side helpers, not ours)
+        // are polled: we end once none is left.
+        let Some((sig, code)) = wait_signal(stopping.then_some(STOP_POLL)) else {
+            // SAFETY: plain syscall; signal 0 only checks for existence.
+            if unsafe { libc::kill(-1, 0) } < 0 {
+                return 0;
+            }
+            continue;
+        };
+        match sig {
+            libc::SIGCHLD => loop {
+                let mut status = 0;
+                // SAFETY: plain syscall.
+                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+                if pid == 0 {
+                    break;
+                }
+                if pid < 0 {
+                    break;
+                }
+                if Some(pid) == main_pid {
+                    return match decode(status) {
+                        (Some(c), _) => c,
+                        (None, Some(s)) => 128 + s,
+                        _ => 255,
+                    };
+                }
+            },
+            // Terminal-generated signals (^C, ^\, window size) already reached
+            // the foreground process group; forwarding would double them.
+            _ if code == libc::SI_KERNEL => {}
+            _ => match main_pid {
+                // SAFETY: plain syscall.
+                Some(pid) => unsafe {
+                    libc::kill(pid, sig);
+                },
+                None if matches!(sig, libc::SIGTERM | libc::SIGINT | libc::SIGHUP) => {
+                    stopping = true;
+                    // SAFETY: plain syscall; -1 is every process in our pid namespace but us.
+                    if unsafe { libc::kill(-1, libc::SIGTERM) } < 0 {
+                        return 0;
+                    }
+                }
+                None => {}
+            },
+        }
+    }
+}

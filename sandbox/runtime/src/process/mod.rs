@@ -1,0 +1,226 @@
+//! The processes of the launch sequence, one file each, and what they share.
+//!
+//! ```text
+//!  caller (server / CLI, any number of threads)
+//!    │ spawns `<helper_exe> __layerlab-runtime-create <config.json>`
+//!    ▼
+//!  create helper (create.rs, host root, single-threaded)
+//!    │ joins the sandbox cgroups, then clone(CLONE_PARENT | all namespaces)
+//!    ├──────────────► sandbox init (init.rs, pid 1 inside, child of the caller)
+//!    │  uid/gid maps,   ◄── channel.rs: Rootfs(fd) ──── waits
+//!    │  idmapped        ──► Ready / Failed(reason)
+//!    │  overlay         │ attach rootfs, pivot_root, hostname, network,
+//!    │                  │ caps, no_new_privs, seccomp
+//!    ▼ writes state.json, exits 0        │ runs the init command, reaps orphans
+//!
+//!  `<helper_exe> __layerlab-runtime-exec … ID -- CMD` (exec.rs, host root)
+//!    joins the cgroups, setns(pidfd, user|mnt|pid|uts|ipc|net|cgroup),
+//!    forks CMD inside (uid set, caps, seccomp, fds closed), forwards
+//!    signals, mirrors CMD's exit code or signal
+//! ```
+//!
+//! `CLONE_PARENT` makes the sandbox init a child of the caller rather than
+//! of the short-lived create helper, so there is one process per idle
+//! sandbox and the caller can reap it (this machine's pid 1 does not reap
+//! orphans).
+
+pub(crate) mod channel;
+pub(crate) mod create;
+pub(crate) mod exec;
+pub(crate) mod init;
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::spec::{DEFAULT_PATH, SandboxSpec};
+
+/// What the caller hands the create helper in `config.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct HelperConfig {
+    pub spec: SandboxSpec,
+    pub uid_base: u32,
+    pub cgroups: Vec<PathBuf>,
+    /// Empty directory the overlay is attached to inside the sandbox's mount namespace.
+    pub rootfs: PathBuf,
+    pub state: PathBuf,
+    pub error: PathBuf,
+    /// Keep the caller's stdio for the init command (`run_once`); otherwise
+    /// the sandbox gets its own /dev/null.
+    pub foreground: bool,
+}
+
+/// A command ready to `execve`, prepared before forking so the child only
+/// makes system calls.
+pub(crate) struct Command {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    cwd: CString,
+    display: String,
+}
+
+impl Command {
+    /// `argv[0]` is looked up later, inside the sandbox, in the `PATH` of
+    /// `env` — never in the helper's own environment, which must not leak
+    /// into the sandbox. `defaults` fill variables `env` does not set.
+    pub fn new(argv: &[String], env: &BTreeMap<String, String>, cwd: &str, defaults: &[(&str, &str)]) -> Result<Self> {
+        let mut env = env.clone();
+        env.entry("PATH".into()).or_insert_with(|| DEFAULT_PATH.to_owned());
+        for (k, v) in defaults {
+            env.entry((*k).to_owned()).or_insert_with(|| (*v).to_owned());
+        }
+        let cs = |s: &str| CString::new(s).map_err(|_| Error::InvalidSpec("NUL byte in command".into()));
+        let first = argv.first().ok_or_else(|| Error::InvalidSpec("command is empty".into()))?;
+        Ok(Self {
+            path: cs(first)?,
+            argv: argv.iter().map(|a| cs(a)).collect::<Result<_>>()?,
+            envp: env.iter().map(|(k, v)| cs(&format!("{k}={v}"))).collect::<Result<_>>()?,
+            cwd: cs(cwd)?,
+            display: first.clone(),
+        })
+    }
+
+    /// Resolves `argv[0]` against `PATH` in the current (sandbox) root.
+    fn resolve(&mut self) -> bool {
+        if self.path.as_bytes().contains(&b'/') {
+            return true;
+        }
+        let path_var = self
+            .envp
+            .iter()
+            .find_map(|e| e.as_bytes().strip_prefix(b"PATH="))
+            .map(|p| p.to_vec())
+            .unwrap_or_default();
+        for dir in path_var.split(|&b| b == b':').filter(|d| !d.is_empty()) {
+            let cand = Path::new(std::ffi::OsStr::from_bytes(dir)).join(std::ffi::OsStr::from_bytes(self.path.as_bytes()));
+            if let Ok(c) = CString::new(cand.as_os_str().as_bytes()) {
+                // SAFETY: valid C string.
+                if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+                    self.path = c;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Changes to the working directory and replaces the process image;
+    /// returns only by exiting with the shell's codes (126/127).
+    pub fn exec(mut self) -> ! {
+        // SAFETY: valid C string.
+        if unsafe { libc::chdir(self.cwd.as_ptr()) } != 0 {
+            // SAFETY: "/" always exists inside the sandbox.
+            unsafe { libc::chdir(c"/".as_ptr()) };
+        }
+        // Rust's runtime ignores SIGPIPE in the helper; dispositions set to
+        // ignore would survive execve, so the command starts from defaults.
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                // SAFETY: resetting a disposition to default.
+                unsafe { libc::signal(sig, libc::SIG_DFL) };
+            }
+        }
+        if !self.resolve() {
+            fail(&format!("{}: command not found", self.display), 127);
+        }
+        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|a| a.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        // SAFETY: NULL-terminated arrays of valid C strings.
+        unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let e = std::io::Error::last_os_error();
+        let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+        fail(&format!("{}: {e}", self.display), code)
+    }
+}
+
+/// Reports on stderr and exits without running destructors or atexit
+/// handlers (we are a forked child).
+pub(crate) fn fail(msg: &str, code: i32) -> ! {
+    let line = format!("layerlab: {msg}\n");
+    // SAFETY: writing a valid buffer to fd 2.
+    unsafe {
+        libc::write(2, line.as_ptr().cast(), line.len());
+        libc::_exit(code)
+    }
+}
+
+/// Blocks every signal and returns the previous mask.
+pub(crate) fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigfillset/sigprocmask.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_BLOCK, &all, &mut old);
+        old
+    }
+}
+
+pub(crate) fn unblock_all_signals() {
+    // SAFETY: as above.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
+    }
+}
+
+/// Waits for the next signal among those blocked; returns (signo, si_code),
+/// or `None` when `timeout` passed first.
+pub(crate) fn wait_signal(timeout: Option<std::time::Duration>) -> Option<(i32, i32)> {
+    // SAFETY: plain data out-parameters.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        loop {
+            let s = match timeout {
+                None => libc::sigwaitinfo(&all, &mut info),
+                Some(t) => {
+                    let ts = libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos().into() };
+                    libc::sigtimedwait(&all, &mut info, &ts)
+                }
+            };
+            if s > 0 {
+                return Some((s, info.si_code));
+            }
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) {
+                return None;
+            }
+        }
+    }
+}
+
+/// Wait-status of a child turned into (code, signal).
+pub(crate) fn decode(status: libc::c_int) -> (Option<i32>, Option<i32>) {
+    if libc::WIFEXITED(status) {
+        (Some(libc::WEXITSTATUS(status)), None)
+    } else if libc::WIFSIGNALED(status) {
+        (None, Some(libc::WTERMSIG(status)))
+    } else {
+        (None, None)
+    }
+}
+
+/// Becomes `uid`/`gid` with no supplementary groups (inside the user namespace).
+pub(crate) fn set_ids(uid: u32, gid: u32) -> Result<()> {
+    // SAFETY: plain syscalls.
+    unsafe {
+        crate::sys::check(libc::setgroups(0, std::ptr::null())).map_err(Error::sys("setgroups"))?;
+        crate::sys::check(libc::setresgid(gid, gid, gid)).map_err(Error::sys("setresgid"))?;
+        crate::sys::check(libc::setresuid(uid, uid, uid)).map_err(Error::sys("setresuid"))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn set_dumpable(on: bool) {
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) };
+}

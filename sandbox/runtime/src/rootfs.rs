@@ -1,0 +1,249 @@
+//! The sandbox's root filesystem, built in two halves.
+//!
+//! Host half ([`build_overlay`], run by the create helper as host root):
+//! each image layer is cloned with `open_tree(OPEN_TREE_CLONE)` and idmapped
+//! with `mount_setattr(MOUNT_ATTR_IDMAP)` to the sandbox's user namespace,
+//! so files owned by host uid 0 appear owned by root inside while the
+//! shared layer directories are never chowned or written. The writable
+//! layer is a fresh size-limited tmpfs (the only thing a sandbox can fill,
+//! charged to its memory cgroup, gone with the sandbox). Overlayfs is then
+//! assembled with `fsopen`/`fsconfig` (`lowerdir+` per layer) into a
+//! *detached* mount: nothing appears in the host's mount table, so a
+//! crashed server leaves no mount behind.
+//!
+//! Why idmapped layers rather than alternatives: chowning a copy of each
+//! layer per sandbox costs a full tree walk and disk per sandbox; mounting
+//! overlay inside the user namespace without idmapping shows every layer
+//! file as `nobody`. Idmapping costs two system calls per layer and keeps
+//! one shared copy on disk. Why tmpfs for the writable layer: it enforces a
+//! byte and inode limit with no loop device or xfs project quota, it is
+//! charged to the sandbox's memory cgroup, and it disappears with the
+//! sandbox; lab sandboxes are disposable, so losing the upper layer on host
+//! reboot is the desired behaviour.
+//!
+//! Sandbox half ([`enter`], run by the sandbox's init in its new mount
+//! namespace): attach that mount, add /proc, read-only /sys, a minimal /dev,
+//! /etc/{hosts,hostname,resolv.conf} and the requested bind mounts, mask
+//! /proc paths as Docker does, then `pivot_root` and detach the old root.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::spec::SandboxSpec;
+use crate::sys::{self, FsContext};
+
+/// Files Docker hides under `/dev/null` or an empty read-only tmpfs.
+const MASKED: &[&str] = &[
+    "proc/asound",
+    "proc/acpi",
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+    "proc/scsi",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
+];
+
+/// Paths Docker leaves visible but read-only.
+const READONLY: &[&str] = &["proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"];
+
+/// Device nodes bind-mounted from the host (a user namespace cannot mknod).
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Builds the detached overlay for a sandbox whose user namespace is `userns`
+/// and whose root maps to host id `root_uid`.
+///
+/// Runs in the create helper's private mount namespace: overlayfs takes
+/// private clones of its layers and accepts only layers attached in the
+/// caller's namespace (detached `open_tree` clones are refused with EINVAL
+/// here), so the writable tmpfs is mounted on `scratch` and each idmapped
+/// layer is attached inside it. Those attachments vanish with the helper;
+/// the overlay keeps its own clones.
+pub fn build_overlay(spec: &SandboxSpec, userns: &OwnedFd, root_uid: u32, scratch: &Path) -> Result<OwnedFd> {
+    let opts = format!("size={},nr_inodes={},mode=0755", spec.limits.disk_bytes, spec.limits.disk_inodes);
+    sys::mount(Some("tmpfs"), scratch, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&opts))
+        .map_err(Error::io("mount writable layer", scratch))?;
+    let upper = scratch.join("upper");
+    let work = scratch.join("work");
+    for d in [&upper, &work] {
+        fs::create_dir(d).map_err(Error::io("create", d))?;
+        // The upper root becomes the sandbox's `/`: owned by root inside.
+        std::os::unix::fs::chown(d, Some(root_uid), Some(root_uid)).map_err(Error::io("chown", d))?;
+    }
+    let ovl = FsContext::open("overlay").map_err(Error::sys("open overlay context"))?;
+    for (i, dir) in spec.lowerdirs.iter().enumerate() {
+        let layer = sys::open_tree_clone(dir, false).map_err(Error::io("clone layer mount", dir))?;
+        sys::mount_setattr(
+            layer.as_fd(),
+            sys::MOUNT_ATTR_IDMAP | sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NODEV,
+            0,
+            Some(userns.as_fd()),
+        )
+        .map_err(Error::io("idmap layer", dir))?;
+        let at = scratch.join(format!("l{i}"));
+        fs::create_dir(&at).map_err(Error::io("create", &at))?;
+        sys::move_mount_to(layer.as_fd(), &at).map_err(Error::io("attach layer", &at))?;
+        ovl.set_string("lowerdir+", &path_str(&at)?).map_err(Error::io("add overlay layer", dir))?;
+    }
+    ovl.set_string("upperdir", &path_str(&upper)?).map_err(Error::sys("set overlay upperdir"))?;
+    ovl.set_string("workdir", &path_str(&work)?).map_err(Error::sys("set overlay workdir"))?;
+    ovl.mount(sys::MOUNT_ATTR_NODEV).map_err(Error::sys("create overlay mount"))
+}
+
+fn path_str(p: &Path) -> Result<String> {
+    p.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::InvalidSpec(format!("path {} is not UTF-8", p.display())))
+}
+
+/// Runs in the sandbox's init, still as host-uid 0 but already in its own
+/// user and mount namespaces: attach the rootfs and make it the cwd, so
+/// everything after works on relative paths and never has to traverse host
+/// directories.
+pub fn attach(overlay: &OwnedFd, mountpoint: &Path, binds: &[OwnedFd], spec: &SandboxSpec) -> Result<()> {
+    sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
+        .map_err(Error::sys("make mounts private"))?;
+    sys::move_mount_to(overlay.as_fd(), mountpoint).map_err(Error::io("attach rootfs", mountpoint))?;
+    std::env::set_current_dir(mountpoint).map_err(Error::io("enter rootfs", mountpoint))?;
+    for (fd, m) in binds.iter().zip(&spec.mounts) {
+        let target = Path::new(".").join(m.target.trim_start_matches('/'));
+        let is_dir = m.source.is_dir();
+        ensure_target(&target, is_dir)?;
+        sys::move_mount_to(fd.as_fd(), &target).map_err(Error::io("attach bind mount", &target))?;
+    }
+    Ok(())
+}
+
+/// Detached clones of the spec's bind-mount sources, made on the host side.
+pub fn clone_binds(spec: &SandboxSpec) -> Result<Vec<OwnedFd>> {
+    spec.mounts
+        .iter()
+        .map(|m| {
+            let fd = sys::open_tree_clone(&m.source, true).map_err(Error::io("clone bind mount", &m.source))?;
+            let mut set = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+            if m.readonly {
+                set |= sys::MOUNT_ATTR_RDONLY;
+            }
+            sys::mount_setattr(fd.as_fd(), set, 0, None).map_err(Error::io("restrict bind mount", &m.source))?;
+            Ok(fd)
+        })
+        .collect()
+}
+
+fn ensure_target(target: &Path, dir: bool) -> Result<()> {
+    if let Some(parent) = target.parent() {
+        fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).map_err(Error::io("create", parent))?;
+    }
+    let r = if dir {
+        fs::DirBuilder::new().mode(0o755).create(target)
+    } else {
+        fs::OpenOptions::new().write(true).create(true).truncate(false).open(target).map(drop)
+    };
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io("create mount point", target)(e)),
+    }
+}
+
+fn mnt(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: Option<&str>) -> Result<()> {
+    let t = Path::new(target);
+    ensure_target(t, true)?;
+    sys::mount(Some(src), t, Some(fstype), flags, data).map_err(Error::io("mount", t))
+}
+
+/// Runs in the sandbox's init as root of its user namespace, with the cwd at
+/// the attached rootfs: populates it and pivots into it.
+pub fn populate_and_pivot(spec: &SandboxSpec) -> Result<()> {
+    let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    mnt("proc", "proc", "proc", nosuid_nodev_noexec, None)?;
+    mnt("sysfs", "sys", "sysfs", nosuid_nodev_noexec | libc::MS_RDONLY, None)?;
+    mnt("tmpfs", "dev", "tmpfs", libc::MS_NOSUID | libc::MS_NOEXEC, Some("mode=755,size=65536k"))?;
+    for d in DEVICES {
+        let target = Path::new("dev").join(d);
+        fs::File::create(&target).map_err(Error::io("create device mount point", &target))?;
+        sys::mount(Some(&format!("/dev/{d}")), &target, None, libc::MS_BIND, None)
+            .map_err(Error::io("bind device", &target))?;
+    }
+    mnt("devpts", "dev/pts", "devpts", libc::MS_NOSUID | libc::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620,gid=5"))?;
+    mnt("shm", "dev/shm", "tmpfs", nosuid_nodev_noexec, Some("mode=1777,size=65536k"))?;
+    mnt("mqueue", "dev/mqueue", "mqueue", nosuid_nodev_noexec, None)?;
+    for (link, to) in [
+        ("dev/ptmx", "pts/ptmx"),
+        ("dev/fd", "/proc/self/fd"),
+        ("dev/stdin", "/proc/self/fd/0"),
+        ("dev/stdout", "/proc/self/fd/1"),
+        ("dev/stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(to, link).map_err(Error::io("create symlink", link))?;
+    }
+    write_etc(spec)?;
+    mask_proc()?;
+
+    let dot = Path::new(".");
+    // SAFETY: valid C strings.
+    sys::check(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) } as libc::c_int)
+        .map_err(Error::sys("pivot_root"))?;
+    // The old root is stacked on the new one: detach it and everything under it.
+    // SAFETY: valid C string.
+    sys::check(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) }).map_err(Error::sys("detach old root"))?;
+    std::env::set_current_dir("/").map_err(Error::io("enter", dot))?;
+    Ok(())
+}
+
+fn write_etc(spec: &SandboxSpec) -> Result<()> {
+    let etc = Path::new("etc");
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(etc).map_err(Error::io("create", etc))?;
+    let mut hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+        spec.hostname
+    );
+    for (ip, name) in &spec.hosts {
+        hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
+    // No outside resolver is reachable; an empty search list keeps lookups
+    // local and fast instead of timing out.
+    let files = [
+        ("etc/hostname", format!("{}\n", spec.hostname)),
+        ("etc/hosts", hosts),
+        ("etc/resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n".to_owned()),
+    ];
+    for (path, content) in files {
+        // A symlink in the image must not redirect our write elsewhere.
+        let _ = fs::remove_file(path);
+        fs::write(path, content).map_err(Error::io("write", path))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644)).map_err(Error::io("chmod", path))?;
+    }
+    Ok(())
+}
+
+fn mask_proc() -> Result<()> {
+    for p in MASKED {
+        let path = Path::new(p);
+        let Ok(meta) = fs::symlink_metadata(path) else { continue };
+        let r = if meta.is_dir() {
+            sys::mount(Some("tmpfs"), path, Some("tmpfs"), libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, Some("size=0"))
+        } else {
+            sys::mount(Some("dev/null"), path, None, libc::MS_BIND, None)
+        };
+        r.map_err(Error::io("mask", path))?;
+    }
+    for p in READONLY {
+        let path = Path::new(p);
+        if fs::symlink_metadata(path).is_err() {
+            continue;
+        }
+        sys::mount(Some(p), path, None, libc::MS_BIND | libc::MS_REC, None).map_err(Error::io("bind", path))?;
+        let fd = sys::open_path(path).map_err(Error::io("open", path))?;
+        sys::mount_setattr(fd.as_fd(), sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, 0, None)
+            .map_err(Error::io("make read-only", path))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,518 @@
+//! The library side, called from the (multi-threaded) server or CLI: it
+//! never forks itself; it prepares the state directory and cgroups, spawns
+//! the helper executable, and keeps the lifecycle records.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Command as StdCommand, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::{debug, warn};
+
+use crate::cgroups::{self, Stats, Version};
+use crate::error::{Error, Result};
+use crate::helper;
+use crate::paths::{Layout, check_id};
+use crate::process::HelperConfig;
+use crate::spec::{ExecOutput, ExecSpec, ExitStatus, SandboxSpec};
+use crate::state::{self, State, Status, now_unix_ms, process_start_time};
+use crate::userns::UidPool;
+
+/// How long killed processes may take to leave their cgroups.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Root of the tree drawn in [`crate::paths`]; created when missing.
+    pub state_dir: PathBuf,
+    /// An executable that calls [`helper::main_if_requested`] first thing
+    /// (the server passes `std::env::current_exe()`).
+    pub helper_exe: PathBuf,
+    pub uid_pool: UidPool,
+    /// Name of the cgroup directory (per hierarchy) that holds all sandboxes.
+    pub cgroup_parent: String,
+}
+
+impl RuntimeConfig {
+    pub fn new(state_dir: impl Into<PathBuf>, helper_exe: impl Into<PathBuf>) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            helper_exe: helper_exe.into(),
+            uid_pool: UidPool::default(),
+            cgroup_parent: "layerlab".to_owned(),
+        }
+    }
+}
+
+/// A sandbox that `create` made ready.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub id: String,
+    /// Host pid of its init (pid 1 inside).
+    pub init_pid: i32,
+    /// Host uid (and gid) that root inside maps to.
+    pub uid_base: u32,
+}
+
+/// One row of [`Runtime::list`].
+#[derive(Debug, Clone)]
+pub struct SandboxInfo {
+    pub id: String,
+    pub status: Status,
+    pub init_pid: Option<i32>,
+    pub uid_base: u32,
+    pub created_unix_ms: u64,
+    /// Last `create`, `exec`, `exec_command` or `touch`.
+    pub last_activity: Option<SystemTime>,
+}
+
+/// What [`Runtime::adopt_or_cleanup`] found.
+#[derive(Debug, Clone, Default)]
+pub struct AdoptReport {
+    pub adopted: Vec<String>,
+    pub cleaned: Vec<String>,
+}
+
+/// Owner of the sandboxes under one state directory.
+pub struct Runtime {
+    config: RuntimeConfig,
+    layout: Layout,
+    cgroup_version: Version,
+    /// Exit statuses of inits this process reaped (they are our children
+    /// thanks to CLONE_PARENT); adopted sandboxes are not.
+    exited: Arc<Mutex<HashMap<String, ExitStatus>>>,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Self> {
+        config.uid_pool.validate()?;
+        if config.cgroup_parent.is_empty() || check_id(&config.cgroup_parent.replace('/', "-")).is_err() {
+            return Err(Error::InvalidSpec(format!("cgroup parent {:?} is not a plain name", config.cgroup_parent)));
+        }
+        let layout = Layout::new(&config.state_dir);
+        for d in [layout.sandboxes(), layout.uid_slots()] {
+            fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
+        }
+        Ok(Self { config, layout, cgroup_version: cgroups::detect(), exited: Arc::default() })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Creates and starts a sandbox; returns once its init is ready for exec.
+    pub fn create(&self, spec: SandboxSpec) -> Result<Sandbox> {
+        let sb = self.create_inner(spec, false)?;
+        self.reap_in_background(&sb);
+        Ok(sb)
+    }
+
+    fn create_inner(&self, spec: SandboxSpec, foreground: bool) -> Result<Sandbox> {
+        spec.validate()?;
+        for d in &spec.lowerdirs {
+            if !d.is_dir() {
+                return Err(Error::InvalidSpec(format!("lower layer {} is not a directory", d.display())));
+            }
+        }
+        for m in &spec.mounts {
+            if !m.source.exists() {
+                return Err(Error::InvalidSpec(format!("bind mount source {} does not exist", m.source.display())));
+            }
+        }
+        let id = spec.id.clone();
+        let dir = self.layout.sandbox(&id);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::AlreadyExists(id)),
+            Err(e) => return Err(Error::io("create", &dir)(e)),
+        }
+        let started = Instant::now();
+        let mut slot = None;
+        let r = (|| {
+            let s = self.config.uid_pool.allocate(&self.layout, &id)?;
+            slot = Some(s);
+            let uid_base = self.config.uid_pool.base(s);
+            let cgroup_dirs = cgroups::dirs(self.cgroup_version, &self.config.cgroup_parent, &id);
+            let st = State {
+                id: id.clone(),
+                status: Status::Creating,
+                init_pid: None,
+                init_start_time: None,
+                uid_slot: s,
+                uid_base,
+                cgroups: cgroup_dirs.clone(),
+                created_unix_ms: now_unix_ms(),
+            };
+            st.save(&self.layout.state(&id))?;
+            cgroups::create(self.cgroup_version, &cgroup_dirs, &spec.limits)?;
+            let rootfs = self.layout.rootfs(&id);
+            fs::create_dir(&rootfs).map_err(Error::io("create", &rootfs))?;
+            fs::write(self.layout.activity(&id), b"").map_err(Error::io("create", self.layout.activity(&id)))?;
+            let cfg = HelperConfig {
+                spec,
+                uid_base,
+                cgroups: cgroup_dirs,
+                rootfs,
+                state: self.layout.state(&id),
+                error: self.layout.helper_error(&id),
+                foreground,
+            };
+            state::write_json_atomic(&self.layout.config(&id), &cfg)?;
+            self.run_create_helper(&id, foreground)?;
+            let st = State::load(&self.layout.state(&id))?;
+            let init_pid = st.init_pid.ok_or_else(|| self.helper_error(&id, "helper exited without an init pid".into()))?;
+            Ok(Sandbox { id: id.clone(), init_pid, uid_base })
+        })();
+        match r {
+            Ok(sb) => {
+                debug!(id = %sb.id, pid = sb.init_pid, elapsed = ?started.elapsed(), "sandbox ready");
+                Ok(sb)
+            }
+            Err(failure) => match self.destroy(&id, slot) {
+                Ok(()) => Err(failure),
+                Err(cleanup) => Err(Error::WithCleanup { failure: Box::new(failure), cleanup: Box::new(cleanup) }),
+            },
+        }
+    }
+
+    fn helper_error(&self, id: &str, message: String) -> Error {
+        Error::Helper { helper: self.config.helper_exe.clone(), id: id.to_owned(), message }
+    }
+
+    fn run_create_helper(&self, id: &str, foreground: bool) -> Result<()> {
+        let mut cmd = StdCommand::new(&self.config.helper_exe);
+        cmd.arg(helper::CREATE).arg(self.layout.config(id)).env_clear();
+        if !foreground {
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let status = cmd.status().map_err(Error::io("run helper", &self.config.helper_exe))?;
+        if status.success() {
+            return Ok(());
+        }
+        let msg = fs::read_to_string(self.layout.helper_error(id)).unwrap_or_else(|_| format!("helper exited with {status}"));
+        Err(self.helper_error(id, msg))
+    }
+
+    /// The init is our child: reap it so it never lingers as a zombie, and
+    /// keep its status for `list`.
+    fn reap_in_background(&self, sb: &Sandbox) {
+        let exited = Arc::clone(&self.exited);
+        let (id, pid) = (sb.id.clone(), sb.init_pid);
+        let spawned = std::thread::Builder::new()
+            .name(format!("reap-{id}"))
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let status = wait_child(pid);
+                if let Ok(mut m) = exited.lock() {
+                    m.insert(id, status);
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot start reaper thread; the sandbox init will stay a zombie after exit");
+        }
+    }
+
+    /// Runs a command in a running sandbox with captured output; kills it
+    /// after `spec.timeout`.
+    pub fn exec(&self, id: &str, spec: &ExecSpec) -> Result<ExecOutput> {
+        let argv = self.exec_command(id, spec)?;
+        let mut child = StdCommand::new(&argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(Error::io("run helper", &self.config.helper_exe))?;
+        let pump = |r: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let out = pump(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        let err = pump(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        let deadline = spec.timeout.map(|t| Instant::now() + t);
+        let pidfd = crate::sys::pidfd_open(child.id() as i32).ok();
+        let pidfd_raw = pidfd.as_ref().map_or(-1, |f| f.as_raw_fd());
+        let mut timed_out = false;
+        let status = loop {
+            match child.try_wait().map_err(Error::sys("wait for exec helper"))? {
+                Some(s) => break s,
+                None if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    // The command dies with its helper (PR_SET_PDEATHSIG).
+                    let _ = child.kill();
+                    timed_out = true;
+                    break child.wait().map_err(Error::sys("wait for exec helper"))?;
+                }
+                None => wait_readable(pidfd_raw, Duration::from_millis(50)),
+            }
+        };
+        let stdout = out.join().unwrap_or_default();
+        let stderr = err.join().unwrap_or_default();
+        if timed_out {
+            return Err(Error::Timeout(spec.timeout.unwrap_or_default()));
+        }
+        Ok(ExecOutput { status: status.into(), stdout, stderr })
+    }
+
+    /// The command line that runs `spec` inside sandbox `id` with whatever
+    /// stdio it is started with — what the server hands to portable-pty for
+    /// terminals: `[helper_exe, "__layerlab-runtime-exec", …, id, "--", argv…]`.
+    /// `spec.timeout` does not apply (the caller owns the process).
+    pub fn exec_command(&self, id: &str, spec: &ExecSpec) -> Result<Vec<OsString>> {
+        check_id(id)?;
+        spec.validate()?;
+        let st = self.load(id)?;
+        if !self.alive(&st) {
+            return Err(Error::NotRunning { id: id.to_owned(), status: Status::Exited.as_str().into(), what: "exec" });
+        }
+        let _ = self.touch(id);
+        let mut v: Vec<OsString> = vec![
+            self.config.helper_exe.clone().into(),
+            helper::EXEC.into(),
+            "--state-dir".into(),
+            self.layout.root().into(),
+            "--cwd".into(),
+            spec.cwd.clone().into(),
+            "--uid".into(),
+            spec.uid.to_string().into(),
+            "--gid".into(),
+            spec.gid.to_string().into(),
+        ];
+        for (k, val) in &spec.env {
+            v.push("--env".into());
+            v.push(format!("{k}={val}").into());
+        }
+        v.push(id.into());
+        v.push("--".into());
+        v.extend(spec.argv.iter().map(OsString::from));
+        Ok(v)
+    }
+
+    /// SIGTERM to the init (forwarded to its command, or to every process
+    /// when idle), SIGKILL to whatever is left after `grace`, then releases
+    /// everything: cgroups, state directory, uid range. Works in every
+    /// status, including on leftovers of a crashed create.
+    pub fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        check_id(id)?;
+        let st = self.load(id)?;
+        if self.alive(&st) {
+            if let Some(pid) = st.init_pid {
+                if let Ok(pidfd) = crate::sys::pidfd_open(pid) {
+                    // SAFETY: plain syscall through the pidfd, so no recycled pid is hit.
+                    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGTERM, 0usize, 0) };
+                    wait_readable(pidfd.as_raw_fd(), grace);
+                }
+            }
+        }
+        self.destroy(id, Some(st.uid_slot))
+    }
+
+    /// Kills what is left and removes every host-side trace of `id`.
+    fn destroy(&self, id: &str, slot: Option<u32>) -> Result<()> {
+        let dirs = match State::load(&self.layout.state(id)) {
+            Ok(st) => st.cgroups,
+            Err(_) => cgroups::dirs(self.cgroup_version, &self.config.cgroup_parent, id),
+        };
+        cgroups::destroy(&dirs, KILL_TIMEOUT)?;
+        let dir = self.layout.sandbox(id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &dir)(e)),
+        }
+        if let Some(s) = slot {
+            UidPool::release(&self.layout, s, id)?;
+        }
+        if let Ok(mut m) = self.exited.lock() {
+            m.remove(id);
+        }
+        Ok(())
+    }
+
+    fn load(&self, id: &str) -> Result<State> {
+        let path = self.layout.state(id);
+        if !path.exists() {
+            return Err(Error::NotFound(id.to_owned()));
+        }
+        State::load(&path)
+    }
+
+    fn alive(&self, st: &State) -> bool {
+        st.status == Status::Running
+            && st.init_pid.zip(st.init_start_time).is_some_and(|(p, t)| process_start_time(p) == Some(t))
+    }
+
+    fn info(&self, st: State) -> SandboxInfo {
+        let status = match st.status {
+            Status::Running if !self.alive(&st) => Status::Exited,
+            s => s,
+        };
+        SandboxInfo {
+            last_activity: self.last_activity(&st.id),
+            id: st.id,
+            status,
+            init_pid: st.init_pid,
+            uid_base: st.uid_base,
+            created_unix_ms: st.created_unix_ms,
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Result<SandboxInfo> {
+        check_id(id)?;
+        Ok(self.info(self.load(id)?))
+    }
+
+    /// Every sandbox with a state record, in id order.
+    pub fn list(&self) -> Result<Vec<SandboxInfo>> {
+        let dir = self.layout.sandboxes();
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).map_err(Error::io("read", &dir))?.flatten() {
+            let Some(id) = e.file_name().to_str().map(str::to_owned) else { continue };
+            if check_id(&id).is_err() {
+                continue;
+            }
+            if let Ok(st) = State::load(&self.layout.state(&id)) {
+                out.push(self.info(st));
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Exit status of an init this process reaped (`None` while running,
+    /// for adopted sandboxes, or once stopped).
+    pub fn exit_status(&self, id: &str) -> Option<ExitStatus> {
+        self.exited.lock().ok()?.get(id).copied()
+    }
+
+    pub fn stats(&self, id: &str) -> Result<Stats> {
+        check_id(id)?;
+        let st = self.load(id)?;
+        if !self.alive(&st) {
+            return Err(Error::NotRunning { id: id.to_owned(), status: Status::Exited.as_str().into(), what: "stats" });
+        }
+        cgroups::stats(self.cgroup_version, &st.cgroups)
+    }
+
+    /// Records activity now (terminal input, a grading run); the owner
+    /// compares [`SandboxInfo::last_activity`] with its idle timeout.
+    pub fn touch(&self, id: &str) -> Result<()> {
+        check_id(id)?;
+        let path = self.layout.activity(id);
+        let f = fs::OpenOptions::new().write(true).open(&path).map_err(Error::io("open", &path))?;
+        f.set_modified(SystemTime::now()).map_err(Error::io("touch", &path))
+    }
+
+    pub fn last_activity(&self, id: &str) -> Option<SystemTime> {
+        fs::metadata(self.layout.activity(id)).and_then(|m| m.modified()).ok()
+    }
+
+    /// Run once at start: keeps sandboxes whose init still runs, removes
+    /// every trace of the others (processes, cgroups, state, uid slots),
+    /// including cgroups and slots left without a state record.
+    pub fn adopt_or_cleanup(&self) -> Result<AdoptReport> {
+        let mut report = AdoptReport::default();
+        let dir = self.layout.sandboxes();
+        for e in fs::read_dir(&dir).map_err(Error::io("read", &dir))?.flatten() {
+            let Some(id) = e.file_name().to_str().map(str::to_owned) else { continue };
+            if check_id(&id).is_err() {
+                continue;
+            }
+            match State::load(&self.layout.state(&id)) {
+                Ok(st) if self.alive(&st) => report.adopted.push(id),
+                Ok(st) => {
+                    self.destroy(&id, Some(st.uid_slot))?;
+                    report.cleaned.push(id);
+                }
+                Err(_) => {
+                    self.destroy(&id, None)?;
+                    report.cleaned.push(id);
+                }
+            }
+        }
+        for (slot, owner) in UidPool::orphans(&self.layout) {
+            UidPool::release(&self.layout, slot, &owner)?;
+        }
+        for id in cgroups::children(self.cgroup_version, &self.config.cgroup_parent) {
+            if check_id(&id).is_ok() && !self.layout.sandbox(&id).exists() {
+                cgroups::destroy(&cgroups::dirs(self.cgroup_version, &self.config.cgroup_parent, &id), KILL_TIMEOUT)?;
+                if !report.cleaned.contains(&id) {
+                    report.cleaned.push(id);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Creates a fresh sandbox whose init runs `argv` with the caller's
+    /// stdio, waits for it, destroys the sandbox and returns the status.
+    /// See [`crate::run_once`].
+    pub(crate) fn run_foreground(&self, spec: SandboxSpec) -> Result<ExitStatus> {
+        let id = spec.id.clone();
+        let sb = self.create_inner(spec, true)?;
+        // The terminal's ^C and ^\ reach the sandboxed command directly (it
+        // is in our foreground process group); we must outlive it to clean up.
+        let old = ignore_interactive_signals();
+        let status = wait_child(sb.init_pid);
+        restore_signals(old);
+        self.stop(&id, Duration::ZERO)?;
+        // Init exits with the command's code, or 128 + the signal that killed it.
+        Ok(status)
+    }
+}
+
+/// Waits (up to `timeout`) until `fd` is readable; a pidfd is readable once
+/// its process has exited.
+fn wait_readable(fd: i32, timeout: Duration) {
+    if fd < 0 {
+        std::thread::sleep(timeout.min(Duration::from_millis(10)));
+        return;
+    }
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
+}
+
+fn wait_child(pid: i32) -> ExitStatus {
+    let mut status = 0;
+    loop {
+        // SAFETY: plain syscall on our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            let (code, signal) = crate::process::decode(status);
+            return ExitStatus { code, signal };
+        }
+        if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return ExitStatus { code: None, signal: None };
+        }
+    }
+}
+
+type Saved = [(libc::c_int, libc::sighandler_t); 2];
+
+fn ignore_interactive_signals() -> Saved {
+    // SAFETY: swapping dispositions of two signals.
+    unsafe {
+        [
+            (libc::SIGINT, libc::signal(libc::SIGINT, libc::SIG_IGN)),
+            (libc::SIGQUIT, libc::signal(libc::SIGQUIT, libc::SIG_IGN)),
+        ]
+    }
+}
+
+fn restore_signals(saved: Saved) {
+    for (sig, h) in saved {
+        // SAFETY: restoring what we saved.
+        unsafe { libc::signal(sig, h) };
+    }
+}

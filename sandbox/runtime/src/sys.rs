@@ -1,0 +1,230 @@
+//! Thin wrappers over the kernel calls that neither `libc` nor a maintained
+//! crate wraps for us: the new mount API (`fsopen`, `fsconfig`, `fsmount`,
+//! `open_tree`, `mount_setattr`, `move_mount`), `pidfd_open`, `setns` on a
+//! pidfd, `close_range` and a fork-like `clone` with namespace flags.
+//!
+//! Every wrapper turns `-1`/`errno` into `std::io::Error` and returns owned
+//! descriptors, so callers can use `?` and never leak a descriptor.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+pub const OPEN_TREE_CLONE: libc::c_uint = 1;
+pub const AT_RECURSIVE: libc::c_uint = 0x8000;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// `struct mount_attr`, first published version (`MOUNT_ATTR_SIZE_VER0`).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_fd(ret: libc::c_long) -> io::Result<OwnedFd> {
+    let fd = cvt(ret)? as RawFd;
+    // SAFETY: the kernel just returned this descriptor to us and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn cstring(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte in string"))
+}
+
+pub fn cpath(p: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte in path"))
+}
+
+/// A detached copy of the mount at `path` (`open_tree(OPEN_TREE_CLONE)`).
+pub fn open_tree_clone(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
+    let p = cpath(path)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: plain syscall with a valid NUL-terminated path.
+    cvt_fd(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), flags) })
+}
+
+/// Sets mount attributes on a detached or attached mount referred to by `fd`.
+pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, userns: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: userns.map(|f| f.as_raw_fd() as u64).unwrap_or(0),
+    };
+    let empty = c"";
+    // SAFETY: attr is a valid struct mount_attr of the size we pass.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// A filesystem context being configured (`fsopen`).
+pub struct FsContext(OwnedFd);
+
+impl FsContext {
+    pub fn open(fstype: &str) -> io::Result<Self> {
+        let t = cstring(fstype)?;
+        // SAFETY: valid C string.
+        cvt_fd(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), FSOPEN_CLOEXEC) }).map(Self)
+    }
+
+    pub fn set_string(&self, key: &str, value: &str) -> io::Result<()> {
+        let k = cstring(key)?;
+        let v = cstring(value)?;
+        // SAFETY: valid C strings, fd owned by self.
+        cvt(unsafe {
+            libc::syscall(libc::SYS_fsconfig, self.0.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0)
+        })
+        .map(drop)
+    }
+
+    /// Creates the superblock and returns a detached mount of it.
+    pub fn mount(self, attrs: u64) -> io::Result<OwnedFd> {
+        // SAFETY: fd owned by self; null key/value as the API requires.
+        cvt(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                self.0.as_raw_fd(),
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_char>(),
+                0,
+            )
+        })?;
+        // SAFETY: fd owned by self.
+        cvt_fd(unsafe { libc::syscall(libc::SYS_fsmount, self.0.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
+    }
+}
+
+/// Attaches the detached mount `fd` on top of `target`.
+pub fn move_mount_to(fd: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+    let t = cpath(target)?;
+    let empty = c"";
+    // SAFETY: valid strings and descriptor.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    cvt_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
+}
+
+/// Joins several namespaces of the process behind `pidfd` at once; the kernel
+/// orders the joins (user namespace first) and applies them atomically.
+pub fn setns_pidfd(pidfd: BorrowedFd<'_>, nstypes: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::setns(pidfd.as_raw_fd(), nstypes) } as libc::c_long).map(drop)
+}
+
+/// Closes every descriptor from `first` upwards.
+pub fn close_from(first: libc::c_uint) -> io::Result<()> {
+    // SAFETY: plain syscall; descriptors above `first` are not owned by Rust
+    // objects at the call sites (they run before any are opened or right
+    // before exec).
+    cvt(unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) }).map(drop)
+}
+
+/// `clone` without a new stack: the child continues from this call like
+/// after `fork`, in the new namespaces given by `flags`.
+///
+/// # Safety
+/// Only call from a single-threaded process: the child must not depend on
+/// locks held by other threads.
+pub unsafe fn clone_fork(flags: libc::c_ulong) -> io::Result<libc::pid_t> {
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    cvt(ret).map(|p| p as libc::pid_t)
+}
+
+pub fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `mount(2)` with optional strings.
+pub fn mount(
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let src = source.map(cstring).transpose()?;
+    let tgt = cpath(target)?;
+    let fst = fstype.map(cstring).transpose()?;
+    let dat = data.map(cstring).transpose()?;
+    // SAFETY: all pointers are valid C strings or null.
+    check(unsafe {
+        libc::mount(
+            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            tgt.as_ptr(),
+            fst.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            flags,
+            dat.as_ref().map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
+        )
+    })
+    .map(drop)
+}
+
+/// An `O_PATH` descriptor: names a file without opening it for I/O (works
+/// on write-only files such as /proc/sysrq-trigger).
+pub fn open_path(path: &Path) -> io::Result<OwnedFd> {
+    let p = cpath(path)?;
+    // SAFETY: valid C string.
+    let fd = check(unsafe { libc::open(p.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
+    // SAFETY: fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

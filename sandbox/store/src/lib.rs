@@ -80,6 +80,7 @@ pub use manifests::{Image, Layer};
 pub use names::{Namespace, Tag};
 pub use reference::Reference;
 pub use snapshots::{Mounts, Snapshots};
+pub use transfer::Imported;
 
 use crate::content::{Manager, Provider};
 use crate::error::IoContext;

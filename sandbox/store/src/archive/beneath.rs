@@ -158,6 +158,28 @@ impl Beneath {
         }
     }
 
+    /// Opens regular file `rel` for reading; symlinks anywhere on the way,
+    /// the last component included, are refused.
+    pub(crate) fn open_file(&self, rel: &RelPath) -> Result<Option<std::fs::File>, ArchiveError> {
+        // NONBLOCK: opening a FIFO planted in a hostile layout must not hang.
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+        match openat2(&self.root, rel.as_path(), flags, Mode::empty(), RESOLVE) {
+            Ok(fd) => {
+                let st = rustix::fs::fstat(&fd)
+                    .map_err(|e| io_err("inspecting", &self.path_of(rel), e))?;
+                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                    return Err(ArchiveError::UnsafePath {
+                        path: rel.display(),
+                        reason: "not a regular file",
+                    });
+                }
+                Ok(Some(fd.into()))
+            }
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(self.resolve_error(rel, e)),
+        }
+    }
+
     pub(crate) fn path_of(&self, rel: &RelPath) -> PathBuf {
         self.root_path.join(rel.as_path())
     }

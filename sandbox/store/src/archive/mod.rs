@@ -14,7 +14,7 @@
 //! symlink in the tree can never redirect a write; sizes, entry counts and
 //! the expansion ratio are bounded while the stream is read.
 
-mod beneath;
+pub(crate) mod beneath;
 mod compression;
 mod diff;
 mod unpack;
@@ -31,6 +31,16 @@ use crate::error::ErrorKind;
 #[cfg(test)]
 pub(crate) use diff::pax_xattr_records;
 pub(crate) use diff::write_layer;
+
+/// A bounded decompressing reader over a layer blob (compression detected
+/// by magic bytes), for callers that want the tar stream itself.
+pub(crate) fn compression_reader<'a>(
+    raw: impl std::io::Read + 'a,
+    limits: Limits,
+) -> crate::Result<(impl std::io::Read + 'a, Compression)> {
+    compression::decompress(raw, limits)
+        .map_err(|e| ArchiveError::Corrupt(format!("reading compressed stream: {e}")).into())
+}
 
 /// The prefix that marks a whiteout in a layer tar.
 pub const WHITEOUT_PREFIX: &str = ".wh.";

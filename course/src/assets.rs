@@ -129,10 +129,15 @@ pub(crate) fn scan(lesson_dir: &Path, rel: &Path, diags: &mut Diagnostics) {
                     diags.push(
                         shown,
                         None,
-                        format!("file is {} bytes, more than the {} bytes allowed: make it smaller", meta.len(), limit),
+                        format!("file is {}, more than the {} allowed: make it smaller", size(meta.len()), size(limit)),
                     );
                 }
             }
         }
     }
+}
+
+/// Sizes in MiB with one decimal, as people read file listings.
+fn size(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
 }

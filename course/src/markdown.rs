@@ -14,7 +14,7 @@ use std::path::Path;
 
 use percent_encoding::percent_decode_str;
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd, html};
-use pulldown_cmark_escape::escape_html;
+use pulldown_cmark_escape::{escape_html, escape_html_body_text};
 
 use crate::assets;
 use crate::diagnostics::Diagnostics;
@@ -169,7 +169,8 @@ fn code_block(info: Option<&str>, text: &str) -> String {
         out.push('"');
     }
     out.push('>');
-    push_escaped(&mut out, text);
+    // Writing into a String cannot fail.
+    let _ = escape_html_body_text(&mut out, text);
     out.push_str("</code></pre>");
     if runnable {
         let command = text.strip_suffix('\n').unwrap_or(text);
@@ -181,6 +182,7 @@ fn code_block(info: Option<&str>, text: &str) -> String {
     out
 }
 
+/// Escapes for an attribute value, which needs quotes escaped too.
 fn push_escaped(out: &mut String, text: &str) {
     // Writing into a String cannot fail.
     let _ = escape_html(&mut *out, text);

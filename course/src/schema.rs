@@ -167,6 +167,13 @@ impl<'d> Reader<'d> {
         let text = self.string(node, key)?;
         match crate::checks::Pattern::new(&text) {
             Ok(p) => Some(p),
+            Err(regex::Error::CompiledTooBig(limit)) => {
+                self.error(
+                    node.line,
+                    format!("`{key}` is too large once compiled (over {limit} bytes): simplify the pattern"),
+                );
+                None
+            }
             Err(e) => {
                 // The regex crate's message spans several lines with a caret
                 // drawing; the last line is the one that names the problem.

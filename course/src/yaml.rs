@@ -184,8 +184,10 @@ mod tests {
 
     #[test]
     fn hostile_nesting_is_refused_without_overflowing() {
-        let deep = "[".repeat(100_000);
-        let err = parse(&deep).unwrap_err();
+        let flow = "[".repeat(100_000);
+        assert!(parse(&flow).is_err(), "100000 nested flow lists must be refused");
+        let block = format!("{}x", "- ".repeat(40));
+        let err = parse(&block).unwrap_err();
         assert!(err.message.contains("nesting deeper"), "{err:?}");
     }
 

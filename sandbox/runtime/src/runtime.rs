@@ -23,6 +23,10 @@ use crate::spec::{ExecOutput, ExecSpec, ExitStatus, SandboxSpec};
 use crate::state::{self, State, Status, now_unix_ms, process_start_time};
 use crate::userns::UidPool;
 
+/// How long `exec` keeps reading output after its command exited, for
+/// background processes that still hold the pipes.
+const PIPE_DRAIN: Duration = Duration::from_millis(200);
+
 /// How long killed processes may take to leave their cgroups.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -229,17 +233,11 @@ impl Runtime {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(Error::io("run helper", &self.config.helper_exe))?;
-        let pump = |r: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                if let Some(mut r) = r {
-                    let _ = r.read_to_end(&mut buf);
-                }
-                buf
-            })
-        };
-        let out = pump(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-        let err = pump(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        // Background processes of the command may keep the pipes open
+        // forever: collect into shared buffers and stop waiting for EOF a
+        // moment after the helper exits.
+        let out = Pump::start(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        let err = Pump::start(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
         let deadline = spec.timeout.map(|t| Instant::now() + t);
         let pidfd = crate::sys::pidfd_open(child.id() as i32).ok();
         let pidfd_raw = pidfd.as_ref().map_or(-1, |f| f.as_raw_fd());
@@ -256,8 +254,9 @@ impl Runtime {
                 None => wait_readable(pidfd_raw, Duration::from_millis(50)),
             }
         };
-        let stdout = out.join().unwrap_or_default();
-        let stderr = err.join().unwrap_or_default();
+        let drain_until = Instant::now() + PIPE_DRAIN;
+        let stdout = out.finish(drain_until);
+        let stderr = err.finish(drain_until);
         if timed_out {
             return Err(Error::Timeout(spec.timeout.unwrap_or_default()));
         }
@@ -481,6 +480,40 @@ fn wait_readable(fd: i32, timeout: Duration) {
     let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd.
     unsafe { libc::poll(&mut p, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
+}
+
+/// Reads a pipe on its own thread into a shared buffer.
+struct Pump {
+    buf: Arc<Mutex<Vec<u8>>>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Pump {
+    fn start(r: Option<Box<dyn Read + Send>>) -> Self {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let (tx, done) = std::sync::mpsc::channel();
+        let b = Arc::clone(&buf);
+        std::thread::spawn(move || {
+            if let Some(mut r) = r {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n) = r.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut v) = b.lock() {
+                        v.extend_from_slice(&chunk[..n]);
+                    }
+                }
+            }
+            let _ = tx.send(());
+        });
+        Self { buf, done }
+    }
+
+    fn finish(self, until: Instant) -> Vec<u8> {
+        let _ = self.done.recv_timeout(until.saturating_duration_since(Instant::now()));
+        self.buf.lock().map(|v| v.clone()).unwrap_or_default()
+    }
 }
 
 fn wait_child(pid: i32) -> ExitStatus {

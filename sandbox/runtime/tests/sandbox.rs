@@ -1,17 +1,35 @@
-//! Real-kernel tests of the runtime, run as root. This binary is also the
-//! helper executable (like the product binary, it calls
-//! `main_if_requested` first), hence `harness = false` and our own runner.
+//! Real-kernel tests of the runtime, run as root; they fail loudly when the
+//! kernel refuses something, never skip. This binary is also the helper
+//! executable (like the product binary it calls `main_if_requested` first),
+//! hence `harness = false` and the small runner in `support`.
+//!
+//! Modules by theme, in the order of the spec: behaviour (hostname, ids,
+//! layers, exec, PTY, exit codes, stop), isolation battery (run as root
+//! inside; each line an attempted escape), limits, lifecycle and restart,
+//! bad input.
 
 mod support;
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use runtime::ExecSpec;
+use runtime::{BindMount, ErrorKind, ExecSpec, Runtime, SandboxSpec};
 use support::Fixture;
 
 fn sh(f: &Fixture, id: &str, script: &str) -> runtime::ExecOutput {
+    sh_as(f, id, script, 0)
+}
+
+fn sh_as(f: &Fixture, id: &str, script: &str, uid: u32) -> runtime::ExecOutput {
     let mut spec = ExecSpec::new(["/bin/sh", "-c", script]);
     spec.timeout = Some(Duration::from_secs(60));
+    spec.uid = uid;
+    spec.gid = uid;
     f.rt.exec(id, &spec).unwrap_or_else(|e| panic!("exec {script:?} in {id}: {e}"))
 }
 
@@ -19,17 +37,488 @@ fn out(o: &runtime::ExecOutput) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }
 
-fn smoke() {
+fn err(o: &runtime::ExecOutput) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_owned()
+}
+
+fn host_status_field(pid: i32, field: &str) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read host /proc status");
+    s.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_owned()
+}
+
+// ---- behaviour -------------------------------------------------------------
+
+fn hostname_ids_and_layers() {
     let f = Fixture::new();
-    let sb = f.rt.create(f.spec("smoke")).expect("create");
-    let o = sh(&f, "smoke", "id -u; hostname; cat /etc/motd; ls -ln /bin/busybox");
-    eprintln!("{} {}", out(&o), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success());
-    let _ = sb;
-    f.rt.stop("smoke", Duration::from_secs(1)).expect("stop");
+    let sb = f.rt.create(f.spec("ids")).expect("create");
+    let o = sh(&f, "ids", "hostname; id -u; id -g; stat -c '%u:%g' /bin/busybox /etc/passwd; cat /etc/motd /etc/layer-top");
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "node1\n0\n0\n0:0\n0:0\ntop\nlayer2", "stderr: {}", err(&o));
+    // Outside, root of the sandbox is the pool's unprivileged uid.
+    let uid = host_status_field(sb.init_pid, "Uid");
+    assert_eq!(uid.split_whitespace().next(), Some(sb.uid_base.to_string().as_str()));
+    assert!(sb.uid_base >= 65536, "sandbox root must not map to a low host uid");
+    // Files the sandbox creates belong to its range, not to host root.
+    let o = sh(&f, "ids", "touch /newfile && stat -c %u /newfile");
+    assert_eq!(out(&o), "0");
+}
+
+fn exec_joins_every_namespace_and_cgroup() {
+    let f = Fixture::new();
+    let sb = f.rt.create(f.spec("join")).expect("create");
+    let names = ["user", "mnt", "pid", "net", "uts", "ipc", "cgroup"];
+    let script = names.iter().map(|n| format!("readlink /proc/self/ns/{n}")).collect::<Vec<_>>().join(";");
+    let o = sh(&f, "join", &script);
+    let inside: Vec<String> = out(&o).lines().map(str::to_owned).collect();
+    let host: Vec<String> = names
+        .iter()
+        .map(|n| std::fs::read_link(format!("/proc/{}/ns/{n}", sb.init_pid)).expect("host readlink").display().to_string())
+        .collect();
+    assert_eq!(inside, host, "exec must join all namespaces of init, user namespace included");
+    let o = sh(&f, "join", "grep -E '^(Uid|Gid|NoNewPrivs|Seccomp|CapBnd|CapEff)' /proc/self/status; cat /proc/self/cgroup");
+    let s = out(&o);
+    assert!(s.contains("Uid:\t0\t0\t0\t0"), "{s}");
+    assert!(s.contains("NoNewPrivs:\t1"), "{s}");
+    assert!(s.contains("Seccomp:\t2"), "{s}");
+    // Docker's default set: chown dac_override fowner fsetid kill setgid setuid
+    // setpcap net_bind_service net_raw sys_chroot mknod audit_write setfcap.
+    assert!(s.contains("CapBnd:\t00000000a80425fb"), "{s}");
+    for line in s.lines().filter(|l| l.contains(":memory:") || l.contains(":pids:")) {
+        assert!(line.ends_with(":/"), "exec'd process is outside the sandbox cgroup: {line}");
+    }
+}
+
+fn exit_codes_and_signals() {
+    let f = Fixture::new();
+    f.rt.create(f.spec("codes")).expect("create");
+    assert_eq!(sh(&f, "codes", "exit 42").status.code, Some(42));
+    let killed = sh(&f, "codes", "kill -9 $$").status;
+    assert_eq!((killed.code, killed.signal), (None, Some(9)));
+    let missing = f.rt.exec("codes", &ExecSpec::new(["no-such-command"])).expect("exec");
+    assert_eq!(missing.status.code, Some(127));
+    // A signal to the exec helper reaches the command, and its death is mirrored.
+    let argv = f.rt.exec_command("codes", &ExecSpec::new(["sleep", "100"])).expect("argv");
+    let mut child = Command::new(&argv[0]).args(&argv[1..]).stdout(Stdio::piped()).spawn().expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().expect("wait");
+    assert_eq!(st.signal(), Some(libc::SIGTERM), "{st:?}");
+    // run_once passes the code through and leaves nothing behind.
+    let mut spec = f.spec("once");
+    spec.network.bridge = None;
+    let st = runtime::run_once(&f.config, spec, vec!["sh".into(), "-c".into(), "exit 7".into()], false).expect("run_once");
+    assert_eq!(st.code, Some(7));
+    assert!(f.rt.get("once").is_err(), "run_once left its sandbox behind");
+}
+
+fn pty_and_resize() {
+    let f = Fixture::new();
+    f.rt.create(f.spec("pty")).expect("create");
+    let (mut master, slave) = openpty(24, 80);
+    let argv = f
+        .rt
+        .exec_command("pty", &ExecSpec::new(["/bin/sh", "-c", "stty size; read line; stty size; [ -t 0 ] && echo on-a-terminal"]))
+        .expect("argv");
+    let s = slave.as_raw_fd();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    // SAFETY: dup2/setsid/ioctl only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            libc::ioctl(s, libc::TIOCSCTTY, 0);
+            for fd in 0..3 {
+                libc::dup2(s, fd);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn exec helper on pty");
+    drop(slave);
+    let mut seen = String::new();
+    read_until(&mut master, &mut seen, "24 80");
+    set_winsize(&master, 33, 101);
+    master.write_all(b"\n").expect("write pty");
+    read_until(&mut master, &mut seen, "33 101");
+    read_until(&mut master, &mut seen, "on-a-terminal");
+    assert!(child.wait().expect("wait").success(), "{seen}");
+}
+
+fn stop_with_grace() {
+    let f = Fixture::new();
+    let mut spec = f.spec("grace");
+    spec.init = Some(vec!["sh".into(), "-c".into(), "trap 'exit 3' TERM; while true; do sleep 0.05; done".into()]);
+    let sb = f.rt.create(spec).expect("create");
+    let t = Instant::now();
+    f.rt.stop("grace", Duration::from_secs(10)).expect("stop");
+    assert!(t.elapsed() < Duration::from_secs(5), "init that honours SIGTERM was not stopped promptly");
+    assert!(std::fs::metadata(format!("/proc/{}", sb.init_pid)).is_err() || !alive(sb.init_pid));
+    // An init that ignores SIGTERM is killed once the grace period ends.
+    let mut spec = f.spec("stubborn");
+    spec.init = Some(vec!["sh".into(), "-c".into(), "trap '' TERM; while true; do sleep 0.05; done".into()]);
+    f.rt.create(spec).expect("create");
+    let t = Instant::now();
+    f.rt.stop("stubborn", Duration::from_millis(500)).expect("stop");
+    assert!(t.elapsed() >= Duration::from_millis(450));
+    assert!(f.rt.list().expect("list").is_empty());
+}
+
+// ---- isolation battery -----------------------------------------------------
+
+fn probe_spec(f: &Fixture, id: &str) -> SandboxSpec {
+    let mut spec = f.spec(id);
+    let exe = std::env::current_exe().expect("current exe");
+    spec.mounts = vec![
+        BindMount { source: exe, target: "/probe".into(), readonly: true },
+        BindMount { source: "/usr/lib/x86_64-linux-gnu".into(), target: "/lib/x86_64-linux-gnu".into(), readonly: true },
+        BindMount { source: "/usr/lib64".into(), target: "/lib64".into(), readonly: true },
+    ];
+    spec
+}
+
+fn escapes_are_refused() {
+    let f = Fixture::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("host listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let exe_before = std::fs::read(std::env::current_exe().expect("exe")).expect("read exe");
+    f.rt.create(probe_spec(&f, "probe")).expect("create");
+    let o = f.rt.exec("probe", &ExecSpec::new(["/probe", "__probe", &port.to_string()])).expect("exec probe");
+    let report = out(&o);
+    assert!(o.status.success(), "probe failed: {} {}", report, err(&o));
+    let results: BTreeMap<&str, &str> = report.lines().filter_map(|l| l.split_once(' ')).collect();
+    assert_eq!(results.get("getpid"), Some(&"ok"), "probe did not run: {report}");
+    for name in [
+        "mount", "umount", "pivot_root", "unshare_user", "unshare_mount", "clone_newuser", "clone3", "init_module",
+        "finit_module", "delete_module", "reboot", "settimeofday", "clock_settime", "keyctl", "add_key", "bpf",
+        "perf_event_open", "ptrace_init", "open_init_exe", "swapon", "write_proc_sys", "write_sys",
+        "connect_host_loopback", "connect_outside",
+    ] {
+        let r = results.get(name).unwrap_or_else(|| panic!("probe skipped {name}: {report}"));
+        assert_ne!(*r, "ok", "{name} succeeded inside the sandbox");
+    }
+    assert_eq!(results["clone3"], libc::ENOSYS.to_string(), "clone3 must fail with ENOSYS for libc fallback");
+    assert_eq!(results["connect_outside"], libc::ENETUNREACH.to_string(), "a route leads out");
+    assert!(listener.accept().is_err(), "the host loopback listener got a connection from the sandbox");
+    assert_eq!(exe_before, std::fs::read(std::env::current_exe().expect("exe")).expect("read exe"), "runtime binary changed");
+}
+
+fn cannot_see_host_or_other_sandboxes() {
+    let f = Fixture::new();
+    f.rt.create(f.spec("see-a")).expect("create a");
+    let mut b = f.spec("see-b");
+    b.init = Some(vec!["sleep".into(), "1000".into()]);
+    f.rt.create(b).expect("create b");
+    let o = sh(&f, "see-a", "ls /proc | grep -E '^[0-9]+$' | wc -l; tr -d '\\0' < /proc/1/cmdline; echo; ps -o comm | grep -c sleep");
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    // pid 1 and the shell pipeline only.
+    let n: usize = lines[0].parse().expect("count");
+    assert!(n <= 6, "sandbox sees {n} processes: {}", out(&o));
+    assert_eq!(lines[1], "layerlab-init", "pid 1 shows something else than our init");
+    assert_eq!(lines[2], "0", "sandbox a sees sandbox b's sleep");
+    let o = sh(&f, "see-a", "ls /dev | sort | tr '\\n' ' '; echo; ls /sys/fs/cgroup | wc -l");
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines, ["fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero ", "0"], "{text}");
+}
+
+fn writes_never_reach_the_shared_layers() {
+    let f = Fixture::new();
+    let before = support::layers_digest();
+    f.rt.create(f.spec("writer")).expect("create");
+    let o = sh(
+        &f,
+        "writer",
+        "echo evil > /bin/busybox.new && echo evil >> /etc/motd && rm /etc/layer-top && chmod 777 /etc/passwd \
+         && chown 5:5 /etc/group && mv /bin/ls /bin/ls2 && rm -rf /root && cat /etc/motd",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "top\nevil");
+    assert_eq!(before, support::layers_digest(), "a shared layer changed on the host");
+    let proc_sys = sh(&f, "writer", "echo 1 > /proc/sys/kernel/panic; echo x > /sys/kernel/uevent_helper; cat /proc/kcore | wc -c");
+    assert!(err(&proc_sys).matches("Read-only file system").count() >= 2, "{}", err(&proc_sys));
+    assert_eq!(out(&proc_sys), "0", "/proc/kcore is not masked");
+}
+
+fn setuid_gains_nothing_and_no_fd_leaks() {
+    let f = Fixture::new();
+    let sb = f.rt.create(f.spec("suid")).expect("create");
+    let o = sh_as(&f, "suid", "/bin/busybox-suid id -u; id -u", 1000);
+    assert_eq!(out(&o), "1000\n1000", "setuid root binary raised privileges: {}", err(&o));
+    // A host descriptor without CLOEXEC in the caller must not be inherited.
+    // SAFETY: opening a file we own; closed below.
+    let leaked = unsafe { libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY) };
+    assert!(leaked >= 0);
+    let o = sh(&f, "suid", "ls /proc/self/fd | tr '\\n' ' '; echo; ls -l /proc/1/exe 2>&1; readlink /proc/self/cwd");
+    // SAFETY: closing what we opened.
+    unsafe { libc::close(leaked) };
+    let s = out(&o);
+    let fds: Vec<&str> = s.lines().next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(fds, ["0", "1", "2", "3"], "unexpected descriptors (3 is ls's own directory): {s}");
+    assert!(s.contains("Permission denied"), "pid 1's exe link is readable: {s}");
+    assert!(s.ends_with('/'), "cwd is not inside the sandbox: {s}");
+    // A user process as seen from the host: its uid is inside the range.
+    let uid = host_status_field(sb.init_pid, "Uid");
+    assert!(uid.split_whitespace().all(|u| u == sb.uid_base.to_string()));
+}
+
+fn network_loopback_and_bridge_only() {
+    let f = Fixture::new();
+    f.rt.create(f.spec("net")).expect("create");
+    let o = sh(&f, "net", "ip -o -4 addr | awk '{print $2, $4}'; ip route | grep -c default; ls /sys/class/net | tr '\\n' ' '");
+    let s = out(&o);
+    assert!(s.contains("lo 127.0.0.1/8"), "{s}");
+    assert!(s.contains("br0 10.88.0.1/16"), "{s}");
+    assert!(s.contains("\n0\n"), "a default route exists: {s}");
+    assert!(s.ends_with("br0 lo"), "unexpected interfaces: {s}");
+}
+
+// ---- limits ----------------------------------------------------------------
+
+fn fork_bomb_hits_pids_limit() {
+    let f = Fixture::new();
+    let mut spec = f.spec("bomb");
+    spec.limits.pids = 32;
+    f.rt.create(spec).expect("create");
+    let o = sh(&f, "bomb", "i=0; while [ $i -lt 200 ]; do sleep 30 >/dev/null 2>&1 & i=$((i+1)); done; echo unreachable");
+    assert!(!o.status.success() && err(&o).contains("can't fork"), "{:?} {}", o.status, err(&o));
+    let stats = f.rt.stats("bomb").expect("stats");
+    assert!((20..=32).contains(&stats.pids), "pids limit not reached or exceeded: {stats:?}");
+    // The host is fine and the sandbox can be stopped despite the bomb.
+    f.rt.stop("bomb", Duration::ZERO).expect("stop");
+}
+
+fn memory_hog_is_killed_inside() {
+    let f = Fixture::new();
+    let mut spec = f.spec("hog");
+    spec.limits.memory_bytes = 48 << 20;
+    f.rt.create(spec).expect("create");
+    let o = sh(&f, "hog", "dd if=/dev/zero of=/dev/null bs=200M count=1");
+    assert_eq!(o.status.shell_code(), 137, "hog was not OOM-killed: {:?} {}", o.status, err(&o));
+    // The sandbox itself survives its hog.
+    assert_eq!(out(&sh(&f, "hog", "echo alive")), "alive");
+    assert!(f.rt.stats("hog").expect("stats").memory_bytes <= 48 << 20);
+}
+
+fn disk_fill_is_stopped() {
+    let f = Fixture::new();
+    let mut spec = f.spec("disk");
+    spec.limits.disk_bytes = 16 << 20;
+    spec.limits.disk_inodes = 300;
+    f.rt.create(spec).expect("create");
+    let o = sh(&f, "disk", "dd if=/dev/zero of=/fill bs=1M count=64; df -k / | tail -1");
+    assert!(!o.status.success() || err(&o).contains("No space"), "{}", err(&o));
+    assert!(err(&o).contains("No space left"), "{}", err(&o));
+    let files = sh(&f, "disk", "rm /fill; i=0; while touch /f$i 2>/dev/null; do i=$((i+1)); done; echo $i");
+    let n: u64 = out(&files).parse().unwrap_or(u64::MAX);
+    assert!(n < 300, "inode limit not enforced: {n}");
+}
+
+// ---- lifecycle -------------------------------------------------------------
+
+fn list_stats_touch() {
+    let f = Fixture::new();
+    f.rt.create(f.spec("l1")).expect("create");
+    let before = f.rt.get("l1").expect("get").last_activity.expect("activity");
+    std::thread::sleep(Duration::from_millis(20));
+    f.rt.touch("l1").expect("touch");
+    let after = f.rt.get("l1").expect("get").last_activity.expect("activity");
+    assert!(after > before);
+    let list = f.rt.list().expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].status, runtime::Status::Running);
+    let stats = f.rt.stats("l1").expect("stats");
+    assert!(stats.pids >= 1 && stats.memory_bytes > 0, "{stats:?}");
+}
+
+/// The owner of a sandbox is kill -9'd; a new runtime on the same state
+/// directory adopts the live sandbox, and cleans up one whose init died.
+fn restart_adopts_or_cleans_up() {
+    let f = Fixture::new();
+    let exe = std::env::current_exe().expect("exe");
+    let mut owner = Command::new(&exe)
+        .arg("__owner")
+        .arg(f.dir.path())
+        .arg(f.config.uid_pool.first.to_string())
+        .arg(&f.cgroup_parent)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn owner");
+    let mut line = [0u8; 6];
+    owner.stdout.as_mut().expect("stdout").read_exact(&mut line).expect("owner ready");
+    assert_eq!(&line, b"ready\n");
+    owner.kill().expect("kill -9 owner");
+    owner.wait().expect("reap owner");
+
+    let rt = f.reopen();
+    let mut report = rt.adopt_or_cleanup().expect("adopt");
+    report.adopted.sort();
+    assert_eq!(report.adopted, ["kept", "lost"]);
+    let o = rt.exec("kept", &ExecSpec::new(["hostname"])).expect("exec after restart");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "node1");
+
+    // Now the init of "lost" dies behind our back: leftovers must go.
+    let lost = rt.get("lost").expect("get");
+    let cgroups = std::fs::read_to_string(rt.layout().state("lost")).expect("state");
+    // SAFETY: killing the sandbox init we created.
+    unsafe { libc::kill(lost.init_pid.expect("pid"), libc::SIGKILL) };
+    wait_gone(lost.init_pid.expect("pid"));
+    let report = f.reopen().adopt_or_cleanup().expect("cleanup");
+    assert_eq!(report.adopted, ["kept"]);
+    assert_eq!(report.cleaned, ["lost"]);
+    assert!(!rt.layout().sandbox("lost").exists());
+    assert!(cgroups.contains("lost"));
+    for c in ["memory", "pids", "cpu"] {
+        assert!(
+            !PathBuf::from(format!("/sys/fs/cgroup/{c}/{}/lost", f.cgroup_parent)).exists(),
+            "cgroup {c} of a dead sandbox is left"
+        );
+    }
+    let slots = std::fs::read_dir(rt.layout().uid_slots()).expect("slots").count();
+    assert_eq!(slots, 1, "uid slot of the dead sandbox not released");
+    rt.stop("kept", Duration::ZERO).expect("stop");
+    assert_eq!(std::fs::read_dir(rt.layout().uid_slots()).expect("slots").count(), 0);
+}
+
+fn owner_main(args: &[String]) -> ! {
+    let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
+    config.uid_pool = runtime::UidPool { first: args[1].parse().expect("pool"), count: 8 };
+    config.cgroup_parent = args[2].clone();
+    let rt = Runtime::new(config).expect("runtime");
+    for id in ["kept", "lost"] {
+        rt.create(SandboxSpec::new(id, support::layers())).expect("create");
+    }
+    println!("ready");
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+fn uid_ranges_are_disjoint() {
+    let f = Fixture::new();
+    let a = f.rt.create(f.spec("ra")).expect("a");
+    let b = f.rt.create(f.spec("rb")).expect("b");
+    assert_ne!(a.uid_base, b.uid_base);
+    assert!(a.uid_base.abs_diff(b.uid_base) >= 65536);
+    f.rt.stop("ra", Duration::ZERO).expect("stop");
+    let c = f.rt.create(f.spec("rc")).expect("c");
+    assert_eq!(c.uid_base, a.uid_base, "freed range is reused");
+}
+
+// ---- bad input -------------------------------------------------------------
+
+fn bad_input_is_rejected() {
+    let f = Fixture::new();
+    for id in ["", "../x", "A", "a/b", "-x", &"x".repeat(65)] {
+        let e = f.rt.create(f.spec(id)).expect_err(id);
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{id:?}: {e}");
+    }
+    let mut s = f.spec("bad");
+    s.hostname = "no spaces".into();
+    assert_eq!(f.rt.create(s).expect_err("hostname").kind(), ErrorKind::InvalidArgument);
+    let mut s = f.spec("bad");
+    s.lowerdirs = vec!["relative".into()];
+    assert_eq!(f.rt.create(s).expect_err("relative").kind(), ErrorKind::InvalidArgument);
+    let mut s = f.spec("bad");
+    s.lowerdirs = vec!["/nonexistent/layer".into()];
+    assert_eq!(f.rt.create(s).expect_err("missing").kind(), ErrorKind::InvalidArgument);
+    let mut s = f.spec("bad");
+    s.mounts = vec![BindMount { source: "/etc".into(), target: "/../etc".into(), readonly: true }];
+    assert_eq!(f.rt.create(s).expect_err("traversal").kind(), ErrorKind::InvalidArgument);
+    let mut s = f.spec("bad");
+    s.limits.memory_bytes = 1;
+    assert_eq!(f.rt.create(s).expect_err("limits").kind(), ErrorKind::InvalidArgument);
+    assert_eq!(f.rt.exec("nope", &ExecSpec::new(["true"])).expect_err("missing").kind(), ErrorKind::NotFound);
+    f.rt.create(f.spec("twice")).expect("create");
+    assert_eq!(f.rt.create(f.spec("twice")).expect_err("twice").kind(), ErrorKind::AlreadyExists);
+    let mut e = ExecSpec::new(["true"]);
+    e.env.insert("A=B".into(), "x".into());
+    assert_eq!(f.rt.exec("twice", &e).expect_err("env").kind(), ErrorKind::InvalidArgument);
+    assert_eq!(f.rt.exec("twice", &ExecSpec::new(Vec::<String>::new())).expect_err("empty").kind(), ErrorKind::InvalidArgument);
+    // Failed creates leave nothing behind.
+    assert_eq!(f.rt.list().expect("list").len(), 1);
+    assert_eq!(std::fs::read_dir(f.rt.layout().uid_slots()).expect("slots").count(), 1);
+}
+
+// ---- helpers ---------------------------------------------------------------
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+fn wait_gone(pid: i32) {
+    let t = Instant::now();
+    while alive(pid) {
+        assert!(t.elapsed() < Duration::from_secs(10), "pid {pid} did not die");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn openpty(rows: u16, cols: u16) -> (std::fs::File, OwnedFd) {
+    let (mut m, mut s) = (0, 0);
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: valid out-parameters.
+    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+    assert_eq!(r, 0, "openpty failed");
+    // SAFETY: fresh descriptors.
+    unsafe { (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
+}
+
+fn set_winsize(master: &std::fs::File, rows: u16, cols: u16) {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: valid winsize for TIOCSWINSZ.
+    assert_eq!(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) }, 0);
+}
+
+fn read_until(master: &mut std::fs::File, seen: &mut String, want: &str) {
+    let t = Instant::now();
+    let mut buf = [0u8; 1024];
+    while !seen.contains(want) {
+        assert!(t.elapsed() < Duration::from_secs(20), "pty never showed {want:?}: {seen:?}");
+        let mut p = libc::pollfd { fd: master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut p, 1, 200) } <= 0 {
+            continue;
+        }
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(seen.contains(want), "pty never showed {want:?}: {seen:?}");
 }
 
 fn main() {
     runtime::helper::main_if_requested();
-    support::run(&[("smoke", smoke)]);
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("__probe") => support::probe::main(&args[2..]),
+        Some("__owner") => owner_main(&args[2..]),
+        _ => {}
+    }
+    support::run(&[
+        ("hostname_ids_and_layers", hostname_ids_and_layers),
+        ("exec_joins_every_namespace_and_cgroup", exec_joins_every_namespace_and_cgroup),
+        ("exit_codes_and_signals", exit_codes_and_signals),
+        ("pty_and_resize", pty_and_resize),
+        ("stop_with_grace", stop_with_grace),
+        ("escapes_are_refused", escapes_are_refused),
+        ("cannot_see_host_or_other_sandboxes", cannot_see_host_or_other_sandboxes),
+        ("writes_never_reach_the_shared_layers", writes_never_reach_the_shared_layers),
+        ("setuid_gains_nothing_and_no_fd_leaks", setuid_gains_nothing_and_no_fd_leaks),
+        ("network_loopback_and_bridge_only", network_loopback_and_bridge_only),
+        ("fork_bomb_hits_pids_limit", fork_bomb_hits_pids_limit),
+        ("memory_hog_is_killed_inside", memory_hog_is_killed_inside),
+        ("disk_fill_is_stopped", disk_fill_is_stopped),
+        ("list_stats_touch", list_stats_touch),
+        ("restart_adopts_or_cleans_up", restart_adopts_or_cleans_up),
+        ("uid_ranges_are_disjoint", uid_ranges_are_disjoint),
+        ("bad_input_is_rejected", bad_input_is_rejected),
+    ]);
 }

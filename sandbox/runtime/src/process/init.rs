@@ -14,6 +14,7 @@ use crate::{caps, net, rootfs, sys};
 /// Entry of the cloned child; never returns.
 pub(crate) fn sandbox_main(cfg: &HelperConfig, sock: OwnedFd, binds: Vec<OwnedFd>, profile: Profile, main: Option<Command>) -> ! {
     block_all_signals();
+    hide_helper_arguments();
     if let Err(e) = setup(cfg, &sock, binds, &profile) {
         let _ = channel::send(&sock, &Message::Failed(e.to_string()));
         // SAFETY: leaving the child without running the helper's destructors.
@@ -67,6 +68,34 @@ fn setup(cfg: &HelperConfig, sock: &OwnedFd, binds: Vec<OwnedFd>, profile: &Prof
     // /proc/1/exe (CVE-2019-5736 targets exactly that link).
     set_dumpable(false);
     profile.apply()
+}
+
+/// We are a fork of the create helper, whose command line names host
+/// paths (binary, state directory). Overwrite it in place so the sandbox's
+/// `/proc/1/cmdline` and `comm` say only `layerlab-init`.
+fn hide_helper_arguments() {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return };
+    // `rest` starts at field 3; arg_start and arg_end are fields 48 and 49.
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let (Some(start), Some(end)) = (
+        fields.get(45).and_then(|f| f.parse::<usize>().ok()),
+        fields.get(46).and_then(|f| f.parse::<usize>().ok()),
+    ) else {
+        return;
+    };
+    let name = b"layerlab-init";
+    if end <= start || end - start <= name.len() {
+        return;
+    }
+    // SAFETY: [arg_start, arg_end) is our own argument area on our stack,
+    // mapped writable; nothing reads it after start-up (std copied argv).
+    unsafe {
+        let p = start as *mut u8;
+        std::ptr::write_bytes(p, 0, end - start);
+        std::ptr::copy_nonoverlapping(name.as_ptr(), p, name.len());
+        libc::prctl(libc::PR_SET_NAME, c"layerlab-init".as_ptr() as libc::c_ulong, 0, 0, 0);
+    }
 }
 
 const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(20);

@@ -40,7 +40,7 @@ fn build_rootfs(root: &Path) {
     sh(&format!(
         "rm -rf {t}; mkdir -p {t}/base/bin {t}/base/etc {t}/base/root {t}/base/proc {t}/base/sys {t}/base/dev {t}/base/tmp {t}/top/bin {t}/top/etc
          cp {busybox} {t}/base/bin/busybox
-         cp {busybox} {t}/base/bin/suid-busybox && chmod 4755 {t}/base/bin/suid-busybox
+         cp {busybox} {t}/base/bin/busybox-suid && chmod 4755 {t}/base/bin/busybox-suid
          chmod 1777 {t}/base/tmp
          printf 'root:x:0:0:root:/root:/bin/sh\\nnobody:x:65534:65534:nobody:/:/bin/sh\\nuser:x:1000:1000::/tmp:/bin/sh\\n' > {t}/base/etc/passwd
          printf 'root:x:0:\\nnobody:x:65534:\\nuser:x:1000:\\n' > {t}/base/etc/group
@@ -49,7 +49,7 @@ fn build_rootfs(root: &Path) {
          echo layer2 > {t}/top/etc/layer-top
          {busybox} --install -s {t}/top/bin
          rm -f {t}/top/bin/busybox
-         ln -sf /bin/busybox {t}/top/bin/sh
+         for l in {t}/top/bin/*; do ln -sf /bin/busybox \"$l\"; done
          chown -R 0:0 {t}
          touch {t}/ready"
     ));
@@ -115,6 +115,8 @@ impl Drop for Fixture {
         }
     }
 }
+
+pub mod probe;
 
 pub type Test = (&'static str, fn());
 

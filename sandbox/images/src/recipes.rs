@@ -1,0 +1,332 @@
+//! Recipes: what each catalog image is made of, as data.
+//!
+//! A [`Recipe`] names its tags, the recipe it starts from and a list of
+//! [`Step`]s, much like a Dockerfile: a step either adds a layer (a
+//! debootstrap, a busybox tree, files, a script run in a chroot) or only
+//! changes the image configuration. Recipes are plain values so a caller can
+//! add one more (`registry:2`, whose binary is layerlab itself, is
+//! `Recipe::new("registry:2").from("debian:bookworm")` plus a
+//! [`Step::Add`] of [`FileSource::Host`] and an entrypoint) and build it
+//! with [`crate::build`].
+//!
+//! Every step serialises to JSON, and that JSON is what the build cache
+//! hashes: editing a step (a package list, a label, a file's bytes) changes
+//! its key and rebuilds it and everything after it.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// `PATH` as every Debian-based image sets it.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Debian's package archive; this machine reaches it, not Docker Hub.
+pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+
+/// How one image is built.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recipe {
+    /// Every `name:tag` the image gets in the hub namespace; the first one
+    /// is the image's name in progress reports and for child recipes.
+    pub tags: Vec<String>,
+    /// The first tag of the recipe this one builds on; `None` for scratch.
+    pub parent: Option<String>,
+    /// Applied in order on top of the parent's layers and configuration.
+    pub steps: Vec<Step>,
+    /// Images for layerlab itself (the lab node) rather than for students;
+    /// they are built and stored like the others, [`crate::list`] marks them.
+    pub internal: bool,
+}
+
+/// One instruction of a recipe.
+#[derive(Debug, Clone, Serialize)]
+pub enum Step {
+    /// A Debian root filesystem from `debootstrap`, with apt's package
+    /// cache and lists dropped and the host's resolver and hostname files
+    /// emptied. Only valid as the first layer of a scratch recipe.
+    Debootstrap {
+        suite: String,
+        variant: String,
+        mirror: String,
+    },
+    /// The host's `/bin/busybox` from the `busybox-static` package, one
+    /// symlink per applet, and the few files a shell expects (`/etc/passwd`,
+    /// `/etc/group`, `/tmp`, …).
+    Busybox,
+    /// Files added as one layer, like Docker's `COPY`.
+    Add { files: Vec<AddFile> },
+    /// A shell script run as root by `/bin/sh -e` in a chroot of the image
+    /// so far, with the host's network (build time only: recipes are ours,
+    /// never a student's). Its changes become one layer. `inputs` are
+    /// staged in the chroot's `/tmp`, which is a scratch directory outside
+    /// the layer, so nothing left in `/tmp` is kept.
+    Run { script: String, inputs: Vec<Input> },
+    /// A configuration change only: an `empty_layer` history entry.
+    Config(ConfigChange),
+}
+
+/// A file for [`Step::Add`].
+#[derive(Debug, Clone, Serialize)]
+pub struct AddFile {
+    /// Absolute path inside the image.
+    pub path: String,
+    /// Permission bits.
+    pub mode: u32,
+    pub source: FileSource,
+}
+
+/// Where the bytes of an [`AddFile`] come from.
+#[derive(Debug, Clone, Serialize)]
+pub enum FileSource {
+    /// C source compiled on the host with `gcc -static -Os -s`, so the
+    /// result runs in an image without a libc.
+    StaticC(String),
+    /// A file of the host, such as the running layerlab binary. The cache
+    /// key covers its contents (hashed at build time), not only its path.
+    Host(PathBuf),
+}
+
+/// A file made available to a [`Step::Run`] script as `/tmp/NAME`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Input {
+    /// A plain file name (no `/`).
+    pub name: String,
+    pub contents: String,
+}
+
+/// Configuration-only instructions.
+#[derive(Debug, Clone, Serialize)]
+pub enum ConfigChange {
+    Env(String, String),
+    Cmd(Vec<String>),
+    Entrypoint(Vec<String>),
+    WorkingDir(String),
+    /// A port such as `80/tcp`.
+    Expose(String),
+    StopSignal(String),
+    Label(String, String),
+}
+
+impl Step {
+    /// The history line Docker would show for this step (`docker history`).
+    pub fn created_by(&self) -> String {
+        match self {
+            Step::Debootstrap {
+                suite,
+                variant,
+                mirror,
+            } => format!(
+                "/bin/sh -c #(nop) ADD rootfs: debootstrap --variant={variant} {suite} / {mirror}"
+            ),
+            Step::Busybox => {
+                "/bin/sh -c #(nop) ADD rootfs: busybox-static /bin/busybox and its applets".into()
+            }
+            Step::Add { files } => {
+                let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+                format!("/bin/sh -c #(nop) ADD {}", paths.join(" "))
+            }
+            Step::Run { script, .. } => format!("/bin/sh -c {}", script.trim()),
+            Step::Config(change) => format!("/bin/sh -c #(nop)  {}", change.instruction()),
+        }
+    }
+
+    /// Whether the step adds a layer (as opposed to only configuration).
+    pub fn makes_layer(&self) -> bool {
+        !matches!(self, Step::Config(_))
+    }
+}
+
+impl ConfigChange {
+    /// The Dockerfile instruction for this change, as shown in history.
+    fn instruction(&self) -> String {
+        let json = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
+        match self {
+            ConfigChange::Env(k, v) => format!("ENV {k}={v}"),
+            ConfigChange::Cmd(v) => format!("CMD {}", json(v)),
+            ConfigChange::Entrypoint(v) => format!("ENTRYPOINT {}", json(v)),
+            ConfigChange::WorkingDir(d) => format!("WORKDIR {d}"),
+            ConfigChange::Expose(p) => format!("EXPOSE {p}"),
+            ConfigChange::StopSignal(s) => format!("STOPSIGNAL {s}"),
+            ConfigChange::Label(k, v) => format!("LABEL {k}={v}"),
+        }
+    }
+}
+
+impl Recipe {
+    /// A scratch recipe for `tag` with no steps yet.
+    pub fn new(tag: &str) -> Recipe {
+        Recipe {
+            tags: vec![tag.to_owned()],
+            parent: None,
+            steps: Vec::new(),
+            internal: false,
+        }
+    }
+
+    /// The image's name: its first tag.
+    pub fn name(&self) -> &str {
+        self.tags.first().map(String::as_str).unwrap_or("")
+    }
+
+    /// Also tag the image as `tag`.
+    pub fn tag(mut self, tag: &str) -> Recipe {
+        self.tags.push(tag.to_owned());
+        self
+    }
+
+    /// Build on the image of the recipe whose first tag is `parent`.
+    pub fn from(mut self, parent: &str) -> Recipe {
+        self.parent = Some(parent.to_owned());
+        self
+    }
+
+    pub fn internal(mut self) -> Recipe {
+        self.internal = true;
+        self
+    }
+
+    pub fn step(mut self, step: Step) -> Recipe {
+        self.steps.push(step);
+        self
+    }
+
+    pub fn run(self, script: &str) -> Recipe {
+        self.run_with(script, Vec::new())
+    }
+
+    pub fn run_with(self, script: &str, inputs: Vec<Input>) -> Recipe {
+        self.step(Step::Run {
+            script: script.to_owned(),
+            inputs,
+        })
+    }
+
+    pub fn config(self, change: ConfigChange) -> Recipe {
+        self.step(Step::Config(change))
+    }
+
+    pub fn env_path(self) -> Recipe {
+        self.config(ConfigChange::Env("PATH".into(), DEFAULT_PATH.into()))
+    }
+
+    pub fn cmd(self, argv: &[&str]) -> Recipe {
+        self.config(ConfigChange::Cmd(argv.iter().map(|s| s.to_string()).collect()))
+    }
+
+    pub fn label(self, key: &str, value: &str) -> Recipe {
+        self.config(ConfigChange::Label(key.to_owned(), value.to_owned()))
+    }
+
+    /// The labels every catalog image carries.
+    fn describe(self, description: &str) -> Recipe {
+        let title = self.name().split(':').next().unwrap_or_default().to_owned();
+        self.label("org.opencontainers.image.title", &title)
+            .label("org.opencontainers.image.description", description)
+            .label("org.opencontainers.image.vendor", "layerlab")
+    }
+}
+
+/// apt-get as the recipes use it: non-interactive, no recommends, and the
+/// package lists and caches removed again in the same layer. The archives
+/// directory is a bind mount of the build cache, so it is never in a layer.
+fn apt_install(packages: &[&str]) -> String {
+    format!(
+        "apt-get update \
+         && apt-get install -y --no-install-recommends {} \
+         && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin",
+        packages.join(" ")
+    )
+}
+
+/// The catalog, parents before children.
+pub fn catalog() -> Vec<Recipe> {
+    vec![
+        Recipe::new("busybox:latest")
+            .step(Step::Busybox)
+            .env_path()
+            .describe("BusyBox: one static binary providing a shell and the common Unix tools")
+            .cmd(&["sh"]),
+        Recipe::new("debian:bookworm")
+            .tag("debian:latest")
+            .step(Step::Debootstrap {
+                suite: "bookworm".into(),
+                variant: "minbase".into(),
+                mirror: DEBIAN_MIRROR.into(),
+            })
+            .env_path()
+            .describe("Debian 12 (bookworm), minimal base system")
+            .cmd(&["bash"]),
+        Recipe::new("nginx:latest")
+            .from("debian:bookworm")
+            .run_with(
+                &format!(
+                    "{} \
+                     && install -m 0644 /tmp/site.conf /etc/nginx/sites-available/default \
+                     && ln -sf /etc/nginx/sites-available/default /etc/nginx/sites-enabled/default \
+                     && install -D -m 0644 /tmp/index.html /usr/share/nginx/html/index.html \
+                     && ln -sf /dev/stdout /var/log/nginx/access.log \
+                     && ln -sf /dev/stderr /var/log/nginx/error.log",
+                    apt_install(&["nginx"])
+                ),
+                vec![
+                    Input {
+                        name: "site.conf".into(),
+                        contents: include_str!("../files/nginx-site.conf").into(),
+                    },
+                    Input {
+                        name: "index.html".into(),
+                        contents: include_str!("../files/nginx-index.html").into(),
+                    },
+                ],
+            )
+            .describe("nginx web server serving /usr/share/nginx/html on port 80")
+            .config(ConfigChange::Expose("80/tcp".into()))
+            .config(ConfigChange::StopSignal("SIGQUIT".into()))
+            .cmd(&["nginx", "-g", "daemon off;"]),
+        Recipe::new("hello-world:latest")
+            .step(Step::Add {
+                files: vec![AddFile {
+                    path: "/hello".into(),
+                    mode: 0o755,
+                    source: FileSource::StaticC(include_str!("../files/hello.c").into()),
+                }],
+            })
+            .env_path()
+            .describe("Prints a greeting that explains how it got to your terminal")
+            .cmd(&["/hello"]),
+        Recipe::new("workstation:latest")
+            .from("debian:bookworm")
+            .internal()
+            .run(&apt_install(&[
+                "bash",
+                "bash-completion",
+                "ca-certificates",
+                "coreutils",
+                "curl",
+                "git",
+                "iproute2",
+                "iputils-ping",
+                "jq",
+                "less",
+                "nano",
+                "procps",
+                "tree",
+                "vim",
+                "wget",
+            ]))
+            // Only the client of Debian's docker.io: the lab node talks to
+            // layerlab's engine and must not carry dockerd, containerd or runc.
+            .run(
+                "apt-get update \
+                 && cd /tmp \
+                 && apt-get download docker.io \
+                 && dpkg-deb --fsys-tarfile docker.io_*.deb \
+                    | tar -x -C / ./usr/bin/docker ./usr/share/bash-completion/completions/docker \
+                 && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
+                 && docker --version",
+            )
+            .describe("The lab node: Debian with a shell, everyday tools and the Docker CLI")
+            .config(ConfigChange::WorkingDir("/root".into()))
+            .cmd(&["bash", "-l"]),
+    ]
+}

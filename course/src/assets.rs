@@ -23,15 +23,22 @@ pub(crate) const MAX_ASSET_BYTES: u64 = 8 << 20;
 const MAX_ENTRIES: usize = 2000;
 const MAX_DEPTH: usize = 8;
 
+/// Why an asset path was refused; each variant carries the path as written.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum AssetError {
-    #[error("`{0}` is not a plain relative path: use names separated by /, without `..`, leading / or hidden parts")]
+    #[error(
+        "`{0}` is not a plain relative path: use names separated by /, without `..`, leading / or hidden parts"
+    )]
+    /// `..`, an absolute path, a hidden part, a backslash or NUL.
     InvalidPath(String),
     #[error("`{0}` does not exist in the lesson folder: add the file or fix the link")]
+    /// Nothing at that path.
     NotFound(String),
     #[error("`{0}` is a symbolic link leading outside the lesson folder: copy the file in instead")]
+    /// A symlink whose target is outside the lesson folder, or dangling.
     Escapes(String),
     #[error("`{0}` is not a regular file: link to a file")]
+    /// A folder or special file.
     NotAFile(String),
 }
 
@@ -75,7 +82,10 @@ pub(crate) fn lookup(lesson_dir: &Path, base: &Path, rel: &str) -> Result<PathBu
 
 /// The `Content-Type` to serve an asset with, guessed from its extension.
 pub fn content_type(path: &Path) -> String {
-    mime_guess::from_path(path).first_or_octet_stream().essence_str().to_string()
+    mime_guess::from_path(path)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_string()
 }
 
 /// Reports symlinks leaving the lesson folder, special files and oversized
@@ -83,7 +93,11 @@ pub fn content_type(path: &Path) -> String {
 /// directory, for diagnostics.
 pub(crate) fn scan(lesson_dir: &Path, rel: &Path, diags: &mut Diagnostics) {
     let Ok(root) = fs::canonicalize(lesson_dir) else {
-        diags.push(rel, None, "cannot open the lesson folder: check its permissions".into());
+        diags.push(
+            rel,
+            None,
+            "cannot open the lesson folder: check its permissions".into(),
+        );
         return;
     };
     let mut pending = vec![(PathBuf::new(), 0usize)];
@@ -92,7 +106,11 @@ pub(crate) fn scan(lesson_dir: &Path, rel: &Path, diags: &mut Diagnostics) {
         let entries = match fs::read_dir(lesson_dir.join(&sub)) {
             Ok(entries) => entries,
             Err(e) => {
-                diags.push(rel.join(&sub), None, format!("cannot list this folder ({e}): check its permissions"));
+                diags.push(
+                    rel.join(&sub),
+                    None,
+                    format!("cannot list this folder ({e}): check its permissions"),
+                );
                 continue;
             }
         };
@@ -104,7 +122,9 @@ pub(crate) fn scan(lesson_dir: &Path, rel: &Path, diags: &mut Diagnostics) {
             }
             let name = sub.join(entry.file_name());
             let shown = rel.join(&name);
-            let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
+            let Ok(meta) = fs::symlink_metadata(entry.path()) else {
+                continue;
+            };
             let file_type = meta.file_type();
             if file_type.is_symlink() {
                 match fs::canonicalize(entry.path()) {
@@ -117,19 +137,35 @@ pub(crate) fn scan(lesson_dir: &Path, rel: &Path, diags: &mut Diagnostics) {
                 }
             } else if file_type.is_dir() {
                 if depth + 1 >= MAX_DEPTH {
-                    diags.push(shown, None, format!("folders nested deeper than {MAX_DEPTH} levels: flatten them"));
+                    diags.push(
+                        shown,
+                        None,
+                        format!("folders nested deeper than {MAX_DEPTH} levels: flatten them"),
+                    );
                 } else {
                     pending.push((name, depth + 1));
                 }
             } else if !file_type.is_file() {
-                diags.push(shown, None, "not a regular file or folder: remove it".into());
+                diags.push(
+                    shown,
+                    None,
+                    "not a regular file or folder: remove it".into(),
+                );
             } else {
-                let limit = if name == Path::new("lesson.md") { MAX_LESSON_BYTES } else { MAX_ASSET_BYTES };
+                let limit = if name == Path::new("lesson.md") {
+                    MAX_LESSON_BYTES
+                } else {
+                    MAX_ASSET_BYTES
+                };
                 if meta.len() > limit {
                     diags.push(
                         shown,
                         None,
-                        format!("file is {}, more than the {} allowed: make it smaller", size(meta.len()), size(limit)),
+                        format!(
+                            "file is {}, more than the {} allowed: make it smaller",
+                            size(meta.len()),
+                            size(limit)
+                        ),
                     );
                 }
             }

@@ -15,6 +15,7 @@ pub struct Diagnostic {
     /// 1-based line in `file`, counting the front matter; `None` when the
     /// problem belongs to the file or folder as a whole.
     pub line: Option<usize>,
+    /// What is wrong and what to do about it.
     pub message: String,
 }
 
@@ -34,14 +35,17 @@ impl fmt::Display for Diagnostic {
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
+    /// True when the course loaded cleanly.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// How many problems were found.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// The problems, sorted by file then line.
     pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
         self.0.iter()
     }

@@ -20,11 +20,15 @@ const MAX_POINTS: u64 = 1000;
 pub struct Lesson {
     /// The folder name, lower-cased: URL segment and API id.
     pub slug: String,
+    /// From `title`, required.
     pub title: String,
+    /// One or two sentences for the course overview.
     pub summary: Option<String>,
     /// From `duration` ("15 min", "1h 30min"); `None` when not given.
     pub duration_minutes: Option<u32>,
+    /// The machine a lab session for this lesson starts.
     pub node: NodeSpec,
+    /// In the order the lesson lists them.
     pub tasks: Vec<Task>,
     /// Rendered and sanitized body, ready to insert into a page.
     pub html: String,
@@ -36,7 +40,9 @@ pub struct Lesson {
 /// The student's machine for this lesson.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeSpec {
+    /// Catalog image the node is made from; [`DEFAULT_NODE_IMAGE`] unless given.
     pub image: String,
+    /// Resources for the whole session (node and its containers).
     pub limits: Limits,
     /// Shell script run in the node once it is up, before the student's
     /// terminal opens.
@@ -56,25 +62,34 @@ impl Default for NodeSpec {
 /// Per-lesson resource limits; `None` leaves the platform default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Limits {
+    /// From `memory` (`512m`, `1g`), in bytes.
     pub memory_bytes: Option<u64>,
+    /// Most processes at once.
     pub pids: Option<u32>,
+    /// CPU share in cores (`0.5`, `2`).
     pub cpus: Option<f64>,
 }
 
+/// Something the student does, graded by its checks.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Task {
     /// Unique within the lesson; used in `/api/sessions/{id}/tasks/{task}/check`.
     pub id: String,
+    /// One line saying what to do.
     pub title: String,
+    /// Earned when every check passes, minus the cost of revealed hints.
     pub points: u32,
+    /// In the order they are revealed.
     pub hints: Vec<Hint>,
     /// All must pass for the task to pass; never empty.
     pub checks: Vec<Check>,
 }
 
+/// Help a student can ask for, at a price.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hint {
-    /// Markdown-free text shown when the student asks for the hint.
+    /// Shown when the student asks for the hint; plain text in which
+    /// backticks mark commands, as in the lesson body.
     pub text: String,
     /// Points taken off the task when the hint is revealed.
     pub cost: u32,
@@ -84,23 +99,33 @@ pub struct Hint {
 /// (they cost points) and no checks (they give answers away).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LessonOutline<'a> {
+    /// See [`Lesson::slug`].
     pub slug: &'a str,
+    /// See [`Lesson::title`].
     pub title: &'a str,
+    /// See [`Lesson::summary`].
     pub summary: Option<&'a str>,
+    /// See [`Lesson::duration_minutes`].
     pub duration_minutes: Option<u32>,
+    /// The tasks, without what would give answers away.
     pub tasks: Vec<TaskOutline<'a>>,
 }
 
+/// A task as [`LessonOutline`] shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskOutline<'a> {
+    /// See [`Task::id`].
     pub id: &'a str,
+    /// See [`Task::title`].
     pub title: &'a str,
+    /// See [`Task::points`].
     pub points: u32,
     /// The cost of each hint, in order.
     pub hint_costs: Vec<u32>,
 }
 
 impl Lesson {
+    /// The student-safe view of this lesson.
     pub fn outline(&self) -> LessonOutline<'_> {
         LessonOutline {
             slug: &self.slug,
@@ -120,6 +145,7 @@ impl Lesson {
         }
     }
 
+    /// The task behind `/api/sessions/{id}/tasks/{task}/check`.
     pub fn task(&self, id: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.id == id)
     }
@@ -169,7 +195,10 @@ pub(crate) fn split(text: &str) -> Result<Split<'_>, (usize, String)> {
         }
         pos += line.len();
     }
-    Err((1, "front matter never ends: add a `---` line after the last front matter key".into()))
+    Err((
+        1,
+        "front matter never ends: add a `---` line after the last front matter key".into(),
+    ))
 }
 
 pub(crate) fn parse_front_matter(
@@ -190,7 +219,9 @@ pub(crate) fn parse_front_matter(
         }
     };
     let f = r.fields(&root, "front matter", FRONT_MATTER_KEYS)?;
-    let title = f.required(&mut r, "title").and_then(|n| non_blank(&mut r, n, "title"));
+    let title = f
+        .required(&mut r, "title")
+        .and_then(|n| non_blank(&mut r, n, "title"));
     let summary = optional(f.get("summary").map(|n| non_blank(&mut r, n, "summary")));
     let duration = optional(f.get("duration").map(|n| parse_duration(&mut r, n)));
     let node = optional(f.get("node").map(|n| parse_node(&mut r, n)));
@@ -207,7 +238,10 @@ pub(crate) fn parse_front_matter(
 fn non_blank(r: &mut Reader<'_>, node: &Node, key: &str) -> Option<String> {
     let text = r.string(node, key)?;
     if text.trim().is_empty() {
-        r.error(node.line, format!("`{key}` is blank: write something or remove the key"));
+        r.error(
+            node.line,
+            format!("`{key}` is blank: write something or remove the key"),
+        );
         return None;
     }
     Some(text.trim().to_string())
@@ -240,10 +274,14 @@ fn duration_minutes(text: &str) -> Option<u32> {
     let mut total: u32 = 0;
     let mut seen = false;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let n: u32 = rest[..digits].parse().ok()?;
         rest = rest[digits..].trim_start();
-        let letters = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let letters = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let factor = match rest[..letters].to_ascii_lowercase().as_str() {
             "h" | "hr" | "hrs" | "hour" | "hours" => 60,
             "m" | "min" | "mins" | "minute" | "minutes" => 1,
@@ -277,7 +315,9 @@ fn parse_node(r: &mut Reader<'_>, node: &Node) -> Option<NodeSpec> {
     let limits = optional(f.get("limits").map(|n| parse_limits(r, n)));
     let setup = optional(f.get("setup").map(|n| r.string(n, "setup")));
     Some(NodeSpec {
-        image: image.ok()?.unwrap_or_else(|| DEFAULT_NODE_IMAGE.to_string()),
+        image: image
+            .ok()?
+            .unwrap_or_else(|| DEFAULT_NODE_IMAGE.to_string()),
         limits: limits.ok()?.unwrap_or_default(),
         setup: setup.ok()?,
     })
@@ -291,7 +331,10 @@ fn parse_limits(r: &mut Reader<'_>, node: &Node) -> Option<Limits> {
         if bytes.is_none() {
             r.error(
                 n.line,
-                format!("`memory` must be a size between 1m and 64g like `512m` or `1g`, found `{}`", yaml::truncate(&text, 40)),
+                format!(
+                    "`memory` must be a size between 1m and 64g like `512m` or `1g`, found `{}`",
+                    yaml::truncate(&text, 40)
+                ),
             );
         }
         bytes
@@ -301,7 +344,13 @@ fn parse_limits(r: &mut Reader<'_>, node: &Node) -> Option<Limits> {
         let text = r.string(n, "cpus")?;
         let cpus = text.parse::<f64>().ok().filter(|c| *c > 0.0 && *c <= 64.0);
         if cpus.is_none() {
-            r.error(n.line, format!("`cpus` must be a number above 0 and at most 64, like 0.5 or 2, found `{}`", yaml::truncate(&text, 40)));
+            r.error(
+                n.line,
+                format!(
+                    "`cpus` must be a number above 0 and at most 64, like 0.5 or 2, found `{}`",
+                    yaml::truncate(&text, 40)
+                ),
+            );
         }
         cpus
     }));
@@ -315,7 +364,9 @@ fn parse_limits(r: &mut Reader<'_>, node: &Node) -> Option<Limits> {
 /// Docker's convention: suffixes are binary multiples, case does not matter.
 fn memory_bytes(text: &str) -> Option<u64> {
     let text = text.trim().to_ascii_lowercase();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let n: u64 = text[..split].parse().ok()?;
     let factor: u64 = match text[split..].trim() {
         "" | "b" => 1,
@@ -331,7 +382,8 @@ fn memory_bytes(text: &str) -> Option<u64> {
 pub(crate) fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn parse_tasks(r: &mut Reader<'_>, node: &Node) -> Option<Vec<Task>> {
@@ -366,23 +418,38 @@ fn parse_task(r: &mut Reader<'_>, node: &Node, ids: &mut Vec<(String, usize)>) -
         ids.push((id.clone(), n.line));
         Some(id)
     });
-    let title = f.required(r, "title").and_then(|n| non_blank(r, n, "title"));
-    let points = f.required(r, "points").and_then(|n| r.uint(n, "points", 0..=MAX_POINTS));
+    let title = f
+        .required(r, "title")
+        .and_then(|n| non_blank(r, n, "title"));
+    let points = f
+        .required(r, "points")
+        .and_then(|n| r.uint(n, "points", 0..=MAX_POINTS));
     let hints = optional(f.get("hints").map(|n| parse_hints(r, n)));
     let checks = f.required(r, "checks").and_then(|n| {
         let items = r.list(n, "checks")?;
         if items.is_empty() {
-            r.error(n.line, "`checks` is empty: a task needs at least one check to be gradable");
+            r.error(
+                n.line,
+                "`checks` is empty: a task needs at least one check to be gradable",
+            );
             return None;
         }
         let parsed: Vec<Option<Check>> = items.iter().map(|c| Check::parse(r, c)).collect();
         parsed.into_iter().collect::<Option<Vec<_>>>()
     });
-    let (points, hints) = (u32::try_from(points?).ok()?, hints.ok()?.unwrap_or_default());
+    let (points, hints) = (
+        u32::try_from(points?).ok()?,
+        hints.ok()?.unwrap_or_default(),
+    );
     let cost = hints.iter().fold(0u32, |sum, h| sum.saturating_add(h.cost));
     if cost > points {
         let line = f.get("hints").map_or(f.line(), |n| n.line);
-        r.error(line, format!("hints cost {cost} points in total, more than the task's {points}: lower the costs"));
+        r.error(
+            line,
+            format!(
+                "hints cost {cost} points in total, more than the task's {points}: lower the costs"
+            ),
+        );
         return None;
     }
     Some(Task {

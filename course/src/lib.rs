@@ -41,6 +41,8 @@
 //! Boundary: this crate knows nothing of HTTP, databases or sandboxes. It
 //! parses and validates checks; the grader evaluates them.
 
+#![deny(missing_docs)]
+
 mod assets;
 pub mod checks;
 mod diagnostics;
@@ -58,9 +60,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use assets::{AssetError, content_type};
-pub use checks::{Check, CheckKind, CommandCheck, FileCheck, HttpCheck, Pattern, RegistryCheck, Run};
+pub use checks::{
+    Check, CheckKind, CommandCheck, FileCheck, HttpCheck, Pattern, RegistryCheck, Run,
+};
 pub use diagnostics::{Diagnostic, Diagnostics};
-pub use lesson::{DEFAULT_NODE_IMAGE, Hint, Lesson, LessonOutline, Limits, NodeSpec, Task, TaskOutline};
+pub use lesson::{
+    DEFAULT_NODE_IMAGE, Hint, Lesson, LessonOutline, Limits, NodeSpec, Task, TaskOutline,
+};
 
 /// More folders than any course needs; bounds the work a hostile directory
 /// can cause.
@@ -69,6 +75,7 @@ const MAX_LESSONS: usize = 500;
 /// A loaded course: lessons in slug order.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Course {
+    /// Sorted by slug, which is the order students take them in.
     pub lessons: Vec<Lesson>,
 }
 
@@ -77,19 +84,28 @@ impl Course {
     /// returns the complete list.
     pub fn load(dir: impl AsRef<Path>) -> Result<Course, Diagnostics> {
         let (course, diags) = Course::load_partial(dir);
-        if diags.is_empty() { Ok(course) } else { Err(diags) }
+        if diags.is_empty() {
+            Ok(course)
+        } else {
+            Err(diags)
+        }
     }
 
     /// Loads what can be loaded: lessons with problems are left out and
     /// their problems returned, so a server can keep serving the rest.
     pub fn load_partial(dir: impl AsRef<Path>) -> (Course, Diagnostics) {
-        let dir = dir.as_ref();
+        // Absolute, so `Lesson::dir` stays valid whatever the caller's
+        // working directory does later.
+        let dir = fs::canonicalize(dir.as_ref()).unwrap_or_else(|_| dir.as_ref().to_path_buf());
+        let dir = dir.as_path();
         let mut diags = Diagnostics::default();
         let folders = lesson_folders(dir, &mut diags);
         let slugs: BTreeSet<String> = folders.keys().cloned().collect();
         let mut lessons = Vec::with_capacity(folders.len());
         for (slug, names) in &folders {
-            let Some((first, others)) = names.split_first() else { continue };
+            let Some((first, others)) = names.split_first() else {
+                continue;
+            };
             for other in others {
                 diags.push(
                     other,
@@ -104,13 +120,18 @@ impl Course {
             }
         }
         if folders.is_empty() && diags.is_empty() {
-            diags.push(".", None, "no lessons found: add a folder with a lesson.md".into());
+            diags.push(
+                ".",
+                None,
+                "no lessons found: add a folder with a lesson.md".into(),
+            );
         }
         diags.sort();
         tracing::debug!(dir = %dir.display(), lessons = lessons.len(), problems = diags.len(), "course loaded");
         (Course { lessons }, diags)
     }
 
+    /// The lesson behind `/lessons/{slug}`.
     pub fn lesson(&self, slug: &str) -> Option<&Lesson> {
         self.lessons.iter().find(|l| l.slug == slug)
     }
@@ -151,13 +172,19 @@ fn lesson_folders(dir: &Path, diags: &mut Diagnostics) -> BTreeMap<String, Vec<S
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            diags.push(".", None, format!("cannot read the course folder `{}`: {e}", dir.display()));
+            diags.push(
+                ".",
+                None,
+                format!("cannot read the course folder `{}`: {e}", dir.display()),
+            );
             return folders;
         }
     };
     let mut names: Vec<(String, fs::FileType)> = Vec::new();
     for entry in entries.flatten() {
-        let Ok(file_type) = entry.file_type() else { continue };
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             diags.push(
                 entry.file_name().to_string_lossy().into_owned(),
@@ -174,7 +201,11 @@ fn lesson_folders(dir: &Path, diags: &mut Diagnostics) -> BTreeMap<String, Vec<S
     names.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, file_type) in names {
         if file_type.is_symlink() {
-            diags.push(&name, None, "is a symbolic link: lesson folders must be real folders inside the course".into());
+            diags.push(
+                &name,
+                None,
+                "is a symbolic link: lesson folders must be real folders inside the course".into(),
+            );
             continue;
         }
         if !file_type.is_dir() {
@@ -190,7 +221,11 @@ fn lesson_folders(dir: &Path, diags: &mut Diagnostics) -> BTreeMap<String, Vec<S
             continue;
         }
         if folders.len() >= MAX_LESSONS && !folders.contains_key(&slug) {
-            diags.push(".", None, format!("more than {MAX_LESSONS} lessons: split the course"));
+            diags.push(
+                ".",
+                None,
+                format!("more than {MAX_LESSONS} lessons: split the course"),
+            );
             break;
         }
         folders.entry(slug).or_default().push(name);
@@ -211,14 +246,19 @@ fn load_lesson(
     let path = match assets::lookup(&dir, &dir, "lesson.md") {
         Ok(path) => path,
         Err(AssetError::NotFound(_)) => {
-            diags.push(folder, None, "lesson folder has no lesson.md: add one or move the folder out".into());
+            diags.push(
+                folder,
+                None,
+                "lesson folder has no lesson.md: add one or move the folder out".into(),
+            );
             return None;
         }
         // The scan already reported escaping links and special files.
         Err(_) => return None,
     };
     let mut bytes = Vec::new();
-    let read = File::open(&path).and_then(|f| f.take(assets::MAX_LESSON_BYTES + 1).read_to_end(&mut bytes));
+    let read = File::open(&path)
+        .and_then(|f| f.take(assets::MAX_LESSON_BYTES + 1).read_to_end(&mut bytes));
     if let Err(e) = read {
         diags.push(&file, None, format!("cannot read lesson.md: {e}"));
         return None;
@@ -229,8 +269,16 @@ fn load_lesson(
     let text = match std::str::from_utf8(&bytes) {
         Ok(text) => text,
         Err(e) => {
-            let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
-            diags.push(&file, Some(line), "not valid UTF-8 (first bad byte on this line): save lesson.md as UTF-8".into());
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            diags.push(
+                &file,
+                Some(line),
+                "not valid UTF-8 (first bad byte on this line): save lesson.md as UTF-8".into(),
+            );
             return None;
         }
     };

@@ -8,6 +8,9 @@
 //! the `data-command` buttons exist exactly where a `run` block was written,
 //! and an author's own `<button data-command=…>` is stripped like any other
 //! unknown markup.
+//!
+//! Only Markdown links and images are checked and rewritten; URLs inside an
+//! author's raw HTML are sanitized but left as written.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -69,17 +72,29 @@ pub(crate) fn render(body: &str, cx: &Context<'_>, diags: &mut Diagnostics) -> S
                 continue;
             }
             Event::End(TagEnd::CodeBlock) => {
-                let Some((info, text)) = code.take() else { continue };
+                let Some((info, text)) = code.take() else {
+                    continue;
+                };
                 blocks.push(code_block(info.as_deref(), &text));
                 Event::Html(format!("{SENTINEL}{}{SENTINEL}", blocks.len() - 1).into())
             }
-            Event::Start(Tag::Link { link_type, dest_url, title, id }) => Event::Start(Tag::Link {
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => Event::Start(Tag::Link {
                 link_type,
                 dest_url: resolve_url(&dest_url, line, cx, diags).into(),
                 title,
                 id,
             }),
-            Event::Start(Tag::Image { link_type, dest_url, title, id }) => Event::Start(Tag::Image {
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => Event::Start(Tag::Image {
                 link_type,
                 dest_url: resolve_url(&dest_url, line, cx, diags).into(),
                 title,
@@ -90,7 +105,9 @@ pub(crate) fn render(body: &str, cx: &Context<'_>, diags: &mut Diagnostics) -> S
                 continue;
             }
             Event::End(TagEnd::Heading(level)) => {
-                let Some((_, inner)) = heading.take() else { continue };
+                let Some((_, inner)) = heading.take() else {
+                    continue;
+                };
                 let id = unique_id(&mut heading_ids, &heading_text(&inner));
                 events.push(Event::Start(Tag::Heading {
                     level,
@@ -156,7 +173,10 @@ fn code_block(info: Option<&str>, text: &str) -> String {
         .find(|w| **w != "run")
         .copied()
         .or(runnable.then_some("bash"))
-        .filter(|l| l.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-.#".contains(&b)));
+        .filter(|l| {
+            l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_+-.#".contains(&b))
+        });
 
     let mut out = String::new();
     if runnable {
@@ -227,7 +247,10 @@ fn unique_id(seen: &mut HashMap<String, usize>, text: &str) -> String {
     for c in text.chars().flat_map(char::to_lowercase) {
         if c.is_alphanumeric() {
             id.push(c);
-        } else if (c.is_whitespace() || c == '-' || c == '_') && !id.ends_with('-') && !id.is_empty() {
+        } else if (c.is_whitespace() || c == '-' || c == '_')
+            && !id.ends_with('-')
+            && !id.is_empty()
+        {
             id.push('-');
         }
     }
@@ -247,9 +270,12 @@ fn unique_id(seen: &mut HashMap<String, usize>, text: &str) -> String {
 /// `assets/x` → `/lessons/{slug}/assets/x`, `../other/` → `/lessons/other`.
 fn resolve_url(url: &str, line: usize, cx: &Context<'_>, diags: &mut Diagnostics) -> String {
     let mut report = |message: String| diags.push(cx.file, Some(line), message);
-    let has_scheme = url
-        .split_once(':')
-        .is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b)));
+    let has_scheme = url.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
+    });
     if url.is_empty() || has_scheme || url.starts_with('#') || url.starts_with("//") {
         return url.to_string();
     }
@@ -272,14 +298,18 @@ fn resolve_url(url: &str, line: usize, cx: &Context<'_>, diags: &mut Diagnostics
                 "link `{url}` leaves this lesson: link to another lesson as `../slug/` or to a file in `assets/`"
             ));
         } else if !cx.slugs.contains(target) {
-            report(format!("link `{url}` points to lesson `{target}`, which is not in the course"));
+            report(format!(
+                "link `{url}` points to lesson `{target}`, which is not in the course"
+            ));
         }
         return format!("/lessons/{target}{suffix}");
     }
     if let Some(rest) = path.strip_prefix("/lessons/") {
         let target = rest.split('/').next().unwrap_or("");
         if !target.is_empty() && !cx.slugs.contains(target) {
-            report(format!("link `{url}` points to lesson `{target}`, which is not in the course"));
+            report(format!(
+                "link `{url}` points to lesson `{target}`, which is not in the course"
+            ));
         }
         return url.to_string();
     }

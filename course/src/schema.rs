@@ -61,7 +61,10 @@ impl<'d> Reader<'d> {
         let Value::Map(entries) = &node.value else {
             self.error(
                 node.line,
-                format!("{what} must be a mapping of `key: value` lines, found {}", node.describe()),
+                format!(
+                    "{what} must be a mapping of `key: value` lines, found {}",
+                    node.describe()
+                ),
             );
             return None;
         };
@@ -72,7 +75,10 @@ impl<'d> Reader<'d> {
         };
         for (key, value) in entries {
             let Some(name) = key.scalar() else {
-                self.error(key.line, format!("keys in {what} must be words, found {}", key.describe()));
+                self.error(
+                    key.line,
+                    format!("keys in {what} must be words, found {}", key.describe()),
+                );
                 continue;
             };
             if !allowed.contains(&name) {
@@ -90,7 +96,9 @@ impl<'d> Reader<'d> {
                 let first_line = self.file_line(first.1.line);
                 self.error(
                     key.line,
-                    format!("duplicate key `{name}` in {what} (first at line {first_line}): keep one"),
+                    format!(
+                        "duplicate key `{name}` in {what} (first at line {first_line}): keep one"
+                    ),
                 );
                 continue;
             }
@@ -104,7 +112,10 @@ impl<'d> Reader<'d> {
         match &node.value {
             Value::Scalar { text, .. } if !node.is_null() => Some(text.clone()),
             _ => {
-                self.error(node.line, format!("`{key}` must be text, found {}", node.describe()));
+                self.error(
+                    node.line,
+                    format!("`{key}` must be text, found {}", node.describe()),
+                );
                 None
             }
         }
@@ -120,7 +131,11 @@ impl<'d> Reader<'d> {
             Some(n) => {
                 self.error(
                     node.line,
-                    format!("`{key}` must be between {} and {}, found {n}", range.start(), range.end()),
+                    format!(
+                        "`{key}` must be between {} and {}, found {n}",
+                        range.start(),
+                        range.end()
+                    ),
                 );
                 None
             }
@@ -136,14 +151,21 @@ impl<'d> Reader<'d> {
 
     pub fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
         match &node.value {
-            Value::Scalar { text, plain: true } if matches!(text.as_str(), "true" | "True" | "TRUE") => {
+            Value::Scalar { text, plain: true }
+                if matches!(text.as_str(), "true" | "True" | "TRUE") =>
+            {
                 Some(true)
             }
-            Value::Scalar { text, plain: true } if matches!(text.as_str(), "false" | "False" | "FALSE") => {
+            Value::Scalar { text, plain: true }
+                if matches!(text.as_str(), "false" | "False" | "FALSE") =>
+            {
                 Some(false)
             }
             _ => {
-                self.error(node.line, format!("`{key}` must be true or false, found {}", node.describe()));
+                self.error(
+                    node.line,
+                    format!("`{key}` must be true or false, found {}", node.describe()),
+                );
                 None
             }
         }
@@ -155,7 +177,10 @@ impl<'d> Reader<'d> {
             _ => {
                 self.error(
                     node.line,
-                    format!("`{key}` must be a list (lines starting with `- `), found {}", node.describe()),
+                    format!(
+                        "`{key}` must be a list (lines starting with `- `), found {}",
+                        node.describe()
+                    ),
                 );
                 None
             }
@@ -180,7 +205,10 @@ impl<'d> Reader<'d> {
                 let detail = e.to_string();
                 let reason = detail.lines().last().unwrap_or("invalid").trim();
                 let reason = reason.strip_prefix("error: ").unwrap_or(reason);
-                self.error(node.line, format!("`{key}` is not a valid regular expression: {reason}"));
+                self.error(
+                    node.line,
+                    format!("`{key}` is not a valid regular expression: {reason}"),
+                );
                 None
             }
         }
@@ -189,13 +217,19 @@ impl<'d> Reader<'d> {
 
 impl<'n> Fields<'n> {
     pub fn get(&self, key: &str) -> Option<&'n Node> {
-        self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
     }
 
     pub fn required(&self, reader: &mut Reader<'_>, key: &str) -> Option<&'n Node> {
         let found = self.get(key);
         if found.is_none() {
-            reader.error(self.line, format!("missing required key `{key}` in {}", self.what));
+            reader.error(
+                self.line,
+                format!("missing required key `{key}` in {}", self.what),
+            );
         }
         found
     }

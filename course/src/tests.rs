@@ -41,7 +41,8 @@ fn render(body: &str) -> String {
         ("01-a/assets/pic.png", "png"),
         ("02-b/lesson.md", "---\ntitle: B\n---\n"),
     ]);
-    let course = Course::load(dir.path()).unwrap_or_else(|d| panic!("unexpected diagnostics:\n{d}"));
+    let course =
+        Course::load(dir.path()).unwrap_or_else(|d| panic!("unexpected diagnostics:\n{d}"));
     course.lessons[0].html.clone()
 }
 
@@ -98,12 +99,25 @@ tasks:
             "nginx pushed"
         ]
     );
-    let CheckKind::File(file) = &task.checks[0].kind else { panic!("not a file check") };
+    let CheckKind::File(file) = &task.checks[0].kind else {
+        panic!("not a file check")
+    };
     assert_eq!((file.mode, file.exists), (Some(0o644), true));
-    let CheckKind::Command(cmd) = &task.checks[2].kind else { panic!("not a command check") };
-    assert_eq!(cmd.run, Run::Argv(vec!["docker".into(), "ps".into(), "-a".into()]));
-    assert!(cmd.stdout.as_ref().is_some_and(|p| p.regex().is_match("x hello-world y")));
-    let CheckKind::Registry(reg) = &task.checks[4].kind else { panic!("not a registry check") };
+    let CheckKind::Command(cmd) = &task.checks[2].kind else {
+        panic!("not a command check")
+    };
+    assert_eq!(
+        cmd.run,
+        Run::Argv(vec!["docker".into(), "ps".into(), "-a".into()])
+    );
+    assert!(
+        cmd.stdout
+            .as_ref()
+            .is_some_and(|p| p.regex().is_match("x hello-world y"))
+    );
+    let CheckKind::Registry(reg) = &task.checks[4].kind else {
+        panic!("not a registry check")
+    };
     assert_eq!(reg.tag.as_deref(), Some("latest"));
     assert_eq!(l.html, "<h1 id=\"hello\">Hello</h1>\n");
 }
@@ -139,7 +153,10 @@ fn unknown_keys_point_at_their_line() {
 #[test]
 fn missing_required_keys() {
     check(
-        &[("01-x/lesson.md", "---\nsummary: no title\ntasks:\n  - id: a\n---\n")],
+        &[(
+            "01-x/lesson.md",
+            "---\nsummary: no title\ntasks:\n  - id: a\n---\n",
+        )],
         expect![[r##"
             01-x/lesson.md:2: missing required key `title` in front matter
             01-x/lesson.md:4: missing required key `checks` in task
@@ -182,7 +199,10 @@ fn wrong_types_are_all_reported() {
 #[test]
 fn bad_yaml_reports_its_line() {
     check(
-        &[("01-x/lesson.md", "---\ntitle: X\ntasks:\n  - id: a\n   title: [unclosed\n---\n")],
+        &[(
+            "01-x/lesson.md",
+            "---\ntitle: X\ntasks:\n  - id: a\n   title: [unclosed\n---\n",
+        )],
         expect![[r#"
             01-x/lesson.md:5: invalid YAML: while parsing a block collection, did not find expected '-' indicator
         "#]],
@@ -231,7 +251,9 @@ fn duplicate_task_ids_and_keys() {
     check(
         &[(
             "01-x/lesson.md",
-            &format!("---\ntitle: X\ntitle: Y\ntasks:\n  - id: a\n    title: A\n    points: 1\n{TASK}  - id: a\n    title: B\n    points: 1\n{TASK}---\n"),
+            &format!(
+                "---\ntitle: X\ntitle: Y\ntasks:\n  - id: a\n    title: A\n    points: 1\n{TASK}  - id: a\n    title: B\n    points: 1\n{TASK}---\n"
+            ),
         )],
         expect![[r#"
             01-x/lesson.md:3: duplicate key `title` in front matter (first at line 2): keep one
@@ -331,7 +353,10 @@ fn hostile_asset_links_are_refused() {
 #[test]
 fn symlinks_escaping_the_lesson_are_reported_and_refused() {
     let dir = course_dir(&[
-        ("01-x/lesson.md", "---\ntitle: X\n---\n![p](assets/passwd)\n![i](assets/inside.md)\n"),
+        (
+            "01-x/lesson.md",
+            "---\ntitle: X\n---\n![p](assets/passwd)\n![i](assets/inside.md)\n",
+        ),
         ("outside/secret.txt", "secret"),
     ]);
     let lesson = dir.path().join("01-x");
@@ -339,7 +364,8 @@ fn symlinks_escaping_the_lesson_are_reported_and_refused() {
     std::os::unix::fs::symlink("/etc/passwd", lesson.join("assets/passwd")).expect("symlink");
     std::os::unix::fs::symlink("../lesson.md", lesson.join("assets/inside.md")).expect("symlink");
     std::os::unix::fs::symlink("nowhere", lesson.join("assets/dangling")).expect("symlink");
-    std::os::unix::fs::symlink(dir.path().join("outside"), dir.path().join("02-linked")).expect("symlink");
+    std::os::unix::fs::symlink(dir.path().join("outside"), dir.path().join("02-linked"))
+        .expect("symlink");
     check_dir(
         dir.path(),
         expect![[r##"
@@ -352,9 +378,15 @@ fn symlinks_escaping_the_lesson_are_reported_and_refused() {
     );
     // The same rules hold when the server asks for an asset.
     let (course, _) = Course::load_partial(dir.path());
-    assert!(course.lessons.is_empty(), "a lesson with problems is left out");
+    assert!(
+        course.lessons.is_empty(),
+        "a lesson with problems is left out"
+    );
     let lesson_dir = dir.path().join("01-x");
-    assert_eq!(crate::assets::lookup(&lesson_dir, &lesson_dir.join("assets"), "passwd").ok(), None);
+    assert_eq!(
+        crate::assets::lookup(&lesson_dir, &lesson_dir.join("assets"), "passwd").ok(),
+        None
+    );
     assert!(crate::assets::lookup(&lesson_dir, &lesson_dir.join("assets"), "inside.md").is_ok());
 }
 
@@ -372,8 +404,21 @@ fn asset_lookup_for_serving() {
     assert_eq!(crate::content_type(&svg), "image/svg+xml");
     let json = lesson.asset("sub/data.json").expect("nested asset");
     assert_eq!(crate::content_type(&json), "application/json");
-    for refused in ["", "../lesson.md", "/etc/passwd", ".env", "sub/../diagram.svg", "sub", "missing.png", "sub\\data.json"] {
-        assert_eq!(lesson.asset(refused), None, "asset({refused:?}) must be refused");
+    for refused in [
+        "",
+        "../lesson.md",
+        "/etc/passwd",
+        ".env",
+        "sub/../diagram.svg",
+        "sub",
+        "missing.png",
+        "sub\\data.json",
+    ] {
+        assert_eq!(
+            lesson.asset(refused),
+            None,
+            "asset({refused:?}) must be refused"
+        );
     }
 }
 
@@ -381,7 +426,11 @@ fn asset_lookup_for_serving() {
 fn non_utf8_and_missing_lesson_md() {
     let dir = course_dir(&[("02-empty/assets/a.png", "png")]);
     fs::create_dir_all(dir.path().join("01-bin")).expect("dir");
-    fs::write(dir.path().join("01-bin/lesson.md"), b"---\ntitle: X\n---\nok\n\xff\xfe bad\n").expect("write");
+    fs::write(
+        dir.path().join("01-bin/lesson.md"),
+        b"---\ntitle: X\n---\nok\n\xff\xfe bad\n",
+    )
+    .expect("write");
     check_dir(
         dir.path(),
         expect![[r##"
@@ -393,11 +442,17 @@ fn non_utf8_and_missing_lesson_md() {
 
 #[test]
 fn oversized_files_are_rejected() {
-    let dir = course_dir(&[("01-x/lesson.md", "---\ntitle: X\n---\n"), ("02-y/assets/a.txt", "")]);
+    let dir = course_dir(&[
+        ("01-x/lesson.md", "---\ntitle: X\n---\n"),
+        ("02-y/assets/a.txt", ""),
+    ]);
     // Sparse files: the size is what matters, not the disk used.
     let big = fs::File::create(dir.path().join("01-x/huge.iso")).expect("create");
     big.set_len(9 << 20).expect("grow");
-    let md = fs::OpenOptions::new().append(true).open(dir.path().join("01-x/lesson.md")).expect("open");
+    let md = fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("01-x/lesson.md"))
+        .expect("open");
     md.set_len(2 << 20).expect("grow");
     fs::write(dir.path().join("02-y/lesson.md"), "---\ntitle: Y\n---\n").expect("write");
     check_dir(
@@ -432,7 +487,10 @@ fn every_problem_in_a_course_is_collected() {
     check(
         &[
             ("01-a/lesson.md", "---\ntitel: X\n---\n[x](../09-gone/)\n"),
-            ("02-b/lesson.md", "---\ntitle: [\n---\n![x](assets/nope.png)\n"),
+            (
+                "02-b/lesson.md",
+                "---\ntitle: [\n---\n![x](assets/nope.png)\n",
+            ),
             ("03-c/notes.txt", ""),
         ],
         expect![[r#"
@@ -448,14 +506,22 @@ fn every_problem_in_a_course_is_collected() {
 
 #[test]
 fn an_empty_or_missing_course_says_so() {
-    check(&[], expect![[r##"
+    check(
+        &[],
+        expect![[r##"
         .: no lessons found: add a folder with a lesson.md
-    "##]]);
+    "##]],
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let missing = dir.path().join("nope");
     let diags = crate::check(&missing);
     assert_eq!(diags.len(), 1);
-    assert!(diags.to_string().starts_with(".: cannot read the course folder"), "{diags}");
+    assert!(
+        diags
+            .to_string()
+            .starts_with(".: cannot read the course folder"),
+        "{diags}"
+    );
 }
 
 #[test]
@@ -527,7 +593,9 @@ fn headings_get_unique_anchors() {
         <h2 id="try-it-2">Try it</h2>
         <h3 id="section">???</h3>
     "##]]
-    .assert_eq(&render("# Images vs. `containers`\n## Try it!\n## Try it\n### ???\n"));
+    .assert_eq(&render(
+        "# Images vs. `containers`\n## Try it!\n## Try it\n### ???\n",
+    ));
 }
 
 #[test]
@@ -542,22 +610,53 @@ fn author_html_is_sanitized() {
         "<input type=\"password\">\n\n",
         "\u{E000}0\u{E000}\n\n```run\nls\n```\n",
     ));
-    for banned in ["<script", "alert", "onerror", "onclick", "javascript", "<iframe", "rm -rf", "position", "password"] {
-        assert!(!html.contains(banned), "`{banned}` survived sanitizing:\n{html}");
+    for banned in [
+        "<script",
+        "alert",
+        "onerror",
+        "onclick",
+        "javascript",
+        "<iframe",
+        "rm -rf",
+        "position",
+        "password",
+    ] {
+        assert!(
+            !html.contains(banned),
+            "`{banned}` survived sanitizing:\n{html}"
+        );
     }
-    assert_eq!(html.matches("data-command=").count(), 1, "only the real run block has a button:\n{html}");
+    assert_eq!(
+        html.matches("data-command=").count(),
+        1,
+        "only the real run block has a button:\n{html}"
+    );
     assert!(html.contains("data-command=\"ls\""), "{html}");
-    assert!(html.contains("\u{FFFD}0\u{FFFD}"), "a forged placeholder stays inert text:\n{html}");
+    assert!(
+        html.contains("\u{FFFD}0\u{FFFD}"),
+        "a forged placeholder stays inert text:\n{html}"
+    );
 }
 
 #[test]
 fn duration_forms() {
-    let cases = [("15", 15), ("15 min", 15), ("20 minutes", 20), ("1h", 60), ("1 hour 30 min", 90), ("45m", 45)];
+    let cases = [
+        ("15", 15),
+        ("15 min", 15),
+        ("20 minutes", 20),
+        ("1h", 60),
+        ("1 hour 30 min", 90),
+        ("45m", 45),
+    ];
     for (text, minutes) in cases {
         let lesson = format!("---\ntitle: X\nduration: {text}\n---\n");
         let dir = course_dir(&[("01-x/lesson.md", &lesson)]);
         let course = Course::load(dir.path()).unwrap_or_else(|d| panic!("{text}: {d}"));
-        assert_eq!(course.lessons[0].duration_minutes, Some(minutes), "duration {text:?}");
+        assert_eq!(
+            course.lessons[0].duration_minutes,
+            Some(minutes),
+            "duration {text:?}"
+        );
     }
 }
 
@@ -568,19 +667,47 @@ fn the_bundled_course_loads_cleanly() {
     let slugs: Vec<&str> = course.lessons.iter().map(|l| l.slug.as_str()).collect();
     assert_eq!(slugs, ["01-what-is-a-container", "02-images-vs-containers"]);
     for lesson in &course.lessons {
-        assert!((2..=4).contains(&lesson.tasks.len()), "{}: 2 to 4 tasks", lesson.slug);
-        assert!(lesson.html.contains("class=\"run-button\""), "{}: has run blocks", lesson.slug);
-        assert!(lesson.tasks.iter().all(|t| !t.hints.is_empty()), "{}: every task has hints", lesson.slug);
+        assert!(
+            (2..=4).contains(&lesson.tasks.len()),
+            "{}: 2 to 4 tasks",
+            lesson.slug
+        );
+        assert!(
+            lesson.html.contains("class=\"run-button\""),
+            "{}: has run blocks",
+            lesson.slug
+        );
+        assert!(
+            lesson.tasks.iter().all(|t| !t.hints.is_empty()),
+            "{}: every task has hints",
+            lesson.slug
+        );
     }
     let second = &course.lessons[1];
-    assert!(second.html.contains("href=\"/lessons/01-what-is-a-container"), "links back to lesson 1");
-    assert!(second.html.contains("<table>"), "has the image vs container table");
-    assert!(second.html.contains("src=\"/lessons/02-images-vs-containers/assets/"), "shows its diagram");
+    assert!(
+        second
+            .html
+            .contains("href=\"/lessons/01-what-is-a-container"),
+        "links back to lesson 1"
+    );
+    assert!(
+        second.html.contains("<table>"),
+        "has the image vs container table"
+    );
+    assert!(
+        second
+            .html
+            .contains("src=\"/lessons/02-images-vs-containers/assets/"),
+        "shows its diagram"
+    );
     let registry_checks = second
         .tasks
         .iter()
         .flat_map(|t| &t.checks)
         .filter(|c| matches!(c.kind, CheckKind::Registry(_)))
         .count();
-    assert_eq!(registry_checks, 1, "the last task is graded by a registry check");
+    assert_eq!(
+        registry_checks, 1,
+        "the last task is graded by a registry check"
+    );
 }

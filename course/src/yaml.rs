@@ -26,7 +26,10 @@ pub(crate) struct Node {
 pub(crate) enum Value {
     /// `plain` scalars get YAML 1.2 core-schema typing (`10` is a number,
     /// `true` a boolean); quoted and block scalars are always strings.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     /// Entries in source order, duplicates kept so they can be reported.
     Map(Vec<(Node, Node)>),
@@ -132,7 +135,9 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, YamlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(YamlError {
                         line,
-                        message: format!("nesting deeper than {MAX_DEPTH} levels: flatten the front matter"),
+                        message: format!(
+                            "nesting deeper than {MAX_DEPTH} levels: flatten the front matter"
+                        ),
                     });
                 }
                 stack.push(if matches!(event, Event::SequenceStart(..)) {
@@ -143,8 +148,14 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, YamlError> {
                 continue;
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Frame::Seq(line, items)) => Node { line, value: Value::Seq(items) },
-                Some(Frame::Map(line, entries, _)) => Node { line, value: Value::Map(entries) },
+                Some(Frame::Seq(line, items)) => Node {
+                    line,
+                    value: Value::Seq(items),
+                },
+                Some(Frame::Map(line, entries, _)) => Node {
+                    line,
+                    value: Value::Map(entries),
+                },
                 None => continue,
             },
         };
@@ -174,18 +185,27 @@ mod tests {
     #[test]
     fn lines_follow_the_source() {
         let node = parse("title: x\ntasks:\n  - id: a\n").unwrap().unwrap();
-        let Value::Map(entries) = &node.value else { panic!("not a map: {node:?}") };
+        let Value::Map(entries) = &node.value else {
+            panic!("not a map: {node:?}")
+        };
         assert_eq!(entries[0].0.line, 1);
         assert_eq!(entries[1].0.line, 2);
-        let Value::Seq(items) = &entries[1].1.value else { panic!("not a seq") };
-        let Value::Map(task) = &items[0].value else { panic!("not a map") };
+        let Value::Seq(items) = &entries[1].1.value else {
+            panic!("not a seq")
+        };
+        let Value::Map(task) = &items[0].value else {
+            panic!("not a map")
+        };
         assert_eq!(task[0].0.line, 3);
     }
 
     #[test]
     fn hostile_nesting_is_refused_without_overflowing() {
         let flow = "[".repeat(100_000);
-        assert!(parse(&flow).is_err(), "100000 nested flow lists must be refused");
+        assert!(
+            parse(&flow).is_err(),
+            "100000 nested flow lists must be refused"
+        );
         let block = format!("{}x", "- ".repeat(40));
         let err = parse(&block).unwrap_err();
         assert!(err.message.contains("nesting deeper"), "{err:?}");

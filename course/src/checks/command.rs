@@ -11,8 +11,10 @@ use crate::yaml::{Node, Value};
 const MAX_TIMEOUT_SECS: u64 = 300;
 const DEFAULT_TIMEOUT_SECS: u64 = 10;
 
+/// Passes when the command exits with `exit` and its output matches.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CommandCheck {
+    /// What to run in the node.
     pub run: Run,
     /// Seconds before the grader kills the command and fails the check.
     pub timeout_secs: u64,
@@ -36,16 +38,24 @@ pub enum Run {
 
 impl CheckSpec for CommandCheck {
     fn parse(reader: &mut Reader<'_>, node: &Node) -> Option<Self> {
-        let f = reader.fields(node, "`command` check", &["run", "timeout", "exit", "stdout", "stderr"])?;
+        let f = reader.fields(
+            node,
+            "`command` check",
+            &["run", "timeout", "exit", "stdout", "stderr"],
+        )?;
         let run = f.required(reader, "run").and_then(|n| parse_run(reader, n));
-        let timeout = f.get("timeout").map(|n| reader.uint(n, "timeout", 1..=MAX_TIMEOUT_SECS));
+        let timeout = f
+            .get("timeout")
+            .map(|n| reader.uint(n, "timeout", 1..=MAX_TIMEOUT_SECS));
         let exit = f.get("exit").map(|n| reader.uint(n, "exit", 0..=255));
         let stdout = optional(f.get("stdout").map(|n| reader.pattern(n, "stdout")));
         let stderr = optional(f.get("stderr").map(|n| reader.pattern(n, "stderr")));
         Some(CommandCheck {
             run: run?,
             timeout_secs: optional(timeout).ok()?.unwrap_or(DEFAULT_TIMEOUT_SECS),
-            exit: optional(exit).ok()?.map_or(Some(0), |e| u8::try_from(e).ok())?,
+            exit: optional(exit)
+                .ok()?
+                .map_or(Some(0), |e| u8::try_from(e).ok())?,
             stdout: stdout.ok()?,
             stderr: stderr.ok()?,
         })
@@ -63,7 +73,10 @@ impl CheckSpec for CommandCheck {
 fn parse_run(reader: &mut Reader<'_>, node: &Node) -> Option<Run> {
     if let Value::Seq(items) = &node.value {
         if items.is_empty() {
-            reader.error(node.line, "`run` is an empty list: give the program and its arguments");
+            reader.error(
+                node.line,
+                "`run` is an empty list: give the program and its arguments",
+            );
             return None;
         }
         let argv: Option<Vec<String>> = items.iter().map(|i| reader.string(i, "run")).collect();

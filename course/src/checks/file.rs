@@ -6,6 +6,7 @@ use super::{CheckSpec, Pattern, shorten};
 use crate::schema::{Reader, optional};
 use crate::yaml::Node;
 
+/// Passes when the path exists (or not) with every property given.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileCheck {
     /// Absolute path inside the node.
@@ -25,11 +26,21 @@ pub struct FileCheck {
 
 impl CheckSpec for FileCheck {
     fn parse(reader: &mut Reader<'_>, node: &Node) -> Option<Self> {
-        let f = reader.fields(node, "`file` check", &["path", "exists", "mode", "owner", "contains", "regex"])?;
+        let f = reader.fields(
+            node,
+            "`file` check",
+            &["path", "exists", "mode", "owner", "contains", "regex"],
+        )?;
         let path = f.required(reader, "path").and_then(|n| {
             let p = reader.string(n, "path")?;
             if !p.starts_with('/') || p.contains('\0') {
-                reader.error(n.line, format!("`path` must be absolute (start with /), found `{}`", shorten(&p)));
+                reader.error(
+                    n.line,
+                    format!(
+                        "`path` must be absolute (start with /), found `{}`",
+                        shorten(&p)
+                    ),
+                );
                 return None;
             }
             Some(p)
@@ -79,11 +90,20 @@ fn parse_mode(reader: &mut Reader<'_>, node: &Node) -> Option<u32> {
     let text = reader.string(node, "mode")?;
     let digits = text.strip_prefix("0o").unwrap_or(&text);
     match u32::from_str_radix(digits, 8) {
-        Ok(mode) if mode <= 0o7777 && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => Some(mode),
+        Ok(mode)
+            if mode <= 0o7777
+                && !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Some(mode)
+        }
         _ => {
             reader.error(
                 node.line,
-                format!("`mode` must be octal permission bits like 0644 or 0755, found `{}`", shorten(&text)),
+                format!(
+                    "`mode` must be octal permission bits like 0644 or 0755, found `{}`",
+                    shorten(&text)
+                ),
             );
             None
         }

@@ -10,16 +10,20 @@ use crate::yaml::{Node, Value};
 
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 
+/// Passes when the response has the status, headers and body given.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HttpCheck {
     /// `http://` or `https://` URL, resolved from inside the node.
     pub url: String,
+    /// Upper-case request method; `GET` unless given.
     pub method: String,
     /// Exact status expected; `None` accepts any 2xx.
     pub status: Option<u16>,
     /// Header name (lower-cased) to a substring its value must contain.
     pub header: BTreeMap<String, String>,
+    /// Substring the response body must contain.
     pub body_contains: Option<String>,
+    /// Pattern that must match somewhere in the response body.
     pub body_regex: Option<Pattern>,
 }
 
@@ -28,7 +32,14 @@ impl CheckSpec for HttpCheck {
         let f = reader.fields(
             node,
             "`http` check",
-            &["url", "method", "status", "header", "body_contains", "body_regex"],
+            &[
+                "url",
+                "method",
+                "status",
+                "header",
+                "body_contains",
+                "body_regex",
+            ],
         )?;
         let url = f.required(reader, "url").and_then(|n| {
             let url = reader.string(n, "url")?;
@@ -36,7 +47,13 @@ impl CheckSpec for HttpCheck {
                 && url.len() > "https://".len()
                 && !url.chars().any(|c| c.is_whitespace() || c.is_control());
             if !valid {
-                reader.error(n.line, format!("`url` must be an http:// or https:// URL without spaces, found `{}`", shorten(&url)));
+                reader.error(
+                    n.line,
+                    format!(
+                        "`url` must be an http:// or https:// URL without spaces, found `{}`",
+                        shorten(&url)
+                    ),
+                );
                 return None;
             }
             Some(url)
@@ -44,14 +61,24 @@ impl CheckSpec for HttpCheck {
         let method = optional(f.get("method").map(|n| {
             let m = reader.string(n, "method")?;
             if !METHODS.contains(&m.as_str()) {
-                reader.error(n.line, format!("`method` must be one of {}, found `{}`", METHODS.join(", "), shorten(&m)));
+                reader.error(
+                    n.line,
+                    format!(
+                        "`method` must be one of {}, found `{}`",
+                        METHODS.join(", "),
+                        shorten(&m)
+                    ),
+                );
                 return None;
             }
             Some(m)
         }));
         let status = optional(f.get("status").map(|n| reader.uint(n, "status", 100..=599)));
         let header = optional(f.get("header").map(|n| parse_headers(reader, n)));
-        let body_contains = optional(f.get("body_contains").map(|n| reader.string(n, "body_contains")));
+        let body_contains = optional(
+            f.get("body_contains")
+                .map(|n| reader.string(n, "body_contains")),
+        );
         let body_regex = optional(f.get("body_regex").map(|n| reader.pattern(n, "body_regex")));
         Some(HttpCheck {
             url: url?,
@@ -72,7 +99,13 @@ impl CheckSpec for HttpCheck {
 /// instead of against a list.
 fn parse_headers(reader: &mut Reader<'_>, node: &Node) -> Option<BTreeMap<String, String>> {
     let Value::Map(entries) = &node.value else {
-        reader.error(node.line, format!("`header` must map header names to expected values, found {}", node.describe()));
+        reader.error(
+            node.line,
+            format!(
+                "`header` must map header names to expected values, found {}",
+                node.describe()
+            ),
+        );
         return None;
     };
     let mut headers = BTreeMap::new();
@@ -80,9 +113,14 @@ fn parse_headers(reader: &mut Reader<'_>, node: &Node) -> Option<BTreeMap<String
     for (key, value) in entries {
         let name = key.scalar().unwrap_or_default();
         let token = !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !token {
-            reader.error(key.line, format!("`{}` is not a valid HTTP header name", shorten(name)));
+            reader.error(
+                key.line,
+                format!("`{}` is not a valid HTTP header name", shorten(name)),
+            );
             ok = false;
             continue;
         }

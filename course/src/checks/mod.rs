@@ -86,6 +86,7 @@ const COMMON_KEYS: &[&str] = &["fail", "name"];
 /// One condition of a task.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {
+    /// The type and its parameters.
     #[serde(flatten)]
     pub kind: CheckKind,
     /// The message a student sees when the check does not pass; the grader
@@ -155,10 +156,12 @@ impl Pattern {
             .map(Pattern)
     }
 
+    /// The compiled expression, for the grader to match with.
     pub fn regex(&self) -> &Regex {
         &self.0
     }
 
+    /// The source text, as written in the lesson.
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }

@@ -21,13 +21,17 @@ static REPOSITORY: LazyLock<Regex> = LazyLock::new(|| {
 });
 static TAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("static pattern"));
-static DIGEST: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$").expect("static pattern"));
+static DIGEST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$").expect("static pattern")
+});
 
+/// Passes when the registry serves a manifest for the repository at the
+/// tag (and digest) given.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RegistryCheck {
     /// `host:port` as seen from the node (`localhost:5000`).
     pub host: String,
+    /// Repository name inside the registry (`my-nginx`, `team/app`).
     pub repository: String,
     /// `latest` when neither a tag nor a digest is given.
     pub tag: Option<String>,
@@ -37,19 +41,41 @@ pub struct RegistryCheck {
 
 impl CheckSpec for RegistryCheck {
     fn parse(reader: &mut Reader<'_>, node: &Node) -> Option<Self> {
-        let f = reader.fields(node, "`registry` check", &["host", "repository", "tag", "digest"])?;
-        let host = f
-            .required(reader, "host")
-            .and_then(|n| shaped(reader, n, "host", &HOST, "write host:port, like localhost:5000"));
+        let f = reader.fields(
+            node,
+            "`registry` check",
+            &["host", "repository", "tag", "digest"],
+        )?;
+        let host = f.required(reader, "host").and_then(|n| {
+            shaped(
+                reader,
+                n,
+                "host",
+                &HOST,
+                "write host:port, like localhost:5000",
+            )
+        });
         let repository = f.required(reader, "repository").and_then(|n| {
             let hint = "use lowercase letters and digits, with . _ - or / between them";
             shaped(reader, n, "repository", &REPOSITORY, hint)
         });
         let tag = optional(f.get("tag").map(|n| {
-            shaped(reader, n, "tag", &TAG, "use letters, digits, _ . - (at most 128)")
+            shaped(
+                reader,
+                n,
+                "tag",
+                &TAG,
+                "use letters, digits, _ . - (at most 128)",
+            )
         }));
         let digest = optional(f.get("digest").map(|n| {
-            shaped(reader, n, "digest", &DIGEST, "write sha256: and 64 hex digits")
+            shaped(
+                reader,
+                n,
+                "digest",
+                &DIGEST,
+                "write sha256: and 64 hex digits",
+            )
         }));
         let (tag, digest) = (tag.ok()?, digest.ok()?);
         let tag = if tag.is_none() && digest.is_none() {
@@ -79,12 +105,21 @@ impl CheckSpec for RegistryCheck {
     }
 }
 
-fn shaped(reader: &mut Reader<'_>, node: &Node, key: &str, re: &Regex, hint: &str) -> Option<String> {
+fn shaped(
+    reader: &mut Reader<'_>,
+    node: &Node,
+    key: &str,
+    re: &Regex,
+    hint: &str,
+) -> Option<String> {
     let value = reader.string(node, key)?;
     if re.is_match(&value) {
         Some(value)
     } else {
-        reader.error(node.line, format!("`{key}` `{}` is not valid: {hint}", shorten(&value)));
+        reader.error(
+            node.line,
+            format!("`{key}` `{}` is not valid: {hint}", shorten(&value)),
+        );
         None
     }
 }

@@ -10,6 +10,13 @@
 //!     assets/…         images and files the lesson links to
 //! ```
 //!
+//! The body starts below the title (pages show `title` themselves) and links
+//! to its files as `assets/…` and to other lessons as `../slug/`; both are
+//! checked and rewritten to `/lessons/{slug}/assets/…` and `/lessons/{slug}`.
+//! A fenced block whose info string has the word `run` (```` ```bash run ````)
+//! renders as `<div class="code-run"><pre><code class="language-bash">…</code></pre>
+//! <button type="button" class="run-button" data-command="…">Run</button></div>`.
+//!
 //! Principal types: [`Course`] (the ordered lessons), [`Lesson`] (front matter
 //! values plus the rendered body), [`Task`] and [`Check`] (what the grader
 //! evaluates: [`CheckKind`] is one variant per check type), and

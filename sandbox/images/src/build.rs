@@ -114,7 +114,7 @@ pub(crate) fn build(
                 image: name.to_owned(),
                 step: i + 1,
                 what: created_by.chars().take(WHAT_LEN).collect(),
-                source,
+                source: Box::new(source),
             };
             let report = |status| Progress::Step {
                 image: name.to_owned(),

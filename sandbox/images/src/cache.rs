@@ -74,7 +74,12 @@ pub struct Cache {
 impl Cache {
     /// Opens `root` (creating it) and waits for the build lock.
     pub fn lock(root: &Path) -> Result<Cache, CacheError> {
-        for dir in [root.to_owned(), root.join("steps"), root.join("debs"), root.join("work")] {
+        for dir in [
+            root.to_owned(),
+            root.join("steps"),
+            root.join("debs"),
+            root.join("work"),
+        ] {
             fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         }
         let path = root.join("lock");
@@ -130,12 +135,11 @@ impl Cache {
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err("write to", &dir))?;
         tmp.write_all(&serde_json::to_vec_pretty(record)?)
             .map_err(io_err("write", &path))?;
-        tmp.persist(&path)
-            .map_err(|e| CacheError::Io {
-                what: "write",
-                path: path.clone(),
-                source: e.error,
-            })?;
+        tmp.persist(&path).map_err(|e| CacheError::Io {
+            what: "write",
+            path: path.clone(),
+            source: e.error,
+        })?;
         Ok(())
     }
 }

@@ -187,7 +187,10 @@ pub fn run_script(
     })?;
     let root = cpath(overlay.merged)?;
     let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-ec").arg(script).env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.arg("-ec")
+        .arg(script)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)));
     // SAFETY: `enter` only makes system calls on memory prepared before the
     // fork, which is what `pre_exec` requires.
     unsafe {

@@ -11,7 +11,9 @@ const TAIL_LINES: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    #[error("cannot start {program}: {source}; is it installed (see the apt packages in the images crate doc)?")]
+    #[error(
+        "cannot start {program}: {source}; is it installed (see the apt packages in the images crate doc)?"
+    )]
     Spawn {
         program: String,
         #[source]

@@ -69,8 +69,9 @@ pub enum Error {
         step: usize,
         /// The start of the step's history line, enough to find it in the recipe.
         what: String,
+        /// Boxed: a step error is large and rare, the `Ok` path is hot.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     #[error(transparent)]
     Cache(#[from] CacheError),

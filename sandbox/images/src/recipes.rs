@@ -210,7 +210,9 @@ impl Recipe {
     }
 
     pub fn cmd(self, argv: &[&str]) -> Recipe {
-        self.config(ConfigChange::Cmd(argv.iter().map(|s| s.to_string()).collect()))
+        self.config(ConfigChange::Cmd(
+            argv.iter().map(|s| s.to_string()).collect(),
+        ))
     }
 
     pub fn label(self, key: &str, value: &str) -> Recipe {

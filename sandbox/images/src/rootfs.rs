@@ -24,7 +24,9 @@ pub enum RootfsError {
     },
     #[error(transparent)]
     Command(#[from] CommandError),
-    #[error("{BUSYBOX} is missing or not from busybox-static; install it with `apt-get install -y busybox-static`")]
+    #[error(
+        "{BUSYBOX} is missing or not from busybox-static; install it with `apt-get install -y busybox-static`"
+    )]
     NoBusybox,
     #[error("run step input {0:?} must be a plain file name")]
     BadInput(String),
@@ -88,7 +90,10 @@ pub fn debootstrap(
             fs::remove_file(&path).map_err(io_err("remove", &path))?;
         }
     }
-    for file in ["var/cache/apt/pkgcache.bin", "var/cache/apt/srcpkgcache.bin"] {
+    for file in [
+        "var/cache/apt/pkgcache.bin",
+        "var/cache/apt/srcpkgcache.bin",
+    ] {
         let path = root.join(file);
         if path.exists() {
             fs::remove_file(&path).map_err(io_err("remove", &path))?;
@@ -158,7 +163,11 @@ pub fn busybox(root: &Path) -> Result<(), RootfsError> {
             0o644,
         ),
         ("etc/group", "root:x:0:\nnogroup:x:65534:\n", 0o644),
-        ("etc/shadow", "root:*:0:0:99999:7:::\nnobody:*:0:0:99999:7:::\n", 0o600),
+        (
+            "etc/shadow",
+            "root:*:0:0:99999:7:::\nnobody:*:0:0:99999:7:::\n",
+            0o600,
+        ),
         ("etc/hosts", "", 0o644),
         ("etc/hostname", "", 0o644),
         ("etc/resolv.conf", "", 0o644),
@@ -188,7 +197,9 @@ pub fn add_files(
                 let src = scratch.join(format!("source-{i}.c"));
                 fs::write(&src, source).map_err(io_err("write", &src))?;
                 let mut cmd = Command::new("gcc");
-                cmd.args(["-static", "-Os", "-s", "-o"]).arg(&dest).arg(&src);
+                cmd.args(["-static", "-Os", "-s", "-o"])
+                    .arg(&dest)
+                    .arg(&src);
                 command::run(cmd, on_line)?;
             }
             FileSource::Host(path) => {
@@ -203,7 +214,10 @@ pub fn add_files(
 /// Writes a run step's input file `name` into the chroot's scratch `/tmp`.
 pub fn write_input(tmp: &Path, name: &str, contents: &str) -> Result<(), RootfsError> {
     let mut parts = Path::new(name).components();
-    let plain = matches!((parts.next(), parts.next()), (Some(Component::Normal(_)), None));
+    let plain = matches!(
+        (parts.next(), parts.next()),
+        (Some(Component::Normal(_)), None)
+    );
     if !plain || name.contains('/') {
         return Err(RootfsError::BadInput(name.to_owned()));
     }
@@ -222,7 +236,10 @@ mod tests {
     #[test]
     fn recipe_paths_stay_inside_the_layer() {
         let root = Path::new("/layer");
-        assert_eq!(inside(root, "/usr/bin/x").unwrap(), Path::new("/layer/usr/bin/x"));
+        assert_eq!(
+            inside(root, "/usr/bin/x").unwrap(),
+            Path::new("/layer/usr/bin/x")
+        );
         for bad in ["relative", "/", "/../etc/passwd", "/a/../../b", ""] {
             assert!(
                 matches!(inside(root, bad), Err(RootfsError::BadPath(_))),

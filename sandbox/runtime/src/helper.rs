@@ -14,7 +14,7 @@
 
 use std::path::PathBuf;
 
-/// argv[1] that runs the create helper: `<exe> __layerlab-runtime-create <config.json>`.
+/// argv[1] that runs the create helper: `<exe> __layerlab-runtime-create <config.json> [<ready-fd>]`.
 pub const CREATE: &str = "__layerlab-runtime-create";
 /// argv[1] that runs the exec helper:
 /// `<exe> __layerlab-runtime-exec --state-dir DIR [--cwd D] [--uid N] [--gid N] [--env K=V]... ID -- CMD...`.
@@ -27,7 +27,8 @@ pub fn main_if_requested() {
     match args.next().as_deref() {
         Some(CREATE) => {
             let config: PathBuf = args.next().unwrap_or_default().into();
-            std::process::exit(crate::process::create::main(&config))
+            let ready_fd = args.next().and_then(|a| a.parse().ok());
+            std::process::exit(crate::process::create::main(&config, ready_fd))
         }
         Some(EXEC) => std::process::exit(crate::process::exec::main(args)),
         _ => {}

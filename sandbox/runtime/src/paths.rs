@@ -10,8 +10,9 @@
 //!                           uid range, cgroup names; rewritten atomically
 //!       helper-error        why the create helper failed (absent on success)
 //!       activity            empty file; its mtime is the last activity
-//!       rootfs/             empty mount point; the overlay is attached here only
-//!                           inside the sandbox's own mount namespace
+//!   mnt/                    empty mount point shared by all sandboxes: each attaches
+//!                           its rootfs here inside its own mount namespace only, so
+//!                           the host never has a mount point to detach or remove
 //!   uid-slots/
 //!     <n>                   allocation of uid range n, holds the owning sandbox id;
 //!                           created with O_EXCL, removed when the sandbox is gone
@@ -65,8 +66,8 @@ impl Layout {
         self.sandbox(id).join("activity")
     }
 
-    pub fn rootfs(&self, id: &str) -> PathBuf {
-        self.sandbox(id).join("rootfs")
+    pub fn mount_point(&self) -> PathBuf {
+        self.root.join("mnt")
     }
 
     pub fn uid_slots(&self) -> PathBuf {

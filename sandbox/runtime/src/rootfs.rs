@@ -60,12 +60,13 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// Builds the detached overlay for a sandbox whose user namespace is `userns`
 /// and whose root maps to host id `root_uid`.
 ///
-/// Runs in the create helper's private mount namespace: overlayfs takes
-/// private clones of its layers and accepts only layers attached in the
-/// caller's namespace (detached `open_tree` clones are refused with EINVAL
-/// here), so the writable tmpfs is mounted on `scratch` and each idmapped
-/// layer is attached inside it. Those attachments vanish with the helper;
-/// the overlay keeps its own clones.
+/// Runs in the sandbox's mount namespace before its init uses it:
+/// overlayfs takes private clones of its layers and accepts only layers
+/// attached in the caller's namespace (detached `open_tree` clones are
+/// refused with EINVAL on this kernel), so the writable tmpfs is mounted on
+/// `scratch` and each idmapped layer is attached inside it. Those
+/// attachments vanish with the old root at `pivot_root`; the overlay keeps
+/// its own clones.
 pub fn build_overlay(spec: &SandboxSpec, userns: &OwnedFd, root_uid: u32, scratch: &Path) -> Result<OwnedFd> {
     let opts = format!("size={},nr_inodes={},mode=0755", spec.limits.disk_bytes, spec.limits.disk_inodes);
     sys::mount(Some("tmpfs"), scratch, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&opts))
@@ -108,8 +109,10 @@ fn path_str(p: &Path) -> Result<String> {
 /// everything after works on relative paths and never has to traverse host
 /// directories.
 pub fn attach(overlay: &OwnedFd, mountpoint: &Path, binds: &[OwnedFd], spec: &SandboxSpec) -> Result<()> {
-    sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
-        .map_err(Error::sys("make mounts private"))?;
+    // No `MS_REC | MS_PRIVATE` pass over the copied tree: a mount namespace
+    // owned by a new user namespace gets the host's shared mounts as
+    // slaves, which never propagate back, and everything that stays after
+    // pivot_root is mounted fresh (private) by us.
     sys::move_mount_to(overlay.as_fd(), mountpoint).map_err(Error::io("attach rootfs", mountpoint))?;
     std::env::set_current_dir(mountpoint).map_err(Error::io("enter rootfs", mountpoint))?;
     for (fd, m) in binds.iter().zip(&spec.mounts) {

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command as StdCommand, Stdio};
 use std::sync::{Arc, Mutex};
@@ -99,7 +100,7 @@ impl Runtime {
             return Err(Error::InvalidSpec(format!("cgroup parent {:?} is not a plain name", config.cgroup_parent)));
         }
         let layout = Layout::new(&config.state_dir);
-        for d in [layout.sandboxes(), layout.uid_slots()] {
+        for d in [layout.sandboxes(), layout.uid_slots(), layout.mount_point()] {
             fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
         }
         Ok(Self { config, layout, cgroup_version: cgroups::detect(), exited: Arc::default() })
@@ -154,8 +155,7 @@ impl Runtime {
             };
             st.save(&self.layout.state(&id))?;
             cgroups::create(self.cgroup_version, &cgroup_dirs, &spec.limits)?;
-            let rootfs = self.layout.rootfs(&id);
-            fs::create_dir(&rootfs).map_err(Error::io("create", &rootfs))?;
+            let rootfs = self.layout.mount_point();
             fs::write(self.layout.activity(&id), b"").map_err(Error::io("create", self.layout.activity(&id)))?;
             let cfg = HelperConfig {
                 spec,
@@ -188,16 +188,52 @@ impl Runtime {
         Error::Helper { helper: self.config.helper_exe.clone(), id: id.to_owned(), message }
     }
 
+    /// Runs the create helper and returns once it reports the sandbox
+    /// ready (its exit is reaped in the background, off the start-up path).
+    ///
+    /// The ready byte comes over a pipe: the helper's stdout for detached
+    /// sandboxes (the sandbox itself gets /dev/null), or descriptor 3 for
+    /// foreground ones, whose stdio is the caller's. Only the latter needs
+    /// `pre_exec` (and so a real fork of the caller); servers use the former.
     fn run_create_helper(&self, id: &str, foreground: bool) -> Result<()> {
         let mut cmd = StdCommand::new(&self.config.helper_exe);
         cmd.arg(helper::CREATE).arg(self.layout.config(id)).env_clear();
-        if !foreground {
-            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        if foreground {
+            let (r, w) = pipe().map_err(Error::sys("create ready pipe"))?;
+            let w_raw = w.as_raw_fd();
+            cmd.arg("3");
+            // SAFETY: only dup2/fcntl between fork and exec (async-signal-safe).
+            unsafe {
+                cmd.pre_exec(move || {
+                    if w_raw == 3 {
+                        libc::fcntl(3, libc::F_SETFD, 0);
+                    } else if libc::dup2(w_raw, 3) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let child = cmd.spawn().map_err(Error::io("run helper", &self.config.helper_exe))?;
+            drop(w);
+            return self.await_ready(id, child, Some(r));
         }
-        let status = cmd.status().map_err(Error::io("run helper", &self.config.helper_exe))?;
-        if status.success() {
+        cmd.arg("1").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = cmd.spawn().map_err(Error::io("run helper", &self.config.helper_exe))?;
+        let out = child.stdout.take().map(|o| fs::File::from(OwnedFd::from(o)));
+        self.await_ready(id, child, out)
+    }
+
+    fn await_ready(&self, id: &str, mut child: std::process::Child, ready: Option<fs::File>) -> Result<()> {
+        let mut byte = [0u8; 1];
+        let got = ready.is_some_and(|mut r| matches!(r.read(&mut byte), Ok(1)) && byte[0] == b'R');
+        if got {
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || child.wait())
+                .map_err(|e| Error::sys("start helper reaper")(e))?;
             return Ok(());
         }
+        let status = child.wait().map_err(Error::io("wait for helper", &self.config.helper_exe))?;
         let msg = fs::read_to_string(self.layout.helper_error(id)).unwrap_or_else(|_| format!("helper exited with {status}"));
         Err(self.helper_error(id, msg))
     }
@@ -472,6 +508,14 @@ impl Runtime {
 
 /// Waits (up to `timeout`) until `fd` is readable; a pidfd is readable once
 /// its process has exited.
+fn pipe() -> std::io::Result<(fs::File, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid out-array.
+    crate::sys::check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: fresh descriptors.
+    Ok(unsafe { (fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 fn wait_readable(fd: i32, timeout: Duration) {
     if fd < 0 {
         std::thread::sleep(timeout.min(Duration::from_millis(10)));

@@ -15,6 +15,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
 
+const SETUP_TIMEOUT_SECS: libc::time_t = 30;
 const ROOTFS: u8 = 1;
 const READY: u8 = 2;
 const FAILED: u8 = 3;
@@ -32,6 +33,20 @@ pub(crate) fn pair() -> Result<(OwnedFd, OwnedFd)> {
         libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
     })
     .map_err(Error::sys("create helper channel"))?;
+    // A sandbox init stuck in setup must not hang its creator for ever.
+    let timeout = libc::timeval { tv_sec: SETUP_TIMEOUT_SECS, tv_usec: 0 };
+    for fd in fds {
+        // SAFETY: valid descriptor and option value.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+    }
     // SAFETY: fresh descriptors.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }

@@ -3,7 +3,7 @@
 //! overlay) and clones the sandbox init, then records it and exits.
 
 use std::fs;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use super::channel::{self, Message};
@@ -20,7 +20,9 @@ const NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWCGROUP;
 
-pub(crate) fn main(config: &Path) -> i32 {
+/// `ready_fd` receives one byte, `R`, as soon as the sandbox is ready, so
+/// the caller does not wait for this helper to exit.
+pub(crate) fn main(config: &Path, ready_fd: Option<i32>) -> i32 {
     let cfg: HelperConfig = match fs::read(config)
         .map_err(Error::io("read", config))
         .and_then(|b| serde_json::from_slice(&b).map_err(|source| Error::State { path: config.to_owned(), source }))
@@ -32,7 +34,13 @@ pub(crate) fn main(config: &Path) -> i32 {
         }
     };
     match run(&cfg) {
-        Ok(()) => 0,
+        Ok(()) => {
+            if let Some(fd) = ready_fd {
+                // SAFETY: writing one byte to a descriptor the caller handed us.
+                unsafe { libc::write(fd, b"R".as_ptr().cast(), 1) };
+            }
+            0
+        }
         Err(e) => {
             // The caller reads this file; stderr may be /dev/null.
             let _ = fs::write(&cfg.error, e.to_string());
@@ -53,14 +61,7 @@ fn run(cfg: &HelperConfig) -> Result<()> {
         .transpose()?;
     // Joining first makes the clone, its namespaces and its kernel memory
     // born inside the sandbox's cgroups (and roots its cgroup namespace there).
-    cgroups::join(&cfg.cgroups, std::process::id() as i32)?;
-    // A private mount namespace for the helper's scratch mounts (see
-    // `rootfs::build_overlay`): nothing it mounts is seen by the host, and
-    // all of it goes when the helper exits.
-    // SAFETY: plain syscall.
-    crate::sys::check(unsafe { libc::unshare(libc::CLONE_NEWNS) }).map_err(Error::sys("unshare mount namespace"))?;
-    crate::sys::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
-        .map_err(Error::sys("make helper mounts private"))?;
+    cgroups::join_self(cgroups::detect(), &cfg.cgroups)?;
     let (ours, theirs) = channel::pair()?;
     let flags = (NAMESPACES | libc::CLONE_PARENT) as libc::c_ulong;
     // SAFETY: this helper is single-threaded (a fresh exec that started no threads).
@@ -83,7 +84,25 @@ fn parent(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<()> {
     userns::write_maps(pid, cfg.uid_base)?;
     let ns_path = format!("/proc/{pid}/ns/user");
     let userns: OwnedFd = fs::File::open(&ns_path).map_err(Error::io("open", &ns_path))?.into();
-    let overlay = rootfs::build_overlay(&cfg.spec, &userns, cfg.uid_base, &cfg.rootfs)?;
+    // The scratch mounts of `rootfs::build_overlay` are made inside the
+    // sandbox's (still idle) mount namespace: they never touch the host's
+    // and vanish with the sandbox's old root at pivot_root, and this helper
+    // exits without a mount namespace of its own to tear down (which would
+    // cost an RCU grace period on the critical path).
+    let host_ns = fs::File::open("/proc/self/ns/mnt").map_err(Error::io("open", "/proc/self/ns/mnt"))?;
+    let mnt_path = format!("/proc/{pid}/ns/mnt");
+    let sandbox_ns = fs::File::open(&mnt_path).map_err(Error::io("open", &mnt_path))?;
+    let enter = |ns: &fs::File| {
+        // SAFETY: plain syscall with a namespace descriptor; we are single-threaded.
+        crate::sys::check(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) })
+            .map_err(Error::sys("switch mount namespace"))
+    };
+    enter(&sandbox_ns)?;
+    let overlay = rootfs::build_overlay(&cfg.spec, &userns, cfg.uid_base, &cfg.rootfs);
+    // Back home before anything else: the sandbox is about to detach the
+    // tree we are standing in, and our state files live on the host.
+    enter(&host_ns)?;
+    let overlay = overlay?;
     channel::send(sock, &Message::Rootfs(overlay))?;
     let failed = |message: String| Error::Helper {
         helper: std::env::current_exe().unwrap_or_default(),

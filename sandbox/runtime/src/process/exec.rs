@@ -123,7 +123,7 @@ fn run(a: Args) -> Result<i32> {
     if process_start_time(pid) != Some(start) {
         return Err(not_running());
     }
-    cgroups::join(&st.cgroups, std::process::id() as i32)?;
+    cgroups::join_self(cgroups::detect(), &st.cgroups)?;
     sys::setns_pidfd(pidfd.as_fd(), ALL_NAMESPACES).map_err(Error::sys("join sandbox namespaces"))?;
     drop(pidfd);
     let parent = std::process::id() as i32;

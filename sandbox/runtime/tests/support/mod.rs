@@ -84,7 +84,7 @@ impl Fixture {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         assert!(n < 32, "more than 32 fixtures in one test process");
         let pid = std::process::id();
-        let dir = tempfile::Builder::new().prefix("layerlab-rt-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("layerlab-rt-").tempdir_in("/dev/shm").expect("temp dir");
         let cgroup_parent = format!("layerlab-test-{pid}-{n}");
         let mut config = RuntimeConfig::new(dir.path(), std::env::current_exe().expect("current exe"));
         config.uid_pool = UidPool { first: (1 << 29) + ((pid % 100) * 32 + n) * 8 * 65536, count: 8 };

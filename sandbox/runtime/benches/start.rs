@@ -5,7 +5,6 @@
 //! also the helper (it calls `main_if_requested` first).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::path::Path;
@@ -28,7 +27,12 @@ fn ms(d: Duration) -> String {
 
 fn row(name: &str, v: &mut [Duration]) -> Duration {
     let p50 = percentile(v, 0.5);
-    println!("{name:<52} p50 {}   p99 {}   (n={})", ms(p50), ms(percentile(v, 0.99)), v.len());
+    println!(
+        "{name:<52} p50 {}   p99 {}   (n={})",
+        ms(p50),
+        ms(percentile(v, 0.99)),
+        v.len()
+    );
     p50
 }
 
@@ -59,7 +63,11 @@ fn flat_rootfs(layers: &[std::path::PathBuf]) -> std::path::PathBuf {
         for l in layers.iter().rev() {
             cmd.push_str(&format!(" && cp -a {}/. {}/", l.display(), tmp.display()));
         }
-        let ok = Command::new("sh").arg("-c").arg(&cmd).status().is_ok_and(|s| s.success());
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .status()
+            .is_ok_and(|s| s.success());
         assert!(ok, "building the flat rootfs failed: {cmd}");
         let _ = std::fs::rename(&tmp, &flat);
     }
@@ -70,7 +78,11 @@ fn time_command(cmd: &mut Command, n: usize) -> Option<Vec<Duration>> {
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        let st = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?;
+        let st = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
         if !st.success() {
             return None;
         }
@@ -80,7 +92,12 @@ fn time_command(cmd: &mut Command, n: usize) -> Option<Vec<Duration>> {
 }
 
 fn docker_answers() -> bool {
-    let Ok(mut child) = Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).spawn() else {
+    let Ok(mut child) = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
         return false;
     };
     let t = Instant::now();
@@ -104,28 +121,44 @@ fn kb_field(text: &str, field: &str) -> u64 {
 }
 
 fn mem_available_kb() -> u64 {
-    kb_field(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default(), "MemAvailable:")
+    kb_field(
+        &std::fs::read_to_string("/proc/meminfo").unwrap_or_default(),
+        "MemAvailable:",
+    )
 }
 
 fn read_u64(p: &Path) -> u64 {
-    std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    std::fs::read_to_string(p)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn main() {
     runtime::helper::main_if_requested();
     let layers = support::layers();
-    let state = tempfile::Builder::new().prefix("layerlab-bench-").tempdir_in("/dev/shm").expect("temp dir");
+    let state = tempfile::Builder::new()
+        .prefix("layerlab-bench-")
+        .tempdir_in("/dev/shm")
+        .expect("temp dir");
     let mut config = RuntimeConfig::new(state.path(), std::env::current_exe().expect("exe"));
-    config.uid_pool = UidPool { first: 3 << 30, count: (CAPACITY + 16) as u32 };
+    config.uid_pool = UidPool {
+        first: 3 << 30,
+        count: (CAPACITY + 16) as u32,
+    };
     config.cgroup_parent = format!("layerlab-bench-{}", std::process::id());
     let rt = Runtime::new(config.clone()).expect("runtime");
     let cleanup = Cleanup(&rt, &config.cgroup_parent);
     let spec = |id: &str| SandboxSpec::new(id, layers.clone());
 
-    println!("\n== sandbox start (busybox rootfs, 2 layers, all namespaces, bridge, cgroups, seccomp) ==");
+    println!(
+        "\n== sandbox start (busybox rootfs, 2 layers, all namespaces, bridge, cgroups, seccomp) =="
+    );
     for i in 0..5 {
-        rt.create(spec(&format!("warm{i}"))).expect("warm-up create");
-        rt.stop(&format!("warm{i}"), Duration::ZERO).expect("warm-up stop");
+        rt.create(spec(&format!("warm{i}")))
+            .expect("warm-up create");
+        rt.stop(&format!("warm{i}"), Duration::ZERO)
+            .expect("warm-up stop");
     }
     let (mut ready, mut stop) = (Vec::new(), Vec::new());
     for i in 0..STARTS {
@@ -144,7 +177,10 @@ fn main() {
     // Ours and the floor alternate, so both see the same machine load.
     let flat = flat_rootfs(&layers);
     let mut unshare = Command::new("unshare");
-    unshare.args(["-Urmpfu", "--mount-proc", "chroot"]).arg(&flat).arg("/bin/true");
+    unshare
+        .args(["-Urmpfu", "--mount-proc", "chroot"])
+        .arg(&flat)
+        .arg("/bin/true");
     let (mut once, mut floor) = (Vec::new(), Vec::new());
     for i in 0..STARTS {
         let mut s = spec(&format!("once{i}"));
@@ -156,13 +192,21 @@ fn main() {
         floor.extend(time_command(&mut unshare, 1).expect("unshare -Urmpfu failed to run"));
     }
     let once_p50 = row("layerlab: run_once(true), no bridge", &mut once);
-    let floor_p50 = Some(row("floor: unshare -Urmpfu --mount-proc chroot R true", &mut floor));
+    let floor_p50 = Some(row(
+        "floor: unshare -Urmpfu --mount-proc chroot R true",
+        &mut floor,
+    ));
     if docker_answers() {
-        match time_command(Command::new("docker").args(["run", "--rm", "--network", "none", "busybox", "true"]), 10) {
+        match time_command(
+            Command::new("docker").args(["run", "--rm", "--network", "none", "busybox", "true"]),
+            10,
+        ) {
             Some(mut v) => {
                 row("docker run --rm --network none busybox true", &mut v);
             }
-            None => println!("docker: engine answers but `docker run busybox true` failed (image missing?)"),
+            None => println!(
+                "docker: engine answers but `docker run busybox true` failed (image missing?)"
+            ),
         }
     } else {
         println!("docker: no Docker engine answers here; comparison not available");
@@ -188,30 +232,81 @@ fn main() {
     let sample = rt.list().expect("list");
     for s in &sample {
         if let Some(pid) = s.init_pid {
-            let roll = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+            let roll =
+                std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
             pss += kb_field(&roll, "Pss:");
             rss += kb_field(&roll, "Rss:");
         }
-        let mem = Path::new("/sys/fs/cgroup/memory").join(&config.cgroup_parent).join(&s.id);
+        let mem = Path::new("/sys/fs/cgroup/memory")
+            .join(&config.cgroup_parent)
+            .join(&s.id);
         charged += read_u64(&mem.join("memory.usage_in_bytes")) / 1024;
         kmem += read_u64(&mem.join("memory.kmem.usage_in_bytes")) / 1024;
     }
     let n = sample.len().max(1) as u64;
-    println!("started {started} idle sandboxes in {:.2?} ({:.2} ms each)", start_all, start_all.as_secs_f64() * 1000.0 / started.max(1) as f64);
-    println!("per idle sandbox: init PSS {} KiB (RSS {} KiB); cgroup charge {} KiB, of which kernel {} KiB", pss / n, rss / n, charged / n, kmem / n);
-    println!("per idle sandbox: PSS + cgroup kernel memory = {:.2} MiB (target < 10 MiB)", (pss / n + kmem / n) as f64 / 1024.0);
-    println!("host MemAvailable dropped by {:.2} MiB per sandbox", before.saturating_sub(after) as f64 / 1024.0 / n as f64);
+    println!(
+        "started {started} idle sandboxes in {:.2?} ({:.2} ms each)",
+        start_all,
+        start_all.as_secs_f64() * 1000.0 / started.max(1) as f64
+    );
+    println!(
+        "per idle sandbox: init PSS {} KiB (RSS {} KiB); cgroup charge {} KiB, of which kernel {} KiB",
+        pss / n,
+        rss / n,
+        charged / n,
+        kmem / n
+    );
+    println!(
+        "per idle sandbox: PSS + cgroup kernel memory = {:.2} MiB (target < 10 MiB)",
+        (pss / n + kmem / n) as f64 / 1024.0
+    );
+    println!(
+        "host MemAvailable dropped by {:.2} MiB per sandbox",
+        before.saturating_sub(after) as f64 / 1024.0 / n as f64
+    );
     let per = (pss / n + kmem / n).max(1);
-    println!("=> this machine ({} MiB available before) holds about {} idle sandboxes by memory", before / 1024, before / per);
+    println!(
+        "=> this machine ({} MiB available before) holds about {} idle sandboxes by memory",
+        before / 1024,
+        before / per
+    );
+    let sysctl = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "?".into())
+    };
+    println!(
+        "   other ceilings: kernel.pid_max {} (1 process per idle sandbox), user.max_user_namespaces {}, \
+         user.max_net_namespaces {}, uid pool {} slots by default",
+        sysctl("/proc/sys/kernel/pid_max"),
+        sysctl("/proc/sys/user/max_user_namespaces"),
+        sysctl("/proc/sys/user/max_net_namespaces"),
+        UidPool::default().count
+    );
     let t = Instant::now();
     drop(cleanup);
     let left = rt.list().map(|l| l.len()).unwrap_or(usize::MAX);
-    println!("stopped and cleaned up all of them in {:.2?}; sandboxes left: {left}", t.elapsed());
+    println!(
+        "stopped and cleaned up all of them in {:.2?}; sandboxes left: {left}",
+        t.elapsed()
+    );
 
     println!("\n== verdict ==");
-    println!("ready p50 {} (target < 50 ms): {}", ms(ready_p50), if ready_p50 < Duration::from_millis(50) { "met" } else { "MISSED" });
+    println!(
+        "ready p50 {} (target < 50 ms): {}",
+        ms(ready_p50),
+        if ready_p50 < Duration::from_millis(50) {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
     if let Some(f) = floor_p50 {
         let ratio = once_p50.as_secs_f64() / f.as_secs_f64();
-        println!("start-run-exit {:.1}x the unshare floor (target <= 5x): {}", ratio, if ratio <= 5.0 { "met" } else { "MISSED" });
+        println!(
+            "start-run-exit {:.1}x the unshare floor (target <= 5x): {}",
+            ratio,
+            if ratio <= 5.0 { "met" } else { "MISSED" }
+        );
     }
 }

@@ -27,13 +27,20 @@ pub enum Version {
 }
 
 pub fn detect() -> Version {
-    if Path::new(ROOT).join("cgroup.controllers").exists() { Version::V2 } else { Version::V1 }
+    if Path::new(ROOT).join("cgroup.controllers").exists() {
+        Version::V2
+    } else {
+        Version::V1
+    }
 }
 
 /// The directories a sandbox `id` uses under `parent`.
 pub fn dirs(version: Version, parent: &str, id: &str) -> Vec<PathBuf> {
     match version {
-        Version::V1 => V1_CONTROLLERS.iter().map(|c| Path::new(ROOT).join(c).join(parent).join(id)).collect(),
+        Version::V1 => V1_CONTROLLERS
+            .iter()
+            .map(|c| Path::new(ROOT).join(c).join(parent).join(id))
+            .collect(),
         Version::V2 => vec![Path::new(ROOT).join(parent).join(id)],
     }
 }
@@ -45,17 +52,20 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
 
 fn find<'a>(dirs: &'a [PathBuf], controller: &str) -> Option<&'a Path> {
     dirs.iter()
-        .find(|d| d.strip_prefix(ROOT).ok().and_then(|r| r.iter().next()).is_some_and(|c| c == controller))
+        .find(|d| {
+            d.strip_prefix(ROOT)
+                .ok()
+                .and_then(|r| r.iter().next())
+                .is_some_and(|c| c == controller)
+        })
         .map(PathBuf::as_path)
 }
 
 /// Creates the directories and applies `limits`.
 pub fn create(version: Version, dirs: &[PathBuf], limits: &Limits) -> Result<()> {
     for d in dirs {
-        if version == Version::V2 {
-            if let Some(parent) = d.parent() {
-                enable_v2_controllers(parent)?;
-            }
+        if let (Version::V2, Some(parent)) = (version, d.parent()) {
+            enable_v2_controllers(parent)?;
         }
         match fs::create_dir(d) {
             Ok(()) => {}
@@ -85,7 +95,11 @@ pub fn create(version: Version, dirs: &[PathBuf], limits: &Limits) -> Result<()>
                 write(c, "cpu.shares", &shares.to_string())?;
                 if let Some(cpus) = limits.cpus {
                     write(c, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
-                    write(c, "cpu.cfs_quota_us", &((cpus * CPU_PERIOD_US as f64) as u64).to_string())?;
+                    write(
+                        c,
+                        "cpu.cfs_quota_us",
+                        &((cpus * CPU_PERIOD_US as f64) as u64).to_string(),
+                    )?;
                 }
             }
         }
@@ -93,12 +107,20 @@ pub fn create(version: Version, dirs: &[PathBuf], limits: &Limits) -> Result<()>
             let d = &dirs[0];
             write(d, "memory.max", &limits.memory_bytes.to_string())?;
             if d.join("memory.swap.max").exists() {
-                write(d, "memory.swap.max", &(swap - limits.memory_bytes).to_string())?;
+                write(
+                    d,
+                    "memory.swap.max",
+                    &(swap - limits.memory_bytes).to_string(),
+                )?;
             }
             write(d, "pids.max", &limits.pids.to_string())?;
             write(d, "cpu.weight", &limits.cpu_weight.to_string())?;
             if let Some(cpus) = limits.cpus {
-                write(d, "cpu.max", &format!("{} {CPU_PERIOD_US}", (cpus * CPU_PERIOD_US as f64) as u64))?;
+                write(
+                    d,
+                    "cpu.max",
+                    &format!("{} {CPU_PERIOD_US}", (cpus * CPU_PERIOD_US as f64) as u64),
+                )?;
             }
         }
     }
@@ -107,7 +129,10 @@ pub fn create(version: Version, dirs: &[PathBuf], limits: &Limits) -> Result<()>
 
 fn enable_v2_controllers(parent: &Path) -> Result<()> {
     // Each ancestor must delegate the controllers to its children.
-    let mut chain: Vec<&Path> = parent.ancestors().take_while(|p| p.starts_with(ROOT)).collect();
+    let mut chain: Vec<&Path> = parent
+        .ancestors()
+        .take_while(|p| p.starts_with(ROOT))
+        .collect();
     chain.reverse();
     for dir in chain {
         fs::create_dir_all(dir).map_err(Error::io("create cgroup", dir))?;
@@ -115,7 +140,8 @@ fn enable_v2_controllers(parent: &Path) -> Result<()> {
         let cur = fs::read_to_string(&path).unwrap_or_default();
         for c in ["memory", "pids", "cpu"] {
             if !cur.split_whitespace().any(|x| x == c) {
-                fs::write(&path, format!("+{c}")).map_err(Error::io("enable cgroup controller", &path))?;
+                fs::write(&path, format!("+{c}"))
+                    .map_err(Error::io("enable cgroup controller", &path))?;
             }
         }
     }
@@ -151,7 +177,9 @@ pub struct Stats {
 
 fn read_u64(path: &Path) -> Result<u64> {
     let s = fs::read_to_string(path).map_err(Error::io("read cgroup file", path))?;
-    s.trim().parse().map_err(|_| Error::io("parse cgroup file", path)(std::io::Error::from(IoKind::InvalidData)))
+    s.trim().parse().map_err(|_| {
+        Error::io("parse cgroup file", path)(std::io::Error::from(IoKind::InvalidData))
+    })
 }
 
 pub fn stats(version: Version, dirs: &[PathBuf]) -> Result<Stats> {
@@ -160,7 +188,10 @@ pub fn stats(version: Version, dirs: &[PathBuf]) -> Result<Stats> {
             find(dirs, "memory").map(|d| d.join("memory.usage_in_bytes")),
             find(dirs, "pids").map(|d| d.join("pids.current")),
         ),
-        Version::V2 => (dirs.first().map(|d| d.join("memory.current")), dirs.first().map(|d| d.join("pids.current"))),
+        Version::V2 => (
+            dirs.first().map(|d| d.join("memory.current")),
+            dirs.first().map(|d| d.join("pids.current")),
+        ),
     };
     Ok(Stats {
         memory_bytes: mem.map(|p| read_u64(&p)).transpose()?.unwrap_or(0),
@@ -173,7 +204,11 @@ pub fn procs(dirs: &[PathBuf]) -> Vec<i32> {
     let mut all: Vec<i32> = dirs
         .iter()
         .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
-        .flat_map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect::<Vec<i32>>())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
         .collect();
     all.sort_unstable();
     all.dedup();
@@ -220,13 +255,20 @@ pub fn destroy(dirs: &[PathBuf], timeout: Duration) -> Result<()> {
 /// Names of the sandbox directories under `parent` (union over hierarchies).
 pub fn children(version: Version, parent: &str) -> Vec<String> {
     let roots: Vec<PathBuf> = match version {
-        Version::V1 => V1_CONTROLLERS.iter().map(|c| Path::new(ROOT).join(c).join(parent)).collect(),
+        Version::V1 => V1_CONTROLLERS
+            .iter()
+            .map(|c| Path::new(ROOT).join(c).join(parent))
+            .collect(),
         Version::V2 => vec![Path::new(ROOT).join(parent)],
     };
     let mut names: Vec<String> = roots
         .iter()
         .filter_map(|r| fs::read_dir(r).ok())
-        .flat_map(|rd| rd.flatten().filter(|e| e.path().is_dir()).filter_map(|e| e.file_name().into_string().ok()))
+        .flat_map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+        })
         .collect();
     names.sort();
     names.dedup();

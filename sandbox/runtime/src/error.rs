@@ -27,8 +27,14 @@ pub enum Error {
     #[error("sandbox {0} already exists")]
     AlreadyExists(String),
     #[error("sandbox {id} is {status}: {what} needs a running sandbox")]
-    NotRunning { id: String, status: String, what: &'static str },
-    #[error("no free user-namespace range left in the pool of {count}: stop sandboxes or enlarge the pool")]
+    NotRunning {
+        id: String,
+        status: String,
+        what: &'static str,
+    },
+    #[error(
+        "no free user-namespace range left in the pool of {count}: stop sandboxes or enlarge the pool"
+    )]
     PoolExhausted { count: u32 },
     #[error("{what} {path}: {source}")]
     Io {
@@ -50,11 +56,18 @@ pub enum Error {
         source: serde_json::Error,
     },
     #[error("sandbox helper {helper} failed for {id}: {message}")]
-    Helper { helper: PathBuf, id: String, message: String },
+    Helper {
+        helper: PathBuf,
+        id: String,
+        message: String,
+    },
     #[error("command timed out after {0:?} and was killed")]
     Timeout(std::time::Duration),
     #[error("{failure}; cleaning up afterwards also failed: {cleanup}")]
-    WithCleanup { failure: Box<Error>, cleanup: Box<Error> },
+    WithCleanup {
+        failure: Box<Error>,
+        cleanup: Box<Error>,
+    },
 }
 
 impl Error {
@@ -72,7 +85,10 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { what, path, source }
     }

@@ -6,10 +6,8 @@
 //! in `main`, before starting any thread or async runtime:
 //!
 //! ```no_run
-//! fn main() {
-//!     runtime::helper::main_if_requested();
-//!     // ... the normal program (CLI parsing, tokio, ...)
-//! }
+//! runtime::helper::main_if_requested();
+//! // ... the normal program (CLI parsing, tokio, ...)
 //! ```
 
 use std::path::PathBuf;
@@ -22,9 +20,22 @@ pub const EXEC: &str = "__layerlab-runtime-exec";
 
 /// Runs the helper and exits if argv asks for it; returns otherwise.
 pub fn main_if_requested() {
-    let mut args = std::env::args();
-    let _exe = args.next();
-    match args.next().as_deref() {
+    let mut raw = std::env::args_os().skip(1);
+    let Some(first) = raw.next() else { return };
+    if first != CREATE && first != EXEC {
+        return;
+    }
+    // Helper arguments are ours or validated UTF-8 from the library; refuse
+    // anything else rather than panic in `std::env::args`.
+    let Ok(rest) = raw
+        .map(|a| a.into_string())
+        .collect::<Result<Vec<String>, _>>()
+    else {
+        eprintln!("layerlab: helper arguments must be UTF-8");
+        std::process::exit(125);
+    };
+    let mut args = rest.into_iter();
+    match first.to_str() {
         Some(CREATE) => {
             let config: PathBuf = args.next().unwrap_or_default().into();
             let ready_fd = args.next().and_then(|a| a.parse().ok());

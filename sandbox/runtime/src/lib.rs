@@ -90,7 +90,12 @@ pub use userns::UidPool;
 /// With `tty`, stdin must be a terminal; it is handed to the sandbox as is
 /// (the seccomp profile refuses `TIOCSTI`, so nothing can be typed into it
 /// after the command ends).
-pub fn run_once(config: &RuntimeConfig, mut spec: SandboxSpec, argv: Vec<String>, tty: bool) -> Result<ExitStatus> {
+pub fn run_once(
+    config: &RuntimeConfig,
+    mut spec: SandboxSpec,
+    argv: Vec<String>,
+    tty: bool,
+) -> Result<ExitStatus> {
     if tty {
         // SAFETY: plain syscall.
         if unsafe { libc::isatty(0) } != 1 {

@@ -17,7 +17,11 @@ const SIOCBRADDBR: libc::c_ulong = 0x89a0;
 fn ifreq(name: &str) -> libc::ifreq {
     // SAFETY: ifreq is plain data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes().take(libc::IFNAMSIZ - 1)) {
+    for (dst, src) in req
+        .ifr_name
+        .iter_mut()
+        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+    {
         *dst = src as libc::c_char;
     }
     req
@@ -53,7 +57,9 @@ fn sockaddr_in(addr: [u8; 4]) -> libc::sockaddr {
     let sin = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: 0,
-        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(addr) },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(addr),
+        },
         sin_zero: [0; 8],
     };
     // SAFETY: sockaddr_in and sockaddr have the same size and sockaddr is plain data.
@@ -66,14 +72,20 @@ pub fn setup(bridge: Option<&Bridge>) -> Result<()> {
     set_up(&sock, "lo").map_err(Error::sys("bring loopback up"))?;
     if let Some(b) = bridge {
         let mut name = ifreq(&b.name);
-        ioctl(&sock, SIOCBRADDBR, name.ifr_name.as_mut_ptr() as *mut _).map_err(Error::sys("create bridge"))?;
+        ioctl(&sock, SIOCBRADDBR, name.ifr_name.as_mut_ptr() as *mut _)
+            .map_err(Error::sys("create bridge"))?;
         let mut req = ifreq(&b.name);
         req.ifr_ifru.ifru_addr = sockaddr_in(b.address);
-        ioctl(&sock, libc::SIOCSIFADDR, &mut req as *mut _ as *mut _).map_err(Error::sys("set bridge address"))?;
-        let mask = u32::MAX.checked_shl(32 - u32::from(b.prefix_len)).unwrap_or(0).to_be_bytes();
+        ioctl(&sock, libc::SIOCSIFADDR, &mut req as *mut _ as *mut _)
+            .map_err(Error::sys("set bridge address"))?;
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(b.prefix_len))
+            .unwrap_or(0)
+            .to_be_bytes();
         let mut req = ifreq(&b.name);
         req.ifr_ifru.ifru_netmask = sockaddr_in(mask);
-        ioctl(&sock, libc::SIOCSIFNETMASK, &mut req as *mut _ as *mut _).map_err(Error::sys("set bridge netmask"))?;
+        ioctl(&sock, libc::SIOCSIFNETMASK, &mut req as *mut _ as *mut _)
+            .map_err(Error::sys("set bridge netmask"))?;
         set_up(&sock, &b.name).map_err(Error::sys("bring bridge up"))?;
     }
     Ok(())

@@ -88,5 +88,9 @@ pub fn check_id(id: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         && !id.starts_with('-');
-    if ok { Ok(()) } else { Err(Error::InvalidId(id.to_owned())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidId(id.to_owned()))
+    }
 }

@@ -52,7 +52,13 @@ const MASKED: &[&str] = &[
 ];
 
 /// Paths Docker leaves visible but read-only.
-const READONLY: &[&str] = &["proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"];
+const READONLY: &[&str] = &[
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
 
 /// Device nodes bind-mounted from the host (a user namespace cannot mknod).
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -67,20 +73,36 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// `scratch` and each idmapped layer is attached inside it. Those
 /// attachments vanish with the old root at `pivot_root`; the overlay keeps
 /// its own clones.
-pub fn build_overlay(spec: &SandboxSpec, userns: &OwnedFd, root_uid: u32, scratch: &Path) -> Result<OwnedFd> {
-    let opts = format!("size={},nr_inodes={},mode=0755", spec.limits.disk_bytes, spec.limits.disk_inodes);
-    sys::mount(Some("tmpfs"), scratch, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&opts))
-        .map_err(Error::io("mount writable layer", scratch))?;
+pub fn build_overlay(
+    spec: &SandboxSpec,
+    userns: &OwnedFd,
+    root_uid: u32,
+    scratch: &Path,
+) -> Result<OwnedFd> {
+    let opts = format!(
+        "size={},nr_inodes={},mode=0755",
+        spec.limits.disk_bytes, spec.limits.disk_inodes
+    );
+    sys::mount(
+        Some("tmpfs"),
+        scratch,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(&opts),
+    )
+    .map_err(Error::io("mount writable layer", scratch))?;
     let upper = scratch.join("upper");
     let work = scratch.join("work");
     for d in [&upper, &work] {
         fs::create_dir(d).map_err(Error::io("create", d))?;
         // The upper root becomes the sandbox's `/`: owned by root inside.
-        std::os::unix::fs::chown(d, Some(root_uid), Some(root_uid)).map_err(Error::io("chown", d))?;
+        std::os::unix::fs::chown(d, Some(root_uid), Some(root_uid))
+            .map_err(Error::io("chown", d))?;
     }
     let ovl = FsContext::open("overlay").map_err(Error::sys("open overlay context"))?;
     for (i, dir) in spec.lowerdirs.iter().enumerate() {
-        let layer = sys::open_tree_clone(dir, false).map_err(Error::io("clone layer mount", dir))?;
+        let layer =
+            sys::open_tree_clone(dir, false).map_err(Error::io("clone layer mount", dir))?;
         sys::mount_setattr(
             layer.as_fd(),
             sys::MOUNT_ATTR_IDMAP | sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NODEV,
@@ -91,11 +113,15 @@ pub fn build_overlay(spec: &SandboxSpec, userns: &OwnedFd, root_uid: u32, scratc
         let at = scratch.join(format!("l{i}"));
         fs::create_dir(&at).map_err(Error::io("create", &at))?;
         sys::move_mount_to(layer.as_fd(), &at).map_err(Error::io("attach layer", &at))?;
-        ovl.set_string("lowerdir+", &path_str(&at)?).map_err(Error::io("add overlay layer", dir))?;
+        ovl.set_string("lowerdir+", &path_str(&at)?)
+            .map_err(Error::io("add overlay layer", dir))?;
     }
-    ovl.set_string("upperdir", &path_str(&upper)?).map_err(Error::sys("set overlay upperdir"))?;
-    ovl.set_string("workdir", &path_str(&work)?).map_err(Error::sys("set overlay workdir"))?;
-    ovl.mount(sys::MOUNT_ATTR_NODEV).map_err(Error::sys("create overlay mount"))
+    ovl.set_string("upperdir", &path_str(&upper)?)
+        .map_err(Error::sys("set overlay upperdir"))?;
+    ovl.set_string("workdir", &path_str(&work)?)
+        .map_err(Error::sys("set overlay workdir"))?;
+    ovl.mount(sys::MOUNT_ATTR_NODEV)
+        .map_err(Error::sys("create overlay mount"))
 }
 
 fn path_str(p: &Path) -> Result<String> {
@@ -108,12 +134,18 @@ fn path_str(p: &Path) -> Result<String> {
 /// user and mount namespaces: attach the rootfs and make it the cwd, so
 /// everything after works on relative paths and never has to traverse host
 /// directories.
-pub fn attach(overlay: &OwnedFd, mountpoint: &Path, binds: &[OwnedFd], spec: &SandboxSpec) -> Result<()> {
+pub fn attach(
+    overlay: &OwnedFd,
+    mountpoint: &Path,
+    binds: &[OwnedFd],
+    spec: &SandboxSpec,
+) -> Result<()> {
     // No `MS_REC | MS_PRIVATE` pass over the copied tree: a mount namespace
     // owned by a new user namespace gets the host's shared mounts as
     // slaves, which never propagate back, and everything that stays after
     // pivot_root is mounted fresh (private) by us.
-    sys::move_mount_to(overlay.as_fd(), mountpoint).map_err(Error::io("attach rootfs", mountpoint))?;
+    sys::move_mount_to(overlay.as_fd(), mountpoint)
+        .map_err(Error::io("attach rootfs", mountpoint))?;
     std::env::set_current_dir(mountpoint).map_err(Error::io("enter rootfs", mountpoint))?;
     for (fd, m) in binds.iter().zip(&spec.mounts) {
         let target = Path::new(".").join(m.target.trim_start_matches('/'));
@@ -129,12 +161,14 @@ pub fn clone_binds(spec: &SandboxSpec) -> Result<Vec<OwnedFd>> {
     spec.mounts
         .iter()
         .map(|m| {
-            let fd = sys::open_tree_clone(&m.source, true).map_err(Error::io("clone bind mount", &m.source))?;
+            let fd = sys::open_tree_clone(&m.source, true)
+                .map_err(Error::io("clone bind mount", &m.source))?;
             let mut set = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
             if m.readonly {
                 set |= sys::MOUNT_ATTR_RDONLY;
             }
-            sys::mount_setattr(fd.as_fd(), set, 0, None).map_err(Error::io("restrict bind mount", &m.source))?;
+            sys::mount_setattr(fd.as_fd(), set, 0, None)
+                .map_err(Error::io("restrict bind mount", &m.source))?;
             Ok(fd)
         })
         .collect()
@@ -142,12 +176,21 @@ pub fn clone_binds(spec: &SandboxSpec) -> Result<Vec<OwnedFd>> {
 
 fn ensure_target(target: &Path, dir: bool) -> Result<()> {
     if let Some(parent) = target.parent() {
-        fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).map_err(Error::io("create", parent))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(Error::io("create", parent))?;
     }
     let r = if dir {
         fs::DirBuilder::new().mode(0o755).create(target)
     } else {
-        fs::OpenOptions::new().write(true).create(true).truncate(false).open(target).map(drop)
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(target)
+            .map(drop)
     };
     match r {
         Ok(()) => Ok(()),
@@ -156,7 +199,13 @@ fn ensure_target(target: &Path, dir: bool) -> Result<()> {
     }
 }
 
-fn mnt(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: Option<&str>) -> Result<()> {
+fn mnt(
+    src: &str,
+    target: &str,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<()> {
     let t = Path::new(target);
     ensure_target(t, true)?;
     sys::mount(Some(src), t, Some(fstype), flags, data).map_err(Error::io("mount", t))
@@ -167,16 +216,46 @@ fn mnt(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: Option
 pub fn populate_and_pivot(spec: &SandboxSpec) -> Result<()> {
     let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     mnt("proc", "proc", "proc", nosuid_nodev_noexec, None)?;
-    mnt("sysfs", "sys", "sysfs", nosuid_nodev_noexec | libc::MS_RDONLY, None)?;
-    mnt("tmpfs", "dev", "tmpfs", libc::MS_NOSUID | libc::MS_NOEXEC, Some("mode=755,size=65536k"))?;
+    mnt(
+        "sysfs",
+        "sys",
+        "sysfs",
+        nosuid_nodev_noexec | libc::MS_RDONLY,
+        None,
+    )?;
+    mnt(
+        "tmpfs",
+        "dev",
+        "tmpfs",
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("mode=755,size=65536k"),
+    )?;
     for d in DEVICES {
         let target = Path::new("dev").join(d);
         fs::File::create(&target).map_err(Error::io("create device mount point", &target))?;
-        sys::mount(Some(&format!("/dev/{d}")), &target, None, libc::MS_BIND, None)
-            .map_err(Error::io("bind device", &target))?;
+        sys::mount(
+            Some(&format!("/dev/{d}")),
+            &target,
+            None,
+            libc::MS_BIND,
+            None,
+        )
+        .map_err(Error::io("bind device", &target))?;
     }
-    mnt("devpts", "dev/pts", "devpts", libc::MS_NOSUID | libc::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620,gid=5"))?;
-    mnt("shm", "dev/shm", "tmpfs", nosuid_nodev_noexec, Some("mode=1777,size=65536k"))?;
+    mnt(
+        "devpts",
+        "dev/pts",
+        "devpts",
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    mnt(
+        "shm",
+        "dev/shm",
+        "tmpfs",
+        nosuid_nodev_noexec,
+        Some("mode=1777,size=65536k"),
+    )?;
     mnt("mqueue", "dev/mqueue", "mqueue", nosuid_nodev_noexec, None)?;
     for (link, to) in [
         ("dev/ptmx", "pts/ptmx"),
@@ -192,18 +271,25 @@ pub fn populate_and_pivot(spec: &SandboxSpec) -> Result<()> {
 
     let dot = Path::new(".");
     // SAFETY: valid C strings.
-    sys::check(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) } as libc::c_int)
-        .map_err(Error::sys("pivot_root"))?;
+    sys::check(
+        unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) } as libc::c_int,
+    )
+    .map_err(Error::sys("pivot_root"))?;
     // The old root is stacked on the new one: detach it and everything under it.
     // SAFETY: valid C string.
-    sys::check(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) }).map_err(Error::sys("detach old root"))?;
+    sys::check(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) })
+        .map_err(Error::sys("detach old root"))?;
     std::env::set_current_dir("/").map_err(Error::io("enter", dot))?;
     Ok(())
 }
 
 fn write_etc(spec: &SandboxSpec) -> Result<()> {
     let etc = Path::new("etc");
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(etc).map_err(Error::io("create", etc))?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(etc)
+        .map_err(Error::io("create", etc))?;
     let mut hosts = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
         spec.hostname
@@ -216,13 +302,17 @@ fn write_etc(spec: &SandboxSpec) -> Result<()> {
     let files = [
         ("etc/hostname", format!("{}\n", spec.hostname)),
         ("etc/hosts", hosts),
-        ("etc/resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n".to_owned()),
+        (
+            "etc/resolv.conf",
+            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n".to_owned(),
+        ),
     ];
     for (path, content) in files {
         // A symlink in the image must not redirect our write elsewhere.
         let _ = fs::remove_file(path);
         fs::write(path, content).map_err(Error::io("write", path))?;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o644)).map_err(Error::io("chmod", path))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644))
+            .map_err(Error::io("chmod", path))?;
     }
     Ok(())
 }
@@ -230,9 +320,17 @@ fn write_etc(spec: &SandboxSpec) -> Result<()> {
 fn mask_proc() -> Result<()> {
     for p in MASKED {
         let path = Path::new(p);
-        let Ok(meta) = fs::symlink_metadata(path) else { continue };
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            continue;
+        };
         let r = if meta.is_dir() {
-            sys::mount(Some("tmpfs"), path, Some("tmpfs"), libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, Some("size=0"))
+            sys::mount(
+                Some("tmpfs"),
+                path,
+                Some("tmpfs"),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                Some("size=0"),
+            )
         } else {
             sys::mount(Some("dev/null"), path, None, libc::MS_BIND, None)
         };
@@ -243,10 +341,16 @@ fn mask_proc() -> Result<()> {
         if fs::symlink_metadata(path).is_err() {
             continue;
         }
-        sys::mount(Some(p), path, None, libc::MS_BIND | libc::MS_REC, None).map_err(Error::io("bind", path))?;
+        sys::mount(Some(p), path, None, libc::MS_BIND | libc::MS_REC, None)
+            .map_err(Error::io("bind", path))?;
         let fd = sys::open_path(path).map_err(Error::io("open", path))?;
-        sys::mount_setattr(fd.as_fd(), sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, 0, None)
-            .map_err(Error::io("make read-only", path))?;
+        sys::mount_setattr(
+            fd.as_fd(),
+            sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+            0,
+            None,
+        )
+        .map_err(Error::io("make read-only", path))?;
     }
     Ok(())
 }

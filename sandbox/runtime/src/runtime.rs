@@ -96,14 +96,24 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self> {
         config.uid_pool.validate()?;
-        if config.cgroup_parent.is_empty() || check_id(&config.cgroup_parent.replace('/', "-")).is_err() {
-            return Err(Error::InvalidSpec(format!("cgroup parent {:?} is not a plain name", config.cgroup_parent)));
+        if config.cgroup_parent.is_empty()
+            || check_id(&config.cgroup_parent.replace('/', "-")).is_err()
+        {
+            return Err(Error::InvalidSpec(format!(
+                "cgroup parent {:?} is not a plain name",
+                config.cgroup_parent
+            )));
         }
         let layout = Layout::new(&config.state_dir);
         for d in [layout.sandboxes(), layout.uid_slots(), layout.mount_point()] {
             fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
         }
-        Ok(Self { config, layout, cgroup_version: cgroups::detect(), exited: Arc::default() })
+        Ok(Self {
+            config,
+            layout,
+            cgroup_version: cgroups::detect(),
+            exited: Arc::default(),
+        })
     }
 
     pub fn layout(&self) -> &Layout {
@@ -121,19 +131,27 @@ impl Runtime {
         spec.validate()?;
         for d in &spec.lowerdirs {
             if !d.is_dir() {
-                return Err(Error::InvalidSpec(format!("lower layer {} is not a directory", d.display())));
+                return Err(Error::InvalidSpec(format!(
+                    "lower layer {} is not a directory",
+                    d.display()
+                )));
             }
         }
         for m in &spec.mounts {
             if !m.source.exists() {
-                return Err(Error::InvalidSpec(format!("bind mount source {} does not exist", m.source.display())));
+                return Err(Error::InvalidSpec(format!(
+                    "bind mount source {} does not exist",
+                    m.source.display()
+                )));
             }
         }
         let id = spec.id.clone();
         let dir = self.layout.sandbox(&id);
         match fs::create_dir(&dir) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::AlreadyExists(id)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(id));
+            }
             Err(e) => return Err(Error::io("create", &dir)(e)),
         }
         let started = Instant::now();
@@ -156,7 +174,8 @@ impl Runtime {
             st.save(&self.layout.state(&id))?;
             cgroups::create(self.cgroup_version, &cgroup_dirs, &spec.limits)?;
             let rootfs = self.layout.mount_point();
-            fs::write(self.layout.activity(&id), b"").map_err(Error::io("create", self.layout.activity(&id)))?;
+            fs::write(self.layout.activity(&id), b"")
+                .map_err(Error::io("create", self.layout.activity(&id)))?;
             let cfg = HelperConfig {
                 spec,
                 uid_base,
@@ -169,8 +188,14 @@ impl Runtime {
             state::write_json_atomic(&self.layout.config(&id), &cfg)?;
             self.run_create_helper(&id, foreground)?;
             let st = State::load(&self.layout.state(&id))?;
-            let init_pid = st.init_pid.ok_or_else(|| self.helper_error(&id, "helper exited without an init pid".into()))?;
-            Ok(Sandbox { id: id.clone(), init_pid, uid_base })
+            let init_pid = st.init_pid.ok_or_else(|| {
+                self.helper_error(&id, "helper exited without an init pid".into())
+            })?;
+            Ok(Sandbox {
+                id: id.clone(),
+                init_pid,
+                uid_base,
+            })
         })();
         match r {
             Ok(sb) => {
@@ -179,13 +204,20 @@ impl Runtime {
             }
             Err(failure) => match self.destroy(&id, slot) {
                 Ok(()) => Err(failure),
-                Err(cleanup) => Err(Error::WithCleanup { failure: Box::new(failure), cleanup: Box::new(cleanup) }),
+                Err(cleanup) => Err(Error::WithCleanup {
+                    failure: Box::new(failure),
+                    cleanup: Box::new(cleanup),
+                }),
             },
         }
     }
 
     fn helper_error(&self, id: &str, message: String) -> Error {
-        Error::Helper { helper: self.config.helper_exe.clone(), id: id.to_owned(), message }
+        Error::Helper {
+            helper: self.config.helper_exe.clone(),
+            id: id.to_owned(),
+            message,
+        }
     }
 
     /// Runs the create helper and returns once it reports the sandbox
@@ -197,7 +229,9 @@ impl Runtime {
     /// `pre_exec` (and so a real fork of the caller); servers use the former.
     fn run_create_helper(&self, id: &str, foreground: bool) -> Result<()> {
         let mut cmd = StdCommand::new(&self.config.helper_exe);
-        cmd.arg(helper::CREATE).arg(self.layout.config(id)).env_clear();
+        cmd.arg(helper::CREATE)
+            .arg(self.layout.config(id))
+            .env_clear();
         if foreground {
             let (r, w) = pipe().map_err(Error::sys("create ready pipe"))?;
             let w_raw = w.as_raw_fd();
@@ -213,17 +247,32 @@ impl Runtime {
                     Ok(())
                 });
             }
-            let child = cmd.spawn().map_err(Error::io("run helper", &self.config.helper_exe))?;
+            let child = cmd
+                .spawn()
+                .map_err(Error::io("run helper", &self.config.helper_exe))?;
             drop(w);
             return self.await_ready(id, child, Some(r));
         }
-        cmd.arg("1").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
-        let mut child = cmd.spawn().map_err(Error::io("run helper", &self.config.helper_exe))?;
-        let out = child.stdout.take().map(|o| fs::File::from(OwnedFd::from(o)));
+        cmd.arg("1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .map_err(Error::io("run helper", &self.config.helper_exe))?;
+        let out = child
+            .stdout
+            .take()
+            .map(|o| fs::File::from(OwnedFd::from(o)));
         self.await_ready(id, child, out)
     }
 
-    fn await_ready(&self, id: &str, mut child: std::process::Child, ready: Option<fs::File>) -> Result<()> {
+    fn await_ready(
+        &self,
+        id: &str,
+        mut child: std::process::Child,
+        ready: Option<fs::File>,
+    ) -> Result<()> {
         let mut byte = [0u8; 1];
         let got = ready.is_some_and(|mut r| matches!(r.read(&mut byte), Ok(1)) && byte[0] == b'R');
         if got {
@@ -233,8 +282,11 @@ impl Runtime {
                 .map_err(|e| Error::sys("start helper reaper")(e))?;
             return Ok(());
         }
-        let status = child.wait().map_err(Error::io("wait for helper", &self.config.helper_exe))?;
-        let msg = fs::read_to_string(self.layout.helper_error(id)).unwrap_or_else(|_| format!("helper exited with {status}"));
+        let status = child
+            .wait()
+            .map_err(Error::io("wait for helper", &self.config.helper_exe))?;
+        let msg = fs::read_to_string(self.layout.helper_error(id))
+            .unwrap_or_else(|_| format!("helper exited with {status}"));
         Err(self.helper_error(id, msg))
     }
 
@@ -272,14 +324,27 @@ impl Runtime {
         // Background processes of the command may keep the pipes open
         // forever: collect into shared buffers and stop waiting for EOF a
         // moment after the helper exits.
-        let out = Pump::start(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-        let err = Pump::start(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        let out = Pump::start(
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        );
+        let err = Pump::start(
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        );
         let deadline = spec.timeout.map(|t| Instant::now() + t);
         let pidfd = crate::sys::pidfd_open(child.id() as i32).ok();
         let pidfd_raw = pidfd.as_ref().map_or(-1, |f| f.as_raw_fd());
         let mut timed_out = false;
         let status = loop {
-            match child.try_wait().map_err(Error::sys("wait for exec helper"))? {
+            match child
+                .try_wait()
+                .map_err(Error::sys("wait for exec helper"))?
+            {
                 Some(s) => break s,
                 None if deadline.is_some_and(|d| Instant::now() >= d) => {
                     // The command dies with its helper (PR_SET_PDEATHSIG).
@@ -296,7 +361,11 @@ impl Runtime {
         if timed_out {
             return Err(Error::Timeout(spec.timeout.unwrap_or_default()));
         }
-        Ok(ExecOutput { status: status.into(), stdout, stderr })
+        Ok(ExecOutput {
+            status: status.into(),
+            stdout,
+            stderr,
+        })
     }
 
     /// The command line that runs `spec` inside sandbox `id` with whatever
@@ -308,7 +377,11 @@ impl Runtime {
         spec.validate()?;
         let st = self.load(id)?;
         if !self.alive(&st) {
-            return Err(Error::NotRunning { id: id.to_owned(), status: Status::Exited.as_str().into(), what: "exec" });
+            return Err(Error::NotRunning {
+                id: id.to_owned(),
+                status: Status::Exited.as_str().into(),
+                what: "exec",
+            });
         }
         let _ = self.touch(id);
         let mut v: Vec<OsString> = vec![
@@ -340,14 +413,21 @@ impl Runtime {
     pub fn stop(&self, id: &str, grace: Duration) -> Result<()> {
         check_id(id)?;
         let st = self.load(id)?;
-        if self.alive(&st) {
-            if let Some(pid) = st.init_pid {
-                if let Ok(pidfd) = crate::sys::pidfd_open(pid) {
-                    // SAFETY: plain syscall through the pidfd, so no recycled pid is hit.
-                    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGTERM, 0usize, 0) };
-                    wait_readable(pidfd.as_raw_fd(), grace);
-                }
-            }
+        // The pidfd is opened before the liveness check, so a pid recycled
+        // in between can never receive our signal.
+        let pidfd = st.init_pid.and_then(|pid| crate::sys::pidfd_open(pid).ok());
+        if let Some(pidfd) = pidfd.filter(|_| self.alive(&st)) {
+            // SAFETY: plain syscall on a pidfd we own.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    libc::SIGTERM,
+                    0usize,
+                    0,
+                )
+            };
+            wait_readable(pidfd.as_raw_fd(), grace);
         }
         self.destroy(id, Some(st.uid_slot))
     }
@@ -384,7 +464,10 @@ impl Runtime {
 
     fn alive(&self, st: &State) -> bool {
         st.status == Status::Running
-            && st.init_pid.zip(st.init_start_time).is_some_and(|(p, t)| process_start_time(p) == Some(t))
+            && st
+                .init_pid
+                .zip(st.init_start_time)
+                .is_some_and(|(p, t)| process_start_time(p) == Some(t))
     }
 
     fn info(&self, st: State) -> SandboxInfo {
@@ -411,8 +494,13 @@ impl Runtime {
     pub fn list(&self) -> Result<Vec<SandboxInfo>> {
         let dir = self.layout.sandboxes();
         let mut out = Vec::new();
-        for e in fs::read_dir(&dir).map_err(Error::io("read", &dir))?.flatten() {
-            let Some(id) = e.file_name().to_str().map(str::to_owned) else { continue };
+        for e in fs::read_dir(&dir)
+            .map_err(Error::io("read", &dir))?
+            .flatten()
+        {
+            let Some(id) = e.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
             if check_id(&id).is_err() {
                 continue;
             }
@@ -434,7 +522,11 @@ impl Runtime {
         check_id(id)?;
         let st = self.load(id)?;
         if !self.alive(&st) {
-            return Err(Error::NotRunning { id: id.to_owned(), status: Status::Exited.as_str().into(), what: "stats" });
+            return Err(Error::NotRunning {
+                id: id.to_owned(),
+                status: Status::Exited.as_str().into(),
+                what: "stats",
+            });
         }
         cgroups::stats(self.cgroup_version, &st.cgroups)
     }
@@ -444,12 +536,18 @@ impl Runtime {
     pub fn touch(&self, id: &str) -> Result<()> {
         check_id(id)?;
         let path = self.layout.activity(id);
-        let f = fs::OpenOptions::new().write(true).open(&path).map_err(Error::io("open", &path))?;
-        f.set_modified(SystemTime::now()).map_err(Error::io("touch", &path))
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("open", &path))?;
+        f.set_modified(SystemTime::now())
+            .map_err(Error::io("touch", &path))
     }
 
     pub fn last_activity(&self, id: &str) -> Option<SystemTime> {
-        fs::metadata(self.layout.activity(id)).and_then(|m| m.modified()).ok()
+        fs::metadata(self.layout.activity(id))
+            .and_then(|m| m.modified())
+            .ok()
     }
 
     /// Run once at start: keeps sandboxes whose init still runs, removes
@@ -458,8 +556,13 @@ impl Runtime {
     pub fn adopt_or_cleanup(&self) -> Result<AdoptReport> {
         let mut report = AdoptReport::default();
         let dir = self.layout.sandboxes();
-        for e in fs::read_dir(&dir).map_err(Error::io("read", &dir))?.flatten() {
-            let Some(id) = e.file_name().to_str().map(str::to_owned) else { continue };
+        for e in fs::read_dir(&dir)
+            .map_err(Error::io("read", &dir))?
+            .flatten()
+        {
+            let Some(id) = e.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
             if check_id(&id).is_err() {
                 continue;
             }
@@ -480,7 +583,10 @@ impl Runtime {
         }
         for id in cgroups::children(self.cgroup_version, &self.config.cgroup_parent) {
             if check_id(&id).is_ok() && !self.layout.sandbox(&id).exists() {
-                cgroups::destroy(&cgroups::dirs(self.cgroup_version, &self.config.cgroup_parent, &id), KILL_TIMEOUT)?;
+                cgroups::destroy(
+                    &cgroups::dirs(self.cgroup_version, &self.config.cgroup_parent, &id),
+                    KILL_TIMEOUT,
+                )?;
                 if !report.cleaned.contains(&id) {
                     report.cleaned.push(id);
                 }
@@ -521,7 +627,11 @@ fn wait_readable(fd: i32, timeout: Duration) {
         std::thread::sleep(timeout.min(Duration::from_millis(10)));
         return;
     }
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     unsafe { libc::poll(&mut p, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
 }
@@ -555,7 +665,9 @@ impl Pump {
     }
 
     fn finish(self, until: Instant) -> Vec<u8> {
-        let _ = self.done.recv_timeout(until.saturating_duration_since(Instant::now()));
+        let _ = self
+            .done
+            .recv_timeout(until.saturating_duration_since(Instant::now()));
         self.buf.lock().map(|v| v.clone()).unwrap_or_default()
     }
 }
@@ -570,7 +682,10 @@ fn wait_child(pid: i32) -> ExitStatus {
             return ExitStatus { code, signal };
         }
         if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return ExitStatus { code: None, signal: None };
+            return ExitStatus {
+                code: None,
+                signal: None,
+            };
         }
     }
 }

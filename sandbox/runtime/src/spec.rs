@@ -57,9 +57,15 @@ impl SandboxSpec {
         let bad = |m: String| Err(Error::InvalidSpec(m));
         let host_ok = !self.hostname.is_empty()
             && self.hostname.len() <= 63
-            && self.hostname.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            && self
+                .hostname
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
         if !host_ok {
-            return bad(format!("hostname {:?} is not a valid host name", self.hostname));
+            return bad(format!(
+                "hostname {:?} is not a valid host name",
+                self.hostname
+            ));
         }
         if self.lowerdirs.is_empty() {
             return bad("at least one lower layer is needed".into());
@@ -68,8 +74,14 @@ impl SandboxSpec {
             return bad("more than 128 lower layers".into());
         }
         for d in &self.lowerdirs {
-            if !d.is_absolute() || d.to_str().is_none_or(|s| s.contains(',') || s.contains(':')) {
-                return bad(format!("lower layer {} must be an absolute path without ',' or ':'", d.display()));
+            if !d.is_absolute()
+                || d.to_str()
+                    .is_none_or(|s| s.contains(',') || s.contains(':'))
+            {
+                return bad(format!(
+                    "lower layer {} must be an absolute path without ',' or ':'",
+                    d.display()
+                ));
             }
         }
         for m in &self.mounts {
@@ -81,8 +93,13 @@ impl SandboxSpec {
         check_inside_path("cwd", &self.cwd)?;
         check_env(&self.env)?;
         for (ip, name) in &self.hosts {
-            if ip.parse::<std::net::IpAddr>().is_err() || name.is_empty() || name.contains(char::is_whitespace) {
-                return bad(format!("hosts entry {ip:?} {name:?} is not an address and a name"));
+            if ip.parse::<std::net::IpAddr>().is_err()
+                || name.is_empty()
+                || name.contains(char::is_whitespace)
+            {
+                return bad(format!(
+                    "hosts entry {ip:?} {name:?} is not an address and a name"
+                ));
             }
         }
         self.limits.validate()?;
@@ -146,7 +163,10 @@ impl Limits {
         if self.memory_bytes < 4 << 20 {
             return bad("memory limit below 4 MiB");
         }
-        if self.memory_swap_bytes.is_some_and(|s| s < self.memory_bytes) {
+        if self
+            .memory_swap_bytes
+            .is_some_and(|s| s < self.memory_bytes)
+        {
             return bad("memory+swap limit below the memory limit");
         }
         if self.pids < 2 {
@@ -155,7 +175,10 @@ impl Limits {
         if !(1..=10000).contains(&self.cpu_weight) {
             return bad("cpu weight outside 1..=10000");
         }
-        if self.cpus.is_some_and(|c| !(c.is_finite() && c > 0.0 && c <= 1024.0)) {
+        if self
+            .cpus
+            .is_some_and(|c| !(c.is_finite() && c > 0.0 && c <= 1024.0))
+        {
             return bad("cpus must be a positive number of CPUs");
         }
         if self.disk_bytes < 1 << 20 || self.disk_inodes < 64 {
@@ -175,7 +198,11 @@ pub struct Network {
 impl Default for Network {
     fn default() -> Self {
         Self {
-            bridge: Some(Bridge { name: "br0".to_owned(), address: [10, 88, 0, 1], prefix_len: 16 }),
+            bridge: Some(Bridge {
+                name: "br0".to_owned(),
+                address: [10, 88, 0, 1],
+                prefix_len: 16,
+            }),
         }
     }
 }
@@ -192,11 +219,16 @@ impl Network {
         if let Some(b) = &self.bridge {
             let ok = !b.name.is_empty()
                 && b.name.len() < libc::IFNAMSIZ
-                && b.name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+                && b.name
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
                 && b.name != "lo"
                 && (1..=30).contains(&b.prefix_len);
             if !ok {
-                return Err(Error::InvalidSpec(format!("bridge {:?}/{} is not valid", b.name, b.prefix_len)));
+                return Err(Error::InvalidSpec(format!(
+                    "bridge {:?}/{} is not valid",
+                    b.name, b.prefix_len
+                )));
             }
         }
         Ok(())
@@ -232,7 +264,9 @@ impl ExecSpec {
         check_env(&self.env)?;
         check_inside_path("cwd", &self.cwd)?;
         if self.uid > 65535 || self.gid > 65535 {
-            return Err(Error::InvalidSpec("uid and gid must be below 65536 (the mapped range)".into()));
+            return Err(Error::InvalidSpec(
+                "uid and gid must be below 65536 (the mapped range)".into(),
+            ));
         }
         Ok(())
     }
@@ -264,7 +298,10 @@ impl ExitStatus {
 impl From<std::process::ExitStatus> for ExitStatus {
     fn from(s: std::process::ExitStatus) -> Self {
         use std::os::unix::process::ExitStatusExt;
-        Self { code: s.code(), signal: s.signal() }
+        Self {
+            code: s.code(),
+            signal: s.signal(),
+        }
     }
 }
 
@@ -289,7 +326,9 @@ fn check_argv(argv: &[String]) -> Result<()> {
 fn check_env(env: &BTreeMap<String, String>) -> Result<()> {
     for (k, v) in env {
         if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
-            return Err(Error::InvalidSpec(format!("environment variable {k:?} is not valid")));
+            return Err(Error::InvalidSpec(format!(
+                "environment variable {k:?} is not valid"
+            )));
         }
     }
     Ok(())
@@ -297,7 +336,9 @@ fn check_env(env: &BTreeMap<String, String>) -> Result<()> {
 
 fn check_inside_path(what: &str, p: &str) -> Result<()> {
     if !p.starts_with('/') || p.contains('\0') || p.split('/').any(|c| c == "..") {
-        return Err(Error::InvalidSpec(format!("{what} {p:?} must be an absolute path without '..'")));
+        return Err(Error::InvalidSpec(format!(
+            "{what} {p:?} must be an absolute path without '..'"
+        )));
     }
     Ok(())
 }

@@ -63,7 +63,10 @@ pub struct State {
 impl State {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = fs::read(path).map_err(Error::io("read state", path))?;
-        serde_json::from_slice(&bytes).map_err(|source| Error::State { path: path.to_owned(), source })
+        serde_json::from_slice(&bytes).map_err(|source| Error::State {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Writes through a temporary file and a rename so a crash never leaves
@@ -75,7 +78,10 @@ impl State {
 
 pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec(value).map_err(|source| Error::State { path: path.to_owned(), source })?;
+    let bytes = serde_json::to_vec(value).map_err(|source| Error::State {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut f = fs::File::create(&tmp).map_err(Error::io("create", &tmp))?;
     f.write_all(&bytes).map_err(Error::io("write", &tmp))?;
     drop(f);

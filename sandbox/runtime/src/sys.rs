@@ -68,7 +68,12 @@ pub fn open_tree_clone(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
 }
 
 /// Sets mount attributes on a detached or attached mount referred to by `fd`.
-pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, userns: Option<BorrowedFd<'_>>) -> io::Result<()> {
+pub fn mount_setattr(
+    fd: BorrowedFd<'_>,
+    set: u64,
+    clr: u64,
+    userns: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
@@ -105,7 +110,14 @@ impl FsContext {
         let v = cstring(value)?;
         // SAFETY: valid C strings, fd owned by self.
         cvt(unsafe {
-            libc::syscall(libc::SYS_fsconfig, self.0.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0)
+            libc::syscall(
+                libc::SYS_fsconfig,
+                self.0.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
         })
         .map(drop)
     }
@@ -124,7 +136,14 @@ impl FsContext {
             )
         })?;
         // SAFETY: fd owned by self.
-        cvt_fd(unsafe { libc::syscall(libc::SYS_fsmount, self.0.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
+        cvt_fd(unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                self.0.as_raw_fd(),
+                FSMOUNT_CLOEXEC,
+                attrs,
+            )
+        })
     }
 }
 
@@ -213,7 +232,8 @@ pub fn mount(
             tgt.as_ptr(),
             fst.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
             flags,
-            dat.as_ref().map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
+            dat.as_ref()
+                .map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
         )
     })
     .map(drop)

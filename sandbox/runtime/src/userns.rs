@@ -28,7 +28,10 @@ impl Default for UidPool {
     fn default() -> Self {
         // Far above the ids Debian hands to users and services (and above
         // the 100000.. ranges that newuidmap users commonly get).
-        Self { first: 1 << 28, count: 4096 }
+        Self {
+            first: 1 << 28,
+            count: 4096,
+        }
     }
 }
 
@@ -55,7 +58,8 @@ impl UidPool {
             let path = layout.uid_slot(slot);
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
-                    f.write_all(id.as_bytes()).map_err(Error::io("write", &path))?;
+                    f.write_all(id.as_bytes())
+                        .map_err(Error::io("write", &path))?;
                     return Ok(slot);
                 }
                 Err(e) if e.kind() == IoKind::AlreadyExists => continue,
@@ -79,12 +83,15 @@ impl UidPool {
     /// Slots whose owner has no sandbox directory any more (left by a crash
     /// between allocation and the first state write).
     pub(crate) fn orphans(layout: &Layout) -> Vec<(u32, String)> {
-        let Ok(rd) = fs::read_dir(layout.uid_slots()) else { return Vec::new() };
+        let Ok(rd) = fs::read_dir(layout.uid_slots()) else {
+            return Vec::new();
+        };
         rd.flatten()
             .filter_map(|e| {
                 let slot: u32 = e.file_name().to_str()?.parse().ok()?;
                 let owner = fs::read_to_string(e.path()).ok()?;
-                let alive = crate::paths::check_id(&owner).is_ok() && layout.sandbox(&owner).exists();
+                let alive =
+                    crate::paths::check_id(&owner).is_ok() && layout.sandbox(&owner).exists();
                 (!alive).then_some((slot, owner))
             })
             .collect()

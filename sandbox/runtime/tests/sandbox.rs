@@ -30,7 +30,8 @@ fn sh_as(f: &Fixture, id: &str, script: &str, uid: u32) -> runtime::ExecOutput {
     spec.timeout = Some(Duration::from_secs(60));
     spec.uid = uid;
     spec.gid = uid;
-    f.rt.exec(id, &spec).unwrap_or_else(|e| panic!("exec {script:?} in {id}: {e}"))
+    f.rt.exec(id, &spec)
+        .unwrap_or_else(|e| panic!("exec {script:?} in {id}: {e}"))
 }
 
 fn out(o: &runtime::ExecOutput) -> String {
@@ -55,13 +56,28 @@ fn host_status_field(pid: i32, field: &str) -> String {
 fn hostname_ids_and_layers() {
     let f = Fixture::new();
     let sb = f.rt.create(f.spec("ids")).expect("create");
-    let o = sh(&f, "ids", "hostname; id -u; id -g; stat -c '%u:%g' /bin/busybox /etc/passwd; cat /etc/motd /etc/layer-top");
+    let o = sh(
+        &f,
+        "ids",
+        "hostname; id -u; id -g; stat -c '%u:%g' /bin/busybox /etc/passwd; cat /etc/motd /etc/layer-top",
+    );
     assert!(o.status.success(), "{}", err(&o));
-    assert_eq!(out(&o), "node1\n0\n0\n0:0\n0:0\ntop\nlayer2", "stderr: {}", err(&o));
+    assert_eq!(
+        out(&o),
+        "node1\n0\n0\n0:0\n0:0\ntop\nlayer2",
+        "stderr: {}",
+        err(&o)
+    );
     // Outside, root of the sandbox is the pool's unprivileged uid.
     let uid = host_status_field(sb.init_pid, "Uid");
-    assert_eq!(uid.split_whitespace().next(), Some(sb.uid_base.to_string().as_str()));
-    assert!(sb.uid_base >= 65536, "sandbox root must not map to a low host uid");
+    assert_eq!(
+        uid.split_whitespace().next(),
+        Some(sb.uid_base.to_string().as_str())
+    );
+    assert!(
+        sb.uid_base >= 65536,
+        "sandbox root must not map to a low host uid"
+    );
     // Files the sandbox creates belong to its range, not to host root.
     let o = sh(&f, "ids", "touch /newfile && stat -c %u /newfile");
     assert_eq!(out(&o), "0");
@@ -71,15 +87,31 @@ fn exec_joins_every_namespace_and_cgroup() {
     let f = Fixture::new();
     let sb = f.rt.create(f.spec("join")).expect("create");
     let names = ["user", "mnt", "pid", "net", "uts", "ipc", "cgroup"];
-    let script = names.iter().map(|n| format!("readlink /proc/self/ns/{n}")).collect::<Vec<_>>().join(";");
+    let script = names
+        .iter()
+        .map(|n| format!("readlink /proc/self/ns/{n}"))
+        .collect::<Vec<_>>()
+        .join(";");
     let o = sh(&f, "join", &script);
     let inside: Vec<String> = out(&o).lines().map(str::to_owned).collect();
     let host: Vec<String> = names
         .iter()
-        .map(|n| std::fs::read_link(format!("/proc/{}/ns/{n}", sb.init_pid)).expect("host readlink").display().to_string())
+        .map(|n| {
+            std::fs::read_link(format!("/proc/{}/ns/{n}", sb.init_pid))
+                .expect("host readlink")
+                .display()
+                .to_string()
+        })
         .collect();
-    assert_eq!(inside, host, "exec must join all namespaces of init, user namespace included");
-    let o = sh(&f, "join", "grep -E '^(Uid|Gid|NoNewPrivs|Seccomp|CapBnd|CapEff)' /proc/self/status; cat /proc/self/cgroup");
+    assert_eq!(
+        inside, host,
+        "exec must join all namespaces of init, user namespace included"
+    );
+    let o = sh(
+        &f,
+        "join",
+        "grep -E '^(Uid|Gid|NoNewPrivs|Seccomp|CapBnd|CapEff)' /proc/self/status; cat /proc/self/cgroup",
+    );
     let s = out(&o);
     assert!(s.contains("Uid:\t0\t0\t0\t0"), "{s}");
     assert!(s.contains("NoNewPrivs:\t1"), "{s}");
@@ -87,8 +119,14 @@ fn exec_joins_every_namespace_and_cgroup() {
     // Docker's default set: chown dac_override fowner fsetid kill setgid setuid
     // setpcap net_bind_service net_raw sys_chroot mknod audit_write setfcap.
     assert!(s.contains("CapBnd:\t00000000a80425fb"), "{s}");
-    for line in s.lines().filter(|l| l.contains(":memory:") || l.contains(":pids:")) {
-        assert!(line.ends_with(":/"), "exec'd process is outside the sandbox cgroup: {line}");
+    for line in s
+        .lines()
+        .filter(|l| l.contains(":memory:") || l.contains(":pids:"))
+    {
+        assert!(
+            line.ends_with(":/"),
+            "exec'd process is outside the sandbox cgroup: {line}"
+        );
     }
 }
 
@@ -98,11 +136,19 @@ fn exit_codes_and_signals() {
     assert_eq!(sh(&f, "codes", "exit 42").status.code, Some(42));
     let killed = sh(&f, "codes", "kill -9 $$").status;
     assert_eq!((killed.code, killed.signal), (None, Some(9)));
-    let missing = f.rt.exec("codes", &ExecSpec::new(["no-such-command"])).expect("exec");
+    let missing =
+        f.rt.exec("codes", &ExecSpec::new(["no-such-command"]))
+            .expect("exec");
     assert_eq!(missing.status.code, Some(127));
     // A signal to the exec helper reaches the command, and its death is mirrored.
-    let argv = f.rt.exec_command("codes", &ExecSpec::new(["sleep", "100"])).expect("argv");
-    let mut child = Command::new(&argv[0]).args(&argv[1..]).stdout(Stdio::piped()).spawn().expect("spawn");
+    let argv =
+        f.rt.exec_command("codes", &ExecSpec::new(["sleep", "100"]))
+            .expect("argv");
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -111,18 +157,56 @@ fn exit_codes_and_signals() {
     // run_once passes the code through and leaves nothing behind.
     let mut spec = f.spec("once");
     spec.network.bridge = None;
-    let st = runtime::run_once(&f.config, spec, vec!["sh".into(), "-c".into(), "exit 7".into()], false).expect("run_once");
+    let st = runtime::run_once(
+        &f.config,
+        spec,
+        vec!["sh".into(), "-c".into(), "exit 7".into()],
+        false,
+    )
+    .expect("run_once");
     assert_eq!(st.code, Some(7));
-    assert!(f.rt.get("once").is_err(), "run_once left its sandbox behind");
+    assert!(
+        f.rt.get("once").is_err(),
+        "run_once left its sandbox behind"
+    );
+}
+
+fn exec_timeout_kills_the_command() {
+    let f = Fixture::new();
+    f.rt.create(f.spec("slow")).expect("create");
+    let mut spec = ExecSpec::new(["sleep", "100"]);
+    spec.timeout = Some(Duration::from_millis(300));
+    let t = Instant::now();
+    let e = f.rt.exec("slow", &spec).expect_err("timeout");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let o = sh(&f, "slow", "ps -o comm | grep -c sleep");
+        if out(&o) == "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the timed-out command still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn pty_and_resize() {
     let f = Fixture::new();
     f.rt.create(f.spec("pty")).expect("create");
     let (mut master, slave) = openpty(24, 80);
-    let argv = f
-        .rt
-        .exec_command("pty", &ExecSpec::new(["/bin/sh", "-c", "stty size; read line; stty size; [ -t 0 ] && echo on-a-terminal"]))
+    let argv =
+        f.rt.exec_command(
+            "pty",
+            &ExecSpec::new([
+                "/bin/sh",
+                "-c",
+                "stty size; read line; stty size; [ -t 0 ] && echo on-a-terminal",
+            ]),
+        )
         .expect("argv");
     let s = slave.as_raw_fd();
     let mut cmd = Command::new(&argv[0]);
@@ -152,18 +236,30 @@ fn pty_and_resize() {
 fn stop_with_grace() {
     let f = Fixture::new();
     let mut spec = f.spec("grace");
-    spec.init = Some(vec!["sh".into(), "-c".into(), "trap 'exit 3' TERM; while true; do sleep 0.05; done".into()]);
+    spec.init = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "trap 'exit 3' TERM; while true; do sleep 0.05; done".into(),
+    ]);
     let sb = f.rt.create(spec).expect("create");
     let t = Instant::now();
     f.rt.stop("grace", Duration::from_secs(10)).expect("stop");
-    assert!(t.elapsed() < Duration::from_secs(5), "init that honours SIGTERM was not stopped promptly");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "init that honours SIGTERM was not stopped promptly"
+    );
     assert!(std::fs::metadata(format!("/proc/{}", sb.init_pid)).is_err() || !alive(sb.init_pid));
     // An init that ignores SIGTERM is killed once the grace period ends.
     let mut spec = f.spec("stubborn");
-    spec.init = Some(vec!["sh".into(), "-c".into(), "trap '' TERM; while true; do sleep 0.05; done".into()]);
+    spec.init = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "trap '' TERM; while true; do sleep 0.05; done".into(),
+    ]);
     f.rt.create(spec).expect("create");
     let t = Instant::now();
-    f.rt.stop("stubborn", Duration::from_millis(500)).expect("stop");
+    f.rt.stop("stubborn", Duration::from_millis(500))
+        .expect("stop");
     assert!(t.elapsed() >= Duration::from_millis(450));
     assert!(f.rt.list().expect("list").is_empty());
 }
@@ -174,9 +270,21 @@ fn probe_spec(f: &Fixture, id: &str) -> SandboxSpec {
     let mut spec = f.spec(id);
     let exe = std::env::current_exe().expect("current exe");
     spec.mounts = vec![
-        BindMount { source: exe, target: "/probe".into(), readonly: true },
-        BindMount { source: "/usr/lib/x86_64-linux-gnu".into(), target: "/lib/x86_64-linux-gnu".into(), readonly: true },
-        BindMount { source: "/usr/lib64".into(), target: "/lib64".into(), readonly: true },
+        BindMount {
+            source: exe,
+            target: "/probe".into(),
+            readonly: true,
+        },
+        BindMount {
+            source: "/usr/lib/x86_64-linux-gnu".into(),
+            target: "/lib/x86_64-linux-gnu".into(),
+            readonly: true,
+        },
+        BindMount {
+            source: "/usr/lib64".into(),
+            target: "/lib64".into(),
+            readonly: true,
+        },
     ];
     spec
 }
@@ -188,24 +296,75 @@ fn escapes_are_refused() {
     let port = listener.local_addr().expect("addr").port();
     let exe_before = std::fs::read(std::env::current_exe().expect("exe")).expect("read exe");
     f.rt.create(probe_spec(&f, "probe")).expect("create");
-    let o = f.rt.exec("probe", &ExecSpec::new(["/probe", "__probe", &port.to_string()])).expect("exec probe");
+    let o =
+        f.rt.exec(
+            "probe",
+            &ExecSpec::new(["/probe", "__probe", &port.to_string()]),
+        )
+        .expect("exec probe");
     let report = out(&o);
     assert!(o.status.success(), "probe failed: {} {}", report, err(&o));
     let results: BTreeMap<&str, &str> = report.lines().filter_map(|l| l.split_once(' ')).collect();
-    assert_eq!(results.get("getpid"), Some(&"ok"), "probe did not run: {report}");
+    assert_eq!(
+        results.get("getpid"),
+        Some(&"ok"),
+        "probe did not run: {report}"
+    );
     for name in [
-        "mount", "umount", "pivot_root", "unshare_user", "unshare_mount", "clone_newuser", "clone3", "init_module",
-        "finit_module", "delete_module", "reboot", "settimeofday", "clock_settime", "keyctl", "add_key", "bpf",
-        "perf_event_open", "ptrace_init", "open_init_exe", "swapon", "write_proc_sys", "write_sys",
-        "connect_host_loopback", "connect_outside",
+        "mount",
+        "umount",
+        "pivot_root",
+        "unshare_user",
+        "unshare_mount",
+        "clone_newuser",
+        "clone3",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "reboot",
+        "settimeofday",
+        "clock_settime",
+        "keyctl",
+        "add_key",
+        "bpf",
+        "perf_event_open",
+        "ptrace_init",
+        "open_init_exe",
+        "swapon",
+        "write_proc_sys",
+        "write_sys",
+        "connect_host_loopback",
+        "connect_outside",
     ] {
-        let r = results.get(name).unwrap_or_else(|| panic!("probe skipped {name}: {report}"));
+        let r = results
+            .get(name)
+            .unwrap_or_else(|| panic!("probe skipped {name}: {report}"));
         assert_ne!(*r, "ok", "{name} succeeded inside the sandbox");
     }
-    assert_eq!(results["clone3"], libc::ENOSYS.to_string(), "clone3 must fail with ENOSYS for libc fallback");
-    assert_eq!(results["connect_outside"], libc::ENETUNREACH.to_string(), "a route leads out");
-    assert!(listener.accept().is_err(), "the host loopback listener got a connection from the sandbox");
-    assert_eq!(exe_before, std::fs::read(std::env::current_exe().expect("exe")).expect("read exe"), "runtime binary changed");
+    assert_eq!(
+        results["clone3"],
+        libc::ENOSYS.to_string(),
+        "clone3 must fail with ENOSYS for libc fallback"
+    );
+    assert_eq!(
+        results.get("tiocsti"),
+        Some(&libc::EPERM.to_string().as_str()),
+        "TIOCSTI is not refused by seccomp"
+    );
+    assert_eq!(
+        results["connect_outside"],
+        libc::ENETUNREACH.to_string(),
+        "a route leads out"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the host loopback listener got a connection from the sandbox"
+    );
+    assert_eq!(
+        exe_before,
+        std::fs::read(std::env::current_exe().expect("exe")).expect("read exe"),
+        "runtime binary changed"
+    );
 }
 
 fn cannot_see_host_or_other_sandboxes() {
@@ -214,18 +373,36 @@ fn cannot_see_host_or_other_sandboxes() {
     let mut b = f.spec("see-b");
     b.init = Some(vec!["sleep".into(), "1000".into()]);
     f.rt.create(b).expect("create b");
-    let o = sh(&f, "see-a", "ls /proc | grep -E '^[0-9]+$' | wc -l; tr -d '\\0' < /proc/1/cmdline; echo; ps -o comm | grep -c sleep");
+    let o = sh(
+        &f,
+        "see-a",
+        "ls /proc | grep -E '^[0-9]+$' | wc -l; tr -d '\\0' < /proc/1/cmdline; echo; ps -o comm | grep -c sleep",
+    );
     let text = out(&o);
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
     // pid 1 and the shell pipeline only.
     let n: usize = lines[0].parse().expect("count");
     assert!(n <= 6, "sandbox sees {n} processes: {}", out(&o));
-    assert_eq!(lines[1], "layerlab-init", "pid 1 shows something else than our init");
+    assert_eq!(
+        lines[1], "layerlab-init",
+        "pid 1 shows something else than our init"
+    );
     assert_eq!(lines[2], "0", "sandbox a sees sandbox b's sleep");
-    let o = sh(&f, "see-a", "ls /dev | sort | tr '\\n' ' '; echo; ls /sys/fs/cgroup | wc -l");
+    let o = sh(
+        &f,
+        "see-a",
+        "ls /dev | sort | tr '\\n' ' '; echo; ls /sys/fs/cgroup | wc -l",
+    );
     let text = out(&o);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines, ["fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero ", "0"], "{text}");
+    assert_eq!(
+        lines,
+        [
+            "fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero ",
+            "0"
+        ],
+        "{text}"
+    );
 }
 
 fn writes_never_reach_the_shared_layers() {
@@ -240,9 +417,21 @@ fn writes_never_reach_the_shared_layers() {
     );
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o), "top\nevil");
-    assert_eq!(before, support::layers_digest(), "a shared layer changed on the host");
-    let proc_sys = sh(&f, "writer", "echo 1 > /proc/sys/kernel/panic; echo x > /sys/kernel/uevent_helper; cat /proc/kcore | wc -c");
-    assert!(err(&proc_sys).matches("Read-only file system").count() >= 2, "{}", err(&proc_sys));
+    assert_eq!(
+        before,
+        support::layers_digest(),
+        "a shared layer changed on the host"
+    );
+    let proc_sys = sh(
+        &f,
+        "writer",
+        "echo 1 > /proc/sys/kernel/panic; echo x > /sys/kernel/uevent_helper; cat /proc/kcore | wc -c",
+    );
+    assert!(
+        err(&proc_sys).matches("Read-only file system").count() >= 2,
+        "{}",
+        err(&proc_sys)
+    );
     assert_eq!(out(&proc_sys), "0", "/proc/kcore is not masked");
 }
 
@@ -250,18 +439,34 @@ fn setuid_gains_nothing_and_no_fd_leaks() {
     let f = Fixture::new();
     let sb = f.rt.create(f.spec("suid")).expect("create");
     let o = sh_as(&f, "suid", "/bin/busybox-suid id -u; id -u", 1000);
-    assert_eq!(out(&o), "1000\n1000", "setuid root binary raised privileges: {}", err(&o));
+    assert_eq!(
+        out(&o),
+        "1000\n1000",
+        "setuid root binary raised privileges: {}",
+        err(&o)
+    );
     // A host descriptor without CLOEXEC in the caller must not be inherited.
     // SAFETY: opening a file we own; closed below.
     let leaked = unsafe { libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY) };
     assert!(leaked >= 0);
-    let o = sh(&f, "suid", "ls /proc/self/fd | tr '\\n' ' '; echo; ls -l /proc/1/exe 2>&1; readlink /proc/self/cwd");
+    let o = sh(
+        &f,
+        "suid",
+        "ls /proc/self/fd | tr '\\n' ' '; echo; ls -l /proc/1/exe 2>&1; readlink /proc/self/cwd",
+    );
     // SAFETY: closing what we opened.
     unsafe { libc::close(leaked) };
     let s = out(&o);
     let fds: Vec<&str> = s.lines().next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(fds, ["0", "1", "2", "3"], "unexpected descriptors (3 is ls's own directory): {s}");
-    assert!(s.contains("Permission denied"), "pid 1's exe link is readable: {s}");
+    assert_eq!(
+        fds,
+        ["0", "1", "2", "3"],
+        "unexpected descriptors (3 is ls's own directory): {s}"
+    );
+    assert!(
+        s.contains("Permission denied"),
+        "pid 1's exe link is readable: {s}"
+    );
     assert!(s.ends_with('/'), "cwd is not inside the sandbox: {s}");
     // A user process as seen from the host: its uid is inside the range.
     let uid = host_status_field(sb.init_pid, "Uid");
@@ -271,7 +476,11 @@ fn setuid_gains_nothing_and_no_fd_leaks() {
 fn network_loopback_and_bridge_only() {
     let f = Fixture::new();
     f.rt.create(f.spec("net")).expect("create");
-    let o = sh(&f, "net", "ip -o -4 addr | awk '{print $2, $4}'; ip route | grep -c default; ls /sys/class/net | tr '\\n' ' '");
+    let o = sh(
+        &f,
+        "net",
+        "ip -o -4 addr | awk '{print $2, $4}'; ip route | grep -c default; ls /sys/class/net | tr '\\n' ' '",
+    );
     let s = out(&o);
     assert!(s.contains("lo 127.0.0.1/8"), "{s}");
     assert!(s.contains("br0 10.88.0.1/16"), "{s}");
@@ -286,10 +495,22 @@ fn fork_bomb_hits_pids_limit() {
     let mut spec = f.spec("bomb");
     spec.limits.pids = 32;
     f.rt.create(spec).expect("create");
-    let o = sh(&f, "bomb", "i=0; while [ $i -lt 200 ]; do sleep 30 >/dev/null 2>&1 & i=$((i+1)); done; echo unreachable");
-    assert!(!o.status.success() && err(&o).contains("can't fork"), "{:?} {}", o.status, err(&o));
+    let o = sh(
+        &f,
+        "bomb",
+        "i=0; while [ $i -lt 200 ]; do sleep 30 >/dev/null 2>&1 & i=$((i+1)); done; echo unreachable",
+    );
+    assert!(
+        !o.status.success() && err(&o).contains("can't fork"),
+        "{:?} {}",
+        o.status,
+        err(&o)
+    );
     let stats = f.rt.stats("bomb").expect("stats");
-    assert!((20..=32).contains(&stats.pids), "pids limit not reached or exceeded: {stats:?}");
+    assert!(
+        (20..=32).contains(&stats.pids),
+        "pids limit not reached or exceeded: {stats:?}"
+    );
     // The host is fine and the sandbox can be stopped despite the bomb.
     f.rt.stop("bomb", Duration::ZERO).expect("stop");
 }
@@ -300,7 +521,13 @@ fn memory_hog_is_killed_inside() {
     spec.limits.memory_bytes = 48 << 20;
     f.rt.create(spec).expect("create");
     let o = sh(&f, "hog", "dd if=/dev/zero of=/dev/null bs=200M count=1");
-    assert_eq!(o.status.shell_code(), 137, "hog was not OOM-killed: {:?} {}", o.status, err(&o));
+    assert_eq!(
+        o.status.shell_code(),
+        137,
+        "hog was not OOM-killed: {:?} {}",
+        o.status,
+        err(&o)
+    );
     // The sandbox itself survives its hog.
     assert_eq!(out(&sh(&f, "hog", "echo alive")), "alive");
     assert!(f.rt.stats("hog").expect("stats").memory_bytes <= 48 << 20);
@@ -312,10 +539,22 @@ fn disk_fill_is_stopped() {
     spec.limits.disk_bytes = 16 << 20;
     spec.limits.disk_inodes = 300;
     f.rt.create(spec).expect("create");
-    let o = sh(&f, "disk", "dd if=/dev/zero of=/fill bs=1M count=64; df -k / | tail -1");
-    assert!(!o.status.success() || err(&o).contains("No space"), "{}", err(&o));
+    let o = sh(
+        &f,
+        "disk",
+        "dd if=/dev/zero of=/fill bs=1M count=64; df -k / | tail -1",
+    );
+    assert!(
+        !o.status.success() || err(&o).contains("No space"),
+        "{}",
+        err(&o)
+    );
     assert!(err(&o).contains("No space left"), "{}", err(&o));
-    let files = sh(&f, "disk", "rm /fill; i=0; while touch /f$i 2>/dev/null; do i=$((i+1)); done; echo $i");
+    let files = sh(
+        &f,
+        "disk",
+        "rm /fill; i=0; while touch /f$i 2>/dev/null; do i=$((i+1)); done; echo $i",
+    );
     let n: u64 = out(&files).parse().unwrap_or(u64::MAX);
     assert!(n < 300, "inode limit not enforced: {n}");
 }
@@ -325,10 +564,18 @@ fn disk_fill_is_stopped() {
 fn list_stats_touch() {
     let f = Fixture::new();
     f.rt.create(f.spec("l1")).expect("create");
-    let before = f.rt.get("l1").expect("get").last_activity.expect("activity");
+    let before =
+        f.rt.get("l1")
+            .expect("get")
+            .last_activity
+            .expect("activity");
     std::thread::sleep(Duration::from_millis(20));
     f.rt.touch("l1").expect("touch");
-    let after = f.rt.get("l1").expect("get").last_activity.expect("activity");
+    let after =
+        f.rt.get("l1")
+            .expect("get")
+            .last_activity
+            .expect("activity");
     assert!(after > before);
     let list = f.rt.list().expect("list");
     assert_eq!(list.len(), 1);
@@ -351,7 +598,12 @@ fn restart_adopts_or_cleans_up() {
         .spawn()
         .expect("spawn owner");
     let mut line = [0u8; 6];
-    owner.stdout.as_mut().expect("stdout").read_exact(&mut line).expect("owner ready");
+    owner
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut line)
+        .expect("owner ready");
     assert_eq!(&line, b"ready\n");
     owner.kill().expect("kill -9 owner");
     owner.wait().expect("reap owner");
@@ -360,7 +612,9 @@ fn restart_adopts_or_cleans_up() {
     let mut report = rt.adopt_or_cleanup().expect("adopt");
     report.adopted.sort();
     assert_eq!(report.adopted, ["kept", "lost"]);
-    let o = rt.exec("kept", &ExecSpec::new(["hostname"])).expect("exec after restart");
+    let o = rt
+        .exec("kept", &ExecSpec::new(["hostname"]))
+        .expect("exec after restart");
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "node1");
 
     // Now the init of "lost" dies behind our back: leftovers must go.
@@ -380,19 +634,30 @@ fn restart_adopts_or_cleans_up() {
             "cgroup {c} of a dead sandbox is left"
         );
     }
-    let slots = std::fs::read_dir(rt.layout().uid_slots()).expect("slots").count();
+    let slots = std::fs::read_dir(rt.layout().uid_slots())
+        .expect("slots")
+        .count();
     assert_eq!(slots, 1, "uid slot of the dead sandbox not released");
     rt.stop("kept", Duration::ZERO).expect("stop");
-    assert_eq!(std::fs::read_dir(rt.layout().uid_slots()).expect("slots").count(), 0);
+    assert_eq!(
+        std::fs::read_dir(rt.layout().uid_slots())
+            .expect("slots")
+            .count(),
+        0
+    );
 }
 
 fn owner_main(args: &[String]) -> ! {
     let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
-    config.uid_pool = runtime::UidPool { first: args[1].parse().expect("pool"), count: 8 };
+    config.uid_pool = runtime::UidPool {
+        first: args[1].parse().expect("pool"),
+        count: 8,
+    };
     config.cgroup_parent = args[2].clone();
     let rt = Runtime::new(config).expect("runtime");
     for id in ["kept", "lost"] {
-        rt.create(SandboxSpec::new(id, support::layers())).expect("create");
+        rt.create(SandboxSpec::new(id, support::layers()))
+            .expect("create");
     }
     println!("ready");
     loop {
@@ -421,29 +686,69 @@ fn bad_input_is_rejected() {
     }
     let mut s = f.spec("bad");
     s.hostname = "no spaces".into();
-    assert_eq!(f.rt.create(s).expect_err("hostname").kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        f.rt.create(s).expect_err("hostname").kind(),
+        ErrorKind::InvalidArgument
+    );
     let mut s = f.spec("bad");
     s.lowerdirs = vec!["relative".into()];
-    assert_eq!(f.rt.create(s).expect_err("relative").kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        f.rt.create(s).expect_err("relative").kind(),
+        ErrorKind::InvalidArgument
+    );
     let mut s = f.spec("bad");
     s.lowerdirs = vec!["/nonexistent/layer".into()];
-    assert_eq!(f.rt.create(s).expect_err("missing").kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        f.rt.create(s).expect_err("missing").kind(),
+        ErrorKind::InvalidArgument
+    );
     let mut s = f.spec("bad");
-    s.mounts = vec![BindMount { source: "/etc".into(), target: "/../etc".into(), readonly: true }];
-    assert_eq!(f.rt.create(s).expect_err("traversal").kind(), ErrorKind::InvalidArgument);
+    s.mounts = vec![BindMount {
+        source: "/etc".into(),
+        target: "/../etc".into(),
+        readonly: true,
+    }];
+    assert_eq!(
+        f.rt.create(s).expect_err("traversal").kind(),
+        ErrorKind::InvalidArgument
+    );
     let mut s = f.spec("bad");
     s.limits.memory_bytes = 1;
-    assert_eq!(f.rt.create(s).expect_err("limits").kind(), ErrorKind::InvalidArgument);
-    assert_eq!(f.rt.exec("nope", &ExecSpec::new(["true"])).expect_err("missing").kind(), ErrorKind::NotFound);
+    assert_eq!(
+        f.rt.create(s).expect_err("limits").kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        f.rt.exec("nope", &ExecSpec::new(["true"]))
+            .expect_err("missing")
+            .kind(),
+        ErrorKind::NotFound
+    );
     f.rt.create(f.spec("twice")).expect("create");
-    assert_eq!(f.rt.create(f.spec("twice")).expect_err("twice").kind(), ErrorKind::AlreadyExists);
+    assert_eq!(
+        f.rt.create(f.spec("twice")).expect_err("twice").kind(),
+        ErrorKind::AlreadyExists
+    );
     let mut e = ExecSpec::new(["true"]);
     e.env.insert("A=B".into(), "x".into());
-    assert_eq!(f.rt.exec("twice", &e).expect_err("env").kind(), ErrorKind::InvalidArgument);
-    assert_eq!(f.rt.exec("twice", &ExecSpec::new(Vec::<String>::new())).expect_err("empty").kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        f.rt.exec("twice", &e).expect_err("env").kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        f.rt.exec("twice", &ExecSpec::new(Vec::<String>::new()))
+            .expect_err("empty")
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
     // Failed creates leave nothing behind.
     assert_eq!(f.rt.list().expect("list").len(), 1);
-    assert_eq!(std::fs::read_dir(f.rt.layout().uid_slots()).expect("slots").count(), 1);
+    assert_eq!(
+        std::fs::read_dir(f.rt.layout().uid_slots())
+            .expect("slots")
+            .count(),
+        1
+    );
 }
 
 // ---- helpers ---------------------------------------------------------------
@@ -455,14 +760,22 @@ fn alive(pid: i32) -> bool {
 fn wait_gone(pid: i32) {
     let t = Instant::now();
     while alive(pid) {
-        assert!(t.elapsed() < Duration::from_secs(10), "pid {pid} did not die");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "pid {pid} did not die"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
 fn openpty(rows: u16, cols: u16) -> (std::fs::File, OwnedFd) {
     let (mut m, mut s) = (0, 0);
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: valid out-parameters.
     let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
     assert_eq!(r, 0, "openpty failed");
@@ -471,17 +784,32 @@ fn openpty(rows: u16, cols: u16) -> (std::fs::File, OwnedFd) {
 }
 
 fn set_winsize(master: &std::fs::File, rows: u16, cols: u16) {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: valid winsize for TIOCSWINSZ.
-    assert_eq!(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) }, 0);
+    assert_eq!(
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
+        0
+    );
 }
 
 fn read_until(master: &mut std::fs::File, seen: &mut String, want: &str) {
     let t = Instant::now();
     let mut buf = [0u8; 1024];
     while !seen.contains(want) {
-        assert!(t.elapsed() < Duration::from_secs(20), "pty never showed {want:?}: {seen:?}");
-        let mut p = libc::pollfd { fd: master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "pty never showed {want:?}: {seen:?}"
+        );
+        let mut p = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         if unsafe { libc::poll(&mut p, 1, 200) } <= 0 {
             continue;
@@ -504,15 +832,34 @@ fn main() {
     }
     support::run(&[
         ("hostname_ids_and_layers", hostname_ids_and_layers),
-        ("exec_joins_every_namespace_and_cgroup", exec_joins_every_namespace_and_cgroup),
+        (
+            "exec_joins_every_namespace_and_cgroup",
+            exec_joins_every_namespace_and_cgroup,
+        ),
         ("exit_codes_and_signals", exit_codes_and_signals),
         ("pty_and_resize", pty_and_resize),
+        (
+            "exec_timeout_kills_the_command",
+            exec_timeout_kills_the_command,
+        ),
         ("stop_with_grace", stop_with_grace),
         ("escapes_are_refused", escapes_are_refused),
-        ("cannot_see_host_or_other_sandboxes", cannot_see_host_or_other_sandboxes),
-        ("writes_never_reach_the_shared_layers", writes_never_reach_the_shared_layers),
-        ("setuid_gains_nothing_and_no_fd_leaks", setuid_gains_nothing_and_no_fd_leaks),
-        ("network_loopback_and_bridge_only", network_loopback_and_bridge_only),
+        (
+            "cannot_see_host_or_other_sandboxes",
+            cannot_see_host_or_other_sandboxes,
+        ),
+        (
+            "writes_never_reach_the_shared_layers",
+            writes_never_reach_the_shared_layers,
+        ),
+        (
+            "setuid_gains_nothing_and_no_fd_leaks",
+            setuid_gains_nothing_and_no_fd_leaks,
+        ),
+        (
+            "network_loopback_and_bridge_only",
+            network_loopback_and_bridge_only,
+        ),
         ("fork_bomb_hits_pids_limit", fork_bomb_hits_pids_limit),
         ("memory_hog_is_killed_inside", memory_hog_is_killed_inside),
         ("disk_fill_is_stopped", disk_fill_is_stopped),

@@ -30,11 +30,19 @@ pub(crate) fn pair() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: valid out-array of two ints.
     crate::sys::check(unsafe {
-        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
     })
     .map_err(Error::sys("create helper channel"))?;
     // A sandbox init stuck in setup must not hang its creator for ever.
-    let timeout = libc::timeval { tv_sec: SETUP_TIMEOUT_SECS, tv_usec: 0 };
+    let timeout = libc::timeval {
+        tv_sec: SETUP_TIMEOUT_SECS,
+        tv_usec: 0,
+    };
     for fd in fds {
         // SAFETY: valid descriptor and option value.
         unsafe {
@@ -61,7 +69,10 @@ pub(crate) fn send(sock: &OwnedFd, msg: &Message) -> Result<()> {
             (b, None)
         }
     };
-    let mut iov = libc::iovec { iov_base: body.as_mut_ptr().cast(), iov_len: body.len() };
+    let mut iov = libc::iovec {
+        iov_base: body.as_mut_ptr().cast(),
+        iov_len: body.len(),
+    };
     // u64 storage keeps the control buffer aligned for cmsghdr.
     let mut cbuf = [0u64; 8];
     // SAFETY: msghdr is plain data; pointers stay valid for the call.
@@ -79,7 +90,9 @@ pub(crate) fn send(sock: &OwnedFd, msg: &Message) -> Result<()> {
             std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
         }
         if libc::sendmsg(sock.as_raw_fd(), &hdr, libc::MSG_NOSIGNAL) < 0 {
-            return Err(Error::sys("send on helper channel")(io::Error::last_os_error()));
+            return Err(Error::sys("send on helper channel")(
+                io::Error::last_os_error(),
+            ));
         }
     }
     Ok(())
@@ -88,7 +101,10 @@ pub(crate) fn send(sock: &OwnedFd, msg: &Message) -> Result<()> {
 /// The next message, or `None` at end-of-file (the peer is gone).
 pub(crate) fn recv(sock: &OwnedFd) -> Result<Option<Message>> {
     let mut buf = vec![0u8; 4096];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     let mut cbuf = [0u64; 8];
     // SAFETY: as in `send`.
     let (n, fd) = unsafe {
@@ -108,8 +124,13 @@ pub(crate) fn recv(sock: &OwnedFd) -> Result<Option<Message>> {
             }
         };
         let c = libc::CMSG_FIRSTHDR(&hdr);
-        let fd = if !c.is_null() && (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-            Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>())))
+        let fd = if !c.is_null()
+            && (*c).cmsg_level == libc::SOL_SOCKET
+            && (*c).cmsg_type == libc::SCM_RIGHTS
+        {
+            Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(
+                libc::CMSG_DATA(c).cast::<RawFd>(),
+            )))
         } else {
             None
         };
@@ -118,7 +139,11 @@ pub(crate) fn recv(sock: &OwnedFd) -> Result<Option<Message>> {
     if n == 0 {
         return Ok(None);
     }
-    let bad = || Error::sys("malformed message on helper channel")(io::Error::from(io::ErrorKind::InvalidData));
+    let bad = || {
+        Error::sys("malformed message on helper channel")(io::Error::from(
+            io::ErrorKind::InvalidData,
+        ))
+    };
     Ok(Some(match (buf[0], fd) {
         (ROOTFS, Some(fd)) => Message::Rootfs(fd),
         (READY, None) => Message::Ready,

@@ -25,8 +25,12 @@ const NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
 pub(crate) fn main(config: &Path, ready_fd: Option<i32>) -> i32 {
     let cfg: HelperConfig = match fs::read(config)
         .map_err(Error::io("read", config))
-        .and_then(|b| serde_json::from_slice(&b).map_err(|source| Error::State { path: config.to_owned(), source }))
-    {
+        .and_then(|b| {
+            serde_json::from_slice(&b).map_err(|source| Error::State {
+                path: config.to_owned(),
+                source,
+            })
+        }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("layerlab: {e}");
@@ -57,7 +61,14 @@ fn run(cfg: &HelperConfig) -> Result<()> {
         .spec
         .init
         .as_ref()
-        .map(|argv| Command::new(argv, &cfg.spec.env, &cfg.spec.cwd, &[("HOSTNAME", &cfg.spec.hostname), ("HOME", "/root")]))
+        .map(|argv| {
+            Command::new(
+                argv,
+                &cfg.spec.env,
+                &cfg.spec.cwd,
+                &[("HOSTNAME", &cfg.spec.hostname), ("HOME", "/root")],
+            )
+        })
         .transpose()?;
     // Joining first makes the clone, its namespaces and its kernel memory
     // born inside the sandbox's cgroups (and roots its cgroup namespace there).
@@ -83,13 +94,16 @@ fn run(cfg: &HelperConfig) -> Result<()> {
 fn parent(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<()> {
     userns::write_maps(pid, cfg.uid_base)?;
     let ns_path = format!("/proc/{pid}/ns/user");
-    let userns: OwnedFd = fs::File::open(&ns_path).map_err(Error::io("open", &ns_path))?.into();
+    let userns: OwnedFd = fs::File::open(&ns_path)
+        .map_err(Error::io("open", &ns_path))?
+        .into();
     // The scratch mounts of `rootfs::build_overlay` are made inside the
     // sandbox's (still idle) mount namespace: they never touch the host's
     // and vanish with the sandbox's old root at pivot_root, and this helper
     // exits without a mount namespace of its own to tear down (which would
     // cost an RCU grace period on the critical path).
-    let host_ns = fs::File::open("/proc/self/ns/mnt").map_err(Error::io("open", "/proc/self/ns/mnt"))?;
+    let host_ns =
+        fs::File::open("/proc/self/ns/mnt").map_err(Error::io("open", "/proc/self/ns/mnt"))?;
     let mnt_path = format!("/proc/{pid}/ns/mnt");
     let sandbox_ns = fs::File::open(&mnt_path).map_err(Error::io("open", &mnt_path))?;
     let enter = |ns: &fs::File| {

@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
-use super::{Command, block_all_signals, decode, fail, set_dumpable, set_ids, unblock_all_signals, wait_signal};
+use super::{
+    Command, block_all_signals, decode, fail, set_dumpable, set_ids, unblock_all_signals,
+    wait_signal,
+};
 use crate::error::{Error, Result};
 use crate::paths::{Layout, check_id};
 use crate::seccomp::Profile;
@@ -53,7 +56,9 @@ impl Args {
                 "--gid" => a.gid = value()?.parse().map_err(|_| bad("bad gid"))?,
                 "--env" => {
                     let kv = value()?;
-                    let (k, v) = kv.split_once('=').ok_or_else(|| bad("--env needs KEY=VALUE"))?;
+                    let (k, v) = kv
+                        .split_once('=')
+                        .ok_or_else(|| bad("--env needs KEY=VALUE"))?;
                     a.env.insert(k.to_owned(), v.to_owned());
                 }
                 "--" => {
@@ -66,7 +71,9 @@ impl Args {
         }
         check_id(&a.id)?;
         if a.state_dir.as_os_str().is_empty() || a.argv.is_empty() {
-            return Err(bad("--state-dir, an id and a command after -- are required"));
+            return Err(bad(
+                "--state-dir, an id and a command after -- are required",
+            ));
         }
         let spec = crate::spec::ExecSpec {
             argv: a.argv.clone(),
@@ -105,8 +112,14 @@ const ALL_NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
 fn run(a: Args) -> Result<i32> {
     let layout = Layout::new(&a.state_dir);
     let st = State::load(&layout.state(&a.id))?;
-    let not_running = || Error::NotRunning { id: a.id.clone(), status: st.status.as_str().into(), what: "exec" };
-    let (Some(pid), Some(start)) = (st.init_pid, st.init_start_time) else { return Err(not_running()) };
+    let not_running = || Error::NotRunning {
+        id: a.id.clone(),
+        status: st.status.as_str().into(),
+        what: "exec",
+    };
+    let (Some(pid), Some(start)) = (st.init_pid, st.init_start_time) else {
+        return Err(not_running());
+    };
     if !st.status.can_exec() {
         return Err(not_running());
     }
@@ -124,14 +137,17 @@ fn run(a: Args) -> Result<i32> {
         return Err(not_running());
     }
     cgroups::join_self(cgroups::detect(), &st.cgroups)?;
-    sys::setns_pidfd(pidfd.as_fd(), ALL_NAMESPACES).map_err(Error::sys("join sandbox namespaces"))?;
+    sys::setns_pidfd(pidfd.as_fd(), ALL_NAMESPACES)
+        .map_err(Error::sys("join sandbox namespaces"))?;
     drop(pidfd);
     let parent = std::process::id() as i32;
     block_all_signals();
     // SAFETY: the exec helper is single-threaded.
     let child = unsafe { libc::fork() };
     if child < 0 {
-        return Err(Error::sys("fork into sandbox")(std::io::Error::last_os_error()));
+        return Err(Error::sys("fork into sandbox")(
+            std::io::Error::last_os_error(),
+        ));
     }
     if child == 0 {
         enter(cmd, &a, &profile, parent)
@@ -147,7 +163,13 @@ fn enter(cmd: Command, a: &Args, profile: &Profile, parent: i32) -> ! {
         // After the id change (which clears it): die with our helper.
         // SAFETY: plain prctl/getppid.
         unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
             // Our parent is outside our pid namespace: getppid() is 0 while it lives.
             if libc::getppid() != 0 && libc::getppid() != parent {
                 libc::_exit(125);
@@ -165,7 +187,9 @@ fn enter(cmd: Command, a: &Args, profile: &Profile, parent: i32) -> ! {
 
 fn forward_and_wait(child: i32) -> i32 {
     loop {
-        let Some((sig, _)) = wait_signal(None) else { continue };
+        let Some((sig, _)) = wait_signal(None) else {
+            continue;
+        };
         if sig != libc::SIGCHLD {
             // SAFETY: plain syscall.
             unsafe { libc::kill(child, sig) };

@@ -6,13 +6,22 @@
 use std::os::fd::OwnedFd;
 
 use super::channel::{self, Message};
-use super::{Command, HelperConfig, block_all_signals, decode, set_dumpable, set_ids, unblock_all_signals, wait_signal};
+use super::{
+    Command, HelperConfig, block_all_signals, decode, set_dumpable, set_ids, unblock_all_signals,
+    wait_signal,
+};
 use crate::error::{Error, Result};
 use crate::seccomp::Profile;
 use crate::{caps, net, rootfs, sys};
 
 /// Entry of the cloned child; never returns.
-pub(crate) fn sandbox_main(cfg: &HelperConfig, sock: OwnedFd, binds: Vec<OwnedFd>, profile: Profile, main: Option<Command>) -> ! {
+pub(crate) fn sandbox_main(
+    cfg: &HelperConfig,
+    sock: OwnedFd,
+    binds: Vec<OwnedFd>,
+    profile: Profile,
+    main: Option<Command>,
+) -> ! {
     block_all_signals();
     hide_helper_arguments();
     if let Err(e) = setup(cfg, &sock, binds, &profile) {
@@ -35,7 +44,11 @@ pub(crate) fn sandbox_main(cfg: &HelperConfig, sock: OwnedFd, binds: Vec<OwnedFd
 fn setup(cfg: &HelperConfig, sock: &OwnedFd, binds: Vec<OwnedFd>, profile: &Profile) -> Result<()> {
     let overlay = match channel::recv(sock)? {
         Some(Message::Rootfs(fd)) => fd,
-        _ => return Err(Error::sys("wait for rootfs")(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))),
+        _ => {
+            return Err(Error::sys("wait for rootfs")(std::io::Error::from(
+                std::io::ErrorKind::UnexpectedEof,
+            )));
+        }
     };
     // Still host uid 0 here: the host paths (state dir, bind sources) are
     // resolved now, before we become the namespace's root.
@@ -46,7 +59,8 @@ fn setup(cfg: &HelperConfig, sock: &OwnedFd, binds: Vec<OwnedFd>, profile: &Prof
     rootfs::populate_and_pivot(&cfg.spec)?;
     let host = sys::cstring(&cfg.spec.hostname).map_err(Error::sys("hostname"))?;
     // SAFETY: valid buffer and length.
-    sys::check(unsafe { libc::sethostname(host.as_ptr(), cfg.spec.hostname.len()) }).map_err(Error::sys("sethostname"))?;
+    sys::check(unsafe { libc::sethostname(host.as_ptr(), cfg.spec.hostname.len()) })
+        .map_err(Error::sys("sethostname"))?;
     net::setup(cfg.spec.network.bridge.as_ref())?;
     if !cfg.foreground {
         // SAFETY: /dev/null is the sandbox's own (bind of the host device).
@@ -74,8 +88,12 @@ fn setup(cfg: &HelperConfig, sock: &OwnedFd, binds: Vec<OwnedFd>, profile: &Prof
 /// paths (binary, state directory). Overwrite it in place so the sandbox's
 /// `/proc/1/cmdline` and `comm` say only `layerlab-init`.
 fn hide_helper_arguments() {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return;
+    };
     // `rest` starts at field 3; arg_start and arg_end are fields 48 and 49.
     let fields: Vec<&str> = rest.split(' ').collect();
     let (Some(start), Some(end)) = (
@@ -94,7 +112,13 @@ fn hide_helper_arguments() {
         let p = start as *mut u8;
         std::ptr::write_bytes(p, 0, end - start);
         std::ptr::copy_nonoverlapping(name.as_ptr(), p, name.len());
-        libc::prctl(libc::PR_SET_NAME, c"layerlab-init".as_ptr() as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_SET_NAME,
+            c"layerlab-init".as_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
     }
 }
 

@@ -68,18 +68,31 @@ impl Command {
     /// `argv[0]` is looked up later, inside the sandbox, in the `PATH` of
     /// `env` — never in the helper's own environment, which must not leak
     /// into the sandbox. `defaults` fill variables `env` does not set.
-    pub fn new(argv: &[String], env: &BTreeMap<String, String>, cwd: &str, defaults: &[(&str, &str)]) -> Result<Self> {
+    pub fn new(
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        cwd: &str,
+        defaults: &[(&str, &str)],
+    ) -> Result<Self> {
         let mut env = env.clone();
-        env.entry("PATH".into()).or_insert_with(|| DEFAULT_PATH.to_owned());
+        env.entry("PATH".into())
+            .or_insert_with(|| DEFAULT_PATH.to_owned());
         for (k, v) in defaults {
-            env.entry((*k).to_owned()).or_insert_with(|| (*v).to_owned());
+            env.entry((*k).to_owned())
+                .or_insert_with(|| (*v).to_owned());
         }
-        let cs = |s: &str| CString::new(s).map_err(|_| Error::InvalidSpec("NUL byte in command".into()));
-        let first = argv.first().ok_or_else(|| Error::InvalidSpec("command is empty".into()))?;
+        let cs =
+            |s: &str| CString::new(s).map_err(|_| Error::InvalidSpec("NUL byte in command".into()));
+        let first = argv
+            .first()
+            .ok_or_else(|| Error::InvalidSpec("command is empty".into()))?;
         Ok(Self {
             path: cs(first)?,
             argv: argv.iter().map(|a| cs(a)).collect::<Result<_>>()?,
-            envp: env.iter().map(|(k, v)| cs(&format!("{k}={v}"))).collect::<Result<_>>()?,
+            envp: env
+                .iter()
+                .map(|(k, v)| cs(&format!("{k}={v}")))
+                .collect::<Result<_>>()?,
             cwd: cs(cwd)?,
             display: first.clone(),
         })
@@ -97,7 +110,8 @@ impl Command {
             .map(|p| p.to_vec())
             .unwrap_or_default();
         for dir in path_var.split(|&b| b == b':').filter(|d| !d.is_empty()) {
-            let cand = Path::new(std::ffi::OsStr::from_bytes(dir)).join(std::ffi::OsStr::from_bytes(self.path.as_bytes()));
+            let cand = Path::new(std::ffi::OsStr::from_bytes(dir))
+                .join(std::ffi::OsStr::from_bytes(self.path.as_bytes()));
             if let Ok(c) = CString::new(cand.as_os_str().as_bytes()) {
                 // SAFETY: valid C string.
                 if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
@@ -135,7 +149,11 @@ impl Command {
         // SAFETY: NULL-terminated arrays of valid C strings.
         unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         let e = std::io::Error::last_os_error();
-        let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+        let code = if e.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        };
         fail(&format!("{}: {e}", self.display), code)
     }
 }
@@ -184,7 +202,10 @@ pub(crate) fn wait_signal(timeout: Option<std::time::Duration>) -> Option<(i32, 
             let s = match timeout {
                 None => libc::sigwaitinfo(&all, &mut info),
                 Some(t) => {
-                    let ts = libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos().into() };
+                    let ts = libc::timespec {
+                        tv_sec: t.as_secs() as libc::time_t,
+                        tv_nsec: t.subsec_nanos().into(),
+                    };
                     libc::sigtimedwait(&all, &mut info, &ts)
                 }
             };

@@ -26,7 +26,11 @@ pub fn layers() -> Vec<PathBuf> {
 }
 
 fn sh(cmd: &str) {
-    let st = Command::new("sh").arg("-ec").arg(cmd).status().expect("run sh");
+    let st = Command::new("sh")
+        .arg("-ec")
+        .arg(cmd)
+        .status()
+        .expect("run sh");
     assert!(st.success(), "command failed: {cmd}");
 }
 
@@ -64,7 +68,9 @@ fn build_rootfs(root: &Path) {
 pub fn layers_digest() -> String {
     let out = Command::new("sh")
         .arg("-c")
-        .arg(format!("cd {ROOTFS} && find . -printf '%p %U %G %m %s %l\\n' | sort | md5sum"))
+        .arg(format!(
+            "cd {ROOTFS} && find . -printf '%p %U %G %m %s %l\\n' | sort | md5sum"
+        ))
         .output()
         .expect("digest layers");
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -84,13 +90,25 @@ impl Fixture {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         assert!(n < 32, "more than 32 fixtures in one test process");
         let pid = std::process::id();
-        let dir = tempfile::Builder::new().prefix("layerlab-rt-").tempdir_in("/dev/shm").expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("layerlab-rt-")
+            .tempdir_in("/dev/shm")
+            .expect("temp dir");
         let cgroup_parent = format!("layerlab-test-{pid}-{n}");
-        let mut config = RuntimeConfig::new(dir.path(), std::env::current_exe().expect("current exe"));
-        config.uid_pool = UidPool { first: (1 << 29) + ((pid % 100) * 32 + n) * 8 * 65536, count: 8 };
+        let mut config =
+            RuntimeConfig::new(dir.path(), std::env::current_exe().expect("current exe"));
+        config.uid_pool = UidPool {
+            first: (1 << 29) + ((pid % 100) * 32 + n) * 8 * 65536,
+            count: 8,
+        };
         config.cgroup_parent = cgroup_parent.clone();
         let rt = Runtime::new(config.clone()).expect("runtime");
-        Self { rt, config, dir, cgroup_parent }
+        Self {
+            rt,
+            config,
+            dir,
+            cgroup_parent,
+        }
     }
 
     pub fn spec(&self, id: &str) -> SandboxSpec {
@@ -111,7 +129,11 @@ impl Drop for Fixture {
             }
         }
         for c in ["memory", "pids", "cpu", "cpuacct", ""] {
-            let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(c).join(&self.cgroup_parent));
+            let _ = std::fs::remove_dir(
+                Path::new("/sys/fs/cgroup")
+                    .join(c)
+                    .join(&self.cgroup_parent),
+            );
         }
     }
 }
@@ -123,7 +145,10 @@ pub type Test = (&'static str, fn());
 /// Runs `tests` (filtered by the non-option arguments) on a few threads and
 /// prints the cargo-style summary line. Exits non-zero on any failure.
 pub fn run(tests: &[Test]) -> ! {
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let selected: Vec<&Test> = tests
         .iter()
         .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
@@ -134,18 +159,28 @@ pub fn run(tests: &[Test]) -> ! {
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..4 {
-            s.spawn(|| loop {
-                let next = queue.lock().expect("queue").next();
-                let Some((name, f)) = next else { break };
-                let start = std::time::Instant::now();
-                let ok = std::panic::catch_unwind(f).is_ok();
-                println!("test {name} ... {} ({:.2?})", if ok { "ok" } else { "FAILED" }, start.elapsed());
-                results.lock().expect("results").push((*name, ok));
+            s.spawn(|| {
+                loop {
+                    let next = queue.lock().expect("queue").next();
+                    let Some((name, f)) = next else { break };
+                    let start = std::time::Instant::now();
+                    let ok = std::panic::catch_unwind(f).is_ok();
+                    println!(
+                        "test {name} ... {} ({:.2?})",
+                        if ok { "ok" } else { "FAILED" },
+                        start.elapsed()
+                    );
+                    results.lock().expect("results").push((*name, ok));
+                }
             });
         }
     });
     let results = results.into_inner().expect("results");
-    let failed: Vec<_> = results.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| *n)
+        .collect();
     if !failed.is_empty() {
         println!("\nfailures:\n    {}", failed.join("\n    "));
     }

@@ -9,7 +9,11 @@ fn errno() -> i32 {
 }
 
 fn report(name: &str, ret: i64) {
-    if ret < 0 { println!("{name} {}", errno()) } else { println!("{name} ok") }
+    match ret {
+        -2 => println!("{name} setup-failed"),
+        r if r < 0 => println!("{name} {}", errno()),
+        _ => println!("{name} ok"),
+    }
 }
 
 fn connect(addr: [u8; 4], port: u16) -> i64 {
@@ -22,10 +26,16 @@ fn connect(addr: [u8; 4], port: u16) -> i64 {
         let sin = libc::sockaddr_in {
             sin_family: libc::AF_INET as u16,
             sin_port: port.to_be(),
-            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(addr) },
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(addr),
+            },
             sin_zero: [0; 8],
         };
-        libc::connect(s, &sin as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sin) as u32) as i64
+        libc::connect(
+            s,
+            &sin as *const _ as *const libc::sockaddr,
+            std::mem::size_of_val(&sin) as u32,
+        ) as i64
     }
 }
 
@@ -35,43 +45,129 @@ pub fn main(args: &[String]) -> ! {
     // SAFETY: every call gets valid or null pointers; failures are the point.
     unsafe {
         let _ = std::fs::create_dir("/mnt");
-        report("mount", libc::mount(c("none").as_ptr(), c("/mnt").as_ptr(), c("tmpfs").as_ptr(), 0, std::ptr::null()) as i64);
-        report("umount", libc::umount2(c("/proc").as_ptr(), libc::MNT_DETACH) as i64);
-        report("pivot_root", libc::syscall(libc::SYS_pivot_root, c("/").as_ptr(), c("/").as_ptr()));
+        report(
+            "mount",
+            libc::mount(
+                c("none").as_ptr(),
+                c("/mnt").as_ptr(),
+                c("tmpfs").as_ptr(),
+                0,
+                std::ptr::null(),
+            ) as i64,
+        );
+        report(
+            "umount",
+            libc::umount2(c("/proc").as_ptr(), libc::MNT_DETACH) as i64,
+        );
+        report(
+            "pivot_root",
+            libc::syscall(libc::SYS_pivot_root, c("/").as_ptr(), c("/").as_ptr()),
+        );
         report("unshare_user", libc::unshare(libc::CLONE_NEWUSER) as i64);
         report("unshare_mount", libc::unshare(libc::CLONE_NEWNS) as i64);
-        report("clone_newuser", libc::syscall(libc::SYS_clone, (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64, 0, 0, 0, 0));
-        report("clone3", libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize));
-        report("init_module", libc::syscall(libc::SYS_init_module, std::ptr::null::<u8>(), 0usize, c("").as_ptr()));
-        report("finit_module", libc::syscall(libc::SYS_finit_module, 0, c("").as_ptr(), 0));
-        report("delete_module", libc::syscall(libc::SYS_delete_module, c("ext4").as_ptr(), 0));
-        report("reboot", libc::reboot(libc::LINUX_REBOOT_CMD_CAD_OFF) as i64);
+        report(
+            "clone_newuser",
+            libc::syscall(
+                libc::SYS_clone,
+                (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64,
+                0,
+                0,
+                0,
+                0,
+            ),
+        );
+        report(
+            "clone3",
+            libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize),
+        );
+        report(
+            "init_module",
+            libc::syscall(
+                libc::SYS_init_module,
+                std::ptr::null::<u8>(),
+                0usize,
+                c("").as_ptr(),
+            ),
+        );
+        report(
+            "finit_module",
+            libc::syscall(libc::SYS_finit_module, 0, c("").as_ptr(), 0),
+        );
+        report(
+            "delete_module",
+            libc::syscall(libc::SYS_delete_module, c("ext4").as_ptr(), 0),
+        );
+        report(
+            "reboot",
+            libc::reboot(libc::LINUX_REBOOT_CMD_CAD_OFF) as i64,
+        );
         let mut tv: libc::timeval = std::mem::zeroed();
         libc::gettimeofday(&mut tv, std::ptr::null_mut());
-        report("settimeofday", libc::settimeofday(&tv, std::ptr::null()) as i64);
+        report(
+            "settimeofday",
+            libc::settimeofday(&tv, std::ptr::null()) as i64,
+        );
         let mut ts: libc::timespec = std::mem::zeroed();
         libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts);
-        report("clock_settime", libc::clock_settime(libc::CLOCK_REALTIME, &ts) as i64);
-        report("keyctl", libc::syscall(libc::SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -2, 1));
+        report(
+            "clock_settime",
+            libc::clock_settime(libc::CLOCK_REALTIME, &ts) as i64,
+        );
+        report(
+            "keyctl",
+            libc::syscall(libc::SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -2, 1),
+        );
         report(
             "add_key",
-            libc::syscall(libc::SYS_add_key, c("user").as_ptr(), c("x").as_ptr(), c("y").as_ptr(), 1usize, -2),
+            libc::syscall(
+                libc::SYS_add_key,
+                c("user").as_ptr(),
+                c("x").as_ptr(),
+                c("y").as_ptr(),
+                1usize,
+                -2,
+            ),
         );
         let attr = [0u8; 128];
-        report("bpf", libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), attr.len()));
+        report(
+            "bpf",
+            libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), attr.len()),
+        );
         let mut pattr = [0u8; 128];
         pattr[4..8].copy_from_slice(&128u32.to_ne_bytes());
-        report("perf_event_open", libc::syscall(libc::SYS_perf_event_open, pattr.as_ptr(), 0, -1, -1, 0));
+        report(
+            "perf_event_open",
+            libc::syscall(libc::SYS_perf_event_open, pattr.as_ptr(), 0, -1, -1, 0),
+        );
         report("ptrace_init", libc::ptrace(libc::PTRACE_ATTACH, 1, 0, 0));
-        report("open_init_exe", libc::open(c("/proc/1/exe").as_ptr(), libc::O_WRONLY) as i64);
+        report(
+            "open_init_exe",
+            libc::open(c("/proc/1/exe").as_ptr(), libc::O_WRONLY) as i64,
+        );
         report("swapon", libc::swapon(c("/etc/passwd").as_ptr(), 0) as i64);
         report("write_proc_sys", {
             let fd = libc::open(c("/proc/sys/kernel/hostname").as_ptr(), libc::O_WRONLY);
-            if fd < 0 { -1 } else { libc::write(fd, b"x\n".as_ptr().cast(), 2) as i64 }
+            if fd < 0 {
+                -1
+            } else {
+                libc::write(fd, b"x\n".as_ptr().cast(), 2) as i64
+            }
         });
-        report("write_sys", libc::open(c("/sys/kernel/uevent_helper").as_ptr(), libc::O_WRONLY) as i64);
+        report(
+            "write_sys",
+            libc::open(c("/sys/kernel/uevent_helper").as_ptr(), libc::O_WRONLY) as i64,
+        );
         report("connect_host_loopback", connect([127, 0, 0, 1], port));
         report("connect_outside", connect([192, 0, 2, 1], 9));
+        report("tiocsti", {
+            let m = libc::open(c("/dev/ptmx").as_ptr(), libc::O_RDWR | libc::O_NOCTTY);
+            if m < 0 {
+                -2
+            } else {
+                let ch = b'x';
+                libc::ioctl(m, libc::TIOCSTI, &ch) as i64
+            }
+        });
         report("getpid", libc::getpid() as i64);
     }
     std::process::exit(0)

@@ -561,6 +561,95 @@ fn disk_fill_is_stopped() {
 
 // ---- lifecycle -------------------------------------------------------------
 
+fn limits_reach_the_cgroups() {
+    let f = Fixture::new();
+    let mut spec = f.spec("caps");
+    spec.limits.memory_bytes = 96 << 20;
+    spec.limits.memory_swap_bytes = Some(128 << 20);
+    spec.limits.pids = 77;
+    spec.limits.cpu_weight = 50;
+    spec.limits.cpus = Some(0.5);
+    f.rt.create(spec).expect("create");
+    let read = |c: &str, file: &str| {
+        std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/{c}/{}/caps/{file}",
+            f.cgroup_parent
+        ))
+        .unwrap_or_else(|e| panic!("read {c}/{file}: {e}"))
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(
+        read("memory", "memory.limit_in_bytes"),
+        (96u64 << 20).to_string()
+    );
+    if std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(
+            read("memory", "memory.memsw.limit_in_bytes"),
+            (128u64 << 20).to_string()
+        );
+    }
+    assert_eq!(read("pids", "pids.max"), "77");
+    assert_eq!(read("cpu", "cpu.shares"), "512");
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+    // The sandbox's own processes are in them, seen from the host.
+    let procs = read("pids", "cgroup.procs");
+    let init = f.rt.get("caps").expect("get").init_pid.expect("pid");
+    assert!(
+        procs.lines().any(|p| p == init.to_string()),
+        "init {init} not in {procs}"
+    );
+}
+
+/// `layerlab sandbox run -t`: the command gets the caller's terminal.
+fn run_once_with_a_terminal() {
+    let f = Fixture::new();
+    let (mut master, slave) = openpty(19, 77);
+    let s = slave.as_raw_fd();
+    let mut cmd = Command::new(std::env::current_exe().expect("exe"));
+    cmd.arg("__run_tty")
+        .arg(f.dir.path())
+        .arg(f.config.uid_pool.first.to_string())
+        .arg(&f.cgroup_parent);
+    // SAFETY: dup2/setsid/ioctl only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            libc::ioctl(s, libc::TIOCSCTTY, 0);
+            for fd in 0..3 {
+                libc::dup2(s, fd);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    drop(slave);
+    let mut seen = String::new();
+    read_until(&mut master, &mut seen, "19 77");
+    let st = child.wait().expect("wait");
+    assert_eq!(st.code(), Some(5), "exit code not passed through: {seen}");
+}
+
+fn run_tty_main(args: &[String]) -> ! {
+    let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
+    config.uid_pool = runtime::UidPool {
+        first: args[1].parse().expect("pool"),
+        count: 8,
+    };
+    config.cgroup_parent = args[2].clone();
+    let argv = ["sh", "-c", "stty size; [ -t 0 ] || exit 9; exit 5"]
+        .map(String::from)
+        .to_vec();
+    let st = runtime::run_once(
+        &config,
+        SandboxSpec::new("tty", support::layers()),
+        argv,
+        true,
+    )
+    .expect("run_once");
+    std::process::exit(st.shell_code())
+}
+
 fn list_stats_touch() {
     let f = Fixture::new();
     f.rt.create(f.spec("l1")).expect("create");
@@ -828,6 +917,7 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("__probe") => support::probe::main(&args[2..]),
         Some("__owner") => owner_main(&args[2..]),
+        Some("__run_tty") => run_tty_main(&args[2..]),
         _ => {}
     }
     support::run(&[
@@ -864,6 +954,8 @@ fn main() {
         ("memory_hog_is_killed_inside", memory_hog_is_killed_inside),
         ("disk_fill_is_stopped", disk_fill_is_stopped),
         ("list_stats_touch", list_stats_touch),
+        ("limits_reach_the_cgroups", limits_reach_the_cgroups),
+        ("run_once_with_a_terminal", run_once_with_a_terminal),
         ("restart_adopts_or_cleans_up", restart_adopts_or_cleans_up),
         ("uid_ranges_are_disjoint", uid_ranges_are_disjoint),
         ("bad_input_is_rejected", bad_input_is_rejected),

@@ -47,6 +47,43 @@
 //! written by hand, and exec joins *every* namespace of the init in one
 //! `setns(pidfd, …)`, user namespace included.
 //!
+//! # Using it from the server
+//! ```no_run
+//! use std::time::Duration;
+//! use runtime::{ExecSpec, Runtime, RuntimeConfig, SandboxSpec};
+//!
+//! // `main` called `runtime::helper::main_if_requested()` first thing.
+//! let config = RuntimeConfig::new("/run/layerlab/runtime", std::env::current_exe()?);
+//! let rt = Runtime::new(config)?;
+//! let report = rt.adopt_or_cleanup()?; // once, at start-up
+//! let sb = rt.create(SandboxSpec::new("s-42", vec!["/var/lib/layerlab/layers/abc".into()]))?;
+//! // Terminal: hand this argv to portable-pty; the shell inherits the PTY.
+//! let argv = rt.exec_command(&sb.id, &ExecSpec::new(["bash", "-l"]))?;
+//! // Grading: captured output, with a timeout.
+//! let mut check = ExecSpec::new(["cat", "/etc/hostname"]);
+//! check.timeout = Some(Duration::from_secs(10));
+//! let out = rt.exec(&sb.id, &check)?;
+//! rt.stop(&sb.id, Duration::from_secs(5))?;
+//! # let _ = (report, argv, out);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//! All calls block (tens of milliseconds for `create`); from async code run
+//! them on a blocking thread. `create` makes the sandbox init a child of
+//! the calling process (so that it can be reaped: this machine's pid 1 does
+//! not reap orphans); the `Runtime` reaps it on a small thread. Sandboxes
+//! adopted after a restart are no longer our children.
+//!
+//! # Measured here (`cargo bench -p runtime --bench start`, 2 busy cores)
+//! create → ready p50 35 ms; start-run-exit of `true` p50 36 ms against
+//! 16 ms for `unshare -Urmpfu --mount-proc chroot` in the same run (2.3×);
+//! an idle sandbox costs 0.5 MiB (init PSS plus cgroup kernel memory), 500
+//! of them start in 15.5 s and are all cleaned up in 3.7 s. The largest
+//! costs left are RCU grace periods in the kernel (detaching the old root
+//! at `pivot_root`), exec of the helper, and the seccomp filter load.
+//! The state directory belongs on a tmpfs (like /run): sandboxes do not
+//! survive a reboot, and on this disk each removal of a sandbox's record
+//! cost several milliseconds more than on tmpfs.
+//!
 //! # Invariants
 //! - No host mount, netns or veth is ever created: the overlay is a detached
 //!   mount attached only inside the sandbox's mount namespace, so killing a

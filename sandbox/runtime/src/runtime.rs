@@ -34,6 +34,8 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Root of the tree drawn in [`crate::paths`]; created when missing.
+    /// Put it on a tmpfs (e.g. under /run): records of running sandboxes
+    /// must survive a server restart, not a reboot.
     pub state_dir: PathBuf,
     /// An executable that calls [`helper::main_if_requested`] first thing
     /// (the server passes `std::env::current_exe()`).
@@ -120,9 +122,15 @@ impl Runtime {
         &self.layout
     }
 
-    /// Creates and starts a sandbox; returns once its init is ready for exec.
+    /// Creates and starts a sandbox; returns once its init is ready for exec
+    /// (status Running). On failure nothing is left behind. Fails with
+    /// `AlreadyExists` if `spec.id` has a record, whatever its status.
     pub fn create(&self, spec: SandboxSpec) -> Result<Sandbox> {
         let sb = self.create_inner(spec, false)?;
+        // A status reaped from an earlier sandbox of the same id is stale.
+        if let Ok(mut m) = self.exited.lock() {
+            m.remove(&sb.id);
+        }
         self.reap_in_background(&sb);
         Ok(sb)
     }
@@ -310,7 +318,7 @@ impl Runtime {
     }
 
     /// Runs a command in a running sandbox with captured output; kills it
-    /// after `spec.timeout`.
+    /// after `spec.timeout`. Only in status Running (`NotRunning` otherwise).
     pub fn exec(&self, id: &str, spec: &ExecSpec) -> Result<ExecOutput> {
         let argv = self.exec_command(id, spec)?;
         let mut child = StdCommand::new(&argv[0])

@@ -25,6 +25,12 @@ use crate::diagnostics::Diagnostics;
 /// Marks a spliced block: `\u{E000}<index>\u{E000}`.
 const SENTINEL: char = '\u{E000}';
 
+/// html5ever, under ammonia, takes time quadratic in element nesting (8000
+/// nested lists take seconds), so depth and raw tags are bounded before
+/// sanitizing. Real lessons stay far below both.
+const MAX_DEPTH: usize = 64;
+const MAX_RAW_TAGS: usize = 2000;
+
 /// What rendering a body needs to know about its surroundings.
 pub(crate) struct Context<'a> {
     pub slug: &'a str,
@@ -53,9 +59,27 @@ pub(crate) fn render(body: &str, cx: &Context<'_>, diags: &mut Diagnostics) -> S
     let mut code: Option<(Option<String>, String)> = None;
     let mut heading: Option<(usize, Vec<Event<'_>>)> = None;
     let mut heading_ids: HashMap<String, usize> = HashMap::new();
+    let (mut depth, mut deepest, mut raw_tags) = (0usize, (0usize, 0usize), 0usize);
 
     for (event, range) in Parser::new_ext(&body, options).into_offset_iter() {
         let line = line_of(range.start);
+        match &event {
+            Event::Start(_) => {
+                depth += 1;
+                if depth > deepest.0 {
+                    deepest = (depth, line);
+                }
+            }
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Html(html) | Event::InlineHtml(html) => {
+                raw_tags += html
+                    .as_bytes()
+                    .windows(2)
+                    .filter(|w| w[0] == b'<' && w[1].is_ascii_alphabetic())
+                    .count();
+            }
+            _ => {}
+        }
         let event = match event {
             Event::Start(Tag::CodeBlock(kind)) => {
                 let info = match kind {
@@ -124,6 +148,22 @@ pub(crate) fn render(body: &str, cx: &Context<'_>, diags: &mut Diagnostics) -> S
             Some((_, inner)) => inner.push(event),
             None => events.push(event),
         }
+    }
+
+    if deepest.0 > MAX_DEPTH {
+        let message = format!(
+            "Markdown nested {} levels deep here, more than the {MAX_DEPTH} allowed: flatten the lists and quotes",
+            deepest.0
+        );
+        diags.push(cx.file, Some(deepest.1), message);
+        return String::new();
+    }
+    if raw_tags > MAX_RAW_TAGS {
+        let message = format!(
+            "{raw_tags} raw HTML tags, more than the {MAX_RAW_TAGS} allowed: write the content in Markdown"
+        );
+        diags.push(cx.file, Some(cx.body_line), message);
+        return String::new();
     }
 
     let mut raw = String::with_capacity(body.len() * 2);

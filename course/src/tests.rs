@@ -711,3 +711,68 @@ fn the_bundled_course_loads_cleanly() {
         "the last task is graded by a registry check"
     );
 }
+
+#[test]
+fn deep_nesting_and_tag_floods_are_refused_quickly() {
+    // Each body is about 1 MiB, the most a lesson.md may hold; sanitizing
+    // them would take html5ever minutes, so they must be refused up front.
+    let lesson = |body: String| format!("---\ntitle: X\n---\nintro\n\n{body}");
+    check(
+        &[
+            ("01-div/lesson.md", &lesson("<div>".repeat(150_000))),
+            ("02-quote/lesson.md", &lesson("> ".repeat(150_000) + "x")),
+            ("03-list/lesson.md", &lesson("- ".repeat(150_000) + "x")),
+            ("04-spans/lesson.md", &lesson("<b>x</b> ".repeat(2_001))),
+            (
+                "05-fine/lesson.md",
+                &lesson("> ".repeat(20) + "x" + &"<b>x</b> ".repeat(500)),
+            ),
+        ],
+        expect![[r#"
+            01-div/lesson.md:4: 150000 raw HTML tags, more than the 2000 allowed: write the content in Markdown
+            02-quote/lesson.md:6: Markdown nested 150001 levels deep here, more than the 64 allowed: flatten the lists and quotes
+            03-list/lesson.md:6: Markdown nested 300000 levels deep here, more than the 64 allowed: flatten the lists and quotes
+            04-spans/lesson.md:4: 2001 raw HTML tags, more than the 2000 allowed: write the content in Markdown
+        "#]],
+    );
+}
+
+/// Flips, drops and duplicates bytes of a real lesson many times: every
+/// variant must load or report problems, never panic.
+#[test]
+fn mutated_lessons_never_panic() {
+    let original = fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../lessons/01-what-is-a-container/lesson.md"),
+    )
+    .expect("bundled lesson 1");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |bound: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % bound as u64) as usize
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lesson_dir = dir.path().join("01-x");
+    fs::create_dir_all(&lesson_dir).expect("lesson dir");
+    let specials = b"-:[]{}#&*!|>'\"%@`\n \t\\\xff";
+    for _ in 0..400 {
+        let mut bytes = original.clone();
+        for _ in 0..1 + next(4) {
+            let at = next(bytes.len());
+            match next(3) {
+                0 => bytes[at] = specials[next(specials.len())],
+                1 => {
+                    bytes.remove(at);
+                }
+                _ => {
+                    let end = (at + next(64)).min(bytes.len());
+                    let chunk = bytes[at..end].to_vec();
+                    bytes.splice(at..at, chunk);
+                }
+            }
+        }
+        fs::write(lesson_dir.join("lesson.md"), &bytes).expect("write lesson");
+        let _ = Course::load_partial(dir.path());
+    }
+}

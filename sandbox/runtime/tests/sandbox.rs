@@ -233,6 +233,21 @@ fn pty_and_resize() {
     assert!(child.wait().expect("wait").success(), "{seen}");
 }
 
+fn init_ignores_signals_from_inside() {
+    let f = Fixture::new();
+    f.rt.create(f.spec("kill1")).expect("create");
+    let o = sh(
+        &f,
+        "kill1",
+        "kill -TERM 1; kill -INT 1; kill -9 1; sleep 0.3; echo alive",
+    );
+    assert_eq!(out(&o), "alive", "{}", err(&o));
+    assert_eq!(
+        f.rt.get("kill1").expect("get").status,
+        runtime::Status::Running
+    );
+}
+
 fn stop_with_grace() {
     let f = Fixture::new();
     let mut spec = f.spec("grace");
@@ -254,9 +269,15 @@ fn stop_with_grace() {
     spec.init = Some(vec![
         "sh".into(),
         "-c".into(),
-        "trap '' TERM; while true; do sleep 0.05; done".into(),
+        "trap '' TERM; touch /trapped; while true; do sleep 0.05; done".into(),
     ]);
     f.rt.create(spec).expect("create");
+    // SIGTERM must not arrive before the trap is set.
+    sh(
+        &f,
+        "stubborn",
+        "while [ ! -e /trapped ]; do sleep 0.01; done",
+    );
     let t = Instant::now();
     f.rt.stop("stubborn", Duration::from_millis(500))
         .expect("stop");
@@ -933,6 +954,10 @@ fn main() {
             exec_timeout_kills_the_command,
         ),
         ("stop_with_grace", stop_with_grace),
+        (
+            "init_ignores_signals_from_inside",
+            init_ignores_signals_from_inside,
+        ),
         ("escapes_are_refused", escapes_are_refused),
         (
             "cannot_see_host_or_other_sandboxes",

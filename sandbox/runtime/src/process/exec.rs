@@ -187,7 +187,7 @@ fn enter(cmd: Command, a: &Args, profile: &Profile, parent: i32) -> ! {
 
 fn forward_and_wait(child: i32) -> i32 {
     loop {
-        let Some((sig, _)) = wait_signal(None) else {
+        let Some(super::Signal { signo: sig, .. }) = wait_signal(None) else {
             continue;
         };
         if sig != libc::SIGCHLD {

@@ -149,13 +149,14 @@ fn supervise(main: Option<Command>, foreground: bool) -> i32 {
         // While stopping without an init command, the remaining processes
         // (exec'd shells are children of their host-side helpers, not ours)
         // are polled: we end once none is left.
-        let Some((sig, code)) = wait_signal(stopping.then_some(STOP_POLL)) else {
+        let Some(signal) = wait_signal(stopping.then_some(STOP_POLL)) else {
             // SAFETY: plain syscall; signal 0 only checks for existence.
             if unsafe { libc::kill(-1, 0) } < 0 {
                 return 0;
             }
             continue;
         };
+        let sig = signal.signo;
         match sig {
             libc::SIGCHLD => loop {
                 let mut status = 0;
@@ -177,7 +178,10 @@ fn supervise(main: Option<Command>, foreground: bool) -> i32 {
             },
             // Terminal-generated signals (^C, ^\, window size) already reached
             // the foreground process group; forwarding would double them.
-            _ if code == libc::SI_KERNEL => {}
+            _ if signal.code == libc::SI_KERNEL => {}
+            // Only the host stops a sandbox: `kill 1` from a student's shell
+            // must not end their node.
+            _ if signal.sender != 0 => {}
             _ => match main_pid {
                 // SAFETY: plain syscall.
                 Some(pid) => unsafe {

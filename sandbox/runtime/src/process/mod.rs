@@ -190,9 +190,18 @@ pub(crate) fn unblock_all_signals() {
     }
 }
 
-/// Waits for the next signal among those blocked; returns (signo, si_code),
-/// or `None` when `timeout` passed first.
-pub(crate) fn wait_signal(timeout: Option<std::time::Duration>) -> Option<(i32, i32)> {
+/// A signal taken with `sigwaitinfo`.
+pub(crate) struct Signal {
+    pub signo: i32,
+    pub code: i32,
+    /// Sender's pid as seen from our pid namespace: 0 when the sender is
+    /// outside it (the host) or the kernel.
+    pub sender: i32,
+}
+
+/// Waits for the next signal among those blocked, or `None` when `timeout`
+/// passed first.
+pub(crate) fn wait_signal(timeout: Option<std::time::Duration>) -> Option<Signal> {
     // SAFETY: plain data out-parameters.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
@@ -210,7 +219,11 @@ pub(crate) fn wait_signal(timeout: Option<std::time::Duration>) -> Option<(i32, 
                 }
             };
             if s > 0 {
-                return Some((s, info.si_code));
+                return Some(Signal {
+                    signo: s,
+                    code: info.si_code,
+                    sender: info.si_pid(),
+                });
             }
             if std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) {
                 return None;

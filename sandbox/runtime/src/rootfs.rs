@@ -38,26 +38,26 @@ use crate::sys::{self, FsContext};
 
 /// Files Docker hides under `/dev/null` or an empty read-only tmpfs.
 const MASKED: &[&str] = &[
-    "proc/asound",
-    "proc/acpi",
-    "proc/kcore",
-    "proc/keys",
-    "proc/latency_stats",
-    "proc/timer_list",
-    "proc/timer_stats",
-    "proc/sched_debug",
-    "proc/scsi",
-    "sys/firmware",
-    "sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
 
 /// Paths Docker leaves visible but read-only.
 const READONLY: &[&str] = &[
-    "proc/bus",
-    "proc/fs",
-    "proc/irq",
-    "proc/sys",
-    "proc/sysrq-trigger",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
 ];
 
 /// Device nodes bind-mounted from the host (a user namespace cannot mknod).
@@ -131,29 +131,17 @@ fn path_str(p: &Path) -> Result<String> {
 }
 
 /// Runs in the sandbox's init, still as host-uid 0 but already in its own
-/// user and mount namespaces: attach the rootfs and make it the cwd, so
-/// everything after works on relative paths and never has to traverse host
-/// directories.
-pub fn attach(
-    overlay: &OwnedFd,
-    mountpoint: &Path,
-    binds: &[OwnedFd],
-    spec: &SandboxSpec,
-) -> Result<()> {
+/// user and mount namespaces: attach the rootfs and make it the cwd. The
+/// host path of the mount point is resolved now, before we become the
+/// namespace's root (which cannot traverse the root-only state directory).
+pub fn attach(overlay: &OwnedFd, mountpoint: &Path) -> Result<()> {
     // No `MS_REC | MS_PRIVATE` pass over the copied tree: a mount namespace
     // owned by a new user namespace gets the host's shared mounts as
     // slaves, which never propagate back, and everything that stays after
     // pivot_root is mounted fresh (private) by us.
     sys::move_mount_to(overlay.as_fd(), mountpoint)
         .map_err(Error::io("attach rootfs", mountpoint))?;
-    std::env::set_current_dir(mountpoint).map_err(Error::io("enter rootfs", mountpoint))?;
-    for (fd, m) in binds.iter().zip(&spec.mounts) {
-        let target = Path::new(".").join(m.target.trim_start_matches('/'));
-        let is_dir = m.source.is_dir();
-        ensure_target(&target, is_dir)?;
-        sys::move_mount_to(fd.as_fd(), &target).map_err(Error::io("attach bind mount", &target))?;
-    }
-    Ok(())
+    std::env::set_current_dir(mountpoint).map_err(Error::io("enter rootfs", mountpoint))
 }
 
 /// Detached clones of the spec's bind-mount sources, made on the host side.
@@ -211,30 +199,72 @@ fn mnt(
     sys::mount(Some(src), t, Some(fstype), flags, data).map_err(Error::io("mount", t))
 }
 
+/// Where the host's root waits while the sandbox's is populated.
+const OLD_ROOT: &str = "/.layerlab-old-root";
+
 /// Runs in the sandbox's init as root of its user namespace, with the cwd at
-/// the attached rootfs: populates it and pivots into it.
-pub fn populate_and_pivot(spec: &SandboxSpec) -> Result<()> {
+/// the attached rootfs: pivots into it, populates it, then detaches the
+/// host's root.
+///
+/// Population happens *after* `pivot_root`, with the old root parked at
+/// [`OLD_ROOT`]: every path we create or mount on is then resolved with the
+/// sandbox's rootfs as `/`, so a hostile image's symlinks (`etc -> /tmp`,
+/// `var/run -> /../../..`) can only lead elsewhere inside the rootfs, never
+/// to a host directory. Only the fixed device and bind sources are taken
+/// from the parked host root. Keeping it mounted until then is also what
+/// lets us mount proc and sysfs at all (the kernel wants a fully visible
+/// instance of each in the namespace first).
+pub fn pivot_and_populate(spec: &SandboxSpec, binds: &[OwnedFd]) -> Result<()> {
+    let park = Path::new(OLD_ROOT.trim_start_matches('/'));
+    // An entry of that name in the image is replaced, not followed.
+    match fs::symlink_metadata(park) {
+        Ok(m) if m.is_dir() => fs::remove_dir(park).map_err(Error::io("remove", park))?,
+        Ok(_) => fs::remove_file(park).map_err(Error::io("remove", park))?,
+        Err(_) => {}
+    }
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(park)
+        .map_err(Error::io("create", park))?;
+    let dot = c".";
+    let old =
+        sys::cstring(OLD_ROOT.trim_start_matches('/')).map_err(Error::sys("old root path"))?;
+    // SAFETY: valid C strings.
+    sys::check(
+        unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), old.as_ptr()) } as libc::c_int,
+    )
+    .map_err(Error::sys("pivot_root"))?;
+    std::env::set_current_dir("/").map_err(Error::io("enter", "/"))?;
+    populate(spec, binds)?;
+    let old_root = sys::cstring(OLD_ROOT).map_err(Error::sys("old root path"))?;
+    // SAFETY: valid C string.
+    sys::check(unsafe { libc::umount2(old_root.as_ptr(), libc::MNT_DETACH) })
+        .map_err(Error::sys("detach old root"))?;
+    fs::remove_dir(OLD_ROOT).map_err(Error::io("remove", OLD_ROOT))
+}
+
+fn populate(spec: &SandboxSpec, binds: &[OwnedFd]) -> Result<()> {
     let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    mnt("proc", "proc", "proc", nosuid_nodev_noexec, None)?;
+    mnt("proc", "/proc", "proc", nosuid_nodev_noexec, None)?;
     mnt(
         "sysfs",
-        "sys",
+        "/sys",
         "sysfs",
         nosuid_nodev_noexec | libc::MS_RDONLY,
         None,
     )?;
     mnt(
         "tmpfs",
-        "dev",
+        "/dev",
         "tmpfs",
         libc::MS_NOSUID | libc::MS_NOEXEC,
         Some("mode=755,size=65536k"),
     )?;
     for d in DEVICES {
-        let target = Path::new("dev").join(d);
+        let target = Path::new("/dev").join(d);
         fs::File::create(&target).map_err(Error::io("create device mount point", &target))?;
         sys::mount(
-            Some(&format!("/dev/{d}")),
+            Some(&format!("{OLD_ROOT}/dev/{d}")),
             &target,
             None,
             libc::MS_BIND,
@@ -244,47 +274,50 @@ pub fn populate_and_pivot(spec: &SandboxSpec) -> Result<()> {
     }
     mnt(
         "devpts",
-        "dev/pts",
+        "/dev/pts",
         "devpts",
         libc::MS_NOSUID | libc::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
     mnt(
         "shm",
-        "dev/shm",
+        "/dev/shm",
         "tmpfs",
         nosuid_nodev_noexec,
         Some("mode=1777,size=65536k"),
     )?;
-    mnt("mqueue", "dev/mqueue", "mqueue", nosuid_nodev_noexec, None)?;
+    mnt("mqueue", "/dev/mqueue", "mqueue", nosuid_nodev_noexec, None)?;
     for (link, to) in [
-        ("dev/ptmx", "pts/ptmx"),
-        ("dev/fd", "/proc/self/fd"),
-        ("dev/stdin", "/proc/self/fd/0"),
-        ("dev/stdout", "/proc/self/fd/1"),
-        ("dev/stderr", "/proc/self/fd/2"),
+        ("/dev/ptmx", "pts/ptmx"),
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
     ] {
         symlink(to, link).map_err(Error::io("create symlink", link))?;
     }
     write_etc(spec)?;
     mask_proc()?;
-
-    let dot = Path::new(".");
-    // SAFETY: valid C strings.
-    sys::check(
-        unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) } as libc::c_int,
-    )
-    .map_err(Error::sys("pivot_root"))?;
-    // The old root is stacked on the new one: detach it and everything under it.
-    // SAFETY: valid C string.
-    sys::check(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) })
-        .map_err(Error::sys("detach old root"))?;
-    std::env::set_current_dir("/").map_err(Error::io("enter", dot))?;
+    for (fd, m) in binds.iter().zip(&spec.mounts) {
+        let target = Path::new(&m.target);
+        // Asked of the clone itself: the source's host path means nothing here.
+        ensure_target(target, is_dir(fd))?;
+        sys::move_mount_to(fd.as_fd(), target).map_err(Error::io("attach bind mount", target))?;
+    }
     Ok(())
 }
 
+fn is_dir(fd: &OwnedFd) -> bool {
+    // SAFETY: stat is plain data filled by fstat on a valid descriptor.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(std::os::fd::AsRawFd::as_raw_fd(fd), &mut st) == 0
+            && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+    }
+}
+
 fn write_etc(spec: &SandboxSpec) -> Result<()> {
-    let etc = Path::new("etc");
+    let etc = Path::new("/etc");
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -300,10 +333,10 @@ fn write_etc(spec: &SandboxSpec) -> Result<()> {
     // No outside resolver is reachable; an empty search list keeps lookups
     // local and fast instead of timing out.
     let files = [
-        ("etc/hostname", format!("{}\n", spec.hostname)),
-        ("etc/hosts", hosts),
+        ("/etc/hostname", format!("{}\n", spec.hostname)),
+        ("/etc/hosts", hosts),
         (
-            "etc/resolv.conf",
+            "/etc/resolv.conf",
             "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n".to_owned(),
         ),
     ];
@@ -332,7 +365,7 @@ fn mask_proc() -> Result<()> {
                 Some("size=0"),
             )
         } else {
-            sys::mount(Some("dev/null"), path, None, libc::MS_BIND, None)
+            sys::mount(Some("/dev/null"), path, None, libc::MS_BIND, None)
         };
         r.map_err(Error::io("mask", path))?;
     }

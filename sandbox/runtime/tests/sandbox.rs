@@ -456,6 +456,66 @@ fn writes_never_reach_the_shared_layers() {
     assert_eq!(out(&proc_sys), "0", "/proc/kcore is not masked");
 }
 
+/// A hostile image's symlinks must resolve inside the sandbox while we
+/// populate it (bind targets, /etc files), never on the host.
+fn image_symlinks_cannot_redirect_setup_to_the_host() {
+    let f = Fixture::new();
+    let escape = tempfile::Builder::new()
+        .prefix("layerlab-escape-")
+        .tempdir_in("/tmp")
+        .expect("escape dir");
+    std::fs::set_permissions(
+        escape.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    let layer = tempfile::Builder::new()
+        .prefix("layerlab-hostile-")
+        .tempdir_in("/var/tmp")
+        .expect("layer");
+    let up = "../".repeat(12);
+    std::fs::create_dir_all(layer.path().join("var")).expect("mkdir");
+    std::fs::create_dir_all(layer.path().join("realetc")).expect("mkdir");
+    std::os::unix::fs::symlink(
+        format!("/{up}{}", escape.path().display()),
+        layer.path().join("var/run"),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink("/realetc", layer.path().join("etc")).expect("symlink");
+    let hostile = |id: &str| {
+        let mut spec = f.spec(id);
+        spec.lowerdirs.insert(0, layer.path().to_owned());
+        spec
+    };
+    // /etc is a symlink: our /etc files land where it points, inside.
+    f.rt.create(hostile("hostile-etc"))
+        .expect("create with a symlinked /etc");
+    let o = sh(&f, "hostile-etc", "cat /realetc/hostname");
+    assert_eq!(out(&o), "node1", "{}", err(&o));
+    // A bind target behind a symlink to a host path: refused or contained.
+    let mut spec = hostile("hostile-run");
+    spec.mounts = vec![BindMount {
+        source: "/etc/hostname".into(),
+        target: "/var/run/engine.sock".into(),
+        readonly: true,
+    }];
+    let created = f.rt.create(spec);
+    let host_entries: Vec<_> = std::fs::read_dir(escape.path())
+        .expect("read escape dir")
+        .flatten()
+        .collect();
+    assert!(
+        host_entries.is_empty(),
+        "sandbox setup wrote into a host directory: {host_entries:?}"
+    );
+    if let Err(e) = created {
+        assert!(
+            e.to_string().contains("/var/run"),
+            "unexpected failure: {e}"
+        );
+    }
+}
+
 fn setuid_gains_nothing_and_no_fd_leaks() {
     let f = Fixture::new();
     let sb = f.rt.create(f.spec("suid")).expect("create");
@@ -970,6 +1030,10 @@ fn main() {
         (
             "setuid_gains_nothing_and_no_fd_leaks",
             setuid_gains_nothing_and_no_fd_leaks,
+        ),
+        (
+            "image_symlinks_cannot_redirect_setup_to_the_host",
+            image_symlinks_cannot_redirect_setup_to_the_host,
         ),
         (
             "network_loopback_and_bridge_only",

@@ -50,13 +50,13 @@ fn setup(cfg: &HelperConfig, sock: &OwnedFd, binds: Vec<OwnedFd>, profile: &Prof
             )));
         }
     };
-    // Still host uid 0 here: the host paths (state dir, bind sources) are
-    // resolved now, before we become the namespace's root.
-    rootfs::attach(&overlay, &cfg.rootfs, &binds, &cfg.spec)?;
+    // Still host uid 0 here: the host path of the mount point is resolved
+    // now, before we become the namespace's root.
+    rootfs::attach(&overlay, &cfg.rootfs)?;
     drop(overlay);
-    drop(binds);
     set_ids(0, 0)?;
-    rootfs::populate_and_pivot(&cfg.spec)?;
+    rootfs::pivot_and_populate(&cfg.spec, &binds)?;
+    drop(binds);
     let host = sys::cstring(&cfg.spec.hostname).map_err(Error::sys("hostname"))?;
     // SAFETY: valid buffer and length.
     sys::check(unsafe { libc::sethostname(host.as_ptr(), cfg.spec.hostname.len()) })

@@ -73,13 +73,20 @@
 //! not reap orphans); the `Runtime` reaps it on a small thread. Sandboxes
 //! adopted after a restart are no longer our children.
 //!
-//! # Measured here (`cargo bench -p runtime --bench start`, 2 busy cores)
-//! create → ready p50 35 ms; start-run-exit of `true` p50 36 ms against
-//! 16 ms for `unshare -Urmpfu --mount-proc chroot` in the same run (2.3×);
-//! an idle sandbox costs 0.5 MiB (init PSS plus cgroup kernel memory), 500
-//! of them start in 15.5 s and are all cleaned up in 3.7 s. The largest
-//! costs left are RCU grace periods in the kernel (detaching the old root
-//! at `pivot_root`), exec of the helper, and the seccomp filter load.
+//! # Measured here (`cargo bench -p runtime --bench start`, 2 cores shared with other builds)
+//! create → ready p50 18–35 ms depending on load; start-run-exit of `true`
+//! p50 29–36 ms against 14–16 ms for `unshare -Urmpfu --mount-proc chroot`
+//! measured in the same runs (2.1–2.3×); stop with full cleanup p50 3–6 ms.
+//! An idle sandbox costs 0.5 MiB (init PSS 0.2 MiB plus 0.3 MiB of cgroup
+//! kernel memory; host MemAvailable drops about 1 MiB); 500 of them started
+//! in 11–16 s and were all cleaned up in 4 s. By memory this machine would
+//! hold tens of thousands; `kernel.pid_max` (32768, one process per idle
+//! sandbox) and the uid pool (4096 slots by default) bind first. What is
+//! left on the start-up path is mostly kernel work: RCU grace periods when
+//! the old root is detached, exec of the helper, loading the seccomp filter.
+//! Two choices bought most of the speed: joining v1 cgroups through `tasks`
+//! (see [`cgroups::join_self`]) and building the overlay inside the
+//! sandbox's own mount namespace (no namespace of the helper to tear down).
 //! The state directory belongs on a tmpfs (like /run): sandboxes do not
 //! survive a reboot, and on this disk each removal of a sandbox's record
 //! cost several milliseconds more than on tmpfs.

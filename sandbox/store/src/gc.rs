@@ -10,7 +10,12 @@
 //! every operation that adds a reference (tagging, leasing, preparing a
 //! snapshot) takes it shared, so no reference appears between mark and
 //! sweep. Objects younger than [`GcOptions::grace`] are spared, which gives
-//! a writer time to tag what it just wrote.
+//! a writer time to tag what it just wrote (a layer from
+//! [`crate::Store::create_layer_from_dir`], an image from
+//! [`crate::Store::write_image`]) or to put it in a lease.
+//!
+//! If a named manifest or index cannot be parsed, GC stops with an error
+//! rather than guess what it references.
 
 use std::collections::HashSet;
 use std::fs;

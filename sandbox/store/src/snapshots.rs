@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::archive::{self, ArchiveError, DiffOptions, Limits, WhiteoutMode};
 use crate::content::{ContentStore, Provider};
 use crate::digest::Digest;
-use crate::durable::{sync_dir, unique_name, write_atomic};
+use crate::durable::{FileLock, sync_dir, unique_name, write_atomic};
 use crate::error::{ErrorKind, IoContext, Result};
 use crate::layout::{self, Layout, is_safe_id};
 use crate::manifests::{Layer, chain_ids};
@@ -271,6 +271,9 @@ impl Snapshots {
 
     fn create_active(&self, key: &str, parent: Option<&Digest>, view: bool) -> Result<Mounts> {
         check_key(key)?;
+        // Shared with GC's exclusive lock: the parent cannot be swept
+        // between the check below and the new active snapshot that roots it.
+        let _gc = FileLock::shared(&self.layout.lock())?;
         if let Some(p) = parent
             && !self.exists(p)
         {
@@ -340,7 +343,9 @@ impl Snapshots {
 
     /// Turns active snapshot `key` into a committed one: its upperdir is
     /// diffed into a layer blob (returned) and then moved, as is, under
-    /// its chain id. The overlay must be unmounted first.
+    /// its chain id. The overlay must be unmounted first. Nothing references
+    /// the new layer yet: write and tag an image with it (or lease it)
+    /// within GC's grace period.
     pub fn commit(&self, key: &str, options: &DiffOptions) -> Result<(Layer, Digest)> {
         check_key(key)?;
         let dir = self.layout.active(key);

@@ -2,8 +2,14 @@
 //! decompression bombs while the stream is read.
 
 use std::cell::Cell;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::ScopedJoinHandle;
+
+use crate::digest::{Digest, Hashing};
 
 use crate::manifests::media_types;
 
@@ -94,39 +100,41 @@ pub(crate) enum Violation {
 
 pub(crate) type ViolationSlot = Rc<Cell<Option<Violation>>>;
 
+/// Counts the compressed bytes read; shared with the decompressed side,
+/// which may run on another thread.
 struct CountingReader<R> {
     inner: R,
-    count: Rc<Cell<u64>>,
+    count: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
 
 /// The decompressed side, enforcing [`Limits::max_expanded`] and the ratio.
-pub(crate) struct Bounded<'a> {
-    inner: Box<dyn Read + 'a>,
-    compressed: Rc<Cell<u64>>,
+pub(crate) struct Bounded<R> {
+    inner: R,
+    compressed: Arc<AtomicU64>,
     expanded: u64,
     limits: Limits,
     violation: ViolationSlot,
 }
 
-impl Bounded<'_> {
+impl<R> Bounded<R> {
     pub(crate) fn violation(&self) -> ViolationSlot {
         self.violation.clone()
     }
 }
 
-impl Read for Bounded<'_> {
+impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.expanded += n as u64;
-        let compressed = self.compressed.get().max(1);
+        let compressed = self.compressed.load(Ordering::Relaxed).max(1);
         let v = if self.expanded > self.limits.max_expanded {
             Some(Violation::Expanded(self.expanded))
         } else if self.expanded > self.limits.ratio_floor
@@ -150,13 +158,14 @@ impl Read for Bounded<'_> {
     }
 }
 
-/// Wraps a raw blob stream: detects compression from its magic bytes and
-/// returns the bounded decompressed stream and what was detected.
-pub(crate) fn decompress<'a>(
-    raw: impl Read + 'a,
-    limits: Limits,
-) -> io::Result<(Bounded<'a>, Compression)> {
-    let compressed = Rc::new(Cell::new(0));
+type Decoder<'a> = Box<dyn Read + Send + 'a>;
+
+/// Detects the compression from the magic bytes and returns the decoder
+/// and the shared compressed-byte counter.
+fn decoder<'a>(
+    raw: impl Read + Send + 'a,
+) -> io::Result<(Decoder<'a>, Compression, Arc<AtomicU64>)> {
+    let compressed = Arc::new(AtomicU64::new(0));
     let mut buffered = BufReader::with_capacity(
         256 * 1024,
         CountingReader {
@@ -165,11 +174,20 @@ pub(crate) fn decompress<'a>(
         },
     );
     let compression = Compression::detect(buffered.fill_buf()?);
-    let inner: Box<dyn Read + 'a> = match compression {
+    let inner: Decoder<'a> = match compression {
         Compression::None => Box::new(buffered),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?),
     };
+    Ok((inner, compression, compressed))
+}
+
+/// The bounded decompressed stream of a raw blob, decoded on this thread.
+pub(crate) fn decompress<'a>(
+    raw: impl Read + Send + 'a,
+    limits: Limits,
+) -> io::Result<(Bounded<Decoder<'a>>, Compression)> {
+    let (inner, compression, compressed) = decoder(raw)?;
     Ok((
         Bounded {
             inner,
@@ -180,4 +198,94 @@ pub(crate) fn decompress<'a>(
         },
         compression,
     ))
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// The decompressed stream of a raw blob, decoded and hashed on a helper
+/// thread of `scope` so that decompression overlaps with writing files (as
+/// `tar -xz` overlaps with its `gzip` child). The channel holds a few
+/// chunks, so a consumer that stops reading stops the decoder too. The
+/// thread's result is the sha256 and length of everything it decoded.
+pub(crate) fn decompress_pipelined<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    raw: impl Read + Send + 'scope,
+    limits: Limits,
+) -> io::Result<(
+    Bounded<ChannelReader>,
+    Compression,
+    ScopedJoinHandle<'scope, Option<(Digest, u64)>>,
+)> {
+    let (mut inner, compression, compressed) = decoder(raw)?;
+    let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(8);
+    let handle = scope.spawn(move || {
+        let mut hashing = Hashing::new(io::sink());
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let mut filled = 0;
+            while filled < CHUNK {
+                match inner.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return None;
+                    }
+                }
+            }
+            if filled == 0 {
+                return Some(hashing.into_inner()).map(|(_, d, n)| (d, n));
+            }
+            buf.truncate(filled);
+            // Writing to a sink cannot fail.
+            let _ = hashing.write_all(&buf);
+            if tx.send(Ok(buf)).is_err() {
+                return None;
+            }
+        }
+    });
+    let reader = ChannelReader {
+        rx,
+        chunk: Vec::new(),
+        pos: 0,
+    };
+    Ok((
+        Bounded {
+            inner: reader,
+            compressed,
+            expanded: 0,
+            limits,
+            violation: Rc::new(Cell::new(None)),
+        },
+        compression,
+        handle,
+    ))
+}
+
+/// Reads the chunks a decoder thread sends.
+pub(crate) struct ChannelReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The decoder finished (or died after reporting its error).
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }

@@ -35,7 +35,7 @@ pub(crate) use diff::write_layer;
 /// A bounded decompressing reader over a layer blob (compression detected
 /// by magic bytes), for callers that want the tar stream itself.
 pub(crate) fn compression_reader<'a>(
-    raw: impl std::io::Read + 'a,
+    raw: impl std::io::Read + Send + 'a,
     limits: Limits,
 ) -> crate::Result<(impl std::io::Read + 'a, Compression)> {
     compression::decompress(raw, limits)

@@ -15,9 +15,9 @@ use std::os::unix::ffi::OsStrExt;
 use tar::EntryType;
 
 use super::beneath::{Beneath, RelPath, clear_dir_except, file_type_at, remove_all_at};
-use super::compression::{Limits, Violation, decompress};
+use super::compression::{Limits, Violation, decompress_pipelined};
 use super::{ArchiveError, Compression, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
-use crate::digest::{Digest, Hashing};
+use crate::digest::Digest;
 
 /// What to do with whiteout entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,71 +46,70 @@ pub struct UnpackSummary {
 /// xattrs, devices, hard links and symlinks are kept as the tar says (uids
 /// are not shifted). Never writes outside `target`.
 pub fn unpack(
-    raw: impl Read,
+    raw: impl Read + Send,
     target: &Path,
     mode: WhiteoutMode,
     limits: Limits,
 ) -> crate::Result<UnpackSummary> {
-    let (bounded, compression) = decompress(raw, limits)
-        .map_err(|e| ArchiveError::Corrupt(format!("reading compressed stream: {e}")))?;
-    let violation = bounded.violation();
-    let limit_error = || {
-        violation.get().map(|v| match v {
-            Violation::Expanded(_) => ArchiveError::ExpandedTooLarge {
-                limit: limits.max_expanded,
-            },
-            Violation::Ratio {
-                expanded,
-                compressed,
-            } => ArchiveError::RatioTooHigh {
-                expanded,
-                compressed,
-                limit: limits.max_ratio,
-            },
-        })
-    };
-    let mut hashing = Hashing::new(bounded);
-    let root = Beneath::open(target)?;
-    let mut state = State {
-        root,
-        mode,
-        limits,
-        dir_times: Vec::new(),
-        written: HashSet::new(),
-        buf: vec![0; 1 << 20],
-    };
-    let mut entries = 0u64;
-    {
-        let mut archive = tar::Archive::new(&mut hashing);
-        let iter = archive
-            .entries()
-            .map_err(|e| limit_error().unwrap_or(ArchiveError::Corrupt(e.to_string())))?;
-        for entry in iter {
-            let mut entry =
-                entry.map_err(|e| limit_error().unwrap_or(ArchiveError::Corrupt(e.to_string())))?;
-            entries += 1;
-            if entries > limits.max_entries {
-                return Err(ArchiveError::TooManyEntries {
-                    limit: limits.max_entries,
+    std::thread::scope(|scope| {
+        let (mut stream, compression, decoder) = decompress_pipelined(scope, raw, limits)
+            .map_err(|e| ArchiveError::Corrupt(format!("reading compressed stream: {e}")))?;
+        let violation = stream.violation();
+        let limit_error = || {
+            violation.get().map(|v| match v {
+                Violation::Expanded(_) => ArchiveError::ExpandedTooLarge {
+                    limit: limits.max_expanded,
+                },
+                Violation::Ratio {
+                    expanded,
+                    compressed,
+                } => ArchiveError::RatioTooHigh {
+                    expanded,
+                    compressed,
+                    limit: limits.max_ratio,
+                },
+            })
+        };
+        let corrupt = |e: io::Error| limit_error().unwrap_or(ArchiveError::Corrupt(e.to_string()));
+        let root = Beneath::open(target)?;
+        let mut state = State {
+            root,
+            mode,
+            limits,
+            dir_times: Vec::new(),
+            written: HashSet::new(),
+            buf: vec![0; 1 << 20],
+        };
+        let mut entries = 0u64;
+        {
+            let mut archive = tar::Archive::new(&mut stream);
+            for entry in archive.entries().map_err(corrupt)? {
+                let mut entry = entry.map_err(corrupt)?;
+                entries += 1;
+                if entries > limits.max_entries {
+                    return Err(ArchiveError::TooManyEntries {
+                        limit: limits.max_entries,
+                    }
+                    .into());
                 }
-                .into());
+                state
+                    .entry(&mut entry)
+                    .map_err(|e| limit_error().unwrap_or(e))?;
             }
-            state.entry(&mut entry).map_err(|e| match limit_error() {
-                Some(l) => l,
-                None => e,
-            })?;
         }
-    }
-    // The diff id covers the whole stream, trailing blocks included.
-    io::copy(&mut hashing, &mut io::sink())
-        .map_err(|e| limit_error().unwrap_or(ArchiveError::Corrupt(e.to_string())))?;
-    state.finish()?;
-    let (_, diff_id, tar_size) = hashing.into_inner();
-    Ok(UnpackSummary {
-        diff_id,
-        tar_size,
-        compression,
-        entries,
+        // The diff id covers the whole stream, trailing blocks included.
+        io::copy(&mut stream, &mut io::sink()).map_err(corrupt)?;
+        drop(stream);
+        let (diff_id, tar_size) = decoder.join().ok().flatten().ok_or_else(|| {
+            ArchiveError::Corrupt("layer decoder stopped before the end of the stream".into())
+        })?;
+        state.finish()?;
+        Ok(UnpackSummary {
+            diff_id,
+            tar_size,
+            compression,
+            entries,
+        })
     })
 }
 

@@ -97,7 +97,7 @@ fn diff_id_of(store: &Store, digest: &Digest) -> Result<(Digest, Compression)> {
     Ok((hashing.into_inner().1, compression))
 }
 
-fn decompress_to(store: &Store, raw: impl Read, out: &mut impl Write) -> Result<()> {
+fn decompress_to(store: &Store, raw: impl Read + Send, out: &mut impl Write) -> Result<()> {
     let (mut reader, _) = crate::archive::compression_reader(raw, store.options().limits)?;
     io::copy(&mut reader, out)
         .map_err(|e| ArchiveError::Corrupt(format!("decompressing layer: {e}")))?;

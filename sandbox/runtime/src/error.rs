@@ -1,4 +1,11 @@
 //! The crate's error type and the shared kinds callers map to status codes.
+//!
+//! One enum for the whole crate rather than one per module: every module
+//! here fails the same way — a kernel or file operation (what, path,
+//! source) — and callers branch only on [`ErrorKind`]; per-module enums
+//! would be the same three variants copied eight times. Failures inside the
+//! helper processes cross the process boundary as text and come back as
+//! [`Error::Helper`].
 
 use std::io;
 use std::path::PathBuf;

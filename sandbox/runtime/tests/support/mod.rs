@@ -78,17 +78,66 @@ pub fn layers_digest() -> String {
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// Where concurrent test processes reserve disjoint blocks of the uid
+/// space, so no two sandboxes on the machine ever share a range.
+const UID_BLOCKS: &str = "/var/tmp/layerlab/test-uid-blocks";
+const BLOCKS: u32 = 256;
+const SLOTS_PER_BLOCK: u32 = 8;
+
+/// Reserves a block (a file holding our pid; a dead owner's block is taken
+/// over) and returns its number and lock file.
+fn reserve_uid_block() -> (u32, PathBuf) {
+    std::fs::create_dir_all(UID_BLOCKS).expect("create uid block dir");
+    let me = std::process::id();
+    for n in 0..BLOCKS {
+        let path = Path::new(UID_BLOCKS).join(n.to_string());
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                use std::io::Write;
+                f.write_all(me.to_string().as_bytes())
+                    .expect("write uid block");
+                return (n, path);
+            }
+            Err(_) => {
+                let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                let dead = owner
+                    .trim()
+                    .parse::<u32>()
+                    .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+                if dead && std::fs::remove_file(&path).is_ok() {
+                    // Retry this number through create_new so two takers cannot both win.
+                    if let Ok(mut f) = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                    {
+                        use std::io::Write;
+                        f.write_all(me.to_string().as_bytes())
+                            .expect("write uid block");
+                        return (n, path);
+                    }
+                }
+            }
+        }
+    }
+    panic!("all {BLOCKS} test uid blocks under {UID_BLOCKS} are taken by live processes")
+}
+
 pub struct Fixture {
     pub rt: Runtime,
     pub config: RuntimeConfig,
     pub dir: tempfile::TempDir,
     pub cgroup_parent: String,
+    uid_block: PathBuf,
 }
 
 impl Fixture {
     pub fn new() -> Self {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(n < 32, "more than 32 fixtures in one test process");
         let pid = std::process::id();
         let dir = tempfile::Builder::new()
             .prefix("layerlab-rt-")
@@ -97,9 +146,10 @@ impl Fixture {
         let cgroup_parent = format!("layerlab-test-{pid}-{n}");
         let mut config =
             RuntimeConfig::new(dir.path(), std::env::current_exe().expect("current exe"));
+        let (block, uid_block) = reserve_uid_block();
         config.uid_pool = UidPool {
-            first: (1 << 29) + ((pid % 100) * 32 + n) * 8 * 65536,
-            count: 8,
+            first: (1 << 29) + block * SLOTS_PER_BLOCK * 65536,
+            count: SLOTS_PER_BLOCK,
         };
         config.cgroup_parent = cgroup_parent.clone();
         let rt = Runtime::new(config.clone()).expect("runtime");
@@ -108,6 +158,7 @@ impl Fixture {
             config,
             dir,
             cgroup_parent,
+            uid_block,
         }
     }
 
@@ -135,6 +186,7 @@ impl Drop for Fixture {
                     .join(&self.cgroup_parent),
             );
         }
+        let _ = std::fs::remove_file(&self.uid_block);
     }
 }
 

@@ -76,7 +76,9 @@
 //! # Measured here (`cargo bench -p runtime --bench start`, 2 cores shared with other builds)
 //! create → ready p50 18–35 ms depending on load; start-run-exit of `true`
 //! p50 29–36 ms against 14–16 ms for `unshare -Urmpfu --mount-proc chroot`
-//! measured in the same runs (2.1–2.3×); stop with full cleanup p50 3–6 ms.
+//! measured in the same runs (2.1–2.4×), and 795 ms for `docker run --rm
+//! --network none busybox true` (Debian's dockerd 20.10, the same rootfs
+//! imported as `busybox`); stop with full cleanup p50 3–7 ms.
 //! An idle sandbox costs 0.5 MiB (init PSS 0.2 MiB plus 0.3 MiB of cgroup
 //! kernel memory; host MemAvailable drops about 1 MiB); 500 of them started
 //! in 11–16 s and were all cleaned up in 4 s. By memory this machine would

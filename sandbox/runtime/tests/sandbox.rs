@@ -68,6 +68,17 @@ fn hostname_ids_and_layers() {
         "stderr: {}",
         err(&o)
     );
+    let o = sh(
+        &f,
+        "ids",
+        "cat /proc/self/oom_score_adj; echo -1000 > /proc/$$/oom_score_adj; cat /proc/$$/oom_score_adj",
+    );
+    assert_eq!(
+        out(&o),
+        "500\n500",
+        "sandbox processes must be the host's first OOM victims, never exempt: {}",
+        err(&o)
+    );
     // Outside, root of the sandbox is the pool's unprivileged uid.
     let uid = host_status_field(sb.init_pid, "Uid");
     assert_eq!(

@@ -93,6 +93,7 @@ fn run(cfg: &HelperConfig) -> Result<()> {
 
 fn parent(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<()> {
     userns::write_maps(pid, cfg.uid_base)?;
+    super::sacrifice_first(pid)?;
     let ns_path = format!("/proc/{pid}/ns/user");
     let userns: OwnedFd = fs::File::open(&ns_path)
         .map_err(Error::io("open", &ns_path))?

@@ -254,6 +254,15 @@ pub(crate) fn set_ids(uid: u32, gid: u32) -> Result<()> {
     Ok(())
 }
 
+/// Makes process `pid` (and what it forks) a preferred victim when the
+/// whole machine runs out of memory, so the server and the rest of the host
+/// outlive sandboxes. Going below 0 needs CAP_SYS_RESOURCE on the host, so
+/// nothing inside can exempt itself.
+pub(crate) fn sacrifice_first(pid: i32) -> Result<()> {
+    let path = format!("/proc/{pid}/oom_score_adj");
+    std::fs::write(&path, "500").map_err(Error::io("write", path))
+}
+
 pub(crate) fn set_dumpable(on: bool) {
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) };

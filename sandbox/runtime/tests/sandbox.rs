@@ -742,6 +742,54 @@ fn run_tty_main(args: &[String]) -> ! {
     std::process::exit(st.shell_code())
 }
 
+/// `layerlab sandbox run` killed with SIGKILL takes its sandbox with it;
+/// the records it leaves are then cleaned by `adopt_or_cleanup`.
+fn run_once_dies_with_its_caller() {
+    let f = Fixture::new();
+    let mut caller = Command::new(std::env::current_exe().expect("exe"))
+        .arg("__run_sleep")
+        .arg(f.dir.path())
+        .arg(f.config.uid_pool.first.to_string())
+        .arg(&f.cgroup_parent)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let t = Instant::now();
+    let init = loop {
+        if let Some(pid) = f.rt.get("orphan").ok().and_then(|s| s.init_pid) {
+            break pid;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "run_once never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    caller.kill().expect("kill -9 the caller");
+    caller.wait().expect("reap caller");
+    wait_gone(init);
+    let report = f.reopen().adopt_or_cleanup().expect("cleanup");
+    assert_eq!(report.cleaned, ["orphan"]);
+    assert!(f.rt.list().expect("list").is_empty());
+}
+
+fn run_sleep_main(args: &[String]) -> ! {
+    let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
+    config.uid_pool = runtime::UidPool {
+        first: args[1].parse().expect("pool"),
+        count: 8,
+    };
+    config.cgroup_parent = args[2].clone();
+    let argv = ["sleep", "1000"].map(String::from).to_vec();
+    let _ = runtime::run_once(
+        &config,
+        SandboxSpec::new("orphan", support::layers()),
+        argv,
+        false,
+    );
+    std::process::exit(0)
+}
+
 fn list_stats_touch() {
     let f = Fixture::new();
     f.rt.create(f.spec("l1")).expect("create");
@@ -1010,6 +1058,7 @@ fn main() {
         Some("__probe") => support::probe::main(&args[2..]),
         Some("__owner") => owner_main(&args[2..]),
         Some("__run_tty") => run_tty_main(&args[2..]),
+        Some("__run_sleep") => run_sleep_main(&args[2..]),
         _ => {}
     }
     support::run(&[
@@ -1054,6 +1103,10 @@ fn main() {
         ("memory_hog_is_killed_inside", memory_hog_is_killed_inside),
         ("disk_fill_is_stopped", disk_fill_is_stopped),
         ("list_stats_touch", list_stats_touch),
+        (
+            "run_once_dies_with_its_caller",
+            run_once_dies_with_its_caller,
+        ),
         ("limits_reach_the_cgroups", limits_reach_the_cgroups),
         ("run_once_with_a_terminal", run_once_with_a_terminal),
         ("restart_adopts_or_cleans_up", restart_adopts_or_cleans_up),

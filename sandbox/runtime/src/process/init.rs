@@ -42,6 +42,20 @@ pub(crate) fn sandbox_main(
 }
 
 fn setup(cfg: &HelperConfig, sock: &OwnedFd, binds: Vec<OwnedFd>, profile: &Profile) -> Result<()> {
+    if cfg.foreground {
+        // `run_once`: our parent (CLONE_PARENT) is the caller; if it is
+        // killed, the sandbox goes with it instead of running on unowned.
+        // SAFETY: plain prctl.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        };
+    }
     let overlay = match channel::recv(sock)? {
         Some(Message::Rootfs(fd)) => fd,
         _ => {
@@ -55,6 +69,21 @@ fn setup(cfg: &HelperConfig, sock: &OwnedFd, binds: Vec<OwnedFd>, profile: &Prof
     rootfs::attach(&overlay, &cfg.rootfs)?;
     drop(overlay);
     set_ids(0, 0)?;
+    if cfg.foreground {
+        // `run_once`: our parent (CLONE_PARENT) is the caller; if it is
+        // killed, the sandbox goes with it instead of running on unowned.
+        // Set after the id change, which would clear it.
+        // SAFETY: plain prctl.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        };
+    }
     rootfs::pivot_and_populate(&cfg.spec, &binds)?;
     drop(binds);
     let host = sys::cstring(&cfg.spec.hostname).map_err(Error::sys("hostname"))?;

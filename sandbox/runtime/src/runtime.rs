@@ -261,7 +261,10 @@ impl Runtime {
             drop(w);
             return self.await_ready(id, child, Some(r));
         }
+        // Its own process group: a terminal the caller may have must never
+        // deliver ^C to a sandbox.
         cmd.arg("1")
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -324,6 +327,7 @@ impl Runtime {
         let mut child = StdCommand::new(&argv[0])
             .args(&argv[1..])
             .env_clear()
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -90,6 +90,14 @@ impl Cache {
             .open(&path)
             .map_err(io_err("open", &path))?;
         lock.lock().map_err(io_err("lock", &path))?;
+        // Holding the lock, anything in work/ was left by a build that died;
+        // its mounts died with its private mount namespace.
+        let work = root.join("work");
+        for entry in fs::read_dir(&work).map_err(io_err("list", &work))? {
+            let stale = entry.map_err(io_err("list", &work))?.path();
+            tracing::info!(path = %stale.display(), "removing scratch left by an interrupted build");
+            fs::remove_dir_all(&stale).map_err(io_err("remove", &stale))?;
+        }
         Ok(Cache {
             root: root.to_owned(),
             _lock: lock,

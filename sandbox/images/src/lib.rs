@@ -44,6 +44,8 @@
 //! Host packages needed: `debootstrap`, `busybox-static`, `gcc` and
 //! `libc6-dev` (the static hello program); `skopeo` for the tests.
 
+#![deny(missing_docs)]
+
 mod build;
 mod cache;
 mod chroot;
@@ -78,23 +80,41 @@ pub fn hub() -> Namespace {
 #[derive(Debug, Clone)]
 pub enum Progress {
     /// A recipe starts.
-    Image { name: String, steps: usize },
+    Image {
+        /// The recipe's first tag.
+        name: String,
+        /// How many steps it has.
+        steps: usize,
+    },
     /// A step starts (or is found in the cache).
     Step {
+        /// The recipe's first tag.
         image: String,
         /// 1-based.
         step: usize,
+        /// Steps in the recipe.
         steps: usize,
+        /// The step's history line.
         created_by: String,
+        /// Cached, building, or configuration only.
         status: StepStatus,
     },
     /// A line printed by a program a step runs (debootstrap, apt-get, gcc).
-    Output { image: String, line: String },
+    Output {
+        /// The recipe's first tag.
+        image: String,
+        /// One line, without its newline.
+        line: String,
+    },
     /// A step produced a new layer.
     Layer {
+        /// The recipe's first tag.
         image: String,
+        /// 1-based.
         step: usize,
+        /// The stored layer blob.
         layer: Layer,
+        /// Time the step took, layer compression included.
         elapsed: Duration,
     },
     /// The image is stored and tagged in the hub.
@@ -119,6 +139,7 @@ pub struct BuiltImage {
     pub name: String,
     /// Every tag it got in the hub.
     pub tags: Vec<String>,
+    /// What the hub names point to.
     pub manifest_digest: Digest,
     /// The image ID.
     pub config_digest: Digest,
@@ -133,8 +154,11 @@ pub struct BuiltImage {
 pub struct ImageSummary {
     /// Familiar name, e.g. `nginx:latest`.
     pub name: String,
+    /// What the name points to.
     pub manifest_digest: Digest,
+    /// The image ID.
     pub config_digest: Digest,
+    /// Number of layers.
     pub layers: usize,
     /// Compressed size of its layers.
     pub size: u64,

@@ -45,8 +45,11 @@ pub enum Step {
     /// cache and lists dropped and the host's resolver and hostname files
     /// emptied. Only valid as the first layer of a scratch recipe.
     Debootstrap {
+        /// Debian release, e.g. `bookworm`.
         suite: String,
+        /// debootstrap's `--variant`, e.g. `minbase`.
         variant: String,
+        /// Archive URL packages come from.
         mirror: String,
     },
     /// The host's `/bin/busybox` from the `busybox-static` package, one
@@ -54,13 +57,21 @@ pub enum Step {
     /// `/etc/group`, `/tmp`, …).
     Busybox,
     /// Files added as one layer, like Docker's `COPY`.
-    Add { files: Vec<AddFile> },
+    Add {
+        /// Written in order; later files may overwrite earlier ones.
+        files: Vec<AddFile>,
+    },
     /// A shell script run as root by `/bin/sh -e` in a chroot of the image
     /// so far, with the host's network (build time only: recipes are ours,
     /// never a student's). Its changes become one layer. `inputs` are
     /// staged in the chroot's `/tmp`, which is a scratch directory outside
     /// the layer, so nothing left in `/tmp` is kept.
-    Run { script: String, inputs: Vec<Input> },
+    Run {
+        /// Shell code; its history line is `/bin/sh -c SCRIPT`.
+        script: String,
+        /// Files the script installs from `/tmp`.
+        inputs: Vec<Input>,
+    },
     /// A configuration change only: an `empty_layer` history entry.
     Config(ConfigChange),
 }
@@ -72,6 +83,7 @@ pub struct AddFile {
     pub path: String,
     /// Permission bits.
     pub mode: u32,
+    /// Where its bytes come from.
     pub source: FileSource,
 }
 
@@ -91,19 +103,26 @@ pub enum FileSource {
 pub struct Input {
     /// A plain file name (no `/`).
     pub name: String,
+    /// The file's text.
     pub contents: String,
 }
 
 /// Configuration-only instructions.
 #[derive(Debug, Clone, Serialize)]
 pub enum ConfigChange {
+    /// `ENV KEY=VALUE`: replaces an inherited value of the same key.
     Env(String, String),
+    /// `CMD [...]`.
     Cmd(Vec<String>),
+    /// `ENTRYPOINT [...]`; drops the inherited `CMD`, as Docker does.
     Entrypoint(Vec<String>),
+    /// `WORKDIR`.
     WorkingDir(String),
-    /// A port such as `80/tcp`.
+    /// `EXPOSE`, a port such as `80/tcp`.
     Expose(String),
+    /// `STOPSIGNAL`, e.g. `SIGQUIT`.
     StopSignal(String),
+    /// `LABEL KEY=VALUE`.
     Label(String, String),
 }
 
@@ -180,20 +199,24 @@ impl Recipe {
         self
     }
 
+    /// Mark the image as one of layerlab's own (see [`Recipe::internal`]).
     pub fn internal(mut self) -> Recipe {
         self.internal = true;
         self
     }
 
+    /// Append any step.
     pub fn step(mut self, step: Step) -> Recipe {
         self.steps.push(step);
         self
     }
 
+    /// Append a [`Step::Run`] without inputs.
     pub fn run(self, script: &str) -> Recipe {
         self.run_with(script, Vec::new())
     }
 
+    /// Append a [`Step::Run`] with files staged in its `/tmp`.
     pub fn run_with(self, script: &str, inputs: Vec<Input>) -> Recipe {
         self.step(Step::Run {
             script: script.to_owned(),
@@ -201,20 +224,24 @@ impl Recipe {
         })
     }
 
+    /// Append a configuration-only step.
     pub fn config(self, change: ConfigChange) -> Recipe {
         self.step(Step::Config(change))
     }
 
+    /// Set `PATH` to the usual Debian value.
     pub fn env_path(self) -> Recipe {
         self.config(ConfigChange::Env("PATH".into(), DEFAULT_PATH.into()))
     }
 
+    /// Set the default command.
     pub fn cmd(self, argv: &[&str]) -> Recipe {
         self.config(ConfigChange::Cmd(
             argv.iter().map(|s| s.to_string()).collect(),
         ))
     }
 
+    /// Set a label.
     pub fn label(self, key: &str, value: &str) -> Recipe {
         self.config(ConfigChange::Label(key.to_owned(), value.to_owned()))
     }

@@ -247,4 +247,24 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn run_inputs_are_plain_file_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_input(tmp.path(), "site.conf", "x").unwrap();
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("site.conf")).unwrap(),
+            "x"
+        );
+        for bad in ["", "..", ".", "a/b", "/etc/passwd", "../escape"] {
+            assert!(
+                matches!(
+                    write_input(tmp.path(), bad, "x"),
+                    Err(RootfsError::BadInput(_))
+                ),
+                "{bad:?} was accepted"
+            );
+        }
+        assert!(!tmp.path().parent().unwrap().join("escape").exists());
+    }
 }

@@ -436,28 +436,40 @@ fn a_changed_recipe_rebuilds_from_the_changed_step() {
 
 #[test]
 fn a_failing_step_reports_its_output_and_leaves_no_snapshot() {
-    let s = shared();
+    // Its own store and cache, so no other test's build shows up among the
+    // active snapshots checked below.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("store")).expect("store");
     let recipe = Recipe::new("layerlab-test/failing:latest")
-        .from("busybox:latest")
+        .step(Step::Busybox)
         .run("echo about to fail; exit 3");
-    let err = images::build(&s.store, &s.cache, &[recipe], |_| {})
+    let err = images::build(&store, &dir.path().join("cache"), &[recipe], |_| {})
         .expect_err("exit 3 must fail the build");
     let message = err.to_string();
-    assert!(matches!(err, Error::Step { step: 1, .. }), "{message}");
+    assert!(matches!(err, Error::Step { step: 2, .. }), "{message}");
     let chain = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
         .map(|e| e.to_string())
         .collect::<Vec<_>>()
         .join(": ");
     assert!(chain.contains("about to fail"), "{chain}");
-    let active = s
-        .store
+    let active = store
         .snapshots()
         .list_active()
         .expect("list active snapshots");
+    assert!(active.is_empty(), "failed step left snapshots: {active:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("cache/work"))
+        .expect("cache work dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert!(
-        !active.iter().any(|k| k.starts_with("images-build-")),
-        "failed step left snapshots: {active:?}"
+        leftovers.is_empty(),
+        "failed step left scratch dirs: {leftovers:?}"
     );
+    assert!(matches!(
+        store.resolve(&images::hub(), &Reference::parse("layerlab-test/failing").expect("name")),
+        Err(e) if e.kind() == store::ErrorKind::NotFound
+    ));
 }
 
 #[test]

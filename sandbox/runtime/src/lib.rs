@@ -14,7 +14,7 @@
 //!   /sys, a minimal /dev, /etc/{hosts,hostname,resolv.conf} and explicit
 //!   bind mounts are visible.
 //! - Docker's default capabilities, a seccomp allowlist equivalent to
-//!   Docker's default profile ([`seccomp`]), `no_new_privs`.
+//!   Docker's default profile (module `seccomp`), `no_new_privs`.
 //! - Memory (+swap), pids and CPU limits in its own cgroup, v1 or v2.
 //! - A network namespace with loopback and a bridge, and no route out.
 //! - pid 1 is our tiny init (reaps orphans, forwards stop signals).
@@ -89,7 +89,7 @@
 //! left on the start-up path is mostly kernel work: RCU grace periods when
 //! the old root is detached, exec of the helper, loading the seccomp filter.
 //! Two choices bought most of the speed: joining v1 cgroups through `tasks`
-//! (see [`cgroups::join_self`]) and building the overlay inside the
+//! (see `cgroups::join_self`) and building the overlay inside the
 //! sandbox's own mount namespace (no namespace of the helper to tear down).
 //! The state directory belongs on a tmpfs (like /run): sandboxes do not
 //! survive a reboot, and on this disk each removal of a sandbox's record
@@ -108,20 +108,20 @@
 //! - This crate knows nothing of HTTP, databases, images or the store: it
 //!   receives lowerdir paths.
 
-pub mod caps;
-pub mod cgroups;
+mod caps;
+mod cgroups;
 pub mod error;
 pub mod helper;
-pub mod net;
+mod net;
 pub mod paths;
 mod process;
-pub mod rootfs;
+mod rootfs;
 mod runtime;
-pub mod seccomp;
+mod seccomp;
 pub mod spec;
 pub mod state;
 mod sys;
-pub mod userns;
+mod userns;
 
 pub use cgroups::Stats;
 pub use error::{Error, ErrorKind, Result};

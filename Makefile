@@ -1,0 +1,75 @@
+# layerlab: two commands.
+#   make run    install what is missing, build, and start the server
+#   make test   install what the tests need, then run every check and test
+#
+# Build outputs and caches live outside the checkout, so a fresh clone
+# reuses them and the repository stays clean.
+
+SHELL := /bin/bash
+STATE ?= /var/tmp/layerlab
+export CARGO_TARGET_DIR ?= $(STATE)/target
+DATA_DIR ?= ./data
+LISTEN ?= 127.0.0.1:8080
+
+# Debian packages: to build, to run labs, and to test (browser, image tools).
+APT_BUILD := gcc pkg-config make ca-certificates
+APT_RUN := busybox-static debootstrap iproute2 uidmap
+APT_TEST := chromium skopeo
+
+.PHONY: run test build deps deps-test apt-build apt-run apt-test web lint unit browser bench clean-state
+
+run: deps build
+	@echo
+	@echo "layerlab starts at http://$(LISTEN)"
+	@echo "  log in: follow the one-time /setup link printed below to create the admin account,"
+	@echo "  or run: $(CARGO_TARGET_DIR)/release/layerlab user add NAME --role admin --data-dir $(DATA_DIR)"
+	@echo
+	$(CARGO_TARGET_DIR)/release/layerlab serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+build: web
+	cargo build --release --locked -p server
+
+test: deps deps-test lint unit browser
+
+deps: apt-build apt-run web
+deps-test: apt-test
+
+# Installs only what is missing; `apt-get update` runs only when needed.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+apt-build:
+	$(call apt_install,$(APT_BUILD))
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "installing Node.js and npm"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+apt-run:
+	$(call apt_install,$(APT_RUN))
+apt-test:
+	$(call apt_install,$(APT_TEST))
+
+# Front-end packages from npm, copied into web/static/vendor for embedding.
+web: web/node_modules/.installed
+	@cd web && node scripts/vendor.mjs
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+unit:
+	cargo test --locked --workspace
+
+browser:
+	cargo build --locked -p server
+	cd web && LAYERLAB_BIN=$(CARGO_TARGET_DIR)/debug/layerlab \
+	  LAYERLAB_TEST_OUTPUT=$(STATE)/test-output node --test tests/
+
+clean-state:
+	rm -rf $(STATE)/target $(STATE)/test-output

@@ -1,0 +1,105 @@
+//! Login rate limits, per account and per client address, so neither a
+//! single attacker nor a botnet can guess one student's password quickly.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+/// Failed-or-not login attempts allowed per account: a burst of 5, then one
+/// every 12 seconds.
+const PER_ACCOUNT_BURST: u32 = 5;
+const PER_ACCOUNT_PERIOD: Duration = Duration::from_secs(12);
+/// Attempts allowed per client address, for all accounts together.
+const PER_IP_BURST: u32 = 20;
+const PER_IP_PERIOD: Duration = Duration::from_secs(3);
+
+pub struct LoginLimiter {
+    per_account: DefaultKeyedRateLimiter<String>,
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Limited {
+    #[error("too many login attempts for this account; wait {0} seconds and try again")]
+    Account(u64),
+    #[error("too many login attempts from your network address; wait {0} seconds and try again")]
+    Address(u64),
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        let quota = |burst: u32, period: Duration| {
+            Quota::with_period(period)
+                .expect("period is non-zero")
+                .allow_burst(NonZeroU32::new(burst).expect("burst is non-zero"))
+        };
+        LoginLimiter {
+            per_account: DefaultKeyedRateLimiter::keyed(quota(
+                PER_ACCOUNT_BURST,
+                PER_ACCOUNT_PERIOD,
+            )),
+            per_ip: DefaultKeyedRateLimiter::keyed(quota(PER_IP_BURST, PER_IP_PERIOD)),
+        }
+    }
+}
+
+impl LoginLimiter {
+    /// Takes one attempt from both budgets, or says which one is empty.
+    pub fn attempt(&self, account: &str, ip: IpAddr) -> Result<(), Limited> {
+        let wait = |not_until: governor::NotUntil<_>| {
+            not_until
+                .wait_time_from(DefaultClock::default().now())
+                .as_secs()
+                .max(1)
+        };
+        self.per_ip
+            .check_key(&ip)
+            .map_err(|e| Limited::Address(wait(e)))?;
+        self.per_account
+            .check_key(&account.to_string())
+            .map_err(|e| Limited::Account(wait(e)))?;
+        Ok(())
+    }
+
+    /// Drops the state of keys that are back at full budget; called
+    /// periodically so memory stays bounded under a spray of names.
+    pub fn forget_idle(&self) {
+        self.per_account.retain_recent();
+        self.per_ip.retain_recent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_budget_runs_out_and_other_accounts_are_unaffected() {
+        let limiter = LoginLimiter::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..PER_ACCOUNT_BURST {
+            assert_eq!(limiter.attempt("alice", ip), Ok(()));
+        }
+        assert!(matches!(
+            limiter.attempt("alice", ip),
+            Err(Limited::Account(_))
+        ));
+        assert_eq!(limiter.attempt("bob", ip), Ok(()));
+    }
+
+    #[test]
+    fn address_budget_covers_all_accounts() {
+        let limiter = LoginLimiter::default();
+        let ip: IpAddr = "192.0.2.2".parse().unwrap();
+        for i in 0..PER_IP_BURST {
+            assert_eq!(limiter.attempt(&format!("user{i}"), ip), Ok(()));
+        }
+        assert!(matches!(
+            limiter.attempt("another", ip),
+            Err(Limited::Address(_))
+        ));
+    }
+}

@@ -1,0 +1,241 @@
+//! One function per subcommand: each parses nothing (that is `cli`'s job),
+//! calls into the library code, and adds context to errors.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+
+use crate::auth::{normalize_name, password};
+use crate::cli::{
+    Cli, Command, GlobalArgs, LessonsCommand, RoleArg, ServeArgs, Signup, TokenCommand, UserCommand,
+};
+use crate::db::{Db, Role};
+use crate::http;
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Lessons(LessonsCommand::Check { dir }) => lessons_check(&dir),
+        command => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(run_async(cli.global, command))
+        }
+    }
+}
+
+async fn run_async(global: GlobalArgs, command: Command) -> anyhow::Result<ExitCode> {
+    let db = Db::open(&global.data_dir, global.database_url.as_deref())
+        .await
+        .with_context(|| format!("cannot open the database in {}", global.data_dir.display()))?;
+    match command {
+        Command::Serve(args) => serve(&global, db, args).await,
+        Command::User(UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        }) => user_add(&db, &name, role, password_stdin).await,
+        Command::User(UserCommand::Passwd {
+            name,
+            password_stdin,
+        }) => user_passwd(&db, &name, password_stdin).await,
+        Command::User(UserCommand::List) => user_list(&db).await,
+        Command::Token(TokenCommand::Create { user, label }) => {
+            token_create(&db, &user, &label).await
+        }
+        Command::Lessons(_) => unreachable!("handled without a database"),
+    }
+}
+
+/// The course shipped with layerlab, used when `--lessons` is not given.
+fn bundled_course() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../lessons"))
+}
+
+fn load_course(dir: &Path) -> anyhow::Result<course::Course> {
+    match course::Course::load(dir) {
+        Ok(course) => Ok(course),
+        Err(diagnostics) => {
+            for diagnostic in diagnostics.iter() {
+                eprintln!("{diagnostic}");
+            }
+            bail!(
+                "the course in {} has {} problem(s), listed above; fix them and start again",
+                dir.display(),
+                diagnostics.len()
+            )
+        }
+    }
+}
+
+fn lessons_check(dir: &Path) -> anyhow::Result<ExitCode> {
+    let course = load_course(dir)?;
+    eprintln!(
+        "{}: {} lessons, no problems",
+        dir.display(),
+        course.lessons.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let lessons_dir = args.lessons.clone().unwrap_or_else(bundled_course);
+    let course = load_course(&lessons_dir)?;
+    let csrf = crate::auth::csrf::CsrfKey::load_or_create(&global.data_dir.join("form-key"))
+        .context("cannot read or create the form signing key in the data directory")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; is another server using that port?",
+                args.listen
+            )
+        })?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    let public_url = args
+        .base_url
+        .clone()
+        .map(|u| u.as_str().trim_end_matches('/').to_string())
+        .unwrap_or_else(|| format!("http://{local}"));
+    let settings = http::Settings {
+        origin: args
+            .base_url
+            .as_ref()
+            .map(|u| u.origin().ascii_serialization()),
+        secure_cookies: args
+            .base_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https"),
+        signup_open: args.signup == Signup::Open,
+    };
+    let setup_token = if db.admin_exists().await? {
+        None
+    } else {
+        let token = crate::db::random_secret();
+        tracing::warn!(
+            "no admin account yet: open {public_url}/setup/{token} to create one, \
+             or run `layerlab user add NAME --role admin --password-stdin`"
+        );
+        Some(token)
+    };
+    let state = Arc::new(http::AppState {
+        db,
+        course,
+        settings,
+        csrf,
+        login_limiter: Default::default(),
+        setup_token: Mutex::new(setup_token),
+    });
+    tracing::info!(lessons = state.course.lessons.len(), dir = %lessons_dir.display(), "course loaded");
+    tracing::info!("listening on {public_url}");
+    http::serve(listener, state, shutdown_signal())
+        .await
+        .context("the web server failed")?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, finishing requests in flight"),
+        _ = int.recv() => tracing::info!("SIGINT received, finishing requests in flight"),
+    }
+}
+
+/// Reads a password from standard input, or generates one (printed on
+/// standard output) when `--password-stdin` is not given.
+fn obtain_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((crate::db::random_secret()[..20].to_string(), true));
+    }
+    if std::io::stdin().is_terminal() {
+        eprintln!("password (the input is shown; pipe it in to hide it):");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    password::check_strength(&password)?;
+    Ok((password, false))
+}
+
+async fn user_add(
+    db: &Db,
+    name: &str,
+    role: RoleArg,
+    password_stdin: bool,
+) -> anyhow::Result<ExitCode> {
+    let name = normalize_name(name)?;
+    let role = match role {
+        RoleArg::Student => Role::Student,
+        RoleArg::Instructor => Role::Instructor,
+        RoleArg::Admin => Role::Admin,
+    };
+    let (pw, generated) = obtain_password(password_stdin)?;
+    let hash = tokio::task::spawn_blocking({
+        let pw = pw.clone();
+        move || password::hash(&pw)
+    })
+    .await?;
+    let user = db.create_user(&name, &hash, role).await?;
+    eprintln!("created {} {}", user.role, user.name);
+    if generated {
+        println!("{pw}");
+        eprintln!("(the line above is the generated password; it is not shown again)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn user_passwd(db: &Db, name: &str, password_stdin: bool) -> anyhow::Result<ExitCode> {
+    let name = normalize_name(name)?;
+    let (pw, generated) = obtain_password(password_stdin)?;
+    let hash = tokio::task::spawn_blocking({
+        let pw = pw.clone();
+        move || password::hash(&pw)
+    })
+    .await?;
+    db.set_password(&name, &hash).await?;
+    eprintln!("password of {name} changed; their browser sessions were ended");
+    if generated {
+        println!("{pw}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn user_list(db: &Db) -> anyhow::Result<ExitCode> {
+    let users = db.list_users().await?;
+    println!("{:<32} {:<10} CREATED", "NAME", "ROLE");
+    for user in users {
+        let created = time::OffsetDateTime::from_unix_timestamp(user.created_at)
+            .map(|t| t.date().to_string())
+            .unwrap_or_default();
+        println!("{:<32} {:<10} {created}", user.name, user.role.as_str());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token_create(db: &Db, name: &str, label: &str) -> anyhow::Result<ExitCode> {
+    let name = normalize_name(name)?;
+    let user = db.user_by_name(&name).await?;
+    let token = db.create_token(&user.id, label).await?;
+    println!("{token}");
+    eprintln!(
+        "token for {} created; send it as `Authorization: Bearer <token>`; it is not shown again",
+        user.name
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,407 @@
+//! Sign-up, login, logout and the one-time admin setup page.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Router, routing::post};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
+use axum_htmx::{HxRedirect, HxRequest};
+use serde::Deserialize;
+
+use super::SharedState;
+use super::error::{AppError, PageError};
+use super::session::{CsrfForm, CsrfToken, SESSION_COOKIE, Viewer, session_cookie};
+use crate::auth::{normalize_name, password};
+use crate::db::{Role, User};
+use crate::templates::{self, FormState, LoginPage, PageContext, SignupPage};
+
+pub fn router() -> Router<SharedState> {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/signup", get(signup_page).post(signup))
+        .route("/logout", post(logout))
+        .route("/setup/{token}", get(setup_page).post(setup))
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+/// Only paths on this site are followed after login: never another host.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+fn context(state: &SharedState, user: Option<User>, csrf: &CsrfToken) -> PageContext {
+    PageContext {
+        user,
+        csrf: csrf.0.clone(),
+        signup_open: state.settings.signup_open,
+    }
+}
+
+async fn login_page(
+    State(state): State<SharedState>,
+    Viewer(user): Viewer,
+    csrf: CsrfToken,
+    Query(query): Query<NextQuery>,
+) -> Response {
+    let next = safe_next(query.next.as_deref());
+    if user.is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    let form = FormState {
+        csrf: csrf.0.clone(),
+        name: String::new(),
+        error: None,
+        next,
+        action: "/login".into(),
+    };
+    templates::render(&LoginPage {
+        page: context(&state, None, &csrf),
+        form,
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginInput {
+    name: String,
+    password: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    HxRequest(htmx): HxRequest,
+    csrf: CsrfToken,
+    jar: CookieJar,
+    CsrfForm(input): CsrfForm<LoginInput>,
+) -> Result<Response, PageError> {
+    let next = safe_next(input.next.as_deref());
+    let name = input.name.trim().to_ascii_lowercase();
+    let refuse = |status: StatusCode, message: String| {
+        let form = FormState {
+            csrf: csrf.0.clone(),
+            name: name.clone(),
+            error: Some(message),
+            next: next.clone(),
+            action: "/login".into(),
+        };
+        form_response(htmx, status, &state, &csrf, form, Kind::Login)
+    };
+    if let Err(limited) = state.login_limiter.attempt(&name, peer.ip()) {
+        tracing::warn!(account = %name, peer = %peer.ip(), "login rate limited");
+        return Ok(refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("{}.", capitalize(&limited.to_string())),
+        ));
+    }
+    let credentials = state.db.credentials(&name).await?;
+    let pw = input.password;
+    let user = tokio::task::spawn_blocking(move || match credentials {
+        Some(c) if password::verify(&pw, &c.password_hash) => Some(c.user),
+        Some(_) => None,
+        None => {
+            password::verify_dummy(&pw);
+            None
+        }
+    })
+    .await?;
+    let Some(user) = user else {
+        tracing::info!(account = %name, "login refused: wrong name or password");
+        return Ok(refuse(
+            StatusCode::UNAUTHORIZED,
+            "Wrong user name or password.".into(),
+        ));
+    };
+    tracing::info!(account = %user.name, "logged in");
+    Ok(start_session(&state, jar, &user, htmx, &next).await?)
+}
+
+/// Logs `user` in with a brand-new session id (never one the browser
+/// already had, which defeats session fixation) and sends them on.
+async fn start_session(
+    state: &SharedState,
+    jar: CookieJar,
+    user: &User,
+    htmx: bool,
+    next: &str,
+) -> Result<Response, AppError> {
+    if let Some(old) = jar.get(SESSION_COOKIE) {
+        state.db.delete_session(old.value()).await?;
+    }
+    let secret = state.db.create_session(&user.id).await?;
+    let jar = jar.add(session_cookie(secret, state.settings.secure_cookies));
+    Ok(go_to(jar, htmx, next))
+}
+
+fn go_to(jar: CookieJar, htmx: bool, next: &str) -> Response {
+    if htmx {
+        (jar, HxRedirect(next.to_string()), StatusCode::OK).into_response()
+    } else {
+        (jar, Redirect::to(next)).into_response()
+    }
+}
+
+enum Kind {
+    Login,
+    Signup(&'static str),
+}
+
+/// Answers a refused form: htmx swaps just the form (it only swaps 2xx
+/// answers), a plain browser gets the whole page with the real status.
+fn form_response(
+    htmx: bool,
+    status: StatusCode,
+    state: &SharedState,
+    csrf: &CsrfToken,
+    form: FormState,
+    kind: Kind,
+) -> Response {
+    match (htmx, kind) {
+        (true, Kind::Login) => templates::render(&templates::LoginForm { form }),
+        (true, Kind::Signup(_)) => templates::render(&templates::SignupForm { form }),
+        (false, Kind::Login) => (
+            status,
+            templates::render(&LoginPage {
+                page: context(state, None, csrf),
+                form,
+            }),
+        )
+            .into_response(),
+        (false, Kind::Signup(heading)) => (
+            status,
+            templates::render(&SignupPage {
+                page: context(state, None, csrf),
+                form,
+                heading,
+            }),
+        )
+            .into_response(),
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+const SIGNUP_HEADING: &str = "Create your account";
+const SETUP_HEADING: &str = "Create the first admin account";
+
+async fn signup_page(
+    State(state): State<SharedState>,
+    Viewer(user): Viewer,
+    csrf: CsrfToken,
+) -> Result<Response, PageError> {
+    if !state.settings.signup_open {
+        return Err(AppError::forbidden(
+            "sign-up is closed on this server; ask your instructor for an account",
+        )
+        .into());
+    }
+    if user.is_some() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    let form = FormState {
+        csrf: csrf.0.clone(),
+        name: String::new(),
+        error: None,
+        next: "/".into(),
+        action: "/signup".into(),
+    };
+    Ok(templates::render(&SignupPage {
+        page: context(&state, None, &csrf),
+        form,
+        heading: SIGNUP_HEADING,
+    }))
+}
+
+#[derive(Deserialize)]
+struct SignupInput {
+    name: String,
+    password: String,
+    confirm: String,
+}
+
+async fn signup(
+    State(state): State<SharedState>,
+    HxRequest(htmx): HxRequest,
+    csrf: CsrfToken,
+    jar: CookieJar,
+    CsrfForm(input): CsrfForm<SignupInput>,
+) -> Result<Response, PageError> {
+    if !state.settings.signup_open {
+        return Err(AppError::forbidden(
+            "sign-up is closed on this server; ask your instructor for an account",
+        )
+        .into());
+    }
+    create_account(
+        &state,
+        htmx,
+        &csrf,
+        jar,
+        input,
+        Role::Student,
+        "/signup",
+        SIGNUP_HEADING,
+    )
+    .await
+}
+
+/// Validates a sign-up or setup form, creates the account and logs it in.
+#[allow(clippy::too_many_arguments)]
+async fn create_account(
+    state: &SharedState,
+    htmx: bool,
+    csrf: &CsrfToken,
+    jar: CookieJar,
+    input: SignupInput,
+    role: Role,
+    action: &str,
+    heading: &'static str,
+) -> Result<Response, PageError> {
+    let refuse = |status: StatusCode, message: String| {
+        let form = FormState {
+            csrf: csrf.0.clone(),
+            name: input.name.clone(),
+            error: Some(message),
+            next: "/".into(),
+            action: action.into(),
+        };
+        Ok(form_response(
+            htmx,
+            status,
+            state,
+            csrf,
+            form,
+            Kind::Signup(heading),
+        ))
+    };
+    let name = match normalize_name(&input.name) {
+        Ok(name) => name,
+        Err(err) => {
+            return refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{}.", capitalize(&err.to_string())),
+            );
+        }
+    };
+    if let Err(err) = password::check_strength(&input.password) {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{}.", capitalize(&err.to_string())),
+        );
+    }
+    if input.password != input.confirm {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The two passwords differ.".into(),
+        );
+    }
+    let pw = input.password.clone();
+    let hash = tokio::task::spawn_blocking(move || password::hash(&pw)).await?;
+    let user = match state.db.create_user(&name, &hash, role).await {
+        Ok(user) => user,
+        Err(crate::db::DbError::NameTaken(_)) => {
+            return refuse(
+                StatusCode::CONFLICT,
+                format!("The name {name:?} is taken; choose another."),
+            );
+        }
+        Err(err) => return Err(err.into()),
+    };
+    tracing::info!(account = %user.name, role = %user.role, "account created");
+    Ok(start_session(state, jar, &user, htmx, "/").await?)
+}
+
+async fn logout(
+    State(state): State<SharedState>,
+    jar: CookieJar,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
+) -> Result<Response, PageError> {
+    if let Some(cookie) = jar.get(SESSION_COOKIE) {
+        state.db.delete_session(cookie.value()).await?;
+    }
+    let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
+    Ok((jar, Redirect::to("/")).into_response())
+}
+
+/// Checks the one-time setup token; it is valid only while no admin exists.
+fn setup_allowed(state: &SharedState, token: &str) -> Result<(), AppError> {
+    use subtle::ConstantTimeEq;
+    let guard = state
+        .setup_token
+        .lock()
+        .map_err(|_| AppError::internal("setup token lock poisoned"))?;
+    match guard.as_deref() {
+        Some(expected) if bool::from(expected.as_bytes().ct_eq(token.as_bytes())) => Ok(()),
+        _ => Err(AppError::not_found(
+            "this setup link is not valid (an admin may already exist); use `layerlab user add NAME --role admin`",
+        )),
+    }
+}
+
+async fn setup_page(
+    State(state): State<SharedState>,
+    csrf: CsrfToken,
+    Path(token): Path<String>,
+) -> Result<Response, PageError> {
+    setup_allowed(&state, &token)?;
+    let form = FormState {
+        csrf: csrf.0.clone(),
+        name: "admin".into(),
+        error: None,
+        next: "/".into(),
+        action: format!("/setup/{token}"),
+    };
+    Ok(templates::render(&SignupPage {
+        page: context(&state, None, &csrf),
+        form,
+        heading: SETUP_HEADING,
+    }))
+}
+
+async fn setup(
+    State(state): State<SharedState>,
+    HxRequest(htmx): HxRequest,
+    csrf: CsrfToken,
+    jar: CookieJar,
+    Path(token): Path<String>,
+    CsrfForm(input): CsrfForm<SignupInput>,
+) -> Result<Response, PageError> {
+    setup_allowed(&state, &token)?;
+    let response = create_account(
+        &state,
+        htmx,
+        &csrf,
+        jar,
+        input,
+        Role::Admin,
+        &format!("/setup/{token}"),
+        SETUP_HEADING,
+    )
+    .await?;
+    if state.db.admin_exists().await? {
+        if let Ok(mut guard) = state.setup_token.lock() {
+            *guard = None;
+        }
+    }
+    Ok(response)
+}
+
+/// A form whose only field is the CSRF token.
+#[derive(Deserialize)]
+struct NoFields {}

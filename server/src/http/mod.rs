@@ -1,0 +1,120 @@
+//! The web server: one `router()` per area, merged in [`app`], wrapped in
+//! the layers every response gets (request ids, tracing, compression,
+//! security headers, body limits).
+
+mod account;
+mod api;
+pub mod assets;
+pub mod error;
+mod pages;
+pub mod session;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, header};
+
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::csrf::CsrfKey;
+use crate::auth::limits::LoginLimiter;
+use crate::db::Db;
+
+/// Forms and JSON calls are small; anything bigger is refused before a
+/// handler sees it.
+const BODY_LIMIT: usize = 64 * 1024;
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
+     script-src 'self'; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+pub struct Settings {
+    /// Scheme, host and port browsers use to reach us (from `--base-url`);
+    /// forms and sockets from any other Origin are refused. Without it the
+    /// Origin must match the Host the browser asked for.
+    pub origin: Option<String>,
+    /// Cookies get `Secure` when the public URL is https.
+    pub secure_cookies: bool,
+    pub signup_open: bool,
+}
+
+pub struct AppState {
+    pub db: Db,
+    pub course: course::Course,
+    pub settings: Settings,
+    pub csrf: CsrfKey,
+    pub login_limiter: LoginLimiter,
+    /// One-time secret for `/setup/{token}`, present while no admin exists.
+    pub setup_token: Mutex<Option<String>>,
+}
+
+pub type SharedState = Arc<AppState>;
+
+pub fn app(state: SharedState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(pages::router())
+        .merge(account::router())
+        .merge(api::router())
+        .merge(assets::router())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), session::ensure_csrf_cookie))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CompressionLayer::new())
+        .layer(default_header(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .layer(default_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(default_header(header::REFERRER_POLICY, "same-origin"))
+        .layer(default_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+fn default_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+/// Serves until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: SharedState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let janitor = tokio::spawn(housekeeping(state.clone()));
+    let result = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    janitor.abort();
+    result
+}
+
+/// Periodic clean-up: expired sessions and idle rate-limit entries.
+async fn housekeeping(state: SharedState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        state.login_limiter.forget_idle();
+        match state.db.delete_expired_sessions().await {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "could not remove expired sessions"),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The HTML pages: the course overview and a lesson with its lab pane.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::SharedState;
+use super::error::{AppError, PageError};
+use super::session::{CsrfToken, Viewer};
+use crate::templates::{self, IndexPage, LessonCard, LessonPage, PageContext, Progress, TaskItem};
+
+pub fn router() -> Router<SharedState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/lessons/{slug}", get(lesson))
+        .route("/lessons/{slug}/assets/{*path}", get(lesson_asset))
+}
+
+fn duration_label(minutes: Option<u32>) -> String {
+    match minutes {
+        Some(m) => format!("{m} min"),
+        None => String::new(),
+    }
+}
+
+async fn index(
+    State(state): State<SharedState>,
+    Viewer(user): Viewer,
+    csrf: CsrfToken,
+) -> Result<Response, PageError> {
+    let visited = match &user {
+        Some(user) => Some(state.db.visited_lessons(&user.id).await?),
+        None => None,
+    };
+    let lessons = state
+        .course
+        .lessons
+        .iter()
+        .map(|lesson| LessonCard {
+            slug: &lesson.slug,
+            title: &lesson.title,
+            summary: lesson.summary.as_deref().unwrap_or(""),
+            duration: duration_label(lesson.duration_minutes),
+            tasks: lesson.tasks.len(),
+            points: lesson.tasks.iter().map(|t| t.points).sum(),
+            progress: match &visited {
+                None => Progress::Anonymous,
+                Some(v) if v.contains(&lesson.slug) => Progress::Started,
+                Some(_) => Progress::NotStarted,
+            },
+        })
+        .collect();
+    let page = PageContext {
+        user,
+        csrf: csrf.0,
+        signup_open: state.settings.signup_open,
+    };
+    Ok(templates::render(&IndexPage { page, lessons }))
+}
+
+async fn lesson(
+    State(state): State<SharedState>,
+    Viewer(user): Viewer,
+    csrf: CsrfToken,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
+    let lessons = &state.course.lessons;
+    let Some(index) = lessons.iter().position(|l| l.slug == slug) else {
+        return Err(AppError::not_found(format!(
+            "there is no lesson {slug:?}; pick one from the course page"
+        ))
+        .into());
+    };
+    let lesson = &lessons[index];
+    if let Some(user) = &user {
+        state.db.record_visit(&user.id, &lesson.slug).await?;
+    }
+    let neighbour = |i: Option<usize>| {
+        i.and_then(|i| lessons.get(i))
+            .map(|l| (l.slug.as_str(), l.title.as_str()))
+    };
+    let page = LessonPage {
+        page: PageContext {
+            user,
+            csrf: csrf.0,
+            signup_open: state.settings.signup_open,
+        },
+        slug: &lesson.slug,
+        title: &lesson.title,
+        duration: duration_label(lesson.duration_minutes),
+        body: &lesson.html,
+        tasks: lesson
+            .tasks
+            .iter()
+            .map(|t| TaskItem {
+                id: &t.id,
+                title: &t.title,
+                points: t.points,
+            })
+            .collect(),
+        previous: neighbour(index.checked_sub(1)),
+        next: neighbour(Some(index + 1)),
+    };
+    Ok(templates::render(&page))
+}
+
+async fn lesson_asset(
+    State(state): State<SharedState>,
+    Path((slug, path)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let not_found = || AppError::not_found("no such lesson asset");
+    let lesson = state.course.lesson(&slug).ok_or_else(not_found)?;
+    let file = lesson.asset(&path).ok_or_else(not_found)?;
+    let bytes = tokio::fs::read(&file).await.map_err(|_| not_found())?;
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&course::content_type(&file)) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    // Lesson SVGs are author content: never let them run script.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,253 @@
+//! Who is asking, and is the request really theirs: session cookies,
+//! bearer tokens, and CSRF checks, as extractors whose rejections are our
+//! own errors.
+
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::de::DeserializeOwned;
+
+use super::SharedState;
+use super::error::{AppError, PageError};
+use crate::db::{User, random_secret};
+
+pub const SESSION_COOKIE: &str = "layerlab_session";
+pub const CSRF_COOKIE: &str = "layerlab_csrf";
+/// Header carrying the CSRF token on cookie-authenticated API calls (htmx
+/// and fetch set it from the page's meta tag).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Name of the hidden form field carrying the CSRF token.
+pub const CSRF_FIELD: &str = "_csrf";
+
+/// The browser's CSRF cookie value, present on every request after
+/// [`ensure_csrf_cookie`] ran.
+#[derive(Clone)]
+struct CsrfCookie(String);
+
+/// Gives every browser a CSRF cookie, so any page can render a form.
+pub async fn ensure_csrf_cookie(
+    State(state): State<SharedState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let jar = CookieJar::from_headers(request.headers());
+    let existing = jar
+        .get(CSRF_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty());
+    let (value, fresh) = match existing {
+        Some(value) => (value, false),
+        None => (random_secret(), true),
+    };
+    request.extensions_mut().insert(CsrfCookie(value.clone()));
+    let mut response = next.run(request).await;
+    if fresh {
+        let cookie = Cookie::build((CSRF_COOKIE, value))
+            .path("/")
+            .http_only(true)
+            .secure(state.settings.secure_cookies)
+            .same_site(SameSite::Strict)
+            .build();
+        if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// The CSRF token to embed in forms and in the page's meta tag.
+pub struct CsrfToken(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for CsrfToken
+where
+    SharedState: FromRef<S>,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = SharedState::from_ref(state);
+        let cookie = csrf_cookie(parts)?;
+        Ok(CsrfToken(state.csrf.token_for(&cookie)))
+    }
+}
+
+fn csrf_cookie(parts: &Parts) -> Result<String, AppError> {
+    parts
+        .extensions
+        .get::<CsrfCookie>()
+        .map(|c| c.0.clone())
+        .ok_or_else(|| AppError::internal("csrf middleware missing from the router"))
+}
+
+/// How a request proved who it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Proof {
+    Cookie,
+    Bearer,
+}
+
+async fn authenticate(
+    parts: &Parts,
+    state: &SharedState,
+) -> Result<Option<(User, Proof)>, AppError> {
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                AppError::new(
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    "the Authorization header must be `Bearer <token>`",
+                )
+            })?;
+        return match state.db.token_user(token.trim()).await? {
+            Some(user) => Ok(Some((user, Proof::Bearer))),
+            None => Err(AppError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "this API token is not valid; create one with `layerlab token create USER`",
+            )),
+        };
+    }
+    let jar = CookieJar::from_headers(&parts.headers);
+    let Some(secret) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string()) else {
+        return Ok(None);
+    };
+    Ok(state
+        .db
+        .session_user(&secret)
+        .await?
+        .map(|user| (user, Proof::Cookie)))
+}
+
+/// The logged-in user of a page, if any.
+pub struct Viewer(pub Option<User>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Viewer
+where
+    SharedState: FromRef<S>,
+{
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = SharedState::from_ref(state);
+        Ok(Viewer(
+            authenticate(parts, &state).await?.map(|(user, _)| user),
+        ))
+    }
+}
+
+/// A user calling the JSON API. Cookie-authenticated calls that change
+/// something must also carry the CSRF token in `X-CSRF-Token`; bearer
+/// tokens are not sent by browsers on their own, so they need none.
+pub struct ApiUser(pub User);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiUser
+where
+    SharedState: FromRef<S>,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = SharedState::from_ref(state);
+        let (user, proof) = authenticate(parts, &state)
+            .await?
+            .ok_or_else(AppError::unauthorized)?;
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if proof == Proof::Cookie && !safe {
+            let token = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !state.csrf.verify(&csrf_cookie(parts)?, token) {
+                return Err(AppError::forbidden(
+                    "missing or stale X-CSRF-Token header; reload the page and try again",
+                ));
+            }
+        }
+        Ok(ApiUser(user))
+    }
+}
+
+/// A form submission that passed the CSRF and Origin checks.
+pub struct CsrfForm<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T>
+where
+    SharedState: FromRef<S>,
+{
+    type Rejection = PageError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let state = SharedState::from_ref(state);
+        let (parts, body) = request.into_parts();
+        check_origin(&parts, &state)?;
+        let cookie = csrf_cookie(&parts)?;
+        let bytes = axum::body::to_bytes(body, super::BODY_LIMIT)
+            .await
+            .map_err(|_| {
+                AppError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "the form is too large",
+                )
+            })?;
+        let token = url::form_urlencoded::parse(&bytes)
+            .find(|(k, _)| k == CSRF_FIELD)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        if !state.csrf.verify(&cookie, &token) {
+            return Err(AppError::forbidden(
+                "this form expired or was sent from another site; reload the page and submit it again",
+            )
+            .into());
+        }
+        let value = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+            AppError::bad_request(format!("the form is incomplete or malformed: {e}"))
+        })?;
+        Ok(CsrfForm(value))
+    }
+}
+
+/// Browsers send `Origin` on every POST; one that is not ours means the
+/// form was submitted from another site. "Ours" is the configured public
+/// URL, or else the host the browser asked for.
+pub fn check_origin(parts: &Parts, state: &SharedState) -> Result<(), AppError> {
+    let Some(origin) = parts.headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let ours = match &state.settings.origin {
+        Some(configured) => origin == configured,
+        None => {
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+            !host.is_empty() && origin_host == host
+        }
+    };
+    if ours {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(format!(
+            "requests from {origin:?} are not accepted here; open layerlab at its own address"
+        )))
+    }
+}
+
+/// The session cookie for a fresh login.
+pub fn session_cookie(secret: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, secret))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(crate::db::SESSION_TTL_SECS))
+        .build()
+}

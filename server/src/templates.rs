@@ -1,0 +1,136 @@
+//! askama page templates (files in `web/templates`) and the one wrapper
+//! that turns a render failure into a 500.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::db::User;
+use crate::http::assets;
+
+/// What every full page needs: who is looking and the form token.
+pub struct PageContext {
+    pub user: Option<User>,
+    pub csrf: String,
+    pub signup_open: bool,
+}
+
+impl PageContext {
+    /// For pages rendered without a request context (error pages).
+    pub fn bare() -> PageContext {
+        PageContext {
+            user: None,
+            csrf: String::new(),
+            signup_open: false,
+        }
+    }
+
+    /// URL of a static asset, versioned by content so it can be cached forever.
+    pub fn asset(&self, path: &str) -> String {
+        assets::url(path)
+    }
+}
+
+pub fn render<T: Template>(template: &T) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "template failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub page: PageContext,
+    pub status: u16,
+    pub reason: &'a str,
+    pub message: &'a str,
+}
+
+pub struct LessonCard<'a> {
+    pub slug: &'a str,
+    pub title: &'a str,
+    pub summary: &'a str,
+    pub duration: String,
+    pub tasks: usize,
+    pub points: u32,
+    pub progress: Progress,
+}
+
+pub enum Progress {
+    Anonymous,
+    NotStarted,
+    Started,
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+pub struct IndexPage<'a> {
+    pub page: PageContext,
+    pub lessons: Vec<LessonCard<'a>>,
+}
+
+pub struct TaskItem<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub points: u32,
+}
+
+#[derive(Template)]
+#[template(path = "lesson.html")]
+pub struct LessonPage<'a> {
+    pub page: PageContext,
+    pub slug: &'a str,
+    pub title: &'a str,
+    pub duration: String,
+    pub body: &'a str,
+    pub tasks: Vec<TaskItem<'a>>,
+    pub previous: Option<(&'a str, &'a str)>,
+    pub next: Option<(&'a str, &'a str)>,
+}
+
+/// The fields of the login, signup and setup forms, re-rendered with the
+/// error in place when a submission is refused.
+pub struct FormState {
+    pub csrf: String,
+    pub name: String,
+    pub error: Option<String>,
+    /// Where the browser goes after a successful login.
+    pub next: String,
+    /// Where the form posts to.
+    pub action: String,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub page: PageContext,
+    pub form: FormState,
+}
+
+#[derive(Template)]
+#[template(path = "partials/login_form.html")]
+pub struct LoginForm {
+    pub form: FormState,
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+pub struct SignupPage {
+    pub page: PageContext,
+    pub form: FormState,
+    pub heading: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "partials/signup_form.html")]
+pub struct SignupForm {
+    pub form: FormState,
+}

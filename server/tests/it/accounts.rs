@@ -1,0 +1,418 @@
+use reqwest::StatusCode;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn signup_logs_in_and_logout_ends_the_session() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let client = browser();
+
+    let response = signup(&client, &server, "Alice", "correct horse battery").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "sign-up redirects home"
+    );
+    let home = get_page(&client, &server.at("/")).await;
+    assert!(
+        home.contains(">alice<") || home.contains("alice"),
+        "home shows the new user: {home}"
+    );
+    assert!(home.contains("Log out"));
+
+    let token = csrf_of(&home);
+    let response = client
+        .post(server.at("/logout"))
+        .form(&[("_csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let home = get_page(&client, &server.at("/")).await;
+    assert!(
+        home.contains("Log in") && !home.contains("Log out"),
+        "logged out: {home}"
+    );
+    let me = client.get(server.at("/api/me")).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn signup_rejects_bad_names_short_passwords_mismatches_and_taken_names() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let client = browser();
+    let cases = [
+        (
+            "x",
+            "long enough pw",
+            "long enough pw",
+            "2 to 32 characters",
+        ),
+        (
+            "bad name",
+            "long enough pw",
+            "long enough pw",
+            "lowercase letters",
+        ),
+        (
+            "../etc",
+            "long enough pw",
+            "long enough pw",
+            "lowercase letters",
+        ),
+        ("bob", "short", "short", "at least 8"),
+        ("bob", "long enough pw", "different pw!!", "differ"),
+    ];
+    for (name, password, confirm, expected) in cases {
+        let response = submit(
+            &client,
+            &server,
+            "/signup",
+            "/signup",
+            &[("name", name), ("password", password), ("confirm", confirm)],
+        )
+        .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}/{password}"
+        );
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains(expected),
+            "{name}: expected {expected:?} in {body}"
+        );
+    }
+    assert_eq!(
+        signup(&client, &server, "bob", "long enough pw")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let other = browser();
+    let response = signup(&other, &server, "BOB", "another password").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(response.text().await.unwrap().contains("taken"));
+}
+
+#[tokio::test]
+async fn login_with_wrong_password_is_refused_and_right_one_rotates_the_session() {
+    let dir = temp_dir();
+    add_user(dir.path(), "carol", "student", "carol's password");
+    let server = Server::start(dir.path(), &[]);
+    let client = browser();
+
+    let response = login(&client, &server, "carol", "wrong password").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Wrong user name or password")
+    );
+    let response = login(&client, &server, "nobody", "whatever123").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "unknown names look like wrong passwords"
+    );
+
+    let first = login(&client, &server, "carol", "carol's password").await;
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let cookie_of = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|c| c.starts_with("layerlab_session="))
+            .expect("login sets the session cookie")
+    };
+    let first_cookie = cookie_of(&first);
+    assert!(
+        first_cookie.contains("HttpOnly") && first_cookie.contains("SameSite=Lax"),
+        "{first_cookie}"
+    );
+    // Logged in, /login redirects away; a second login posts from the home page's token.
+    let token = csrf_of(&get_page(&client, &server.at("/")).await);
+    let second = client
+        .post(server.at("/login"))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("name", "carol"),
+            ("password", "carol's password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let second_cookie = cookie_of(&second);
+    assert_ne!(
+        first_cookie.split(';').next(),
+        second_cookie.split(';').next(),
+        "a new login gets a new session id"
+    );
+
+    // The replaced session is gone server-side, not just in this browser.
+    let stale = reqwest::Client::new()
+        .get(server.at("/api/me"))
+        .header("cookie", first_cookie.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+    let me: serde_json::Value = client
+        .get(server.at("/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "carol");
+    assert_eq!(me["role"], "student");
+}
+
+#[tokio::test]
+async fn login_redirects_only_to_local_pages() {
+    let dir = temp_dir();
+    add_user(dir.path(), "dave", "student", "dave's password");
+    let server = Server::start(dir.path(), &[]);
+    for (next, expected) in [
+        ("/lessons/x", "/lessons/x"),
+        ("https://evil.example/", "/"),
+        ("//evil.example", "/"),
+    ] {
+        let client = browser();
+        let response = submit(
+            &client,
+            &server,
+            "/login",
+            "/login",
+            &[
+                ("name", "dave"),
+                ("password", "dave's password"),
+                ("next", next),
+            ],
+        )
+        .await;
+        assert_eq!(response.headers()["location"], expected, "next={next}");
+    }
+}
+
+#[tokio::test]
+async fn htmx_login_swaps_the_form_or_redirects() {
+    let dir = temp_dir();
+    add_user(dir.path(), "erin", "student", "erin's password");
+    let server = Server::start(dir.path(), &[]);
+    let client = browser();
+    let token = csrf_of(&get_page(&client, &server.at("/login")).await);
+    let post = |password: &'static str| {
+        client
+            .post(server.at("/login"))
+            .header("HX-Request", "true")
+            .form(&[
+                ("_csrf", token.as_str()),
+                ("name", "erin"),
+                ("password", password),
+            ])
+            .send()
+    };
+    let refused = post("not it at all").await.unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::OK,
+        "htmx only swaps 2xx answers"
+    );
+    let fragment = refused.text().await.unwrap();
+    assert!(
+        fragment.starts_with("<form") && fragment.contains("Wrong user name or password"),
+        "{fragment}"
+    );
+    let accepted = post("erin's password").await.unwrap();
+    assert_eq!(accepted.headers()["hx-redirect"], "/");
+}
+
+#[tokio::test]
+async fn closed_signup_refuses_new_accounts() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &["--signup", "closed"]);
+    let client = browser();
+    let response = client.get(server.at("/signup")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.text().await.unwrap().contains("sign-up is closed"));
+    let token = csrf_of(&get_page(&client, &server.at("/login")).await);
+    let response = client
+        .post(server.at("/signup"))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("name", "mallory"),
+            ("password", "mallory pw 1"),
+            ("confirm", "mallory pw 1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let list = cli(
+        &["user", "list", "--data-dir", dir.path().to_str().unwrap()],
+        "",
+    );
+    assert!(!text(&list.stdout).contains("mallory"));
+}
+
+#[tokio::test]
+async fn first_start_offers_a_one_time_admin_setup_link() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let log = server.log();
+    let link = log
+        .split_whitespace()
+        .find(|w| w.contains("/setup/"))
+        .unwrap_or_else(|| panic!("no setup link in the log:\n{log}"))
+        .trim_end_matches(',')
+        .to_string();
+    assert!(
+        log.contains("layerlab user add"),
+        "the log also names the CLI way"
+    );
+    let path = &link[link.find("/setup/").unwrap()..];
+    let client = browser();
+    let response = submit(
+        &client,
+        &server,
+        path,
+        path,
+        &[
+            ("name", "root-admin"),
+            ("password", "admin password"),
+            ("confirm", "admin password"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let me: serde_json::Value = client
+        .get(server.at("/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "admin");
+    let again = browser().get(server.at(path)).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND, "the link works once");
+    let wrong = browser()
+        .get(server.at("/setup/guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn cli_manages_users_and_tokens_while_the_server_runs() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let data = dir.path().to_str().unwrap();
+
+    // --data-dir after the subcommand's own arguments, and from the environment.
+    add_user(dir.path(), "frank", "instructor", "frank's password");
+    let out = std::process::Command::new(BIN)
+        .args(["user", "add", "grace", "--role", "student"])
+        .env("LAYERLAB_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let generated = text(&out.stdout).trim().to_string();
+    assert!(
+        generated.len() >= 16,
+        "a generated password is printed on stdout"
+    );
+
+    let list = cli(&["--data-dir", data, "user", "list"], "");
+    let listing = text(&list.stdout);
+    assert!(
+        listing.contains("frank") && listing.contains("instructor"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("grace") && listing.contains("student"),
+        "{listing}"
+    );
+
+    let client = browser();
+    assert_eq!(
+        login(&client, &server, "grace", &generated).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let out = cli(&["token", "create", "frank", "--data-dir", data], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_string();
+    assert!(
+        !token.contains(' ') && !token.contains('\n'),
+        "stdout holds only the token: {token:?}"
+    );
+    let me: serde_json::Value = reqwest::Client::new()
+        .get(server.at("/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "frank");
+    let bad = reqwest::Client::new()
+        .get(server.at("/api/me"))
+        .bearer_auth("llt_forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    assert!(bad.text().await.unwrap().contains("token create"));
+
+    let out = cli(
+        &[
+            "user",
+            "passwd",
+            "grace",
+            "--password-stdin",
+            "--data-dir",
+            data,
+        ],
+        "grace's new password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let me = client.get(server.at("/api/me")).send().await.unwrap();
+    assert_eq!(
+        me.status(),
+        StatusCode::UNAUTHORIZED,
+        "a password change ends browser sessions"
+    );
+    assert_eq!(
+        login(&browser(), &server, "grace", "grace's new password")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let dup = cli(
+        &[
+            "user",
+            "add",
+            "frank",
+            "--password-stdin",
+            "--data-dir",
+            data,
+        ],
+        "whatever pw\n",
+    );
+    assert!(!dup.status.success());
+    assert!(text(&dup.stderr).contains("taken"), "{}", text(&dup.stderr));
+    let unknown = cli(&["token", "create", "nobody", "--data-dir", data], "");
+    assert!(!unknown.status.success());
+    assert!(text(&unknown.stderr).contains("no user named"));
+}

@@ -1,0 +1,242 @@
+//! Starts real servers and runs the real CLI.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_layerlab");
+
+pub fn bundled_lessons() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../lessons")
+}
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `layerlab serve` on a free port and waits until it listens.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("LAYERLAB_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn layerlab serve");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(url.trim().to_string());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start; its log:\n{}", log.lock().unwrap());
+            }
+        };
+        Server { child, url, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id() as i32;
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for server") {
+                assert!(
+                    status.success(),
+                    "server exited with {status} after SIGTERM; log:\n{}",
+                    self.log()
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server ignored SIGTERM; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// kill -9: the server gets no chance to tidy up.
+    pub fn crash(mut self) {
+        self.child.kill().expect("kill -9 the server");
+        self.child.wait().expect("reap the server");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the CLI with `args`, feeding `stdin`.
+pub fn cli(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn layerlab");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().expect("wait for layerlab")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects (tests
+/// look at them).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The CSRF token embedded in a page's forms.
+pub fn csrf_of(html: &str) -> String {
+    let marker = "name=\"_csrf\" value=\"";
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no csrf field in page:\n{html}"))
+        + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_string()
+}
+
+pub async fn get_page(client: &reqwest::Client, url: &str) -> String {
+    let response = client.get(url).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    response.text().await.unwrap()
+}
+
+/// Loads `page` for its token, then posts `fields` with it.
+pub async fn submit(
+    client: &reqwest::Client,
+    server: &Server,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let html = get_page(client, &server.at(page)).await;
+    let token = csrf_of(&html);
+    let mut form: Vec<(&str, &str)> = vec![("_csrf", &token)];
+    form.extend_from_slice(fields);
+    client
+        .post(server.at(action))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn signup(
+    client: &reqwest::Client,
+    server: &Server,
+    name: &str,
+    password: &str,
+) -> reqwest::Response {
+    submit(
+        client,
+        server,
+        "/signup",
+        "/signup",
+        &[
+            ("name", name),
+            ("password", password),
+            ("confirm", password),
+        ],
+    )
+    .await
+}
+
+pub async fn login(
+    client: &reqwest::Client,
+    server: &Server,
+    name: &str,
+    password: &str,
+) -> reqwest::Response {
+    submit(
+        client,
+        server,
+        "/login",
+        "/login",
+        &[("name", name), ("password", password)],
+    )
+    .await
+}
+
+/// Adds an account through the CLI.
+pub fn add_user(data_dir: &Path, name: &str, role: &str, password: &str) {
+    let out = cli(
+        &[
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ],
+        &format!("{password}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "user add failed: {}",
+        text(&out.stderr)
+    );
+}
+
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("layerlab-it-")
+        .tempdir()
+        .unwrap()
+}

@@ -1,0 +1,15 @@
+//! Integration tests: each starts the real `layerlab` binary on an
+//! ephemeral port with a temporary data directory and drives it over HTTP
+//! and its command line, as a browser, a script or an operator would.
+//!
+//! - `harness`: starting and stopping servers, running the CLI, reading forms.
+//! - `accounts`: sign-up, login, logout, setup link, roles, tokens.
+//! - `protection`: CSRF, Origin, rate limits, body limits, headers.
+//! - `lessons`: pages, Markdown, run buttons, assets, the JSON API, bad courses.
+//! - `durability`: what survives a restart and a crash.
+
+mod accounts;
+mod durability;
+mod harness;
+mod lessons;
+mod protection;

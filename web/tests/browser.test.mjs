@@ -1,0 +1,103 @@
+// Browser test: the real layerlab binary, driven through Debian's Chromium.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const BIN = process.env.LAYERLAB_BIN;
+const OUTPUT = process.env.LAYERLAB_TEST_OUTPUT ?? join(tmpdir(), "layerlab-test-output");
+const CHROMIUM = "/usr/bin/chromium";
+
+let server;
+let baseUrl;
+let browser;
+const dataDir = mkdtempSync(join(tmpdir(), "layerlab-browser-"));
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let log = "";
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 60_000);
+    child.stderr.on("data", (chunk) => {
+      log += chunk;
+      const match = log.match(/listening on (http:\/\/\S+)/);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, url: match[1] });
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
+  });
+}
+
+before(async () => {
+  assert.ok(BIN && existsSync(BIN), "LAYERLAB_BIN must point at the layerlab binary (make browser sets it)");
+  assert.ok(existsSync(CHROMIUM), "Debian's chromium is required: apt-get install chromium");
+  mkdirSync(OUTPUT, { recursive: true });
+  const add = spawnSync(BIN, ["user", "add", "student1", "--password-stdin", "--data-dir", dataDir], {
+    input: "student1 password\n",
+  });
+  assert.equal(add.status, 0, `user add failed: ${add.stderr}`);
+  ({ child: server, url: baseUrl } = await startServer());
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      `--user-data-dir=${mkdtempSync(join(tmpdir(), "layerlab-chromium-"))}`,
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+});
+
+test("a student logs in, reads a lesson and uses a run button", async () => {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+  page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
+
+  await page.goto(`${baseUrl}/`);
+  await assert.doesNotReject(page.getByRole("link", { name: /what is a container/i }).first().waitFor());
+  await page.getByRole("link", { name: "Log in" }).click();
+
+  // A wrong password first: htmx swaps in the error without a reload.
+  await page.getByLabel("User name").fill("student1");
+  await page.getByLabel("Password").fill("not the password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("alert").waitFor();
+  assert.match(await page.getByRole("alert").textContent(), /Wrong user name or password/);
+
+  await page.getByLabel("Password").fill("student1 password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByText("Log out").waitFor();
+  assert.match(await page.locator(".who").textContent(), /student1/);
+
+  await page.locator(".lesson-card a").first().click();
+  await page.waitForURL(/\/lessons\/01-/);
+  const heading = await page.locator("article.lesson h1").textContent();
+  assert.ok(heading.length > 3, "lesson title shown");
+  assert.ok(await page.locator("#lab").isVisible(), "lab pane is beside the text");
+  const runButtons = page.locator(".run-button");
+  assert.ok((await runButtons.count()) > 0, "run buttons rendered");
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: baseUrl });
+  const first = runButtons.first();
+  const command = await first.getAttribute("data-command");
+  await first.click();
+  await page.waitForFunction((el) => el.textContent !== "Run", await first.elementHandle());
+  assert.equal(await first.textContent(), "Copied");
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), command);
+
+  await page.screenshot({ path: join(OUTPUT, "lesson.png"), fullPage: false });
+  assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  await context.close();
+});

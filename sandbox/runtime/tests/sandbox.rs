@@ -399,6 +399,43 @@ fn escapes_are_refused() {
     );
 }
 
+/// The engine's unix socket, bind-mounted at /var/run/docker.sock, answers
+/// from inside.
+fn unix_socket_bind_mount_reaches_the_host() {
+    let f = Fixture::new();
+    let dir = tempfile::Builder::new()
+        .prefix("layerlab-sock-")
+        .tempdir_in("/dev/shm")
+        .expect("dir");
+    let path = dir.path().join("engine.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    // Root inside maps to an unprivileged host uid: the socket must let it write.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .expect("chmod");
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).expect("read");
+        s.write_all(b"pong").expect("write");
+        buf
+    });
+    let mut spec = probe_spec(&f, "sock");
+    spec.mounts.push(BindMount {
+        source: path.clone(),
+        target: "/var/run/docker.sock".into(),
+        readonly: false,
+    });
+    f.rt.create(spec).expect("create");
+    let o =
+        f.rt.exec(
+            "sock",
+            &ExecSpec::new(["/probe", "__probe", "unix", "/var/run/docker.sock"]),
+        )
+        .expect("exec");
+    assert_eq!(out(&o), "reply pong", "{}", err(&o));
+    assert_eq!(&server.join().expect("server thread"), b"ping");
+}
+
 fn cannot_see_host_or_other_sandboxes() {
     let f = Fixture::new();
     f.rt.create(f.spec("see-a")).expect("create a");
@@ -1079,6 +1116,10 @@ fn main() {
             init_ignores_signals_from_inside,
         ),
         ("escapes_are_refused", escapes_are_refused),
+        (
+            "unix_socket_bind_mount_reaches_the_host",
+            unix_socket_bind_mount_reaches_the_host,
+        ),
         (
             "cannot_see_host_or_other_sandboxes",
             cannot_see_host_or_other_sandboxes,

@@ -39,7 +39,25 @@ fn connect(addr: [u8; 4], port: u16) -> i64 {
     }
 }
 
+/// `__probe unix PATH`: connects to a unix socket, sends "ping", prints the reply.
+fn unix(path: &str) -> ! {
+    use std::io::{Read, Write};
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(mut s) => {
+            let _ = s.write_all(b"ping");
+            let mut buf = [0u8; 4];
+            let n = s.read(&mut buf).unwrap_or(0);
+            println!("reply {}", String::from_utf8_lossy(&buf[..n]));
+        }
+        Err(e) => println!("connect failed: {e}"),
+    }
+    std::process::exit(0)
+}
+
 pub fn main(args: &[String]) -> ! {
+    if args.first().map(String::as_str) == Some("unix") {
+        unix(args.get(1).map(String::as_str).unwrap_or(""))
+    }
     let port: u16 = args.first().and_then(|p| p.parse().ok()).unwrap_or(9);
     let c = |s: &str| CString::new(s).expect("probe string");
     // SAFETY: every call gets valid or null pointers; failures are the point.

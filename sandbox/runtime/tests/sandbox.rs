@@ -827,6 +827,32 @@ fn run_sleep_main(args: &[String]) -> ! {
     std::process::exit(0)
 }
 
+/// The server creates, uses and stops sandboxes from many threads at once.
+fn parallel_lifecycles_do_not_interfere() {
+    let f = Fixture::new();
+    let bases = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let (f, bases) = (&f, &bases);
+            s.spawn(move || {
+                let id = format!("par{i}");
+                let mut spec = f.spec(&id);
+                spec.hostname = format!("host{i}");
+                let sb = f.rt.create(spec).expect("parallel create");
+                bases.lock().expect("lock").push(sb.uid_base);
+                let o = sh(f, &id, "hostname; echo $$ > /mine; cat /mine | wc -l");
+                assert_eq!(out(&o), format!("host{i}\n1"), "{}", err(&o));
+                f.rt.stop(&id, Duration::ZERO).expect("parallel stop");
+            });
+        }
+    });
+    let mut bases = bases.into_inner().expect("bases");
+    bases.sort();
+    bases.dedup();
+    assert_eq!(bases.len(), 8, "two live sandboxes shared a uid range");
+    assert!(f.rt.list().expect("list").is_empty());
+}
+
 fn list_stats_touch() {
     let f = Fixture::new();
     f.rt.create(f.spec("l1")).expect("create");
@@ -1144,6 +1170,10 @@ fn main() {
         ("memory_hog_is_killed_inside", memory_hog_is_killed_inside),
         ("disk_fill_is_stopped", disk_fill_is_stopped),
         ("list_stats_touch", list_stats_touch),
+        (
+            "parallel_lifecycles_do_not_interfere",
+            parallel_lifecycles_do_not_interfere,
+        ),
         (
             "run_once_dies_with_its_caller",
             run_once_dies_with_its_caller,

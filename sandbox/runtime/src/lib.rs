@@ -17,7 +17,11 @@
 //!   Docker's default profile (module `seccomp`), `no_new_privs`.
 //! - Memory (+swap), pids and CPU limits in its own cgroup, v1 or v2.
 //! - A network namespace with loopback and a bridge, and no route out.
-//! - pid 1 is our tiny init (reaps orphans, forwards stop signals).
+//! - pid 1 is our tiny init: reaps orphans, forwards stop signals that come
+//!   from the host and ignores those sent from inside (`kill 1` does not
+//!   end a node).
+//! - Its processes are the host's preferred OOM victims; a `run_once`
+//!   sandbox dies with its caller.
 //!
 //! # Principal types
 //! [`Runtime`] (created from a [`RuntimeConfig`]) owns the sandboxes of one
@@ -94,6 +98,11 @@
 //! The state directory belongs on a tmpfs (like /run): sandboxes do not
 //! survive a reboot, and on this disk each removal of a sandbox's record
 //! cost several milliseconds more than on tmpfs.
+//!
+//! # Requirements
+//! Root; a kernel with idmapped mounts on the layers' filesystem (ext4,
+//! xfs, btrfs; tmpfs from 6.3) and overlayfs `lowerdir+` (6.8+; this
+//! machine runs 6.18); cgroup v1 with memory, pids and cpu, or v2.
 //!
 //! # Invariants
 //! - No host mount, netns or veth is ever created: the overlay is a detached

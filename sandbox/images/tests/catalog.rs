@@ -473,6 +473,51 @@ fn a_failing_step_reports_its_output_and_leaves_no_snapshot() {
 }
 
 #[test]
+fn a_cache_record_whose_blob_is_gone_is_rebuilt() {
+    // Its own store and cache: the blob is deleted behind the cache's back.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("store")).expect("store");
+    let cache = dir.path().join("cache");
+    let recipe = || {
+        vec![
+            Recipe::new("layerlab-test/tiny:latest")
+                .step(Step::Busybox)
+                .cmd(&["sh"]),
+        ]
+    };
+    let statuses = |store: &Store| {
+        let mut out = Vec::new();
+        let built = images::build(store, &cache, &recipe(), |event| {
+            if let Progress::Step { status, .. } = event
+                && status != StepStatus::Config
+            {
+                out.push(status);
+            }
+        })
+        .expect("build");
+        (built, out)
+    };
+    let (first, st) = statuses(&store);
+    assert_eq!(st, [StepStatus::Building]);
+    let (_, st) = statuses(&store);
+    assert_eq!(st, [StepStatus::Cached]);
+
+    store
+        .delete_blob(&first[0].layers[0].digest)
+        .expect("delete the layer blob");
+    let (again, st) = statuses(&store);
+    assert_eq!(
+        st,
+        [StepStatus::Building],
+        "a record without its blob must not be trusted"
+    );
+    assert!(store.blob_exists(&again[0].layers[0].digest));
+    store
+        .image(&again[0].manifest_digest)
+        .expect("the rebuilt image is complete");
+}
+
+#[test]
 fn skopeo_accepts_every_export() {
     let s = shared();
     let dir = tempfile::tempdir().expect("tempdir");

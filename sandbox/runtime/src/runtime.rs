@@ -210,13 +210,16 @@ impl Runtime {
                 debug!(id = %sb.id, pid = sb.init_pid, elapsed = ?started.elapsed(), "sandbox ready");
                 Ok(sb)
             }
-            Err(failure) => match self.destroy(&id, slot) {
-                Ok(()) => Err(failure),
-                Err(cleanup) => Err(Error::WithCleanup {
-                    failure: Box::new(failure),
-                    cleanup: Box::new(cleanup),
-                }),
-            },
+            Err(failure) => {
+                warn!(id = %id, error = %failure, "sandbox create failed; removing its leftovers");
+                match self.destroy(&id, slot) {
+                    Ok(()) => Err(failure),
+                    Err(cleanup) => Err(Error::WithCleanup {
+                        failure: Box::new(failure),
+                        cleanup: Box::new(cleanup),
+                    }),
+                }
+            }
         }
     }
 
@@ -311,6 +314,7 @@ impl Runtime {
             .stack_size(64 * 1024)
             .spawn(move || {
                 let status = wait_child(pid);
+                debug!(id = %id, pid, ?status, "sandbox init exited");
                 if let Ok(mut m) = exited.lock() {
                     m.insert(id, status);
                 }
@@ -371,6 +375,7 @@ impl Runtime {
         let stdout = out.finish(drain_until);
         let stderr = err.finish(drain_until);
         if timed_out {
+            debug!(id, argv = ?spec.argv, "exec timed out; killed");
             return Err(Error::Timeout(spec.timeout.unwrap_or_default()));
         }
         Ok(ExecOutput {
@@ -428,6 +433,7 @@ impl Runtime {
         // The pidfd is opened before the liveness check, so a pid recycled
         // in between can never receive our signal.
         let pidfd = st.init_pid.and_then(|pid| crate::sys::pidfd_open(pid).ok());
+        debug!(id, ?grace, "stopping sandbox");
         if let Some(pidfd) = pidfd.filter(|_| self.alive(&st)) {
             // SAFETY: plain syscall on a pidfd we own.
             unsafe {
@@ -590,6 +596,7 @@ impl Runtime {
                 }
             }
         }
+        tracing::info!(adopted = ?report.adopted, cleaned = ?report.cleaned, "sandboxes found at start-up");
         for (slot, owner) in UidPool::orphans(&self.layout) {
             UidPool::release(&self.layout, slot, &owner)?;
         }

@@ -9,6 +9,31 @@
 //! [`Step::Add`] of [`FileSource::Host`] and an entrypoint) and build it
 //! with [`crate::build`].
 //!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let store = store::Store::open("/var/lib/layerlab/store".as_ref())?;
+//! use images::recipes::{AddFile, ConfigChange, FileSource, Recipe, Step};
+//! let registry = Recipe::new("registry:2")
+//!     .from("debian:bookworm")
+//!     .step(Step::Add {
+//!         files: vec![AddFile {
+//!             path: "/usr/local/bin/layerlab".into(),
+//!             mode: 0o755,
+//!             source: FileSource::Host(std::env::current_exe()?),
+//!         }],
+//!     })
+//!     .config(ConfigChange::Expose("5000/tcp".into()))
+//!     .config(ConfigChange::Entrypoint(vec![
+//!         "/usr/local/bin/layerlab".into(),
+//!         "registry".into(),
+//!         "serve".into(),
+//!     ]));
+//! let mut recipes = images::catalog();
+//! recipes.push(registry);
+//! images::build(&store, "/var/tmp/layerlab/images".as_ref(), &recipes, |e| println!("{e}"))?;
+//! # Ok(()) }
+//! ```
+//!
 //! Every step serialises to JSON, and that JSON is what the build cache
 //! hashes: editing a step (a package list, a label, a file's bytes) changes
 //! its key and rebuilds it and everything after it.

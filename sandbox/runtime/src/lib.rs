@@ -80,14 +80,14 @@
 //! adopted after a restart are no longer our children.
 //!
 //! # Measured here (`cargo bench -p runtime --bench start`, 2 cores shared with other builds)
-//! create → ready p50 18–35 ms depending on load; start-run-exit of `true`
-//! p50 29–36 ms against 14–16 ms for `unshare -Urmpfu --mount-proc chroot`
-//! measured in the same runs (2.1–2.4×), and 795 ms for `docker run --rm
+//! create → ready p50 14–36 ms depending on load; start-run-exit of `true`
+//! p50 18–38 ms against 6–16 ms for `unshare -Urmpfu --mount-proc chroot`
+//! measured in the same runs (2.1–2.9×), and 795 ms for `docker run --rm
 //! --network none busybox true` (Debian's dockerd 20.10, the same rootfs
 //! imported as `busybox`); stop with full cleanup p50 3–7 ms.
 //! An idle sandbox costs 0.5 MiB (init PSS 0.2 MiB plus 0.3 MiB of cgroup
 //! kernel memory; host MemAvailable drops about 1 MiB); 500 of them started
-//! in 11–16 s and were all cleaned up in 4 s. By memory this machine would
+//! in 8–16 s and were all cleaned up in 3–4 s. By memory this machine would
 //! hold tens of thousands; `kernel.pid_max` (32768, one process per idle
 //! sandbox) and the uid pool (4096 slots by default) bind first. What is
 //! left on the start-up path is mostly kernel work: RCU grace periods when

@@ -5,15 +5,20 @@
 //! `EPERM`. Calls Docker gates behind capabilities outside its default set
 //! (mount, umount2, pivot_root, setns, unshare, bpf, perf_event_open,
 //! keyctl, add_key, request_key, init/finit/delete_module, reboot, kexec_*,
-//! settimeofday, clock_settime, adjtimex writes, swapon, acct, ioperm, iopl,
-//! syslog, process_vm_*, kcmp, open_by_handle_at, userfaultfd, quotactl,
-//! io_uring_*, lookup_dcookie, fanotify_init, vhangup, name spaces via
-//! clone flags, ...) are simply absent. Argument rules as in Docker:
+//! settimeofday, clock_settime, swapon, acct, ioperm, iopl, syslog, kcmp,
+//! pidfd_getfd, open_by_handle_at, userfaultfd, quotactl, lookup_dcookie,
+//! fanotify_init, vhangup, the mempolicy calls, namespaces via clone
+//! flags, ...) are simply absent; `adjtimex` and `clock_adjtime` stay, as
+//! the kernel itself refuses changes without CAP_SYS_TIME. Argument rules as in Docker:
 //! `clone` without namespace flags, `personality` with the harmless
 //! personas only, `clone3` fails with `ENOSYS` so libc falls back to
 //! `clone`, where the flags can be checked.
 //!
-//! One addition: `ioctl(TIOCSTI)` and `ioctl(TIOCLINUX)` are refused, since
+//! Like Docker's, `sethostname`/`setdomainname` need CAP_SYS_ADMIN and are
+//! refused, and `socket(AF_VSOCK)` is refused. Two deliberate differences,
+//! both stricter: `io_uring_*` stay out (a frequent source of kernel
+//! escapes, and nothing a lab needs), and `ioctl(TIOCSTI)` and
+//! `ioctl(TIOCLINUX)` are refused, since
 //! `dev.tty.legacy_tiocsti` is on here and `run_once -t` hands the caller's
 //! terminal to the sandbox; those ioctls would let it type into that
 //! terminal after it exits.
@@ -35,6 +40,10 @@ macro_rules! syscalls {
 const ALLOWED: &[libc::c_long] = &syscalls![
     SYS_accept,
     SYS_accept4,
+    SYS_adjtimex,
+    SYS_clock_adjtime,
+    SYS_process_vm_readv,
+    SYS_process_vm_writev,
     SYS_bind,
     SYS_brk,
     SYS_capget,
@@ -221,12 +230,10 @@ const ALLOWED: &[libc::c_long] = &syscalls![
     SYS_sendmmsg,
     SYS_sendmsg,
     SYS_sendto,
-    SYS_setdomainname,
     SYS_setfsgid,
     SYS_setfsuid,
     SYS_setgid,
     SYS_setgroups,
-    SYS_sethostname,
     SYS_setitimer,
     SYS_setpgid,
     SYS_setpriority,
@@ -248,7 +255,6 @@ const ALLOWED: &[libc::c_long] = &syscalls![
     SYS_shutdown,
     SYS_sigaltstack,
     SYS_signalfd4,
-    SYS_socket,
     SYS_socketpair,
     SYS_splice,
     SYS_statfs,
@@ -286,6 +292,8 @@ const ALLOWED: &[libc::c_long] = &syscalls![
 #[cfg(target_arch = "x86_64")]
 const ALLOWED_ARCH: &[libc::c_long] = &syscalls![
     SYS_access,
+    SYS_memfd_secret,
+    SYS_modify_ldt,
     SYS_alarm,
     SYS_arch_prctl,
     SYS_chmod,
@@ -373,6 +381,15 @@ impl Profile {
                 Len::Qword,
                 Op::MaskedEq(NAMESPACE_FLAGS),
                 0,
+            )?])?],
+        );
+        rules.insert(
+            libc::SYS_socket,
+            vec![rule(vec![cond(
+                0,
+                Len::Dword,
+                Op::Ne,
+                libc::AF_VSOCK as u64,
             )?])?],
         );
         rules.insert(

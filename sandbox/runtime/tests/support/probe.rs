@@ -186,6 +186,18 @@ pub fn main(args: &[String]) -> ! {
                 libc::ioctl(m, libc::TIOCSTI, &ch) as i64
             }
         });
+        report(
+            "socket_vsock",
+            libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) as i64,
+        );
+        report(
+            "sethostname",
+            libc::sethostname(c("evil").as_ptr(), 4) as i64,
+        );
+        report(
+            "io_uring_setup",
+            libc::syscall(libc::SYS_io_uring_setup, 1, [0u8; 120].as_ptr()),
+        );
         report("getpid", libc::getpid() as i64);
     }
     std::process::exit(0)

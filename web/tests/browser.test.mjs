@@ -49,8 +49,8 @@ before(async () => {
     args: [
       "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      `--user-data-dir=${mkdtempSync(join(tmpdir(), "layerlab-chromium-"))}`,
     ],
+    // playwright gives every launch a fresh, empty profile of its own.
   });
 });
 

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use sha2::{Digest as _, Sha256};
-use store::{Compression, DiffOptions, ErrorKind, Layer, Reference, Store};
+use store::{Compression, DiffOptions, ErrorKind, Layer, Lease, Reference, Store};
 
 use crate::cache::{self, Cache, StepRecord};
 use crate::chroot::{self, Overlay};
@@ -70,6 +70,9 @@ pub(crate) fn build(
 ) -> Result<Vec<BuiltImage>> {
     let cache = Cache::lock(cache_dir)?;
     let hub = hub();
+    // Holds every layer of this build until its image is tagged, so a GC
+    // running meanwhile cannot take a layer that no name references yet.
+    let mut lease = store.lease()?;
     // Images built in this run, by their recipe name (first tag).
     let mut built: HashMap<&str, ImageState> = HashMap::new();
     let mut out = Vec::new();
@@ -140,7 +143,7 @@ pub(crate) fn build(
 
             let extra = host_file_hashes(step).map_err(step_err)?;
             let key = cache::step_key(&image.state, &step_json, &extra);
-            let record = match cache.get(&key).filter(|r| in_store(store, r)) {
+            let record = match cache.get(&key).filter(|r| in_store(store, &mut lease, r)) {
                 Some(record) => {
                     progress(report(StepStatus::Cached));
                     record
@@ -156,6 +159,7 @@ pub(crate) fn build(
                     };
                     let layer = build_layer(store, &cache, &image, step, &key, &mut on_line)
                         .map_err(step_err)?;
+                    lease.add_blob(layer.digest.clone())?;
                     let record = StepRecord {
                         digest: layer.digest.clone(),
                         diff_id: layer.diff_id.clone(),
@@ -241,7 +245,12 @@ fn parent_from_hub(store: &Store, recipe: &str, parent: &str) -> Result<ImageSta
 }
 
 /// A cache record is only used if the store still has its blob, whole.
-fn in_store(store: &Store, record: &StepRecord) -> bool {
+/// The blob joins the build's lease first, so it cannot go after the check.
+fn in_store(store: &Store, lease: &mut Lease, record: &StepRecord) -> bool {
+    if let Err(e) = lease.add_blob(record.digest.clone()) {
+        tracing::warn!(digest = %record.digest, error = %e, "cannot lease a cached layer, rebuilding it");
+        return false;
+    }
     let present = store
         .blob_info(&record.digest)
         .is_ok_and(|info| info.size == record.size);

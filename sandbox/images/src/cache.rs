@@ -26,7 +26,7 @@ use store::Digest;
 
 /// Bumped when the meaning of a step changes without its JSON changing
 /// (e.g. how the builder cleans a debootstrap tree), to rebuild everything.
-const KEY_VERSION: &str = "layerlab-images/1";
+const KEY_VERSION: &str = "layerlab-images/2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {

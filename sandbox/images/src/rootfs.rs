@@ -53,8 +53,9 @@ fn inside(root: &Path, path: &str) -> Result<PathBuf, RootfsError> {
 
 /// `debootstrap --variant=VARIANT SUITE ROOT MIRROR`, keeping the .debs in
 /// `debs`, then the clean-up Docker's debian images also do: no package
-/// cache, no package lists, and the host's resolver and hostname emptied
-/// (they stay as files because the runtime bind-mounts its own over them).
+/// cache, no package lists, no bootstrap log, and the host's resolver,
+/// hostname and hosts files replaced (they stay as files because the
+/// runtime bind-mounts its own over them).
 pub fn debootstrap(
     root: &Path,
     suite: &str,
@@ -99,9 +100,21 @@ pub fn debootstrap(
             fs::remove_file(&path).map_err(io_err("remove", &path))?;
         }
     }
-    for file in ["etc/resolv.conf", "etc/hostname"] {
+    for (file, contents) in [
+        ("etc/resolv.conf", ""),
+        ("etc/hostname", ""),
+        (
+            "etc/hosts",
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        ),
+    ] {
         let path = root.join(file);
-        fs::write(&path, b"").map_err(io_err("write", &path))?;
+        fs::write(&path, contents).map_err(io_err("write", &path))?;
+    }
+    // debootstrap's own log describes the build host, not the image.
+    let log = root.join("var/log/bootstrap.log");
+    if log.exists() {
+        fs::remove_file(&log).map_err(io_err("remove", &log))?;
     }
     Ok(())
 }

@@ -23,7 +23,8 @@ pub struct ImageRef {
     pub config_digest: Digest,
 }
 
-/// An image unpacked for running; GC keeps its snapshots while the lease lives.
+/// An image (or layer stack) unpacked for running; GC keeps its snapshots
+/// while the lease lives.
 #[derive(Debug)]
 pub struct Unpacked {
     /// Overlay lowerdirs, top-most layer first (the order of `lowerdir=`).
@@ -31,7 +32,6 @@ pub struct Unpacked {
     pub lowerdirs: Vec<PathBuf>,
     /// Chain id of the top layer: the parent for [`crate::Snapshots::prepare`].
     pub chain_id: Option<Digest>,
-    pub image: Image,
     pub lease: Lease,
 }
 
@@ -133,24 +133,33 @@ impl Store {
     /// image's blobs, from GC until dropped.
     pub fn unpack(&self, manifest_digest: &Digest) -> Result<Unpacked> {
         let image = self.image(manifest_digest)?;
-        let diff_ids: Vec<Digest> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
-        let chains = manifests::chain_ids(&diff_ids);
         let mut record = LeaseRecord::default();
-        record.snapshots.extend(chains.iter().cloned());
         record.blobs.extend([
             manifest_digest.clone(),
             image.manifest_digest.clone(),
             image.config_digest.clone(),
         ]);
-        record
-            .blobs
-            .extend(image.layers.iter().map(|l| l.digest.clone()));
+        self.unpack_leased(&image.layers, record)
+    }
+
+    /// Unpacks a stack of stored layers (bottom first) that no image names
+    /// yet, e.g. the layers of a build in progress; same result as
+    /// [`Store::unpack`]. Each layer's diff id is checked while unpacking.
+    pub fn unpack_layers(&self, layers: &[Layer]) -> Result<Unpacked> {
+        self.unpack_leased(layers, LeaseRecord::default())
+    }
+
+    fn unpack_leased(&self, layers: &[Layer], mut record: LeaseRecord) -> Result<Unpacked> {
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        let chains = manifests::chain_ids(&diff_ids);
+        record.snapshots.extend(chains.iter().cloned());
+        record.blobs.extend(layers.iter().map(|l| l.digest.clone()));
         // The lease exists before the unpack starts, so GC cannot take a
         // layer between its unpack and the return.
         let lease = Lease::create(self.layout(), record)?;
         {
             let _gc = FileLock::shared(&self.layout().lock())?;
-            self.snapshots().unpack_layers(&image.layers)?;
+            self.snapshots().unpack_layers(layers)?;
         }
         let chain_id = chains.last().cloned();
         let lowerdirs = match &chain_id {
@@ -160,7 +169,6 @@ impl Store {
         Ok(Unpacked {
             lowerdirs,
             chain_id,
-            image,
             lease,
         })
     }

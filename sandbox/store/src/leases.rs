@@ -63,7 +63,7 @@ impl Lease {
         // reference appears.
         let _gc = FileLock::shared(&self.layout.lock())?;
         let bytes = serde_json::to_vec(&self.record)
-            .map_err(|e| io::Error::other(e))
+            .map_err(io::Error::other)
             .ctx("encoding lease", &self.id)?;
         write_atomic(&self.layout.tmp(), &self.layout.lease(&self.id), &bytes)
     }

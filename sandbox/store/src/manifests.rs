@@ -64,8 +64,8 @@ impl ManifestError {
 /// A parsed manifest or index, next to its exact bytes.
 #[derive(Debug, Clone)]
 pub enum Document {
-    Manifest(ImageManifest),
-    Index(ImageIndex),
+    Manifest(Box<ImageManifest>),
+    Index(Box<ImageIndex>),
 }
 
 /// Just enough of a document to tell which kind it is.
@@ -102,12 +102,12 @@ pub fn parse_document(
         }
     };
     let doc = match mt.as_str() {
-        OCI_MANIFEST | DOCKER_MANIFEST => {
-            Document::Manifest(serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?)
-        }
-        OCI_INDEX | DOCKER_MANIFEST_LIST => {
-            Document::Index(serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?)
-        }
+        OCI_MANIFEST | DOCKER_MANIFEST => Document::Manifest(Box::new(
+            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?,
+        )),
+        OCI_INDEX | DOCKER_MANIFEST_LIST => Document::Index(Box::new(
+            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?,
+        )),
         other => return Err(ManifestError::UnsupportedMediaType(other.to_owned()).into()),
     };
     Ok((doc, mt))
@@ -236,7 +236,7 @@ pub(crate) fn load_image(content: &ContentStore, digest: &Digest) -> Result<Imag
                 current = descriptor_digest(chosen)?;
             }
             Document::Manifest(manifest) => {
-                return image_from_manifest(content, current, mt, bytes, manifest);
+                return image_from_manifest(content, current, mt, bytes, *manifest);
             }
         }
     }

@@ -208,6 +208,10 @@ impl Snapshots {
                 }
                 .into());
             }
+            // The tree must be on disk before its name is: one syncfs is far
+            // cheaper than an fsync per file.
+            let fs_fd = fs::File::open(&fs_dir).ctx("opening snapshot", &fs_dir)?;
+            rustix::fs::syncfs(&fs_fd).ctx("syncing snapshot", &fs_dir)?;
             let info = CommittedInfo {
                 parent,
                 diff_id: layer.diff_id.clone(),

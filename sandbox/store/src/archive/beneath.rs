@@ -10,10 +10,10 @@ use rustix::io::Errno;
 
 use super::ArchiveError;
 
-const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
+pub(crate) const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
     .union(ResolveFlags::NO_SYMLINKS)
     .union(ResolveFlags::NO_MAGICLINKS);
-const DIR_FLAGS: OFlags = OFlags::DIRECTORY
+pub(crate) const DIR_FLAGS: OFlags = OFlags::DIRECTORY
     .union(OFlags::RDONLY)
     .union(OFlags::CLOEXEC)
     .union(OFlags::NOFOLLOW);

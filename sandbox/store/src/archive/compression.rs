@@ -202,6 +202,10 @@ pub(crate) fn decompress<'a>(
 
 const CHUNK: usize = 256 * 1024;
 
+/// Joins to the sha256 and length of the decoded stream, or `None` if the
+/// decoder stopped early (its error went down the channel).
+pub(crate) type DecoderHandle<'scope> = ScopedJoinHandle<'scope, Option<(Digest, u64)>>;
+
 /// The decompressed stream of a raw blob, decoded and hashed on a helper
 /// thread of `scope` so that decompression overlaps with writing files (as
 /// `tar -xz` overlaps with its `gzip` child). The channel holds a few
@@ -211,11 +215,7 @@ pub(crate) fn decompress_pipelined<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     raw: impl Read + Send + 'scope,
     limits: Limits,
-) -> io::Result<(
-    Bounded<ChannelReader>,
-    Compression,
-    ScopedJoinHandle<'scope, Option<(Digest, u64)>>,
-)> {
+) -> io::Result<(Bounded<ChannelReader>, Compression, DecoderHandle<'scope>)> {
     let (mut inner, compression, compressed) = decoder(raw)?;
     let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(8);
     let handle = scope.spawn(move || {

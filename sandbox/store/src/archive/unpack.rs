@@ -5,16 +5,20 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::rc::Rc;
 
 use rustix::fs::{
     AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags, chmodat, chownat,
     fchmod, fchown, fsetxattr, futimens, linkat, lsetxattr, makedev, mkdirat, mknodat, openat,
-    symlinkat, utimensat,
+    openat2, symlinkat, utimensat,
 };
+use rustix::io::Errno;
 use std::os::unix::ffi::OsStrExt;
 use tar::EntryType;
 
-use super::beneath::{Beneath, RelPath, clear_dir_except, file_type_at, remove_all_at};
+use super::beneath::{
+    Beneath, DIR_FLAGS, RESOLVE, RelPath, clear_dir_except, file_type_at, remove_all_at,
+};
 use super::compression::{Limits, Violation, decompress_pipelined};
 use super::{ArchiveError, Compression, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
 use crate::digest::Digest;
@@ -44,7 +48,8 @@ pub struct UnpackSummary {
 /// Unpacks the layer stream `raw` (gzip, zstd or plain tar, detected by
 /// magic bytes) into the existing directory `target`. Owners, modes, mtimes,
 /// xattrs, devices, hard links and symlinks are kept as the tar says (uids
-/// are not shifted). Never writes outside `target`.
+/// are not shifted). Never writes outside `target`. Does not sync: a
+/// caller that publishes the tree (as snapshots do) syncs it first.
 pub fn unpack(
     raw: impl Read + Send,
     target: &Path,
@@ -79,6 +84,7 @@ pub fn unpack(
             dir_times: Vec::new(),
             written: HashSet::new(),
             buf: vec![0; 1 << 20],
+            cached_parent: None,
         };
         let mut entries = 0u64;
         {
@@ -123,6 +129,11 @@ struct State {
     /// layer must not delete (Apply mode).
     written: HashSet<RelPath>,
     buf: Vec<u8>,
+    /// The last parent directory opened: layers list a directory's files
+    /// together, so most entries reuse it instead of resolving the path
+    /// again. Dropped whenever anything is removed, so it can never point
+    /// into a directory that a later entry replaced.
+    cached_parent: Option<(RelPath, Rc<OwnedFd>)>,
 }
 
 struct Meta {
@@ -186,26 +197,29 @@ impl State {
 
         let parent = self.parent_dir(&parent_rel)?;
         let parent = parent.as_fd();
-        let existing =
-            file_type_at(parent, &name).map_err(|e| io_at("inspecting", &self.root, &path, e))?;
-        let keep_dir = kind == EntryType::Directory && existing == Some(FileType::Directory);
-        if existing.is_some() && !keep_dir {
-            remove_all_at(parent, &name).map_err(|e| io_at("replacing", &self.root, &path, e))?;
+        if self.mode == WhiteoutMode::Apply {
+            self.written.insert(path.clone());
         }
-        self.written.insert(path.clone());
 
         match kind {
             EntryType::Directory => {
-                if !keep_dir {
-                    mkdirat(parent, name.as_str(), Mode::from_raw_mode(0o700))
-                        .map_err(|e| io_at("creating directory", &self.root, &path, e))?;
+                match mkdirat(parent, name.as_str(), Mode::from_raw_mode(0o700)) {
+                    Ok(()) => {}
+                    // An existing directory is kept (and gets this entry's metadata).
+                    Err(Errno::EXIST)
+                        if file_type_at(parent, &name).ok().flatten()
+                            == Some(FileType::Directory) => {}
+                    Err(Errno::EXIST) => {
+                        self.remove(parent, &name, &path)?;
+                        mkdirat(parent, name.as_str(), Mode::from_raw_mode(0o700))
+                            .map_err(|e| io_at("creating directory", &self.root, &path, e))?;
+                    }
+                    Err(e) => return Err(io_at("creating directory", &self.root, &path, e)),
                 }
-                let dir =
-                    self.root
-                        .dir(&path, false)?
-                        .ok_or_else(|| ArchiveError::ThroughSymlink {
-                            path: path.display(),
-                        })?;
+                let dir = openat2(parent, name.as_str(), DIR_FLAGS, Mode::empty(), RESOLVE)
+                    .map_err(|_| ArchiveError::ThroughSymlink {
+                        path: path.display(),
+                    })?;
                 self.apply_meta(dir.as_fd(), &path, &meta, true)?;
                 self.dir_times.push((path.clone(), meta.mtime));
             }
@@ -218,17 +232,18 @@ impl State {
                         limit: self.limits.max_entry_size,
                     });
                 }
-                let fd = openat(
-                    parent,
-                    name.as_str(),
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| io_at("creating file", &self.root, &path, e))?;
+                let fd = self.create(parent, &name, &path, "creating file", || {
+                    openat(
+                        parent,
+                        name.as_str(),
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                })?;
                 let mut file = File::from(fd);
                 self.copy_data(entry, &mut file, &path)?;
                 self.apply_meta(file.as_fd(), &path, &meta, false)?;
@@ -246,8 +261,9 @@ impl State {
                     )));
                 }
                 let target = std::ffi::OsStr::from_bytes(&target);
-                symlinkat(target, parent, name.as_str())
-                    .map_err(|e| io_at("creating symlink", &self.root, &path, e))?;
+                self.create(parent, &name, &path, "creating symlink", || {
+                    symlinkat(target, parent, name.as_str())
+                })?;
                 self.apply_meta_at(parent, &name, &path, &meta, true)?;
             }
             EntryType::Link => {
@@ -259,6 +275,9 @@ impl State {
                     target: String::from_utf8_lossy(&raw).into_owned(),
                 };
                 let target = RelPath::parse(&raw).map_err(|_| escape())?;
+                if target == path {
+                    return Err(escape());
+                }
                 let tname = target.file_name().ok_or_else(escape)?.to_owned();
                 let tdir = self
                     .root
@@ -269,14 +288,15 @@ impl State {
                     Ok(Some(t)) if t != FileType::Directory => {}
                     _ => return Err(escape()),
                 }
-                linkat(
-                    tdir.as_fd(),
-                    tname.as_str(),
-                    parent,
-                    name.as_str(),
-                    AtFlags::empty(),
-                )
-                .map_err(|e| io_at("creating hard link", &self.root, &path, e))?;
+                self.create(parent, &name, &path, "creating hard link", || {
+                    linkat(
+                        tdir.as_fd(),
+                        tname.as_str(),
+                        parent,
+                        name.as_str(),
+                        AtFlags::empty(),
+                    )
+                })?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let ftype = match kind {
@@ -284,14 +304,15 @@ impl State {
                     EntryType::Block => FileType::BlockDevice,
                     _ => FileType::Fifo,
                 };
-                mknodat(
-                    parent,
-                    name.as_str(),
-                    ftype,
-                    Mode::from_raw_mode(0o600),
-                    makedev(device.0, device.1),
-                )
-                .map_err(|e| io_at("creating device node", &self.root, &path, e))?;
+                self.create(parent, &name, &path, "creating device node", || {
+                    mknodat(
+                        parent,
+                        name.as_str(),
+                        ftype,
+                        Mode::from_raw_mode(0o600),
+                        makedev(device.0, device.1),
+                    )
+                })?;
                 self.apply_meta_at(parent, &name, &path, &meta, false)?;
             }
             other => {
@@ -304,12 +325,52 @@ impl State {
         Ok(())
     }
 
-    fn parent_dir(&self, rel: &RelPath) -> Result<OwnedFd, ArchiveError> {
-        self.root
-            .dir(rel, true)?
-            .ok_or_else(|| ArchiveError::ThroughSymlink {
-                path: rel.display(),
-            })
+    fn parent_dir(&mut self, rel: &RelPath) -> Result<Rc<OwnedFd>, ArchiveError> {
+        if let Some((cached, fd)) = &self.cached_parent
+            && cached == rel
+        {
+            return Ok(fd.clone());
+        }
+        let fd =
+            Rc::new(
+                self.root
+                    .dir(rel, true)?
+                    .ok_or_else(|| ArchiveError::ThroughSymlink {
+                        path: rel.display(),
+                    })?,
+            );
+        self.cached_parent = Some((rel.clone(), fd.clone()));
+        Ok(fd)
+    }
+
+    /// Removes `name` (and anything below it) from `parent`.
+    fn remove(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &str,
+        path: &RelPath,
+    ) -> Result<(), ArchiveError> {
+        self.cached_parent = None;
+        remove_all_at(parent, name).map_err(|e| io_at("replacing", &self.root, path, e))
+    }
+
+    /// Runs `make`, which creates `name` in `parent`; if the name is taken
+    /// (a later tar entry replaces an earlier one), removes it and retries.
+    fn create<T>(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &str,
+        path: &RelPath,
+        what: &'static str,
+        make: impl Fn() -> rustix::io::Result<T>,
+    ) -> Result<T, ArchiveError> {
+        match make() {
+            Err(Errno::EXIST) => {
+                self.remove(parent, name, path)?;
+                make().map_err(|e| io_at(what, &self.root, path, e))
+            }
+            r => r.map_err(|e| io_at(what, &self.root, path, e)),
+        }
     }
 
     fn whiteout(
@@ -328,6 +389,7 @@ impl State {
                         .map_err(|e| io_at("marking opaque", &self.root, parent_rel, e))?;
                 }
                 WhiteoutMode::Apply => {
+                    self.cached_parent = None;
                     let written = &self.written;
                     clear_dir_except(parent, &|n| written.contains(&parent_rel.join(n))).map_err(
                         |e| io_at("clearing opaque directory", &self.root, parent_rel, e),
@@ -347,8 +409,7 @@ impl State {
                 reason: "whiteout names nothing",
             });
         }
-        remove_all_at(parent, hidden)
-            .map_err(|e| io_at("removing whited-out path", &self.root, &path, e))?;
+        self.remove(parent, hidden, &path)?;
         if self.mode == WhiteoutMode::Overlay {
             mknodat(
                 parent,
@@ -475,8 +536,6 @@ impl State {
             futimens(&fd, &times(*mtime))
                 .map_err(|e| io_at("setting mtime", &self.root, path, e))?;
         }
-        rustix::fs::syncfs(self.root.root())
-            .map_err(|e| io_at("syncing", &self.root, &RelPath::from_parts(vec![]), e))?;
         Ok(())
     }
 }

@@ -39,7 +39,7 @@ fn make_tree(root: &Path) {
     std::fs::write(&long, "long name").expect("write");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &root.join("null"),
+        root.join("null"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0o666),
         rustix::fs::makedev(1, 3),

@@ -188,3 +188,29 @@ fn whiteout_naming_nothing() {
         "whiteout names nothing",
     );
 }
+
+#[test]
+fn directory_replaced_by_symlink_mid_layer() {
+    // The unpacker reuses the last parent directory; replacing that
+    // directory with a symlink must not let the next entry through it.
+    reject(
+        &TarBuilder::new()
+            .dir("a/", &DEFAULT)
+            .file("a/x", b"x", &DEFAULT)
+            .symlink("a", "../outside")
+            .file("a/y", b"y", &DEFAULT)
+            .finish(),
+        "through a symlink",
+    );
+}
+
+#[test]
+fn hardlink_to_itself() {
+    reject(
+        &TarBuilder::new()
+            .file("f", b"x", &DEFAULT)
+            .hardlink("f", "f")
+            .finish(),
+        "hard link",
+    );
+}

@@ -1,7 +1,16 @@
 use crate::reference::Reference;
 
 /// (input, registry, repository, tag, digest suffix, familiar form)
-const VALID: &[(&str, &str, &str, Option<&str>, bool, &str)] = &[
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    bool,
+    &'static str,
+);
+
+const VALID: &[Case] = &[
     (
         "busybox",
         "docker.io",

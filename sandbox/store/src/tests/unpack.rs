@@ -244,7 +244,7 @@ fn unpacked_layers_mount_as_overlay_lowerdirs() {
     let upper = tempfile::tempdir().expect("tempdir");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &upper.path().join("doomed"),
+        upper.path().join("doomed"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::empty(),
         0,
@@ -290,5 +290,33 @@ fn unpacked_layers_mount_as_overlay_lowerdirs() {
     assert_eq!(
         seen,
         (Some("base".into()), false, false, Some("new".into()))
+    );
+}
+
+#[test]
+fn unpack_layers_checks_diff_ids() {
+    let (_d, s) = super::store();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("f"), "f").expect("write");
+    let layer = s
+        .create_layer_from_dir(dir.path(), &crate::DiffOptions::default())
+        .expect("layer");
+    let u = s
+        .unpack_layers(std::slice::from_ref(&layer))
+        .expect("unpack");
+    assert_eq!(u.chain_id.as_ref(), Some(&layer.diff_id));
+    assert!(u.lowerdirs[0].join("f").exists());
+    let lie = Digest::of(b"lie");
+    let lying = crate::Layer {
+        diff_id: lie.clone(),
+        ..layer
+    };
+    let err = s
+        .unpack_layers(&[lying])
+        .expect_err("lying diff id accepted");
+    assert!(err.to_string().contains("diff id mismatch"), "{err}");
+    assert!(
+        !s.snapshots().exists(&lie),
+        "no snapshot under the claimed chain id"
     );
 }

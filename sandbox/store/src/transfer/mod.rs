@@ -86,7 +86,7 @@ fn import_tree(
     let (doc, _) = parse_document(
         &digest.to_string(),
         &bytes,
-        Some(&desc.media_type().to_string()),
+        Some(desc.media_type().as_ref()),
     )?;
     match doc {
         Document::Index(index) => {

@@ -295,15 +295,12 @@ fn build_layer(
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
-    // The store unpacks images, not loose layers: write the image so far
-    // (unnamed, collected by GC later) and unpack it. The lease keeps its
-    // snapshots until the new layer is committed on top.
+    // The lease of the unpacked stack keeps its snapshots until the new
+    // layer is committed on top.
     let unpacked = if image.layers.is_empty() {
         None
     } else {
-        let config = image.config_bytes()?;
-        let so_far = store.write_image(&config, &image.layers)?;
-        Some(store.unpack(&so_far.manifest_digest)?)
+        Some(store.unpack_layers(&image.layers)?)
     };
     let parent = unpacked.as_ref().and_then(|u| u.chain_id.clone());
     let mounts = store.snapshots().prepare(&snapshot, parent.as_ref())?;

@@ -5,7 +5,9 @@
 //! different order in every process: the config bytes, and with them the
 //! image ID and manifest digest, would change on every build. Here every
 //! map is a `BTreeMap`, so the same recipe and cached layers always give
-//! the same bytes.
+//! the same bytes. Only the fields recipes can set are modelled: reading a
+//! parent config drops any other field, which is fine for parents built by
+//! these recipes and the reason a recipe should build on those only.
 
 use std::collections::BTreeMap;
 

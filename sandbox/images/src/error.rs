@@ -73,9 +73,6 @@ pub enum StepError {
         #[source]
         source: io::Error,
     },
-    /// The image config could not be encoded.
-    #[error("cannot encode an image config: {0}")]
-    Encode(#[from] serde_json::Error),
     /// The store handed out a snapshot without an upperdir.
     #[error("the store gave no writable directory for snapshot {0}")]
     NoUpperdir(String),

@@ -12,7 +12,7 @@ DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
 # Debian packages: to build, to run labs, and to test (browser, image tools).
-APT_BUILD := gcc pkg-config make ca-certificates
+APT_BUILD := gcc libc6-dev pkg-config make ca-certificates
 APT_RUN := busybox-static debootstrap iproute2 uidmap
 APT_TEST := chromium skopeo
 

@@ -64,6 +64,12 @@ pub enum Command {
     /// Work with lesson folders.
     #[command(subcommand)]
     Lessons(LessonsCommand),
+    /// Build, list and export the catalog images (busybox, debian, nginx, …).
+    #[command(subcommand)]
+    Images(ImagesCommand),
+    /// Work with sandboxes directly, without the web server.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
 }
 
 #[derive(Debug, Args)]
@@ -142,15 +148,89 @@ pub enum LessonsCommand {
     Check { dir: PathBuf },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Build the catalog from Debian packages into the hub (cached: only
+    /// changed recipes are rebuilt).
+    Build,
+    /// List the images in the hub.
+    List,
+    /// Write an image as an OCI archive (`skopeo inspect oci-archive:FILE` reads it).
+    Export { name: String, file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Run a command in a fresh sandbox made from a catalog image and pass
+    /// its exit code through.
+    Run(SandboxRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxRunArgs {
+    /// Catalog image whose layers form the root filesystem.
+    #[arg(long, default_value = "workstation")]
+    pub image: String,
+    /// Memory limit, Docker style: 512m, 1g, 65536k or bytes.
+    #[arg(long, default_value = "512m", value_parser = parse_size)]
+    pub memory: u64,
+    /// Most processes at once.
+    #[arg(long, default_value_t = 512)]
+    pub pids: u64,
+    /// Attach the command to this terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// Parses sizes the way Docker's `--memory` does (binary units, optional
+/// `b`); no crate matches those semantics exactly.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let number = lower.trim_end_matches('b');
+    let (digits, shift) = match number.chars().last() {
+        Some('k') => (&number[..number.len() - 1], 10),
+        Some('m') => (&number[..number.len() - 1], 20),
+        Some('g') => (&number[..number.len() - 1], 30),
+        _ => (number, 0),
+    };
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; use a number with k, m or g, e.g. 512m"))?;
+    value
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("LAYERLAB_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_like_docker() {
+        assert_eq!(parse_size("512m"), Ok(512 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("1GB"), Ok(1 << 30));
+        assert_eq!(parse_size("65536k"), Ok(65536 << 10));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-5m").is_err());
+        assert!(parse_size("99999999999g").is_err());
     }
 }

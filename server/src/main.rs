@@ -14,6 +14,9 @@ mod templates;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // The sandbox helper is this binary re-executed with a hidden
+    // subcommand; it must run before any thread exists.
+    runtime::helper::main_if_requested();
     let cli = cli::Cli::parse();
     cli::init_logging(cli.global.log_format);
     match commands::run(cli) {

@@ -8,7 +8,7 @@
 //!    debian, nginx and workstation in the store, against the sum of each
 //!    image's own layers counted separately, as if no layer were shared.
 //!
-//! Uses the catalog the tests build in /var/tmp/layerlab/images-test
+//! Uses the catalog the tests build in /var/tmp/layerlab/test-data
 //! (building it first if needed, which takes minutes).
 
 use std::fs::File;
@@ -19,17 +19,22 @@ use std::time::{Duration, Instant};
 use store::Store;
 use store::archive::{Limits, WhiteoutMode};
 
-const SHARED_ROOT: &str = "/var/tmp/layerlab/images-test";
+const SHARED_ROOT: &str = "/var/tmp/layerlab/test-data";
 const RUNS: usize = 7;
 
 fn main() {
     let root = Path::new(SHARED_ROOT);
     let store = Store::open(&root.join("store")).expect("open the shared store");
-    let built = images::build_catalog(&store, &root.join("cache"), |event| match event {
-        images::Progress::Output { .. } => {}
-        other => eprintln!("{other}"),
-    })
-    .expect("catalog build");
+    let built =
+        images::build_catalog(
+            &store,
+            &root.join("cache").join("images"),
+            |event| match event {
+                images::Progress::Output { .. } => {}
+                other => eprintln!("{other}"),
+            },
+        )
+        .expect("catalog build");
     let image = |name: &str| {
         built
             .iter()

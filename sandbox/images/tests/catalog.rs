@@ -3,8 +3,9 @@
 //! `debootstrap`, `busybox-static`, `gcc`, `libc6-dev` and `skopeo`, and
 //! fail with a message saying so when something is missing.
 //!
-//! All tests share ONE catalog build in /var/tmp/layerlab/images-test
-//! (store and cache). The first test process to get there builds it (a few
+//! All tests share ONE catalog build in /var/tmp/layerlab/test-data
+//! (laid out like a layerlab data directory: `store/` and `cache/images/`,
+//! so the server tests run sandboxes from the same catalog). The first test process to get there builds it (a few
 //! minutes the first time); every other one, in this process or another,
 //! waits on the cache's flock and then gets a verified cache hit.
 
@@ -18,7 +19,7 @@ use images::recipes::{AddFile, FileSource, Recipe, Step};
 use images::{BuiltImage, Error, Progress, StepStatus};
 use store::{Reference, Store};
 
-const SHARED_ROOT: &str = "/var/tmp/layerlab/images-test";
+const SHARED_ROOT: &str = "/var/tmp/layerlab/test-data";
 
 struct Shared {
     store: Store,
@@ -40,7 +41,7 @@ fn shared() -> &'static Shared {
     SHARED.get_or_init(|| {
         let root = Path::new(SHARED_ROOT);
         let store = Store::open(&root.join("store")).expect("cannot open the shared test store");
-        let cache = root.join("cache");
+        let cache = root.join("cache").join("images");
         let built = images::build_catalog(&store, &cache, |event| {
             // Visible with --nocapture: the first build takes minutes.
             eprintln!("{event}");

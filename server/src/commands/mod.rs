@@ -10,14 +10,21 @@ use anyhow::{Context, bail};
 
 use crate::auth::{normalize_name, password};
 use crate::cli::{
-    Cli, Command, GlobalArgs, LessonsCommand, RoleArg, ServeArgs, Signup, TokenCommand, UserCommand,
+    Cli, Command, GlobalArgs, LessonsCommand, RoleArg, SandboxCommand, ServeArgs, Signup,
+    TokenCommand, UserCommand,
 };
 use crate::db::{Db, Role};
 use crate::http;
 
+mod sandbox;
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Lessons(LessonsCommand::Check { dir }) => lessons_check(&dir),
+        // Blocking work, and the sandbox helper must not start from a
+        // multi-threaded process: no async runtime for these.
+        Command::Images(command) => sandbox::images(&cli.global.data_dir, command),
+        Command::Sandbox(SandboxCommand::Run(args)) => sandbox::run(&cli.global.data_dir, args),
         command => {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -45,7 +52,9 @@ async fn run_async(global: GlobalArgs, command: Command) -> anyhow::Result<ExitC
         Command::Token(TokenCommand::Create { user, label }) => {
             token_create(&db, &user, &label).await
         }
-        Command::Lessons(_) => unreachable!("handled without a database"),
+        Command::Lessons(_) | Command::Images(_) | Command::Sandbox(_) => {
+            unreachable!("handled without a database")
+        }
     }
 }
 

@@ -7,9 +7,11 @@
 //! - `protection`: CSRF, Origin, rate limits, body limits, headers.
 //! - `lessons`: pages, Markdown, run buttons, assets, the JSON API, bad courses.
 //! - `durability`: what survives a restart and a crash.
+//! - `sandbox`: the catalog and `layerlab sandbox run`, on real namespaces.
 
 mod accounts;
 mod durability;
 mod harness;
 mod lessons;
 mod protection;
+mod sandbox;

@@ -155,6 +155,41 @@ impl TarBuilder {
     }
 }
 
+/// An overlay mount that is detached when dropped, so a failing test
+/// leaves no mount behind.
+pub(crate) struct Overlay {
+    dir: tempfile::TempDir,
+}
+
+impl Overlay {
+    pub(crate) fn mount(options: &str, flags: rustix::mount::MountFlags) -> Overlay {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = std::ffi::CString::new(options).expect("mount options");
+        rustix::mount::mount(
+            "overlay",
+            dir.path(),
+            "overlay",
+            flags,
+            Some(options.as_c_str()),
+        )
+        .unwrap_or_else(|e| panic!("overlay mount failed (needs root and overlayfs): {e}"));
+        Overlay { dir }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        if let Err(e) = rustix::mount::unmount(self.dir.path(), rustix::mount::UnmountFlags::DETACH)
+        {
+            eprintln!("unmounting {}: {e}", self.dir.path().display());
+        }
+    }
+}
+
 pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).expect("gzip");

@@ -270,23 +270,17 @@ fn unpacked_layers_mount_as_overlay_lowerdirs() {
     let image = s.write_image(&config, &[l1, l2]).expect("image");
     let unpacked = s.unpack(&image.manifest_digest).expect("unpack");
     assert_eq!(unpacked.lowerdirs.len(), 2);
-    let mnt = tempfile::tempdir().expect("tempdir");
-    let opts = format!("lowerdir={}", unpacked.lowerdir_option());
-    rustix::mount::mount(
-        "overlay",
-        mnt.path(),
-        "overlay",
+    let mnt = super::Overlay::mount(
+        &format!("lowerdir={}", unpacked.lowerdir_option()),
         rustix::mount::MountFlags::RDONLY,
-        Some(std::ffi::CString::new(opts).expect("cstr").as_c_str()),
-    )
-    .unwrap_or_else(|e| panic!("overlay mount failed (needs root and overlayfs): {e}"));
+    );
     let seen = (
         std::fs::read_to_string(mnt.path().join("base")).ok(),
         mnt.path().join("doomed").exists(),
         mnt.path().join("dir/old").exists(),
         std::fs::read_to_string(mnt.path().join("dir/new")).ok(),
     );
-    rustix::mount::unmount(mnt.path(), rustix::mount::UnmountFlags::DETACH).expect("unmount");
+    drop(mnt);
     assert_eq!(
         seen,
         (Some("base".into()), false, false, Some("new".into()))

@@ -8,23 +8,29 @@
 SHELL := /bin/bash
 STATE ?= /var/tmp/layerlab
 export CARGO_TARGET_DIR ?= $(STATE)/target
-DATA_DIR ?= ./data
+# Accounts, the image store and sandboxes; outside the checkout so a fresh
+# clone reuses the built catalog.
+DATA_DIR ?= $(STATE)/data
 LISTEN ?= 127.0.0.1:8080
 
 # Debian packages: to build, to run labs, and to test (browser, image tools).
 APT_BUILD := gcc libc6-dev pkg-config make ca-certificates
-APT_RUN := busybox-static debootstrap iproute2 uidmap
+APT_RUN := busybox-static debootstrap
 APT_TEST := chromium skopeo
 
 .PHONY: run test build deps deps-test apt-build apt-run apt-test web lint unit browser bench clean-state
 
+LAYERLAB := $(CARGO_TARGET_DIR)/release/layerlab
+
 run: deps build
+	@echo "building the catalog images (minutes the first time, cached afterwards)"
+	$(LAYERLAB) images build --data-dir $(DATA_DIR)
 	@echo
 	@echo "layerlab starts at http://$(LISTEN)"
-	@echo "  log in: follow the one-time /setup link printed below to create the admin account,"
-	@echo "  or run: $(CARGO_TARGET_DIR)/release/layerlab user add NAME --role admin --data-dir $(DATA_DIR)"
+	@echo "  log in: open the one-time /setup link printed below to create the admin account,"
+	@echo "  or run: $(LAYERLAB) user add NAME --role admin --data-dir $(DATA_DIR)"
 	@echo
-	$(CARGO_TARGET_DIR)/release/layerlab serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+	$(LAYERLAB) serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 build: web
 	cargo build --release --locked -p server
@@ -70,6 +76,13 @@ browser:
 	cargo build --locked -p server
 	cd web && LAYERLAB_BIN=$(CARGO_TARGET_DIR)/debug/layerlab \
 	  LAYERLAB_TEST_OUTPUT=$(STATE)/test-output node --test tests/
+
+# Benchmarks: each prints layerlab's figure beside its comparison, measured
+# in the same run. Release builds; they need root like the tests.
+bench: deps deps-test
+	cargo bench --locked -p store --bench unpack
+	cargo bench --locked -p images --bench catalog
+	cargo bench --locked -p runtime --bench start
 
 clean-state:
 	rm -rf $(STATE)/target $(STATE)/test-output

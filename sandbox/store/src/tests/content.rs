@@ -148,3 +148,12 @@ fn digest_parsing() {
         "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
 }
+
+#[test]
+fn handles_can_move_to_blocking_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<crate::Store>();
+    send_sync::<crate::Lease>();
+    send_sync::<crate::Unpacked>();
+    send_sync::<crate::Error>();
+}

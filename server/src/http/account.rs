@@ -394,10 +394,10 @@ async fn setup(
         SETUP_HEADING,
     )
     .await?;
-    if state.db.admin_exists().await? {
-        if let Ok(mut guard) = state.setup_token.lock() {
-            *guard = None;
-        }
+    if state.db.admin_exists().await?
+        && let Ok(mut guard) = state.setup_token.lock()
+    {
+        *guard = None;
     }
     Ok(response)
 }

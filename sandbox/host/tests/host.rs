@@ -1,0 +1,451 @@
+//! Real sessions from the real `workstation` image, run as root; they fail
+//! loudly when something is missing, never skip. This binary is also the
+//! sandbox helper executable (it calls `main_if_requested` first, as the
+//! product's binary does), hence `harness = false` and the small runner at
+//! the bottom.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use host::{
+    EmbeddedConfig, EmbeddedHost, ErrorKind, SandboxHost, SessionSpec, SessionState, Terminal,
+    TerminalSize,
+};
+use store::{Reference, Store};
+
+const STORE: &str = "/var/tmp/layerlab/test-data/store";
+const IMAGE_CACHE: &str = "/var/tmp/layerlab/test-data/cache/images";
+/// Shared with the runtime's tests: concurrent test processes reserve
+/// disjoint blocks of the uid space here, so no two sandboxes share a range.
+const UID_BLOCKS: &str = "/var/tmp/layerlab/test-uid-blocks";
+const UID_BLOCK_COUNT: u32 = 256;
+const SLOTS_PER_BLOCK: u32 = 8;
+const WAIT: Duration = Duration::from_secs(20);
+
+fn ensure_catalog() {
+    let store = Store::open(Path::new(STORE)).expect("open the test store");
+    let name = Reference::parse("workstation").expect("parse reference");
+    if store.resolve(&images::hub(), &name).is_err() {
+        images::build_catalog(&store, Path::new(IMAGE_CACHE), |_| {})
+            .expect("build the image catalog into the test store");
+    }
+}
+
+/// Reserves a uid block (a file holding our pid; a dead owner's block is
+/// taken over) and returns its number and file.
+fn reserve_uid_block() -> (u32, std::path::PathBuf) {
+    std::fs::create_dir_all(UID_BLOCKS).expect("create uid block dir");
+    let me = std::process::id().to_string();
+    let claim = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, me.as_bytes()))
+            .is_ok()
+    };
+    for n in 0..UID_BLOCK_COUNT {
+        let path = Path::new(UID_BLOCKS).join(n.to_string());
+        if claim(&path) {
+            return (n, path);
+        }
+        let owner = std::fs::read_to_string(&path).unwrap_or_default();
+        let dead = owner
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+        if dead && std::fs::remove_file(&path).is_ok() && claim(&path) {
+            return (n, path);
+        }
+    }
+    panic!("all test uid blocks under {UID_BLOCKS} are taken by live processes")
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A host on its own state dir, uid block and cgroup parent; on drop it
+/// destroys every session still recorded and removes what it reserved.
+struct Fixture {
+    host: EmbeddedHost,
+    config: EmbeddedConfig,
+    _dir: tempfile::TempDir,
+    uid_block: std::path::PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("layerlab-host-")
+            .tempdir_in("/dev/shm")
+            .expect("temp dir");
+        let mut config = EmbeddedConfig::new(
+            STORE,
+            dir.path(),
+            std::env::current_exe().expect("current exe"),
+        );
+        let (block, uid_block) = reserve_uid_block();
+        config.uid_pool = runtime::UidPool {
+            first: (1 << 29) + block * SLOTS_PER_BLOCK * 65536,
+            count: SLOTS_PER_BLOCK,
+        };
+        config.cgroup_parent = format!(
+            "layerlab-host-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        config.stop_grace = Duration::from_secs(1);
+        let host = EmbeddedHost::new(config.clone()).expect("create embedded host");
+        Self {
+            host,
+            config,
+            _dir: dir,
+            uid_block,
+        }
+    }
+
+    fn create(&self, id: &str) -> host::SessionInfo {
+        self.host
+            .create_session(SessionSpec::new(id))
+            .unwrap_or_else(|e| panic!("create session {id}: {e}"))
+    }
+
+    fn sh(&self, id: &str, script: &str) -> host::ExecOutput {
+        self.host
+            .exec(
+                id,
+                &["bash".into(), "-c".into(), script.into()],
+                Duration::from_secs(60),
+            )
+            .unwrap_or_else(|e| panic!("exec {script:?} in {id}: {e}"))
+    }
+
+    fn lease_of(&self, id: &str) -> String {
+        let path = self
+            .config
+            .runtime_state_dir
+            .join("host-sessions")
+            .join(format!("{id}.json"));
+        let rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read session record"))
+                .expect("parse session record");
+        rec["lease"].as_str().expect("lease in record").to_owned()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Ok(list) = self.host.sessions() {
+            for s in list {
+                let _ = self.host.destroy_session(&s.id);
+            }
+        }
+        for c in ["memory", "pids", "cpu", "cpuacct", ""] {
+            let _ = std::fs::remove_dir(
+                Path::new("/sys/fs/cgroup")
+                    .join(c)
+                    .join(&self.config.cgroup_parent),
+            );
+        }
+        let _ = std::fs::remove_file(&self.uid_block);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).trim().to_owned()
+}
+
+/// Output of a terminal, read on its own thread.
+struct Screen {
+    rx: mpsc::Receiver<Vec<u8>>,
+    seen: String,
+}
+
+impl Screen {
+    fn start(mut reader: Box<dyn Read + Send>) -> Self {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            rx,
+            seen: String::new(),
+        }
+    }
+
+    /// Reads until `needle` appears after what earlier waits consumed.
+    fn wait_for(&mut self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(at) = self.seen.find(needle) {
+                self.seen.drain(..at + needle.len());
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(b) => self.seen.push_str(&String::from_utf8_lossy(&b)),
+                Err(_) => panic!(
+                    "terminal never printed {needle:?} within {WAIT:?}; it printed: {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+}
+
+// ---- tests -----------------------------------------------------------------
+
+fn terminal_runs_a_shell_resizes_and_exits_with_its_code() {
+    let f = Fixture::new();
+    f.create("term");
+    let Terminal {
+        reader,
+        mut writer,
+        resizer,
+        mut process,
+    } = f
+        .host
+        .open_terminal("term", TerminalSize { cols: 80, rows: 24 })
+        .expect("open terminal");
+    let mut screen = Screen::start(reader);
+    writer
+        .write_all(b"echo hello-$((40+2))\n")
+        .expect("type into terminal");
+    screen.wait_for("hello-42");
+    resizer
+        .resize(TerminalSize {
+            cols: 100,
+            rows: 30,
+        })
+        .expect("resize");
+    writer.write_all(b"stty size\n").expect("type stty");
+    screen.wait_for("30 100");
+    writer.write_all(b"hostname\n").expect("type hostname");
+    screen.wait_for("node1");
+    writer.write_all(b"exit 3\n").expect("type exit");
+    let deadline = Instant::now() + WAIT;
+    let code = loop {
+        if let Some(code) = process.try_wait().expect("poll shell") {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "shell did not exit within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, 3, "terminal exit code");
+}
+
+
+fn exec_captures_output_times_out_and_setup_ran() {
+    let f = Fixture::new();
+    let mut spec = SessionSpec::new("exec");
+    spec.setup = Some("echo prepared > /root/setup-done".into());
+    f.host.create_session(spec).expect("create with setup");
+    let o = f.sh("exec", "echo out; echo err >&2; exit 5");
+    assert_eq!(text(&o.stdout), "out");
+    assert_eq!(text(&o.stderr), "err");
+    assert_eq!(o.status.code, Some(5));
+    let o = f.sh("exec", "cat /root/setup-done");
+    assert_eq!(text(&o.stdout), "prepared", "setup script output file");
+
+    let start = Instant::now();
+    let e = f
+        .host
+        .exec(
+            "exec",
+            &["sleep".into(), "100".into()],
+            Duration::from_millis(500),
+        )
+        .expect_err("a hanging exec must time out");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("ran longer than") && msg.contains("sleep 100"), "{msg}");
+    assert!(start.elapsed() < Duration::from_secs(10), "timeout took {:?}", start.elapsed());
+
+    // A failing setup script fails the creation and leaves nothing behind.
+    let mut bad = SessionSpec::new("badsetup");
+    bad.setup = Some("echo broken >&2; exit 7".into());
+    let e = f.host.create_session(bad).expect_err("failing setup");
+    assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("exit code 7") && msg.contains("broken"), "{msg}");
+    let ids: Vec<String> = f.host.sessions().expect("sessions").into_iter().map(|s| s.id).collect();
+    assert_eq!(ids, ["exec"], "failed creation left a session");
+}
+
+fn sessions_cannot_see_each_other() {
+    let f = Fixture::new();
+    f.create("iso-a");
+    f.create("iso-b");
+    f.sh(
+        "iso-a",
+        "echo secret > /root/a-only; setsid sleep 300 </dev/null >/dev/null 2>&1 &",
+    );
+    let a = f.sh("iso-a", "cat /proc/[0-9]*/comm | grep -c '^sleep$'");
+    assert_eq!(text(&a.stdout), "1", "session a sees its own sleep");
+    let b = f.sh("iso-b", "cat /proc/[0-9]*/comm | grep -c '^sleep$'");
+    assert_eq!(text(&b.stdout), "0", "session b sees a's process");
+    let b = f.sh("iso-b", "ls /root/a-only 2>&1; echo rc=$?");
+    assert!(text(&b.stdout).ends_with("rc=2"), "b sees a's file: {}", text(&b.stdout));
+    let b = f.sh("iso-b", "ps -e -o pid= | wc -l");
+    let a = f.sh("iso-a", "ps -e -o pid= | wc -l");
+    assert!(
+        text(&a.stdout).parse::<u32>().expect("count") > text(&b.stdout).parse::<u32>().expect("count"),
+        "a ({}) should see more processes than b ({})",
+        text(&a.stdout),
+        text(&b.stdout)
+    );
+}
+
+fn restarted_host_adopts_and_destroy_releases_everything() {
+    let f = Fixture::new();
+    let info = f.create("adopt");
+    assert_eq!(info.state, SessionState::Running);
+    assert!(info.image_digest.starts_with("sha256:"), "{}", info.image_digest);
+    let lease = f.lease_of("adopt");
+    let store = Store::open(Path::new(STORE)).expect("open store");
+    assert!(store.leases().expect("leases").contains(&lease), "lease held while running");
+
+    let again = EmbeddedHost::new(f.config.clone()).expect("second host on the same dirs");
+    let list = again.sessions().expect("sessions after restart");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!((list[0].id.as_str(), list[0].state), ("adopt", SessionState::Running));
+    let o = again
+        .exec("adopt", &["hostname".into()], Duration::from_secs(30))
+        .expect("exec in adopted session");
+    assert_eq!(text(&o.stdout), "node1");
+    assert!(store.leases().expect("leases").contains(&lease), "lease kept across restart");
+
+    again.destroy_session("adopt").expect("destroy");
+    assert!(again.sessions().expect("sessions").is_empty(), "destroyed session still listed");
+    assert!(f.host.sessions().expect("sessions").is_empty(), "first host still lists it");
+    assert!(!store.leases().expect("leases").contains(&lease), "lease not released");
+    let e = f
+        .host
+        .exec("adopt", &["true".into()], Duration::from_secs(5))
+        .expect_err("exec on a destroyed session");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}
+
+fn bad_input_is_refused_clearly() {
+    let f = Fixture::new();
+    let mut spec = SessionSpec::new("img");
+    spec.image = "no-such-image".into();
+    let e = f.host.create_session(spec).expect_err("unknown image");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains("layerlab images build"), "{e}");
+
+    let mut spec = SessionSpec::new("img2");
+    spec.image = "Not A Name!".into();
+    let e = f.host.create_session(spec).expect_err("malformed image name");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+
+    for id in ["", "Bad", "../x", "-x", &"a".repeat(65)] {
+        let e = f
+            .host
+            .create_session(SessionSpec::new(id))
+            .expect_err("invalid id");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{id:?}: {e}");
+        assert!(e.to_string().contains("invalid session id"), "{e}");
+        let e = f
+            .host
+            .exec(id, &["true".into()], Duration::from_secs(1))
+            .expect_err("exec with invalid id");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{id:?}: {e}");
+    }
+
+    let e = f
+        .host
+        .exec("never", &["true".into()], Duration::from_secs(1))
+        .expect_err("exec on an unknown session");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains("not found"), "{e}");
+    let e = f.host.destroy_session("never").expect_err("destroy unknown");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+
+    f.create("dup");
+    let e = f.host.create_session(SessionSpec::new("dup")).expect_err("duplicate id");
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    let e = f
+        .host
+        .exec("dup", &[], Duration::from_secs(1))
+        .expect_err("empty command");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    f.host.destroy_session("dup").expect("destroy");
+    let e = f
+        .host
+        .exec("dup", &["true".into()], Duration::from_secs(1))
+        .expect_err("exec on destroyed session");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(f.host.sessions().expect("sessions").is_empty());
+}
+
+// ---- runner ----------------------------------------------------------------
+
+type Test = (&'static str, fn());
+
+const TESTS: &[Test] = &[
+    (
+        "terminal_runs_a_shell_resizes_and_exits_with_its_code",
+        terminal_runs_a_shell_resizes_and_exits_with_its_code,
+    ),
+    (
+        "exec_captures_output_times_out_and_setup_ran",
+        exec_captures_output_times_out_and_setup_ran,
+    ),
+    ("sessions_cannot_see_each_other", sessions_cannot_see_each_other),
+    (
+        "restarted_host_adopts_and_destroy_releases_everything",
+        restarted_host_adopts_and_destroy_releases_everything,
+    ),
+    ("bad_input_is_refused_clearly", bad_input_is_refused_clearly),
+];
+
+fn main() {
+    runtime::helper::main_if_requested();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let selected: Vec<&Test> = TESTS
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    ensure_catalog();
+    println!("\nrunning {} tests", selected.len());
+    let queue = std::sync::Mutex::new(selected.into_iter());
+    let failed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                loop {
+                    let next = queue.lock().expect("queue").next();
+                    let Some((name, test)) = next else { break };
+                    let start = Instant::now();
+                    let ok = std::panic::catch_unwind(test).is_ok();
+                    println!(
+                        "test {name} ... {} ({:.2?})",
+                        if ok { "ok" } else { "FAILED" },
+                        start.elapsed()
+                    );
+                    if !ok {
+                        failed.lock().expect("failed").push(*name);
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner().expect("failed");
+    if failed.is_empty() {
+        println!("\ntest result: ok\n");
+    } else {
+        println!("\nfailures:\n    {}\n\ntest result: FAILED\n", failed.join("\n    "));
+        std::process::exit(1);
+    }
+}

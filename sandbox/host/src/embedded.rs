@@ -257,9 +257,8 @@ impl EmbeddedHost {
     }
 
     fn create(&self, spec: &SessionSpec) -> Result<SessionInfo> {
-        let image = Reference::parse(&spec.image).map_err(|e| {
-            Error::InvalidSpec(format!("image name {:?}: {e}", spec.image))
-        })?;
+        let image = Reference::parse(&spec.image)
+            .map_err(|e| Error::InvalidSpec(format!("image name {:?}: {e}", spec.image)))?;
         let digest = match self.store.resolve(&images::hub(), &image) {
             Ok(d) => d,
             Err(e) if e.kind() == store::ErrorKind::NotFound => {
@@ -410,11 +409,7 @@ impl SandboxHost for EmbeddedHost {
     }
 
     fn sessions(&self) -> Result<Vec<SessionInfo>> {
-        Ok(self
-            .load_all()?
-            .into_iter()
-            .map(|r| self.info(r))
-            .collect())
+        Ok(self.load_all()?.into_iter().map(|r| self.info(r)).collect())
     }
 }
 

@@ -40,7 +40,9 @@ pub enum Error {
         command: String,
         timeout: Duration,
     },
-    #[error("setup script of session {id} failed ({status}): fix the script; its output ends with: {output}")]
+    #[error(
+        "setup script of session {id} failed ({status}): fix the script; its output ends with: {output}"
+    )]
     SetupFailed {
         id: String,
         status: String,

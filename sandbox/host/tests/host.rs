@@ -235,12 +235,14 @@ fn terminal_runs_a_shell_resizes_and_exits_with_its_code() {
         if let Some(code) = process.try_wait().expect("poll shell") {
             break code;
         }
-        assert!(Instant::now() < deadline, "shell did not exit within {WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "shell did not exit within {WAIT:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(code, 3, "terminal exit code");
 }
-
 
 fn exec_captures_output_times_out_and_setup_ran() {
     let f = Fixture::new();
@@ -265,8 +267,15 @@ fn exec_captures_output_times_out_and_setup_ran() {
         .expect_err("a hanging exec must time out");
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("ran longer than") && msg.contains("sleep 100"), "{msg}");
-    assert!(start.elapsed() < Duration::from_secs(10), "timeout took {:?}", start.elapsed());
+    assert!(
+        msg.contains("ran longer than") && msg.contains("sleep 100"),
+        "{msg}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "timeout took {:?}",
+        start.elapsed()
+    );
 
     // A failing setup script fails the creation and leaves nothing behind.
     let mut bad = SessionSpec::new("badsetup");
@@ -274,8 +283,17 @@ fn exec_captures_output_times_out_and_setup_ran() {
     let e = f.host.create_session(bad).expect_err("failing setup");
     assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("exit code 7") && msg.contains("broken"), "{msg}");
-    let ids: Vec<String> = f.host.sessions().expect("sessions").into_iter().map(|s| s.id).collect();
+    assert!(
+        msg.contains("exit code 7") && msg.contains("broken"),
+        "{msg}"
+    );
+    let ids: Vec<String> = f
+        .host
+        .sessions()
+        .expect("sessions")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     assert_eq!(ids, ["exec"], "failed creation left a session");
 }
 
@@ -292,11 +310,16 @@ fn sessions_cannot_see_each_other() {
     let b = f.sh("iso-b", "cat /proc/[0-9]*/comm | grep -c '^sleep$'");
     assert_eq!(text(&b.stdout), "0", "session b sees a's process");
     let b = f.sh("iso-b", "ls /root/a-only 2>&1; echo rc=$?");
-    assert!(text(&b.stdout).ends_with("rc=2"), "b sees a's file: {}", text(&b.stdout));
+    assert!(
+        text(&b.stdout).ends_with("rc=2"),
+        "b sees a's file: {}",
+        text(&b.stdout)
+    );
     let b = f.sh("iso-b", "ps -e -o pid= | wc -l");
     let a = f.sh("iso-a", "ps -e -o pid= | wc -l");
     assert!(
-        text(&a.stdout).parse::<u32>().expect("count") > text(&b.stdout).parse::<u32>().expect("count"),
+        text(&a.stdout).parse::<u32>().expect("count")
+            > text(&b.stdout).parse::<u32>().expect("count"),
         "a ({}) should see more processes than b ({})",
         text(&a.stdout),
         text(&b.stdout)
@@ -307,30 +330,95 @@ fn restarted_host_adopts_and_destroy_releases_everything() {
     let f = Fixture::new();
     let info = f.create("adopt");
     assert_eq!(info.state, SessionState::Running);
-    assert!(info.image_digest.starts_with("sha256:"), "{}", info.image_digest);
+    assert!(
+        info.image_digest.starts_with("sha256:"),
+        "{}",
+        info.image_digest
+    );
     let lease = f.lease_of("adopt");
     let store = Store::open(Path::new(STORE)).expect("open store");
-    assert!(store.leases().expect("leases").contains(&lease), "lease held while running");
+    assert!(
+        store.leases().expect("leases").contains(&lease),
+        "lease held while running"
+    );
 
     let again = EmbeddedHost::new(f.config.clone()).expect("second host on the same dirs");
     let list = again.sessions().expect("sessions after restart");
     assert_eq!(list.len(), 1, "{list:?}");
-    assert_eq!((list[0].id.as_str(), list[0].state), ("adopt", SessionState::Running));
+    assert_eq!(
+        (list[0].id.as_str(), list[0].state),
+        ("adopt", SessionState::Running)
+    );
     let o = again
         .exec("adopt", &["hostname".into()], Duration::from_secs(30))
         .expect("exec in adopted session");
     assert_eq!(text(&o.stdout), "node1");
-    assert!(store.leases().expect("leases").contains(&lease), "lease kept across restart");
+    assert!(
+        store.leases().expect("leases").contains(&lease),
+        "lease kept across restart"
+    );
 
     again.destroy_session("adopt").expect("destroy");
-    assert!(again.sessions().expect("sessions").is_empty(), "destroyed session still listed");
-    assert!(f.host.sessions().expect("sessions").is_empty(), "first host still lists it");
-    assert!(!store.leases().expect("leases").contains(&lease), "lease not released");
+    assert!(
+        again.sessions().expect("sessions").is_empty(),
+        "destroyed session still listed"
+    );
+    assert!(
+        f.host.sessions().expect("sessions").is_empty(),
+        "first host still lists it"
+    );
+    assert!(
+        !store.leases().expect("leases").contains(&lease),
+        "lease not released"
+    );
     let e = f
         .host
         .exec("adopt", &["true".into()], Duration::from_secs(5))
         .expect_err("exec on a destroyed session");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}
+
+fn dead_session_is_exited_and_a_restart_releases_its_lease() {
+    let f = Fixture::new();
+    f.create("dies");
+    let lease = f.lease_of("dies");
+    let mut rc = runtime::RuntimeConfig::new(&f.config.runtime_state_dir, &f.config.helper_exe);
+    rc.uid_pool = f.config.uid_pool;
+    rc.cgroup_parent = f.config.cgroup_parent.clone();
+    let pid = runtime::Runtime::new(rc)
+        .expect("runtime on the host's state dir")
+        .get("dies")
+        .expect("sandbox of the session")
+        .init_pid
+        .expect("init pid");
+    // SAFETY: plain syscall; the pid is the node's init, our child.
+    assert_eq!(
+        unsafe { libc::kill(pid, libc::SIGKILL) },
+        0,
+        "kill the node's init"
+    );
+    let deadline = Instant::now() + WAIT;
+    while f.host.sessions().expect("sessions")[0].state != SessionState::Exited {
+        assert!(Instant::now() < deadline, "session never turned Exited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let e = f
+        .host
+        .exec("dies", &["true".into()], Duration::from_secs(5))
+        .expect_err("exec on an exited session");
+    assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
+    assert!(e.to_string().contains("destroy it"), "{e}");
+
+    let again = EmbeddedHost::new(f.config.clone()).expect("second host on the same dirs");
+    assert!(
+        again.sessions().expect("sessions").is_empty(),
+        "dead session adopted"
+    );
+    let store = Store::open(Path::new(STORE)).expect("open store");
+    assert!(
+        !store.leases().expect("leases").contains(&lease),
+        "dead session's lease kept"
+    );
 }
 
 fn bad_input_is_refused_clearly() {
@@ -343,7 +431,10 @@ fn bad_input_is_refused_clearly() {
 
     let mut spec = SessionSpec::new("img2");
     spec.image = "Not A Name!".into();
-    let e = f.host.create_session(spec).expect_err("malformed image name");
+    let e = f
+        .host
+        .create_session(spec)
+        .expect_err("malformed image name");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
 
     for id in ["", "Bad", "../x", "-x", &"a".repeat(65)] {
@@ -366,11 +457,17 @@ fn bad_input_is_refused_clearly() {
         .expect_err("exec on an unknown session");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     assert!(e.to_string().contains("not found"), "{e}");
-    let e = f.host.destroy_session("never").expect_err("destroy unknown");
+    let e = f
+        .host
+        .destroy_session("never")
+        .expect_err("destroy unknown");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 
     f.create("dup");
-    let e = f.host.create_session(SessionSpec::new("dup")).expect_err("duplicate id");
+    let e = f
+        .host
+        .create_session(SessionSpec::new("dup"))
+        .expect_err("duplicate id");
     assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
     let e = f
         .host
@@ -399,10 +496,17 @@ const TESTS: &[Test] = &[
         "exec_captures_output_times_out_and_setup_ran",
         exec_captures_output_times_out_and_setup_ran,
     ),
-    ("sessions_cannot_see_each_other", sessions_cannot_see_each_other),
+    (
+        "sessions_cannot_see_each_other",
+        sessions_cannot_see_each_other,
+    ),
     (
         "restarted_host_adopts_and_destroy_releases_everything",
         restarted_host_adopts_and_destroy_releases_everything,
+    ),
+    (
+        "dead_session_is_exited_and_a_restart_releases_its_lease",
+        dead_session_is_exited_and_a_restart_releases_its_lease,
     ),
     ("bad_input_is_refused_clearly", bad_input_is_refused_clearly),
 ];
@@ -445,7 +549,10 @@ fn main() {
     if failed.is_empty() {
         println!("\ntest result: ok\n");
     } else {
-        println!("\nfailures:\n    {}\n\ntest result: FAILED\n", failed.join("\n    "));
+        println!(
+            "\nfailures:\n    {}\n\ntest result: FAILED\n",
+            failed.join("\n    ")
+        );
         std::process::exit(1);
     }
 }

@@ -303,9 +303,13 @@ impl EmbeddedHost {
             let _ = self.store.release_lease(&rec.lease);
             return Err(e);
         }
-        let started = self.start(spec, &rec, lowerdirs);
-        if let Err(e) = started {
-            if let Err(cleanup) = self.teardown(&rec) {
+        if let Err(e) = self.start(spec, &rec, lowerdirs) {
+            // A sandbox of that id that is not ours must survive our failure.
+            let cleaned = match e {
+                Error::AlreadyExists(_) => self.forget(&rec),
+                _ => self.teardown(&rec),
+            };
+            if let Err(cleanup) = cleaned {
                 warn!(id = rec.id, error = %cleanup, "cleaning up a failed session creation failed");
             }
             return Err(e);

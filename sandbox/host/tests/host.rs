@@ -421,6 +421,41 @@ fn dead_session_is_exited_and_a_restart_releases_its_lease() {
     );
 }
 
+fn an_id_taken_by_another_sandbox_is_refused_and_left_alone() {
+    let f = Fixture::new();
+    let store = Store::open(Path::new(STORE)).expect("open store");
+    let digest = store
+        .resolve(
+            &images::hub(),
+            &Reference::parse("workstation").expect("reference"),
+        )
+        .expect("resolve workstation");
+    let unpacked = store.unpack(&digest).expect("unpack workstation");
+    let mut rc = runtime::RuntimeConfig::new(&f.config.runtime_state_dir, &f.config.helper_exe);
+    rc.uid_pool = f.config.uid_pool;
+    rc.cgroup_parent = f.config.cgroup_parent.clone();
+    let rt = runtime::Runtime::new(rc).expect("runtime on the host's state dir");
+    rt.create(runtime::SandboxSpec::new(
+        "taken",
+        unpacked.lowerdirs.clone(),
+    ))
+    .expect("create a foreign sandbox");
+    let e = f
+        .host
+        .create_session(SessionSpec::new("taken"))
+        .expect_err("id of a foreign sandbox");
+    let alive = rt.get("taken").map(|s| s.status);
+    rt.stop("taken", Duration::ZERO)
+        .expect("stop the foreign sandbox");
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert_eq!(
+        alive.ok(),
+        Some(runtime::Status::Running),
+        "foreign sandbox was stopped"
+    );
+    assert!(f.host.sessions().expect("sessions").is_empty());
+}
+
 fn bad_input_is_refused_clearly() {
     let f = Fixture::new();
     let mut spec = SessionSpec::new("img");
@@ -509,6 +544,10 @@ const TESTS: &[Test] = &[
         dead_session_is_exited_and_a_restart_releases_its_lease,
     ),
     ("bad_input_is_refused_clearly", bad_input_is_refused_clearly),
+    (
+        "an_id_taken_by_another_sandbox_is_refused_and_left_alone",
+        an_id_taken_by_another_sandbox_is_refused_and_left_alone,
+    ),
 ];
 
 fn main() {

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
 use crate::terminal::{self, Terminal, TerminalSize};
-use crate::{SandboxHost, SessionInfo, SessionSpec, SessionState};
+use crate::{Expired, Expiry, SandboxHost, SessionInfo, SessionSpec, SessionState};
 
 /// Where an [`EmbeddedHost`] keeps its state, and how it stops nodes.
 #[derive(Debug, Clone)]
@@ -410,6 +410,47 @@ impl SandboxHost for EmbeddedHost {
     fn exec(&self, id: &str, argv: &[String], timeout: Duration) -> Result<ExecOutput> {
         let rec = self.running(id, "exec")?;
         self.run(&rec, argv, timeout)
+    }
+
+    fn touch(&self, id: &str) -> Result<()> {
+        self.running(id, "touch")?;
+        let alive = self.rt.get(id).is_ok_and(|s| s.status == Status::Running);
+        if !alive {
+            return Err(Error::WrongState {
+                id: id.to_owned(),
+                state: "exited",
+                what: "touch",
+                advice: "destroy it and create a new one",
+            });
+        }
+        self.rt.touch(id).map_err(Error::from)
+    }
+
+    fn expire(&self, policy: &Expiry, now: SystemTime) -> Result<Vec<Expired>> {
+        let mut expired = Vec::new();
+        for info in self.sessions()? {
+            if self.is_starting(&info.id) {
+                continue;
+            }
+            let Some(reason) = info.expiry_reason(policy, now) else {
+                continue;
+            };
+            match self.destroy_session(&info.id) {
+                Ok(()) => {
+                    info!(id = info.id, ?reason, "session expired and destroyed");
+                    expired.push(Expired {
+                        id: info.id,
+                        reason,
+                    });
+                }
+                // Destroyed by someone else meanwhile: not ours to report.
+                Err(Error::NotFound(_)) => {}
+                Err(e) => {
+                    warn!(id = info.id, ?reason, error = %e, "cannot destroy an expired session; the next sweep retries")
+                }
+            }
+        }
+        Ok(expired)
     }
 
     fn sessions(&self) -> Result<Vec<SessionInfo>> {

@@ -9,6 +9,9 @@
 //!   implementation over the embedded `runtime` and the content `store`.
 //! - [`SessionSpec`] in, [`SessionInfo`] out; [`SessionState`] tables what
 //!   may be called when.
+//! - [`Expiry`] (idle timeout, maximum lifetime): what
+//!   [`SandboxHost::expire`] enforces; [`SessionInfo::expires_at`] says
+//!   when a session will be reaped, [`Expired`] what was and why.
 //! - [`Terminal`]: a login shell on a PTY inside the node, split into a
 //!   blocking reader, a blocking writer, a [`Resizer`] and a
 //!   [`TerminalProcess`] to wait for or kill.
@@ -22,12 +25,16 @@
 //!   node runs on. A per-session record on disk (image digest, lease id)
 //!   lets a restarted host re-adopt live sessions and release the leases of
 //!   dead ones.
+//! - A session's last activity has one source of truth, the runtime's
+//!   activity stamp (set by creation, exec, terminal opening and
+//!   [`SandboxHost::touch`]); it lives in the runtime's state directory, so
+//!   idle deadlines survive a host restart.
 //! - Session ids are the runtime's sandbox ids (1 to 64 of `a-z0-9-_`).
 //!
 //! # Example
 //! ```no_run
-//! use std::time::Duration;
-//! use host::{EmbeddedConfig, EmbeddedHost, SandboxHost, SessionSpec, TerminalSize};
+//! use std::time::{Duration, SystemTime};
+//! use host::{EmbeddedConfig, EmbeddedHost, Expiry, SandboxHost, SessionSpec, TerminalSize};
 //!
 //! // `main` called `runtime::helper::main_if_requested()` first thing.
 //! let host = EmbeddedHost::new(EmbeddedConfig::new(
@@ -40,7 +47,16 @@
 //! host.create_session(spec)?;
 //! let term = host.open_terminal("s-42", TerminalSize { cols: 80, rows: 24 })?;
 //! let out = host.exec("s-42", &["cat".into(), "/root/ready".into()], Duration::from_secs(10))?;
+//! host.touch("s-42")?; // on every keystroke batch from the browser
 //! drop(term);
+//! // Periodically: reap idle, too old and dead sessions.
+//! let policy = Expiry {
+//!     idle: Duration::from_secs(30 * 60),
+//!     max_lifetime: Duration::from_secs(4 * 3600),
+//! };
+//! for gone in host.expire(&policy, SystemTime::now())? {
+//!     println!("{} ended: {:?}", gone.id, gone.reason);
+//! }
 //! host.destroy_session("s-42")?;
 //! # let _ = out;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -60,12 +76,17 @@ pub use terminal::{Resizer, Terminal, TerminalProcess, TerminalSize};
 /// Where a session is in its life, and what may be called on it (like
 /// JupyterHub's `Spawner.poll`, [`SandboxHost::sessions`] reports it):
 ///
-/// | state    | open_terminal | exec | destroy_session | meaning |
-/// |----------|---------------|------|-----------------|---------|
-/// | Starting | no            | no   | no (wait)       | `create_session` is still running in this process |
-/// | Running  | yes           | yes  | yes             | the node is up |
-/// | Exited   | no            | no   | yes             | the node ended on its own (or died with its host); destroy it to free its resources |
-/// | (absent) | NotFound      | NotFound | NotFound    | never created, or destroyed |
+/// | state    | open_terminal | exec | touch | destroy_session | expire destroys it |
+/// |----------|---------------|------|-------|-----------------|--------------------|
+/// | Starting | no            | no   | no    | no (wait)       | never |
+/// | Running  | yes           | yes  | yes   | yes             | once [`SessionInfo::expires_at`] has passed |
+/// | Exited   | no            | no   | no    | yes             | always |
+/// | (absent) | NotFound      | NotFound | NotFound | NotFound | — |
+///
+/// Meanings: Starting — `create_session` is still running in this process;
+/// Running — the node is up; Exited — the node ended on its own (or died
+/// with its host), destroy it (or let `expire` do so) to free its
+/// resources; absent — never created, or destroyed.
 ///
 /// Calls that are not allowed fail with [`ErrorKind::FailedPrecondition`]
 /// (or [`ErrorKind::NotFound`] for an absent session).
@@ -133,8 +154,76 @@ pub struct SessionInfo {
     pub image_digest: String,
     pub hostname: String,
     pub created: SystemTime,
-    /// Last creation, exec or terminal opening.
+    /// Last creation, exec, terminal opening or [`SandboxHost::touch`].
     pub last_activity: Option<SystemTime>,
+}
+
+impl SessionInfo {
+    /// When `policy` lets this session be reaped: the earlier of its idle
+    /// deadline (last activity, or creation if none, plus `policy.idle`)
+    /// and its lifetime deadline (creation plus `policy.max_lifetime`).
+    /// `None` when both lie beyond what [`SystemTime`] can hold, i.e.
+    /// never. An Exited session is reaped whatever this says.
+    pub fn expires_at(&self, policy: &Expiry) -> Option<SystemTime> {
+        self.deadlines(policy).map(|(at, _)| at)
+    }
+
+    /// Why `policy` reaps this session at `now`, if it does. When both
+    /// deadlines have passed, the one that passed first is the reason.
+    pub fn expiry_reason(&self, policy: &Expiry, now: SystemTime) -> Option<ExpiryReason> {
+        match self.state {
+            SessionState::Starting => None,
+            SessionState::Exited => Some(ExpiryReason::Exited),
+            SessionState::Running => self
+                .deadlines(policy)
+                .filter(|(at, _)| now >= *at)
+                .map(|(_, reason)| reason),
+        }
+    }
+
+    /// The earlier deadline and its reason; a tie counts as the lifetime,
+    /// the limit no activity can move.
+    fn deadlines(&self, policy: &Expiry) -> Option<(SystemTime, ExpiryReason)> {
+        let idle = self
+            .last_activity
+            .unwrap_or(self.created)
+            .checked_add(policy.idle)
+            .map(|t| (t, ExpiryReason::Idle));
+        let lifetime = self
+            .created
+            .checked_add(policy.max_lifetime)
+            .map(|t| (t, ExpiryReason::Lifetime));
+        match (idle, lifetime) {
+            (Some(i), Some(l)) => Some(if i.0 < l.0 { i } else { l }),
+            (i, l) => i.or(l),
+        }
+    }
+}
+
+/// How long sessions may live: [`SandboxHost::expire`] destroys a session
+/// idle for `idle` or older than `max_lifetime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    pub idle: Duration,
+    pub max_lifetime: Duration,
+}
+
+/// Why [`SandboxHost::expire`] destroyed a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryReason {
+    /// No activity for the policy's `idle`.
+    Idle,
+    /// Created longer than the policy's `max_lifetime` ago.
+    Lifetime,
+    /// Its node had already ended.
+    Exited,
+}
+
+/// One session [`SandboxHost::expire`] destroyed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub id: String,
+    pub reason: ExpiryReason,
 }
 
 /// What the server needs from wherever sandboxes run.
@@ -157,6 +246,18 @@ pub trait SandboxHost: Send + Sync {
     /// captured output; kills it and fails with `Unavailable` after
     /// `timeout`. Running only.
     fn exec(&self, id: &str, argv: &[String], timeout: Duration) -> Result<ExecOutput>;
+
+    /// Records activity now (the server calls it on terminal input), which
+    /// moves the session's idle deadline. Running only.
+    fn touch(&self, id: &str) -> Result<()>;
+
+    /// Destroys every session that `policy` reaps at `now` (see
+    /// [`SessionInfo::expiry_reason`]; Starting sessions are left alone)
+    /// and returns them in id order. A session that fails to be destroyed
+    /// is logged and left listed, so the next call retries it; it is not
+    /// in the result. `now` is a parameter so callers (and tests) decide
+    /// the clock.
+    fn expire(&self, policy: &Expiry, now: SystemTime) -> Result<Vec<Expired>>;
 
     /// Every session this host knows, including those adopted after a
     /// restart, in id order.

@@ -8,11 +8,11 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use host::{
-    EmbeddedConfig, EmbeddedHost, ErrorKind, SandboxHost, SessionSpec, SessionState, Terminal,
-    TerminalSize,
+    EmbeddedConfig, EmbeddedHost, ErrorKind, Expired, Expiry, ExpiryReason, SandboxHost,
+    SessionSpec, SessionState, Terminal, TerminalSize,
 };
 use store::{Reference, Store};
 
@@ -120,6 +120,49 @@ impl Fixture {
                 Duration::from_secs(60),
             )
             .unwrap_or_else(|e| panic!("exec {script:?} in {id}: {e}"))
+    }
+
+    /// A second runtime on the host's state dir, to reach behind its back.
+    fn runtime(&self) -> runtime::Runtime {
+        let mut rc =
+            runtime::RuntimeConfig::new(&self.config.runtime_state_dir, &self.config.helper_exe);
+        rc.uid_pool = self.config.uid_pool;
+        rc.cgroup_parent = self.config.cgroup_parent.clone();
+        runtime::Runtime::new(rc).expect("runtime on the host's state dir")
+    }
+
+    fn info(&self, id: &str) -> host::SessionInfo {
+        self.host
+            .sessions()
+            .expect("sessions")
+            .into_iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("session {id} not listed"))
+    }
+
+    /// Kills the node's init from the host and waits until the session
+    /// shows as Exited.
+    fn kill_init(&self, id: &str) {
+        let pid = self
+            .runtime()
+            .get(id)
+            .expect("sandbox of the session")
+            .init_pid
+            .expect("init pid");
+        // SAFETY: plain syscall; the pid is the node's init, our child.
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGKILL) },
+            0,
+            "kill the node's init"
+        );
+        let deadline = Instant::now() + WAIT;
+        while self.info(id).state != SessionState::Exited {
+            assert!(
+                Instant::now() < deadline,
+                "session {id} never turned Exited"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn lease_of(&self, id: &str) -> String {
@@ -382,26 +425,7 @@ fn dead_session_is_exited_and_a_restart_releases_its_lease() {
     let f = Fixture::new();
     f.create("dies");
     let lease = f.lease_of("dies");
-    let mut rc = runtime::RuntimeConfig::new(&f.config.runtime_state_dir, &f.config.helper_exe);
-    rc.uid_pool = f.config.uid_pool;
-    rc.cgroup_parent = f.config.cgroup_parent.clone();
-    let pid = runtime::Runtime::new(rc)
-        .expect("runtime on the host's state dir")
-        .get("dies")
-        .expect("sandbox of the session")
-        .init_pid
-        .expect("init pid");
-    // SAFETY: plain syscall; the pid is the node's init, our child.
-    assert_eq!(
-        unsafe { libc::kill(pid, libc::SIGKILL) },
-        0,
-        "kill the node's init"
-    );
-    let deadline = Instant::now() + WAIT;
-    while f.host.sessions().expect("sessions")[0].state != SessionState::Exited {
-        assert!(Instant::now() < deadline, "session never turned Exited");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    f.kill_init("dies");
     let e = f
         .host
         .exec("dies", &["true".into()], Duration::from_secs(5))
@@ -431,10 +455,7 @@ fn an_id_taken_by_another_sandbox_is_refused_and_left_alone() {
         )
         .expect("resolve workstation");
     let unpacked = store.unpack(&digest).expect("unpack workstation");
-    let mut rc = runtime::RuntimeConfig::new(&f.config.runtime_state_dir, &f.config.helper_exe);
-    rc.uid_pool = f.config.uid_pool;
-    rc.cgroup_parent = f.config.cgroup_parent.clone();
-    let rt = runtime::Runtime::new(rc).expect("runtime on the host's state dir");
+    let rt = f.runtime();
     rt.create(runtime::SandboxSpec::new(
         "taken",
         unpacked.lowerdirs.clone(),
@@ -518,6 +539,174 @@ fn bad_input_is_refused_clearly() {
     assert!(f.host.sessions().expect("sessions").is_empty());
 }
 
+const POLICY: Expiry = Expiry {
+    idle: Duration::from_secs(10 * 60),
+    max_lifetime: Duration::from_secs(8 * 3600),
+};
+
+fn leased(lease: &str) -> bool {
+    Store::open(Path::new(STORE))
+        .expect("open store")
+        .leases()
+        .expect("leases")
+        .iter()
+        .any(|l| l == lease)
+}
+
+fn ids(f: &Fixture) -> Vec<String> {
+    f.host
+        .sessions()
+        .expect("sessions")
+        .into_iter()
+        .map(|s| s.id)
+        .collect()
+}
+
+fn idle_session_expires_and_releases_its_lease() {
+    let f = Fixture::new();
+    f.create("idle");
+    let lease = f.lease_of("idle");
+    let now = SystemTime::now();
+    let info = f.info("idle");
+    let last = info.last_activity.expect("creation records activity");
+    assert!(last <= now, "last activity {last:?} after now {now:?}");
+    assert!(
+        f.host.expire(&POLICY, now).expect("expire now").is_empty(),
+        "a fresh session expired"
+    );
+    assert_eq!(ids(&f), ["idle"], "fresh session gone");
+
+    let gone = f
+        .host
+        .expire(&POLICY, now + POLICY.idle + Duration::from_secs(1))
+        .expect("expire after the idle timeout");
+    assert_eq!(
+        gone,
+        [Expired {
+            id: "idle".into(),
+            reason: ExpiryReason::Idle
+        }]
+    );
+    assert!(ids(&f).is_empty(), "expired session still listed");
+    assert!(!leased(&lease), "expired session's lease kept");
+    let e = f.host.touch("idle").expect_err("touch an expired session");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}
+
+fn touch_moves_the_idle_deadline_and_survives_a_restart() {
+    let f = Fixture::new();
+    f.create("touched");
+    // Age the activity stamp by an hour instead of waiting.
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(f.runtime().layout().activity("touched"))
+        .and_then(|file| file.set_modified(hour_ago))
+        .expect("age the activity stamp");
+    let before = f.info("touched");
+    assert_eq!(before.last_activity, Some(hour_ago), "aged stamp not seen");
+    let old_deadline = hour_ago + POLICY.idle;
+    assert_eq!(before.expires_at(&POLICY), Some(old_deadline));
+    let probe = old_deadline + Duration::from_secs(1);
+    assert_eq!(
+        before.expiry_reason(&POLICY, probe),
+        Some(ExpiryReason::Idle),
+        "untouched session must be due at the old deadline"
+    );
+
+    f.host.touch("touched").expect("touch");
+    let after = f.info("touched");
+    let touched = after.last_activity.expect("activity after touch");
+    assert!(
+        touched > hour_ago + Duration::from_secs(3000),
+        "touch did not move the activity: {touched:?}"
+    );
+    assert_eq!(after.expires_at(&POLICY), Some(touched + POLICY.idle));
+    assert!(
+        f.host.expire(&POLICY, probe).expect("expire").is_empty(),
+        "touched session expired at its old deadline"
+    );
+    assert_eq!(ids(&f), ["touched"]);
+
+    let again = EmbeddedHost::new(f.config.clone()).expect("second host on the same dirs");
+    let listed = again.sessions().expect("sessions after restart");
+    assert_eq!(
+        listed.first().and_then(|s| s.last_activity),
+        Some(touched),
+        "activity lost across a restart"
+    );
+
+    let e = f.host.touch("never").expect_err("touch an unknown session");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    let e = f.host.touch("../x").expect_err("touch an invalid id");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+}
+
+fn lifetime_expiry_hits_a_recently_touched_session() {
+    let f = Fixture::new();
+    let created = f.create("old").created;
+    f.host.touch("old").expect("touch");
+    let policy = Expiry {
+        idle: Duration::from_secs(3600),
+        max_lifetime: Duration::from_secs(60),
+    };
+    let info = f.info("old");
+    let lifetime_end = created + policy.max_lifetime;
+    assert_eq!(
+        info.expires_at(&policy),
+        Some(lifetime_end),
+        "the lifetime deadline is the earlier one"
+    );
+    let idle_end = info.last_activity.expect("activity") + POLICY.idle;
+    assert_eq!(
+        info.expires_at(&POLICY),
+        Some(idle_end),
+        "the idle deadline is the earlier one"
+    );
+    assert!(
+        f.host
+            .expire(&policy, lifetime_end - Duration::from_secs(1))
+            .expect("expire before the lifetime")
+            .is_empty(),
+        "expired before its lifetime"
+    );
+    let gone = f
+        .host
+        .expire(&policy, lifetime_end + Duration::from_secs(1))
+        .expect("expire after the lifetime");
+    assert_eq!(
+        gone,
+        [Expired {
+            id: "old".into(),
+            reason: ExpiryReason::Lifetime
+        }]
+    );
+    assert!(ids(&f).is_empty(), "session past its lifetime still listed");
+}
+
+fn exited_session_is_reaped() {
+    let f = Fixture::new();
+    f.create("reaped");
+    f.create("alive");
+    let lease = f.lease_of("reaped");
+    f.kill_init("reaped");
+    let e = f.host.touch("reaped").expect_err("touch an exited session");
+    assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
+    let gone = f
+        .host
+        .expire(&POLICY, SystemTime::now())
+        .expect("expire now");
+    assert_eq!(
+        gone,
+        [Expired {
+            id: "reaped".into(),
+            reason: ExpiryReason::Exited
+        }]
+    );
+    assert_eq!(ids(&f), ["alive"], "only the exited session goes");
+    assert!(!leased(&lease), "exited session's lease kept");
+}
+
 // ---- runner ----------------------------------------------------------------
 
 type Test = (&'static str, fn());
@@ -548,6 +737,19 @@ const TESTS: &[Test] = &[
         "an_id_taken_by_another_sandbox_is_refused_and_left_alone",
         an_id_taken_by_another_sandbox_is_refused_and_left_alone,
     ),
+    (
+        "idle_session_expires_and_releases_its_lease",
+        idle_session_expires_and_releases_its_lease,
+    ),
+    (
+        "touch_moves_the_idle_deadline_and_survives_a_restart",
+        touch_moves_the_idle_deadline_and_survives_a_restart,
+    ),
+    (
+        "lifetime_expiry_hits_a_recently_touched_session",
+        lifetime_expiry_hits_a_recently_touched_session,
+    ),
+    ("exited_session_is_reaped", exited_session_is_reaped),
 ];
 
 fn main() {

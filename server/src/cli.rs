@@ -91,6 +91,32 @@ pub struct ServeArgs {
     /// Whether visitors may create their own student accounts.
     #[arg(long, env = "LAYERLAB_SIGNUP", value_enum, default_value_t = Signup::Open)]
     pub signup: Signup,
+
+    /// Content store holding the catalog images labs are made from;
+    /// defaults to `store` in the data directory.
+    #[arg(long, env = "LAYERLAB_STORE_DIR")]
+    pub store_dir: Option<PathBuf>,
+
+    /// Most labs running at once on this server.
+    #[arg(long, env = "LAYERLAB_MAX_LABS", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_labs: u32,
+
+    /// Most labs one user may run at once.
+    #[arg(long, env = "LAYERLAB_MAX_LABS_PER_USER", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_labs_per_user: u32,
+
+    /// Cgroup (under each controller's root) holding every lab's cgroup;
+    /// servers sharing a machine need different ones.
+    #[arg(long, env = "LAYERLAB_CGROUP_PARENT")]
+    pub cgroup_parent: Option<String>,
+
+    /// First host uid of the ranges labs' root users map to (65536 per lab).
+    #[arg(long, env = "LAYERLAB_LAB_UID_FIRST", requires = "lab_uid_slots")]
+    pub lab_uid_first: Option<u32>,
+
+    /// Number of 65536-id ranges starting at --lab-uid-first.
+    #[arg(long, env = "LAYERLAB_LAB_UID_SLOTS", requires = "lab_uid_first")]
+    pub lab_uid_slots: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod db;
 mod http;
+mod labs;
 mod templates;
 
 use clap::Parser;

@@ -131,8 +131,42 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         );
         Some(token)
     };
+    let store_dir = args
+        .store_dir
+        .clone()
+        .unwrap_or_else(|| sandbox::store_dir(&global.data_dir));
+    let runtime_dir = sandbox::runtime_dir(&global.data_dir);
+    let helper = std::env::current_exe().context("cannot find the layerlab executable")?;
+    let mut config = host::EmbeddedConfig::new(&store_dir, &runtime_dir, helper);
+    if let Some(parent) = &args.cgroup_parent {
+        config.cgroup_parent = parent.clone();
+    }
+    if let (Some(first), Some(count)) = (args.lab_uid_first, args.lab_uid_slots) {
+        config.uid_pool = runtime::UidPool { first, count };
+    }
+    let host = tokio::task::spawn_blocking(move || {
+        host::EmbeddedHost::new(config).with_context(|| {
+            format!(
+                "cannot open the lab host (store {}, runtime {})",
+                store_dir.display(),
+                runtime_dir.display()
+            )
+        })
+    })
+    .await??;
+    let labs = Arc::new(crate::labs::Labs::new(
+        Arc::new(host),
+        db.clone(),
+        args.max_labs as usize,
+        args.max_labs_per_user as usize,
+    ));
+    // Labs keep running while the server is down; pick them up again.
+    labs.reconcile()
+        .await
+        .context("cannot reconcile the labs left by the last run")?;
     let state = Arc::new(http::AppState {
         db,
+        labs,
         course,
         settings,
         csrf,

@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::cli::{ImagesCommand, SandboxRunArgs};
 
 /// Where the data directory keeps the shared content store.
-fn store_dir(data_dir: &Path) -> PathBuf {
+pub fn store_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("store")
 }
 
@@ -19,7 +19,7 @@ fn image_cache_dir(data_dir: &Path) -> PathBuf {
 }
 
 /// Per-sandbox state: allocated uid ranges, state.json, pids to adopt.
-fn runtime_dir(data_dir: &Path) -> PathBuf {
+pub fn runtime_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("runtime")
 }
 

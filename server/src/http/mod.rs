@@ -6,6 +6,7 @@ mod account;
 mod api;
 pub mod assets;
 pub mod error;
+mod labs;
 mod pages;
 pub mod session;
 
@@ -49,6 +50,7 @@ pub struct AppState {
     pub settings: Settings,
     pub csrf: CsrfKey,
     pub login_limiter: LoginLimiter,
+    pub labs: Arc<crate::labs::Labs>,
     /// One-time secret for `/setup/{token}`, present while no admin exists.
     pub setup_token: Mutex<Option<String>>,
 }
@@ -61,6 +63,7 @@ pub fn app(state: SharedState) -> Router {
         .merge(pages::router())
         .merge(account::router())
         .merge(api::router())
+        .merge(labs::router())
         .merge(assets::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::ensure_csrf_cookie))
         .with_state(state)

@@ -7,11 +7,13 @@
 //! - `protection`: CSRF, Origin, rate limits, body limits, headers.
 //! - `lessons`: pages, Markdown, run buttons, assets, the JSON API, bad courses.
 //! - `durability`: what survives a restart and a crash.
+//! - `labs`: lab sessions and their terminal websockets, on real nodes.
 //! - `sandbox`: the catalog and `layerlab sandbox run`, on real namespaces.
 
 mod accounts;
 mod durability;
 mod harness;
+mod labs;
 mod lessons;
 mod protection;
 mod sandbox;

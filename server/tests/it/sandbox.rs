@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 
 use crate::harness::*;
 
-const CATALOG: &str = "/var/tmp/layerlab/test-data";
+pub const CATALOG: &str = "/var/tmp/layerlab/test-data";
 
-fn catalog() -> &'static str {
+pub fn catalog() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let out = cli(&["images", "build", "--data-dir", CATALOG], "");

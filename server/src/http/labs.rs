@@ -1,0 +1,225 @@
+//! Lab sessions over HTTP: start, look at, stop, and the terminal
+//! websocket (DESIGN.md "HTTP API").
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::SharedState;
+use super::error::AppError;
+use super::session::{ApiUser, check_origin};
+use crate::db::{Lab, LabState, User};
+use crate::labs::LabError;
+use crate::labs::terminal::{
+    Control, Event, TerminalError, TerminalHub, exit_message, parse_control, valid_name,
+};
+
+pub fn router() -> Router<SharedState> {
+    Router::new()
+        .route("/api/sessions", axum::routing::post(create))
+        .route("/api/sessions/{id}", get(show).delete(remove))
+        .route("/api/sessions/{id}/terminals/{name}", get(terminal))
+}
+
+impl From<LabError> for AppError {
+    fn from(err: LabError) -> AppError {
+        match err {
+            LabError::ServerFull(_) => {
+                AppError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+            }
+            LabError::UserFull(_) => AppError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string()),
+            LabError::Terminal(TerminalError::TooMany(_)) => {
+                AppError::new(StatusCode::CONFLICT, err.to_string())
+            }
+            LabError::Db(err) => err.into(),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateLab {
+    lesson: String,
+}
+
+async fn create(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    body: Result<Json<CreateLab>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, AppError> {
+    let Json(body) = body.map_err(|e| {
+        AppError::bad_request(format!(
+            "send JSON like {{\"lesson\":\"01-first-container\"}}: {e}"
+        ))
+    })?;
+    let lesson = state.course.lesson(&body.lesson).ok_or_else(|| {
+        AppError::not_found(format!(
+            "there is no lesson {:?}; GET /api/lessons lists them",
+            body.lesson
+        ))
+    })?;
+    let (lab, created) = state.labs.start(&user.id, lesson).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(lab)).into_response())
+}
+
+/// The lab, if it exists and belongs to `user`.
+async fn owned_lab(state: &SharedState, user: &User, id: &str) -> Result<Lab, AppError> {
+    let lab = state
+        .db
+        .lab(id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("there is no lab {id:?}")))?;
+    if lab.user_id != user.id {
+        return Err(AppError::forbidden("this lab belongs to someone else"));
+    }
+    Ok(lab)
+}
+
+async fn show(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<Lab>, AppError> {
+    Ok(Json(owned_lab(&state, &user, &id).await?))
+}
+
+async fn remove(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let lab = owned_lab(&state, &user, &id).await?;
+    if lab.state != LabState::Stopped {
+        state.labs.stop(&lab, "stopped by its user").await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A request whose Origin, if any, is ours: websockets are not covered by
+/// CORS, so this is what keeps other sites from opening a student's shell.
+struct SameOrigin;
+
+impl FromRequestParts<SharedState> for SameOrigin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        check_origin(parts, state)?;
+        Ok(SameOrigin)
+    }
+}
+
+async fn terminal(
+    State(state): State<SharedState>,
+    SameOrigin: SameOrigin,
+    ApiUser(user): ApiUser,
+    Path((id, name)): Path<(String, String)>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    if !valid_name(&name) {
+        return Err(AppError::bad_request(
+            "terminal names are 1 to 32 of a-z, 0-9 and -",
+        ));
+    }
+    let lab = owned_lab(&state, &user, &id).await?;
+    if lab.state != LabState::Ready {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "the lab is {}, not ready; wait until it is ready",
+                lab.state.as_str()
+            ),
+        ));
+    }
+    let hub = state.labs.terminal(&lab.id, &name).await?;
+    Ok(upgrade
+        .on_upgrade(move |socket| async move {
+            if let Err(err) = relay(socket, hub).await {
+                tracing::debug!(error = %err, "terminal socket ended");
+            }
+        })
+        .into_response())
+}
+
+/// Replays the terminal's kept output, then relays both ways until either
+/// side ends.
+async fn relay(mut socket: WebSocket, hub: Arc<TerminalHub>) -> Result<(), RelayError> {
+    let mut catchup = hub.catch_up(0)?;
+    let mut seen = catchup.end;
+    if !catchup.bytes.is_empty() {
+        socket.send(Message::Binary(catchup.bytes.into())).await?;
+    }
+    if let Some(code) = catchup.exit {
+        socket
+            .send(Message::Text(exit_message(code).into()))
+            .await?;
+        return Ok(());
+    }
+    loop {
+        tokio::select! {
+            event = catchup.events.recv() => match event {
+                Ok(Event::Output { end, bytes }) => {
+                    // Output already covered by a resync arrives again; skip it.
+                    let fresh = end.saturating_sub(seen).min(bytes.len() as u64) as usize;
+                    if fresh > 0 {
+                        socket.send(Message::Binary(bytes[bytes.len() - fresh..].to_vec().into())).await?;
+                        seen = end;
+                    }
+                }
+                Ok(Event::Exit(code)) => {
+                    socket.send(Message::Text(exit_message(code).into())).await?;
+                    return Ok(());
+                }
+                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
+                    catchup = hub.catch_up(seen)?;
+                    if !catchup.bytes.is_empty() {
+                        socket.send(Message::Binary(catchup.bytes.into())).await?;
+                    }
+                    seen = catchup.end;
+                    if let Some(code) = catchup.exit {
+                        socket.send(Message::Text(exit_message(code).into())).await?;
+                        return Ok(());
+                    }
+                }
+            },
+            message = socket.recv() => match message {
+                None => return Ok(()),
+                Some(message) => match message? {
+                    Message::Binary(bytes) => hub.write(bytes.to_vec()).await?,
+                    Message::Text(text) => match parse_control(&text) {
+                        Ok(Control::Resize(size)) => hub.resize(size)?,
+                        Err(message) => {
+                            let error = serde_json::json!({ "type": "error", "message": message });
+                            socket.send(Message::Text(error.to_string().into())).await?;
+                        }
+                    },
+                    Message::Close(_) => return Ok(()),
+                    Message::Ping(_) | Message::Pong(_) => {}
+                },
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error(transparent)]
+    Terminal(#[from] TerminalError),
+    #[error("websocket: {0}")]
+    Socket(#[from] axum::Error),
+}

@@ -1,0 +1,366 @@
+//! Lab sessions over the API and their terminal websockets, on real nodes
+//! made from the test catalog.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::harness::*;
+use crate::sandbox::catalog;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn lab_server(data: &tempfile::TempDir) -> Server {
+    let store = format!("{}/store", catalog());
+    Server::start(data.path(), &["--store-dir", &store])
+}
+
+/// A user with an API token.
+fn user_token(data: &tempfile::TempDir, name: &str) -> String {
+    add_user(data.path(), name, "student", "correct horse battery");
+    let out = cli(
+        &[
+            "token",
+            "create",
+            name,
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+/// Deletes the lab when dropped, so a failing test leaves no node behind.
+struct LabGuard {
+    url: String,
+    token: String,
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let (url, token) = (self.url.clone(), self.token.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let _ = reqwest::Client::new()
+                    .delete(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+async fn start_lab(server: &Server, token: &str) -> (String, LabGuard) {
+    let response = reqwest::Client::new()
+        .post(server.at("/api/sessions"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"lesson": "01-what-is-a-container"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let lab: Value = response.json().await.unwrap();
+    let id = lab["id"].as_str().unwrap().to_string();
+    assert_eq!(lab["lesson"], "01-what-is-a-container");
+    assert!(lab["expires_at"].as_i64().is_some(), "{lab}");
+    let guard = LabGuard {
+        url: server.at(&format!("/api/sessions/{id}")),
+        token: token.to_string(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let lab: Value = reqwest::Client::new()
+            .get(server.at(&format!("/api/sessions/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match lab["state"].as_str() {
+            Some("ready") => break,
+            Some("starting") => {}
+            _ => panic!("lab did not start: {lab}\n{}", server.log()),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lab still starting after 2 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (id, guard)
+}
+
+async fn connect(
+    server: &Server,
+    token: &str,
+    id: &str,
+    name: &str,
+    origin: Option<&str>,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let url = server
+        .at(&format!("/api/sessions/{id}/terminals/{name}"))
+        .replacen("http://", "ws://", 1);
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// Reads terminal output until `want` appears in what was read (since the
+/// call); returns all of it.
+async fn read_until(socket: &mut Socket, want: &str) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let next = tokio::time::timeout_at(deadline, socket.next()).await;
+        match next {
+            Ok(Some(Ok(Message::Binary(bytes)))) => {
+                seen.push_str(&String::from_utf8_lossy(&bytes));
+                if seen.contains(want) {
+                    return seen;
+                }
+                // Keep memory bounded while a flood scrolls by.
+                if seen.len() > 1 << 20 {
+                    seen.drain(..seen.len() - 4096);
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("socket ended waiting for {want:?}: {other:?}; got {seen:?}"),
+            Err(_) => panic!(
+                "no {want:?} within 30s; last output: {:?}",
+                &seen[seen.len().saturating_sub(500)..]
+            ),
+        }
+    }
+}
+
+async fn type_line(socket: &mut Socket, line: &str) {
+    socket
+        .send(Message::Binary(format!("{line}\r").into_bytes().into()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lab_terminal_echoes_resizes_replays_floods_and_stops() {
+    let data = temp_dir();
+    let token = user_token(&data, "ada");
+    let server = lab_server(&data);
+    let (id, _guard) = start_lab(&server, &token).await;
+
+    // The same lesson again gives the same lab.
+    let again = reqwest::Client::new()
+        .post(server.at("/api/sessions"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"lesson": "01-what-is-a-container"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
+
+    let mut term = connect(&server, &token, &id, "node1", None).await.unwrap();
+    type_line(&mut term, "echo hel''lo-$((6*7))").await;
+    read_until(&mut term, "hello-42").await;
+    type_line(&mut term, "hostname").await;
+    read_until(&mut term, "node1").await;
+
+    term.send(Message::Text(
+        r#"{"type":"resize","cols":123,"rows":45}"#.into(),
+    ))
+    .await
+    .unwrap();
+    type_line(&mut term, "stty size").await;
+    read_until(&mut term, "45 123").await;
+
+    // A new socket on the same name is the same shell, screen replayed.
+    term.close(None).await.unwrap();
+    drop(term);
+    let mut term = connect(&server, &token, &id, "node1", None).await.unwrap();
+    read_until(&mut term, "hello-42").await;
+    type_line(&mut term, "echo $MARK-set; MARK=first").await;
+    read_until(&mut term, "-set").await;
+
+    // Another name is another shell.
+    let mut second = connect(&server, &token, &id, "shell-2", None)
+        .await
+        .unwrap();
+    type_line(&mut second, "echo mark=${MARK:-none}").await;
+    read_until(&mut second, "mark=none").await;
+    type_line(&mut term, "echo mark=$MARK").await;
+    read_until(&mut term, "mark=first").await;
+
+    // A flood, then Ctrl-C straight to the PTY: the prompt comes back.
+    type_line(&mut term, "yes flood").await;
+    read_until(&mut term, "flood\r\nflood").await;
+    term.send(Message::Binary(b"\x03".to_vec().into()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    type_line(&mut term, "echo after-$((40+2))-flood").await;
+    read_until(&mut term, "after-42-flood").await;
+
+    // An unknown control message is answered, not fatal.
+    term.send(Message::Text("{\"type\":\"launch\"}".into()))
+        .await
+        .unwrap();
+    type_line(&mut term, "echo still-$((1+1))").await;
+    read_until(&mut term, "still-2").await;
+
+    let client = reqwest::Client::new();
+    let deleted = client
+        .delete(server.at(&format!("/api/sessions/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let lab: Value = client
+        .get(server.at(&format!("/api/sessions/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(lab["state"], "stopped", "{lab}");
+    assert!(
+        connect(&server, &token, &id, "node1", None).await.is_err(),
+        "a stopped lab has no terminal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn labs_belong_to_their_owner_and_refuse_other_origins() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    let eve = user_token(&data, "eve");
+    let server = lab_server(&data);
+    let (id, _guard) = start_lab(&server, &ada).await;
+    let client = reqwest::Client::new();
+    let lab_url = server.at(&format!("/api/sessions/{id}"));
+
+    let get = client.get(&lab_url).bearer_auth(&eve).send().await.unwrap();
+    assert_eq!(get.status(), 403);
+    let delete = client
+        .delete(&lab_url)
+        .bearer_auth(&eve)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 403);
+    let unknown = client
+        .get(server.at("/api/sessions/lab-nope"))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let anonymous = client.get(&lab_url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let no_lesson = client
+        .post(server.at("/api/sessions"))
+        .bearer_auth(&ada)
+        .json(&serde_json::json!({"lesson": "../etc"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_lesson.status(), 404);
+
+    match connect(&server, &eve, &id, "node1", None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("someone else's terminal opened: {other:?}"),
+    }
+    match connect(&server, &ada, &id, "node1", Some("http://evil.example")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("a foreign Origin opened a terminal: {other:?}"),
+    }
+    match connect(&server, &ada, &id, "Bad%2FName", None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400)
+        }
+        other => panic!("a bad terminal name was accepted: {other:?}"),
+    }
+    let own = connect(&server, &ada, &id, "node1", Some(&server.url))
+        .await
+        .expect("the owner from our own origin gets the terminal");
+    drop(own);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lab_slots_are_limited_per_user_and_per_server() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    let eve = user_token(&data, "eve");
+    let store = format!("{}/store", catalog());
+    let server = Server::start(
+        data.path(),
+        &[
+            "--store-dir",
+            &store,
+            "--max-labs",
+            "1",
+            "--max-labs-per-user",
+            "1",
+        ],
+    );
+    let (_id, _guard) = start_lab(&server, &ada).await;
+    let client = reqwest::Client::new();
+    let ada_again = client
+        .post(server.at("/api/sessions"))
+        .bearer_auth(&ada)
+        .json(&serde_json::json!({"lesson": "02-images-vs-containers"}))
+        .send()
+        .await
+        .unwrap();
+    let status = ada_again.status();
+    let body: Value = ada_again.json().await.unwrap();
+    if status == 404 {
+        panic!("the test needs a second lesson: {body}");
+    }
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("you already have 1 labs running"),
+        "{body}"
+    );
+    let eve_lab = client
+        .post(server.at("/api/sessions"))
+        .bearer_auth(&eve)
+        .json(&serde_json::json!({"lesson": "01-what-is-a-container"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(eve_lab.status(), 503);
+    let body: Value = eve_lab.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "all 1 lab slots are busy, try again in a minute"
+    );
+}

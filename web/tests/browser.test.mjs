@@ -2,7 +2,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, existsSync } from "node:fs";
+import { mkdtempSync, mkdirSync, existsSync, readdirSync, rmdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -18,7 +18,14 @@ const dataDir = mkdtempSync(join(tmpdir(), "layerlab-browser-"));
 
 function startServer() {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+    // A cgroup parent and uid range of its own: a starting server removes
+    // the lab cgroups under its parent that it does not know.
+    const args = [
+      "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
+      "--cgroup-parent", `layerlab-browser-${process.pid}`,
+      "--lab-uid-first", String(3 << 29), "--lab-uid-slots", "4",
+    ];
+    const child = spawn(BIN, args, {
       stdio: ["ignore", "ignore", "pipe"],
     });
     let log = "";
@@ -57,6 +64,14 @@ before(async () => {
 after(async () => {
   await browser?.close();
   server?.kill("SIGTERM");
+  await new Promise((resolve) => (server ? server.on("exit", resolve) : resolve()));
+  for (const controller of readdirSync("/sys/fs/cgroup")) {
+    try {
+      rmdirSync(join("/sys/fs/cgroup", controller, `layerlab-browser-${process.pid}`));
+    } catch {
+      // Not every controller got the directory.
+    }
+  }
 });
 
 test("a student logs in, reads a lesson and uses a run button", async () => {

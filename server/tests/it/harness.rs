@@ -71,6 +71,30 @@ impl Server {
             NEXT_SERVER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         );
         let (block, uid_block) = reserve_uid_block();
+        Server::launch(data_dir, extra, cgroup_parent, block, uid_block)
+    }
+
+    /// Stops this server with SIGTERM and starts another on the same data
+    /// directory, cgroup parent and uid block, as an operator's restart.
+    pub fn restart(mut self, data_dir: &Path, extra: &[&str]) -> Server {
+        let cgroup_parent = std::mem::take(&mut self.cgroup_parent);
+        let uid_block = std::mem::take(&mut self.uid_block);
+        let block = uid_block
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse().ok())
+            .expect("uid block files are named by number");
+        self.stop();
+        Server::launch(data_dir, extra, cgroup_parent, block, uid_block)
+    }
+
+    fn launch(
+        data_dir: &Path,
+        extra: &[&str],
+        cgroup_parent: String,
+        block: u32,
+        uid_block: PathBuf,
+    ) -> Server {
         let uid_first = (1u32 << 30) + block * SLOTS_PER_BLOCK * 65536;
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -161,6 +185,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.cgroup_parent.is_empty() {
+            return; // handed over by restart()
+        }
         // Empty by now when the test stopped its labs; rmdir refuses otherwise.
         if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
             for controller in controllers.flatten() {

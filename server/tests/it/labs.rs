@@ -364,3 +364,38 @@ async fn lab_slots_are_limited_per_user_and_per_server() {
         "all 1 lab slots are busy, try again in a minute"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn labs_keep_running_across_a_server_restart() {
+    let data = temp_dir();
+    let token = user_token(&data, "ada");
+    let server = lab_server(&data);
+    let (id, guard) = start_lab(&server, &token).await;
+    let mut term = connect(&server, &token, &id, "node1", None).await.unwrap();
+    type_line(
+        &mut term,
+        "echo kept-$((2*21)) > /root/marker && echo wr''itten",
+    )
+    .await;
+    read_until(&mut term, "written\r\n").await;
+    drop(term);
+
+    let store = format!("{}/store", catalog());
+    let server = server.restart(data.path(), &["--store-dir", &store]);
+    // Declared after the new server, so it is dropped (and deletes) first.
+    let mut guard = guard;
+    guard.url = server.at(&format!("/api/sessions/{id}"));
+    let lab: Value = reqwest::Client::new()
+        .get(server.at(&format!("/api/sessions/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(lab["state"], "ready", "{lab}\n{}", server.log());
+    let mut term = connect(&server, &token, &id, "node1", None).await.unwrap();
+    type_line(&mut term, "cat /root/marker").await;
+    read_until(&mut term, "kept-42").await;
+}

@@ -162,14 +162,7 @@ async fn login_with_wrong_password_is_refused_and_right_one_rotates_the_session(
         .await
         .unwrap();
     assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
-    let me: serde_json::Value = client
-        .get(server.at("/api/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value = json(client.get(server.at("/api/me"))).await;
     assert_eq!(me["name"], "carol");
     assert_eq!(me["role"], "student");
 }
@@ -292,14 +285,7 @@ async fn first_start_offers_a_one_time_admin_setup_link() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let me: serde_json::Value = client
-        .get(server.at("/api/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value = json(client.get(server.at("/api/me"))).await;
     assert_eq!(me["role"], "admin");
     let again = browser().get(server.at(path)).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND, "the link works once");
@@ -355,15 +341,12 @@ async fn cli_manages_users_and_tokens_while_the_server_runs() {
         !token.contains(' ') && !token.contains('\n'),
         "stdout holds only the token: {token:?}"
     );
-    let me: serde_json::Value = reqwest::Client::new()
-        .get(server.at("/api/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value = json(
+        reqwest::Client::new()
+            .get(server.at("/api/me"))
+            .bearer_auth(&token),
+    )
+    .await;
     assert_eq!(me["name"], "frank");
     let bad = reqwest::Client::new()
         .get(server.at("/api/me"))

@@ -38,14 +38,7 @@ async fn accounts_sessions_and_progress_survive_a_restart_and_a_crash() {
     server.crash();
 
     let server = Server::start(dir.path(), &[]);
-    let me: serde_json::Value = client
-        .get(server.at("/api/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value = json(client.get(server.at("/api/me"))).await;
     assert_eq!(me["name"], "henry", "the session survived kill -9");
     let fresh = browser();
     assert_eq!(

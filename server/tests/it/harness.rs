@@ -242,6 +242,11 @@ pub fn csrf_of(html: &str) -> String {
     html[start..end].to_string()
 }
 
+/// Sends a request and parses its JSON answer.
+pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 pub async fn get_page(client: &reqwest::Client, url: &str) -> String {
     let response = client.get(url).send().await.unwrap();
     assert!(

@@ -78,15 +78,12 @@ async fn start_lab(server: &Server, token: &str) -> (String, LabGuard) {
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let lab: Value = reqwest::Client::new()
-            .get(server.at(&format!("/api/sessions/{id}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let lab: Value = json(
+            reqwest::Client::new()
+                .get(server.at(&format!("/api/sessions/{id}")))
+                .bearer_auth(token),
+        )
+        .await;
         match lab["state"].as_str() {
             Some("ready") => break,
             Some("starting") => {}
@@ -234,15 +231,12 @@ async fn a_lab_terminal_echoes_resizes_replays_floods_and_stops() {
         .await
         .unwrap();
     assert_eq!(deleted.status(), 204);
-    let lab: Value = client
-        .get(server.at(&format!("/api/sessions/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lab: Value = json(
+        client
+            .get(server.at(&format!("/api/sessions/{id}")))
+            .bearer_auth(&token),
+    )
+    .await;
     assert_eq!(lab["state"], "stopped", "{lab}");
     assert!(
         connect(&server, &token, &id, "node1", None).await.is_err(),
@@ -385,15 +379,12 @@ async fn labs_keep_running_across_a_server_restart() {
     // Declared after the new server, so it is dropped (and deletes) first.
     let mut guard = guard;
     guard.url = server.at(&format!("/api/sessions/{id}"));
-    let lab: Value = reqwest::Client::new()
-        .get(server.at(&format!("/api/sessions/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lab: Value = json(
+        reqwest::Client::new()
+            .get(server.at(&format!("/api/sessions/{id}")))
+            .bearer_auth(&token),
+    )
+    .await;
     assert_eq!(lab["state"], "ready", "{lab}\n{}", server.log());
     let mut term = connect(&server, &token, &id, "node1", None).await.unwrap();
     type_line(&mut term, "cat /root/marker").await;

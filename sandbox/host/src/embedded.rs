@@ -10,9 +10,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use runtime::{ExecOutput, ExecSpec, Runtime, RuntimeConfig, SandboxSpec, Status, UidPool};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ use store::{Reference, Store};
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
+use crate::http::{self, HttpError, HttpRequest, HttpResponse};
 use crate::terminal::{self, Terminal, TerminalSize};
 use crate::{Expired, Expiry, SandboxHost, SessionInfo, SessionSpec, SessionState};
 
@@ -365,6 +367,28 @@ impl EmbeddedHost {
         })
     }
 
+    /// A host name as the node resolves it (its /etc/hosts, its DNS), by
+    /// asking the node's own resolver.
+    fn resolve(&self, rec: &Record, request: &HttpRequest, deadline: Instant) -> Result<IpAddr> {
+        let unresolved = |reason: String| HttpError::Resolve {
+            host: request.host.clone(),
+            reason,
+        };
+        let host = &request.host;
+        let plain = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            && !host.starts_with('-');
+        if !plain {
+            return Err(unresolved("not a host name".into()).into());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let argv = ["getent".to_owned(), "ahostsv4".to_owned(), host.clone()];
+        let out = self.run(rec, &argv, left.max(Duration::from_millis(100)))?;
+        http::parse_getent(&String::from_utf8_lossy(&out.stdout))
+            .ok_or_else(|| unresolved("no such host".into()).into())
+    }
+
     /// Stops the sandbox (if any), then releases the lease and the record.
     fn teardown(&self, rec: &Record) -> Result<()> {
         match self.rt.stop(&rec.id, self.config.stop_grace) {
@@ -410,6 +434,36 @@ impl SandboxHost for EmbeddedHost {
     fn exec(&self, id: &str, argv: &[String], timeout: Duration) -> Result<ExecOutput> {
         let rec = self.running(id, "exec")?;
         self.run(&rec, argv, timeout)
+    }
+
+    fn http(&self, id: &str, request: &HttpRequest) -> Result<HttpResponse> {
+        let rec = self.running(id, "an HTTP request")?;
+        http::validate(request)?;
+        let deadline = Instant::now() + request.timeout;
+        let ip = match http::literal_address(&request.host) {
+            Some(ip) => ip,
+            None => self.resolve(&rec, request, deadline)?,
+        };
+        let addr = SocketAddr::new(ip, request.port);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let stream = match self.rt.connect_tcp(id, addr, left) {
+            Ok(s) => s,
+            Err(runtime::Error::Connect { source, .. })
+                if source.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return Err(HttpError::Timeout {
+                    host: request.host.clone(),
+                    port: request.port,
+                    timeout: request.timeout,
+                }
+                .into());
+            }
+            Err(runtime::Error::Connect { source, .. }) => {
+                return Err(HttpError::Connect { addr, source }.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(http::exchange(stream, request, deadline)?)
     }
 
     fn touch(&self, id: &str) -> Result<()> {

@@ -53,6 +53,8 @@ pub enum Error {
     #[error("session record {path}: {message}; remove the file if the session is gone")]
     Record { path: PathBuf, message: String },
     #[error(transparent)]
+    Http(crate::http::HttpError),
+    #[error(transparent)]
     Runtime(runtime::Error),
     #[error(transparent)]
     Store(#[from] store::Error),
@@ -67,6 +69,8 @@ impl Error {
             Error::WrongState { .. } | Error::SetupFailed { .. } => ErrorKind::FailedPrecondition,
             Error::Timeout { .. } => ErrorKind::Unavailable,
             Error::Terminal { .. } | Error::Record { .. } => ErrorKind::Internal,
+            Error::Http(crate::http::HttpError::Invalid(_)) => ErrorKind::InvalidArgument,
+            Error::Http(_) => ErrorKind::Unavailable,
             Error::Runtime(e) => e.kind(),
             Error::Store(e) => match e.kind() {
                 store::ErrorKind::NotFound => ErrorKind::NotFound,

@@ -12,6 +12,8 @@
 //! - [`Expiry`] (idle timeout, maximum lifetime): what
 //!   [`SandboxHost::expire`] enforces; [`SessionInfo::expires_at`] says
 //!   when a session will be reaped, [`Expired`] what was and why.
+//! - [`HttpRequest`] in, [`HttpResponse`] out of [`SandboxHost::http`]:
+//!   HTTP into the node's network for the grader.
 //! - [`Terminal`]: a login shell on a PTY inside the node, split into a
 //!   blocking reader, a blocking writer, a [`Resizer`] and a
 //!   [`TerminalProcess`] to wait for or kill.
@@ -64,10 +66,12 @@
 
 mod embedded;
 mod error;
+mod http;
 mod terminal;
 
 use std::time::{Duration, SystemTime};
 
+pub use self::http::{HttpError, HttpRequest, HttpResponse};
 pub use embedded::{EmbeddedConfig, EmbeddedHost};
 pub use error::{Error, ErrorKind, Result};
 pub use runtime::{ExecOutput, ExitStatus};
@@ -76,7 +80,7 @@ pub use terminal::{Resizer, Terminal, TerminalProcess, TerminalSize};
 /// Where a session is in its life, and what may be called on it (like
 /// JupyterHub's `Spawner.poll`, [`SandboxHost::sessions`] reports it):
 ///
-/// | state    | open_terminal | exec | touch | destroy_session | expire destroys it |
+/// | state    | open_terminal | exec, http | touch | destroy_session | expire destroys it |
 /// |----------|---------------|------|-------|-----------------|--------------------|
 /// | Starting | no            | no   | no    | no (wait)       | never |
 /// | Running  | yes           | yes  | yes   | yes             | once [`SessionInfo::expires_at`] has passed |
@@ -246,6 +250,15 @@ pub trait SandboxHost: Send + Sync {
     /// captured output; kills it and fails with `Unavailable` after
     /// `timeout`. Running only.
     fn exec(&self, id: &str, argv: &[String], timeout: Duration) -> Result<ExecOutput>;
+
+    /// Sends one HTTP/1.1 request to a server in the node's network and
+    /// returns its answer (DESIGN.md's `registry_get`, for any request):
+    /// the host name is resolved and the connection made inside the node,
+    /// so only what the node itself reaches is reachable. The whole
+    /// exchange is bounded by `request.timeout` and the body by
+    /// `request.max_body`. Fails with `Unavailable` (an [`Error::Http`]
+    /// saying why) when nothing answers in time. Running only.
+    fn http(&self, id: &str, request: &HttpRequest) -> Result<HttpResponse>;
 
     /// Records activity now (the server calls it on terminal input), which
     /// moves the session's idle deadline. Running only.

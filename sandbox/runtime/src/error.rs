@@ -70,6 +70,13 @@ pub enum Error {
     },
     #[error("command timed out after {0:?} and was killed")]
     Timeout(std::time::Duration),
+    #[error("cannot connect to {addr} inside sandbox {id}: {source}")]
+    Connect {
+        id: String,
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
     #[error("{failure}; cleaning up afterwards also failed: {cleanup}")]
     WithCleanup {
         failure: Box<Error>,
@@ -84,7 +91,9 @@ impl Error {
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::NotRunning { .. } => ErrorKind::FailedPrecondition,
-            Error::PoolExhausted { .. } | Error::Timeout(_) => ErrorKind::Unavailable,
+            Error::PoolExhausted { .. } | Error::Timeout(_) | Error::Connect { .. } => {
+                ErrorKind::Unavailable
+            }
             Error::WithCleanup { failure, .. } => failure.kind(),
             Error::Io { .. } | Error::Sys { .. } | Error::State { .. } | Error::Helper { .. } => {
                 ErrorKind::Internal

@@ -27,6 +27,7 @@
 //! [`Runtime`] (created from a [`RuntimeConfig`]) owns the sandboxes of one
 //! state directory: [`Runtime::create`] from a [`SandboxSpec`],
 //! [`Runtime::exec`] / [`Runtime::exec_command`] with an [`ExecSpec`],
+//! [`Runtime::connect_tcp`] (a socket inside the sandbox's network),
 //! [`Runtime::stop`], [`Runtime::list`], [`Runtime::stats`],
 //! [`Runtime::touch`], [`Runtime::adopt_or_cleanup`]. [`run_once`] is
 //! `layerlab sandbox run`. What may be called in which lifecycle state is
@@ -134,7 +135,7 @@ mod userns;
 
 pub use cgroups::Stats;
 pub use error::{Error, ErrorKind, Result};
-pub use runtime::{AdoptReport, Runtime, RuntimeConfig, Sandbox, SandboxInfo};
+pub use runtime::{AdoptReport, MAX_CAPTURE, Runtime, RuntimeConfig, Sandbox, SandboxInfo};
 pub use spec::{BindMount, Bridge, ExecOutput, ExecSpec, ExitStatus, Limits, Network, SandboxSpec};
 pub use state::Status;
 pub use userns::UidPool;

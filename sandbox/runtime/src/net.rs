@@ -7,7 +7,7 @@
 //! have stable ioctls and need no extra crate.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::error::{Error, Result};
 use crate::spec::Bridge;
@@ -89,4 +89,29 @@ pub fn setup(bridge: Option<&Bridge>) -> Result<()> {
         set_up(&sock, &b.name).map_err(Error::sys("bring bridge up"))?;
     }
     Ok(())
+}
+
+/// Opens a TCP connection from inside the network namespace of the process
+/// behind `pidfd`.
+///
+/// `setns(CLONE_NEWNET)` changes only the calling thread, so a short-lived
+/// thread joins the namespace, connects and ends; the socket keeps the
+/// namespace it was created in, and no other thread of the caller (a tokio
+/// server) ever leaves the host's network. Only the network namespace is
+/// joined: the thread stays host root in the host's user namespace, which
+/// is what lets it join without forking, and it runs nothing but
+/// `socket` and `connect`.
+pub fn connect_in(
+    pidfd: BorrowedFd<'_>,
+    addr: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> io::Result<std::net::TcpStream> {
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            crate::sys::setns_pidfd(pidfd, libc::CLONE_NEWNET)?;
+            std::net::TcpStream::connect_timeout(&addr, timeout)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("connecting thread panicked")))
+    })
 }

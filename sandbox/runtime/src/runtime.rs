@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command as StdCommand, Stdio};
@@ -423,6 +423,36 @@ impl Runtime {
         Ok(v)
     }
 
+    /// A TCP connection to `addr` made inside the sandbox's network
+    /// namespace: `127.0.0.1` is the sandbox's own loopback, never the
+    /// host's. Running only. The caller gets a plain socket and speaks
+    /// whatever protocol it likes over it.
+    pub fn connect_tcp(
+        &self,
+        id: &str,
+        addr: std::net::SocketAddr,
+        timeout: Duration,
+    ) -> Result<std::net::TcpStream> {
+        check_id(id)?;
+        let st = self.load(id)?;
+        // Opened before the liveness check, so a recycled pid can never
+        // lead into another process's network.
+        let pidfd = st.init_pid.and_then(|pid| crate::sys::pidfd_open(pid).ok());
+        let Some(pidfd) = pidfd.filter(|_| self.alive(&st)) else {
+            return Err(Error::NotRunning {
+                id: id.to_owned(),
+                status: Status::Exited.as_str().into(),
+                what: "a connection",
+            });
+        };
+        debug!(id, %addr, "connecting inside the sandbox's network");
+        crate::net::connect_in(pidfd.as_fd(), addr, timeout).map_err(|source| Error::Connect {
+            id: id.to_owned(),
+            addr,
+            source,
+        })
+    }
+
     /// SIGTERM to the init (forwarded to its command, or to every process
     /// when idle), SIGKILL to whatever is left after `grace`, then releases
     /// everything: cgroups, state directory, uid range. Works in every
@@ -656,6 +686,9 @@ fn wait_readable(fd: i32, timeout: Duration) {
 }
 
 /// Reads a pipe on its own thread into a shared buffer.
+/// Bytes of each of stdout and stderr that [`Runtime::exec`] keeps.
+pub const MAX_CAPTURE: usize = 4 << 20;
+
 struct Pump {
     buf: Arc<Mutex<Vec<u8>>>,
     done: std::sync::mpsc::Receiver<()>,
@@ -673,8 +706,12 @@ impl Pump {
                     if n == 0 {
                         break;
                     }
+                    // Keep reading past the cap so the command never
+                    // blocks on a full pipe, but keep no more: output is
+                    // whatever the sandbox wants it to be.
                     if let Ok(mut v) = b.lock() {
-                        v.extend_from_slice(&chunk[..n]);
+                        let room = MAX_CAPTURE.saturating_sub(v.len());
+                        v.extend_from_slice(&chunk[..n.min(room)]);
                     }
                 }
             }

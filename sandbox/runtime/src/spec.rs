@@ -305,7 +305,8 @@ impl From<std::process::ExitStatus> for ExitStatus {
     }
 }
 
-/// Captured result of [`crate::Runtime::exec`].
+/// Captured result of [`crate::Runtime::exec`]; each stream is cut at
+/// [`crate::MAX_CAPTURE`] bytes.
 #[derive(Debug, Clone)]
 pub struct ExecOutput {
     pub status: ExitStatus,

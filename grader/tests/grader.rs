@@ -1,0 +1,481 @@
+//! The grader against real nodes: an `EmbeddedHost` on the shared test
+//! catalog, a course written to a temporary folder and loaded by the
+//! course crate, and checks evaluated before and after the node is put in
+//! the wanted state. Run as root; fails loudly when something is missing.
+//! This binary is also the sandbox helper executable (it calls
+//! `main_if_requested` first), hence `harness = false` and the runner at
+//! the bottom.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use grader::TaskResult;
+use host::{EmbeddedConfig, EmbeddedHost, SandboxHost, SessionSpec};
+use store::{Reference, Store};
+
+const STORE: &str = "/var/tmp/layerlab/test-data/store";
+const IMAGE_CACHE: &str = "/var/tmp/layerlab/test-data/cache/images";
+/// Shared with the other crates' tests: concurrent test processes reserve
+/// disjoint blocks of the uid space here.
+const UID_BLOCKS: &str = "/var/tmp/layerlab/test-uid-blocks";
+const UID_BLOCK_COUNT: u32 = 256;
+const SLOTS_PER_BLOCK: u32 = 8;
+
+/// A small HTTP server for the node, in the perl that Debian's base system
+/// carries: files under /srv/www, `/slow` never answers, `/big` never ends,
+/// and manifests are refused (406) unless both the OCI and the Docker
+/// manifest types are accepted, as a strict registry does.
+const SERVER: &str = r#"use IO::Socket::INET;
+$SIG{CHLD} = 'IGNORE';
+my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $ARGV[0], Listen => 16, ReuseAddr => 1) or die "listen: $!";
+while (my $c = $s->accept) {
+  if (fork() == 0) {
+    my $req = <$c>; my ($m, $p) = split ' ', $req; my %h;
+    while (my $l = <$c>) { $l =~ s/\r?\n$//; last if $l eq ''; my ($k, $v) = split /:\s*/, $l, 2; $h{lc $k} = $v; }
+    if ($p eq '/slow') { sleep 60; exit }
+    if ($p eq '/big') { print $c "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello from node1 "; print $c ("x" x 65536) while 1; }
+    my $a = $h{accept} || '';
+    if ($p =~ m{/manifests/} && ($a !~ /oci\.image\.manifest\.v1\+json/ || $a !~ /docker\.distribution\.manifest\.v2\+json/)) {
+      print $c "HTTP/1.1 406 Not Acceptable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"; exit
+    }
+    my $f = "/srv/www$p"; $f =~ s/\.\.//g;
+    if (-f $f) { open my $fh, '<', $f; local $/; my $b = <$fh>; print $c "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Node: node1\r\nContent-Length: " . length($b) . "\r\nConnection: close\r\n\r\n$b"; }
+    else { print $c "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" }
+    exit;
+  }
+  close $c;
+}
+"#;
+
+fn ensure_catalog() {
+    let store = Store::open(Path::new(STORE)).expect("open the test store");
+    let name = Reference::parse("workstation").expect("parse reference");
+    if store.resolve(&images::hub(), &name).is_err() {
+        images::build_catalog(&store, Path::new(IMAGE_CACHE), |_| {})
+            .expect("build the image catalog into the test store");
+    }
+}
+
+fn reserve_uid_block() -> (u32, PathBuf) {
+    std::fs::create_dir_all(UID_BLOCKS).expect("create uid block dir");
+    let me = std::process::id().to_string();
+    let claim = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(me.as_bytes()))
+            .is_ok()
+    };
+    for n in 0..UID_BLOCK_COUNT {
+        let path = Path::new(UID_BLOCKS).join(n.to_string());
+        if claim(&path) {
+            return (n, path);
+        }
+        let owner = std::fs::read_to_string(&path).unwrap_or_default();
+        let dead = owner
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+        if dead && std::fs::remove_file(&path).is_ok() && claim(&path) {
+            return (n, path);
+        }
+    }
+    panic!("all test uid blocks under {UID_BLOCKS} are taken by live processes")
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// One node on a host of its own, and a course; removed on drop.
+struct Lab {
+    host: EmbeddedHost,
+    cgroup_parent: String,
+    course: course::Course,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    uid_block: PathBuf,
+}
+
+const ID: &str = "grader-node";
+
+impl Lab {
+    /// A running node and the course made of `tasks` (front matter YAML).
+    fn new(tasks: &str) -> Lab {
+        let lessons = tempfile::tempdir().expect("lessons dir");
+        let folder = lessons.path().join("01-graded");
+        std::fs::create_dir(&folder).expect("lesson folder");
+        std::fs::write(
+            folder.join("lesson.md"),
+            format!("---\ntitle: Graded\ntasks:\n{tasks}---\n\nText.\n"),
+        )
+        .expect("write lesson");
+        let course = course::Course::load(lessons.path()).unwrap_or_else(|d| panic!("{d}"));
+        let state = tempfile::Builder::new()
+            .prefix("layerlab-grader-")
+            .tempdir_in("/dev/shm")
+            .expect("state dir");
+        let mut config = EmbeddedConfig::new(
+            STORE,
+            state.path(),
+            std::env::current_exe().expect("current exe"),
+        );
+        let (block, uid_block) = reserve_uid_block();
+        config.uid_pool = runtime::UidPool {
+            first: (3 << 29) + block * SLOTS_PER_BLOCK * 65536,
+            count: SLOTS_PER_BLOCK,
+        };
+        let cgroup_parent = format!(
+            "layerlab-grader-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        config.cgroup_parent = cgroup_parent.clone();
+        config.stop_grace = Duration::from_secs(1);
+        let host = EmbeddedHost::new(config).expect("create embedded host");
+        host.create_session(SessionSpec::new(ID))
+            .expect("create the node");
+        Lab {
+            host,
+            cgroup_parent,
+            course,
+            _dirs: (lessons, state),
+            uid_block,
+        }
+    }
+
+    fn grade(&self, task: &str) -> TaskResult {
+        let lesson = &self.course.lessons[0];
+        let task = lesson
+            .task(task)
+            .unwrap_or_else(|| panic!("no task {task}"));
+        grader::grade(&self.host, ID, task)
+    }
+
+    fn sh(&self, script: &str) {
+        let out = self
+            .host
+            .exec(
+                ID,
+                &["bash".into(), "-c".into(), script.into()],
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|e| panic!("exec {script:?}: {e}"));
+        assert_eq!(
+            out.status.code,
+            Some(0),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts [`SERVER`] on `port` in the node and waits until it listens.
+    fn serve(&self, port: u16) {
+        let mut script = String::from("mkdir -p /srv/www && cat > /srv/serve.pl <<'PERL'\n");
+        script.push_str(SERVER);
+        script.push_str("PERL\n");
+        script.push_str(&format!(
+            "setsid perl /srv/serve.pl {port} </dev/null >/dev/null 2>&1 &\n\
+             for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && exit 0; sleep 0.05; done; exit 1\n"
+        ));
+        self.sh(&script);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.host.destroy_session(ID);
+        for c in ["memory", "pids", "cpu", "cpuacct", ""] {
+            let _ = std::fs::remove_dir(
+                Path::new("/sys/fs/cgroup")
+                    .join(c)
+                    .join(&self.cgroup_parent),
+            );
+        }
+        let _ = std::fs::remove_file(&self.uid_block);
+    }
+}
+
+fn file_and_command_tasks_fail_then_pass_once_the_work_is_done() {
+    let lab = Lab::new(
+        r#"  - id: hello
+    title: Write hi into /root/hello.txt, mode 0600
+    points: 10
+    checks:
+      - file: {path: /root/hello.txt, contains: "hi", mode: "0600", owner: root}
+        fail: /root/hello.txt is not there yet
+  - id: user
+    title: Create the user student
+    points: 5
+    checks:
+      - command:
+          run: [id, -un, student]
+          stdout: "(?m)^student$"
+  - id: gone
+    title: Remove /root/hello.txt again
+    points: 1
+    checks:
+      - file: {path: /root/hello.txt, exists: false}
+"#,
+    );
+    let before = lab.grade("hello");
+    assert!(!before.passed, "{before:?}");
+    assert_eq!(
+        before.checks[0].message, "/root/hello.txt is not there yet",
+        "the author's fail text is shown"
+    );
+    assert!(lab.grade("gone").passed);
+    let user = lab.grade("user");
+    assert!(!user.passed);
+    assert!(
+        user.checks[0].message.contains("exited with 1, expected 0"),
+        "{user:?}"
+    );
+
+    lab.sh("echo 'say hi' > /root/hello.txt && chmod 644 /root/hello.txt");
+    let wrong_mode = lab.grade("hello");
+    assert!(!wrong_mode.passed, "mode 0644 is not 0600: {wrong_mode:?}");
+    lab.sh("chmod 600 /root/hello.txt && useradd student");
+    let after = lab.grade("hello");
+    assert!(after.passed, "{after:?}");
+    assert!(lab.grade("user").passed);
+    let gone = lab.grade("gone");
+    assert!(!gone.passed);
+    assert!(
+        gone.checks[0].message.contains("exists but should not"),
+        "{gone:?}"
+    );
+}
+
+fn a_hanging_check_times_out_with_a_clear_message() {
+    let lab = Lab::new(
+        r#"  - id: hang
+    title: Never finishes
+    points: 1
+    checks:
+      - command: {run: "sleep 60", timeout: 2}
+        fail: this text is not shown for a timeout
+"#,
+    );
+    let start = Instant::now();
+    let result = lab.grade("hang");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!result.passed);
+    assert_eq!(result.checks[0].message, "timed out after 2 s");
+}
+
+fn http_checks_reach_the_node_and_never_the_host() {
+    // A server on the host's loopback, which the node must not reach.
+    let outside = TcpListener::bind("127.0.0.1:0").expect("bind on the host");
+    outside.set_nonblocking(true).expect("nonblocking");
+    let port = outside.local_addr().expect("address").port();
+    let lab = Lab::new(&format!(
+        r#"  - id: web
+    title: Serve a page on port 8080
+    points: 10
+    checks:
+      - http: {{url: "http://localhost:8080/index.html", body_contains: "hello from node1", header: {{x-node: node1}}}}
+  - id: host
+    title: The host's own port
+    points: 1
+    checks:
+      - http: {{url: "http://127.0.0.1:{port}/"}}
+  - id: slow
+    title: A page that never comes
+    points: 1
+    checks:
+      - http: {{url: "http://localhost:8080/slow"}}
+  - id: big
+    title: A page that never ends
+    points: 1
+    checks:
+      - http: {{url: "http://localhost:8080/big", body_regex: "^hello from node1 x+$"}}
+  - id: missing
+    title: A page that is not there
+    points: 1
+    checks:
+      - http: {{url: "http://localhost:8080/nope", status: 200}}
+"#
+    ));
+    let before = lab.grade("web");
+    assert!(!before.passed);
+    assert!(
+        before.checks[0].message.contains("nothing answered"),
+        "{before:?}"
+    );
+
+    lab.serve(8080);
+    lab.sh("echo 'hello from node1' > /srv/www/index.html");
+    let after = lab.grade("web");
+    assert!(after.passed, "{after:?}");
+
+    // Nothing on the host's 127.0.0.1 is reachable, and nothing arrived.
+    let host = lab.grade("host");
+    assert!(!host.passed);
+    assert!(
+        host.checks[0].message.contains("nothing answered"),
+        "{host:?}"
+    );
+    match outside.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("a connection reached the host's listener: {other:?}"),
+    }
+
+    let start = Instant::now();
+    let slow = lab.grade("slow");
+    assert_eq!(slow.checks[0].message, "timed out after 5 s");
+    assert!(start.elapsed() < Duration::from_secs(8));
+
+    // An endless body is cut at the limit, and what was read is judged.
+    let big = lab.grade("big");
+    assert!(big.passed, "{big:?}");
+
+    let missing = lab.grade("missing");
+    assert!(
+        missing.checks[0]
+            .message
+            .contains("answered 404, expected 200"),
+        "{missing:?}"
+    );
+}
+
+fn registry_checks_ask_for_oci_and_docker_manifests_and_compare_digests() {
+    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+    let digest = format!("sha256:{}", hex_sha256(manifest.as_bytes()));
+    let lab = Lab::new(&format!(
+        r#"  - id: pushed
+    title: Push demo:v1
+    points: 10
+    checks:
+      - registry: {{host: "localhost:5000", repository: demo, tag: v1, digest: "{digest}"}}
+  - id: other
+    title: Push demo:v2
+    points: 10
+    checks:
+      - registry: {{host: "localhost:5000", repository: demo, tag: v2}}
+  - id: wrong-digest
+    title: demo:v1 at another digest
+    points: 1
+    checks:
+      - registry: {{host: "localhost:5000", repository: demo, tag: v1, digest: "sha256:{zeros}"}}
+"#,
+        zeros = "0".repeat(64)
+    ));
+    let before = lab.grade("pushed");
+    assert!(!before.passed);
+
+    lab.serve(5000);
+    let script = format!(
+        "mkdir -p /srv/www/v2/demo/manifests /srv/www/v2/demo/tags && \
+         printf '%s' '{manifest}' > /srv/www/v2/demo/manifests/v1 && \
+         echo '{{\"name\":\"demo\",\"tags\":[\"v1\"]}}' > /srv/www/v2/demo/tags/list"
+    );
+    lab.sh(&script);
+    let after = lab.grade("pushed");
+    assert!(after.passed, "{after:?}");
+
+    let other = lab.grade("other");
+    assert!(!other.passed);
+    assert!(
+        other.checks[0].message.contains("demo has the tags \"v1\""),
+        "{other:?}"
+    );
+    let wrong = lab.grade("wrong-digest");
+    assert!(!wrong.passed);
+    assert!(
+        wrong.checks[0]
+            .message
+            .contains(&format!("points at {digest}")),
+        "{wrong:?}"
+    );
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    // The node computes it independently of the grader's code.
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().expect("stdin").write_all(bytes)?;
+            child.wait_with_output()
+        })
+        .expect("run sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("digest")
+        .to_owned()
+}
+
+type Test = (&'static str, fn());
+
+const TESTS: &[Test] = &[
+    (
+        "file_and_command_tasks_fail_then_pass_once_the_work_is_done",
+        file_and_command_tasks_fail_then_pass_once_the_work_is_done,
+    ),
+    (
+        "a_hanging_check_times_out_with_a_clear_message",
+        a_hanging_check_times_out_with_a_clear_message,
+    ),
+    (
+        "http_checks_reach_the_node_and_never_the_host",
+        http_checks_reach_the_node_and_never_the_host,
+    ),
+    (
+        "registry_checks_ask_for_oci_and_docker_manifests_and_compare_digests",
+        registry_checks_ask_for_oci_and_docker_manifests_and_compare_digests,
+    ),
+];
+
+fn main() {
+    runtime::helper::main_if_requested();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let selected: Vec<&Test> = TESTS
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    ensure_catalog();
+    println!("\nrunning {} tests", selected.len());
+    let queue = std::sync::Mutex::new(selected.into_iter());
+    let failed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let next = queue.lock().expect("queue").next();
+                    let Some((name, test)) = next else { break };
+                    let start = Instant::now();
+                    let ok = std::panic::catch_unwind(test).is_ok();
+                    println!(
+                        "test {name} ... {} ({:.2?})",
+                        if ok { "ok" } else { "FAILED" },
+                        start.elapsed()
+                    );
+                    if !ok {
+                        failed.lock().expect("failed").push(*name);
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner().expect("failed");
+    if failed.is_empty() {
+        println!("\ntest result: ok\n");
+    } else {
+        println!(
+            "\nfailures:\n    {}\n\ntest result: FAILED\n",
+            failed.join("\n    ")
+        );
+        std::process::exit(1);
+    }
+}

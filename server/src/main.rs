@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod commands;
 mod db;
+mod grading;
 mod http;
 mod labs;
 mod templates;

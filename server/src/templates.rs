@@ -77,12 +77,6 @@ pub struct IndexPage<'a> {
     pub lessons: Vec<LessonCard<'a>>,
 }
 
-pub struct TaskItem<'a> {
-    pub id: &'a str,
-    pub title: &'a str,
-    pub points: u32,
-}
-
 #[derive(Template)]
 #[template(path = "lesson.html")]
 pub struct LessonPage<'a> {
@@ -91,7 +85,7 @@ pub struct LessonPage<'a> {
     pub title: &'a str,
     pub duration: String,
     pub body: &'a str,
-    pub tasks: Vec<TaskItem<'a>>,
+    pub tasks: Vec<crate::grading::TaskView>,
     pub previous: Option<(&'a str, &'a str)>,
     pub next: Option<(&'a str, &'a str)>,
 }

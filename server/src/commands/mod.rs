@@ -154,8 +154,10 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         })
     })
     .await??;
+    let host: Arc<dyn host::SandboxHost> = Arc::new(host);
+    let grading = crate::grading::Grading::new(host.clone(), db.clone());
     let labs = Arc::new(crate::labs::Labs::new(
-        Arc::new(host),
+        host,
         db.clone(),
         args.max_labs as usize,
         args.max_labs_per_user as usize,
@@ -167,6 +169,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     let state = Arc::new(http::AppState {
         db,
         labs,
+        grading,
         course,
         settings,
         csrf,

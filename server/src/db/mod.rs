@@ -1,10 +1,11 @@
 //! Everything the server keeps in its database: accounts, browser sessions,
-//! API tokens, lab sessions and lesson progress. Migrations live in `/migrations` and are
+//! API tokens, lab sessions, lesson progress and grading records. Migrations live in `/migrations` and are
 //! applied whenever the database is opened.
 //!
 //! The SQL is written to run on both SQLite (the default) and PostgreSQL:
 //! `$n` placeholders, text keys, unix-second `BIGINT` times.
 
+mod grades;
 mod labs;
 mod sessions;
 mod tokens;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use grades::{Attempt, NewAttempt, UserRow};
 pub use labs::{Lab, LabState};
 pub use sessions::SESSION_TTL_SECS;
 pub use users::{Role, User};

@@ -76,7 +76,7 @@ async fn create(
 }
 
 /// The lab, if it exists and belongs to `user`.
-async fn owned_lab(state: &SharedState, user: &User, id: &str) -> Result<Lab, AppError> {
+pub(super) async fn owned_lab(state: &SharedState, user: &User, id: &str) -> Result<Lab, AppError> {
     let lab = state
         .db
         .lab(id)

@@ -6,6 +6,7 @@ mod account;
 mod api;
 pub mod assets;
 pub mod error;
+mod grades;
 mod labs;
 mod pages;
 pub mod session;
@@ -51,6 +52,7 @@ pub struct AppState {
     pub csrf: CsrfKey,
     pub login_limiter: LoginLimiter,
     pub labs: Arc<crate::labs::Labs>,
+    pub grading: crate::grading::Grading,
     /// One-time secret for `/setup/{token}`, present while no admin exists.
     pub setup_token: Mutex<Option<String>>,
 }
@@ -64,6 +66,7 @@ pub fn app(state: SharedState) -> Router {
         .merge(account::router())
         .merge(api::router())
         .merge(labs::router())
+        .merge(grades::router())
         .merge(assets::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::ensure_csrf_cookie))
         .with_state(state)

@@ -9,7 +9,8 @@ use axum::routing::get;
 use super::SharedState;
 use super::error::{AppError, PageError};
 use super::session::{CsrfToken, Viewer};
-use crate::templates::{self, IndexPage, LessonCard, LessonPage, PageContext, Progress, TaskItem};
+use crate::grading::TaskView;
+use crate::templates::{self, IndexPage, LessonCard, LessonPage, PageContext, Progress};
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -75,8 +76,10 @@ async fn lesson(
         .into());
     };
     let lesson = &lessons[index];
+    let mut progress = None;
     if let Some(user) = &user {
         state.db.record_visit(&user.id, &lesson.slug).await?;
+        progress = Some(state.grading.progress(lesson, &user.id).await?);
     }
     let neighbour = |i: Option<usize>| {
         i.and_then(|i| lessons.get(i))
@@ -92,15 +95,7 @@ async fn lesson(
         title: &lesson.title,
         duration: duration_label(lesson.duration_minutes),
         body: &lesson.html,
-        tasks: lesson
-            .tasks
-            .iter()
-            .map(|t| TaskItem {
-                id: &t.id,
-                title: &t.title,
-                points: t.points,
-            })
-            .collect(),
+        tasks: TaskView::list(lesson, progress.as_ref()),
         previous: neighbour(index.checked_sub(1)),
         next: neighbour(Some(index + 1)),
     };

@@ -11,17 +11,22 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::harness::*;
 use crate::sandbox::catalog;
 
-type Socket =
+pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn lab_server(data: &tempfile::TempDir) -> Server {
+pub fn lab_server(data: &tempfile::TempDir) -> Server {
     let store = format!("{}/store", catalog());
     Server::start(data.path(), &["--store-dir", &store])
 }
 
 /// A user with an API token.
-fn user_token(data: &tempfile::TempDir, name: &str) -> String {
+pub fn user_token(data: &tempfile::TempDir, name: &str) -> String {
     add_user(data.path(), name, "student", "correct horse battery");
+    create_token(data, name)
+}
+
+/// An API token for an existing account.
+pub fn create_token(data: &tempfile::TempDir, name: &str) -> String {
     let out = cli(
         &[
             "token",
@@ -37,7 +42,7 @@ fn user_token(data: &tempfile::TempDir, name: &str) -> String {
 }
 
 /// Deletes the lab when dropped, so a failing test leaves no node behind.
-struct LabGuard {
+pub struct LabGuard {
     url: String,
     token: String,
 }
@@ -60,17 +65,22 @@ impl Drop for LabGuard {
 }
 
 async fn start_lab(server: &Server, token: &str) -> (String, LabGuard) {
+    start_lesson_lab(server, token, "01-what-is-a-container").await
+}
+
+/// Starts a lab for `lesson` and waits until it is ready.
+pub async fn start_lesson_lab(server: &Server, token: &str, lesson: &str) -> (String, LabGuard) {
     let response = reqwest::Client::new()
         .post(server.at("/api/sessions"))
         .bearer_auth(token)
-        .json(&serde_json::json!({"lesson": "01-what-is-a-container"}))
+        .json(&serde_json::json!({ "lesson": lesson }))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
     let lab: Value = response.json().await.unwrap();
     let id = lab["id"].as_str().unwrap().to_string();
-    assert_eq!(lab["lesson"], "01-what-is-a-container");
+    assert_eq!(lab["lesson"], lesson);
     assert!(lab["expires_at"].as_i64().is_some(), "{lab}");
     let guard = LabGuard {
         url: server.at(&format!("/api/sessions/{id}")),
@@ -98,7 +108,7 @@ async fn start_lab(server: &Server, token: &str) -> (String, LabGuard) {
     (id, guard)
 }
 
-async fn connect(
+pub async fn connect(
     server: &Server,
     token: &str,
     id: &str,
@@ -124,7 +134,7 @@ async fn connect(
 
 /// Reads terminal output until `want` appears in what was read (since the
 /// call); returns all of it.
-async fn read_until(socket: &mut Socket, want: &str) -> String {
+pub async fn read_until(socket: &mut Socket, want: &str) -> String {
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -150,7 +160,7 @@ async fn read_until(socket: &mut Socket, want: &str) -> String {
     }
 }
 
-async fn type_line(socket: &mut Socket, line: &str) {
+pub async fn type_line(socket: &mut Socket, line: &str) {
     socket
         .send(Message::Binary(format!("{line}\r").into_bytes().into()))
         .await

@@ -8,10 +8,12 @@
 //! - `lessons`: pages, Markdown, run buttons, assets, the JSON API, bad courses.
 //! - `durability`: what survives a restart and a crash.
 //! - `labs`: lab sessions and their terminal websockets, on real nodes.
+//! - `grading`: checks, hints, scores and gradebooks, on real nodes.
 //! - `sandbox`: the catalog and `layerlab sandbox run`, on real namespaces.
 
 mod accounts;
 mod durability;
+mod grading;
 mod harness;
 mod labs;
 mod lessons;

@@ -1,0 +1,443 @@
+//! Grading over HTTP: checks, hints, a student's progress, and the
+//! instructors' gradebook, as JSON for the API and as HTML fragments and
+//! pages for the browser (htmx swaps a task's `<li>` with its result).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::SharedState;
+use super::error::{AppError, PageError};
+use super::session::{ApiUser, CsrfToken, Viewer};
+use crate::db::{Attempt, Lab, LabState, User};
+use crate::grading::{CheckOutcome, GradingError, Mode, TaskView};
+use crate::templates::{self, PageContext};
+
+/// Attempts shown in one student's history.
+const HISTORY_LIMIT: i64 = 500;
+
+/// htmx stops polling when an answer has this status.
+const STOP_POLLING: u16 = 286;
+
+pub fn router() -> Router<SharedState> {
+    Router::new()
+        .route("/api/sessions/{id}/tasks/{task}/check", post(check_api))
+        .route("/api/lessons/{slug}/tasks/{task}/hints", post(hint_api))
+        .route("/api/lessons/{slug}/progress", get(progress_api))
+        .route("/api/lessons/{slug}/grades", get(grades_api))
+        .route("/api/lessons/{slug}/grades/{name}", get(history_api))
+        .route("/lessons/{slug}/tasks/{task}/check", post(check_fragment))
+        .route("/lessons/{slug}/tasks/{task}/hints", post(hint_fragment))
+        .route("/lessons/{slug}/tasks/auto", post(auto_fragment))
+        .route("/lessons/{slug}/grades", get(gradebook_page))
+        .route("/lessons/{slug}/grades/{name}", get(history_page))
+}
+
+impl From<GradingError> for AppError {
+    fn from(err: GradingError) -> AppError {
+        match err {
+            GradingError::TooMany(_) => {
+                AppError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())
+            }
+            GradingError::Busy => AppError::new(StatusCode::CONFLICT, err.to_string()),
+            GradingError::Db(err) => err.into(),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+fn lesson<'a>(state: &'a SharedState, slug: &str) -> Result<&'a course::Lesson, AppError> {
+    state.course.lesson(slug).ok_or_else(|| {
+        AppError::not_found(format!(
+            "there is no lesson {slug:?}; GET /api/lessons lists them"
+        ))
+    })
+}
+
+fn task<'a>(lesson: &'a course::Lesson, id: &str) -> Result<&'a course::Task, AppError> {
+    lesson.task(id).ok_or_else(|| {
+        AppError::not_found(format!(
+            "lesson {} has no task {id:?}; GET /api/lessons lists its tasks",
+            lesson.slug
+        ))
+    })
+}
+
+fn ready(lab: &Lab) -> Result<(), AppError> {
+    if lab.state == LabState::Ready {
+        Ok(())
+    } else {
+        Err(AppError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "the lab is {}, not ready; checks look at a running lab",
+                lab.state.as_str()
+            ),
+        ))
+    }
+}
+
+fn instructor(user: &User) -> Result<(), AppError> {
+    if user.role.can_teach() {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "only instructors and admins see grades; your own are at /api/lessons/{slug}/progress",
+        ))
+    }
+}
+
+async fn check_api(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path((id, task_id)): Path<(String, String)>,
+) -> Result<Json<CheckOutcome>, AppError> {
+    let lab = super::labs::owned_lab(&state, &user, &id).await?;
+    let lesson = lesson(&state, &lab.lesson)?;
+    let task = task(lesson, &task_id)?;
+    ready(&lab)?;
+    let mut outcomes = state
+        .grading
+        .check(&lab, lesson, &[task], Mode::Manual)
+        .await?
+        .unwrap_or_default();
+    let (_, outcome) = outcomes
+        .pop()
+        .ok_or_else(|| AppError::internal("a manual check returned no outcome"))?;
+    Ok(Json(outcome))
+}
+
+async fn hint_api(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path((slug, task_id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let lesson = lesson(&state, &slug)?;
+    let task = task(lesson, &task_id)?;
+    let Some(index) = state
+        .grading
+        .reveal_next_hint(&user.id, lesson, task)
+        .await?
+    else {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            format!("every hint of task {task_id:?} is already shown"),
+        ));
+    };
+    let progress = state.grading.progress(lesson, &user.id).await?;
+    let hint = &task.hints[index];
+    Ok(Json(serde_json::json!({
+        "hint": index,
+        "text": hint.text,
+        "cost": hint.cost,
+        "score": progress.score,
+    }))
+    .into_response())
+}
+
+async fn progress_api(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path(slug): Path<String>,
+) -> Result<Response, AppError> {
+    let lesson = lesson(&state, &slug)?;
+    Ok(Json(state.grading.progress(lesson, &user.id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct GradesQuery {
+    format: Option<String>,
+}
+
+async fn grades_api(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path(slug): Path<String>,
+    Query(query): Query<GradesQuery>,
+) -> Result<Response, AppError> {
+    instructor(&user)?;
+    let lesson = lesson(&state, &slug)?;
+    let book = state.grading.gradebook(lesson).await?;
+    match query.format.as_deref() {
+        None | Some("json") => Ok(Json(book).into_response()),
+        Some("csv") => {
+            let mut response = book.to_csv().into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
+            if let Ok(value) =
+                HeaderValue::from_str(&format!("attachment; filename=\"{slug}-grades.csv\""))
+            {
+                headers.insert(header::CONTENT_DISPOSITION, value);
+            }
+            Ok(response)
+        }
+        Some(other) => Err(AppError::bad_request(format!(
+            "format {other:?} is not known: use json or csv"
+        ))),
+    }
+}
+
+async fn student_attempts(
+    state: &SharedState,
+    lesson: &course::Lesson,
+    name: &str,
+) -> Result<(User, Vec<Attempt>), AppError> {
+    let student = state
+        .db
+        .user_by_name(name)
+        .await
+        .map_err(|_| AppError::not_found(format!("there is no user {name:?}")))?;
+    let attempts = state
+        .db
+        .attempts(&lesson.slug, &student.id, HISTORY_LIMIT)
+        .await?;
+    Ok((student, attempts))
+}
+
+async fn history_api(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path((slug, name)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    instructor(&user)?;
+    let lesson = lesson(&state, &slug)?;
+    let (student, attempts) = student_attempts(&state, lesson, &name).await?;
+    let progress = state.grading.progress(lesson, &student.id).await?;
+    Ok(Json(serde_json::json!({
+        "name": student.name,
+        "progress": progress,
+        "attempts": attempts,
+    }))
+    .into_response())
+}
+
+#[derive(Template)]
+#[template(path = "partials/task_items.html")]
+struct TaskItems {
+    tasks: Vec<TaskView>,
+}
+
+fn fragment(tasks: Vec<TaskView>) -> Response {
+    templates::render(&TaskItems { tasks })
+}
+
+/// The task's `<li>` after a check; problems with the request itself
+/// (no lab, too many checks) are shown inside it, since htmx swaps only
+/// successful answers.
+async fn check_fragment(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path((slug, task_id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let lesson = lesson(&state, &slug)?;
+    let task = task(lesson, &task_id)?;
+    let lab = state.db.active_lab(&user.id, &slug).await?;
+    let outcome = match lab {
+        Some(lab) if lab.state == LabState::Ready => state
+            .grading
+            .check(&lab, lesson, &[task], Mode::Manual)
+            .await
+            .map(|o| o.unwrap_or_default().pop().map(|(_, o)| o)),
+        _ => Ok(None),
+    };
+    let progress = state.grading.progress(lesson, &user.id).await?;
+    let mut view = TaskView::of(lesson, task, Some(&progress));
+    match outcome {
+        Ok(Some(outcome)) => {
+            view.passed |= outcome.passed;
+            view.results = outcome.checks;
+        }
+        Ok(None) => {
+            view.notice = Some("Start the lab first: checks look at your lab machine.".into())
+        }
+        Err(err @ (GradingError::TooMany(_) | GradingError::Busy)) => {
+            view.notice = Some(capitalized(&err.to_string()))
+        }
+        Err(err) => return Err(err.into()),
+    }
+    Ok(fragment(vec![view]))
+}
+
+async fn hint_fragment(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path((slug, task_id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let lesson = lesson(&state, &slug)?;
+    let task = task(lesson, &task_id)?;
+    state
+        .grading
+        .reveal_next_hint(&user.id, lesson, task)
+        .await?;
+    let progress = state.grading.progress(lesson, &user.id).await?;
+    Ok(fragment(vec![TaskView::of(lesson, task, Some(&progress))]))
+}
+
+/// Continuous mode: re-checks the unfinished tasks of the user's ready lab
+/// and answers with out-of-band swaps for those that now pass. Nothing to
+/// swap is 204; every task passed stops the polling.
+async fn auto_fragment(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path(slug): Path<String>,
+) -> Result<Response, AppError> {
+    let lesson = lesson(&state, &slug)?;
+    let passed = state.grading.passed(&slug, &user.id).await?;
+    let open: Vec<&course::Task> = lesson
+        .tasks
+        .iter()
+        .filter(|t| !passed.contains(&t.id))
+        .collect();
+    if open.is_empty() {
+        return Ok(status(STOP_POLLING));
+    }
+    let lab = match state.db.active_lab(&user.id, &slug).await? {
+        Some(lab) if lab.state == LabState::Ready => lab,
+        _ => return Ok(StatusCode::NO_CONTENT.into_response()),
+    };
+    let Some(outcomes) = state.grading.check(&lab, lesson, &open, Mode::Auto).await? else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let progress = state.grading.progress(lesson, &user.id).await?;
+    let newly: Vec<TaskView> = outcomes
+        .into_iter()
+        .filter(|(_, o)| o.passed)
+        .filter_map(|(id, o)| {
+            let mut view = TaskView::of(lesson, lesson.task(&id)?, Some(&progress));
+            view.results = o.checks;
+            view.oob = true;
+            Some(view)
+        })
+        .collect();
+    if newly.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let done = newly.len() == open.len();
+    let mut response = fragment(newly);
+    if done {
+        *response.status_mut() = StatusCode::from_u16(STOP_POLLING).unwrap_or(StatusCode::OK);
+    }
+    Ok(response)
+}
+
+fn status(code: u16) -> Response {
+    StatusCode::from_u16(code)
+        .unwrap_or(StatusCode::NO_CONTENT)
+        .into_response()
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// `2026-11-28 08:12 UTC`, for tables.
+fn utc(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute()),
+        Err(_) => unix.to_string(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "gradebook.html")]
+struct GradebookPage<'a> {
+    page: PageContext,
+    title: &'a str,
+    book: crate::grading::Gradebook,
+    /// Each student's last activity, formatted, in `book.students` order.
+    last: Vec<String>,
+}
+
+async fn gradebook_page(
+    State(state): State<SharedState>,
+    Viewer(user): Viewer,
+    csrf: CsrfToken,
+    Path(slug): Path<String>,
+) -> Result<Response, PageError> {
+    let user = user.ok_or_else(AppError::unauthorized)?;
+    instructor(&user)?;
+    let lesson = lesson(&state, &slug)?;
+    let book = state.grading.gradebook(lesson).await?;
+    let last = book
+        .students
+        .iter()
+        .map(|s| s.last_activity.map(utc).unwrap_or_default())
+        .collect();
+    Ok(templates::render(&GradebookPage {
+        page: PageContext {
+            user: Some(user),
+            csrf: csrf.0,
+            signup_open: state.settings.signup_open,
+        },
+        title: &lesson.title,
+        book,
+        last,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "attempts.html")]
+struct HistoryPage<'a> {
+    page: PageContext,
+    slug: &'a str,
+    title: &'a str,
+    student: String,
+    score: u32,
+    max_points: u32,
+    attempts: Vec<AttemptRow>,
+}
+
+struct AttemptRow {
+    task: String,
+    when: String,
+    mode: String,
+    passed: bool,
+    checks: Vec<grader::CheckResult>,
+}
+
+async fn history_page(
+    State(state): State<SharedState>,
+    Viewer(user): Viewer,
+    csrf: CsrfToken,
+    Path((slug, name)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let user = user.ok_or_else(AppError::unauthorized)?;
+    instructor(&user)?;
+    let lesson = lesson(&state, &slug)?;
+    let (student, attempts) = student_attempts(&state, lesson, &name).await?;
+    let progress = state.grading.progress(lesson, &student.id).await?;
+    let attempts = attempts
+        .into_iter()
+        .map(|a| AttemptRow {
+            checks: serde_json::from_value(a.checks).unwrap_or_default(),
+            task: a.task,
+            when: utc(a.created_at),
+            mode: a.mode,
+            passed: a.passed,
+        })
+        .collect();
+    Ok(templates::render(&HistoryPage {
+        page: PageContext {
+            user: Some(user),
+            csrf: csrf.0,
+            signup_open: state.settings.signup_open,
+        },
+        slug: &lesson.slug,
+        title: &lesson.title,
+        student: student.name,
+        score: progress.score,
+        max_points: progress.max_points,
+        attempts,
+    }))
+}

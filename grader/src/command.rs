@@ -19,7 +19,7 @@ impl Evaluate for CommandCheck {
             Err(e) => return host_failure(&e),
         };
         let code = match (out.status.code, out.status.signal) {
-            (Some(code), _) => i32::from(code),
+            (Some(code), _) => code,
             (None, Some(signal)) => {
                 return Verdict::Fail(format!("the command was killed by signal {signal}"));
             }

@@ -118,34 +118,21 @@ impl Db {
         Ok(())
     }
 
-    /// Passed tasks of a lesson, every user or one. (An empty id stands
-    /// for "every user" so PostgreSQL can type the parameter.)
+    /// Passed tasks of a lesson, every user or one (`hint` and `cost` are
+    /// 0).
     pub async fn task_passes(
         &self,
         lesson: &str,
         user_id: Option<&str>,
     ) -> Result<Vec<UserRow>, DbError> {
-        let rows = sqlx::query(
-            "SELECT p.user_id, u.name, p.task, p.passed_at FROM task_passes p \
-             JOIN users u ON u.id = p.user_id \
+        self.user_rows(
+            "SELECT p.user_id, u.name, p.task, 0 AS hint, 0 AS cost, p.passed_at AS at \
+             FROM task_passes p JOIN users u ON u.id = p.user_id \
              WHERE p.lesson = $1 AND ($2 = '' OR p.user_id = $2) ORDER BY p.passed_at",
+            lesson,
+            user_id,
         )
-        .bind(lesson)
-        .bind(user_id.unwrap_or(""))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UserRow {
-                    user_id: r.try_get("user_id")?,
-                    name: r.try_get("name")?,
-                    task: r.try_get("task")?,
-                    hint: 0,
-                    cost: 0,
-                    at: r.try_get("passed_at")?,
-                })
-            })
-            .collect()
+        .await
     }
 
     /// Revealed hints of a lesson, every user or one.
@@ -154,15 +141,30 @@ impl Db {
         lesson: &str,
         user_id: Option<&str>,
     ) -> Result<Vec<UserRow>, DbError> {
-        let rows = sqlx::query(
-            "SELECT h.user_id, u.name, h.task, h.hint, h.cost, h.revealed_at FROM hint_reveals h \
-             JOIN users u ON u.id = h.user_id \
+        self.user_rows(
+            "SELECT h.user_id, u.name, h.task, h.hint, h.cost, h.revealed_at AS at \
+             FROM hint_reveals h JOIN users u ON u.id = h.user_id \
              WHERE h.lesson = $1 AND ($2 = '' OR h.user_id = $2) ORDER BY h.revealed_at",
+            lesson,
+            user_id,
         )
-        .bind(lesson)
-        .bind(user_id.unwrap_or(""))
-        .fetch_all(&self.pool)
-        .await?;
+        .await
+    }
+
+    /// Runs a query selecting `user_id, name, task, hint, cost, at` for a
+    /// lesson and an optional user. (An empty id stands for "every user",
+    /// so PostgreSQL can type the parameter.)
+    async fn user_rows(
+        &self,
+        sql: &'static str,
+        lesson: &str,
+        user_id: Option<&str>,
+    ) -> Result<Vec<UserRow>, DbError> {
+        let rows = sqlx::query(sql)
+            .bind(lesson)
+            .bind(user_id.unwrap_or(""))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(UserRow {
@@ -171,7 +173,7 @@ impl Db {
                     task: r.try_get("task")?,
                     hint: r.try_get("hint")?,
                     cost: r.try_get("cost")?,
-                    at: r.try_get("revealed_at")?,
+                    at: r.try_get("at")?,
                 })
             })
             .collect()

@@ -341,6 +341,14 @@ fn capitalized(text: &str) -> String {
     }
 }
 
+fn page(state: &SharedState, user: User, csrf: CsrfToken) -> PageContext {
+    PageContext {
+        user: Some(user),
+        csrf: csrf.0,
+        signup_open: state.settings.signup_open,
+    }
+}
+
 /// `2026-11-28 08:12 UTC`, for tables.
 fn utc(unix: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp(unix) {
@@ -375,11 +383,7 @@ async fn gradebook_page(
         .map(|s| s.last_activity.map(utc).unwrap_or_default())
         .collect();
     Ok(templates::render(&GradebookPage {
-        page: PageContext {
-            user: Some(user),
-            csrf: csrf.0,
-            signup_open: state.settings.signup_open,
-        },
+        page: page(&state, user, csrf),
         title: &lesson.title,
         book,
         last,
@@ -428,11 +432,7 @@ async fn history_page(
         })
         .collect();
     Ok(templates::render(&HistoryPage {
-        page: PageContext {
-            user: Some(user),
-            csrf: csrf.0,
-            signup_open: state.settings.signup_open,
-        },
+        page: page(&state, user, csrf),
         slug: &lesson.slug,
         title: &lesson.title,
         student: student.name,

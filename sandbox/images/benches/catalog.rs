@@ -29,6 +29,7 @@ fn main() {
         images::build_catalog(
             &store,
             &root.join("cache").join("images"),
+            &std::env::current_exe().expect("the bench's own executable"),
             |event| match event {
                 images::Progress::Output { .. } => {}
                 other => eprintln!("{other}"),

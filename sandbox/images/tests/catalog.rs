@@ -202,7 +202,11 @@ fn registry_runs_layerlab_registry_serve_on_port_5000() {
         0o755
     );
     let original = std::fs::metadata(layerlab()).expect("own executable").len();
-    assert!(meta.len() > 0 && meta.len() <= original, "{} > {original}", meta.len());
+    assert!(
+        meta.len() > 0 && meta.len() <= original,
+        "{} > {original}",
+        meta.len()
+    );
 }
 
 #[test]

@@ -11,6 +11,14 @@ use crate::cli::RegistryServeArgs;
 const NAMESPACE: &str = "registry";
 
 pub fn serve(args: RegistryServeArgs) -> anyhow::Result<ExitCode> {
+    // Checked first, so a bad option leaves no storage behind.
+    let htpasswd = match &args.htpasswd {
+        Some(path) => Some(
+            registry::Htpasswd::load(path)
+                .with_context(|| format!("cannot use {} for basic auth", path.display()))?,
+        ),
+        None => None,
+    };
     let store = store::Store::open(&args.root).with_context(|| {
         format!(
             "cannot open the registry storage in {}",
@@ -19,12 +27,7 @@ pub fn serve(args: RegistryServeArgs) -> anyhow::Result<ExitCode> {
     })?;
     let namespace = store::Namespace::new(NAMESPACE).context("registry namespace")?;
     let mut config = registry::Config::new(store, namespace);
-    if let Some(path) = &args.htpasswd {
-        config.htpasswd = Some(
-            registry::Htpasswd::load(path)
-                .with_context(|| format!("cannot use {} for basic auth", path.display()))?,
-        );
-    }
+    config.htpasswd = htpasswd;
     let registry = registry::Registry::open(config).context("cannot open the registry")?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

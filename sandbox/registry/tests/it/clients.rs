@@ -1,6 +1,7 @@
 //! Real clients against real servers: skopeo copies the catalog's nginx
-//! into the registry and back; the hub serves the catalog read-only;
-//! basic auth answers the way `docker login` expects.
+//! into the registry and back; a real Docker engine (Debian's dockerd on
+//! its own socket and data root) pushes and pulls; the hub serves the
+//! catalog read-only; basic auth answers the way `docker login` expects.
 //!
 //! The catalog is the shared test store in /var/tmp/layerlab/test-data
 //! that `cargo test -p images` (or the server's tests) build.
@@ -248,4 +249,133 @@ async fn basic_auth_from_htpasswd() {
         StatusCode::UNAUTHORIZED,
         "every endpoint needs the login"
     );
+}
+
+/// Debian's Docker engine, on its own socket, data root and no network
+/// setup of its own; stopped (SIGTERM, then waited for) when dropped.
+struct Dockerd {
+    child: std::process::Child,
+    socket: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Dockerd {
+    async fn start() -> Dockerd {
+        let dir = tempfile::tempdir_in("/var/tmp").expect("dockerd dir");
+        let socket = format!("unix://{}", dir.path().join("docker.sock").display());
+        let log = std::fs::File::create(dir.path().join("dockerd.log")).expect("log");
+        let child = std::process::Command::new("/usr/sbin/dockerd")
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("dockerd.pid"))
+            .args(["--host", &socket, "--bridge=none", "--iptables=false"])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd (apt-get install -y docker.io)");
+        let dockerd = Dockerd {
+            child,
+            socket,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let out = dockerd
+                .docker(&["version", "--format", "{{.Server.Version}}"])
+                .await;
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dockerd did not answer in 60 s: {}",
+                std::fs::read_to_string(dockerd._dir.path().join("dockerd.log"))
+                    .unwrap_or_default()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        dockerd
+    }
+
+    async fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("/usr/bin/docker")
+            .args(["--host", &self.socket])
+            .args(args)
+            .output()
+            .await
+            .expect("docker CLI")
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args).await;
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_pushes_and_pulls_through_the_registry() {
+    let catalog = catalog();
+    let work = tempfile::tempdir().expect("temp dir");
+    let archive = work.path().join("busybox.tar");
+    catalog
+        .export_docker_save(
+            &store::Namespace::new("hub").expect("hub"),
+            &[Reference::parse("busybox").expect("busybox")],
+            std::fs::File::create(&archive).expect("archive"),
+        )
+        .expect("export busybox");
+    let s = Server::start().await;
+    let dockerd = Dockerd::start().await;
+    dockerd
+        .ok(&["load", "-i", archive.to_str().expect("utf-8")])
+        .await;
+    let image = format!("{}/lab/busybox:1.0", s.addr);
+    dockerd.ok(&["tag", "busybox:latest", &image]).await;
+    let pushed = dockerd.ok(&["push", &image]).await;
+    let digest = pushed
+        .split("digest: ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest in docker push output: {pushed}"))
+        .to_owned();
+    let r = s
+        .client
+        .head(s.at("/v2/lab/busybox/manifests/1.0"))
+        .header("Accept", DOCKER_MANIFEST)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["Docker-Content-Digest"], digest.as_str());
+
+    dockerd.ok(&["rmi", &image, "busybox:latest"]).await;
+    let pulled = dockerd.ok(&["pull", &image]).await;
+    assert!(pulled.contains(&digest), "{pulled}");
+    let repo_digests = dockerd
+        .ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}}",
+            &image,
+        ])
+        .await;
+    assert!(repo_digests.contains(&digest), "{repo_digests}");
 }

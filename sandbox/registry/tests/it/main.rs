@@ -9,8 +9,9 @@
 //!   tricks in names, chunks out of order: clear errors, nothing stored.
 //! - `durability`: uploads survive a restart and a `kill -9` of the
 //!   serving process; GC frees only what nothing references.
-//! - `clients`: skopeo copies the catalog's nginx in and out; the hub
-//!   serves the catalog read-only; basic auth.
+//! - `clients`: skopeo copies the catalog's nginx in and out; Debian's
+//!   dockerd pushes and pulls busybox; the hub serves the catalog
+//!   read-only; basic auth.
 
 mod clients;
 mod discovery;

@@ -16,7 +16,7 @@ LISTEN ?= 127.0.0.1:8080
 # Debian packages: to build, to run labs, and to test (browser, image tools).
 APT_BUILD := gcc libc6-dev pkg-config make ca-certificates
 APT_RUN := busybox-static debootstrap binutils
-APT_TEST := chromium skopeo
+APT_TEST := chromium skopeo docker.io
 # Comparisons the benchmarks measure against.
 APT_BENCH := docker-registry
 

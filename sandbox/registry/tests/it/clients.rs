@@ -112,12 +112,7 @@ async fn skopeo_copies_nginx_in_and_out_with_identical_digests() {
         let bytes = std::fs::read(&path).expect("blob");
         assert_eq!(digest_of(&bytes), format!("sha256:{name}"));
     }
-    let r = s
-        .client
-        .get(s.at("/v2/library/nginx/tags/list"))
-        .send()
-        .await
-        .expect("tags");
+    let r = s.get("/v2/library/nginx/tags/list").await;
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["tags"], serde_json::json!(["1.22"]));
 }
@@ -145,28 +140,13 @@ async fn the_hub_serves_the_catalog_read_only() {
     assert_eq!(inspected["Digest"], busybox.as_str());
 
     for name in ["busybox", "library/busybox"] {
-        let r = s
-            .client
-            .head(s.at(&format!("/v2/{name}/manifests/latest")))
-            .send()
-            .await
-            .expect("head");
+        let r = s.head(&format!("/v2/{name}/manifests/latest")).await;
         assert_eq!(r.status(), StatusCode::OK, "{name}");
         assert_eq!(r.headers()["Docker-Content-Digest"], busybox.as_str());
     }
-    let r = s
-        .client
-        .get(s.at(&format!("/v2/busybox/manifests/{busybox}")))
-        .send()
-        .await
-        .expect("by digest");
+    let r = s.get(&format!("/v2/busybox/manifests/{busybox}")).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = s
-        .client
-        .get(s.at("/v2/_catalog"))
-        .send()
-        .await
-        .expect("catalog");
+    let r = s.get("/v2/_catalog").await;
     let body: serde_json::Value = r.json().await.expect("json");
     let repos = body["repositories"].as_array().expect("repositories");
     for name in ["busybox", "debian", "nginx", "registry"] {
@@ -177,11 +157,8 @@ async fn the_hub_serves_the_catalog_read_only() {
         .write_blob_bytes(b"not part of the catalog")
         .expect("write");
     let r = s
-        .client
-        .get(s.at(&format!("/v2/busybox/blobs/{}", private.digest)))
-        .send()
-        .await
-        .expect("get");
+        .get(&format!("/v2/busybox/blobs/{}", private.digest))
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Read-only.
     let r = s
@@ -191,12 +168,7 @@ async fn the_hub_serves_the_catalog_read_only() {
         .await
         .expect("post");
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let r = s
-        .client
-        .delete(s.at("/v2/busybox/manifests/latest"))
-        .send()
-        .await
-        .expect("delete");
+    let r = s.delete("/v2/busybox/manifests/latest").await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -209,7 +181,7 @@ async fn basic_auth_from_htpasswd() {
         ..c
     })
     .await;
-    let r = s.client.get(s.at("/v2/")).send().await.expect("ping");
+    let r = s.get("/v2/").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         r.headers()["WWW-Authenticate"],

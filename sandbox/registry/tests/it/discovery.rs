@@ -10,60 +10,30 @@ async fn tags_list_in_pages_with_link() {
     for tag in ["c", "a", "e", "b", "d"] {
         s.push_image("paged/app", tag, "same").await;
     }
-    let r = s
-        .client
-        .get(s.at("/v2/paged/app/tags/list"))
-        .send()
-        .await
-        .expect("tags");
+    let r = s.get("/v2/paged/app/tags/list").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("Link").is_none());
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["name"], "paged/app");
     assert_eq!(body["tags"], serde_json::json!(["a", "b", "c", "d", "e"]));
 
-    let r = s
-        .client
-        .get(s.at("/v2/paged/app/tags/list?n=2"))
-        .send()
-        .await
-        .expect("tags");
+    let r = s.get("/v2/paged/app/tags/list?n=2").await;
     let link = r.headers()["Link"].to_str().expect("link").to_owned();
     assert_eq!(link, "</v2/paged/app/tags/list?n=2&last=b>; rel=\"next\"");
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["tags"], serde_json::json!(["a", "b"]));
 
-    let r = s
-        .client
-        .get(s.at("/v2/paged/app/tags/list?n=2&last=b"))
-        .send()
-        .await
-        .expect("tags");
+    let r = s.get("/v2/paged/app/tags/list?n=2&last=b").await;
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["tags"], serde_json::json!(["c", "d"]));
-    let r = s
-        .client
-        .get(s.at("/v2/paged/app/tags/list?n=2&last=d"))
-        .send()
-        .await
-        .expect("tags");
+    let r = s.get("/v2/paged/app/tags/list?n=2&last=d").await;
     assert!(r.headers().get("Link").is_none());
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["tags"], serde_json::json!(["e"]));
-    let r = s
-        .client
-        .get(s.at("/v2/paged/app/tags/list?n=0"))
-        .send()
-        .await
-        .expect("tags");
+    let r = s.get("/v2/paged/app/tags/list?n=0").await;
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["tags"], serde_json::json!([]));
-    let r = s
-        .client
-        .get(s.at("/v2/paged/app/tags/list?n=many"))
-        .send()
-        .await
-        .expect("tags");
+    let r = s.get("/v2/paged/app/tags/list?n=many").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -73,20 +43,10 @@ async fn catalog_lists_repositories() {
     for name in ["b/two", "a", "c"] {
         s.push_image(name, "v1", name).await;
     }
-    let r = s
-        .client
-        .get(s.at("/v2/_catalog"))
-        .send()
-        .await
-        .expect("catalog");
+    let r = s.get("/v2/_catalog").await;
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["repositories"], serde_json::json!(["a", "b/two", "c"]));
-    let r = s
-        .client
-        .get(s.at("/v2/_catalog?n=1&last=a"))
-        .send()
-        .await
-        .expect("catalog");
+    let r = s.get("/v2/_catalog?n=1&last=a").await;
     assert!(
         r.headers()["Link"]
             .to_str()
@@ -129,12 +89,7 @@ async fn referrers_list_manifests_by_subject_and_artifact_type() {
         pushed.push((digest, artifact_type));
     }
 
-    let r = s
-        .client
-        .get(s.at(&format!("/v2/app/referrers/{subject}")))
-        .send()
-        .await
-        .expect("referrers");
+    let r = s.get(&format!("/v2/app/referrers/{subject}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["Content-Type"], OCI_INDEX);
     assert!(r.headers().get("OCI-Filters-Applied").is_none());
@@ -152,13 +107,10 @@ async fn referrers_list_manifests_by_subject_and_artifact_type() {
     }
 
     let r = s
-        .client
-        .get(s.at(&format!(
+        .get(&format!(
             "/v2/app/referrers/{subject}?artifactType=application/vnd.example.signature"
-        )))
-        .send()
-        .await
-        .expect("referrers");
+        ))
+        .await;
     assert_eq!(r.headers()["OCI-Filters-Applied"], "artifactType");
     let index: serde_json::Value = r.json().await.expect("json");
     assert_eq!(index["manifests"].as_array().expect("manifests").len(), 1);
@@ -166,12 +118,7 @@ async fn referrers_list_manifests_by_subject_and_artifact_type() {
 
     // No referrers: an empty index, not an error.
     let nobody = format!("sha256:{}", "5".repeat(64));
-    let r = s
-        .client
-        .get(s.at(&format!("/v2/app/referrers/{nobody}")))
-        .send()
-        .await
-        .expect("referrers");
+    let r = s.get(&format!("/v2/app/referrers/{nobody}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let index: serde_json::Value = r.json().await.expect("json");
     assert_eq!(index["manifests"], serde_json::json!([]));

@@ -32,19 +32,9 @@ async fn an_upload_resumes_after_a_restart() {
 
     let second = Server::on_store(root.path(), |c| c).await;
     // Not visible before the final PUT.
-    let r = second
-        .client
-        .head(second.at(&format!("/v2/app/blobs/{digest}")))
-        .send()
-        .await
-        .expect("head");
+    let r = second.head(&format!("/v2/app/blobs/{digest}")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = second
-        .client
-        .get(second.at(&loc))
-        .send()
-        .await
-        .expect("status");
+    let r = second.get(&loc).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(r.headers()["Range"], "0-99999");
     let r = second
@@ -63,23 +53,13 @@ async fn an_upload_resumes_after_a_restart() {
         .await
         .expect("put");
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = second
-        .client
-        .get(second.at(&format!("/v2/app/blobs/{digest}")))
-        .send()
-        .await
-        .expect("get");
+    let r = second.get(&format!("/v2/app/blobs/{digest}")).await;
     assert_eq!(r.bytes().await.expect("body").as_ref(), &data[..]);
     second.stop().await;
 
     // A third start still serves it: the namespace's blobs are on disk.
     let third = Server::on_store(root.path(), |c| c).await;
-    let r = third
-        .client
-        .head(third.at(&format!("/v2/app/blobs/{digest}")))
-        .send()
-        .await
-        .expect("head");
+    let r = third.head(&format!("/v2/app/blobs/{digest}")).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -99,9 +79,9 @@ async fn cancelled_uploads_leave_nothing() {
         .send()
         .await
         .expect("patch");
-    let r = s.client.delete(s.at(&loc)).send().await.expect("delete");
+    let r = s.delete(&loc).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = s.client.get(s.at(&loc)).send().await.expect("status");
+    let r = s.get(&loc).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(
         store::content::IngestManager::ingests(s.store.content())

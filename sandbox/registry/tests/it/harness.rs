@@ -74,6 +74,22 @@ impl Server {
         format!("{}{path}", self.url)
     }
 
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.at(path)).send().await.expect("GET")
+    }
+
+    pub async fn head(&self, path: &str) -> Response {
+        self.client.head(self.at(path)).send().await.expect("HEAD")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client
+            .delete(self.at(path))
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
     /// Stops the server and waits until it has.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

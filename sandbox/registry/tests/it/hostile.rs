@@ -51,7 +51,7 @@ async fn path_tricks_in_names_are_refused() {
         );
     }
     let long = format!("/v2/{}/tags/list", "a".repeat(300));
-    let r = s.client.get(s.at(&long)).send().await.expect("get");
+    let r = s.get(&long).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(r).await, "NAME_INVALID");
     assert_eq!(store_counts(&s), before);
@@ -161,12 +161,7 @@ async fn a_truncated_upload_never_becomes_a_blob() {
         let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut sink).await;
     }
     // The server has seen the connection end; the blob is not there.
-    let r = s
-        .client
-        .head(s.at(&format!("/v2/app/blobs/{digest}")))
-        .send()
-        .await
-        .expect("head");
+    let r = s.head(&format!("/v2/app/blobs/{digest}")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(!s.store.blob_exists(&digest.parse().expect("digest")));
     assert_eq!(store_counts(&s), before);

@@ -12,75 +12,30 @@ async fn delete_tag_then_manifest_then_blob() {
     let (_, digest) = s.push_image("app", "v1", "delete").await;
     s.push_image("app", "v2", "delete").await;
 
-    let r = s
-        .client
-        .delete(s.at("/v2/app/manifests/v1"))
-        .send()
-        .await
-        .expect("delete tag");
+    let r = s.delete("/v2/app/manifests/v1").await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = s
-        .client
-        .get(s.at("/v2/app/manifests/v1"))
-        .send()
-        .await
-        .expect("get");
+    let r = s.get("/v2/app/manifests/v1").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = s
-        .client
-        .get(s.at("/v2/app/manifests/v2"))
-        .send()
-        .await
-        .expect("get");
+    let r = s.get("/v2/app/manifests/v2").await;
     assert_eq!(r.status(), StatusCode::OK, "the other tag stays");
 
-    let r = s
-        .client
-        .delete(s.at(&format!("/v2/app/manifests/{digest}")))
-        .send()
-        .await
-        .expect("delete");
+    let r = s.delete(&format!("/v2/app/manifests/{digest}")).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     for reference in ["v2", digest.as_str()] {
-        let r = s
-            .client
-            .get(s.at(&format!("/v2/app/manifests/{reference}")))
-            .send()
-            .await
-            .expect("get");
+        let r = s.get(&format!("/v2/app/manifests/{reference}")).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{reference}");
     }
-    let r = s
-        .client
-        .delete(s.at(&format!("/v2/app/manifests/{digest}")))
-        .send()
-        .await
-        .expect("delete");
+    let r = s.delete(&format!("/v2/app/manifests/{digest}")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN");
 
     let blob = digest_of(b"delete");
-    let r = s
-        .client
-        .delete(s.at(&format!("/v2/app/blobs/{blob}")))
-        .send()
-        .await
-        .expect("delete blob");
+    let r = s.delete(&format!("/v2/app/blobs/{blob}")).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = s
-        .client
-        .get(s.at(&format!("/v2/app/blobs/{blob}")))
-        .send()
-        .await
-        .expect("get");
+    let r = s.get(&format!("/v2/app/blobs/{blob}")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
-    let r = s
-        .client
-        .delete(s.at(&format!("/v2/app/blobs/{blob}")))
-        .send()
-        .await
-        .expect("delete blob");
+    let r = s.delete(&format!("/v2/app/blobs/{blob}")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
@@ -90,12 +45,7 @@ async fn gc_frees_unreferenced_blobs_and_keeps_images() {
     let (_, kept) = s.push_image("app", "kept", "kept layer").await;
     let (_, dropped) = s.push_image("app", "dropped", "dropped layer").await;
     let loose = s.push_blob("app", b"never referenced").await;
-    let r = s
-        .client
-        .delete(s.at(&format!("/v2/app/manifests/{dropped}")))
-        .send()
-        .await
-        .expect("delete");
+    let r = s.delete(&format!("/v2/app/manifests/{dropped}")).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
 
     let registry = s.registry.clone();
@@ -109,26 +59,13 @@ async fn gc_frees_unreferenced_blobs_and_keeps_images() {
     }
     assert!(!freed.contains(&kept));
     assert!(!freed.contains(&digest_of(b"kept layer")));
-    let r = s
-        .client
-        .get(s.at("/v2/app/manifests/kept"))
-        .send()
-        .await
-        .expect("get");
+    let r = s.get("/v2/app/manifests/kept").await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = s
-        .client
-        .get(s.at(&format!("/v2/app/blobs/{}", digest_of(b"kept layer"))))
-        .send()
-        .await
-        .expect("get");
+        .get(&format!("/v2/app/blobs/{}", digest_of(b"kept layer")))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = s
-        .client
-        .get(s.at(&format!("/v2/app/blobs/{loose}")))
-        .send()
-        .await
-        .expect("get");
+    let r = s.get(&format!("/v2/app/blobs/{loose}")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // Within the grace period a fresh push survives even unreferenced.
@@ -139,11 +76,6 @@ async fn gc_frees_unreferenced_blobs_and_keeps_images() {
         .expect("join")
         .expect("gc");
     assert!(report.released.is_empty());
-    let r = s
-        .client
-        .head(s.at(&format!("/v2/app/blobs/{fresh}")))
-        .send()
-        .await
-        .expect("head");
+    let r = s.head(&format!("/v2/app/blobs/{fresh}")).await;
     assert_eq!(r.status(), StatusCode::OK);
 }

@@ -9,14 +9,14 @@ use crate::harness::*;
 async fn ping_answers_with_the_api_version() {
     let s = Server::start().await;
     for path in ["/v2/", "/v2"] {
-        let r = s.client.get(s.at(path)).send().await.expect("ping");
+        let r = s.get(path).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(
             r.headers()["Docker-Distribution-API-Version"],
             "registry/2.0"
         );
     }
-    let r = s.client.get(s.at("/v3/")).send().await.expect("get");
+    let r = s.get("/v3/").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         r.headers()["Docker-Distribution-API-Version"],
@@ -138,7 +138,7 @@ async fn missing_things_answer_with_spec_errors() {
         ),
     ];
     for (path, status, code) in cases {
-        let r = s.client.get(s.at(&path)).send().await.expect("get");
+        let r = s.get(&path).await;
         assert_eq!(r.status(), status, "{path}");
         assert_eq!(error_code(r).await, code, "{path}");
     }
@@ -152,21 +152,11 @@ async fn a_blob_pushed_elsewhere_in_the_store_is_not_visible() {
         .store
         .write_blob_bytes(b"another namespace's blob")
         .expect("write");
-    let r = s
-        .client
-        .get(s.at(&format!("/v2/app/blobs/{}", info.digest)))
-        .send()
-        .await
-        .expect("get");
+    let r = s.get(&format!("/v2/app/blobs/{}", info.digest)).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Pushing the same bytes makes it visible, stored once.
     let digest = s.push_blob("app", b"another namespace's blob").await;
     assert_eq!(digest, info.digest.to_string());
-    let r = s
-        .client
-        .head(s.at(&format!("/v2/app/blobs/{digest}")))
-        .send()
-        .await
-        .expect("head");
+    let r = s.head(&format!("/v2/app/blobs/{digest}")).await;
     assert_eq!(r.status(), StatusCode::OK);
 }

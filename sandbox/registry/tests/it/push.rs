@@ -39,15 +39,10 @@ async fn monolithic_post_then_put() {
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(location(&r), format!("/v2/app/blobs/{digest}"));
     assert_eq!(r.headers()["Docker-Content-Digest"], digest.as_str());
-    let got = s
-        .client
-        .get(s.at(&format!("/v2/app/blobs/{digest}")))
-        .send()
-        .await
-        .expect("get");
+    let got = s.get(&format!("/v2/app/blobs/{digest}")).await;
     assert_eq!(got.bytes().await.expect("body").as_ref(), &data[..]);
     // The upload is finished: its URL is gone.
-    let r = s.client.get(s.at(&loc)).send().await.expect("status");
+    let r = s.get(&loc).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
 }
@@ -60,12 +55,7 @@ async fn empty_blob_and_single_post() {
         digest,
         "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
-    let r = s
-        .client
-        .head(s.at(&format!("/v2/app/blobs/{digest}")))
-        .send()
-        .await
-        .expect("head");
+    let r = s.head(&format!("/v2/app/blobs/{digest}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["Content-Length"], "0");
 }
@@ -99,7 +89,7 @@ async fn chunked_upload_in_order_with_status() {
         assert_eq!(r.headers()["Range"], format!("0-{end}").as_str());
         loc = location(&r);
         offset = end + 1;
-        let st = s.client.get(s.at(&loc)).send().await.expect("status");
+        let st = s.get(&loc).await;
         assert_eq!(st.status(), StatusCode::NO_CONTENT);
         assert_eq!(st.headers()["Range"], format!("0-{end}").as_str());
     }
@@ -110,12 +100,7 @@ async fn chunked_upload_in_order_with_status() {
         .await
         .expect("put");
     assert_eq!(r.status(), StatusCode::CREATED);
-    let got = s
-        .client
-        .get(s.at(&format!("/v2/app/blobs/{digest}")))
-        .send()
-        .await
-        .expect("get");
+    let got = s.get(&format!("/v2/app/blobs/{digest}")).await;
     assert_eq!(got.bytes().await.expect("body").as_ref(), &data[..]);
 }
 
@@ -161,7 +146,7 @@ async fn a_chunk_out_of_order_is_refused_with_416() {
         .expect("patch");
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     // Nothing of the refused chunks was kept.
-    let st = s.client.get(s.at(&loc)).send().await.expect("status");
+    let st = s.get(&loc).await;
     assert_eq!(st.headers()["Range"], "0-9");
 }
 
@@ -245,12 +230,7 @@ async fn manifests_need_their_blobs_and_a_matching_digest() {
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         assert_eq!(error_code(r).await, "MANIFEST_INVALID");
     }
-    let listed = s
-        .client
-        .get(s.at("/v2/app/tags/list"))
-        .send()
-        .await
-        .expect("tags");
+    let listed = s.get("/v2/app/tags/list").await;
     assert_eq!(listed.status(), StatusCode::NOT_FOUND, "nothing was stored");
 
     // By digest, then by tag: both answer with the digest.

@@ -456,3 +456,89 @@ async fn continuous_checks_turn_tasks_green_and_http_reaches_only_the_node() {
         "only the passing auto run is recorded: {modes:?}"
     );
 }
+
+/// Pushes `demo:v1` (one gzip layer, a config, an OCI manifest) to the
+/// registry at 127.0.0.1:5000 with curl, the distribution API by hand:
+/// POST an upload, PUT each blob with its digest, PUT the manifest.
+const PUSH: &[&str] = &[
+    "cd /tmp && mkdir -p img && echo hello > img/hello.txt && tar -czf layer.tgz -C img hello.txt",
+    "L=$(sha256sum layer.tgz | cut -d' ' -f1); D=$(gunzip -c layer.tgz | sha256sum | cut -d' ' -f1)",
+    r#"printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' $D > config.json; C=$(sha256sum config.json | cut -d' ' -f1)"#,
+    r#"up() { loc=$(curl -sS -o /dev/null -D - -X POST http://127.0.0.1:5000/v2/demo/blobs/uploads/ | tr -d '\r' | sed -n 's/^[Ll]ocation: //p'); case $loc in http*) ;; *) loc=http://127.0.0.1:5000$loc;; esac; case $loc in *\?*) loc="$loc&";; *) loc="$loc?";; esac; curl -sSf -X PUT -H 'Content-Type: application/octet-stream' --data-binary @$1 "${loc}digest=sha256:$2"; }"#,
+    r#"up layer.tgz $L && up config.json $C && printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' $C $(stat -c %s config.json) $L $(stat -c %s layer.tgz) > manifest.json && curl -sSf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @manifest.json http://127.0.0.1:5000/v2/demo/manifests/v1 && echo pushed-$((1+1))"#,
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_check_sees_an_image_pushed_to_a_registry_in_the_lab() {
+    let course = tempfile::tempdir().unwrap();
+    let lesson = course.path().join("01-push");
+    std::fs::create_dir(&lesson).unwrap();
+    std::fs::write(
+        lesson.join("lesson.md"),
+        r#"---
+title: Push an image
+tasks:
+  - id: pushed
+    title: Push demo:v1 to the registry on port 5000
+    points: 10
+    checks:
+      - registry: {host: "localhost:5000", repository: demo, tag: v1}
+---
+
+Push it.
+"#,
+    )
+    .unwrap();
+    let data = temp_dir();
+    let token = user_token(&data, "ada");
+    let store = format!("{}/store", catalog());
+    let server = Server::start(
+        data.path(),
+        &[
+            "--store-dir",
+            &store,
+            "--lessons",
+            course.path().to_str().unwrap(),
+        ],
+    );
+    let (lab, _guard, mut term) = lab_with_terminal(&server, &token, "01-push").await;
+
+    let before = check_json(&server, &token, &lab, "pushed").await;
+    assert_eq!(before["passed"], false);
+    assert!(
+        before["checks"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing answered"),
+        "{before}"
+    );
+
+    shell(
+        &mut term,
+        "(setsid layerlab registry serve --listen 127.0.0.1:5000 --root /tmp/registry >/tmp/registry.log 2>&1 &)",
+    )
+    .await;
+    shell(
+        &mut term,
+        "until curl -sf -o /dev/null http://127.0.0.1:5000/v2/; do sleep 0.1; done",
+    )
+    .await;
+    let empty = check_json(&server, &token, &lab, "pushed").await;
+    assert_eq!(
+        empty["checks"][0]["message"], "demo:v1 is not in the registry at localhost:5000",
+        "{empty}"
+    );
+
+    for line in &PUSH[..PUSH.len() - 1] {
+        shell(&mut term, line).await;
+    }
+    type_line(&mut term, PUSH[PUSH.len() - 1]).await;
+    read_until(&mut term, "pushed-2").await;
+
+    let after = check_json(&server, &token, &lab, "pushed").await;
+    assert_eq!(after["passed"], true, "{after}");
+    assert_eq!(
+        after["checks"][0]["message"],
+        "demo:v1 is in the registry at localhost:5000"
+    );
+}

@@ -116,3 +116,35 @@ test("a student logs in, reads a lesson and uses a run button", async () => {
   assert.deepEqual(errors, [], "no script errors and no CSP violations");
   await context.close();
 });
+
+test("a student checks a task without a lab and reveals a hint", async () => {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+  page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
+
+  await page.goto(`${baseUrl}/login`);
+  await page.getByLabel("User name").fill("student1");
+  await page.getByLabel("Password").fill("student1 password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByText("Log out").waitFor();
+  await page.goto(`${baseUrl}/lessons/01-what-is-a-container`);
+
+  const task = page.locator("#task-save-hostname");
+  await task.getByRole("button", { name: "Check" }).click();
+  await task.locator(".task-notice").waitFor();
+  assert.match(await task.locator(".task-notice").textContent(), /Start the lab first/);
+
+  // The hint is swapped in with its cost; the next one offers its own price.
+  await page.locator("#task-save-hostname .hint-button").click();
+  await page.locator("#task-save-hostname .hint-text").waitFor();
+  assert.match(await page.locator("#task-save-hostname .hint-text").textContent(), /hostname/);
+  assert.match(await page.locator("#task-save-hostname .hint-cost").textContent(), /2 pts/);
+  assert.match(await page.locator("#task-save-hostname .hint-button").textContent(), /costs 5 pts/);
+
+  await page.locator("#tasks-heading").scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(OUTPUT, "tasks.png"), fullPage: false });
+  assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  await context.close();
+});

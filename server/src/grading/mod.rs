@@ -474,12 +474,13 @@ fn csv_cell(cell: &str) -> String {
 pub struct TaskView {
     pub slug: String,
     pub id: String,
-    pub title: String,
+    pub title: Vec<Segment>,
     pub points: u32,
     pub passed: bool,
     /// Buttons are shown to signed-in users only.
     pub signed_in: bool,
-    pub hints: Vec<RevealedHint>,
+    /// Revealed hints: text and cost.
+    pub hints: Vec<(Vec<Segment>, u32)>,
     pub next_hint_cost: Option<u32>,
     /// The last run's results, when the view answers a check.
     pub results: Vec<grader::CheckResult>,
@@ -508,11 +509,18 @@ impl TaskView {
         TaskView {
             slug: lesson.slug.clone(),
             id: task.id.clone(),
-            title: task.title.clone(),
+            title: segments(&task.title),
             points: task.points,
             passed: mine.is_some_and(|m| m.passed),
             signed_in: progress.is_some(),
-            hints: mine.map(|m| m.hints.clone()).unwrap_or_default(),
+            hints: mine
+                .map(|m| {
+                    m.hints
+                        .iter()
+                        .map(|h| (segments(&h.text), h.cost))
+                        .collect()
+                })
+                .unwrap_or_default(),
             next_hint_cost: match mine {
                 Some(m) => m.next_hint_cost,
                 None => task.hints.first().map(|h| h.cost),
@@ -521,5 +529,72 @@ impl TaskView {
             notice: None,
             oob: false,
         }
+    }
+}
+
+/// A piece of a task title or hint: backticks mark commands, as in the
+/// lesson body, and the page shows them as code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub code: bool,
+    pub text: String,
+}
+
+/// Splits `text` at backticks; an unmatched backtick stays text.
+pub fn segments(text: &str) -> Vec<Segment> {
+    let parts: Vec<&str> = text.split('`').collect();
+    let closed = parts.len() % 2 == 1;
+    let mut out: Vec<Segment> = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i == parts.len() - 1;
+        let code = i % 2 == 1 && (closed || !last);
+        let text = if i % 2 == 1 && !code {
+            format!("`{part}")
+        } else {
+            (*part).to_owned()
+        };
+        if !text.is_empty() {
+            out.push(Segment { code, text });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backticks_mark_code_and_a_lone_one_stays_text() {
+        let seg = |code, text: &str| Segment {
+            code,
+            text: text.into(),
+        };
+        assert_eq!(
+            segments("Run `uname -r` now"),
+            vec![
+                seg(false, "Run "),
+                seg(true, "uname -r"),
+                seg(false, " now")
+            ]
+        );
+        assert_eq!(
+            segments("a `b` c `d"),
+            vec![
+                seg(false, "a "),
+                seg(true, "b"),
+                seg(false, " c "),
+                seg(false, "`d")
+            ]
+        );
+        assert_eq!(segments(""), vec![]);
+    }
+
+    #[test]
+    fn csv_cells_are_quoted_and_never_formulas() {
+        assert_eq!(csv_cell("ada"), "ada");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_cell("-1"), "'-1");
     }
 }

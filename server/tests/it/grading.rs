@@ -170,7 +170,7 @@ async fn a_task_passes_after_work_in_the_terminal_and_hints_cost_points() {
     )));
     assert!(page.contains("hx-trigger=\"every 2s\""));
     assert!(
-        page.contains("class=\"hint-text\">Run `uname -r"),
+        page.contains("class=\"hint-text\">Run <code>uname -r &#62; /root/kernel.txt</code>"),
         "revealed hints are shown: {page}"
     );
 }

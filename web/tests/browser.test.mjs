@@ -10,6 +10,8 @@ import { chromium } from "playwright-core";
 const BIN = process.env.LAYERLAB_BIN;
 const OUTPUT = process.env.LAYERLAB_TEST_OUTPUT ?? join(tmpdir(), "layerlab-test-output");
 const CHROMIUM = "/usr/bin/chromium";
+// The catalog the server's tests build and share (images build is cached).
+const CATALOG = "/var/tmp/layerlab/test-data";
 
 let server;
 let baseUrl;
@@ -18,10 +20,11 @@ const dataDir = mkdtempSync(join(tmpdir(), "layerlab-browser-"));
 
 function startServer() {
   return new Promise((resolve, reject) => {
-    // A cgroup parent and uid range of its own: a starting server removes
-    // the lab cgroups under its parent that it does not know.
+    // Labs from the shared catalog, under a cgroup parent and uid range of
+    // their own so nothing collides with other servers on the machine.
     const args = [
       "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
+      "--store-dir", join(CATALOG, "store"),
       "--cgroup-parent", `layerlab-browser-${process.pid}`,
       "--lab-uid-first", String(3 << 29), "--lab-uid-slots", "4",
     ];
@@ -50,6 +53,8 @@ before(async () => {
     input: "student1 password\n",
   });
   assert.equal(add.status, 0, `user add failed: ${add.stderr}`);
+  const images = spawnSync(BIN, ["images", "build", "--data-dir", CATALOG], { stdio: ["ignore", "ignore", "pipe"] });
+  assert.equal(images.status, 0, `the catalog could not be built: ${images.stderr}`);
   ({ child: server, url: baseUrl } = await startServer());
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -113,6 +118,65 @@ test("a student logs in, reads a lesson and uses a run button", async () => {
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), command);
 
   await page.screenshot({ path: join(OUTPUT, "lesson.png"), fullPage: false });
+  assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  await context.close();
+});
+
+test("a student starts a lab, types in its terminal, runs a lesson command and keeps the shell across a reload", async () => {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+  page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
+  const screenText = () => page.evaluate(() => window.layerlab.terminalText());
+  const waitForScreen = (pattern) =>
+    page.waitForFunction((source) => new RegExp(source).test(window.layerlab.terminalText()), pattern.source, {
+      timeout: 30_000,
+    });
+
+  await page.goto(`${baseUrl}/login?next=/lessons/01-what-is-a-container`);
+  await page.getByLabel("User name").fill("student1");
+  await page.getByLabel("Password").fill("student1 password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL(/\/lessons\/01-what-is-a-container/);
+
+  await page.getByRole("button", { name: "Start lab" }).click();
+  await page.locator("#lab-status[data-state=ready]").waitFor({ timeout: 120_000 });
+  await page.locator(".lab-screen .xterm").first().waitFor();
+  await waitForScreen(/node1/);
+  assert.match(await page.locator(".lab-time").textContent(), /\d+:\d\d left/, "time left is shown");
+
+  // Typing goes to the shell and its output comes back.
+  await page.locator(".lab-screen:not([hidden]) .xterm").click();
+  await page.keyboard.type("echo typed-$((6*7))\n");
+  await waitForScreen(/typed-42/);
+
+  // A run button types its command into the terminal and presses Enter:
+  // `cat /etc/os-release` prints the node's distribution.
+  await page.locator('.run-button[data-command="cat /etc/os-release"]').click();
+  await waitForScreen(/cat \/etc\/os-release\s*\n(.*\n)*PRETTY_NAME="Debian/);
+
+  // A second shell in its own tab.
+  await page.getByRole("button", { name: "Open another shell" }).click();
+  await page.getByRole("tab", { name: "shell-2" }).waitFor();
+  await waitForScreen(/node1/);
+  await page.keyboard.type("echo second-$((2+3))\n");
+  await waitForScreen(/second-5/);
+  await page.getByRole("tab", { name: "node1" }).click();
+  await waitForScreen(/typed-42/);
+  await page.screenshot({ path: join(OUTPUT, "lab.png"), fullPage: false });
+
+  // A reload brings back the same shells and their screens.
+  await page.reload();
+  await page.locator("#lab-status[data-state=ready]").waitFor();
+  await waitForScreen(/typed-42/);
+  await page.getByRole("tab", { name: "shell-2" }).click();
+  await waitForScreen(/second-5/);
+
+  // Stopping the lab brings back the start button and says why it ended.
+  await page.getByRole("button", { name: "Stop" }).click();
+  await page.getByRole("button", { name: "Start lab" }).waitFor();
+  assert.match(await page.locator(".lab-ended").textContent(), /stopped by its user/);
   assert.deepEqual(errors, [], "no script errors and no CSP violations");
   await context.close();
 });

@@ -17,8 +17,10 @@ LISTEN ?= 127.0.0.1:8080
 APT_BUILD := gcc libc6-dev pkg-config make ca-certificates
 APT_RUN := busybox-static debootstrap
 APT_TEST := chromium skopeo
+# Comparisons the benchmarks measure against.
+APT_BENCH := python3-terminado
 
-.PHONY: run test build deps deps-test apt-build apt-run apt-test web lint unit browser bench clean-state
+.PHONY: run test build deps deps-test apt-build apt-run apt-test apt-bench web lint unit browser bench clean-state
 
 LAYERLAB := $(CARGO_TARGET_DIR)/release/layerlab
 
@@ -57,6 +59,8 @@ apt-run:
 	$(call apt_install,$(APT_RUN))
 apt-test:
 	$(call apt_install,$(APT_TEST))
+apt-bench:
+	$(call apt_install,$(APT_BENCH))
 
 # Front-end packages from npm, copied into web/static/vendor for embedding.
 web: web/node_modules/.installed
@@ -79,10 +83,11 @@ browser:
 
 # Benchmarks: each prints layerlab's figure beside its comparison, measured
 # in the same run. Release builds; they need root like the tests.
-bench: deps deps-test
+bench: deps deps-test apt-bench
 	cargo bench --locked -p store --bench unpack
 	cargo bench --locked -p images --bench catalog
 	cargo bench --locked -p runtime --bench start
+	cargo bench --locked -p server --bench terminal
 
 clean-state:
 	rm -rf $(STATE)/target $(STATE)/test-output

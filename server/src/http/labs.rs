@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::SharedState;
 use super::error::AppError;
@@ -159,6 +159,9 @@ async fn terminal(
         .into_response())
 }
 
+/// Most output sent in one websocket frame.
+const BATCH_BYTES: usize = 256 * 1024;
+
 /// Replays the terminal's kept output, then relays both ways until either
 /// side ends. Input counts as activity (it keeps an idle lab alive). While
 /// the browser has paused the stream, output is left to the ring and sent
@@ -176,27 +179,48 @@ async fn relay(
     }
     loop {
         tokio::select! {
-            event = catchup.events.recv(), if !paused => match event {
-                Ok(Event::Output { end, bytes }) => {
-                    // Output already covered by a resync arrives again; skip it.
-                    let fresh = end.saturating_sub(seen).min(bytes.len() as u64) as usize;
-                    if fresh > 0 {
-                        socket.send(Message::Binary(bytes[bytes.len() - fresh..].to_vec().into())).await?;
-                        seen = end;
-                    }
-                }
-                Ok(Event::Exit(code)) => {
-                    socket.send(Message::Text(exit_message(code).into())).await?;
-                    return Ok(());
-                }
-                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
-                    catchup = hub.catch_up(seen)?;
-                    seen = catchup.end;
-                    if send_catchup(&mut socket, &mut catchup).await? {
+            event = catchup.events.recv(), if !paused => {
+                // Everything already waiting goes out as one frame: under a
+                // flood that is far fewer frames and syscalls than chunks.
+                let mut batch = Vec::new();
+                let mut next = Some(event);
+                while let Some(event) = next.take() {
+                    let exit = match event {
+                        Ok(Event::Output { end, bytes }) => {
+                            // Output already covered by a resync arrives again; skip it.
+                            let fresh = end.saturating_sub(seen).min(bytes.len() as u64) as usize;
+                            batch.extend_from_slice(&bytes[bytes.len() - fresh..]);
+                            seen = seen.max(end);
+                            None
+                        }
+                        Ok(Event::Exit(code)) => Some(code),
+                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
+                            catchup = hub.catch_up(seen)?;
+                            seen = catchup.end;
+                            batch.append(&mut catchup.bytes);
+                            catchup.exit
+                        }
+                    };
+                    if let Some(code) = exit {
+                        if !batch.is_empty() {
+                            socket.send(Message::Binary(batch.into())).await?;
+                        }
+                        socket.send(Message::Text(exit_message(code).into())).await?;
                         return Ok(());
                     }
+                    if batch.len() < BATCH_BYTES {
+                        next = match catchup.events.try_recv() {
+                            Ok(event) => Some(Ok(event)),
+                            Err(TryRecvError::Empty) => None,
+                            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                        };
+                    }
                 }
-            },
+                if !batch.is_empty() {
+                    socket.send(Message::Binary(batch.into())).await?;
+                }
+            }
             message = socket.recv() => match message {
                 None => return Ok(()),
                 Some(message) => match message? {

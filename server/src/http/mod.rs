@@ -123,6 +123,12 @@ pub async fn serve(
     let reap_period = (state.labs.limits().expiry.idle / 4)
         .clamp(Duration::from_secs(1), Duration::from_secs(30));
     let reaper = tokio::spawn(state.labs.clone().reap_every(reap_period));
+    // Terminal keystrokes are tiny writes that must not wait for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -71,6 +71,9 @@ pub enum Command {
     /// Work with sandboxes directly, without the web server.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Run an OCI registry (what the `registry:2` image runs).
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +130,11 @@ pub struct ServeArgs {
     /// Number of 65536-id ranges starting at --lab-uid-first.
     #[arg(long, env = "LAYERLAB_LAB_UID_SLOTS", requires = "lab_uid_first")]
     pub lab_uid_slots: Option<u32>,
+
+    /// Also serve the hub (the catalog over the OCI registry API,
+    /// anonymous and read-only) on this address, e.g. 127.0.0.1:5001.
+    #[arg(long, env = "LAYERLAB_HUB_LISTEN")]
+    pub hub_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -219,6 +227,31 @@ pub struct SandboxRunArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Serve an OCI distribution registry (Docker's `registry:2` protocol)
+    /// keeping everything under --root. Needs no data directory.
+    Serve(RegistryServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryServeArgs {
+    /// Address and port to listen on (port 0 picks a free port).
+    #[arg(long, env = "LAYERLAB_REGISTRY_LISTEN", default_value = "0.0.0.0:5000")]
+    pub listen: SocketAddr,
+    /// Directory holding blobs, manifests, tags and uploads in progress.
+    #[arg(
+        long,
+        env = "LAYERLAB_REGISTRY_ROOT",
+        default_value = "/var/lib/registry"
+    )]
+    pub root: PathBuf,
+    /// htpasswd file with bcrypt entries (`htpasswd -Bbn USER PASS`);
+    /// when given, every request needs basic auth (`docker login`).
+    #[arg(long, env = "LAYERLAB_REGISTRY_HTPASSWD")]
+    pub htpasswd: Option<PathBuf>,
 }
 
 /// Parses sizes the way Docker's `--memory` does (binary units, optional

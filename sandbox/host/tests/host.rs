@@ -29,7 +29,10 @@ fn ensure_catalog() {
     let store = Store::open(Path::new(STORE)).expect("open the test store");
     let name = Reference::parse("workstation").expect("parse reference");
     if store.resolve(&images::hub(), &name).is_err() {
-        images::build_catalog(&store, Path::new(IMAGE_CACHE), |_| {})
+        // Only when missing: the server's tests keep it current with the
+        // real layerlab binary; this stand-in only fills an empty catalog.
+        let layerlab = std::env::current_exe().expect("the test's own executable");
+        images::build_catalog(&store, Path::new(IMAGE_CACHE), &layerlab, |_| {})
             .expect("build the image catalog into the test store");
     }
 }

@@ -25,16 +25,16 @@ const RUNS: usize = 7;
 fn main() {
     let root = Path::new(SHARED_ROOT);
     let store = Store::open(&root.join("store")).expect("open the shared store");
-    let built =
-        images::build_catalog(
-            &store,
-            &root.join("cache").join("images"),
-            |event| match event {
-                images::Progress::Output { .. } => {}
-                other => eprintln!("{other}"),
-            },
-        )
-        .expect("catalog build");
+    let built = images::build_catalog(
+        &store,
+        &root.join("cache").join("images"),
+        &std::env::current_exe().expect("the bench's own executable"),
+        |event| match event {
+            images::Progress::Output { .. } => {}
+            other => eprintln!("{other}"),
+        },
+    )
+    .expect("catalog build");
     let image = |name: &str| {
         built
             .iter()

@@ -266,7 +266,7 @@ fn host_file_hashes(step: &Step) -> Result<Vec<u8>, StepError> {
     let mut out = Vec::new();
     if let Step::Add { files } = step {
         for file in files {
-            if let FileSource::Host(path) = &file.source {
+            if let FileSource::Host(path) | FileSource::HostStripped(path) = &file.source {
                 let bytes = fs::read(path).map_err(|source| StepError::Io {
                     what: "read",
                     path: path.clone(),

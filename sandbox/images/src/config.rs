@@ -47,9 +47,11 @@ pub struct RunConfig {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, Empty>,
 }
 
-/// Go's `struct{}`, the value type of `ExposedPorts`.
+/// Go's `struct{}`, the value type of `ExposedPorts` and `Volumes`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Empty {}
 
@@ -114,6 +116,9 @@ impl ImageConfig {
             ConfigChange::StopSignal(sig) => c.stop_signal = Some(sig.clone()),
             ConfigChange::Label(key, value) => {
                 c.labels.insert(key.clone(), value.clone());
+            }
+            ConfigChange::Volume(path) => {
+                c.volumes.insert(path.clone(), Empty {});
             }
         }
     }

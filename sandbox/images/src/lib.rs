@@ -6,7 +6,9 @@
 //! stored in the store's `hub` namespace, where `docker pull` finds them.
 //!
 //! - [`recipes`]: [`Recipe`]s and their [`Step`]s as data; [`catalog`]
-//!   lists the catalog, parents first.
+//!   lists the catalog, parents first. `registry:2` and `workstation`
+//!   carry the layerlab binary itself at `/usr/local/bin/layerlab` (one
+//!   shared layer), so `layerlab registry serve` runs in both.
 //! - [`build_catalog`] / [`build`]: apply recipes, reporting [`Progress`]
 //!   events (debootstrap and apt-get output included, line by line), and
 //!   tag the results in the hub. The binary wires this as
@@ -18,7 +20,8 @@
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = store::Store::open("/var/lib/layerlab/store".as_ref())?;
-//! let built = images::build_catalog(&store, "/var/tmp/layerlab/images".as_ref(), |event| {
+//! let layerlab = std::env::current_exe()?;
+//! let built = images::build_catalog(&store, "/var/tmp/layerlab/images".as_ref(), &layerlab, |event| {
 //!     println!("{event}");
 //! })?;
 //! for summary in images::list(&store)? {
@@ -42,7 +45,8 @@
 //!   own recipes, never student input.
 //!
 //! Host packages needed: `debootstrap`, `busybox-static`, `gcc` and
-//! `libc6-dev` (the static hello program); `skopeo` for the tests.
+//! `libc6-dev` (the static hello program), `binutils` (`strip` for the
+//! layerlab binary in `registry` and `workstation`); `skopeo` for the tests.
 
 #![deny(missing_docs)]
 
@@ -167,13 +171,15 @@ pub struct ImageSummary {
 }
 
 /// Builds [`catalog`] into the hub namespace of `store`, with the build
-/// cache in `cache_dir` (e.g. `/var/tmp/layerlab/images`).
+/// cache in `cache_dir` (e.g. `/var/tmp/layerlab/images`); `layerlab` is
+/// the executable the `registry` and `workstation` images carry.
 pub fn build_catalog(
     store: &Store,
     cache_dir: &Path,
+    layerlab: &Path,
     mut progress: impl FnMut(Progress),
 ) -> Result<Vec<BuiltImage>> {
-    build::build(store, cache_dir, &catalog(), &mut progress)
+    build::build(store, cache_dir, &catalog(layerlab), &mut progress)
 }
 
 /// Builds `recipes` in order into the hub namespace. A recipe's parent must
@@ -189,7 +195,8 @@ pub fn build(
 
 /// Every image in the hub namespace, sorted by name.
 pub fn list(store: &Store) -> Result<Vec<ImageSummary>> {
-    let internal: BTreeSet<String> = catalog()
+    // Recipes are data: the binary path is read only when one is built.
+    let internal: BTreeSet<String> = catalog(Path::new(recipes::LAYERLAB_PATH))
         .iter()
         .filter(|r| r.internal)
         .flat_map(|r| r.tags.iter())

@@ -4,32 +4,25 @@
 //! [`Step`]s, much like a Dockerfile: a step either adds a layer (a
 //! debootstrap, a busybox tree, files, a script run in a chroot) or only
 //! changes the image configuration. Recipes are plain values so a caller can
-//! add one more (`registry:2`, whose binary is layerlab itself, is
-//! `Recipe::new("registry:2").from("debian:bookworm")` plus a
-//! [`Step::Add`] of [`FileSource::Host`] and an entrypoint) and build it
-//! with [`crate::build`].
+//! add one more and build it with [`crate::build`]:
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let store = store::Store::open("/var/lib/layerlab/store".as_ref())?;
 //! use images::recipes::{AddFile, ConfigChange, FileSource, Recipe, Step};
-//! let registry = Recipe::new("registry:2")
+//! let tool = Recipe::new("tool:1")
 //!     .from("debian:bookworm")
 //!     .step(Step::Add {
 //!         files: vec![AddFile {
-//!             path: "/usr/local/bin/layerlab".into(),
+//!             path: "/usr/local/bin/tool".into(),
 //!             mode: 0o755,
-//!             source: FileSource::Host(std::env::current_exe()?),
+//!             source: FileSource::HostStripped("/usr/local/bin/tool".into()),
 //!         }],
 //!     })
-//!     .config(ConfigChange::Expose("5000/tcp".into()))
-//!     .config(ConfigChange::Entrypoint(vec![
-//!         "/usr/local/bin/layerlab".into(),
-//!         "registry".into(),
-//!         "serve".into(),
-//!     ]));
-//! let mut recipes = images::catalog();
-//! recipes.push(registry);
+//!     .config(ConfigChange::Expose("8000/tcp".into()))
+//!     .config(ConfigChange::Entrypoint(vec!["/usr/local/bin/tool".into()]));
+//! let mut recipes = images::catalog(&std::env::current_exe()?);
+//! recipes.push(tool);
 //! images::build(&store, "/var/tmp/layerlab/images".as_ref(), &recipes, |e| println!("{e}"))?;
 //! # Ok(()) }
 //! ```
@@ -38,7 +31,7 @@
 //! hashes: editing a step (a package list, a label, a file's bytes) changes
 //! its key and rebuilds it and everything after it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -118,9 +111,14 @@ pub enum FileSource {
     /// C source compiled on the host with `gcc -static -Os -s`, so the
     /// result runs in an image without a libc.
     StaticC(String),
-    /// A file of the host, such as the running layerlab binary. The cache
-    /// key covers its contents (hashed at build time), not only its path.
+    /// A file of the host. The cache key covers its contents (hashed at
+    /// build time), not only its path.
     Host(PathBuf),
+    /// An executable of the host copied with `strip --strip-all`, such as
+    /// the layerlab binary itself (a debug build carries hundreds of MB of
+    /// symbols no image needs). The cache key is the sha256 of the
+    /// unstripped file.
+    HostStripped(PathBuf),
 }
 
 /// A file made available to a [`Step::Run`] script as `/tmp/NAME`.
@@ -149,6 +147,8 @@ pub enum ConfigChange {
     StopSignal(String),
     /// `LABEL KEY=VALUE`.
     Label(String, String),
+    /// `VOLUME`, a path whose contents live outside the container's layers.
+    Volume(String),
 }
 
 impl Step {
@@ -192,6 +192,7 @@ impl ConfigChange {
             ConfigChange::Expose(p) => format!("EXPOSE {p}"),
             ConfigChange::StopSignal(s) => format!("STOPSIGNAL {s}"),
             ConfigChange::Label(k, v) => format!("LABEL {k}={v}"),
+            ConfigChange::Volume(path) => format!("VOLUME [{}]", json(std::slice::from_ref(path))),
         }
     }
 }
@@ -292,8 +293,27 @@ fn apt_install(packages: &[&str]) -> String {
     )
 }
 
-/// The catalog, parents before children.
-pub fn catalog() -> Vec<Recipe> {
+/// Where the layerlab binary sits in the images that carry it.
+pub const LAYERLAB_PATH: &str = "/usr/local/bin/layerlab";
+
+/// The layer holding the layerlab executable `binary`, stripped. The same
+/// step in `workstation` and `registry` gives the same bytes, so the layer
+/// is stored once.
+fn layerlab_layer(binary: &Path) -> Step {
+    Step::Add {
+        files: vec![AddFile {
+            path: LAYERLAB_PATH.into(),
+            mode: 0o755,
+            source: FileSource::HostStripped(binary.to_owned()),
+        }],
+    }
+}
+
+/// The catalog, parents before children. `layerlab` is the executable
+/// that `registry:2` runs and the lab node carries (normally
+/// `std::env::current_exe()` of the layerlab binary); it is read only
+/// when a recipe is built.
+pub fn catalog(layerlab: &Path) -> Vec<Recipe> {
     vec![
         Recipe::new("busybox:latest")
             .step(Step::Busybox)
@@ -337,6 +357,19 @@ pub fn catalog() -> Vec<Recipe> {
             .config(ConfigChange::Expose("80/tcp".into()))
             .config(ConfigChange::StopSignal("SIGQUIT".into()))
             .cmd(&["nginx", "-g", "daemon off;"]),
+        Recipe::new("registry:2")
+            .tag("registry:latest")
+            .from("debian:bookworm")
+            .step(layerlab_layer(layerlab))
+            .describe("OCI distribution registry (layerlab's own) on port 5000")
+            .config(ConfigChange::Expose("5000/tcp".into()))
+            .config(ConfigChange::Volume("/var/lib/registry".into()))
+            .config(ConfigChange::Entrypoint(vec![
+                LAYERLAB_PATH.into(),
+                "registry".into(),
+                "serve".into(),
+            ]))
+            .cmd(&["--listen", "0.0.0.0:5000", "--root", "/var/lib/registry"]),
         Recipe::new("hello-world:latest")
             .step(Step::Add {
                 files: vec![AddFile {
@@ -379,6 +412,9 @@ pub fn catalog() -> Vec<Recipe> {
                  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
                  && docker --version",
             )
+            // Lets a lesson start a registry in the node before any
+            // container engine exists: `layerlab registry serve`.
+            .step(layerlab_layer(layerlab))
             .describe("The lab node: Debian with a shell, everyday tools and the Docker CLI")
             .config(ConfigChange::WorkingDir("/root".into()))
             .cmd(&["bash", "-l"]),

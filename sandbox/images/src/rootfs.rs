@@ -218,6 +218,11 @@ pub fn add_files(
             FileSource::Host(path) => {
                 fs::copy(path, &dest).map_err(io_err("copy", path))?;
             }
+            FileSource::HostStripped(path) => {
+                let mut cmd = Command::new("strip");
+                cmd.arg("--strip-all").arg("-o").arg(&dest).arg(path);
+                command::run(cmd, on_line)?;
+            }
         }
         set_mode(&dest, file.mode)?;
     }

@@ -35,6 +35,14 @@ impl Shared {
     }
 }
 
+/// The executable the catalog puts at /usr/local/bin/layerlab. This crate
+/// cannot build the layerlab binary, so its tests stand in their own;
+/// the server's tests rebuild the catalog with the real one (only the
+/// binary's layer and the images on it change, the rest stays cached).
+fn layerlab() -> PathBuf {
+    std::env::current_exe().expect("the test's own executable")
+}
+
 /// The one shared catalog build.
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
@@ -42,7 +50,7 @@ fn shared() -> &'static Shared {
         let root = Path::new(SHARED_ROOT);
         let store = Store::open(&root.join("store")).expect("cannot open the shared test store");
         let cache = root.join("cache").join("images");
-        let built = images::build_catalog(&store, &cache, |event| {
+        let built = images::build_catalog(&store, &cache, &layerlab(), |event| {
             // Visible with --nocapture: the first build takes minutes.
             eprintln!("{event}");
         })
@@ -73,7 +81,7 @@ fn in_layers(lowerdirs: &[PathBuf], rel: &str) -> bool {
 #[test]
 fn every_catalog_image_resolves_in_the_hub() {
     let s = shared();
-    for recipe in images::catalog() {
+    for recipe in images::catalog(&layerlab()) {
         let built = s.image(recipe.name());
         for tag in &recipe.tags {
             assert_eq!(hub_digest(&s.store, tag), built.manifest_digest, "{tag}");
@@ -136,7 +144,69 @@ fn images_built_on_debian_share_its_layer() {
     );
     assert_eq!(nginx.layers[0], debian.layers[0]);
     assert_eq!(workstation.layers[0], debian.layers[0]);
-    assert_eq!(workstation.layers.len(), 3, "debian, tools, docker CLI");
+    assert_eq!(
+        workstation.layers.len(),
+        4,
+        "debian, tools, docker CLI, layerlab"
+    );
+    let registry = s.image("registry:2");
+    assert_eq!(registry.layers.len(), 2, "debian plus layerlab");
+    assert_eq!(registry.layers[0], debian.layers[0]);
+    assert_eq!(
+        registry.layers[1], workstation.layers[3],
+        "registry and workstation store one layerlab layer, byte for byte"
+    );
+}
+
+#[test]
+fn registry_runs_layerlab_registry_serve_on_port_5000() {
+    let s = shared();
+    let image = s
+        .store
+        .image(&s.image("registry:2").manifest_digest)
+        .expect("stored registry image");
+    assert_eq!(
+        hub_digest(&s.store, "registry:latest"),
+        image.manifest_digest
+    );
+    let config = image.config().expect("registry config");
+    let run = config.config().as_ref().expect("run config");
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        run.entrypoint().as_deref(),
+        Some(&strings(&["/usr/local/bin/layerlab", "registry", "serve"])[..])
+    );
+    assert_eq!(
+        run.cmd().as_deref(),
+        Some(&strings(&["--listen", "0.0.0.0:5000", "--root", "/var/lib/registry"])[..])
+    );
+    assert_eq!(
+        run.exposed_ports().as_deref(),
+        Some(&strings(&["5000/tcp"])[..])
+    );
+    assert_eq!(
+        run.volumes().as_deref(),
+        Some(&strings(&["/var/lib/registry"])[..])
+    );
+    // The binary is a stripped copy of the executable that built the catalog.
+    let unpacked = s.store.unpack(&image.manifest_digest).expect("unpack");
+    let binary = unpacked
+        .lowerdirs
+        .iter()
+        .map(|d| d.join("usr/local/bin/layerlab"))
+        .find(|p| p.exists())
+        .expect("/usr/local/bin/layerlab in registry:2");
+    let meta = std::fs::metadata(&binary).expect("binary metadata");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o755
+    );
+    let original = std::fs::metadata(layerlab()).expect("own executable").len();
+    assert!(
+        meta.len() > 0 && meta.len() <= original,
+        "{} > {original}",
+        meta.len()
+    );
 }
 
 #[test]
@@ -148,7 +218,7 @@ fn configs_carry_env_cmd_ports_labels_and_history() {
             .and_then(|i| i.config())
             .unwrap_or_else(|e| panic!("{name}: config: {e}"))
     };
-    for recipe in images::catalog() {
+    for recipe in images::catalog(&layerlab()) {
         let c = config(recipe.name());
         assert_eq!(c.architecture().to_string(), "amd64");
         assert_eq!(c.os().to_string(), "linux");
@@ -324,7 +394,7 @@ fn hello_world_runs_on_the_host_and_explains_itself() {
 fn second_build_is_a_verified_cache_hit() {
     let s = shared();
     let mut statuses = Vec::new();
-    let again = images::build_catalog(&s.store, &s.cache, |event| {
+    let again = images::build_catalog(&s.store, &s.cache, &layerlab(), |event| {
         if let Progress::Step {
             image,
             step,
@@ -522,7 +592,7 @@ fn a_cache_record_whose_blob_is_gone_is_rebuilt() {
 fn skopeo_accepts_every_export() {
     let s = shared();
     let dir = tempfile::tempdir().expect("tempdir");
-    for recipe in images::catalog() {
+    for recipe in images::catalog(&layerlab()) {
         let name = recipe.name();
         let path = dir
             .path()

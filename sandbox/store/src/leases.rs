@@ -46,6 +46,24 @@ impl Lease {
         Ok(lease)
     }
 
+    /// The lease named `id`, created empty if it does not exist yet. A
+    /// named lease is kept: it outlives its handle and every process that
+    /// opens the same id shares it, until released by id.
+    pub(crate) fn named(layout: &Layout, id: &str) -> Result<Lease> {
+        if !is_safe_id(id) {
+            return Err(SnapshotError::InvalidKey(id.to_owned()).into());
+        }
+        let record = read(layout, id)?.unwrap_or_default();
+        let lease = Lease {
+            id: id.to_owned(),
+            layout: layout.clone(),
+            record,
+            kept: true,
+        };
+        lease.save()?;
+        Ok(lease)
+    }
+
     /// Takes over a kept lease by id (after a restart).
     pub(crate) fn adopt(layout: &Layout, id: &str) -> Result<Lease> {
         let record =
@@ -91,6 +109,16 @@ impl Lease {
             self.save()
         } else {
             Ok(())
+        }
+    }
+
+    /// Drops a blob from the lease; returns whether it was held.
+    pub fn remove_blob(&mut self, digest: &Digest) -> Result<bool> {
+        if self.record.blobs.remove(digest) {
+            self.save()?;
+            Ok(true)
+        } else {
+            Ok(false)
         }
     }
 

@@ -252,6 +252,13 @@ impl Store {
         leases::list(self.layout())
     }
 
+    /// The lease named `id` (a safe id such as `registry-1`), created if
+    /// missing. Named leases persist across handles and restarts until
+    /// [`Store::release_lease`].
+    pub fn named_lease(&self, id: &str) -> Result<Lease> {
+        Lease::named(self.layout(), id)
+    }
+
     /// A new, empty lease.
     pub fn lease(&self) -> Result<Lease> {
         Lease::create(self.layout(), leases::LeaseRecord::default())

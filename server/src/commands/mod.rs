@@ -10,12 +10,13 @@ use anyhow::{Context, bail};
 
 use crate::auth::{normalize_name, password};
 use crate::cli::{
-    Cli, Command, GlobalArgs, LessonsCommand, RoleArg, SandboxCommand, ServeArgs, Signup,
-    TokenCommand, UserCommand,
+    Cli, Command, GlobalArgs, LessonsCommand, RegistryCommand, RoleArg, SandboxCommand, ServeArgs,
+    Signup, TokenCommand, UserCommand,
 };
 use crate::db::{Db, Role};
 use crate::http;
 
+mod registry;
 mod sandbox;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -25,6 +26,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // multi-threaded process: no async runtime for these.
         Command::Images(command) => sandbox::images(&cli.global.data_dir, command),
         Command::Sandbox(SandboxCommand::Run(args)) => sandbox::run(&cli.global.data_dir, args),
+        // Runs inside lab nodes and the registry image: no database.
+        Command::Registry(RegistryCommand::Serve(args)) => registry::serve(args),
         command => {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -52,7 +55,7 @@ async fn run_async(global: GlobalArgs, command: Command) -> anyhow::Result<ExitC
         Command::Token(TokenCommand::Create { user, label }) => {
             token_create(&db, &user, &label).await
         }
-        Command::Lessons(_) | Command::Images(_) | Command::Sandbox(_) => {
+        Command::Lessons(_) | Command::Images(_) | Command::Sandbox(_) | Command::Registry(_) => {
             unreachable!("handled without a database")
         }
     }
@@ -136,6 +139,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         .clone()
         .unwrap_or_else(|| sandbox::store_dir(&global.data_dir));
     let runtime_dir = sandbox::runtime_dir(&global.data_dir);
+    let hub_store_dir = store_dir.clone();
     let helper = std::env::current_exe().context("cannot find the layerlab executable")?;
     let mut config = host::EmbeddedConfig::new(&store_dir, &runtime_dir, helper);
     if let Some(parent) = &args.cgroup_parent {
@@ -181,11 +185,44 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     });
     tracing::info!(lessons = state.course.lessons.len(), dir = %lessons_dir.display(), "course loaded");
     tracing::info!("listening on {public_url}");
-    http::serve(listener, state, shutdown_signal())
-        .await
-        .context("the web server failed")?;
+    let hub = match args.hub_listen {
+        Some(addr) => Some(start_hub(addr, &hub_store_dir).await?),
+        None => None,
+    };
+    let served = http::serve(listener, state, shutdown_signal()).await;
+    if let Some((stop, task)) = hub {
+        let _ = stop.send(());
+        task.await
+            .context("the hub task failed")?
+            .context("the hub failed")?;
+    }
+    served.context("the web server failed")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the hub's listener and serves it until the returned sender fires.
+async fn start_hub(
+    addr: std::net::SocketAddr,
+    store_dir: &Path,
+) -> anyhow::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let store = store::Store::open(store_dir)
+        .with_context(|| format!("cannot open the image store in {}", store_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the hub; is that port in use?"))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the hub's address")?;
+    tracing::info!("hub serving the catalog at http://{local}/v2/");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(http::serve_hub(listener, store, async {
+        let _ = stopped.await;
+    }));
+    Ok((stop, task))
 }
 
 async fn shutdown_signal() {

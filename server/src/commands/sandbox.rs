@@ -33,10 +33,14 @@ pub fn images(data_dir: &Path, command: ImagesCommand) -> anyhow::Result<ExitCod
     let store = open_store(data_dir)?;
     match command {
         ImagesCommand::Build => {
-            let built = images::build_catalog(&store, &image_cache_dir(data_dir), |event| {
-                eprintln!("{event}")
-            })
-            .context("building the catalog failed")?;
+            // registry:2 and the lab node carry this very binary.
+            let layerlab =
+                std::env::current_exe().context("cannot find the layerlab executable")?;
+            let built =
+                images::build_catalog(&store, &image_cache_dir(data_dir), &layerlab, |event| {
+                    eprintln!("{event}")
+                })
+                .context("building the catalog failed")?;
             eprintln!("{} catalog images ready", built.len());
         }
         ImagesCommand::List => {

@@ -9,6 +9,8 @@
 //! - `durability`: what survives a restart and a crash.
 //! - `labs`: lab sessions and their terminal websockets, on real nodes.
 //! - `sandbox`: the catalog and `layerlab sandbox run`, on real namespaces.
+//! - `registry`: `layerlab registry serve` with skopeo and `kill -9`, in a
+//!   lab node, and the hub of `layerlab serve --hub-listen`.
 
 mod accounts;
 mod durability;
@@ -16,4 +18,5 @@ mod harness;
 mod labs;
 mod lessons;
 mod protection;
+mod registry;
 mod sandbox;

@@ -1,0 +1,197 @@
+//! `GET`/`HEAD /v2/<name>/blobs/<digest>` (with a single `Range`) and
+//! `DELETE`.
+
+use std::io::SeekFrom;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use store::Digest;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use crate::error::{Code, Error, Result};
+use crate::routes::Call;
+use crate::{Registry, lock};
+
+pub(crate) fn parse_digest(text: &str) -> Result<Digest> {
+    text.parse().map_err(|e: store::digest::DigestError| {
+        Error::protocol(Code::DigestInvalid, e.to_string())
+    })
+}
+
+fn unknown(digest: &Digest) -> Error {
+    Error::protocol(
+        Code::BlobUnknown,
+        format!("blob {digest} is not in this registry"),
+    )
+}
+
+/// A `Range: bytes=a-b` request against a blob of `size` bytes; `None`
+/// when the header is absent. One range only, as every client sends.
+fn range(header: Option<&HeaderValue>, size: u64) -> Result<Option<(u64, u64)>> {
+    let Some(value) = header else {
+        return Ok(None);
+    };
+    let bad = || {
+        Error::protocol(
+            Code::RangeInvalid,
+            format!("range {value:?} is not within the blob's {size} bytes"),
+        )
+    };
+    let spec = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("bytes="))
+        .ok_or_else(bad)?;
+    let (start, end) = spec.split_once('-').ok_or_else(bad)?;
+    let (start, end) = match (start.trim(), end.trim()) {
+        // `bytes=-N`: the last N bytes.
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| bad())?;
+            if n == 0 || size == 0 {
+                return Err(bad());
+            }
+            (size.saturating_sub(n), size - 1)
+        }
+        (s, "") => (s.parse().map_err(|_| bad())?, size.saturating_sub(1)),
+        (s, e) => {
+            let e: u64 = e.parse().map_err(|_| bad())?;
+            (s.parse().map_err(|_| bad())?, e.min(size.saturating_sub(1)))
+        }
+    };
+    if start > end || start >= size {
+        return Err(bad());
+    }
+    Ok(Some((start, end)))
+}
+
+pub(crate) async fn get(
+    registry: &Registry,
+    _name: &str,
+    digest: &str,
+    call: Call,
+) -> Result<Response> {
+    let digest = parse_digest(digest)?;
+    let held = {
+        let registry = registry.clone();
+        let digest = digest.clone();
+        tokio::task::spawn_blocking(move || registry.holds_blob(&digest)).await??
+    };
+    if !held {
+        return Err(unknown(&digest));
+    }
+    let file = match registry.store().open_blob(&digest) {
+        Ok(f) => f,
+        Err(e) if e.kind() == store::ErrorKind::NotFound => return Err(unknown(&digest)),
+        Err(e) => return Err(e.into()),
+    };
+    let size = file
+        .metadata()
+        .map_err(|e| Error::Body(format!("cannot stat blob {digest}: {e}")))?
+        .len();
+    let range = match range(call.headers.get(header::RANGE), size) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut response = e.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(response);
+        }
+    };
+    let (status, start, len) = match range {
+        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        None => (StatusCode::OK, 0, size),
+    };
+    let body = if call.method == Method::HEAD {
+        Body::empty()
+    } else {
+        let mut file = tokio::fs::File::from_std(file);
+        if start > 0 {
+            file.seek(SeekFrom::Start(start))
+                .await
+                .map_err(|e| Error::Body(format!("cannot seek in blob {digest}: {e}")))?;
+        }
+        Body::from_stream(ReaderStream::with_capacity(file.take(len), 256 * 1024))
+    };
+    let mut response = (status, body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    insert_digest(h, &digest);
+    if range.is_some()
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(response)
+}
+
+pub(crate) fn insert_digest(headers: &mut axum::http::HeaderMap, digest: &Digest) {
+    if let Ok(v) = HeaderValue::from_str(&digest.to_string()) {
+        headers.insert("Docker-Content-Digest", v);
+    }
+}
+
+/// Drops the blob from this namespace; the store frees its bytes at the
+/// next GC if nothing else holds them.
+pub(crate) async fn delete(registry: &Registry, digest: &str) -> Result<Response> {
+    let digest = parse_digest(digest)?;
+    let registry2 = registry.clone();
+    let d = digest.clone();
+    let removed = tokio::task::spawn_blocking(move || -> Result<bool> {
+        let Some(lease) = &registry2.inner.blobs else {
+            return Ok(false);
+        };
+        Ok(lock(lease).remove_blob(&d)?)
+    })
+    .await??;
+    if !removed {
+        return Err(unknown(&digest));
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Adds committed blob `digest` to this namespace.
+pub(crate) async fn hold(registry: &Registry, digest: Digest) -> Result<()> {
+    let registry = registry.clone();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        if let Some(lease) = &registry.inner.blobs {
+            lock(lease).add_blob(digest)?;
+        }
+        Ok(())
+    })
+    .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(v: &str, size: u64) -> Result<Option<(u64, u64)>> {
+        range(Some(&HeaderValue::from_str(v).expect("header")), size)
+    }
+
+    #[test]
+    fn ranges_inside_the_blob_are_served_and_others_refused() {
+        assert_eq!(r("bytes=0-9", 100).ok().flatten(), Some((0, 9)));
+        assert_eq!(r("bytes=90-", 100).ok().flatten(), Some((90, 99)));
+        assert_eq!(r("bytes=-10", 100).ok().flatten(), Some((90, 99)));
+        assert_eq!(r("bytes=95-200", 100).ok().flatten(), Some((95, 99)));
+        for bad in [
+            "bytes=100-",
+            "bytes=9-0",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=-0",
+        ] {
+            assert!(r(bad, 100).is_err(), "{bad}");
+        }
+        assert!(range(None, 5).expect("no header").is_none());
+    }
+}

@@ -1,0 +1,240 @@
+//! The wire errors of the distribution spec, declared once as a table, and
+//! the crate error that every handler returns.
+//!
+//! A response body is always `{"errors":[{"code","message","detail"}]}`.
+//! Store failures are translated by kind in [`Error::into_response`];
+//! internal ones answer with a generic message and are logged with their
+//! detail, so no host path reaches a client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The error codes of the OCI distribution spec (plus distribution's
+/// `UNKNOWN` for internal failures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    /// An upload chunk that does not continue where the upload stands, or
+    /// a blob range outside the blob.
+    RangeInvalid,
+    Unknown,
+}
+
+impl Code {
+    /// The code string, HTTP status and default message of each code.
+    fn row(self) -> (&'static str, StatusCode, &'static str) {
+        use Code::*;
+        match self {
+            BlobUnknown => (
+                "BLOB_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "blob unknown to registry",
+            ),
+            BlobUploadInvalid => (
+                "BLOB_UPLOAD_INVALID",
+                StatusCode::BAD_REQUEST,
+                "blob upload invalid",
+            ),
+            BlobUploadUnknown => (
+                "BLOB_UPLOAD_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "blob upload unknown to registry",
+            ),
+            DigestInvalid => (
+                "DIGEST_INVALID",
+                StatusCode::BAD_REQUEST,
+                "provided digest did not match uploaded content",
+            ),
+            ManifestBlobUnknown => (
+                "MANIFEST_BLOB_UNKNOWN",
+                StatusCode::BAD_REQUEST,
+                "manifest references a manifest or blob unknown to registry",
+            ),
+            ManifestInvalid => (
+                "MANIFEST_INVALID",
+                StatusCode::BAD_REQUEST,
+                "manifest invalid",
+            ),
+            ManifestUnknown => (
+                "MANIFEST_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "manifest unknown to registry",
+            ),
+            NameInvalid => (
+                "NAME_INVALID",
+                StatusCode::BAD_REQUEST,
+                "invalid repository name",
+            ),
+            NameUnknown => (
+                "NAME_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "repository name not known to registry",
+            ),
+            SizeInvalid => (
+                "SIZE_INVALID",
+                StatusCode::BAD_REQUEST,
+                "provided length did not match content length",
+            ),
+            Unauthorized => (
+                "UNAUTHORIZED",
+                StatusCode::UNAUTHORIZED,
+                "authentication required",
+            ),
+            Denied => (
+                "DENIED",
+                StatusCode::FORBIDDEN,
+                "requested access to the resource is denied",
+            ),
+            Unsupported => (
+                "UNSUPPORTED",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the operation is unsupported",
+            ),
+            RangeInvalid => (
+                "BLOB_UPLOAD_INVALID",
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "requested range is not satisfiable",
+            ),
+            Unknown => (
+                "UNKNOWN",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unknown error; see the registry's log",
+            ),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.row().0
+    }
+
+    pub fn status(self) -> StatusCode {
+        self.row().1
+    }
+
+    pub fn message(self) -> &'static str {
+        self.row().2
+    }
+}
+
+/// Every error a registry handler or constructor returns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A protocol error with its spec code and a detail for the client.
+    #[error("{}: {detail}", code.message())]
+    Protocol { code: Code, detail: String },
+    /// The body was too large for what it carries (manifests).
+    #[error("manifest is {size} bytes or more, more than the {limit} bytes allowed")]
+    TooLarge { size: u64, limit: u64 },
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("cannot read htpasswd file {path}: {source}; check the path and its permissions")]
+    HtpasswdRead {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("htpasswd line {line} is not `user:bcrypt-hash`; create entries with `htpasswd -B`")]
+    HtpasswdFormat { line: usize },
+    #[error("cannot write upload data: {0}")]
+    Ingest(#[source] std::io::Error),
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("cannot read the request body: {0}")]
+    Body(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn protocol(code: Code, detail: impl Into<String>) -> Error {
+        Error::Protocol {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// The wire code this error answers with.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Protocol { code, .. } => *code,
+            Error::TooLarge { .. } => Code::ManifestInvalid,
+            Error::Store(e) => match e.kind() {
+                store::ErrorKind::NotFound => Code::BlobUnknown,
+                store::ErrorKind::InvalidArgument => Code::DigestInvalid,
+                store::ErrorKind::Unavailable => Code::BlobUploadInvalid,
+                _ => Code::Unknown,
+            },
+            Error::Body(_) => Code::BlobUploadInvalid,
+            Error::HtpasswdRead { .. }
+            | Error::HtpasswdFormat { .. }
+            | Error::Task(_)
+            | Error::Ingest(_) => Code::Unknown,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    errors: [Entry<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    code: &'a str,
+    message: &'a str,
+    detail: String,
+}
+
+/// The spec's error body for `code` with `detail`.
+pub(crate) fn error_response(code: Code, detail: String) -> Response {
+    let body = Body {
+        errors: [Entry {
+            code: code.as_str(),
+            message: code.message(),
+            detail,
+        }],
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let mut response = (code.status(), bytes).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        let status = match &self {
+            Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => code.status(),
+        };
+        let detail = if code == Code::Unknown {
+            tracing::error!(error = %self, "registry request failed");
+            String::new()
+        } else {
+            tracing::debug!(error = %self, "registry request refused");
+            match &self {
+                Error::Protocol { detail, .. } => detail.clone(),
+                other => other.to_string(),
+            }
+        };
+        let mut response = error_response(code, detail);
+        *response.status_mut() = status;
+        response
+    }
+}

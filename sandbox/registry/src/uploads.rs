@@ -1,0 +1,392 @@
+//! Blob uploads: monolithic (`POST` then `PUT`, or one `POST ?digest=`),
+//! chunked (`PATCH` with `Content-Range`, in order), status (`GET`),
+//! cancel (`DELETE`) and cross-repository mount (`POST ?mount=&from=`).
+//!
+//! An upload is a store ingestion under the ref `registry/<namespace>/<uuid>`:
+//! its bytes are on disk as they arrive, invisible until the final `PUT`
+//! checked the digest, and the store hashes them as they are written. The
+//! writer of an upload stays open in this process between requests (so a
+//! chunk does not re-read what came before); after a restart, or a
+//! `kill -9`, the next request resumes the ingestion from disk, and the
+//! client learns where it stands from the `Range` header.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use store::Digest;
+use store::content::{Expected, IngestManager, Ingester, Writer};
+
+use crate::blobs::{hold, insert_digest, parse_digest};
+use crate::error::{Code, Error, Result};
+use crate::names::check_name;
+use crate::routes::Call;
+use crate::{Registry, lock};
+
+/// Writers idle this long are closed (their bytes stay on disk, resumable).
+const IDLE: Duration = Duration::from_secs(15 * 60);
+
+/// Uploads with an open writer, by uuid.
+#[derive(Debug, Default)]
+pub(crate) struct Uploads {
+    live: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// `None` until a request of this process opens it.
+    writer: Option<Writer>,
+    touched: Instant,
+    /// Committed or cancelled: requests that waited on the lock find it gone.
+    done: bool,
+}
+
+fn ingest_ref(registry: &Registry, uuid: &str) -> String {
+    format!("registry/{}/{uuid}", registry.namespace())
+}
+
+fn unknown(uuid: &str) -> Error {
+    Error::protocol(
+        Code::BlobUploadUnknown,
+        format!(
+            "upload {:?} is unknown: it was finished, cancelled or never started",
+            uuid.chars().take(80).collect::<String>()
+        ),
+    )
+}
+
+/// The slot of an existing upload (one started by an earlier process is
+/// found on disk).
+async fn slot(registry: &Registry, uuid: &str) -> Result<Arc<tokio::sync::Mutex<Slot>>> {
+    let canonical = uuid::Uuid::parse_str(uuid)
+        .map(|u| u.hyphenated().to_string())
+        .ok()
+        .filter(|c| c == uuid)
+        .ok_or_else(|| unknown(uuid))?;
+    if let Some(slot) = lock(&registry.inner.uploads.live).get(&canonical) {
+        return Ok(slot.clone());
+    }
+    let ingest = ingest_ref(registry, &canonical);
+    let store = registry.store().clone();
+    let on_disk = tokio::task::spawn_blocking(move || -> Result<bool> {
+        Ok(store
+            .content()
+            .ingests()?
+            .iter()
+            .any(|i| i.ingest_ref == ingest))
+    })
+    .await??;
+    if !on_disk {
+        return Err(unknown(uuid));
+    }
+    let mut live = lock(&registry.inner.uploads.live);
+    Ok(live
+        .entry(canonical)
+        .or_insert_with(|| {
+            Arc::new(tokio::sync::Mutex::new(Slot {
+                writer: None,
+                touched: Instant::now(),
+                done: false,
+            }))
+        })
+        .clone())
+}
+
+/// Opens (or resumes) the writer of `uuid`.
+async fn open_writer(registry: &Registry, uuid: &str) -> Result<Writer> {
+    let store = registry.store().clone();
+    let ingest = ingest_ref(registry, uuid);
+    Ok(
+        tokio::task::spawn_blocking(move || store.content().writer(&ingest, Expected::default()))
+            .await??,
+    )
+}
+
+/// Appends the request body to `writer`. The writer comes back even when
+/// the body broke off: what arrived stays part of the upload.
+async fn append(writer: Writer, body: Body) -> Result<(Writer, Result<()>)> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let task = tokio::task::spawn_blocking(move || {
+        let mut writer = writer;
+        let mut result = Ok(());
+        while let Some(chunk) = rx.blocking_recv() {
+            if let Err(e) = writer.write_all(&chunk) {
+                result = Err(Error::Ingest(e));
+                break;
+            }
+        }
+        (writer, result)
+    });
+    let mut stream = body.into_data_stream();
+    let mut body_result = Ok(());
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(bytes) => {
+                if tx.send(bytes).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                body_result = Err(Error::Body(e.to_string()));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let (writer, write_result) = task.await?;
+    Ok((writer, write_result.and(body_result)))
+}
+
+fn session_response(status: StatusCode, name: &str, uuid: &str, offset: u64) -> Response {
+    let mut response = status.into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v2/{name}/blobs/uploads/{uuid}")) {
+        h.insert(header::LOCATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("0-{}", offset.saturating_sub(1))) {
+        h.insert(header::RANGE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(uuid) {
+        h.insert("Docker-Upload-UUID", v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    response
+}
+
+fn blob_created(name: &str, digest: &Digest) -> Response {
+    let mut response = StatusCode::CREATED.into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v2/{name}/blobs/{digest}")) {
+        h.insert(header::LOCATION, v);
+    }
+    insert_digest(h, digest);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    response
+}
+
+/// `Content-Range: <start>-<end>` of a chunk, checked against the upload's
+/// offset and the body's declared length.
+fn check_chunk(headers: &HeaderMap, offset: u64) -> Result<()> {
+    let Some(value) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(());
+    };
+    let bad = |why: String| Error::protocol(Code::RangeInvalid, why);
+    let text = value.to_str().unwrap_or_default();
+    let text = text.strip_prefix("bytes ").unwrap_or(text);
+    let (start, end) = text
+        .split_once('-')
+        .and_then(|(s, e)| Some((s.trim().parse::<u64>().ok()?, e.trim().parse::<u64>().ok()?)))
+        .ok_or_else(|| bad(format!("Content-Range {value:?} is not <start>-<end>")))?;
+    if start != offset || end < start {
+        return Err(bad(format!(
+            "chunk {start}-{end} does not continue the upload, which has {offset} bytes; send the chunk starting at {offset}"
+        )));
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = length
+        && length != end - start + 1
+    {
+        return Err(bad(format!(
+            "Content-Range {start}-{end} is {} bytes but Content-Length is {length}",
+            end - start + 1
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /v2/<name>/blobs/uploads/`: mount, monolithic upload, or a new
+/// upload session.
+pub(crate) async fn start(registry: &Registry, name: &str, call: Call) -> Result<Response> {
+    if let Some(mount) = call.query.get("mount") {
+        let digest = parse_digest(mount)?;
+        if let Some(from) = call.query.get("from") {
+            check_name(from)?;
+        }
+        let held = {
+            let registry = registry.clone();
+            let digest = digest.clone();
+            tokio::task::spawn_blocking(move || registry.holds_blob(&digest)).await??
+        };
+        if held {
+            return Ok(blob_created(name, &digest));
+        }
+        // Not mountable: the spec asks for a plain upload session instead.
+    }
+    evict_idle(registry);
+    let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
+    let writer = open_writer(registry, &uuid).await?;
+    if let Some(digest) = call.query.get("digest") {
+        let digest = match parse_digest(digest) {
+            Ok(d) => d,
+            Err(e) => {
+                drop(writer);
+                abort(registry, &uuid).await;
+                return Err(e);
+            }
+        };
+        let (writer, appended) = append(writer, call.body).await?;
+        return commit(registry, name, &uuid, writer, appended, &digest).await;
+    }
+    lock(&registry.inner.uploads.live).insert(
+        uuid.clone(),
+        Arc::new(tokio::sync::Mutex::new(Slot {
+            writer: Some(writer),
+            touched: Instant::now(),
+            done: false,
+        })),
+    );
+    Ok(session_response(StatusCode::ACCEPTED, name, &uuid, 0))
+}
+
+/// Closes writers nobody has used for [`IDLE`]; their uploads stay resumable.
+fn evict_idle(registry: &Registry) {
+    let mut live = lock(&registry.inner.uploads.live);
+    live.retain(|_, slot| match slot.try_lock() {
+        Ok(s) => s.touched.elapsed() < IDLE,
+        Err(_) => true,
+    });
+}
+
+async fn abort(registry: &Registry, uuid: &str) {
+    lock(&registry.inner.uploads.live).remove(uuid);
+    let store = registry.store().clone();
+    let ingest = ingest_ref(registry, uuid);
+    let result = tokio::task::spawn_blocking(move || store.content().abort(&ingest)).await;
+    if let Ok(Err(e)) = result
+        && e.kind() != store::ErrorKind::NotFound
+    {
+        tracing::warn!(uuid, error = %e, "cannot remove an upload's bytes");
+    }
+}
+
+/// Publishes the upload if the body arrived whole and its digest is
+/// `digest`; otherwise discards it.
+async fn commit(
+    registry: &Registry,
+    name: &str,
+    uuid: &str,
+    writer: Writer,
+    appended: Result<()>,
+    digest: &Digest,
+) -> Result<Response> {
+    if let Err(e) = appended {
+        drop(writer);
+        abort(registry, uuid).await;
+        return Err(e);
+    }
+    let actual = writer.digest();
+    if actual != *digest {
+        let size = writer.offset();
+        drop(writer);
+        abort(registry, uuid).await;
+        return Err(Error::protocol(
+            Code::DigestInvalid,
+            format!(
+                "the {size} bytes uploaded have digest {actual}, not {digest}; the upload was discarded"
+            ),
+        ));
+    }
+    let info = tokio::task::spawn_blocking(move || writer.commit()).await??;
+    lock(&registry.inner.uploads.live).remove(uuid);
+    hold(registry, info.digest.clone()).await?;
+    tracing::debug!(digest = %info.digest, size = info.size, "blob pushed");
+    Ok(blob_created(name, &info.digest))
+}
+
+/// Takes the writer of a locked slot, opening it if this process has not yet.
+async fn take_writer(registry: &Registry, uuid: &str, slot: &mut Slot) -> Result<Writer> {
+    if slot.done {
+        return Err(unknown(uuid));
+    }
+    slot.touched = Instant::now();
+    match slot.writer.take() {
+        Some(w) => Ok(w),
+        None => open_writer(registry, uuid).await,
+    }
+}
+
+/// `PATCH`: appends a chunk.
+pub(crate) async fn patch(
+    registry: &Registry,
+    name: &str,
+    uuid: &str,
+    call: Call,
+) -> Result<Response> {
+    let slot = slot(registry, uuid).await?;
+    let mut slot = slot.lock().await;
+    let writer = take_writer(registry, uuid, &mut slot).await?;
+    if let Err(e) = check_chunk(&call.headers, writer.offset()) {
+        let offset = writer.offset();
+        slot.writer = Some(writer);
+        let mut response = e.into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("0-{}", offset.saturating_sub(1))) {
+            response.headers_mut().insert(header::RANGE, v);
+        }
+        return Ok(response);
+    }
+    let (writer, appended) = append(writer, call.body).await?;
+    let offset = writer.offset();
+    slot.writer = Some(writer);
+    appended?;
+    Ok(session_response(StatusCode::ACCEPTED, name, uuid, offset))
+}
+
+/// `PUT ?digest=`: the optional last chunk, then the digest check and commit.
+pub(crate) async fn finish(
+    registry: &Registry,
+    name: &str,
+    uuid: &str,
+    call: Call,
+) -> Result<Response> {
+    let slot = slot(registry, uuid).await?;
+    let mut slot = slot.lock().await;
+    let digest = call
+        .query
+        .get("digest")
+        .ok_or_else(|| Error::protocol(Code::DigestInvalid, "PUT needs ?digest=sha256:…"))
+        .and_then(|d| parse_digest(d));
+    let digest = match digest {
+        Ok(d) => d,
+        Err(e) => return Err(e),
+    };
+    let writer = take_writer(registry, uuid, &mut slot).await?;
+    if let Err(e) = check_chunk(&call.headers, writer.offset()) {
+        slot.writer = Some(writer);
+        return Err(e);
+    }
+    let (writer, appended) = append(writer, call.body).await?;
+    slot.done = true;
+    commit(registry, name, uuid, writer, appended, &digest).await
+}
+
+/// `GET`: where the upload stands.
+pub(crate) async fn status(registry: &Registry, name: &str, uuid: &str) -> Result<Response> {
+    let slot = slot(registry, uuid).await?;
+    let mut slot = slot.lock().await;
+    let writer = take_writer(registry, uuid, &mut slot).await?;
+    let offset = writer.offset();
+    slot.writer = Some(writer);
+    Ok(session_response(StatusCode::NO_CONTENT, name, uuid, offset))
+}
+
+/// `DELETE`: cancels the upload and drops its bytes.
+pub(crate) async fn cancel(registry: &Registry, uuid: &str) -> Result<Response> {
+    let slot = slot(registry, uuid).await?;
+    let mut slot = slot.lock().await;
+    if slot.done {
+        return Err(unknown(uuid));
+    }
+    slot.done = true;
+    slot.writer = None;
+    abort(registry, uuid).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

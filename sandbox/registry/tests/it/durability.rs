@@ -1,0 +1,91 @@
+//! Uploads outlive the process serving them (the `kill -9` case runs the
+//! real binary in the server's tests), and what a push leaves is consistent.
+
+use reqwest::StatusCode;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn an_upload_resumes_after_a_restart() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 13) as u8).collect();
+    let digest = digest_of(&data);
+
+    let first = Server::on_store(root.path(), |c| c).await;
+    let r = first
+        .client
+        .post(first.at("/v2/app/blobs/uploads/"))
+        .send()
+        .await
+        .expect("post");
+    let loc = r.headers()["Location"].to_str().expect("loc").to_owned();
+    let r = first
+        .client
+        .patch(first.at(&loc))
+        .header("Content-Range", "0-99999")
+        .body(data[..100_000].to_vec())
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    first.stop().await;
+
+    let second = Server::on_store(root.path(), |c| c).await;
+    // Not visible before the final PUT.
+    let r = second.head(&format!("/v2/app/blobs/{digest}")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = second.get(&loc).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["Range"], "0-99999");
+    let r = second
+        .client
+        .patch(second.at(&loc))
+        .header("Content-Range", "100000-199999")
+        .body(data[100_000..].to_vec())
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = second
+        .client
+        .put(second.at(&format!("{loc}?digest={digest}")))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = second.get(&format!("/v2/app/blobs/{digest}")).await;
+    assert_eq!(r.bytes().await.expect("body").as_ref(), &data[..]);
+    second.stop().await;
+
+    // A third start still serves it: the namespace's blobs are on disk.
+    let third = Server::on_store(root.path(), |c| c).await;
+    let r = third.head(&format!("/v2/app/blobs/{digest}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cancelled_uploads_leave_nothing() {
+    let s = Server::start().await;
+    let r = s
+        .client
+        .post(s.at("/v2/app/blobs/uploads/"))
+        .send()
+        .await
+        .expect("post");
+    let loc = r.headers()["Location"].to_str().expect("loc").to_owned();
+    s.client
+        .patch(s.at(&loc))
+        .body(vec![1u8; 1000])
+        .send()
+        .await
+        .expect("patch");
+    let r = s.delete(&loc).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = s.get(&loc).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        store::content::IngestManager::ingests(s.store.content())
+            .expect("ingests")
+            .is_empty()
+    );
+}

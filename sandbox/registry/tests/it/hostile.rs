@@ -1,0 +1,219 @@
+//! Hostile input: each class of bad request gets a clear error and leaves
+//! nothing behind in the store.
+
+use reqwest::StatusCode;
+use store::content::IngestManager;
+
+use crate::harness::*;
+
+/// Blobs in the whole store, and ingestions in flight.
+fn store_counts(s: &Server) -> (usize, usize) {
+    let mut blobs = 0;
+    store::content::Manager::walk(s.store.content(), &mut |_| {
+        blobs += 1;
+        Ok(())
+    })
+    .expect("walk");
+    (blobs, s.store.content().ingests().expect("ingests").len())
+}
+
+#[tokio::test]
+async fn path_tricks_in_names_are_refused() {
+    let s = Server::start().await;
+    let before = store_counts(&s);
+    for path in [
+        "/v2/../../etc/passwd/manifests/latest",
+        "/v2/a/../b/manifests/latest",
+        "/v2/%2e%2e/manifests/latest",
+        "/v2/a%2fb/manifests/latest",
+        "/v2//a/manifests/latest",
+        "/v2/a//b/tags/list",
+        "/v2/./a/blobs/uploads/",
+        "/v2/UPPER/manifests/latest",
+        "/v2/a/manifests/..",
+        "/v2/a/manifests/%2e%2e",
+    ] {
+        let answer = raw(
+            s.addr,
+            format!("PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}").as_bytes(),
+        )
+        .await;
+        let status_line = answer.lines().next().unwrap_or_default().to_owned();
+        assert!(
+            status_line.contains(" 400 ") || status_line.contains(" 404 "),
+            "{path}: {status_line}"
+        );
+        assert!(
+            answer.contains("NAME_INVALID")
+                || answer.contains("MANIFEST_INVALID")
+                || answer.contains("NAME_UNKNOWN"),
+            "{path}: {answer}"
+        );
+    }
+    let long = format!("/v2/{}/tags/list", "a".repeat(300));
+    let r = s.get(&long).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "NAME_INVALID");
+    assert_eq!(store_counts(&s), before);
+}
+
+#[tokio::test]
+async fn wrong_digests_store_nothing() {
+    let s = Server::start().await;
+    let before = store_counts(&s);
+    let wrong = format!("sha256:{}", "6".repeat(64));
+    // Single POST.
+    let r = s
+        .client
+        .post(s.at(&format!("/v2/app/blobs/uploads/?digest={wrong}")))
+        .body(b"some bytes".to_vec())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    // POST, PATCH, then PUT with the wrong digest: the upload is discarded.
+    let r = s
+        .client
+        .post(s.at("/v2/app/blobs/uploads/"))
+        .send()
+        .await
+        .expect("post");
+    let loc = r.headers()["Location"].to_str().expect("loc").to_owned();
+    s.client
+        .patch(s.at(&loc))
+        .body(b"chunk".to_vec())
+        .send()
+        .await
+        .expect("patch");
+    let r = s
+        .client
+        .put(s.at(&format!("{loc}?digest={wrong}")))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    let r = s
+        .client
+        .patch(s.at(&loc))
+        .body(b"more".to_vec())
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+    // Malformed digests and upload ids.
+    for bad in ["sha256:xyz", "sha512:00", "nodigest"] {
+        let r = s
+            .client
+            .post(s.at(&format!("/v2/app/blobs/uploads/?digest={bad}")))
+            .body(b"x".to_vec())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    }
+    for uuid in [
+        "not-a-uuid",
+        "00000000-0000-0000-0000-000000000000",
+        "..%2f..",
+    ] {
+        let r = s
+            .client
+            .patch(s.at(&format!("/v2/app/blobs/uploads/{uuid}")))
+            .body(b"x".to_vec())
+            .send()
+            .await
+            .expect("patch");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{uuid}");
+    }
+    let r = s
+        .client
+        .put(s.at("/v2/app/blobs/uploads/nope"))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(store_counts(&s), before);
+}
+
+#[tokio::test]
+async fn a_truncated_upload_never_becomes_a_blob() {
+    let s = Server::start().await;
+    let before = store_counts(&s);
+    let data = vec![7u8; 10_000];
+    let digest = digest_of(&data);
+    let mut request = format!(
+        "POST /v2/app/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n"
+    )
+    .into_bytes();
+    request.extend_from_slice(&data[..4000]);
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(s.addr)
+            .await
+            .expect("connect");
+        stream.write_all(&request).await.expect("write");
+        stream.shutdown().await.expect("shutdown");
+        let mut sink = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut sink).await;
+    }
+    // The server has seen the connection end; the blob is not there.
+    let r = s.head(&format!("/v2/app/blobs/{digest}")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(!s.store.blob_exists(&digest.parse().expect("digest")));
+    assert_eq!(store_counts(&s), before);
+}
+
+#[tokio::test]
+async fn huge_manifests_are_refused() {
+    let s = Server::start().await;
+    let before = store_counts(&s);
+    let padding = "x".repeat(5 << 20);
+    let huge = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","annotations":{{"pad":"{padding}"}}}}"#
+    );
+    let r = s
+        .put_manifest("app", "big", OCI_MANIFEST, huge.as_bytes())
+        .await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(r).await, "MANIFEST_INVALID");
+    // Without a Content-Length (chunked), the limit still holds.
+    let stream = futures_util::stream::iter(
+        huge.into_bytes()
+            .chunks(1 << 20)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let r = s
+        .client
+        .put(s.at("/v2/app/manifests/big"))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(store_counts(&s), before);
+}
+
+#[tokio::test]
+async fn read_only_registries_refuse_writes() {
+    let s = Server::start_with(|c| registry::Config {
+        read_only: true,
+        ..c
+    })
+    .await;
+    let r = s
+        .client
+        .post(s.at("/v2/app/blobs/uploads/"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(r).await, "UNSUPPORTED");
+    let r = s.put_manifest("app", "v1", OCI_MANIFEST, b"{}").await;
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}

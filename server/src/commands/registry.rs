@@ -1,0 +1,56 @@
+//! `layerlab registry serve`: the OCI registry on its own, as the
+//! `registry:2` image and lab nodes run it.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::RegistryServeArgs;
+
+/// The one namespace of a standalone registry's store.
+const NAMESPACE: &str = "registry";
+
+pub fn serve(args: RegistryServeArgs) -> anyhow::Result<ExitCode> {
+    // Checked first, so a bad option leaves no storage behind.
+    let htpasswd = match &args.htpasswd {
+        Some(path) => Some(
+            registry::Htpasswd::load(path)
+                .with_context(|| format!("cannot use {} for basic auth", path.display()))?,
+        ),
+        None => None,
+    };
+    let store = store::Store::open(&args.root).with_context(|| {
+        format!(
+            "cannot open the registry storage in {}",
+            args.root.display()
+        )
+    })?;
+    let namespace = store::Namespace::new(NAMESPACE).context("registry namespace")?;
+    let mut config = registry::Config::new(store, namespace);
+    config.htpasswd = htpasswd;
+    let registry = registry::Registry::open(config).context("cannot open the registry")?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}; is another registry using that port?",
+                    args.listen
+                )
+            })?;
+        let local = listener
+            .local_addr()
+            .context("cannot read the listening address")?;
+        tracing::info!(
+            root = %args.root.display(),
+            auth = args.htpasswd.is_some(),
+            "registry listening on http://{local}"
+        );
+        registry::serve(listener, registry.router(), super::shutdown_signal())
+            .await
+            .context("the registry server failed")
+    })?;
+    tracing::info!("registry stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -248,11 +248,7 @@ impl Dockerd {
             .stderr(log)
             .spawn()
             .expect("dockerd (apt-get install -y docker.io)");
-        let dockerd = Dockerd {
-            child,
-            socket,
-            dir: dir,
-        };
+        let dockerd = Dockerd { child, socket, dir };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let out = dockerd

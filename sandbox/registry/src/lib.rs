@@ -46,6 +46,8 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 mod auth;
 mod blobs;
 mod documents;
@@ -74,9 +76,11 @@ pub const MAX_MANIFEST_SIZE: u64 = store::manifests::MAX_DOCUMENT_SIZE;
 /// What a [`Registry`] serves and how.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The content store blobs, names and uploads live in.
     pub store: Store,
     /// The store namespace holding this registry's names.
     pub namespace: Namespace,
+    /// How repository names map to store references.
     pub naming: Naming,
     /// Refuse every write (`405 UNSUPPORTED`).
     pub read_only: bool,
@@ -142,6 +146,7 @@ impl Registry {
         })
     }
 
+    /// What this registry was opened with.
     pub fn config(&self) -> &Config {
         &self.inner.config
     }

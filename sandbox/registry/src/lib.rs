@@ -127,7 +127,10 @@ struct Inner {
 }
 
 impl Registry {
-    /// Opens a registry; creates its blob lease if needed.
+    /// Opens a registry; creates its blob lease if needed. Open one per
+    /// namespace and share it by cloning: the blob lease is read once and
+    /// rewritten whole, so two handles on one namespace (in one process or
+    /// two) would lose each other's blobs.
     pub fn open(config: Config) -> Result<Registry> {
         let blobs = match config.naming {
             Naming::Registry => Some(Mutex::new(

@@ -18,7 +18,7 @@ APT_BUILD := gcc libc6-dev pkg-config make ca-certificates
 APT_RUN := busybox-static debootstrap binutils
 APT_TEST := chromium skopeo docker.io
 # Comparisons the benchmarks measure against.
-APT_BENCH := docker-registry
+APT_BENCH := docker-registry python3-terminado
 
 .PHONY: run test build deps deps-test apt-build apt-run apt-test apt-bench web lint unit browser bench clean-state
 
@@ -87,6 +87,7 @@ bench: deps deps-test apt-bench
 	cargo bench --locked -p store --bench unpack
 	cargo bench --locked -p images --bench catalog
 	cargo bench --locked -p runtime --bench start
+	cargo bench --locked -p server --bench terminal
 	cargo bench --locked -p registry --bench push_pull
 
 clean-state:

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -107,6 +108,15 @@ pub struct ServeArgs {
     /// Most labs one user may run at once.
     #[arg(long, env = "LAYERLAB_MAX_LABS_PER_USER", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_labs_per_user: u32,
+
+    /// A lab nobody typed in for this long is stopped (the page warns
+    /// first), e.g. 30m, 1h, 90s.
+    #[arg(long, env = "LAYERLAB_LAB_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    pub lab_idle_timeout: Duration,
+
+    /// A lab is stopped this long after it started, however busy, e.g. 4h.
+    #[arg(long, env = "LAYERLAB_LAB_MAX_LIFETIME", default_value = "4h", value_parser = parse_duration)]
+    pub lab_max_lifetime: Duration,
 
     /// Cgroup (under each controller's root) holding every lab's cgroup;
     /// servers sharing a machine need different ones.
@@ -263,6 +273,17 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// Durations like `30m`, `4h`, `90s` (humantime's syntax), at least a
+/// second so a lab cannot be stopped before it starts.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let value = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration ({e}); write it like 30m, 4h or 90s"))?;
+    if value < Duration::from_secs(1) {
+        return Err(format!("{text:?} is too short; use at least 1s"));
+    }
+    Ok(value)
+}
+
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("LAYERLAB_LOG")
@@ -279,7 +300,17 @@ pub fn init_logging(format: LogFormat) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{Duration, parse_duration, parse_size};
+
+    #[test]
+    fn durations_parse_and_nonsense_is_refused() {
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("4h"), Ok(Duration::from_secs(4 * 3600)));
+        assert_eq!(parse_duration(" 90s "), Ok(Duration::from_secs(90)));
+        for bad in ["", "soon", "-5m", "0s", "10ms", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn sizes_parse_like_docker() {

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::db::User;
+use crate::db::{Lab, User};
 use crate::http::assets;
 
 /// What every full page needs: who is looking and the form token.
@@ -81,13 +81,48 @@ pub struct IndexPage<'a> {
 #[template(path = "lesson.html")]
 pub struct LessonPage<'a> {
     pub page: PageContext,
-    pub slug: &'a str,
     pub title: &'a str,
     pub duration: String,
     pub body: &'a str,
     pub tasks: Vec<crate::grading::TaskView>,
     pub previous: Option<(&'a str, &'a str)>,
     pub next: Option<(&'a str, &'a str)>,
+    pub pane: LabPane,
+    /// Lets the terminal's own `<style>` elements past the page's CSP.
+    pub style_nonce: String,
+}
+
+/// The lab pane of a lesson page (`partials/lab.html`).
+pub struct LabPane {
+    pub slug: String,
+    pub logged_in: bool,
+    /// The user's active lab for the lesson, with its live deadline.
+    pub lab: Option<Lab>,
+    /// Its open terminals, to bring back as tabs after a reload.
+    pub terminals: Vec<String>,
+    /// How the user's last lab for the lesson ended, when none is active.
+    pub last_end: Option<String>,
+    /// Why a start was refused (no free slot).
+    pub error: Option<String>,
+    pub idle_label: String,
+    /// Seconds before an idle stop the page starts warning.
+    pub warn_secs: u64,
+    /// Server time (unix seconds), so the page can correct its clock.
+    pub now: i64,
+}
+
+/// The lab pane alone, for htmx swaps.
+#[derive(Template)]
+#[template(path = "partials/lab.html")]
+pub struct LabPanel {
+    pub pane: LabPane,
+}
+
+/// The lab's status line alone, refreshed while it runs.
+#[derive(Template)]
+#[template(path = "partials/lab_status.html")]
+pub struct LabStatusPanel {
+    pub pane: LabPane,
 }
 
 /// The fields of the login, signup and setup forms, re-rendered with the

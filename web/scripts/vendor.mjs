@@ -7,6 +7,10 @@ import { fileURLToPath } from "node:url";
 const web = dirname(dirname(fileURLToPath(import.meta.url)));
 const files = [
   ["htmx.org/dist/htmx.min.js", "htmx.min.js"],
+  ["@xterm/xterm/lib/xterm.js", "xterm.js"],
+  ["@xterm/xterm/css/xterm.css", "xterm.css"],
+  ["@xterm/addon-fit/lib/addon-fit.js", "addon-fit.js"],
+  ["@xterm/addon-web-links/lib/addon-web-links.js", "addon-web-links.js"],
 ];
 mkdirSync(join(web, "static", "vendor"), { recursive: true });
 for (const [from, to] of files) {

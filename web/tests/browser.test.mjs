@@ -10,20 +10,24 @@ import { chromium } from "playwright-core";
 const BIN = process.env.LAYERLAB_BIN;
 const OUTPUT = process.env.LAYERLAB_TEST_OUTPUT ?? join(tmpdir(), "layerlab-test-output");
 const CHROMIUM = "/usr/bin/chromium";
+// The catalog the server's tests build and share (images build is cached).
+const CATALOG = "/var/tmp/layerlab/test-data";
 
 let server;
 let baseUrl;
 let browser;
 const dataDir = mkdtempSync(join(tmpdir(), "layerlab-browser-"));
 
-function startServer() {
+// Labs from the shared catalog, under a cgroup parent and uid range of
+// their own so nothing collides with other servers on the machine.
+function startServer(dir, name, uidFirst, extra = []) {
   return new Promise((resolve, reject) => {
-    // A cgroup parent and uid range of its own: a starting server removes
-    // the lab cgroups under its parent that it does not know.
     const args = [
-      "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
-      "--cgroup-parent", `layerlab-browser-${process.pid}`,
-      "--lab-uid-first", String(3 << 29), "--lab-uid-slots", "4",
+      "serve", "--listen", "127.0.0.1:0", "--data-dir", dir,
+      "--store-dir", join(CATALOG, "store"),
+      "--cgroup-parent", `layerlab-${name}-${process.pid}`,
+      "--lab-uid-first", String(uidFirst), "--lab-uid-slots", "4",
+      ...extra,
     ];
     const child = spawn(BIN, args, {
       stdio: ["ignore", "ignore", "pipe"],
@@ -42,15 +46,41 @@ function startServer() {
   });
 }
 
+function addUser(dir, name, password) {
+  const add = spawnSync(BIN, ["user", "add", name, "--password-stdin", "--data-dir", dir], {
+    input: `${password}\n`,
+  });
+  assert.equal(add.status, 0, `user add failed: ${add.stderr}`);
+}
+
+async function stopServer(child, name) {
+  child.kill("SIGTERM");
+  await new Promise((resolve) => (child.exitCode === null ? child.on("exit", resolve) : resolve()));
+  for (const controller of readdirSync("/sys/fs/cgroup")) {
+    try {
+      rmdirSync(join("/sys/fs/cgroup", controller, `layerlab-${name}-${process.pid}`));
+    } catch {
+      // Not every controller got the directory.
+    }
+  }
+}
+
+async function logIn(page, url, name, password, next) {
+  await page.goto(`${url}/login?next=${next}`);
+  await page.getByLabel("User name").fill(name);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL((u) => u.pathname === next);
+}
+
 before(async () => {
   assert.ok(BIN && existsSync(BIN), "LAYERLAB_BIN must point at the layerlab binary (make browser sets it)");
   assert.ok(existsSync(CHROMIUM), "Debian's chromium is required: apt-get install chromium");
   mkdirSync(OUTPUT, { recursive: true });
-  const add = spawnSync(BIN, ["user", "add", "student1", "--password-stdin", "--data-dir", dataDir], {
-    input: "student1 password\n",
-  });
-  assert.equal(add.status, 0, `user add failed: ${add.stderr}`);
-  ({ child: server, url: baseUrl } = await startServer());
+  addUser(dataDir, "student1", "student1 password");
+  const images = spawnSync(BIN, ["images", "build", "--data-dir", CATALOG], { stdio: ["ignore", "ignore", "pipe"] });
+  assert.equal(images.status, 0, `the catalog could not be built: ${images.stderr}`);
+  ({ child: server, url: baseUrl } = await startServer(dataDir, "browser", 3 << 29));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -63,15 +93,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.kill("SIGTERM");
-  await new Promise((resolve) => (server ? server.on("exit", resolve) : resolve()));
-  for (const controller of readdirSync("/sys/fs/cgroup")) {
-    try {
-      rmdirSync(join("/sys/fs/cgroup", controller, `layerlab-browser-${process.pid}`));
-    } catch {
-      // Not every controller got the directory.
-    }
-  }
+  if (server) await stopServer(server, "browser");
 });
 
 test("a student logs in, reads a lesson and uses a run button", async () => {
@@ -117,34 +139,118 @@ test("a student logs in, reads a lesson and uses a run button", async () => {
   await context.close();
 });
 
+test("a student starts a lab, types in its terminal, runs a lesson command and keeps the shell across a reload", async () => {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+  page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
+  const screenText = () => page.evaluate(() => window.layerlab.terminalText());
+  const waitForScreen = (pattern) =>
+    page.waitForFunction((source) => new RegExp(source).test(window.layerlab.terminalText()), pattern.source, {
+      timeout: 30_000,
+    });
+
+  await logIn(page, baseUrl, "student1", "student1 password", "/lessons/01-what-is-a-container");
+
+  await page.getByRole("button", { name: "Start lab" }).click();
+  await page.locator("#lab-status[data-state=ready]").waitFor({ timeout: 120_000 });
+  await page.locator(".lab-screen .xterm").first().waitFor();
+  await waitForScreen(/node1/);
+  assert.match(await page.locator(".lab-time").textContent(), /\d+:\d\d left/, "time left is shown");
+
+  // Typing goes to the shell and its output comes back.
+  await page.locator(".lab-screen:not([hidden]) .xterm").click();
+  await page.keyboard.type("echo typed-$((6*7))\n");
+  await waitForScreen(/typed-42/);
+
+  // A run button types its command into the terminal and presses Enter:
+  // `cat /etc/os-release` prints the node's distribution.
+  await page.locator('.run-button[data-command="cat /etc/os-release"]').click();
+  await waitForScreen(/cat \/etc\/os-release\s*\n(.*\n)*PRETTY_NAME="Debian/);
+
+  // A second shell in its own tab.
+  await page.getByRole("button", { name: "Open another shell" }).click();
+  await page.getByRole("tab", { name: "shell-2" }).waitFor();
+  await waitForScreen(/node1/);
+  await page.keyboard.type("echo second-$((2+3))\n");
+  await waitForScreen(/second-5/);
+  await page.getByRole("tab", { name: "node1" }).click();
+  await waitForScreen(/typed-42/);
+  await page.screenshot({ path: join(OUTPUT, "lab.png"), fullPage: false });
+
+  // A reload brings back the same shells and their screens.
+  await page.reload();
+  await page.locator("#lab-status[data-state=ready]").waitFor();
+  await waitForScreen(/typed-42/);
+  await page.getByRole("tab", { name: "shell-2" }).click();
+  await waitForScreen(/second-5/);
+
+  // Stopping the lab brings back the start button and says why it ended.
+  await page.getByRole("button", { name: "Stop" }).click();
+  await page.getByRole("button", { name: "Start lab" }).waitFor();
+  assert.match(await page.locator(".lab-ended").textContent(), /stopped by its user/);
+  assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  await context.close();
+});
+
+test("an idle lab warns the student, then stops and says why", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "layerlab-browser-idle-"));
+  addUser(dir, "idler", "idler password");
+  const { child, url } = await startServer(dir, "browser-idle", (3 << 29) + 4 * 65536, ["--lab-idle-timeout", "18s"]);
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  try {
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
+    await logIn(page, url, "idler", "idler password", "/lessons/01-what-is-a-container");
+    assert.match(await page.locator(".lab-body").textContent(), /stops after 18 s without activity/);
+    await page.getByRole("button", { name: "Start lab" }).click();
+    await page.locator("#lab-status[data-state=ready]").waitFor({ timeout: 120_000 });
+
+    // An 18 s idle timeout warns in its last 3 s.
+    const warning = page.locator("#lab-warning");
+    await warning.waitFor({ state: "visible", timeout: 30_000 });
+    assert.match(await warning.textContent(), /No activity: this lab stops in 0:0\d\. Type in the terminal to keep it\./);
+    assert.ok(await page.locator(".lab-time.warn").isVisible(), "the time left turns into a warning");
+    await page.screenshot({ path: join(OUTPUT, "lab-idle-warning.png"), fullPage: false });
+
+    // Nobody types: the reaper stops the lab and the pane says so.
+    await page.getByRole("button", { name: "Start lab" }).waitFor({ timeout: 30_000 });
+    assert.match(await page.locator(".lab-ended").textContent(), /stopped after 18 s without activity/);
+    assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  } finally {
+    await context.close();
+    await stopServer(child, "browser-idle");
+  }
+});
+
 test("a student checks a task without a lab and reveals a hint", async () => {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (err) => errors.push(err.message));
   page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
+  try {
+    await logIn(page, baseUrl, "student1", "student1 password", "/lessons/01-what-is-a-container");
 
-  await page.goto(`${baseUrl}/login`);
-  await page.getByLabel("User name").fill("student1");
-  await page.getByLabel("Password").fill("student1 password");
-  await page.getByRole("button", { name: "Log in" }).click();
-  await page.getByText("Log out").waitFor();
-  await page.goto(`${baseUrl}/lessons/01-what-is-a-container`);
+    const task = page.locator("#task-save-hostname");
+    await task.getByRole("button", { name: "Check" }).click();
+    await task.locator(".task-notice").waitFor();
+    assert.match(await task.locator(".task-notice").textContent(), /Start the lab first/);
 
-  const task = page.locator("#task-save-hostname");
-  await task.getByRole("button", { name: "Check" }).click();
-  await task.locator(".task-notice").waitFor();
-  assert.match(await task.locator(".task-notice").textContent(), /Start the lab first/);
+    // The hint is swapped in with its cost; the next one offers its own price.
+    await page.locator("#task-save-hostname .hint-button").click();
+    await page.locator("#task-save-hostname .hint-text").waitFor();
+    assert.match(await page.locator("#task-save-hostname .hint-text").textContent(), /hostname/);
+    assert.match(await page.locator("#task-save-hostname .hint-cost").textContent(), /2 pts/);
+    assert.match(await page.locator("#task-save-hostname .hint-button").textContent(), /costs 5 pts/);
 
-  // The hint is swapped in with its cost; the next one offers its own price.
-  await page.locator("#task-save-hostname .hint-button").click();
-  await page.locator("#task-save-hostname .hint-text").waitFor();
-  assert.match(await page.locator("#task-save-hostname .hint-text").textContent(), /hostname/);
-  assert.match(await page.locator("#task-save-hostname .hint-cost").textContent(), /2 pts/);
-  assert.match(await page.locator("#task-save-hostname .hint-button").textContent(), /costs 5 pts/);
-
-  await page.locator("#tasks-heading").scrollIntoViewIfNeeded();
-  await page.screenshot({ path: join(OUTPUT, "tasks.png"), fullPage: false });
-  assert.deepEqual(errors, [], "no script errors and no CSP violations");
-  await context.close();
+    await page.locator("#tasks-heading").scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(OUTPUT, "tasks.png"), fullPage: false });
+    assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  } finally {
+    await context.close();
+  }
 });

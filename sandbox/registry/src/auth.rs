@@ -34,6 +34,7 @@ impl std::fmt::Debug for Htpasswd {
 }
 
 impl Htpasswd {
+    /// Reads and parses an htpasswd file.
     pub fn load(path: &Path) -> Result<Htpasswd> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::HtpasswdRead {
             path: path.display().to_string(),

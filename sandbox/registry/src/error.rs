@@ -14,22 +14,36 @@ use serde::Serialize;
 /// `UNKNOWN` for internal failures).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
+    /// The blob is not in this registry (`BLOB_UNKNOWN`, 404).
     BlobUnknown,
+    /// The upload cannot go on (`BLOB_UPLOAD_INVALID`, 400).
     BlobUploadInvalid,
+    /// No such upload (`BLOB_UPLOAD_UNKNOWN`, 404).
     BlobUploadUnknown,
+    /// A digest is malformed or does not match the bytes (`DIGEST_INVALID`, 400).
     DigestInvalid,
+    /// A manifest references a blob or manifest not here (`MANIFEST_BLOB_UNKNOWN`, 400).
     ManifestBlobUnknown,
+    /// A manifest does not parse or is too large (`MANIFEST_INVALID`).
     ManifestInvalid,
+    /// No such manifest (`MANIFEST_UNKNOWN`, 404).
     ManifestUnknown,
+    /// The repository name breaks the spec's pattern (`NAME_INVALID`, 400).
     NameInvalid,
+    /// No such repository or endpoint (`NAME_UNKNOWN`, 404).
     NameUnknown,
+    /// A length or page size is wrong (`SIZE_INVALID`, 400).
     SizeInvalid,
+    /// Credentials are missing or wrong (`UNAUTHORIZED`, 401).
     Unauthorized,
+    /// Access is refused (`DENIED`, 403).
     Denied,
+    /// The operation is not offered here, e.g. writes to the hub (`UNSUPPORTED`, 405).
     Unsupported,
     /// An upload chunk that does not continue where the upload stands, or
     /// a blob range outside the blob.
     RangeInvalid,
+    /// An internal failure (`UNKNOWN`, 500); the detail goes to the log only.
     Unknown,
 }
 
@@ -116,14 +130,17 @@ impl Code {
         }
     }
 
+    /// The code string of the spec, e.g. `BLOB_UNKNOWN`.
     pub fn as_str(self) -> &'static str {
         self.row().0
     }
 
+    /// The HTTP status it answers with.
     pub fn status(self) -> StatusCode {
         self.row().1
     }
 
+    /// The generic message of the error body.
     pub fn message(self) -> &'static str {
         self.row().2
     }
@@ -134,28 +151,50 @@ impl Code {
 pub enum Error {
     /// A protocol error with its spec code and a detail for the client.
     #[error("{}: {detail}", code.message())]
-    Protocol { code: Code, detail: String },
+    Protocol {
+        /// The spec's code.
+        code: Code,
+        /// What exactly was wrong, for the client.
+        detail: String,
+    },
     /// The body was too large for what it carries (manifests).
     #[error("manifest is {size} bytes or more, more than the {limit} bytes allowed")]
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        /// Bytes received (or declared) so far.
+        size: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// A store failure, answered by its kind.
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// The htpasswd file cannot be read.
     #[error("cannot read htpasswd file {path}: {source}; check the path and its permissions")]
     HtpasswdRead {
+        /// The file.
         path: String,
+        /// Why it cannot be read.
         #[source]
         source: std::io::Error,
     },
+    /// A line of the htpasswd file is not a bcrypt entry.
     #[error("htpasswd line {line} is not `user:bcrypt-hash`; create entries with `htpasswd -B`")]
-    HtpasswdFormat { line: usize },
+    HtpasswdFormat {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// Writing an upload's bytes to the store failed.
     #[error("cannot write upload data: {0}")]
     Ingest(#[source] std::io::Error),
+    /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The client's body broke off or could not be read.
     #[error("cannot read the request body: {0}")]
     Body(String),
 }
 
+/// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

@@ -46,6 +46,8 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 mod auth;
 mod blobs;
 mod documents;
@@ -74,9 +76,11 @@ pub const MAX_MANIFEST_SIZE: u64 = store::manifests::MAX_DOCUMENT_SIZE;
 /// What a [`Registry`] serves and how.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The content store blobs, names and uploads live in.
     pub store: Store,
     /// The store namespace holding this registry's names.
     pub namespace: Namespace,
+    /// How repository names map to store references.
     pub naming: Naming,
     /// Refuse every write (`405 UNSUPPORTED`).
     pub read_only: bool,
@@ -123,7 +127,10 @@ struct Inner {
 }
 
 impl Registry {
-    /// Opens a registry; creates its blob lease if needed.
+    /// Opens a registry; creates its blob lease if needed. Open one per
+    /// namespace and share it by cloning: the blob lease is read once and
+    /// rewritten whole, so two handles on one namespace (in one process or
+    /// two) would lose each other's blobs.
     pub fn open(config: Config) -> Result<Registry> {
         let blobs = match config.naming {
             Naming::Registry => Some(Mutex::new(
@@ -142,6 +149,7 @@ impl Registry {
         })
     }
 
+    /// What this registry was opened with.
     pub fn config(&self) -> &Config {
         &self.inner.config
     }

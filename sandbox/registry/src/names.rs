@@ -58,11 +58,14 @@ pub fn check_name(name: &str) -> Result<()> {
 /// A tag or a digest, the last path segment of a manifest URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestRef {
+    /// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
     Tag(String),
+    /// `sha256:<64 hex>`.
     Digest(Digest),
 }
 
 impl ManifestRef {
+    /// A digest when the text has a `:`, else a tag; both checked.
     pub fn parse(text: &str) -> Result<ManifestRef> {
         if text.contains(':') {
             return text

@@ -221,18 +221,15 @@ pub(crate) async fn start(registry: &Registry, name: &str, call: Call) -> Result
         }
         // Not mountable: the spec asks for a plain upload session instead.
     }
+    let digest = call
+        .query
+        .get("digest")
+        .map(|d| parse_digest(d))
+        .transpose()?;
     evict_idle(registry);
     let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
     let writer = open_writer(registry, &uuid).await?;
-    if let Some(digest) = call.query.get("digest") {
-        let digest = match parse_digest(digest) {
-            Ok(d) => d,
-            Err(e) => {
-                drop(writer);
-                abort(registry, &uuid).await;
-                return Err(e);
-            }
-        };
+    if let Some(digest) = digest {
         let (writer, appended) = append(writer, call.body).await?;
         return commit(registry, name, &uuid, writer, appended, &digest).await;
     }
@@ -353,11 +350,7 @@ pub(crate) async fn finish(
         .query
         .get("digest")
         .ok_or_else(|| Error::protocol(Code::DigestInvalid, "PUT needs ?digest=sha256:…"))
-        .and_then(|d| parse_digest(d));
-    let digest = match digest {
-        Ok(d) => d,
-        Err(e) => return Err(e),
-    };
+        .and_then(|d| parse_digest(d))?;
     let writer = take_writer(registry, uuid, &mut slot).await?;
     if let Err(e) = check_chunk(&call.headers, writer.offset()) {
         slot.writer = Some(writer);

@@ -251,26 +251,3 @@ pub fn destroy(dirs: &[PathBuf], timeout: Duration) -> Result<()> {
     }
     Ok(())
 }
-
-/// Names of the sandbox directories under `parent` (union over hierarchies).
-pub fn children(version: Version, parent: &str) -> Vec<String> {
-    let roots: Vec<PathBuf> = match version {
-        Version::V1 => V1_CONTROLLERS
-            .iter()
-            .map(|c| Path::new(ROOT).join(c).join(parent))
-            .collect(),
-        Version::V2 => vec![Path::new(ROOT).join(parent)],
-    };
-    let mut names: Vec<String> = roots
-        .iter()
-        .filter_map(|r| fs::read_dir(r).ok())
-        .flat_map(|rd| {
-            rd.flatten()
-                .filter(|e| e.path().is_dir())
-                .filter_map(|e| e.file_name().into_string().ok())
-        })
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}

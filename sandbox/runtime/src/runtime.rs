@@ -600,7 +600,13 @@ impl Runtime {
 
     /// Run once at start: keeps sandboxes whose init still runs, removes
     /// every trace of the others (processes, cgroups, state, uid slots),
-    /// including cgroups and slots left without a state record.
+    /// including uid slots left without a state record.
+    ///
+    /// Cgroups under the parent without a state record here are left
+    /// alone: a sandbox's state is saved before its cgroup is created and
+    /// removed after it is destroyed, so such a cgroup belongs to another
+    /// runtime directory sharing the parent (a second server, or
+    /// `layerlab sandbox run` with another data directory).
     pub fn adopt_or_cleanup(&self) -> Result<AdoptReport> {
         let mut report = AdoptReport::default();
         let dir = self.layout.sandboxes();
@@ -629,17 +635,6 @@ impl Runtime {
         tracing::info!(adopted = ?report.adopted, cleaned = ?report.cleaned, "sandboxes found at start-up");
         for (slot, owner) in UidPool::orphans(&self.layout) {
             UidPool::release(&self.layout, slot, &owner)?;
-        }
-        for id in cgroups::children(self.cgroup_version, &self.config.cgroup_parent) {
-            if check_id(&id).is_ok() && !self.layout.sandbox(&id).exists() {
-                cgroups::destroy(
-                    &cgroups::dirs(self.cgroup_version, &self.config.cgroup_parent, &id),
-                    KILL_TIMEOUT,
-                )?;
-                if !report.cleaned.contains(&id) {
-                    report.cleaned.push(id);
-                }
-            }
         }
         Ok(report)
     }

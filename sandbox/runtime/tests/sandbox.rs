@@ -903,8 +903,25 @@ fn restart_adopts_or_cleans_up() {
     owner.kill().expect("kill -9 owner");
     owner.wait().expect("reap owner");
 
+    // Another runtime directory's sandbox under the same cgroup parent.
+    let foreign: Vec<PathBuf> = ["memory", "pids", "cpu"]
+        .iter()
+        .map(|c| PathBuf::from(format!("/sys/fs/cgroup/{c}/{}/foreign", f.cgroup_parent)))
+        .collect();
+    for dir in &foreign {
+        std::fs::create_dir(dir).expect("create a foreign cgroup");
+    }
+
     let rt = f.reopen();
     let mut report = rt.adopt_or_cleanup().expect("adopt");
+    for dir in &foreign {
+        assert!(
+            dir.exists(),
+            "{} belongs to someone else but was removed",
+            dir.display()
+        );
+        std::fs::remove_dir(dir).expect("remove the foreign cgroup");
+    }
     report.adopted.sort();
     assert_eq!(report.adopted, ["kept", "lost"]);
     let o = rt

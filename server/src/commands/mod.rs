@@ -163,8 +163,14 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     let labs = Arc::new(crate::labs::Labs::new(
         host,
         db.clone(),
-        args.max_labs as usize,
-        args.max_labs_per_user as usize,
+        crate::labs::Limits {
+            max_labs: args.max_labs as usize,
+            max_per_user: args.max_labs_per_user as usize,
+            expiry: host::Expiry {
+                idle: args.lab_idle_timeout,
+                max_lifetime: args.lab_max_lifetime,
+            },
+        },
     ));
     // Labs keep running while the server is down; pick them up again.
     labs.reconcile()

@@ -7,9 +7,6 @@ use sqlx::Row;
 
 use super::{Db, DbError, now};
 
-/// How long a lab may run from its start.
-pub const LAB_TTL_SECS: i64 = 4 * 3600;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LabState {
@@ -47,7 +44,14 @@ pub struct Lab {
     pub lesson: String,
     pub state: LabState,
     pub created_at: i64,
+    /// When the lab will be stopped: recorded as its lifetime limit, and
+    /// moved earlier by [`crate::labs::Labs::live`] when being idle ends it
+    /// sooner.
     pub expires_at: i64,
+    /// What ends the lab at `expires_at` if nothing changes: `idle` or
+    /// `lifetime` (only on a running lab's live view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_because: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,14 +68,21 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Lab, DbError> {
         state: LabState::parse(row.try_get::<&str, _>("state")?)?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
+        expires_because: None,
         ended_at: row.try_get("ended_at")?,
         end_reason: row.try_get("end_reason")?,
     })
 }
 
 impl Db {
-    /// Records a lab in state `starting`.
-    pub async fn insert_lab(&self, id: &str, user_id: &str, lesson: &str) -> Result<Lab, DbError> {
+    /// Records a lab in state `starting` that may live `lifetime_secs`.
+    pub async fn insert_lab(
+        &self,
+        id: &str,
+        user_id: &str,
+        lesson: &str,
+        lifetime_secs: i64,
+    ) -> Result<Lab, DbError> {
         let created = now();
         sqlx::query(
             "INSERT INTO labs (id, user_id, lesson, state, created_at, expires_at) \
@@ -81,7 +92,7 @@ impl Db {
         .bind(user_id)
         .bind(lesson)
         .bind(created)
-        .bind(created + LAB_TTL_SECS)
+        .bind(created.saturating_add(lifetime_secs))
         .execute(&self.pool)
         .await?;
         self.lab(id)
@@ -102,6 +113,19 @@ impl Db {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM labs WHERE user_id = $1 AND lesson = $2 \
              AND state <> 'stopped' ORDER BY created_at DESC LIMIT 1"
+        ))
+        .bind(user_id)
+        .bind(lesson)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The user's most recent lab for a lesson, in any state.
+    pub async fn latest_lab(&self, user_id: &str, lesson: &str) -> Result<Option<Lab>, DbError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM labs WHERE user_id = $1 AND lesson = $2 \
+             ORDER BY created_at DESC, state <> 'stopped' DESC LIMIT 1"
         ))
         .bind(user_id)
         .bind(lesson)

@@ -281,8 +281,9 @@ async fn hint_fragment(
 }
 
 /// Continuous mode: re-checks the unfinished tasks of the user's ready lab
-/// and answers with out-of-band swaps for those that now pass. Nothing to
-/// swap is 204; every task passed stops the polling.
+/// while its terminal is in use, and answers with out-of-band swaps for
+/// those that now pass. Nothing to swap is 204; every task passed stops the
+/// polling.
 async fn auto_fragment(
     State(state): State<SharedState>,
     ApiUser(user): ApiUser,
@@ -299,7 +300,7 @@ async fn auto_fragment(
         return Ok(status(STOP_POLLING));
     }
     let lab = match state.db.active_lab(&user.id, &slug).await? {
-        Some(lab) if lab.state == LabState::Ready => lab,
+        Some(lab) if lab.state == LabState::Ready && state.labs.recently_typed(&lab.id) => lab,
         _ => return Ok(StatusCode::NO_CONTENT.into_response()),
     };
     let Some(outcomes) = state.grading.check(&lab, lesson, &open, Mode::Auto).await? else {

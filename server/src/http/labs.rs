@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::SharedState;
 use super::error::AppError;
@@ -19,7 +19,7 @@ use super::session::{ApiUser, check_origin};
 use crate::db::{Lab, LabState, User};
 use crate::labs::LabError;
 use crate::labs::terminal::{
-    Control, Event, TerminalError, TerminalHub, exit_message, parse_control, valid_name,
+    Catchup, Control, Event, TerminalError, TerminalHub, exit_message, parse_control, valid_name,
 };
 
 pub fn router() -> Router<SharedState> {
@@ -93,7 +93,8 @@ async fn show(
     ApiUser(user): ApiUser,
     Path(id): Path<String>,
 ) -> Result<Json<Lab>, AppError> {
-    Ok(Json(owned_lab(&state, &user, &id).await?))
+    let lab = owned_lab(&state, &user, &id).await?;
+    Ok(Json(state.labs.live(lab).await?))
 }
 
 async fn remove(
@@ -147,62 +148,98 @@ async fn terminal(
         ));
     }
     let hub = state.labs.terminal(&lab.id, &name).await?;
+    let labs = state.labs.clone();
     Ok(upgrade
         .on_upgrade(move |socket| async move {
-            if let Err(err) = relay(socket, hub).await {
+            let activity = || labs.note_activity(&lab.id);
+            if let Err(err) = relay(socket, hub, activity).await {
                 tracing::debug!(error = %err, "terminal socket ended");
             }
         })
         .into_response())
 }
 
+/// Most output sent in one websocket frame.
+const BATCH_BYTES: usize = 256 * 1024;
+
 /// Replays the terminal's kept output, then relays both ways until either
-/// side ends.
-async fn relay(mut socket: WebSocket, hub: Arc<TerminalHub>) -> Result<(), RelayError> {
+/// side ends. Input counts as activity (it keeps an idle lab alive). While
+/// the browser has paused the stream, output is left to the ring and sent
+/// from there on resume, so a flood never queues up in the server.
+async fn relay(
+    mut socket: WebSocket,
+    hub: Arc<TerminalHub>,
+    activity: impl Fn(),
+) -> Result<(), RelayError> {
     let mut catchup = hub.catch_up(0)?;
     let mut seen = catchup.end;
-    if !catchup.bytes.is_empty() {
-        socket.send(Message::Binary(catchup.bytes.into())).await?;
-    }
-    if let Some(code) = catchup.exit {
-        socket
-            .send(Message::Text(exit_message(code).into()))
-            .await?;
+    let mut paused = false;
+    if send_catchup(&mut socket, &mut catchup).await? {
         return Ok(());
     }
     loop {
         tokio::select! {
-            event = catchup.events.recv() => match event {
-                Ok(Event::Output { end, bytes }) => {
-                    // Output already covered by a resync arrives again; skip it.
-                    let fresh = end.saturating_sub(seen).min(bytes.len() as u64) as usize;
-                    if fresh > 0 {
-                        socket.send(Message::Binary(bytes[bytes.len() - fresh..].to_vec().into())).await?;
-                        seen = end;
-                    }
-                }
-                Ok(Event::Exit(code)) => {
-                    socket.send(Message::Text(exit_message(code).into())).await?;
-                    return Ok(());
-                }
-                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
-                    catchup = hub.catch_up(seen)?;
-                    if !catchup.bytes.is_empty() {
-                        socket.send(Message::Binary(catchup.bytes.into())).await?;
-                    }
-                    seen = catchup.end;
-                    if let Some(code) = catchup.exit {
+            event = catchup.events.recv(), if !paused => {
+                // Everything already waiting goes out as one frame: under a
+                // flood that is far fewer frames and syscalls than chunks.
+                let mut batch = Vec::new();
+                let mut next = Some(event);
+                while let Some(event) = next.take() {
+                    let exit = match event {
+                        Ok(Event::Output { end, bytes }) => {
+                            // Output already covered by a resync arrives again; skip it.
+                            let fresh = end.saturating_sub(seen).min(bytes.len() as u64) as usize;
+                            batch.extend_from_slice(&bytes[bytes.len() - fresh..]);
+                            seen = seen.max(end);
+                            None
+                        }
+                        Ok(Event::Exit(code)) => Some(code),
+                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
+                            catchup = hub.catch_up(seen)?;
+                            seen = catchup.end;
+                            batch.append(&mut catchup.bytes);
+                            catchup.exit
+                        }
+                    };
+                    if let Some(code) = exit {
+                        if !batch.is_empty() {
+                            socket.send(Message::Binary(batch.into())).await?;
+                        }
                         socket.send(Message::Text(exit_message(code).into())).await?;
                         return Ok(());
                     }
+                    if batch.len() < BATCH_BYTES {
+                        next = match catchup.events.try_recv() {
+                            Ok(event) => Some(Ok(event)),
+                            Err(TryRecvError::Empty) => None,
+                            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                        };
+                    }
                 }
-            },
+                if !batch.is_empty() {
+                    socket.send(Message::Binary(batch.into())).await?;
+                }
+            }
             message = socket.recv() => match message {
                 None => return Ok(()),
                 Some(message) => match message? {
-                    Message::Binary(bytes) => hub.write(bytes.to_vec()).await?,
+                    Message::Binary(bytes) => {
+                        activity();
+                        hub.write(bytes.to_vec()).await?;
+                    }
                     Message::Text(text) => match parse_control(&text) {
                         Ok(Control::Resize(size)) => hub.resize(size)?,
+                        Ok(Control::Pause) => paused = true,
+                        Ok(Control::Resume) if paused => {
+                            paused = false;
+                            catchup = hub.catch_up(seen)?;
+                            seen = catchup.end;
+                            if send_catchup(&mut socket, &mut catchup).await? {
+                                return Ok(());
+                            }
+                        }
+                        Ok(Control::Resume) => {}
                         Err(message) => {
                             let error = serde_json::json!({ "type": "error", "message": message });
                             socket.send(Message::Text(error.to_string().into())).await?;
@@ -214,6 +251,23 @@ async fn relay(mut socket: WebSocket, hub: Arc<TerminalHub>) -> Result<(), Relay
             },
         }
     }
+}
+
+/// Sends a catch-up's bytes, then the exit message if the shell ended;
+/// true when it did (the socket is done).
+async fn send_catchup(socket: &mut WebSocket, catchup: &mut Catchup) -> Result<bool, RelayError> {
+    if !catchup.bytes.is_empty() {
+        socket
+            .send(Message::Binary(std::mem::take(&mut catchup.bytes).into()))
+            .await?;
+    }
+    if let Some(code) = catchup.exit {
+        socket
+            .send(Message::Text(exit_message(code).into()))
+            .await?;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@ mod api;
 pub mod assets;
 pub mod error;
 mod grades;
+mod lab_pane;
 mod labs;
 mod pages;
 pub mod session;
@@ -31,9 +32,23 @@ use crate::db::Db;
 /// handler sees it.
 const BODY_LIMIT: usize = 64 * 1024;
 
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
-     script-src 'self'; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; \
-     form-action 'self'; frame-ancestors 'none'";
+/// Everything comes from us: no inline scripts or styles, no frames, no
+/// foreign connections. With a nonce (the lesson page), the terminal
+/// (xterm.js) may add `<style>` elements carrying it and colour cells with
+/// `style` attributes; attribute styles hold no selectors, so they cannot
+/// read the page the way an injected stylesheet could. Scripts stay `'self'`.
+pub fn content_security_policy(style_nonce: Option<&str>) -> String {
+    let terminal_styles = style_nonce
+        .map(|nonce| {
+            format!(" style-src-elem 'self' 'nonce-{nonce}'; style-src-attr 'unsafe-inline';")
+        })
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; img-src 'self' data:; style-src 'self';{terminal_styles} \
+         script-src 'self'; connect-src 'self'; font-src 'self'; object-src 'none'; \
+         base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
 
 pub struct Settings {
     /// Scheme, host and port browsers use to reach us (from `--base-url`);
@@ -67,15 +82,20 @@ pub fn app(state: SharedState) -> Router {
         .merge(api::router())
         .merge(labs::router())
         .merge(grades::router())
+        .merge(lab_pane::router())
         .merge(assets::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::ensure_csrf_cookie))
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CompressionLayer::new())
-        .layer(default_header(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
-        .layer(default_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(default_header(header::REFERRER_POLICY, "same-origin"))
-        .layer(default_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(default_header(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_str(&content_security_policy(None))
+                .expect("the policy is ASCII"),
+        ))
+        .layer(default_header(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(default_header(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(default_header(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
@@ -90,8 +110,8 @@ pub fn app(state: SharedState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
-fn default_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+fn default_header(name: HeaderName, value: HeaderValue) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, value)
 }
 
 /// Serves until `shutdown` resolves, then lets requests in flight finish.
@@ -101,6 +121,17 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let janitor = tokio::spawn(housekeeping(state.clone()));
+    // Often enough that a lab stops within a few seconds of its deadline
+    // (a quarter of the idle timeout), rarely enough to cost nothing.
+    let reap_period = (state.labs.limits().expiry.idle / 4)
+        .clamp(Duration::from_secs(1), Duration::from_secs(30));
+    let reaper = tokio::spawn(state.labs.clone().reap_every(reap_period));
+    // Terminal keystrokes are tiny writes that must not wait for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -108,6 +139,7 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     janitor.abort();
+    reaper.abort();
     result
 }
 

@@ -10,8 +10,9 @@ pub mod terminal;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use host::{SandboxHost, SessionLimits, SessionSpec, SessionState};
+use host::{Expiry, ExpiryReason, SandboxHost, SessionLimits, SessionSpec, SessionState};
 
 use crate::db::{Db, DbError, Lab, LabState};
 use terminal::{TerminalError, TerminalHub};
@@ -35,27 +36,46 @@ pub enum LabError {
     Join(#[from] tokio::task::JoinError),
 }
 
+/// How many labs may run and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_labs: usize,
+    pub max_per_user: usize,
+    pub expiry: Expiry,
+}
+
 pub struct Labs {
     host: Arc<dyn SandboxHost>,
     db: Db,
-    max_labs: usize,
-    max_per_user: usize,
+    limits: Limits,
     /// Held while counting slots and inserting, so two requests cannot both
     /// take the last slot.
     admission: tokio::sync::Mutex<()>,
     terminals: Mutex<HashMap<(String, String), Arc<TerminalHub>>>,
+    /// When each lab's activity stamp was last moved by terminal input.
+    touched: Mutex<HashMap<String, Instant>>,
 }
 
 impl Labs {
-    pub fn new(host: Arc<dyn SandboxHost>, db: Db, max_labs: usize, max_per_user: usize) -> Labs {
+    pub fn new(host: Arc<dyn SandboxHost>, db: Db, limits: Limits) -> Labs {
         Labs {
             host,
             db,
-            max_labs,
-            max_per_user,
+            limits,
             admission: tokio::sync::Mutex::new(()),
             terminals: Mutex::new(HashMap::new()),
+            touched: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// How long before an idle stop the page warns the student: a sixth of
+    /// the idle timeout, at most five minutes.
+    pub fn idle_warning(&self) -> Duration {
+        (self.limits.expiry.idle / 6).min(Duration::from_secs(300))
     }
 
     /// The user's running lab for `lesson`, or a new one (`true` when new)
@@ -70,14 +90,23 @@ impl Labs {
             return Ok((lab, false));
         }
         let active = self.db.active_labs().await?;
-        if active.iter().filter(|l| l.user_id == user_id).count() >= self.max_per_user {
-            return Err(LabError::UserFull(self.max_per_user));
+        let Limits {
+            max_labs,
+            max_per_user,
+            expiry,
+        } = self.limits;
+        if active.iter().filter(|l| l.user_id == user_id).count() >= max_per_user {
+            return Err(LabError::UserFull(max_per_user));
         }
-        if active.len() >= self.max_labs {
-            return Err(LabError::ServerFull(self.max_labs));
+        if active.len() >= max_labs {
+            return Err(LabError::ServerFull(max_labs));
         }
         let id = format!("lab-{}", uuid::Uuid::new_v4().simple());
-        let lab = self.db.insert_lab(&id, user_id, &lesson.slug).await?;
+        let lifetime = i64::try_from(expiry.max_lifetime.as_secs()).unwrap_or(i64::MAX);
+        let lab = self
+            .db
+            .insert_lab(&id, user_id, &lesson.slug, lifetime)
+            .await?;
         let spec = spec_for(&id, lesson);
         let labs = self.clone();
         tokio::spawn(async move { labs.build(spec).await });
@@ -128,6 +157,9 @@ impl Labs {
         let was_ready = lab.state == LabState::Ready;
         self.db.lab_stopped(&lab.id, reason).await?;
         self.close_terminals(&lab.id);
+        if let Ok(mut touched) = self.touched.lock() {
+            touched.remove(&lab.id);
+        }
         if was_ready {
             self.destroy_node(&lab.id).await;
         }
@@ -192,6 +224,128 @@ impl Labs {
         Ok(kept)
     }
 
+    /// Names of the lab's open terminals, `node1` first, then by name.
+    pub fn terminal_names(&self, lab_id: &str) -> Vec<String> {
+        let mut names: Vec<String> = match self.terminals.lock() {
+            Ok(terminals) => terminals
+                .iter()
+                .filter(|((lab, _), hub)| lab == lab_id && !hub.exited())
+                .map(|((_, name), _)| name.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort_by(|a, b| (a != "node1", a).cmp(&(b != "node1", b)));
+        names
+    }
+
+    /// The lab with its deadline as of now: a running lab's `expires_at`
+    /// is the earlier of its idle and lifetime deadlines, which activity
+    /// moves.
+    pub async fn live(&self, mut lab: Lab) -> Result<Lab, LabError> {
+        if lab.state != LabState::Ready {
+            return Ok(lab);
+        }
+        let host = self.host.clone();
+        let sessions = tokio::task::spawn_blocking(move || host.sessions()).await??;
+        let Some(session) = sessions.into_iter().find(|s| s.id == lab.id) else {
+            return Ok(lab);
+        };
+        let policy = self.limits.expiry;
+        if let Some(at) = session.expires_at(&policy) {
+            let idle_at = session
+                .last_activity
+                .unwrap_or(session.created)
+                .checked_add(policy.idle);
+            lab.expires_at = unix_secs(at);
+            lab.expires_because = Some(if idle_at == Some(at) {
+                "idle"
+            } else {
+                "lifetime"
+            });
+        }
+        Ok(lab)
+    }
+
+    /// Terminal input: moves the lab's idle deadline. At most every five
+    /// seconds (sooner for short timeouts), so typing costs no disk writes.
+    pub fn note_activity(self: &Arc<Self>, lab_id: &str) {
+        let granularity = (self.limits.expiry.idle / 4).min(Duration::from_secs(5));
+        let now = Instant::now();
+        {
+            let Ok(mut touched) = self.touched.lock() else {
+                return;
+            };
+            if touched
+                .get(lab_id)
+                .is_some_and(|last| now.duration_since(*last) < granularity)
+            {
+                return;
+            }
+            touched.insert(lab_id.to_owned(), now);
+        }
+        let host = self.host.clone();
+        let id = lab_id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = host.touch(&id) {
+                tracing::debug!(lab = %id, error = %err, "cannot record lab activity");
+            }
+        });
+    }
+
+    /// Whether terminal input reached the lab lately (a quarter of the idle
+    /// timeout, at most two minutes). Continuous grading runs only then:
+    /// its commands count as activity and would otherwise keep an
+    /// unattended lab from ever going idle.
+    pub fn recently_typed(&self, lab_id: &str) -> bool {
+        let window = (self.limits.expiry.idle / 4).min(Duration::from_secs(120));
+        self.touched
+            .lock()
+            .ok()
+            .and_then(|t| t.get(lab_id).copied())
+            .is_some_and(|at| at.elapsed() < window)
+    }
+
+    /// Stops the labs whose time is up (idle, too old, or whose node ended)
+    /// and records why.
+    pub async fn reap(&self) -> Result<(), LabError> {
+        let host = self.host.clone();
+        let policy = self.limits.expiry;
+        let expired =
+            tokio::task::spawn_blocking(move || host.expire(&policy, SystemTime::now())).await??;
+        for gone in expired {
+            let reason = match gone.reason {
+                ExpiryReason::Idle => format!(
+                    "stopped after {} without activity",
+                    human_duration(policy.idle)
+                ),
+                ExpiryReason::Lifetime => format!(
+                    "stopped at its time limit of {}",
+                    human_duration(policy.max_lifetime)
+                ),
+                ExpiryReason::Exited => "the lab machine stopped on its own".to_owned(),
+            };
+            tracing::info!(lab = %gone.id, %reason, "lab expired");
+            self.close_terminals(&gone.id);
+            if let Ok(mut touched) = self.touched.lock() {
+                touched.remove(&gone.id);
+            }
+            self.mark_stopped(&gone.id, &reason).await;
+        }
+        Ok(())
+    }
+
+    /// Runs [`Labs::reap`] every `period`, for as long as the server runs.
+    pub async fn reap_every(self: Arc<Self>, period: Duration) {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(err) = self.reap().await {
+                tracing::warn!(error = %err, "cannot stop expired labs");
+            }
+        }
+    }
+
     /// After a restart: nodes whose lab is still active are adopted, the
     /// rest are removed; active labs without a node are stopped.
     pub async fn reconcile(&self) -> Result<(), LabError> {
@@ -229,6 +383,24 @@ impl Labs {
             .await;
         }
         Ok(())
+    }
+}
+
+fn unix_secs(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// "30 min", "4 h", "90 s": how the page and stop reasons name a duration.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 3600 && secs.is_multiple_of(3600) {
+        format!("{} h", secs / 3600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
     }
 }
 

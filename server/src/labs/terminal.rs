@@ -198,12 +198,20 @@ fn pump(mut reader: Box<dyn Read + Send>, ring: &Mutex<Ring>, events: &broadcast
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     Resize(TerminalSize),
+    /// The browser has more output queued than it can draw: send nothing
+    /// until `Resume`. The shell keeps running; its output goes to the ring.
+    Pause,
+    /// Send again, starting with what was missed (from the ring).
+    Resume,
 }
 
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 enum RawControl {
     Resize { cols: u32, rows: u32 },
+    // Braces, so that deny_unknown_fields applies to them too.
+    Pause {},
+    Resume {},
 }
 
 /// Parses a text frame; the error says what a valid message looks like.
@@ -226,6 +234,8 @@ pub fn parse_control(text: &str) -> Result<Control, String> {
                 rows: rows as u16,
             }))
         }
+        RawControl::Pause {} => Ok(Control::Pause),
+        RawControl::Resume {} => Ok(Control::Resume),
     }
 }
 
@@ -247,7 +257,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resize_messages_parse() {
+    fn resize_pause_and_resume_messages_parse() {
         assert_eq!(
             parse_control(r#"{"type":"resize","cols":120,"rows":40}"#),
             Ok(Control::Resize(TerminalSize {
@@ -255,6 +265,8 @@ mod tests {
                 rows: 40
             }))
         );
+        assert_eq!(parse_control(r#"{"type":"pause"}"#), Ok(Control::Pause));
+        assert_eq!(parse_control(r#"{"type":"resume"}"#), Ok(Control::Resume));
     }
 
     #[test]
@@ -270,6 +282,7 @@ mod tests {
             r#"{"type":"resize","cols":99999999999,"rows":24}"#,
             r#"{"type":"launch","argv":["rm"]}"#,
             r#"{"cols":80,"rows":24}"#,
+            r#"{"type":"pause","for":10}"#,
         ] {
             assert!(parse_control(bad).is_err(), "{bad:?} was accepted");
         }

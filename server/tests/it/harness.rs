@@ -61,9 +61,9 @@ static NEXT_SERVER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32:
 impl Server {
     /// Starts `layerlab serve` on a free port and waits until it listens.
     ///
-    /// Every server gets its own cgroup parent and uid block: a starting
-    /// server removes the lab cgroups under its parent that it does not
-    /// know, which must never hit another test's labs.
+    /// Every server gets its own cgroup parent and uid block, so its labs
+    /// never share either with another test's and each test can remove
+    /// what it made.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
         let cgroup_parent = format!(
             "layerlab-it-{}-{}",

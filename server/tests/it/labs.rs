@@ -15,8 +15,14 @@ pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub fn lab_server(data: &tempfile::TempDir) -> Server {
+    lab_server_with(data, &[])
+}
+
+fn lab_server_with(data: &tempfile::TempDir, extra: &[&str]) -> Server {
     let store = format!("{}/store", catalog());
-    Server::start(data.path(), &["--store-dir", &store])
+    let mut args = vec!["--store-dir", &store];
+    args.extend_from_slice(extra);
+    Server::start(data.path(), &args)
 }
 
 /// A user with an API token.
@@ -399,4 +405,215 @@ async fn labs_keep_running_across_a_server_restart() {
     let mut term = connect(&server, &token, &id, "node1", None).await.unwrap();
     type_line(&mut term, "cat /root/marker").await;
     read_until(&mut term, "kept-42").await;
+}
+
+async fn lab_json(server: &Server, token: &str, id: &str) -> Value {
+    json(
+        reqwest::Client::new()
+            .get(server.at(&format!("/api/sessions/{id}")))
+            .bearer_auth(token),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_labs_are_stopped_and_typing_keeps_them_alive() {
+    let data = temp_dir();
+    let token = user_token(&data, "idle");
+    let server = lab_server_with(&data, &["--lab-idle-timeout", "6s"]);
+    let (id, _guard) = start_lab(&server, &token).await;
+
+    let lab = lab_json(&server, &token, &id).await;
+    assert_eq!(lab["expires_because"], "idle", "{lab}");
+    let left = lab["expires_at"].as_i64().unwrap() - now_secs();
+    assert!((0..=7).contains(&left), "idle deadline {left}s away: {lab}");
+
+    // Typing for longer than the idle timeout keeps the lab.
+    let mut term = connect(&server, &token, &id, "node1", None).await.unwrap();
+    for i in 0..10 {
+        type_line(&mut term, &format!("echo tick-{i}")).await;
+        read_until(&mut term, &format!("tick-{i}\r\n")).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(lab_json(&server, &token, &id).await["state"], "ready");
+
+    // Then nothing: the lab stops, and says why.
+    drop(term);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let lab = loop {
+        let lab = lab_json(&server, &token, &id).await;
+        if lab["state"] == "stopped" {
+            break lab;
+        }
+        assert!(Instant::now() < deadline, "idle lab still running: {lab}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let reason = lab["end_reason"].as_str().unwrap();
+    assert_eq!(reason, "stopped after 6 s without activity");
+    assert!(
+        connect(&server, &token, &id, "node1", None).await.is_err(),
+        "a stopped lab has no terminal"
+    );
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The lab pane's htmx endpoints, as the lesson page calls them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lesson_page_starts_follows_and_stops_its_lab() {
+    let data = temp_dir();
+    add_user(data.path(), "grace", "student", "correct horse battery");
+    let server = lab_server(&data);
+    let client = browser();
+    login(&client, &server, "grace", "correct horse battery").await;
+    let lesson = server.at("/lessons/01-what-is-a-container");
+
+    let response = client.get(&lesson).send().await.unwrap();
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Start lab"), "{html}");
+    let nonce = html
+        .split("name=\"style-nonce\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries its style nonce");
+    assert!(nonce.len() >= 20, "nonce {nonce:?}");
+    assert!(
+        policy.contains(&format!("style-src-elem 'self' 'nonce-{nonce}'"))
+            && policy.contains("script-src 'self';")
+            && !policy.contains("script-src 'self' 'unsafe"),
+        "{policy}"
+    );
+    let again = client.get(&lesson).send().await.unwrap();
+    let policy_again = again.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        !policy_again.contains(nonce),
+        "every page view gets a fresh nonce"
+    );
+    let token = csrf_of(&html);
+    let pane = format!("{lesson}/lab");
+
+    // Without the CSRF header the start is refused.
+    let forged = client
+        .post(&pane)
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    let started = client
+        .post(&pane)
+        .header("hx-request", "true")
+        .header("x-csrf-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    let fragment = started.text().await.unwrap();
+    assert!(
+        fragment.contains("data-state=\"starting\"") || fragment.contains("data-state=\"ready\""),
+        "{fragment}"
+    );
+    assert!(!fragment.contains("<html"), "a fragment, not a page");
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let ready = loop {
+        let fragment = get_page(&client, &pane).await;
+        if fragment.contains("id=\"lab-terminals\"") {
+            break fragment;
+        }
+        assert!(
+            fragment.contains("Starting node1"),
+            "{fragment}\n{}",
+            server.log()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "lab still starting after 2 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(ready.contains("data-lab=\"lab-"), "{ready}");
+    assert!(ready.contains("class=\"lab-time\""), "{ready}");
+
+    // Reloading the page shows the running lab, not a start button.
+    let page = get_page(&client, &lesson).await;
+    assert!(page.contains("id=\"lab-terminals\""), "{page}");
+    assert!(!page.contains(">Start lab<"), "{page}");
+    let status = get_page(&client, &format!("{pane}/status")).await;
+    assert!(
+        status
+            .trim_start()
+            .starts_with("<span class=\"lab-status\""),
+        "{status}"
+    );
+
+    let stopped = client
+        .delete(&pane)
+        .header("hx-request", "true")
+        .header("x-csrf-token", &token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(stopped.contains(">Start lab<"), "{stopped}");
+    assert!(stopped.contains("stopped by its user"), "{stopped}");
+
+    // A page still polling a stopped lab gets the whole pane back.
+    let status = client.get(format!("{pane}/status")).send().await.unwrap();
+    assert_eq!(status.headers()["hx-retarget"], "#lab");
+    assert!(status.text().await.unwrap().contains(">Start lab<"));
+}
+
+/// A browser that cannot draw fast enough pauses the stream; nothing is
+/// sent until it resumes, and then what it missed comes from the ring.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_terminal_sends_nothing_until_resumed() {
+    let data = temp_dir();
+    let token = user_token(&data, "pause");
+    let server = lab_server(&data);
+    let (id, _guard) = start_lab(&server, &token).await;
+    let mut term = connect(&server, &token, &id, "node1", None).await.unwrap();
+    type_line(&mut term, "echo ready-$((2*2))").await;
+    read_until(&mut term, "ready-4\r\n").await;
+
+    term.send(Message::Text(r#"{"type":"pause"}"#.into()))
+        .await
+        .unwrap();
+    type_line(&mut term, "sleep 0.5; echo while-$((3*3))-paused").await;
+    // The echo of what was typed may have been on its way before the
+    // pause was read; the command's output (expanded) must not come.
+    let mut while_paused = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match term.next().await {
+                Some(Ok(Message::Binary(bytes))) => {
+                    while_paused.push_str(&String::from_utf8_lossy(&bytes))
+                }
+                Some(Ok(_)) => {}
+                other => panic!("socket ended while paused: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        !while_paused.contains("while-9-paused"),
+        "output arrived while paused: {while_paused:?}"
+    );
+
+    term.send(Message::Text(r#"{"type":"resume"}"#.into()))
+        .await
+        .unwrap();
+    read_until(&mut term, "while-9-paused").await;
 }

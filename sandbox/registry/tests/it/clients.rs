@@ -228,7 +228,7 @@ async fn basic_auth_from_htpasswd() {
 struct Dockerd {
     child: std::process::Child,
     socket: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Dockerd {
@@ -248,11 +248,7 @@ impl Dockerd {
             .stderr(log)
             .spawn()
             .expect("dockerd (apt-get install -y docker.io)");
-        let dockerd = Dockerd {
-            child,
-            socket,
-            _dir: dir,
-        };
+        let dockerd = Dockerd { child, socket, dir };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let out = dockerd
@@ -264,8 +260,7 @@ impl Dockerd {
             assert!(
                 std::time::Instant::now() < deadline,
                 "dockerd did not answer in 60 s: {}",
-                std::fs::read_to_string(dockerd._dir.path().join("dockerd.log"))
-                    .unwrap_or_default()
+                std::fs::read_to_string(dockerd.dir.path().join("dockerd.log")).unwrap_or_default()
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
@@ -273,12 +268,25 @@ impl Dockerd {
     }
 
     async fn docker(&self, args: &[&str]) -> std::process::Output {
-        Command::new("/usr/bin/docker")
+        self.docker_with_input(args, "").await
+    }
+
+    /// The CLI keeps its logins in this engine's directory, not in ~/.docker.
+    async fn docker_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
+        use tokio::io::AsyncWriteExt;
+        let mut child = Command::new("/usr/bin/docker")
+            .env("DOCKER_CONFIG", self.dir.path().join("cli"))
             .args(["--host", &self.socket])
             .args(args)
-            .output()
-            .await
-            .expect("docker CLI")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker CLI");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).await.expect("stdin");
+        drop(stdin);
+        child.wait_with_output().await.expect("docker CLI")
     }
 
     async fn ok(&self, args: &[&str]) -> String {
@@ -350,4 +358,37 @@ async fn docker_pushes_and_pulls_through_the_registry() {
         ])
         .await;
     assert!(repo_digests.contains(&digest), "{repo_digests}");
+
+    // `docker login` against a registry with an htpasswd file, then a push.
+    let hash = bcrypt::hash("lab-pass", 4).expect("hash");
+    let guarded = Server::start_with(|c| registry::Config {
+        htpasswd: Some(registry::Htpasswd::parse(&format!("student:{hash}\n")).expect("htpasswd")),
+        ..c
+    })
+    .await;
+    let host = guarded.addr.to_string();
+    let guarded_image = format!("{host}/lab/busybox:1.0");
+    dockerd.ok(&["tag", &image, &guarded_image]).await;
+    let denied = dockerd.docker(&["push", &guarded_image]).await;
+    assert!(!denied.status.success(), "a push without login is refused");
+    let wrong = dockerd
+        .docker_with_input(
+            &["login", "-u", "student", "--password-stdin", &host],
+            "nope\n",
+        )
+        .await;
+    assert!(!wrong.status.success(), "a wrong password is refused");
+    let login = dockerd
+        .docker_with_input(
+            &["login", "-u", "student", "--password-stdin", &host],
+            "lab-pass\n",
+        )
+        .await;
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let pushed = dockerd.ok(&["push", &guarded_image]).await;
+    assert!(pushed.contains(&digest), "{pushed}");
 }

@@ -175,3 +175,30 @@ fn gc_runs_while_images_are_unpacked_concurrently() {
         w.join().expect("worker");
     }
 }
+
+#[test]
+fn named_leases_persist_across_handles_until_released() {
+    let (_d, s) = store();
+    let held = s.write_blob_bytes(b"held by name").expect("blob").digest;
+    let dropped = s.write_blob_bytes(b"dropped by name").expect("blob").digest;
+    {
+        let mut lease = s.named_lease("registry-1").expect("named lease");
+        lease.add_blob(held.clone()).expect("add");
+        lease.add_blob(dropped.clone()).expect("add");
+    }
+    // Dropping the handle keeps it; a second handle sees the same record.
+    let mut again = s.named_lease("registry-1").expect("reopen");
+    assert_eq!(again.record().blobs.len(), 2);
+    assert!(again.remove_blob(&dropped).expect("remove"));
+    assert!(!again.remove_blob(&dropped).expect("remove twice"));
+    drop(again);
+    let report = s.gc(&NOW).expect("gc");
+    assert_eq!(report.blobs, vec![dropped]);
+    assert!(s.blob_exists(&held));
+    assert_eq!(
+        s.named_lease("../escape").expect_err("unsafe id").kind(),
+        ErrorKind::InvalidArgument
+    );
+    s.release_lease("registry-1").expect("release");
+    assert!(s.leases().expect("leases").is_empty());
+}

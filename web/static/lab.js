@@ -1,0 +1,256 @@
+// The lab pane's terminals: xterm.js over the terminal websocket, one tab
+// per shell. The pane itself (start, stop, state, time left) is server
+// rendered and swapped by htmx; this file mounts terminals into it whenever
+// it shows a running lab, and takes them down before it is swapped away.
+"use strict";
+
+(() => {
+  // xterm.js creates <style> elements; the page's CSP admits those that
+  // carry its nonce.
+  const styleNonce = document.querySelector('meta[name="style-nonce"]')?.content ?? "";
+  const createElement = Document.prototype.createElement;
+  document.createElement = function (tag, options) {
+    const element = createElement.call(this, tag, options);
+    if (String(tag).toLowerCase() === "style") element.nonce = styleNonce;
+    return element;
+  };
+
+  const MAX_TERMINALS = 4;
+  // Output the browser may hold undrawn before it asks the server to pause.
+  const HIGH_WATER = 512 * 1024;
+  const LOW_WATER = 64 * 1024;
+  const THEME = {
+    background: "#0f172a",
+    foreground: "#e2e8f0",
+    cursor: "#5eead4",
+    selectionBackground: "#334155",
+    black: "#1e293b",
+    brightBlack: "#64748b",
+  };
+
+  window.layerlab = window.layerlab ?? {};
+  let lab = null;
+
+  function mount(root) {
+    const tabs = root.querySelector(".lab-tabs");
+    const screens = root.querySelector(".lab-screens");
+    const state = { id: root.dataset.lab, root, tabs, screens, shells: new Map(), active: null };
+    const add = document.createElement("button");
+    add.type = "button";
+    add.className = "lab-tab lab-add";
+    add.title = "Open another shell";
+    add.setAttribute("aria-label", "Open another shell");
+    add.textContent = "+";
+    add.addEventListener("click", () => {
+      for (let n = 2; n <= MAX_TERMINALS; n++) {
+        if (!state.shells.has(`shell-${n}`)) return open(state, `shell-${n}`);
+      }
+    });
+    tabs.append(add);
+    const names = (root.dataset.terminals ?? "").split(" ").filter(Boolean);
+    if (!names.includes("node1")) names.unshift("node1");
+    for (const name of names) open(state, name);
+    activate(state, "node1");
+    state.observer = new ResizeObserver(() => fitActive(state));
+    state.observer.observe(screens);
+    lab = state;
+    window.layerlab.typeIntoTerminal = (command) => {
+      const shell = state.shells.get(state.active);
+      if (!shell) return;
+      shell.send(new TextEncoder().encode(`${command}\r`));
+      shell.term.focus();
+    };
+  }
+
+  function unmount() {
+    if (!lab) return;
+    lab.observer.disconnect();
+    for (const shell of lab.shells.values()) shell.close();
+    lab = null;
+    delete window.layerlab.typeIntoTerminal;
+  }
+
+  function fitActive(state) {
+    const shell = state.shells.get(state.active);
+    if (shell && !shell.screen.hidden) shell.fit.fit();
+  }
+
+  function activate(state, name) {
+    state.active = name;
+    for (const [key, shell] of state.shells) {
+      shell.tab.setAttribute("aria-selected", String(key === name));
+      shell.screen.hidden = key !== name;
+    }
+    fitActive(state);
+    state.shells.get(name)?.term.focus();
+  }
+
+  function open(state, name) {
+    if (state.shells.has(name)) return activate(state, name);
+    const tab = document.createElement("button");
+    tab.type = "button";
+    tab.className = "lab-tab";
+    tab.setAttribute("role", "tab");
+    tab.textContent = name;
+    tab.addEventListener("click", () => activate(state, name));
+    state.tabs.insertBefore(tab, state.tabs.lastElementChild);
+    const screen = document.createElement("div");
+    screen.className = "lab-screen";
+    screen.setAttribute("role", "tabpanel");
+    state.screens.append(screen);
+
+    const term = new window.Terminal({
+      cursorBlink: true,
+      fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, monospace',
+      fontSize: 14,
+      // Room below the baseline, or some fonts lose their underscores.
+      lineHeight: 1.15,
+      scrollback: 5000,
+      theme: THEME,
+    });
+    const fit = new window.FitAddon.FitAddon();
+    term.loadAddon(fit);
+    term.loadAddon(new window.WebLinksAddon.WebLinksAddon());
+    term.open(screen);
+    // Ctrl+Shift+C copies, Ctrl+Shift+V pastes (the browser's own paste,
+    // which xterm.js picks up); Ctrl+C with text selected copies it too.
+    term.attachCustomKeyEventHandler((event) => {
+      if (event.type !== "keydown" || !event.ctrlKey) return true;
+      const key = event.key.toLowerCase();
+      if (key === "c" && (event.shiftKey || term.hasSelection())) {
+        navigator.clipboard?.writeText(term.getSelection()).catch(() => {});
+        return false;
+      }
+      return !(key === "v" && event.shiftKey);
+    });
+
+    const shell = { term, fit, tab, screen, socket: null, closed: false, pending: 0, paused: false };
+    shell.send = (bytes) => shell.socket?.readyState === WebSocket.OPEN && shell.socket.send(bytes);
+    const control = (message) => shell.socket?.readyState === WebSocket.OPEN && shell.socket.send(JSON.stringify(message));
+    shell.close = () => {
+      shell.closed = true;
+      shell.socket?.close();
+      term.dispose();
+    };
+
+    let retry = 0;
+    let exited = false;
+    const connect = () => {
+      exited = false;
+      shell.pending = 0;
+      shell.paused = false;
+      const scheme = location.protocol === "https:" ? "wss" : "ws";
+      const socket = new WebSocket(`${scheme}://${location.host}/api/sessions/${state.id}/terminals/${name}`);
+      socket.binaryType = "arraybuffer";
+      shell.socket = socket;
+      let replayed = false;
+      socket.addEventListener("open", () => {
+        retry = 0;
+        control({ type: "resize", cols: term.cols, rows: term.rows });
+      });
+      socket.addEventListener("message", (event) => {
+        if (typeof event.data === "string") {
+          const message = JSON.parse(event.data);
+          if (message.type === "exit") {
+            exited = true;
+            term.write(`\r\n\x1b[2m[the shell ended with code ${message.code}; press any key for a new one]\x1b[0m\r\n`);
+          }
+          return;
+        }
+        // The server starts every connection with the screen so far.
+        if (!replayed) {
+          replayed = true;
+          term.reset();
+        }
+        const bytes = new Uint8Array(event.data);
+        shell.pending += bytes.length;
+        if (!shell.paused && shell.pending > HIGH_WATER) {
+          shell.paused = true;
+          control({ type: "pause" });
+        }
+        term.write(bytes, () => {
+          shell.pending -= bytes.length;
+          if (shell.paused && shell.pending < LOW_WATER) {
+            shell.paused = false;
+            control({ type: "resume" });
+          }
+        });
+      });
+      socket.addEventListener("close", () => {
+        if (shell.closed || exited) return;
+        // Dropped network or a restarting server: come back to the same
+        // shell, which kept running.
+        const delay = Math.min(1000 * 2 ** retry, 10_000);
+        retry += 1;
+        term.write(`\r\n\x1b[2m[connection lost; reconnecting…]\x1b[0m\r\n`);
+        setTimeout(() => !shell.closed && connect(), delay);
+      });
+    };
+    term.onData((data) => {
+      if (exited) return connect();
+      shell.send(new TextEncoder().encode(data));
+    });
+    term.onBinary((data) => shell.send(Uint8Array.from(data, (c) => c.charCodeAt(0))));
+    term.onResize(({ cols, rows }) => control({ type: "resize", cols, rows }));
+    state.shells.set(name, shell);
+    connect();
+    activate(state, name);
+  }
+
+  // The text of the shell in front, for tests and the browser console.
+  window.layerlab.terminalText = () => {
+    const buffer = lab?.shells.get(lab.active)?.term.buffer.active;
+    if (!buffer) return "";
+    const lines = [];
+    for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? "");
+    return lines.join("\n");
+  };
+
+  // Time left, and a warning before the lab stops for being idle or old.
+  const clock = (seconds) => {
+    const s = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(s / 3600);
+    const m = String(Math.floor((s % 3600) / 60)).padStart(h ? 2 : 1, "0");
+    return `${h ? `${h}:` : ""}${m}:${String(s % 60).padStart(2, "0")}`;
+  };
+  let skew = 0;
+  function tick() {
+    const time = document.querySelector(".lab-time");
+    const warning = document.getElementById("lab-warning");
+    if (!time) return;
+    const left = Number(time.dataset.expiresAt) - (Date.now() / 1000 + skew);
+    time.textContent = `${clock(left)} left`;
+    const warn = left <= Number(time.dataset.warn);
+    time.classList.toggle("warn", warn);
+    if (!warning) return;
+    warning.hidden = !warn;
+    if (warn) {
+      warning.textContent =
+        time.dataset.because === "idle"
+          ? `No activity: this lab stops in ${clock(left)}. Type in the terminal to keep it.`
+          : `This lab reaches its time limit in ${clock(left)}. Save what you need.`;
+    }
+  }
+  function syncClock() {
+    const time = document.querySelector(".lab-time");
+    if (time) skew = Number(time.dataset.now) - Date.now() / 1000;
+  }
+  setInterval(tick, 1000);
+
+  function refresh() {
+    const root = document.getElementById("lab-terminals");
+    if (lab && lab.root !== root) unmount();
+    if (root && !lab) mount(root);
+    syncClock();
+    tick();
+  }
+  document.addEventListener("htmx:afterSettle", refresh);
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.target?.id === "lab") unmount();
+  });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", refresh);
+  } else {
+    refresh();
+  }
+})();

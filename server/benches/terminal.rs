@@ -121,6 +121,29 @@ fn write_flood(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Watches a byte stream for a marker that may straddle chunks, counting
+/// the bytes on the way.
+#[derive(Default)]
+struct Marker {
+    tail: Vec<u8>,
+    total: u64,
+}
+
+impl Marker {
+    /// True once `marker` has appeared in everything pushed so far.
+    fn push(&mut self, chunk: &[u8], marker: &str) -> bool {
+        self.total += chunk.len() as u64;
+        self.tail.extend_from_slice(chunk);
+        let marker = marker.as_bytes();
+        if self.tail.windows(marker.len()).any(|w| w == marker) {
+            return true;
+        }
+        let keep = self.tail.len().saturating_sub(marker.len());
+        self.tail.drain(..keep);
+        false
+    }
+}
+
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
@@ -331,24 +354,16 @@ async fn send_bytes(socket: &mut Socket, bytes: &[u8]) -> Result<()> {
 
 /// Reads terminal output until `marker` appears; returns the bytes read.
 async fn read_binary_until(socket: &mut Socket, marker: &str) -> Result<u64> {
-    let mut tail = String::new();
-    let mut total = 0u64;
+    let mut seen = Marker::default();
     loop {
         let message = tokio::time::timeout(Duration::from_secs(120), socket.next())
             .await
             .map_err(|_| anyhow!("no {marker:?} within 2 minutes"))?
             .ok_or_else(|| anyhow!("socket closed waiting for {marker:?}"))??;
-        if let Message::Binary(bytes) = message {
-            total += bytes.len() as u64;
-            tail.push_str(&String::from_utf8_lossy(&bytes));
-            if tail.contains(marker) {
-                return Ok(total);
-            }
-            let keep = tail.len().saturating_sub(64);
-            let keep = (keep..=tail.len())
-                .find(|i| tail.is_char_boundary(*i))
-                .unwrap_or(0);
-            tail.drain(..keep);
+        if let Message::Binary(bytes) = message
+            && seen.push(&bytes, marker)
+        {
+            return Ok(seen.total);
         }
     }
 }
@@ -427,8 +442,7 @@ async fn send_stdin(socket: &mut Socket, text: &str) -> Result<()> {
 }
 
 async fn read_stdout_until(socket: &mut Socket, marker: &str) -> Result<u64> {
-    let mut tail = String::new();
-    let mut total = 0u64;
+    let mut seen = Marker::default();
     loop {
         let message = tokio::time::timeout(Duration::from_secs(300), socket.next())
             .await
@@ -438,20 +452,9 @@ async fn read_stdout_until(socket: &mut Socket, marker: &str) -> Result<u64> {
             continue;
         };
         let value: serde_json::Value = serde_json::from_str(&text)?;
-        if value[0] != "stdout" {
-            continue;
+        if value[0] == "stdout" && seen.push(value[1].as_str().unwrap_or("").as_bytes(), marker) {
+            return Ok(seen.total);
         }
-        let out = value[1].as_str().unwrap_or("");
-        total += out.len() as u64;
-        tail.push_str(out);
-        if tail.contains(marker) {
-            return Ok(total);
-        }
-        let keep = tail.len().saturating_sub(64);
-        let keep = (keep..=tail.len())
-            .find(|i| tail.is_char_boundary(*i))
-            .unwrap_or(0);
-        tail.drain(..keep);
     }
 }
 
@@ -498,22 +501,14 @@ fn bare_pty(work: &Path) -> Result<Figures> {
         while rx.recv_timeout(Duration::from_millis(300)).is_ok() {}
     };
     let until = |rx: &std::sync::mpsc::Receiver<Vec<u8>>, marker: &str| -> Result<u64> {
-        let mut tail = String::new();
-        let mut total = 0u64;
+        let mut seen = Marker::default();
         loop {
             let chunk = rx
                 .recv_timeout(Duration::from_secs(120))
                 .map_err(|_| anyhow!("no {marker:?} from the PTY"))?;
-            total += chunk.len() as u64;
-            tail.push_str(&String::from_utf8_lossy(&chunk));
-            if tail.contains(marker) {
-                return Ok(total);
+            if seen.push(&chunk, marker) {
+                return Ok(seen.total);
             }
-            let keep = tail.len().saturating_sub(64);
-            let keep = (keep..=tail.len())
-                .find(|i| tail.is_char_boundary(*i))
-                .unwrap_or(0);
-            tail.drain(..keep);
         }
     };
 

@@ -668,8 +668,8 @@ fn the_bundled_course_loads_cleanly() {
     assert_eq!(slugs, ["01-what-is-a-container", "02-images-vs-containers"]);
     for lesson in &course.lessons {
         assert!(
-            (2..=4).contains(&lesson.tasks.len()),
-            "{}: 2 to 4 tasks",
+            lesson.tasks.len() >= 2,
+            "{}: at least 2 tasks to grade",
             lesson.slug
         );
         assert!(

@@ -254,6 +254,11 @@ pub struct RegistryServeArgs {
     /// when given, every request needs basic auth (`docker login`).
     #[arg(long, env = "LAYERLAB_REGISTRY_HTPASSWD")]
     pub htpasswd: Option<PathBuf>,
+    /// How often blobs no manifest references are deleted; a blob is kept
+    /// for at least this long after its upload, so a push in progress
+    /// never loses its layers. E.g. 1h, 30m.
+    #[arg(long, env = "LAYERLAB_REGISTRY_GC_EVERY", default_value = "1h", value_parser = parse_duration)]
+    pub gc_every: Duration,
 }
 
 /// Parses sizes the way Docker's `--memory` does (binary units, optional

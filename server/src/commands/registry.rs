@@ -2,6 +2,7 @@
 //! `registry:2` image and lab nodes run it.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -47,10 +48,32 @@ pub fn serve(args: RegistryServeArgs) -> anyhow::Result<ExitCode> {
             auth = args.htpasswd.is_some(),
             "registry listening on http://{local}"
         );
-        registry::serve(listener, registry.router(), super::shutdown_signal())
+        let collector = tokio::spawn(collect_garbage(registry.clone(), args.gc_every));
+        let served = registry::serve(listener, registry.router(), super::shutdown_signal())
             .await
-            .context("the registry server failed")
+            .context("the registry server failed");
+        collector.abort();
+        served
     })?;
     tracing::info!("registry stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes, every `period`, the blobs that no manifest has referenced for
+/// at least `period`.
+async fn collect_garbage(registry: registry::Registry, period: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let registry = registry.clone();
+        match tokio::task::spawn_blocking(move || registry.gc(period)).await {
+            Ok(Ok(report)) => tracing::info!(
+                released = report.released.len(),
+                "registry garbage collected"
+            ),
+            Ok(Err(err)) => tracing::warn!(error = %err, "registry garbage collection failed"),
+            Err(err) => tracing::warn!(error = %err, "registry garbage collection panicked"),
+        }
+    }
 }

@@ -348,3 +348,70 @@ async fn layerlab_serve_hub_listen_serves_the_catalog() {
     assert_eq!(r.status(), 405, "the hub is read-only");
     server.stop();
 }
+
+/// `--gc-every`: blobs no manifest references go once they are older than
+/// the period; blobs an image uses stay.
+#[tokio::test]
+async fn registry_serve_collects_unreferenced_blobs() {
+    let root = temp_dir();
+    let registry = Registry::start(root.path(), &["--gc-every", "2s"]);
+    let client = reqwest::Client::new();
+    let push = |bytes: &'static [u8]| {
+        let url = registry.at(&format!("/v2/gc/blobs/uploads/?digest={}", sha256(bytes)));
+        let client = client.clone();
+        async move {
+            let response = client.post(url).body(bytes).send().await.unwrap();
+            assert_eq!(response.status(), 201, "{:?}", response.text().await);
+        }
+    };
+    let config: &[u8] =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let stray: &[u8] = b"a layer nobody will ever reference";
+    push(config).await;
+    push(stray).await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": sha256(config),
+            "size": config.len(),
+        },
+        "layers": [],
+    });
+    let response = client
+        .put(registry.at("/v2/gc/manifests/kept"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+
+    let status = |digest: String| {
+        let url = registry.at(&format!("/v2/gc/blobs/{digest}"));
+        let client = client.clone();
+        async move { client.head(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(sha256(stray)).await, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while status(sha256(stray)).await != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an unreferenced blob outlived 15 collection periods"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        status(sha256(config)).await,
+        200,
+        "a referenced blob was collected"
+    );
+    let manifest = client
+        .get(registry.at("/v2/gc/manifests/kept"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(manifest.status(), 200);
+}

@@ -161,6 +161,10 @@ async fn terminal(
 
 /// Most output sent in one websocket frame.
 const BATCH_BYTES: usize = 256 * 1024;
+/// Output waiting at once that marks a flood (a PTY read is at most 4 KiB).
+const FLOOD_BYTES: usize = 4096;
+/// How long a flood's first bytes wait for the rest.
+const FLOOD_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Replays the terminal's kept output, then relays both ways until either
 /// side ends. Input counts as activity (it keeps an idle lab alive). While
@@ -180,45 +184,21 @@ async fn relay(
     loop {
         tokio::select! {
             event = catchup.events.recv(), if !paused => {
-                // Everything already waiting goes out as one frame: under a
-                // flood that is far fewer frames and syscalls than chunks.
                 let mut batch = Vec::new();
-                let mut next = Some(event);
-                while let Some(event) = next.take() {
-                    let exit = match event {
-                        Ok(Event::Output { end, bytes }) => {
-                            // Output already covered by a resync arrives again; skip it.
-                            let fresh = end.saturating_sub(seen).min(bytes.len() as u64) as usize;
-                            batch.extend_from_slice(&bytes[bytes.len() - fresh..]);
-                            seen = seen.max(end);
-                            None
-                        }
-                        Ok(Event::Exit(code)) => Some(code),
-                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
-                            catchup = hub.catch_up(seen)?;
-                            seen = catchup.end;
-                            batch.append(&mut catchup.bytes);
-                            catchup.exit
-                        }
-                    };
-                    if let Some(code) = exit {
-                        if !batch.is_empty() {
-                            socket.send(Message::Binary(batch.into())).await?;
-                        }
-                        socket.send(Message::Text(exit_message(code).into())).await?;
-                        return Ok(());
-                    }
-                    if batch.len() < BATCH_BYTES {
-                        next = match catchup.events.try_recv() {
-                            Ok(event) => Some(Ok(event)),
-                            Err(TryRecvError::Empty) => None,
-                            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
-                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
-                        };
-                    }
+                let mut exit = gather(Some(event), &hub, &mut catchup, &mut seen, &mut batch)?;
+                // This much at once means a command is flooding: wait a
+                // moment and take what follows along, so the flood travels
+                // in few large frames. Typing never waits.
+                if exit.is_none() && (FLOOD_BYTES..BATCH_BYTES).contains(&batch.len()) {
+                    tokio::time::sleep(FLOOD_PAUSE).await;
+                    exit = gather(None, &hub, &mut catchup, &mut seen, &mut batch)?;
                 }
                 if !batch.is_empty() {
                     socket.send(Message::Binary(batch.into())).await?;
+                }
+                if let Some(code) = exit {
+                    socket.send(Message::Text(exit_message(code).into())).await?;
+                    return Ok(());
                 }
             }
             message = socket.recv() => match message {
@@ -250,6 +230,53 @@ async fn relay(
                 },
             },
         }
+    }
+}
+
+/// Appends `first` (or, without it, the next waiting event) and every
+/// event already waiting after it to `batch`, up to [`BATCH_BYTES`]; a
+/// client that fell behind is resynced from the ring. Returns the shell's
+/// exit code once it ended.
+fn gather(
+    first: Option<Result<Event, RecvError>>,
+    hub: &TerminalHub,
+    catchup: &mut Catchup,
+    seen: &mut u64,
+    batch: &mut Vec<u8>,
+) -> Result<Option<u32>, TerminalError> {
+    let mut next = first.or_else(|| waiting(catchup));
+    while let Some(event) = next.take() {
+        match event {
+            Ok(Event::Output { end, bytes }) => {
+                // Output already covered by a resync arrives again; skip it.
+                let fresh = end.saturating_sub(*seen).min(bytes.len() as u64) as usize;
+                batch.extend_from_slice(&bytes[bytes.len() - fresh..]);
+                *seen = (*seen).max(end);
+            }
+            Ok(Event::Exit(code)) => return Ok(Some(code)),
+            Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
+                *catchup = hub.catch_up(*seen)?;
+                *seen = catchup.end;
+                batch.append(&mut catchup.bytes);
+                if catchup.exit.is_some() {
+                    return Ok(catchup.exit);
+                }
+            }
+        }
+        if batch.len() < BATCH_BYTES {
+            next = waiting(catchup);
+        }
+    }
+    Ok(None)
+}
+
+/// The next event if one is already waiting.
+fn waiting(catchup: &mut Catchup) -> Option<Result<Event, RecvError>> {
+    match catchup.events.try_recv() {
+        Ok(event) => Some(Ok(event)),
+        Err(TryRecvError::Empty) => None,
+        Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+        Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
     }
 }
 

@@ -18,11 +18,6 @@ use store::{Reference, Store};
 
 const STORE: &str = "/var/tmp/layerlab/test-data/store";
 const IMAGE_CACHE: &str = "/var/tmp/layerlab/test-data/cache/images";
-/// Shared with the other crates' tests: concurrent test processes reserve
-/// disjoint blocks of the uid space here.
-const UID_BLOCKS: &str = "/var/tmp/layerlab/test-uid-blocks";
-const UID_BLOCK_COUNT: u32 = 256;
-const SLOTS_PER_BLOCK: u32 = 8;
 
 /// A small HTTP server for the node, in the perl that Debian's base system
 /// carries: files under /srv/www, `/slow` never answers, `/big` never ends,
@@ -62,34 +57,6 @@ fn ensure_catalog() {
     }
 }
 
-fn reserve_uid_block() -> (u32, PathBuf) {
-    std::fs::create_dir_all(UID_BLOCKS).expect("create uid block dir");
-    let me = std::process::id().to_string();
-    let claim = |path: &Path| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(me.as_bytes()))
-            .is_ok()
-    };
-    for n in 0..UID_BLOCK_COUNT {
-        let path = Path::new(UID_BLOCKS).join(n.to_string());
-        if claim(&path) {
-            return (n, path);
-        }
-        let owner = std::fs::read_to_string(&path).unwrap_or_default();
-        let dead = owner
-            .trim()
-            .parse::<u32>()
-            .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
-        if dead && std::fs::remove_file(&path).is_ok() && claim(&path) {
-            return (n, path);
-        }
-    }
-    panic!("all test uid blocks under {UID_BLOCKS} are taken by live processes")
-}
-
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// One node on a host of its own, and a course; removed on drop.
@@ -124,10 +91,10 @@ impl Lab {
             state.path(),
             std::env::current_exe().expect("current exe"),
         );
-        let (block, uid_block) = reserve_uid_block();
+        let (block, uid_block) = testkit::reserve_uid_block();
         config.uid_pool = runtime::UidPool {
-            first: (3 << 29) + block * SLOTS_PER_BLOCK * 65536,
-            count: SLOTS_PER_BLOCK,
+            first: (3 << 29) + block * testkit::SLOTS_PER_BLOCK * 65536,
+            count: testkit::SLOTS_PER_BLOCK,
         };
         let cgroup_parent = format!(
             "layerlab-grader-test-{}-{}",
@@ -416,7 +383,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .to_owned()
 }
 
-type Test = (&'static str, fn());
+use testkit::Test;
 
 const TESTS: &[Test] = &[
     (
@@ -439,46 +406,6 @@ const TESTS: &[Test] = &[
 
 fn main() {
     runtime::helper::main_if_requested();
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected: Vec<&Test> = TESTS
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
-        .collect();
     ensure_catalog();
-    println!("\nrunning {} tests", selected.len());
-    let queue = std::sync::Mutex::new(selected.into_iter());
-    let failed = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| {
-                loop {
-                    let next = queue.lock().expect("queue").next();
-                    let Some((name, test)) = next else { break };
-                    let start = Instant::now();
-                    let ok = std::panic::catch_unwind(test).is_ok();
-                    println!(
-                        "test {name} ... {} ({:.2?})",
-                        if ok { "ok" } else { "FAILED" },
-                        start.elapsed()
-                    );
-                    if !ok {
-                        failed.lock().expect("failed").push(*name);
-                    }
-                }
-            });
-        }
-    });
-    let failed = failed.into_inner().expect("failed");
-    if failed.is_empty() {
-        println!("\ntest result: ok\n");
-    } else {
-        println!(
-            "\nfailures:\n    {}\n\ntest result: FAILED\n",
-            failed.join("\n    ")
-        );
-        std::process::exit(1);
-    }
+    testkit::run(TESTS, 2)
 }

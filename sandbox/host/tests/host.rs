@@ -18,11 +18,6 @@ use store::{Reference, Store};
 
 const STORE: &str = "/var/tmp/layerlab/test-data/store";
 const IMAGE_CACHE: &str = "/var/tmp/layerlab/test-data/cache/images";
-/// Shared with the runtime's tests: concurrent test processes reserve
-/// disjoint blocks of the uid space here, so no two sandboxes share a range.
-const UID_BLOCKS: &str = "/var/tmp/layerlab/test-uid-blocks";
-const UID_BLOCK_COUNT: u32 = 256;
-const SLOTS_PER_BLOCK: u32 = 8;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn ensure_catalog() {
@@ -35,36 +30,6 @@ fn ensure_catalog() {
         images::build_catalog(&store, Path::new(IMAGE_CACHE), &layerlab, |_| {})
             .expect("build the image catalog into the test store");
     }
-}
-
-/// Reserves a uid block (a file holding our pid; a dead owner's block is
-/// taken over) and returns its number and file.
-fn reserve_uid_block() -> (u32, std::path::PathBuf) {
-    std::fs::create_dir_all(UID_BLOCKS).expect("create uid block dir");
-    let me = std::process::id().to_string();
-    let claim = |path: &Path| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, me.as_bytes()))
-            .is_ok()
-    };
-    for n in 0..UID_BLOCK_COUNT {
-        let path = Path::new(UID_BLOCKS).join(n.to_string());
-        if claim(&path) {
-            return (n, path);
-        }
-        let owner = std::fs::read_to_string(&path).unwrap_or_default();
-        let dead = owner
-            .trim()
-            .parse::<u32>()
-            .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
-        if dead && std::fs::remove_file(&path).is_ok() && claim(&path) {
-            return (n, path);
-        }
-    }
-    panic!("all test uid blocks under {UID_BLOCKS} are taken by live processes")
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -89,10 +54,10 @@ impl Fixture {
             dir.path(),
             std::env::current_exe().expect("current exe"),
         );
-        let (block, uid_block) = reserve_uid_block();
+        let (block, uid_block) = testkit::reserve_uid_block();
         config.uid_pool = runtime::UidPool {
-            first: (1 << 29) + block * SLOTS_PER_BLOCK * 65536,
-            count: SLOTS_PER_BLOCK,
+            first: (1 << 29) + block * testkit::SLOTS_PER_BLOCK * 65536,
+            count: testkit::SLOTS_PER_BLOCK,
         };
         config.cgroup_parent = format!(
             "layerlab-host-test-{}-{}",
@@ -712,7 +677,7 @@ fn exited_session_is_reaped() {
 
 // ---- runner ----------------------------------------------------------------
 
-type Test = (&'static str, fn());
+use testkit::Test;
 
 const TESTS: &[Test] = &[
     (
@@ -757,46 +722,6 @@ const TESTS: &[Test] = &[
 
 fn main() {
     runtime::helper::main_if_requested();
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected: Vec<&Test> = TESTS
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
-        .collect();
     ensure_catalog();
-    println!("\nrunning {} tests", selected.len());
-    let queue = std::sync::Mutex::new(selected.into_iter());
-    let failed = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..3 {
-            s.spawn(|| {
-                loop {
-                    let next = queue.lock().expect("queue").next();
-                    let Some((name, test)) = next else { break };
-                    let start = Instant::now();
-                    let ok = std::panic::catch_unwind(test).is_ok();
-                    println!(
-                        "test {name} ... {} ({:.2?})",
-                        if ok { "ok" } else { "FAILED" },
-                        start.elapsed()
-                    );
-                    if !ok {
-                        failed.lock().expect("failed").push(*name);
-                    }
-                }
-            });
-        }
-    });
-    let failed = failed.into_inner().expect("failed");
-    if failed.is_empty() {
-        println!("\ntest result: ok\n");
-    } else {
-        println!(
-            "\nfailures:\n    {}\n\ntest result: FAILED\n",
-            failed.join("\n    ")
-        );
-        std::process::exit(1);
-    }
+    testkit::run(TESTS, 3)
 }

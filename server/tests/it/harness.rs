@@ -20,42 +20,6 @@ pub struct Server {
     uid_block: PathBuf,
 }
 
-/// Shared with the sandbox crates' tests: concurrent test processes reserve
-/// disjoint blocks of the uid space here, so no two labs share a range.
-const UID_BLOCKS: &str = "/var/tmp/layerlab/test-uid-blocks";
-const UID_BLOCK_COUNT: u32 = 256;
-const SLOTS_PER_BLOCK: u32 = 8;
-
-/// Reserves a uid block (a file holding our pid; a dead owner's block is
-/// taken over) and returns its number and file.
-fn reserve_uid_block() -> (u32, PathBuf) {
-    std::fs::create_dir_all(UID_BLOCKS).expect("create uid block dir");
-    let me = std::process::id().to_string();
-    let claim = |path: &Path| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(me.as_bytes()))
-            .is_ok()
-    };
-    for n in 0..UID_BLOCK_COUNT {
-        let path = Path::new(UID_BLOCKS).join(n.to_string());
-        if claim(&path) {
-            return (n, path);
-        }
-        let owner = std::fs::read_to_string(&path).unwrap_or_default();
-        let dead = owner
-            .trim()
-            .parse::<u32>()
-            .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
-        if dead && std::fs::remove_file(&path).is_ok() && claim(&path) {
-            return (n, path);
-        }
-    }
-    panic!("all test uid blocks under {UID_BLOCKS} are taken by live processes")
-}
-
 static NEXT_SERVER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl Server {
@@ -70,7 +34,7 @@ impl Server {
             std::process::id(),
             NEXT_SERVER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         );
-        let (block, uid_block) = reserve_uid_block();
+        let (block, uid_block) = testkit::reserve_uid_block();
         Server::launch(data_dir, extra, cgroup_parent, block, uid_block)
     }
 
@@ -95,13 +59,13 @@ impl Server {
         block: u32,
         uid_block: PathBuf,
     ) -> Server {
-        let uid_first = (1u32 << 30) + block * SLOTS_PER_BLOCK * 65536;
+        let uid_first = (1u32 << 30) + block * testkit::SLOTS_PER_BLOCK * 65536;
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(["--cgroup-parent", &cgroup_parent])
             .args(["--lab-uid-first", &uid_first.to_string()])
-            .args(["--lab-uid-slots", &SLOTS_PER_BLOCK.to_string()])
+            .args(["--lab-uid-slots", &testkit::SLOTS_PER_BLOCK.to_string()])
             .args(extra)
             .env("LAYERLAB_LOG", "info")
             .stdout(Stdio::null())

@@ -78,55 +78,6 @@ pub fn layers_digest() -> String {
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// Where concurrent test processes reserve disjoint blocks of the uid
-/// space, so no two sandboxes on the machine ever share a range.
-const UID_BLOCKS: &str = "/var/tmp/layerlab/test-uid-blocks";
-const BLOCKS: u32 = 256;
-const SLOTS_PER_BLOCK: u32 = 8;
-
-/// Reserves a block (a file holding our pid; a dead owner's block is taken
-/// over) and returns its number and lock file.
-fn reserve_uid_block() -> (u32, PathBuf) {
-    std::fs::create_dir_all(UID_BLOCKS).expect("create uid block dir");
-    let me = std::process::id();
-    for n in 0..BLOCKS {
-        let path = Path::new(UID_BLOCKS).join(n.to_string());
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                use std::io::Write;
-                f.write_all(me.to_string().as_bytes())
-                    .expect("write uid block");
-                return (n, path);
-            }
-            Err(_) => {
-                let owner = std::fs::read_to_string(&path).unwrap_or_default();
-                let dead = owner
-                    .trim()
-                    .parse::<u32>()
-                    .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
-                if dead && std::fs::remove_file(&path).is_ok() {
-                    // Retry this number through create_new so two takers cannot both win.
-                    if let Ok(mut f) = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&path)
-                    {
-                        use std::io::Write;
-                        f.write_all(me.to_string().as_bytes())
-                            .expect("write uid block");
-                        return (n, path);
-                    }
-                }
-            }
-        }
-    }
-    panic!("all {BLOCKS} test uid blocks under {UID_BLOCKS} are taken by live processes")
-}
-
 pub struct Fixture {
     pub rt: Runtime,
     pub config: RuntimeConfig,
@@ -146,10 +97,10 @@ impl Fixture {
         let cgroup_parent = format!("layerlab-test-{pid}-{n}");
         let mut config =
             RuntimeConfig::new(dir.path(), std::env::current_exe().expect("current exe"));
-        let (block, uid_block) = reserve_uid_block();
+        let (block, uid_block) = testkit::reserve_uid_block();
         config.uid_pool = UidPool {
-            first: (1 << 29) + block * SLOTS_PER_BLOCK * 65536,
-            count: SLOTS_PER_BLOCK,
+            first: (1 << 29) + block * testkit::SLOTS_PER_BLOCK * 65536,
+            count: testkit::SLOTS_PER_BLOCK,
         };
         config.cgroup_parent = cgroup_parent.clone();
         let rt = Runtime::new(config.clone()).expect("runtime");
@@ -192,55 +143,8 @@ impl Drop for Fixture {
 
 pub mod probe;
 
-pub type Test = (&'static str, fn());
-
-/// Runs `tests` (filtered by the non-option arguments) on a few threads and
-/// prints the cargo-style summary line. Exits non-zero on any failure.
-pub fn run(tests: &[Test]) -> ! {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected: Vec<&Test> = tests
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
-        .collect();
+/// Builds the shared layers once, then runs `tests` four at a time.
+pub fn run(tests: &[testkit::Test]) -> ! {
     let _ = layers();
-    println!("\nrunning {} tests", selected.len());
-    let queue = std::sync::Mutex::new(selected.into_iter());
-    let results = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                loop {
-                    let next = queue.lock().expect("queue").next();
-                    let Some((name, f)) = next else { break };
-                    let start = std::time::Instant::now();
-                    let ok = std::panic::catch_unwind(f).is_ok();
-                    println!(
-                        "test {name} ... {} ({:.2?})",
-                        if ok { "ok" } else { "FAILED" },
-                        start.elapsed()
-                    );
-                    results.lock().expect("results").push((*name, ok));
-                }
-            });
-        }
-    });
-    let results = results.into_inner().expect("results");
-    let failed: Vec<_> = results
-        .iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(n, _)| *n)
-        .collect();
-    if !failed.is_empty() {
-        println!("\nfailures:\n    {}", failed.join("\n    "));
-    }
-    let passed = results.len() - failed.len();
-    println!(
-        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; 0 filtered out\n",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        failed.len()
-    );
-    std::process::exit(if failed.is_empty() { 0 } else { 1 })
+    testkit::run(tests, 4)
 }

@@ -19,7 +19,8 @@ let browser;
 const dataDir = mkdtempSync(join(tmpdir(), "layerlab-browser-"));
 
 // Labs from the shared catalog, under a cgroup parent and uid range of
-// their own so nothing collides with other servers on the machine.
+// their own so nothing collides with other servers on the machine (the
+// Rust suites reserve blocks in regions below 7 << 28).
 function startServer(dir, name, uidFirst, extra = []) {
   return new Promise((resolve, reject) => {
     const args = [
@@ -80,7 +81,7 @@ before(async () => {
   addUser(dataDir, "student1", "student1 password");
   const images = spawnSync(BIN, ["images", "build", "--data-dir", CATALOG], { stdio: ["ignore", "ignore", "pipe"] });
   assert.equal(images.status, 0, `the catalog could not be built: ${images.stderr}`);
-  ({ child: server, url: baseUrl } = await startServer(dataDir, "browser", 3 << 29));
+  ({ child: server, url: baseUrl } = await startServer(dataDir, "browser", 7 << 28));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -197,7 +198,7 @@ test("a student starts a lab, types in its terminal, runs a lesson command and k
 test("an idle lab warns the student, then stops and says why", async () => {
   const dir = mkdtempSync(join(tmpdir(), "layerlab-browser-idle-"));
   addUser(dir, "idler", "idler password");
-  const { child, url } = await startServer(dir, "browser-idle", (3 << 29) + 4 * 65536, ["--lab-idle-timeout", "18s"]);
+  const { child, url } = await startServer(dir, "browser-idle", (7 << 28) + 4 * 65536, ["--lab-idle-timeout", "18s"]);
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   try {
     const page = await context.newPage();

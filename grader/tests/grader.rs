@@ -14,10 +14,6 @@ use std::time::{Duration, Instant};
 
 use grader::TaskResult;
 use host::{EmbeddedConfig, EmbeddedHost, SandboxHost, SessionSpec};
-use store::{Reference, Store};
-
-const STORE: &str = "/var/tmp/layerlab/test-data/store";
-const IMAGE_CACHE: &str = "/var/tmp/layerlab/test-data/cache/images";
 
 /// A small HTTP server for the node, in the perl that Debian's base system
 /// carries: files under /srv/www, `/slow` never answers, `/big` never ends,
@@ -44,18 +40,6 @@ while (my $c = $s->accept) {
   close $c;
 }
 "#;
-
-fn ensure_catalog() {
-    let store = Store::open(Path::new(STORE)).expect("open the test store");
-    let name = Reference::parse("workstation").expect("parse reference");
-    if store.resolve(&images::hub(), &name).is_err() {
-        // Only when missing: the server's tests keep it current with the
-        // real layerlab binary; this stand-in only fills an empty catalog.
-        let layerlab = std::env::current_exe().expect("the test's own executable");
-        images::build_catalog(&store, Path::new(IMAGE_CACHE), &layerlab, |_| {})
-            .expect("build the image catalog into the test store");
-    }
-}
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -87,7 +71,7 @@ impl Lab {
             .tempdir_in("/dev/shm")
             .expect("state dir");
         let mut config = EmbeddedConfig::new(
-            STORE,
+            testkit::CATALOG_STORE,
             state.path(),
             std::env::current_exe().expect("current exe"),
         );
@@ -406,6 +390,6 @@ const TESTS: &[Test] = &[
 
 fn main() {
     runtime::helper::main_if_requested();
-    ensure_catalog();
+    testkit::ensure_catalog();
     testkit::run(TESTS, 2)
 }

@@ -16,21 +16,8 @@ use host::{
 };
 use store::{Reference, Store};
 
-const STORE: &str = "/var/tmp/layerlab/test-data/store";
-const IMAGE_CACHE: &str = "/var/tmp/layerlab/test-data/cache/images";
+const STORE: &str = testkit::CATALOG_STORE;
 const WAIT: Duration = Duration::from_secs(20);
-
-fn ensure_catalog() {
-    let store = Store::open(Path::new(STORE)).expect("open the test store");
-    let name = Reference::parse("workstation").expect("parse reference");
-    if store.resolve(&images::hub(), &name).is_err() {
-        // Only when missing: the server's tests keep it current with the
-        // real layerlab binary; this stand-in only fills an empty catalog.
-        let layerlab = std::env::current_exe().expect("the test's own executable");
-        images::build_catalog(&store, Path::new(IMAGE_CACHE), &layerlab, |_| {})
-            .expect("build the image catalog into the test store");
-    }
-}
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -722,6 +709,6 @@ const TESTS: &[Test] = &[
 
 fn main() {
     runtime::helper::main_if_requested();
-    ensure_catalog();
+    testkit::ensure_catalog();
     testkit::run(TESTS, 3)
 }

@@ -10,6 +10,9 @@
 //!   have their own `main` because the test executable doubles as the
 //!   sandbox helper (`runtime::helper::main_if_requested()` comes first).
 //!
+//! - [`ensure_catalog`] (feature `catalog`): the image catalog the suites
+//!   share, in [`CATALOG_STORE`].
+//!
 //! Invariant: a block number is claimed with `create_new`, so two
 //! processes can never both own it, even while taking over a dead one.
 
@@ -56,6 +59,26 @@ pub fn reserve_uid_block() -> (u32, PathBuf) {
         }
     }
     panic!("all {UID_BLOCK_COUNT} test uid blocks under {UID_BLOCKS} are taken by live processes")
+}
+
+/// The store holding the catalog every suite shares.
+#[cfg(feature = "catalog")]
+pub const CATALOG_STORE: &str = "/var/tmp/layerlab/test-data/store";
+
+/// Builds the shared catalog when it has no `workstation` yet. Only then:
+/// the server's tests keep it current with the real layerlab binary, and
+/// this suite's own executable (the stand-in put in its place) only fills
+/// an empty catalog.
+#[cfg(feature = "catalog")]
+pub fn ensure_catalog() {
+    let store = store::Store::open(Path::new(CATALOG_STORE)).expect("open the test store");
+    let name = store::Reference::parse("workstation").expect("parse reference");
+    if store.resolve(&images::hub(), &name).is_err() {
+        let layerlab = std::env::current_exe().expect("the test's own executable");
+        let cache = Path::new("/var/tmp/layerlab/test-data/cache/images");
+        images::build_catalog(&store, cache, &layerlab, |_| {})
+            .expect("build the image catalog into the test store");
+    }
 }
 
 /// A named test of a `harness = false` suite.

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::harness::*;
 use crate::labs::{
-    LabGuard, Socket, connect, create_token, lab_server, read_until, start_lesson_lab, type_line,
-    user_token,
+    LabGuard, Socket, connect, create_token, lab_server, lab_server_with, read_until,
+    start_lesson_lab, type_line, user_token,
 };
 use crate::sandbox::catalog;
 
@@ -372,16 +372,7 @@ async fn continuous_checks_turn_tasks_green_and_http_reaches_only_the_node() {
     let course = custom_course(outside.local_addr().unwrap().port());
     let data = temp_dir();
     let token = user_token(&data, "ada");
-    let store = format!("{}/store", catalog());
-    let server = Server::start(
-        data.path(),
-        &[
-            "--store-dir",
-            &store,
-            "--lessons",
-            course.path().to_str().unwrap(),
-        ],
-    );
+    let server = lab_server_with(&data, &["--lessons", course.path().to_str().unwrap()]);
     let (lab, _guard, mut term) = lab_with_terminal(&server, &token, "01-web").await;
 
     // Nothing passes yet: continuous mode has nothing to swap.
@@ -491,16 +482,7 @@ Push it.
     .unwrap();
     let data = temp_dir();
     let token = user_token(&data, "ada");
-    let store = format!("{}/store", catalog());
-    let server = Server::start(
-        data.path(),
-        &[
-            "--store-dir",
-            &store,
-            "--lessons",
-            course.path().to_str().unwrap(),
-        ],
-    );
+    let server = lab_server_with(&data, &["--lessons", course.path().to_str().unwrap()]);
     let (lab, _guard, mut term) = lab_with_terminal(&server, &token, "01-push").await;
 
     let before = check_json(&server, &token, &lab, "pushed").await;

@@ -18,7 +18,8 @@ pub fn lab_server(data: &tempfile::TempDir) -> Server {
     lab_server_with(data, &[])
 }
 
-fn lab_server_with(data: &tempfile::TempDir, extra: &[&str]) -> Server {
+/// A server whose labs come from the test catalog, with `extra` options.
+pub fn lab_server_with(data: &tempfile::TempDir, extra: &[&str]) -> Server {
     let store = format!("{}/store", catalog());
     let mut args = vec!["--store-dir", &store];
     args.extend_from_slice(extra);
@@ -326,18 +327,7 @@ async fn lab_slots_are_limited_per_user_and_per_server() {
     let data = temp_dir();
     let ada = user_token(&data, "ada");
     let eve = user_token(&data, "eve");
-    let store = format!("{}/store", catalog());
-    let server = Server::start(
-        data.path(),
-        &[
-            "--store-dir",
-            &store,
-            "--max-labs",
-            "1",
-            "--max-labs-per-user",
-            "1",
-        ],
-    );
+    let server = lab_server_with(&data, &["--max-labs", "1", "--max-labs-per-user", "1"]);
     let (_id, _guard) = start_lab(&server, &ada).await;
     let client = reqwest::Client::new();
     let ada_again = client

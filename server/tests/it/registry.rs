@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::harness::*;
+use crate::labs::lab_server_with;
 use crate::sandbox::catalog;
 
 /// A running `layerlab registry serve`; killed when dropped.
@@ -305,11 +306,7 @@ fn layerlab_registry_serve_runs_inside_a_workstation_node() {
 #[tokio::test]
 async fn layerlab_serve_hub_listen_serves_the_catalog() {
     let data = temp_dir();
-    let store = format!("{}/store", catalog());
-    let server = Server::start(
-        data.path(),
-        &["--store-dir", &store, "--hub-listen", "127.0.0.1:0"],
-    );
+    let server = lab_server_with(&data, &["--hub-listen", "127.0.0.1:0"]);
     // The hub's line follows the web server's "listening on".
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let hub = loop {

@@ -507,6 +507,10 @@ impl SandboxHost for EmbeddedHost {
         Ok(expired)
     }
 
+    fn session(&self, id: &str) -> Result<SessionInfo> {
+        Ok(self.info(self.load(id)?))
+    }
+
     fn sessions(&self) -> Result<Vec<SessionInfo>> {
         Ok(self.load_all()?.into_iter().map(|r| self.info(r)).collect())
     }

@@ -169,7 +169,7 @@ impl SessionInfo {
     /// `None` when both lie beyond what [`SystemTime`] can hold, i.e.
     /// never. An Exited session is reaped whatever this says.
     pub fn expires_at(&self, policy: &Expiry) -> Option<SystemTime> {
-        self.deadlines(policy).map(|(at, _)| at)
+        self.next_expiry(policy).map(|(at, _)| at)
     }
 
     /// Why `policy` reaps this session at `now`, if it does. When both
@@ -179,15 +179,15 @@ impl SessionInfo {
             SessionState::Starting => None,
             SessionState::Exited => Some(ExpiryReason::Exited),
             SessionState::Running => self
-                .deadlines(policy)
+                .next_expiry(policy)
                 .filter(|(at, _)| now >= *at)
                 .map(|(_, reason)| reason),
         }
     }
 
-    /// The earlier deadline and its reason; a tie counts as the lifetime,
-    /// the limit no activity can move.
-    fn deadlines(&self, policy: &Expiry) -> Option<(SystemTime, ExpiryReason)> {
+    /// [`SessionInfo::expires_at`] with what ends the session then; a tie
+    /// counts as the lifetime, the limit no activity can move.
+    pub fn next_expiry(&self, policy: &Expiry) -> Option<(SystemTime, ExpiryReason)> {
         let idle = self
             .last_activity
             .unwrap_or(self.created)
@@ -275,4 +275,8 @@ pub trait SandboxHost: Send + Sync {
     /// Every session this host knows, including those adopted after a
     /// restart, in id order.
     fn sessions(&self) -> Result<Vec<SessionInfo>>;
+
+    /// One session, as [`SandboxHost::sessions`] would list it; `NotFound`
+    /// when absent.
+    fn session(&self, id: &str) -> Result<SessionInfo>;
 }

@@ -88,11 +88,8 @@ impl Fixture {
 
     fn info(&self, id: &str) -> host::SessionInfo {
         self.host
-            .sessions()
-            .expect("sessions")
-            .into_iter()
-            .find(|s| s.id == id)
-            .unwrap_or_else(|| panic!("session {id} not listed"))
+            .session(id)
+            .unwrap_or_else(|e| panic!("session {id} not found: {e}"))
     }
 
     /// Kills the node's init from the host and waits until the session
@@ -293,6 +290,16 @@ fn exec_captures_output_times_out_and_setup_ran() {
         .map(|s| s.id)
         .collect();
     assert_eq!(ids, ["exec"], "failed creation left a session");
+    let one = f.host.session("exec").expect("one session");
+    assert_eq!(
+        (one.id.as_str(), one.state),
+        ("exec", SessionState::Running)
+    );
+    let absent = f
+        .host
+        .session("badsetup")
+        .expect_err("a failed creation is gone");
+    assert_eq!(absent.kind(), ErrorKind::NotFound, "{absent}");
 }
 
 fn sessions_cannot_see_each_other() {

@@ -246,21 +246,17 @@ impl Labs {
             return Ok(lab);
         }
         let host = self.host.clone();
-        let sessions = tokio::task::spawn_blocking(move || host.sessions()).await??;
-        let Some(session) = sessions.into_iter().find(|s| s.id == lab.id) else {
-            return Ok(lab);
+        let id = lab.id.clone();
+        let session = match tokio::task::spawn_blocking(move || host.session(&id)).await? {
+            Ok(session) => session,
+            Err(err) if err.kind() == host::ErrorKind::NotFound => return Ok(lab),
+            Err(err) => return Err(err.into()),
         };
-        let policy = self.limits.expiry;
-        if let Some(at) = session.expires_at(&policy) {
-            let idle_at = session
-                .last_activity
-                .unwrap_or(session.created)
-                .checked_add(policy.idle);
+        if let Some((at, reason)) = session.next_expiry(&self.limits.expiry) {
             lab.expires_at = unix_secs(at);
-            lab.expires_because = Some(if idle_at == Some(at) {
-                "idle"
-            } else {
-                "lifetime"
+            lab.expires_because = Some(match reason {
+                ExpiryReason::Idle => "idle",
+                ExpiryReason::Lifetime | ExpiryReason::Exited => "lifetime",
             });
         }
         Ok(lab)

@@ -2,30 +2,38 @@
 //! Debian's `docker-registry` (distribution 2.8), measured in the same run.
 //!
 //! For each of nginx and debian from the test catalog (exported to OCI
-//! layout directories first), skopeo pushes the image into a fresh
-//! registry and pulls it back out; both servers get the same images, the
-//! same client and a fresh storage directory per run. Printed per server:
-//! push and pull throughput (MB of blobs per second, median of the runs),
-//! blob GET throughput with curl writing to /dev/null (the server's side
-//! of a pull without skopeo's digest checks and disk writes), the ratio
-//! layerlab / distribution, and each server's peak RSS (VmHWM).
+//! layout directories first), both servers get the same images, the same
+//! clients and fresh storage for every run. Two parts:
+//!
+//! - **One skopeo client**: `skopeo copy` pushes the image from the layout
+//!   and pulls it back into a directory on tmpfs (so the client's own disk
+//!   writes do not hide the server). MB of blobs per second, median of
+//!   [`RUNS`], and the server's peak RSS (VmHWM). Beside them, *skopeo
+//!   alone*: the same copy from the layout to tmpfs with no registry at
+//!   all, the most any registry can give this client on this machine.
+//! - **A classroom**: [`CLASS`] clients at once, each uploading every blob
+//!   (POST, then PUT with the body) into a repository of its own, then each
+//!   downloading every blob. Aggregate MB/s and the server's CPU time per
+//!   GB moved: what a registry serving a whole class costs.
 //!
 //! layerlab's registry runs as a child process (this executable again,
-//! with `REGISTRY_BENCH_SERVE` set), so its memory is measured apart from
-//! the bench's own. Needs `skopeo`, `docker-registry` and the catalog in
-//! /var/tmp/layerlab/test-data (built by `cargo test -p images`).
+//! with `REGISTRY_BENCH_SERVE` set), so its memory and CPU are measured
+//! apart from the bench's own. Needs `skopeo`, `docker-registry` and the
+//! catalog in /var/tmp/layerlab/test-data (built by `cargo test -p images`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use store::{Namespace, Reference, Store};
 
 const CATALOG_STORE: &str = "/var/tmp/layerlab/test-data/store";
 const DISTRIBUTION: &str = "/usr/bin/docker-registry";
 const SERVE_ENV: &str = "REGISTRY_BENCH_SERVE";
-const RUNS: usize = 3;
+const RUNS: usize = 5;
+const CLASS: usize = 8;
 
 fn main() {
     if let Ok(root) = std::env::var(SERVE_ENV) {
@@ -35,11 +43,8 @@ fn main() {
     let catalog = Store::open(Path::new(CATALOG_STORE)).expect("open the test catalog");
     let hub = Namespace::new("hub").expect("hub");
     let scratch = tempfile::tempdir_in("/var/tmp").expect("scratch dir");
-    println!("registry push/pull with skopeo, median of {RUNS} runs, fresh storage each run");
-    println!(
-        "{:<8} {:<14} {:>10} {:>11} {:>11} {:>11} {:>12}",
-        "image", "server", "size MB", "push MB/s", "pull MB/s", "GET MB/s", "peak RSS MB"
-    );
+    let tmpfs = tempfile::tempdir_in(tmpfs_parent()).expect("tmpfs scratch dir");
+    let mut layouts = Vec::new();
     for image in ["nginx", "debian"] {
         let layout = scratch.path().join(format!("{image}-layout"));
         catalog
@@ -47,29 +52,102 @@ fn main() {
             .unwrap_or_else(|e| {
                 panic!("{image} is not in the test catalog ({e}); run `cargo test -p images`")
             });
-        let bytes = blob_bytes(&layout);
-        let ours = measure(Kind::Layerlab, &layout, bytes, scratch.path());
-        let theirs = measure(Kind::Distribution, &layout, bytes, scratch.path());
+        layouts.push((image, layout));
+    }
+
+    println!("one skopeo client, median of {RUNS} runs, fresh storage each run");
+    println!(
+        "{:<8} {:<14} {:>8} {:>10} {:>10} {:>12}",
+        "image", "server", "size MB", "push MB/s", "pull MB/s", "peak RSS MB"
+    );
+    for (image, layout) in &layouts {
+        let bytes = blob_bytes(layout);
+        let ours = one_client(Kind::Layerlab, layout, bytes, scratch.path(), tmpfs.path());
+        let theirs = one_client(
+            Kind::Distribution,
+            layout,
+            bytes,
+            scratch.path(),
+            tmpfs.path(),
+        );
+        let alone = mbps(bytes, skopeo_alone(layout, tmpfs.path()));
         for (name, m) in [("layerlab", &ours), ("distribution", &theirs)] {
             println!(
-                "{image:<8} {name:<14} {:>10.1} {:>11.1} {:>11.1} {:>11.1} {:>12.1}",
+                "{image:<8} {name:<14} {:>8.1} {:>10.1} {:>10.1} {:>12.1}",
                 bytes as f64 / 1e6,
                 m.push_mbps,
                 m.pull_mbps,
-                m.get_mbps,
                 m.peak_rss_kib as f64 / 1024.0
             );
         }
         println!(
-            "{image:<8} {:<14} {:>10} {:>10.2}x {:>10.2}x {:>10.2}x {:>11.2}x",
+            "{image:<8} {:<14} {:>8} {:>9.2}x {:>9.2}x {:>11.2}x",
             "ratio",
             "",
             ours.push_mbps / theirs.push_mbps,
             ours.pull_mbps / theirs.pull_mbps,
+            ours.peak_rss_kib as f64 / theirs.peak_rss_kib.max(1) as f64
+        );
+        println!(
+            "{image:<8} {:<14} {:>8} {:>21.1}   (no registry: the client's ceiling, {:.2}x distribution's pull)",
+            "skopeo alone",
+            "",
+            alone,
+            alone / theirs.pull_mbps
+        );
+    }
+
+    println!();
+    println!("a classroom: {CLASS} clients at once, each uploading then downloading every blob");
+    println!(
+        "{:<8} {:<14} {:>12} {:>14} {:>12} {:>14} {:>12}",
+        "image",
+        "server",
+        "upload MB/s",
+        "upload CPU s/GB",
+        "GET MB/s",
+        "GET CPU s/GB",
+        "peak RSS MB"
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    for (image, layout) in &layouts {
+        let blobs = read_blobs(layout);
+        let ours = runtime.block_on(classroom(Kind::Layerlab, &blobs, scratch.path()));
+        let theirs = runtime.block_on(classroom(Kind::Distribution, &blobs, scratch.path()));
+        for (name, m) in [("layerlab", &ours), ("distribution", &theirs)] {
+            println!(
+                "{image:<8} {name:<14} {:>12.1} {:>14.2} {:>12.1} {:>14.2} {:>12.1}",
+                m.upload_mbps,
+                m.upload_cpu_per_gb,
+                m.get_mbps,
+                m.get_cpu_per_gb,
+                m.peak_rss_kib as f64 / 1024.0
+            );
+        }
+        println!(
+            "{image:<8} {:<14} {:>11.2}x {:>13.2}x {:>11.2}x {:>13.2}x {:>11.2}x",
+            "ratio",
+            ours.upload_mbps / theirs.upload_mbps,
+            ours.upload_cpu_per_gb / theirs.upload_cpu_per_gb,
             ours.get_mbps / theirs.get_mbps,
+            ours.get_cpu_per_gb / theirs.get_cpu_per_gb,
             ours.peak_rss_kib as f64 / theirs.peak_rss_kib.max(1) as f64
         );
     }
+}
+
+/// Where the pulled copies go: tmpfs when the machine has one.
+fn tmpfs_parent() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+fn mbps(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64()
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -78,17 +156,15 @@ enum Kind {
     Distribution,
 }
 
-struct Measured {
+struct OneClient {
     push_mbps: f64,
     pull_mbps: f64,
-    get_mbps: f64,
     peak_rss_kib: u64,
 }
 
-fn measure(kind: Kind, layout: &Path, bytes: u64, scratch: &Path) -> Measured {
+fn one_client(kind: Kind, layout: &Path, bytes: u64, scratch: &Path, tmpfs: &Path) -> OneClient {
     let mut pushes = Vec::new();
     let mut pulls = Vec::new();
-    let mut gets = Vec::new();
     let mut peak = 0;
     for run in 0..RUNS {
         let root = tempfile::tempdir_in(scratch).expect("registry root");
@@ -102,39 +178,147 @@ fn measure(kind: Kind, layout: &Path, bytes: u64, scratch: &Path) -> Measured {
             &dest,
         ]);
         pushes.push(started.elapsed());
-        let out = root.path().join("pulled");
+        let out = tmpfs.join(format!("pulled-{run}"));
         let started = Instant::now();
         skopeo(&[
             "copy",
             "--src-tls-verify=false",
             &dest,
-            &format!("oci:{}:{run}", out.display()),
+            &format!("dir:{}", out.display()),
         ]);
         pulls.push(started.elapsed());
-        // One curl for all blobs, each written to /dev/null.
-        let mut args = vec!["-sf".to_owned()];
-        for d in blob_digests(layout) {
-            args.push("-o".into());
-            args.push("/dev/null".into());
-            args.push(format!("http://{}/v2/bench/image/blobs/{d}", server.addr));
-        }
-        let started = Instant::now();
-        let out = Command::new("curl").args(&args).output().expect("curl");
-        assert!(
-            out.status.success(),
-            "curl: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        gets.push(started.elapsed());
+        std::fs::remove_dir_all(&out).expect("remove the pulled copy");
         peak = peak.max(server.peak_rss_kib());
     }
-    let mbps = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
-    Measured {
-        push_mbps: mbps(median(pushes)),
-        pull_mbps: mbps(median(pulls)),
-        get_mbps: mbps(median(gets)),
+    OneClient {
+        push_mbps: mbps(bytes, median(pushes)),
+        pull_mbps: mbps(bytes, median(pulls)),
         peak_rss_kib: peak,
     }
+}
+
+/// skopeo copying the layout to tmpfs, no registry involved: reading,
+/// verifying and writing the same blobs a pull moves.
+fn skopeo_alone(layout: &Path, tmpfs: &Path) -> Duration {
+    let samples = (0..RUNS)
+        .map(|run| {
+            let out = tmpfs.join(format!("alone-{run}"));
+            let started = Instant::now();
+            skopeo(&[
+                "copy",
+                &format!("oci:{}", layout.display()),
+                &format!("dir:{}", out.display()),
+            ]);
+            let took = started.elapsed();
+            std::fs::remove_dir_all(&out).expect("remove the copy");
+            took
+        })
+        .collect();
+    median(samples)
+}
+
+struct Classroom {
+    upload_mbps: f64,
+    upload_cpu_per_gb: f64,
+    get_mbps: f64,
+    get_cpu_per_gb: f64,
+    peak_rss_kib: u64,
+}
+
+/// [`CLASS`] clients upload every blob at once, each into its own
+/// repository, then download every blob at once.
+async fn classroom(kind: Kind, blobs: &[(String, Bytes)], scratch: &Path) -> Classroom {
+    let root = tempfile::tempdir_in(scratch).expect("registry root");
+    let server = Server::start(kind, root.path());
+    let moved = (CLASS * blobs.iter().map(|(_, b)| b.len()).sum::<usize>()) as u64;
+    let (upload_took, upload_cpu) = whole_class(&server, |client, base| async move {
+        for (digest, bytes) in blobs {
+            upload(&client, &base, digest, bytes.clone()).await;
+        }
+    })
+    .await;
+    let (get_took, get_cpu) = whole_class(&server, |client, base| async move {
+        for (digest, bytes) in blobs {
+            let got = download(&client, &format!("{base}/blobs/{digest}")).await;
+            assert_eq!(got, bytes.len() as u64, "size of {digest}");
+        }
+    })
+    .await;
+    let per_gb = |cpu: Duration| cpu.as_secs_f64() / (moved as f64 / 1e9);
+    Classroom {
+        upload_mbps: mbps(moved, upload_took),
+        upload_cpu_per_gb: per_gb(upload_cpu),
+        get_mbps: mbps(moved, get_took),
+        get_cpu_per_gb: per_gb(get_cpu),
+        peak_rss_kib: server.peak_rss_kib(),
+    }
+}
+
+/// Runs `each` for every student at once, with the student's repository
+/// URL; returns the wall time and the server's CPU time it took.
+async fn whole_class<F, Fut>(server: &Server, each: F) -> (Duration, Duration)
+where
+    F: Fn(reqwest::Client, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let client = reqwest::Client::new();
+    let cpu = server.cpu_time();
+    let started = Instant::now();
+    futures_util::future::join_all((0..CLASS).map(|student| {
+        each(
+            client.clone(),
+            format!("http://{}/v2/class/student{student}", server.addr),
+        )
+    }))
+    .await;
+    (started.elapsed(), server.cpu_time() - cpu)
+}
+
+/// A monolithic upload: `POST` for a session, `PUT ?digest=` with the body.
+async fn upload(client: &reqwest::Client, base: &str, digest: &str, body: Bytes) {
+    let started = client
+        .post(format!("{base}/blobs/uploads/"))
+        .send()
+        .await
+        .expect("POST upload");
+    assert_eq!(
+        started.status(),
+        reqwest::StatusCode::ACCEPTED,
+        "POST upload"
+    );
+    let location = started
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .expect("upload Location")
+        .to_owned();
+    let mut url = reqwest::Url::parse(base)
+        .and_then(|b| b.join(&location))
+        .expect("upload URL");
+    url.query_pairs_mut().append_pair("digest", digest);
+    let done = client
+        .put(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .expect("PUT upload");
+    assert_eq!(done.status(), reqwest::StatusCode::CREATED, "PUT {digest}");
+}
+
+/// Downloads `url`, counting the bytes and keeping none.
+async fn download(client: &reqwest::Client, url: &str) -> u64 {
+    let mut response = client.get(url).send().await.expect("GET blob");
+    assert!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    let mut got = 0;
+    while let Some(chunk) = response.chunk().await.expect("blob body") {
+        got += chunk.len() as u64;
+    }
+    got
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -150,11 +334,18 @@ fn blob_bytes(layout: &Path) -> u64 {
         .sum()
 }
 
-/// `sha256:<hex>` of every blob in an OCI layout.
-fn blob_digests(layout: &Path) -> Vec<String> {
+/// `sha256:<hex>` and bytes of every blob in an OCI layout.
+fn read_blobs(layout: &Path) -> Vec<(String, Bytes)> {
     std::fs::read_dir(layout.join("blobs/sha256"))
         .expect("layout blobs")
-        .map(|e| format!("sha256:{}", e.expect("entry").file_name().to_string_lossy()))
+        .map(|e| {
+            let e = e.expect("entry");
+            let bytes = std::fs::read(e.path()).expect("read blob");
+            (
+                format!("sha256:{}", e.file_name().to_string_lossy()),
+                Bytes::from(bytes),
+            )
+        })
         .collect()
 }
 
@@ -225,6 +416,21 @@ impl Server {
                 Server { child, addr }
             }
         }
+    }
+
+    /// User plus system time the server process used so far.
+    fn cpu_time(&self) -> Duration {
+        let ticks = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .ok()
+            .and_then(|stat| {
+                // Fields after the command name, which is in parentheses.
+                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+                Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+            })
+            .expect("the server's /proc/<pid>/stat");
+        // Linux reports these in USER_HZ, 100 per second on every
+        // architecture this runs on.
+        Duration::from_millis(ticks * 10)
     }
 
     fn peak_rss_kib(&self) -> u64 {

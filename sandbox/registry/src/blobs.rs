@@ -1,14 +1,14 @@
 //! `GET`/`HEAD /v2/<name>/blobs/<digest>` (with a single `Range`) and
 //! `DELETE`.
 
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::Stream;
 use store::Digest;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use crate::error::{Code, Error, Result};
 use crate::routes::Call;
@@ -107,13 +107,12 @@ pub(crate) async fn get(
     let body = if call.method == Method::HEAD {
         Body::empty()
     } else {
-        let mut file = tokio::fs::File::from_std(file);
+        let mut file = file;
         if start > 0 {
             file.seek(SeekFrom::Start(start))
-                .await
                 .map_err(|e| Error::Body(format!("cannot seek in blob {digest}: {e}")))?;
         }
-        Body::from_stream(ReaderStream::with_capacity(file.take(len), 256 * 1024))
+        Body::from_stream(chunks(file.take(len)))
     };
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
@@ -130,6 +129,32 @@ pub(crate) async fn get(
         h.insert(header::CONTENT_RANGE, v);
     }
     Ok(response)
+}
+
+/// Bytes read from a blob at a time: large enough that the hand-off to a
+/// blocking thread is a small part of each read.
+const CHUNK: u64 = 512 * 1024;
+
+/// The bytes of `reader` as a body stream, read [`CHUNK`] at a time on
+/// tokio's blocking pool. Each read goes straight into the buffer that is
+/// sent (`tokio::fs::File` would copy it once more through its own), and no
+/// thread is held while a slow client drains the socket.
+fn chunks(reader: std::io::Take<std::fs::File>) -> impl Stream<Item = std::io::Result<Bytes>> {
+    futures_util::stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(CHUNK.min(reader.limit()) as usize);
+            let result = (&mut reader).take(CHUNK).read_to_end(&mut buf);
+            (reader, result.map(|_| buf))
+        })
+        .await;
+        match read {
+            Ok((_, Ok(buf))) if buf.is_empty() => None,
+            Ok((reader, Ok(buf))) => Some((Ok(Bytes::from(buf)), Some(reader))),
+            Ok((_, Err(e))) => Some((Err(e), None)),
+            Err(e) => Some((Err(std::io::Error::other(e)), None)),
+        }
+    })
 }
 
 pub(crate) fn insert_digest(headers: &mut axum::http::HeaderMap, digest: &Digest) {

@@ -108,10 +108,15 @@ async fn open_writer(registry: &Registry, uuid: &str) -> Result<Writer> {
     )
 }
 
+/// Body chunks waiting for the disk, per upload. hyper hands over chunks
+/// of up to a few hundred KiB, so a class of uploads at once holds a few
+/// MiB each at most; the disk keeps up with a short queue.
+const QUEUED_CHUNKS: usize = 4;
+
 /// Appends the request body to `writer`. The writer comes back even when
 /// the body broke off: what arrived stays part of the upload.
 async fn append(writer: Writer, body: Body) -> Result<(Writer, Result<()>)> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUED_CHUNKS);
     let task = tokio::task::spawn_blocking(move || {
         let mut writer = writer;
         let mut result = Ok(());

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::digest::{Digest, Hashing};
-use crate::durable::{FileLock, sync_dir};
+use crate::durable::{FileLock, Writeback, sync_dir};
 use crate::error::{ErrorKind, IoContext, Result};
 use crate::layout::{self, Layout};
 
@@ -274,6 +274,7 @@ impl Ingester for ContentStore {
             .append(true)
             .open(&data)
             .ctx("opening ingest data", &data)?;
+        let writeback = Writeback::new(&file);
         // Resume: what an earlier writer left is part of the blob, so hash it again.
         let mut resumed = Hashing::new(file);
         let existing = File::open(&data).ctx("re-reading ingest data", &data)?;
@@ -285,6 +286,7 @@ impl Ingester for ContentStore {
             ingest_ref: ingest_ref.to_owned(),
             dir,
             file: resumed,
+            writeback,
             expected,
             _lock: lock,
         })
@@ -384,6 +386,7 @@ pub struct Writer {
     ingest_ref: String,
     dir: PathBuf,
     file: Hashing<File>,
+    writeback: Writeback,
     expected: Expected,
     _lock: FileLock,
 }
@@ -421,6 +424,7 @@ impl Writer {
         }
         self.file
             .write_all(buf)
+            .and_then(|()| self.writeback.wrote(buf.len()))
             .ctx("writing ingest data", &self.dir)
     }
 
@@ -450,11 +454,18 @@ impl Writer {
             return Err(err.into());
         }
         let Writer {
-            layout, dir, file, ..
+            layout,
+            dir,
+            file,
+            writeback,
+            ..
         } = self;
         let (file, _, _) = file.into_inner();
         let data = layout::ingest_data(&dir);
-        file.sync_all().ctx("syncing ingest data", &data)?;
+        writeback
+            .finish()
+            .and_then(|()| file.sync_all())
+            .ctx("syncing ingest data", &data)?;
         file.set_permissions(fs::Permissions::from_mode(0o444))
             .ctx("making blob read-only", &data)?;
         let target = layout.blob(&actual);

@@ -89,3 +89,73 @@ impl FileLock {
         }
     }
 }
+
+/// Flushes a file that is being appended to while the appending goes on,
+/// so the fsync that publishes it finds little left to write: a blob
+/// pushed at network speed is mostly on disk by the time its last byte
+/// arrives, instead of waiting for the whole file at commit.
+///
+/// Every [`Writeback::EVERY`] bytes a short-lived thread runs `fdatasync`
+/// on a duplicate of the descriptor (`sync_file_range` would start the
+/// writeback without a thread, but neither rustix nor nix wraps it and the
+/// store keeps to safe code). A duplicate shares the file description, so
+/// a write error reported to the background sync is not reported again to
+/// the final fsync: [`Writeback::finish`] returns it instead.
+#[derive(Debug)]
+pub(crate) struct Writeback {
+    file: Option<File>,
+    since_last: u64,
+    in_flight: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Writeback {
+    const EVERY: u64 = 4 << 20;
+
+    /// Without a duplicate descriptor the file is still synced at commit;
+    /// only the overlap is lost.
+    pub(crate) fn new(file: &File) -> Writeback {
+        Writeback {
+            file: file.try_clone().ok(),
+            since_last: 0,
+            in_flight: None,
+        }
+    }
+
+    /// Notes `n` more bytes appended; starts a background sync when enough
+    /// piled up and none is running. Fails with the error of a finished
+    /// background sync.
+    pub(crate) fn wrote(&mut self, n: usize) -> std::io::Result<()> {
+        self.since_last += n as u64;
+        if self.since_last < Self::EVERY {
+            return Ok(());
+        }
+        if let Some(running) = &self.in_flight {
+            if !running.is_finished() {
+                return Ok(());
+            }
+            self.join()?;
+        }
+        let Some(file) = self.file.as_ref().and_then(|f| f.try_clone().ok()) else {
+            return Ok(());
+        };
+        self.since_last = 0;
+        self.in_flight = std::thread::Builder::new()
+            .name("writeback".into())
+            .spawn(move || file.sync_data())
+            .ok();
+        Ok(())
+    }
+
+    fn join(&mut self) -> std::io::Result<()> {
+        match self.in_flight.take().map(|t| t.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(std::io::Error::other("the background sync thread panicked")),
+        }
+    }
+
+    /// Waits for the background sync, if one runs, and returns its error.
+    pub(crate) fn finish(mut self) -> std::io::Result<()> {
+        self.join()
+    }
+}

@@ -157,3 +157,35 @@ fn handles_can_move_to_blocking_threads() {
     send_sync::<crate::Unpacked>();
     send_sync::<crate::Error>();
 }
+
+/// Large enough that the writer syncs in the background several times,
+/// once with a sync possibly still running when the writer is dropped.
+#[test]
+fn large_blob_written_in_pieces_resumes_and_commits_whole() {
+    let (_d, s) = store();
+    let data: Vec<u8> = (0..20u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let expected = Expected::exact(Digest::of(&data), data.len() as u64);
+    let (first, rest) = data.split_at(9 << 20);
+    let mut w = s
+        .content()
+        .writer("large", expected.clone())
+        .expect("writer");
+    for chunk in first.chunks(32 * 1024) {
+        w.write_all(chunk).expect("write");
+    }
+    drop(w);
+    let mut w = s.content().writer("large", expected).expect("resume");
+    assert_eq!(w.offset(), first.len() as u64);
+    for chunk in rest.chunks(32 * 1024) {
+        w.write_all(chunk).expect("write");
+    }
+    let info = w.commit().expect("commit");
+    assert_eq!(info.size, data.len() as u64);
+    assert_eq!(
+        s.content().read_all(&info.digest, 1 << 30).expect("read"),
+        data
+    );
+    assert!(s.content().ingests().expect("ingests").is_empty());
+}

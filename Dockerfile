@@ -13,6 +13,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 COPY --from=build /src/target/release/layerlab /usr/local/bin/layerlab
 COPY lessons /usr/share/layerlab/lessons
 ENV LAYERLAB_LESSONS=/usr/share/layerlab/lessons
-EXPOSE 8080
+EXPOSE 8080 5001
 ENTRYPOINT ["layerlab"]
 CMD ["serve"]

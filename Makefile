@@ -12,6 +12,7 @@ export CARGO_TARGET_DIR ?= $(STATE)/target
 # clone reuses the built catalog.
 DATA_DIR ?= $(STATE)/data
 LISTEN ?= 127.0.0.1:8080
+HUB_LISTEN ?= 127.0.0.1:5001
 
 # Debian packages: to build, to run labs, and to test (browser, image tools).
 APT_BUILD := gcc libc6-dev pkg-config make ca-certificates
@@ -28,11 +29,11 @@ run: deps build
 	@echo "building the catalog images (minutes the first time, cached afterwards)"
 	$(LAYERLAB) images build --data-dir $(DATA_DIR)
 	@echo
-	@echo "layerlab starts at http://$(LISTEN)"
+	@echo "layerlab starts at http://$(LISTEN); the hub serves the catalog at http://$(HUB_LISTEN)/v2/"
 	@echo "  log in: open the one-time /setup link printed below to create the admin account,"
 	@echo "  or run: $(LAYERLAB) user add NAME --role admin --data-dir $(DATA_DIR)"
 	@echo
-	$(LAYERLAB) serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+	$(LAYERLAB) serve --listen $(LISTEN) --hub-listen $(HUB_LISTEN) --data-dir $(DATA_DIR)
 
 build: web
 	cargo build --release --locked -p server

@@ -127,10 +127,11 @@ struct Inner {
 }
 
 impl Registry {
-    /// Opens a registry; creates its blob lease if needed. Open one per
-    /// namespace and share it by cloning: the blob lease is read once and
-    /// rewritten whole, so two handles on one namespace (in one process or
-    /// two) would lose each other's blobs.
+    /// Opens a registry; creates its blob lease if needed. One registry
+    /// serves a namespace at a time (share it by cloning): the blob lease
+    /// is read once and rewritten whole, so a second registry on the same
+    /// namespace, in this process or another, is refused while the first
+    /// is open.
     pub fn open(config: Config) -> Result<Registry> {
         let blobs = match config.naming {
             Naming::Registry => Some(Mutex::new(

@@ -149,6 +149,12 @@ impl Layout {
         debug_assert!(is_safe_id(id));
         self.leases().join(format!("{id}.json"))
     }
+
+    /// The lock a named lease's owner holds; `id` as for [`Layout::lease`].
+    pub(crate) fn lease_lock(&self, id: &str) -> PathBuf {
+        debug_assert!(is_safe_id(id));
+        self.leases().join(format!("{id}.lock"))
+    }
 }
 
 /// Paths inside one snapshot directory (committed or active).

@@ -31,6 +31,8 @@ pub struct Lease {
     layout: Layout,
     record: LeaseRecord,
     kept: bool,
+    /// For a named lease: its lock, so one handle at a time owns the record.
+    _owner: Option<FileLock>,
 }
 
 impl Lease {
@@ -41,24 +43,32 @@ impl Lease {
             layout: layout.clone(),
             record,
             kept: false,
+            _owner: None,
         };
         lease.save()?;
         Ok(lease)
     }
 
     /// The lease named `id`, created empty if it does not exist yet. A
-    /// named lease is kept: it outlives its handle and every process that
-    /// opens the same id shares it, until released by id.
+    /// named lease is kept: it outlives its handle, and a later handle (in
+    /// this process or another, after a restart) picks up its record, until
+    /// it is released by id. One handle owns it at a time: a handle holds
+    /// the whole record and rewrites it whole, so two at once would lose
+    /// each other's changes, and the second is refused instead.
     pub(crate) fn named(layout: &Layout, id: &str) -> Result<Lease> {
         if !is_safe_id(id) {
             return Err(SnapshotError::InvalidKey(id.to_owned()).into());
         }
+        let Some(owner) = FileLock::try_exclusive(&layout.lease_lock(id))? else {
+            return Err(SnapshotError::LeaseInUse(id.to_owned()).into());
+        };
         let record = read(layout, id)?.unwrap_or_default();
         let lease = Lease {
             id: id.to_owned(),
             layout: layout.clone(),
             record,
             kept: true,
+            _owner: Some(owner),
         };
         lease.save()?;
         Ok(lease)
@@ -73,6 +83,7 @@ impl Lease {
             layout: layout.clone(),
             record,
             kept: false,
+            _owner: None,
         })
     }
 

@@ -41,6 +41,10 @@ pub enum SnapshotError {
     InvalidKey(String),
     #[error("snapshot {0:?} is a view and has no writable layer to commit")]
     ViewNotCommittable(String),
+    #[error(
+        "lease {0:?} is in use by another handle, in this process or another (a second registry on the same store and namespace?); stop that one first"
+    )]
+    LeaseInUse(String),
     #[error("snapshot metadata {} is corrupt: {source}", path.display())]
     Corrupt {
         path: PathBuf,
@@ -56,6 +60,7 @@ impl SnapshotError {
             SnapshotError::AlreadyExists(_) => ErrorKind::AlreadyExists,
             SnapshotError::InvalidKey(_) => ErrorKind::InvalidArgument,
             SnapshotError::ViewNotCommittable(_) => ErrorKind::FailedPrecondition,
+            SnapshotError::LeaseInUse(_) => ErrorKind::Unavailable,
             SnapshotError::Corrupt { .. } => ErrorKind::Internal,
         }
     }

@@ -63,6 +63,23 @@ async fn an_upload_resumes_after_a_restart() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
+/// Two registries on one namespace would each rewrite the blob lease from
+/// their own copy and drop each other's blobs; the second is refused.
+#[tokio::test]
+async fn a_second_registry_on_the_same_namespace_is_refused() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let first = Server::on_store(root.path(), |c| c).await;
+    let open = || {
+        let store = store::Store::open(root.path()).expect("open store");
+        let namespace = store::Namespace::new("registry-test").expect("namespace");
+        registry::Registry::open(registry::Config::new(store, namespace))
+    };
+    let err = open().expect_err("a second registry while the first runs");
+    assert!(err.to_string().contains("in use"), "{err}");
+    first.stop().await;
+    open().expect("a registry once the first stopped");
+}
+
 #[tokio::test]
 async fn cancelled_uploads_leave_nothing() {
     let s = Server::start().await;

@@ -189,6 +189,10 @@ fn named_leases_persist_across_handles_until_released() {
     // Dropping the handle keeps it; a second handle sees the same record.
     let mut again = s.named_lease("registry-1").expect("reopen");
     assert_eq!(again.record().blobs.len(), 2);
+    // One owner at a time: a second handle would overwrite the first's record.
+    let busy = s.named_lease("registry-1").expect_err("second owner");
+    assert_eq!(busy.kind(), ErrorKind::Unavailable);
+    assert!(busy.to_string().contains("in use"), "{busy}");
     assert!(again.remove_blob(&dropped).expect("remove"));
     assert!(!again.remove_blob(&dropped).expect("remove twice"));
     drop(again);

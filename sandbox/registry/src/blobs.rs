@@ -20,11 +20,23 @@ pub(crate) fn parse_digest(text: &str) -> Result<Digest> {
     })
 }
 
-fn unknown(digest: &Digest) -> Error {
+fn unknown(name: &str, digest: &Digest) -> Error {
     Error::protocol(
         Code::BlobUnknown,
-        format!("blob {digest} is not in this registry"),
+        format!("blob {digest} is not in repository {name}"),
     )
+}
+
+/// Whether `repository` (or, with none, any repository) holds `digest`.
+pub(crate) async fn holds(
+    registry: &Registry,
+    repository: Option<&str>,
+    digest: &Digest,
+) -> Result<bool> {
+    let registry = registry.clone();
+    let repository = repository.map(str::to_owned);
+    let digest = digest.clone();
+    tokio::task::spawn_blocking(move || registry.holds_blob(repository.as_deref(), &digest)).await?
 }
 
 /// A `Range: bytes=a-b` request against a blob of `size` bytes; `None`
@@ -68,22 +80,17 @@ fn range(header: Option<&HeaderValue>, size: u64) -> Result<Option<(u64, u64)>> 
 
 pub(crate) async fn get(
     registry: &Registry,
-    _name: &str,
+    name: &str,
     digest: &str,
     call: Call,
 ) -> Result<Response> {
     let digest = parse_digest(digest)?;
-    let held = {
-        let registry = registry.clone();
-        let digest = digest.clone();
-        tokio::task::spawn_blocking(move || registry.holds_blob(&digest)).await??
-    };
-    if !held {
-        return Err(unknown(&digest));
+    if !holds(registry, Some(name), &digest).await? {
+        return Err(unknown(name, &digest));
     }
     let file = match registry.store().open_blob(&digest) {
         Ok(f) => f,
-        Err(e) if e.kind() == store::ErrorKind::NotFound => return Err(unknown(&digest)),
+        Err(e) if e.kind() == store::ErrorKind::NotFound => return Err(unknown(name, &digest)),
         Err(e) => return Err(e.into()),
     };
     let size = file
@@ -163,31 +170,32 @@ pub(crate) fn insert_digest(headers: &mut axum::http::HeaderMap, digest: &Digest
     }
 }
 
-/// Drops the blob from this namespace; the store frees its bytes at the
-/// next GC if nothing else holds them.
-pub(crate) async fn delete(registry: &Registry, digest: &str) -> Result<Response> {
+/// Drops the blob from repository `name`; the store frees its bytes at
+/// the next GC if nothing else holds them.
+pub(crate) async fn delete(registry: &Registry, name: &str, digest: &str) -> Result<Response> {
     let digest = parse_digest(digest)?;
     let registry2 = registry.clone();
-    let d = digest.clone();
+    let (n, d) = (name.to_owned(), digest.clone());
     let removed = tokio::task::spawn_blocking(move || -> Result<bool> {
-        let Some(lease) = &registry2.inner.blobs else {
+        let Some(links) = &registry2.inner.blobs else {
             return Ok(false);
         };
-        Ok(lock(lease).remove_blob(&d)?)
+        lock(links).unlink(&n, &d)
     })
     .await??;
     if !removed {
-        return Err(unknown(&digest));
+        return Err(unknown(name, &digest));
     }
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-/// Adds committed blob `digest` to this namespace.
-pub(crate) async fn hold(registry: &Registry, digest: Digest) -> Result<()> {
+/// Adds committed blob `digest` to repository `name`.
+pub(crate) async fn hold(registry: &Registry, name: &str, digest: Digest) -> Result<()> {
     let registry = registry.clone();
+    let name = name.to_owned();
     tokio::task::spawn_blocking(move || -> Result<()> {
-        if let Some(lease) = &registry.inner.blobs {
-            lock(lease).add_blob(digest)?;
+        if let Some(links) = &registry.inner.blobs {
+            lock(links).link(registry.store(), &name, digest)?;
         }
         Ok(())
     })

@@ -168,6 +168,9 @@ pub enum Error {
     /// A store failure, answered by its kind.
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// The registry cannot be opened as configured; says what to change.
+    #[error("{0}")]
+    Config(String),
     /// The htpasswd file cannot be read.
     #[error("cannot read htpasswd file {path}: {source}; check the path and its permissions")]
     HtpasswdRead {
@@ -219,6 +222,7 @@ impl Error {
             Error::Body(_) => Code::BlobUploadInvalid,
             Error::HtpasswdRead { .. }
             | Error::HtpasswdFormat { .. }
+            | Error::Config(_)
             | Error::Task(_)
             | Error::Ingest(_) => Code::Unknown,
         }

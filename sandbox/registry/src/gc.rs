@@ -1,11 +1,12 @@
 //! Garbage collection of what the registry no longer references.
 //!
 //! Roots are the store's: every name (the registry's tags and manifest
-//! memberships among them) and every lease. The registry's blob lease
-//! holds each pushed blob; [`Registry::gc`] first drops from it the blobs
-//! no manifest of the namespace references and that are older than the
-//! grace period (so an image being pushed, whose manifest comes last, is
-//! never broken), then runs the store's mark and sweep.
+//! memberships among them) and every lease. The registry's blob leases
+//! (one per repository) hold each pushed blob; [`Registry::gc`] first
+//! drops from them the blobs no manifest of the namespace references and
+//! that are older than the grace period (so an image being pushed, whose
+//! manifest comes last, is never broken), then runs the store's mark and
+//! sweep.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -49,26 +50,31 @@ impl Registry {
             pending.extend(doc.children()?);
         }
         let mut released = Vec::new();
-        if let Some(lease) = &self.inner.blobs {
-            let mut lease = lock(lease);
-            let held: Vec<Digest> = lease.record().blobs.iter().cloned().collect();
-            for digest in held {
-                if referenced.contains(&digest) {
-                    continue;
-                }
-                let old = match self.store().blob_info(&digest) {
-                    Ok(info) => SystemTime::now()
-                        .duration_since(info.committed_at)
-                        .is_ok_and(|age| age >= grace),
-                    Err(e) if e.kind() == store::ErrorKind::NotFound => true,
-                    Err(e) => return Err(e.into()),
-                };
-                if old {
-                    lease.remove_blob(&digest)?;
-                    released.push(digest);
+        if let Some(links) = &self.inner.blobs {
+            let mut links = lock(links);
+            for lease in links.leases_mut() {
+                let held: Vec<Digest> = lease.record().blobs.iter().cloned().collect();
+                for digest in held {
+                    if referenced.contains(&digest) {
+                        continue;
+                    }
+                    let old = match self.store().blob_info(&digest) {
+                        Ok(info) => SystemTime::now()
+                            .duration_since(info.committed_at)
+                            .is_ok_and(|age| age >= grace),
+                        Err(e) if e.kind() == store::ErrorKind::NotFound => true,
+                        Err(e) => return Err(e.into()),
+                    };
+                    if old {
+                        lease.remove_blob(&digest)?;
+                        released.push(digest);
+                    }
                 }
             }
         }
+        // A blob two repositories held is released once per repository.
+        released.sort();
+        released.dedup();
         let store = self.store().gc(&GcOptions { grace })?;
         tracing::info!(
             released = released.len(),

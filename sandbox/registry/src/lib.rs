@@ -20,9 +20,9 @@
 //!
 //! - blob bytes in the store's content area, shared and deduplicated with
 //!   every image already there;
-//! - which blobs a registry namespace holds: the store lease named after
-//!   the namespace (it also keeps pushed blobs from GC until a manifest
-//!   references them or they are deleted);
+//! - which blobs each repository holds (`links`): one store lease per
+//!   repository, which also keeps pushed blobs from GC until a manifest
+//!   references them or they are deleted;
 //! - tags as store names `localhost/<repo>:<tag>`, and every manifest the
 //!   repository holds as `localhost/<repo>@<digest>`, so that the store's
 //!   GC roots are exactly what the registry serves;
@@ -30,8 +30,8 @@
 //!   `registry/<namespace>/<uuid>`: invisible until the final `PUT`
 //!   verified the digest, resumable after a restart or a `kill -9`.
 //!
-//! Invariants: a blob is served only if this namespace holds it (hub:
-//! only if a hub manifest references it); a manifest is stored only after
+//! Invariants: a blob is served only from a repository that holds it
+//! (hub: only if a hub manifest references it); a manifest is stored only after
 //! its bytes parsed, its digest matched and everything it references was
 //! found; manifest bytes are served exactly as pushed; nothing from a URL
 //! reaches a path (names match the spec's pattern, digests are hex).
@@ -53,6 +53,7 @@ mod blobs;
 mod documents;
 pub mod error;
 mod gc;
+mod links;
 mod listing;
 mod manifests;
 pub mod names;
@@ -63,7 +64,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use store::{Digest, Lease, Namespace, Store};
+use store::{Digest, Namespace, Store};
 
 pub use auth::Htpasswd;
 pub use error::{Code, Error, Result};
@@ -113,9 +114,9 @@ pub struct Registry {
 #[derive(Debug)]
 struct Inner {
     config: Config,
-    /// The blobs this namespace holds ([`Naming::Registry`] only). A std
+    /// The blobs each repository holds ([`Naming::Registry`] only). A std
     /// mutex: it is only locked inside `spawn_blocking` or for a lookup.
-    blobs: Option<Mutex<Lease>>,
+    blobs: Option<Mutex<links::Links>>,
     /// Uploads with a live writer in this process, by uuid.
     uploads: uploads::Uploads,
     /// For the hub: the blobs its names reach, with the names they were
@@ -134,9 +135,10 @@ impl Registry {
     /// is open.
     pub fn open(config: Config) -> Result<Registry> {
         let blobs = match config.naming {
-            Naming::Registry => Some(Mutex::new(
-                config.store.named_lease(config.namespace.as_str())?,
-            )),
+            Naming::Registry => Some(Mutex::new(links::Links::open(
+                &config.store,
+                &config.namespace,
+            )?)),
             Naming::Hub => None,
         };
         Ok(Registry {
@@ -172,11 +174,13 @@ impl Registry {
         routes::router(self.clone())
     }
 
-    /// Whether this namespace serves blob `digest`.
-    fn holds_blob(&self, digest: &Digest) -> Result<bool> {
-        match &self.inner.blobs {
-            Some(lease) => Ok(lock(lease).record().blobs.contains(digest)),
-            None => Ok(self.reachable()?.contains(digest)),
+    /// Whether `repository` serves blob `digest`; with no repository,
+    /// whether any repository of the namespace does.
+    fn holds_blob(&self, repository: Option<&str>, digest: &Digest) -> Result<bool> {
+        match (&self.inner.blobs, repository) {
+            (Some(links), Some(repository)) => Ok(lock(links).holds(repository, digest)),
+            (Some(links), None) => Ok(lock(links).holds_anywhere(digest)),
+            (None, _) => Ok(self.reachable()?.contains(digest)),
         }
     }
 

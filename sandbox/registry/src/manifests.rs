@@ -203,10 +203,12 @@ pub(crate) async fn put(
     tokio::task::spawn_blocking(move || -> Result<()> {
         let (registry, name) = (registry2, name2);
         for blob in doc.blobs()? {
-            if !registry.holds_blob(&blob)? {
+            if !registry.holds_blob(Some(&name), &blob)? {
                 return Err(Error::protocol(
                     Code::ManifestBlobUnknown,
-                    format!("blob {blob} is not in this registry; push it before the manifest"),
+                    format!(
+                        "blob {blob} is not in repository {name}; push it there (or mount it) before the manifest"
+                    ),
                 ));
             }
         }

@@ -187,7 +187,9 @@ async fn route(registry: &Registry, path: &str, call: Call) -> Result<Response> 
         (Target::Blob { name, digest }, Method::GET | Method::HEAD) => {
             blobs::get(registry, name, digest, call).await
         }
-        (Target::Blob { digest, .. }, Method::DELETE) => blobs::delete(registry, digest).await,
+        (Target::Blob { name, digest }, Method::DELETE) => {
+            blobs::delete(registry, name, digest).await
+        }
         (Target::Upload { name, uuid: None }, Method::POST) => {
             uploads::start(registry, name, call).await
         }

@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use store::Digest;
 use store::content::{Expected, IngestManager, Ingester, Writer};
 
-use crate::blobs::{hold, insert_digest, parse_digest};
+use crate::blobs::{hold, holds, insert_digest, parse_digest};
 use crate::error::{Code, Error, Result};
 use crate::names::check_name;
 use crate::routes::Call;
@@ -213,15 +213,13 @@ fn check_chunk(headers: &HeaderMap, offset: u64) -> Result<()> {
 pub(crate) async fn start(registry: &Registry, name: &str, call: Call) -> Result<Response> {
     if let Some(mount) = call.query.get("mount") {
         let digest = parse_digest(mount)?;
-        if let Some(from) = call.query.get("from") {
+        // Without `from`, any repository of this registry may lend it.
+        let from = call.query.get("from").map(String::as_str);
+        if let Some(from) = from {
             check_name(from)?;
         }
-        let held = {
-            let registry = registry.clone();
-            let digest = digest.clone();
-            tokio::task::spawn_blocking(move || registry.holds_blob(&digest)).await??
-        };
-        if held {
+        if holds(registry, from, &digest).await? {
+            hold(registry, name, digest.clone()).await?;
             return Ok(blob_created(name, &digest));
         }
         // Not mountable: the spec asks for a plain upload session instead.
@@ -299,7 +297,7 @@ async fn commit(
     }
     let info = tokio::task::spawn_blocking(move || writer.commit()).await??;
     lock(&registry.inner.uploads.live).remove(uuid);
-    hold(registry, info.digest.clone()).await?;
+    hold(registry, name, info.digest.clone()).await?;
     tracing::debug!(digest = %info.digest, size = info.size, "blob pushed");
     Ok(blob_created(name, &info.digest))
 }

@@ -120,6 +120,17 @@ impl Server {
         digest
     }
 
+    /// `POST ?mount=` of `digest` into `name` from repository `from`.
+    pub async fn mount(&self, name: &str, digest: &str, from: &str) -> Response {
+        self.client
+            .post(self.at(&format!(
+                "/v2/{name}/blobs/uploads/?mount={digest}&from={from}"
+            )))
+            .send()
+            .await
+            .expect("mount")
+    }
+
     pub async fn put_manifest(
         &self,
         name: &str,

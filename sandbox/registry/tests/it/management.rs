@@ -79,3 +79,57 @@ async fn gc_frees_unreferenced_blobs_and_keeps_images() {
     let r = s.head(&format!("/v2/app/blobs/{fresh}")).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// Blobs belong to the repositories they were pushed to or mounted into:
+/// invisible elsewhere, deleted per repository, kept across a restart.
+#[tokio::test]
+async fn blobs_belong_to_their_repositories() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let s = Server::on_store(root.path(), |c| c).await;
+    let config = s.push_blob("team/a", b"{}").await;
+    let layer = s.push_blob("team/a", b"layer of a").await;
+    let in_b = |d: &str| format!("/v2/team/b/blobs/{d}");
+    assert_eq!(s.head(&in_b(&layer)).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(s.get(&in_b(&layer)).await.status(), StatusCode::NOT_FOUND);
+
+    // A manifest may only reference blobs of its own repository.
+    let manifest = manifest_json(
+        OCI_MANIFEST,
+        OCI_CONFIG,
+        &config,
+        2,
+        &[(layer.clone(), 10)],
+        None,
+    );
+    let r = s
+        .put_manifest("team/b", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "MANIFEST_BLOB_UNKNOWN");
+
+    for d in [&config, &layer] {
+        let r = s.mount("team/b", d, "team/a").await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let r = s
+        .put_manifest("team/b", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // Deleting from a leaves b's link.
+    let r = s.delete(&format!("/v2/team/a/blobs/{layer}")).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = s.head(&format!("/v2/team/a/blobs/{layer}")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(s.head(&in_b(&layer)).await.status(), StatusCode::OK);
+    s.stop().await;
+
+    let again = Server::on_store(root.path(), |c| c).await;
+    let r = again.get(&in_b(&layer)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.expect("body").as_ref(), b"layer of a");
+    let r = again.head(&format!("/v2/team/a/blobs/{layer}")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = again.head(&format!("/v2/team/a/blobs/{config}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}

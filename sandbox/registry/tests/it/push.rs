@@ -154,27 +154,22 @@ async fn a_chunk_out_of_order_is_refused_with_416() {
 async fn mount_from_another_repository() {
     let s = Server::start().await;
     let digest = s.push_blob("source", b"shared layer").await;
-    let r = s
-        .client
-        .post(s.at(&format!(
-            "/v2/target/blobs/uploads/?mount={digest}&from=source"
-        )))
-        .send()
-        .await
-        .expect("mount");
+    let blob_in_target = format!("/v2/target/blobs/{digest}");
+    assert_eq!(
+        s.head(&blob_in_target).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // A repository that does not hold the blob cannot lend it.
+    let r = s.mount("target", &digest, "elsewhere").await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = s.mount("target", &digest, "source").await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(location(&r), format!("/v2/target/blobs/{digest}"));
+    assert_eq!(location(&r), blob_in_target);
     assert_eq!(r.headers()["Docker-Content-Digest"], digest.as_str());
+    assert_eq!(s.head(&blob_in_target).await.status(), StatusCode::OK);
     // An unknown blob cannot be mounted: a plain upload session starts.
     let unknown = format!("sha256:{}", "1".repeat(64));
-    let r = s
-        .client
-        .post(s.at(&format!(
-            "/v2/target/blobs/uploads/?mount={unknown}&from=source"
-        )))
-        .send()
-        .await
-        .expect("mount");
+    let r = s.mount("target", &unknown, "source").await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert!(location(&r).starts_with("/v2/target/blobs/uploads/"));
 }

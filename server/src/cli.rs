@@ -238,22 +238,32 @@ pub enum RegistryCommand {
     Serve(RegistryServeArgs),
 }
 
+/// The environment variables are distribution's, so a lesson's
+/// `docker run -e REGISTRY_AUTH=htpasswd … registry:2` works unchanged.
 #[derive(Debug, Args)]
 pub struct RegistryServeArgs {
-    /// Address and port to listen on (port 0 picks a free port).
-    #[arg(long, env = "LAYERLAB_REGISTRY_LISTEN", default_value = "0.0.0.0:5000")]
+    /// Address and port to listen on (port 0 picks a free port); `:5000`
+    /// means every interface, as in distribution's configuration.
+    #[arg(long, env = "REGISTRY_HTTP_ADDR", default_value = "0.0.0.0:5000", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Directory holding blobs, manifests, tags and uploads in progress.
     #[arg(
         long,
-        env = "LAYERLAB_REGISTRY_ROOT",
+        env = "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
         default_value = "/var/lib/registry"
     )]
     pub root: PathBuf,
+    /// Authentication scheme: only `htpasswd` is supported (with
+    /// --htpasswd); without it, --htpasswd alone turns basic auth on.
+    #[arg(long, env = "REGISTRY_AUTH", value_parser = parse_auth)]
+    pub auth: Option<String>,
     /// htpasswd file with bcrypt entries (`htpasswd -Bbn USER PASS`);
     /// when given, every request needs basic auth (`docker login`).
-    #[arg(long, env = "LAYERLAB_REGISTRY_HTPASSWD")]
+    #[arg(long, env = "REGISTRY_AUTH_HTPASSWD_PATH")]
     pub htpasswd: Option<PathBuf>,
+    /// Realm named in the login challenge.
+    #[arg(long, env = "REGISTRY_AUTH_HTPASSWD_REALM")]
+    pub realm: Option<String>,
     /// How often blobs no manifest references are deleted; a blob is kept
     /// for at least this long after its upload, so a push in progress
     /// never loses its layers. E.g. 1h, 30m.
@@ -278,6 +288,28 @@ fn parse_size(text: &str) -> Result<u64, String> {
     value
         .checked_mul(1 << shift)
         .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// `HOST:PORT`, or `:PORT` for every interface (distribution's form).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_owned(),
+    };
+    full.parse().map_err(|_| {
+        format!("{text:?} is not an address to listen on; write it like 0.0.0.0:5000 or :5000")
+    })
+}
+
+fn parse_auth(text: &str) -> Result<String, String> {
+    if text == "htpasswd" {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} authentication is not supported; layerlab's registry does htpasswd basic auth (REGISTRY_AUTH=htpasswd with REGISTRY_AUTH_HTPASSWD_PATH)"
+        ))
+    }
 }
 
 /// Durations like `30m`, `4h`, `90s` (humantime's syntax), at least a
@@ -307,7 +339,26 @@ pub fn init_logging(format: LogFormat) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Duration, parse_duration, parse_size};
+    use super::{Duration, parse_auth, parse_duration, parse_listen, parse_size};
+
+    #[test]
+    fn registry_settings_take_distributions_forms() {
+        assert_eq!(
+            parse_listen(":5000"),
+            Ok("0.0.0.0:5000".parse().expect("addr"))
+        );
+        assert_eq!(
+            parse_listen("127.0.0.1:5001"),
+            Ok("127.0.0.1:5001".parse().expect("addr"))
+        );
+        for bad in ["", ":", "localhost", ":99999", "5000"] {
+            let err = parse_listen(bad).expect_err(bad);
+            assert!(err.contains(":5000"), "{err}");
+        }
+        assert_eq!(parse_auth("htpasswd"), Ok("htpasswd".to_owned()));
+        let err = parse_auth("token").expect_err("token auth");
+        assert!(err.contains("REGISTRY_AUTH_HTPASSWD_PATH"), "{err}");
+    }
 
     #[test]
     fn durations_parse_and_nonsense_is_refused() {

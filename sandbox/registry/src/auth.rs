@@ -13,15 +13,19 @@ use base64::Engine as _;
 use crate::error::{Code, Error, Result};
 use crate::{Registry, lock};
 
-const REALM: &str = "Basic realm=\"layerlab registry\"";
+/// The realm a login challenge names unless [`Htpasswd::with_realm`] set
+/// another.
+const DEFAULT_REALM: &str = "layerlab registry";
 /// Verified `Authorization` values remembered at most; past that the set
 /// starts over (a bound, not a policy).
 const MAX_VERIFIED: usize = 1024;
 
-/// Users and their bcrypt hashes.
-#[derive(Clone, Default)]
+/// Users and their bcrypt hashes, and the realm of the login challenge.
+#[derive(Clone)]
 pub struct Htpasswd {
     users: HashMap<String, String>,
+    /// Printable, without quotes or backslashes.
+    realm: String,
 }
 
 impl std::fmt::Debug for Htpasswd {
@@ -29,6 +33,7 @@ impl std::fmt::Debug for Htpasswd {
         // Hashes stay out of logs.
         f.debug_struct("Htpasswd")
             .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("realm", &self.realm)
             .finish()
     }
 }
@@ -60,7 +65,27 @@ impl Htpasswd {
             }
             users.insert(user.to_owned(), hash.to_owned());
         }
-        Ok(Htpasswd { users })
+        Ok(Htpasswd {
+            users,
+            realm: DEFAULT_REALM.to_owned(),
+        })
+    }
+
+    /// Names `realm` in the login challenge (distribution's
+    /// `REGISTRY_AUTH_HTPASSWD_REALM`); quotes, backslashes and control
+    /// characters are dropped so the header stays well-formed.
+    pub fn with_realm(mut self, realm: &str) -> Htpasswd {
+        self.realm = realm
+            .chars()
+            .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+            .collect();
+        self
+    }
+
+    /// The `WWW-Authenticate` value of a login challenge.
+    fn challenge(&self) -> HeaderValue {
+        HeaderValue::from_str(&format!("Basic realm=\"{}\"", self.realm))
+            .unwrap_or_else(|_| HeaderValue::from_static("Basic"))
     }
 
     /// Whether `user` exists and `password` matches its hash.
@@ -82,11 +107,11 @@ fn credentials(value: &str) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
-fn challenge(detail: &str) -> Response {
+fn challenge(htpasswd: &Htpasswd, detail: &str) -> Response {
     let mut response = Error::protocol(Code::Unauthorized, detail).into_response();
     response
         .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
+        .insert(header::WWW_AUTHENTICATE, htpasswd.challenge());
     response
 }
 
@@ -106,19 +131,23 @@ pub(crate) async fn require(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
     else {
-        return challenge("log in with `docker login` (basic auth)");
+        return challenge(&htpasswd, "log in with `docker login` (basic auth)");
     };
     if lock(&registry.inner.verified).contains(&value) {
         return next.run(request).await;
     }
     let Some((user, password)) = credentials(&value) else {
-        return challenge("the Authorization header is not valid basic auth");
+        return challenge(
+            &htpasswd,
+            "the Authorization header is not valid basic auth",
+        );
     };
-    let ok = tokio::task::spawn_blocking(move || htpasswd.verify(&user, &password))
+    let checker = htpasswd.clone();
+    let ok = tokio::task::spawn_blocking(move || checker.verify(&user, &password))
         .await
         .unwrap_or(false);
     if !ok {
-        return challenge("wrong user name or password");
+        return challenge(&htpasswd, "wrong user name or password");
     }
     {
         let mut verified = lock(&registry.inner.verified);
@@ -146,5 +175,8 @@ mod tests {
         assert!(credentials("Basic YWxpY2U6c2VjcmV0").is_some());
         assert!(credentials("Bearer x").is_none());
         assert!(credentials("Basic !!!").is_none());
+        assert_eq!(file.challenge(), "Basic realm=\"layerlab registry\"");
+        let file = file.with_realm("Registry \"Realm\"\n\\");
+        assert_eq!(file.challenge(), "Basic realm=\"Registry Realm\"");
     }
 }

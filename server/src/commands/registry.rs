@@ -13,12 +13,19 @@ const NAMESPACE: &str = "registry";
 
 pub fn serve(args: RegistryServeArgs) -> anyhow::Result<ExitCode> {
     // Checked first, so a bad option leaves no storage behind.
-    let htpasswd = match &args.htpasswd {
-        Some(path) => Some(
+    let htpasswd = match (&args.htpasswd, &args.auth) {
+        (Some(path), _) => Some(
             registry::Htpasswd::load(path)
                 .with_context(|| format!("cannot use {} for basic auth", path.display()))?,
         ),
-        None => None,
+        (None, Some(_)) => anyhow::bail!(
+            "htpasswd authentication needs the file of users: set REGISTRY_AUTH_HTPASSWD_PATH (or --htpasswd FILE)"
+        ),
+        (None, None) => None,
+    };
+    let htpasswd = match (htpasswd, &args.realm) {
+        (Some(file), Some(realm)) => Some(file.with_realm(realm)),
+        (htpasswd, _) => htpasswd,
     };
     let store = store::Store::open(&args.root).with_context(|| {
         format!(

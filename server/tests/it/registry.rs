@@ -20,10 +20,16 @@ struct Registry {
 
 impl Registry {
     fn start(root: &Path, extra: &[&str]) -> Registry {
+        Registry::start_with_env(root, extra, &[])
+    }
+
+    /// With distribution's environment variables set as well.
+    fn start_with_env(root: &Path, extra: &[&str], env: &[(&str, &str)]) -> Registry {
         let mut child = Command::new(BIN)
             .args(["registry", "serve", "--listen", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(extra)
+            .envs(env.iter().copied())
             .env("LAYERLAB_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -206,24 +212,30 @@ async fn registry_serve_takes_skopeo_pushes_and_survives_kill_9_mid_upload() {
     assert_eq!(index["manifests"][0]["digest"], digest.as_str());
 }
 
+/// Set up the way Docker's documentation sets up `registry:2` with
+/// logins: distribution's environment variables.
 #[tokio::test]
 async fn registry_serve_with_htpasswd_wants_a_login() {
     let root = temp_dir();
     let htpasswd = root.path().join("htpasswd");
     let hash = bcrypt::hash("lab-password", 4).expect("bcrypt");
     std::fs::write(&htpasswd, format!("student:{hash}\n")).expect("write htpasswd");
-    let registry = Registry::start(
+    let path = htpasswd.to_str().expect("utf-8");
+    let registry = Registry::start_with_env(
         &root.path().join("data"),
-        &["--htpasswd", htpasswd.to_str().expect("utf-8")],
+        &[],
+        &[
+            ("REGISTRY_AUTH", "htpasswd"),
+            ("REGISTRY_AUTH_HTPASSWD_REALM", "Registry Realm"),
+            ("REGISTRY_AUTH_HTPASSWD_PATH", path),
+        ],
     );
     let client = reqwest::Client::new();
     let r = client.get(registry.at("/v2/")).send().await.expect("ping");
     assert_eq!(r.status(), 401);
-    assert!(
-        r.headers()["WWW-Authenticate"]
-            .to_str()
-            .expect("header")
-            .starts_with("Basic realm=")
+    assert_eq!(
+        r.headers()["WWW-Authenticate"],
+        "Basic realm=\"Registry Realm\""
     );
     let r = client
         .get(registry.at("/v2/"))
@@ -251,6 +263,28 @@ async fn registry_serve_with_htpasswd_wants_a_login() {
         "{}",
         text(&out.stderr)
     );
+    // Settings distribution has and layerlab does not are refused by name.
+    for (env, expected) in [
+        (vec![("REGISTRY_AUTH", "token")], "not supported"),
+        (
+            vec![("REGISTRY_AUTH", "htpasswd")],
+            "REGISTRY_AUTH_HTPASSWD_PATH",
+        ),
+        (vec![("REGISTRY_HTTP_ADDR", "localhost")], ":5000"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["registry", "serve", "--root"])
+            .arg(&unused)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run layerlab registry serve");
+        assert!(!out.status.success(), "{env:?}");
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{env:?}: {}",
+            text(&out.stderr)
+        );
+    }
     assert!(!unused.exists(), "a refused start creates no storage");
 }
 

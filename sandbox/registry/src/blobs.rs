@@ -195,7 +195,7 @@ pub(crate) async fn hold(registry: &Registry, name: &str, digest: Digest) -> Res
     let name = name.to_owned();
     tokio::task::spawn_blocking(move || -> Result<()> {
         if let Some(links) = &registry.inner.blobs {
-            lock(links).link(registry.store(), &name, digest)?;
+            lock(links).link(&name, digest)?;
         }
         Ok(())
     })

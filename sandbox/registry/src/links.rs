@@ -5,11 +5,12 @@
 //! only `a` holds, a manifest may reference only blobs of its own
 //! repository, and deleting a blob from `a` leaves `b`'s copy alone.
 //!
-//! Each repository's blobs are a named store lease,
-//! `<namespace>.<40 hex of the sha256 of the repository name>`, so the
-//! store's GC keeps every linked blob and a restart finds them again. The
-//! namespace's own lease (`<namespace>`) holds blobs pushed before blobs
-//! were kept per repository; those stay visible in every repository.
+//! Each repository's blobs are a child of the namespace's named store
+//! lease, `<namespace>.<40 hex of the sha256 of the repository name>`, so
+//! the store's GC keeps every linked blob, a restart finds them again, and
+//! owning the namespace's lease owns them all. The namespace's lease itself
+//! holds blobs pushed before blobs were kept per repository; those stay
+//! visible in every repository.
 
 use std::collections::HashMap;
 
@@ -33,8 +34,8 @@ pub(crate) struct Links {
 }
 
 impl Links {
-    /// Opens the namespace's leases; each is owned by this handle until it
-    /// is dropped (the store refuses a second owner).
+    /// Opens the namespace's leases, owned by this handle until it is
+    /// dropped (the store refuses a second owner).
     pub(crate) fn open(store: &Store, namespace: &Namespace) -> Result<Links> {
         let namespace = namespace.as_str().to_owned();
         // The id must stay a valid lease id: at most 128 characters.
@@ -45,14 +46,11 @@ impl Links {
             )));
         }
         let shared = store.named_lease(&namespace)?;
-        let prefix = format!("{namespace}.");
-        let mut repositories = HashMap::new();
-        for id in store.leases()? {
-            if id.starts_with(&prefix) {
-                let lease = store.named_lease(&id)?;
-                repositories.insert(id, lease);
-            }
-        }
+        let repositories = shared
+            .children()?
+            .into_iter()
+            .map(|lease| (lease.id().to_owned(), lease))
+            .collect();
         Ok(Links {
             namespace,
             shared,
@@ -60,9 +58,12 @@ impl Links {
         })
     }
 
+    fn suffix(repository: &str) -> String {
+        Digest::of(repository.as_bytes()).hex()[..NAME_HASH_LEN].to_owned()
+    }
+
     fn lease_id(&self, repository: &str) -> String {
-        let hash = Digest::of(repository.as_bytes());
-        format!("{}.{}", self.namespace, &hash.hex()[..NAME_HASH_LEN])
+        format!("{}.{}", self.namespace, Links::suffix(repository))
     }
 
     /// Whether `repository` serves blob `digest`.
@@ -84,13 +85,12 @@ impl Links {
     }
 
     /// Adds blob `digest` to `repository`.
-    pub(crate) fn link(&mut self, store: &Store, repository: &str, digest: Digest) -> Result<()> {
+    pub(crate) fn link(&mut self, repository: &str, digest: Digest) -> Result<()> {
         let id = self.lease_id(repository);
         let lease = match self.repositories.entry(id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                let lease = store.named_lease(e.key())?;
-                e.insert(lease)
+                e.insert(self.shared.child(&Links::suffix(repository))?)
             }
         };
         Ok(lease.add_blob(digest)?)

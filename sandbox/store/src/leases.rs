@@ -31,8 +31,9 @@ pub struct Lease {
     layout: Layout,
     record: LeaseRecord,
     kept: bool,
-    /// For a named lease: its lock, so one handle at a time owns the record.
-    _owner: Option<FileLock>,
+    /// For a named lease: its lock, so one handle at a time owns the record
+    /// (and its children's).
+    owner: Option<FileLock>,
 }
 
 impl Lease {
@@ -43,7 +44,7 @@ impl Lease {
             layout: layout.clone(),
             record,
             kept: false,
-            _owner: None,
+            owner: None,
         };
         lease.save()?;
         Ok(lease)
@@ -68,10 +69,53 @@ impl Lease {
             layout: layout.clone(),
             record,
             kept: true,
-            _owner: Some(owner),
+            owner: Some(owner),
         };
         lease.save()?;
         Ok(lease)
+    }
+
+    /// The named lease `<this id>.<suffix>`, created empty if missing: a
+    /// family of leases with one owner. Whoever owns this named lease owns
+    /// its children, so a child takes no lock of its own (a registry with
+    /// thousands of repositories must not hold thousands of descriptors).
+    /// Only a named lease has children.
+    pub fn child(&self, suffix: &str) -> Result<Lease> {
+        let id = format!("{}.{suffix}", self.id);
+        if self.owner.is_none() || suffix.contains('.') || !is_safe_id(&id) {
+            return Err(SnapshotError::InvalidKey(id).into());
+        }
+        let (record, fresh) = match read(&self.layout, &id)? {
+            Some(record) => (record, false),
+            None => (LeaseRecord::default(), true),
+        };
+        let lease = Lease {
+            id,
+            layout: self.layout.clone(),
+            record,
+            kept: true,
+            owner: None,
+        };
+        if fresh {
+            lease.save()?;
+        }
+        Ok(lease)
+    }
+
+    /// The children of this named lease that exist on disk.
+    pub fn children(&self) -> Result<Vec<Lease>> {
+        if self.owner.is_none() {
+            return Ok(Vec::new());
+        }
+        let prefix = format!("{}.", self.id);
+        list(&self.layout)?
+            .into_iter()
+            .filter_map(|id| {
+                let suffix = id.strip_prefix(&prefix)?;
+                (!suffix.contains('.')).then(|| suffix.to_owned())
+            })
+            .map(|suffix| self.child(&suffix))
+            .collect()
     }
 
     /// Takes over a kept lease by id (after a restart).
@@ -83,7 +127,7 @@ impl Lease {
             layout: layout.clone(),
             record,
             kept: false,
-            _owner: None,
+            owner: None,
         })
     }
 

@@ -206,3 +206,33 @@ fn named_leases_persist_across_handles_until_released() {
     s.release_lease("registry-1").expect("release");
     assert!(s.leases().expect("leases").is_empty());
 }
+
+#[test]
+fn children_of_a_named_lease_hold_blobs_and_come_back_with_it() {
+    let (d, s) = store();
+    let kept = s.write_blob_bytes(b"kept by a child").expect("blob").digest;
+    {
+        let parent = s.named_lease("registry-2").expect("named lease");
+        let mut child = parent.child("repo1").expect("child");
+        assert_eq!(child.id(), "registry-2.repo1");
+        child.add_blob(kept.clone()).expect("add");
+        assert_eq!(
+            parent.child("a.b").expect_err("dotted suffix").kind(),
+            ErrorKind::InvalidArgument
+        );
+        let unnamed = s.lease().expect("lease");
+        assert_eq!(
+            unnamed.child("repo1").expect_err("unnamed parent").kind(),
+            ErrorKind::InvalidArgument
+        );
+    }
+    assert!(s.gc(&NOW).expect("gc").blobs.is_empty());
+    assert!(s.blob_exists(&kept));
+    let parent = s.named_lease("registry-2").expect("reopen");
+    let children = parent.children().expect("children");
+    assert_eq!(children.len(), 1);
+    assert!(children[0].record().blobs.contains(&kept));
+    // Children are owned through the parent: no lock file of their own.
+    assert!(d.path().join("store/leases/registry-2.json").exists());
+    assert!(!d.path().join("store/leases/registry-2.repo1.lock").exists());
+}

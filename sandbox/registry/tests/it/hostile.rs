@@ -54,6 +54,13 @@ async fn path_tricks_in_names_are_refused() {
     let r = s.get(&long).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(r).await, "NAME_INVALID");
+    // The repository a mount borrows from is a name like any other.
+    let digest = format!("sha256:{}", "4".repeat(64));
+    for from in ["../x", "a/../b", "UPPER", "%2e%2e"] {
+        let r = s.mount("a", &digest, from).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{from}");
+        assert_eq!(error_code(r).await, "NAME_INVALID", "{from}");
+    }
     assert_eq!(store_counts(&s), before);
 }
 

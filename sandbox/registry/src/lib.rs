@@ -12,9 +12,10 @@
 //!
 //! Modules: [`error`] (the spec's error table), [`names`] (repository
 //! names, tags and their store references), `documents` (what a manifest
-//! references), and one module per area of the protocol: `blobs`,
-//! `uploads`, `manifests`, `listing` (tags and catalog), `auth`, `routes`
-//! (URL parsing and dispatch), `gc`.
+//! references), `links` (which blobs each repository holds), and one
+//! module per area of the protocol: `blobs`, `uploads`, `manifests`,
+//! `listing` (tags and catalog), `auth`, `routes` (URL parsing and
+//! dispatch), `gc`.
 //!
 //! Where things live:
 //!

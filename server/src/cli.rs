@@ -137,6 +137,11 @@ pub struct ServeArgs {
     /// anonymous and read-only) on this address, e.g. 127.0.0.1:5001.
     #[arg(long, env = "LAYERLAB_HUB_LISTEN")]
     pub hub_listen: Option<SocketAddr>,
+
+    /// Registry the hub pulls through from for images the catalog lacks,
+    /// e.g. https://registry-1.docker.io; fetched images are kept.
+    #[arg(long, env = "LAYERLAB_HUB_UPSTREAM", requires = "hub_listen", value_parser = parse_upstream)]
+    pub hub_upstream: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -300,6 +305,12 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     full.parse().map_err(|_| {
         format!("{text:?} is not an address to listen on; write it like 0.0.0.0:5000 or :5000")
     })
+}
+
+fn parse_upstream(text: &str) -> Result<String, String> {
+    ::registry::Upstream::new(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_auth(text: &str) -> Result<String, String> {

@@ -12,6 +12,7 @@ use store::Digest;
 
 use crate::error::{Code, Error, Result};
 use crate::routes::Call;
+use crate::upstream::upstream_repository;
 use crate::{Registry, lock};
 
 pub(crate) fn parse_digest(text: &str) -> Result<Digest> {
@@ -85,13 +86,16 @@ pub(crate) async fn get(
     call: Call,
 ) -> Result<Response> {
     let digest = parse_digest(digest)?;
-    if !holds(registry, Some(name), &digest).await? {
-        return Err(unknown(name, &digest));
-    }
-    let file = match registry.store().open_blob(&digest) {
-        Ok(f) => f,
-        Err(e) if e.kind() == store::ErrorKind::NotFound => return Err(unknown(name, &digest)),
-        Err(e) => return Err(e.into()),
+    let held = holds(registry, Some(name), &digest).await?;
+    let file = match (held, registry.store().open_blob(&digest)) {
+        (true, Ok(file)) => file,
+        (_, Err(e)) if e.kind() != store::ErrorKind::NotFound => return Err(e.into()),
+        _ => {
+            if !pull_through(registry, name, &digest).await? {
+                return Err(unknown(name, &digest));
+            }
+            registry.store().open_blob(&digest)?
+        }
     };
     let size = file
         .metadata()
@@ -136,6 +140,21 @@ pub(crate) async fn get(
         h.insert(header::CONTENT_RANGE, v);
     }
     Ok(response)
+}
+
+/// For the hub with an upstream: fetches a blob the catalog lacks (or
+/// whose manifest was pulled through before its layers); `false` when
+/// there is no upstream or it does not have the blob.
+async fn pull_through(registry: &Registry, name: &str, digest: &Digest) -> Result<bool> {
+    let (Some(upstream), Some(repository)) = (registry.upstream(), upstream_repository(name))
+    else {
+        return Ok(false);
+    };
+    let fetched = upstream.blob(registry, &repository, digest).await?;
+    if fetched {
+        tracing::info!(name, %digest, upstream = %upstream.url(), "pulled a blob through");
+    }
+    Ok(fetched)
 }
 
 /// Bytes read from a blob at a time: large enough that the hand-off to a

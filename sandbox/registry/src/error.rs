@@ -171,6 +171,9 @@ pub enum Error {
     /// The registry cannot be opened as configured; says what to change.
     #[error("{0}")]
     Config(String),
+    /// The hub's upstream failed or sent something it should not have.
+    #[error("{0}")]
+    Upstream(String),
     /// The htpasswd file cannot be read.
     #[error("cannot read htpasswd file {path}: {source}; check the path and its permissions")]
     HtpasswdRead {
@@ -223,6 +226,7 @@ impl Error {
             Error::HtpasswdRead { .. }
             | Error::HtpasswdFormat { .. }
             | Error::Config(_)
+            | Error::Upstream(_)
             | Error::Task(_)
             | Error::Ingest(_) => Code::Unknown,
         }
@@ -264,9 +268,10 @@ impl IntoResponse for Error {
         let code = self.code();
         let status = match &self {
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Upstream(_) => StatusCode::BAD_GATEWAY,
             _ => code.status(),
         };
-        let detail = if code == Code::Unknown {
+        let detail = if code == Code::Unknown && !matches!(self, Error::Upstream(_)) {
             tracing::error!(error = %self, "registry request failed");
             String::new()
         } else {

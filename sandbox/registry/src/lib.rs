@@ -5,17 +5,18 @@
 //!
 //! - **the hub** ([`hub`]): a read-only, anonymous view of the catalog
 //!   namespace `hub`, with Docker Hub's naming (`busybox` is
-//!   `library/busybox`), mounted by `layerlab serve`;
+//!   `library/busybox`), mounted by `layerlab serve`, optionally pulling
+//!   what the catalog lacks through from an [`Upstream`];
 //! - **a registry** ([`Registry::open`] with [`Naming::Registry`]): the
 //!   program inside the `registry:2` image (`layerlab registry serve`),
 //!   or a lab's own registry, optionally behind htpasswd basic auth.
 //!
 //! Modules: [`error`] (the spec's error table), [`names`] (repository
 //! names, tags and their store references), `documents` (what a manifest
-//! references), `links` (which blobs each repository holds), and one
-//! module per area of the protocol: `blobs`, `uploads`, `manifests`,
-//! `listing` (tags and catalog), `auth`, `routes` (URL parsing and
-//! dispatch), `gc`.
+//! references), `links` (which blobs each repository holds), `upstream`
+//! (the hub's pull-through), and one module per area of the protocol:
+//! `blobs`, `uploads`, `manifests`, `listing` (tags and catalog), `auth`,
+//! `routes` (URL parsing and dispatch), `gc`.
 //!
 //! Where things live:
 //!
@@ -60,6 +61,7 @@ mod manifests;
 pub mod names;
 mod routes;
 mod uploads;
+mod upstream;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -71,6 +73,7 @@ pub use auth::Htpasswd;
 pub use error::{Code, Error, Result};
 pub use gc::GcReport;
 pub use names::{ManifestRef, Naming, REPOSITORY_DOMAIN};
+pub use upstream::Upstream;
 
 /// Largest manifest or index accepted (distribution's limit too).
 pub const MAX_MANIFEST_SIZE: u64 = store::manifests::MAX_DOCUMENT_SIZE;
@@ -90,6 +93,8 @@ pub struct Config {
     pub htpasswd: Option<Htpasswd>,
     /// Manifests larger than this are refused with `413`.
     pub max_manifest_size: u64,
+    /// For the hub: where to pull through from what the catalog lacks.
+    pub upstream: Option<Upstream>,
 }
 
 impl Config {
@@ -102,6 +107,7 @@ impl Config {
             read_only: false,
             htpasswd: None,
             max_manifest_size: MAX_MANIFEST_SIZE,
+            upstream: None,
         }
     }
 }
@@ -170,6 +176,16 @@ impl Registry {
         self.inner.config.naming
     }
 
+    /// The hub's upstream, when it pulls through.
+    fn upstream(&self) -> Option<&Upstream> {
+        self.inner.config.upstream.as_ref()
+    }
+
+    /// Where manifests pulled through from the upstream are named.
+    fn mirror(&self) -> Result<Namespace> {
+        Namespace::new(MIRROR_NAMESPACE).map_err(|e| Error::Store(e.into()))
+    }
+
     /// The HTTP API (`/v2/…`) of this registry.
     pub fn router(&self) -> axum::Router {
         routes::router(self.clone())
@@ -185,11 +201,14 @@ impl Registry {
         }
     }
 
-    /// Blobs reachable from the namespace's names (the hub's visibility).
+    /// Blobs reachable from the namespace's names (the hub's visibility),
+    /// and from what was pulled through from its upstream.
     fn reachable(&self) -> Result<Arc<HashSet<Digest>>> {
-        let names: Vec<(String, Digest)> = self
-            .store()
-            .list(self.namespace())?
+        let mut tags = self.store().list(self.namespace())?;
+        if self.upstream().is_some() {
+            tags.extend(self.store().list(&self.mirror()?)?);
+        }
+        let names: Vec<(String, Digest)> = tags
             .into_iter()
             .map(|t| (t.reference.to_string(), t.digest))
             .collect();
@@ -228,13 +247,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The namespace naming what the hub pulled through from its upstream.
+const MIRROR_NAMESPACE: &str = "hub-upstream";
+
 /// The hub: a read-only, anonymous registry over the store's `hub`
-/// namespace with Docker Hub's naming.
-pub fn hub(store: Store) -> Result<axum::Router> {
+/// namespace with Docker Hub's naming, pulling what the catalog lacks
+/// through from `upstream` when one is given.
+pub fn hub(store: Store, upstream: Option<Upstream>) -> Result<axum::Router> {
     let namespace = Namespace::new("hub").map_err(store::Error::from)?;
     let registry = Registry::open(Config {
         naming: Naming::Hub,
         read_only: true,
+        upstream,
         ..Config::new(store, namespace)
     })?;
     Ok(registry.router())

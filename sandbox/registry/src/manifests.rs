@@ -20,6 +20,7 @@ use crate::documents::{self, Descriptor, is_index};
 use crate::error::{Code, Error, Result};
 use crate::names::ManifestRef;
 use crate::routes::Call;
+use crate::upstream::{Upstream, upstream_repository};
 use crate::{MAX_MANIFEST_SIZE, Registry};
 
 fn unknown(name: &str, reference: &ManifestRef) -> Error {
@@ -62,6 +63,66 @@ fn resolve(registry: &Registry, name: &str, reference: &ManifestRef) -> Result<D
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The hub's answer for a manifest the catalog lacks: a tag is asked of
+/// the upstream each time (tags move), falling back to what was fetched
+/// before when the upstream fails; a digest is served from what was
+/// fetched before when it can be (digests do not move).
+async fn pull_through(
+    registry: &Registry,
+    upstream: &Upstream,
+    name: &str,
+    reference: &ManifestRef,
+) -> Result<Digest> {
+    let repository = upstream_repository(name).ok_or_else(|| unknown(name, reference))?;
+    let mirror = registry.mirror()?;
+    let store_ref = registry.naming().reference(name, reference)?;
+    let cached = {
+        let (store, mirror, store_ref) =
+            (registry.store().clone(), mirror.clone(), store_ref.clone());
+        tokio::task::spawn_blocking(move || store.resolve(&mirror, &store_ref).ok()).await?
+    };
+    if let (ManifestRef::Digest(_), Some(digest)) = (reference, &cached) {
+        return Ok(digest.clone());
+    }
+    let (digest, bytes) = match upstream.manifest(&repository, reference).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return Err(Error::protocol(
+                Code::ManifestUnknown,
+                format!(
+                    "{name} is not in the catalog, and upstream {} has no {repository} {}",
+                    upstream.url(),
+                    match reference {
+                        ManifestRef::Tag(t) => format!("tag {t}"),
+                        ManifestRef::Digest(d) => format!("manifest {d}"),
+                    }
+                ),
+            ));
+        }
+        Err(e) => match cached {
+            Some(digest) => {
+                tracing::warn!(error = %e, name, "upstream failed; serving the copy fetched before");
+                return Ok(digest);
+            }
+            None => return Err(e),
+        },
+    };
+    let store = registry.store().clone();
+    let member = registry
+        .naming()
+        .reference(name, &ManifestRef::Digest(digest.clone()))?;
+    let kept = digest.clone();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        store.write_blob_bytes(&bytes)?;
+        store.tag(&mirror, &member, &kept)?;
+        store.tag(&mirror, &store_ref, &kept)?;
+        Ok(())
+    })
+    .await??;
+    tracing::info!(name, %digest, upstream = %upstream.url(), "pulled a manifest through");
+    Ok(digest)
 }
 
 /// Media types listed in `Accept` headers, parameters dropped.
@@ -123,18 +184,30 @@ pub(crate) async fn get(
     reference: &ManifestRef,
     call: Call,
 ) -> Result<Response> {
-    let registry = registry.clone();
-    let name = name.to_owned();
-    let reference = reference.clone();
     let accept = accepted(&call.headers);
-    let (digest, bytes, media_type) = tokio::task::spawn_blocking(move || {
-        let digest = resolve(&registry, &name, &reference)?;
-        negotiate(&registry, digest, &accept).map_err(|e| match e {
-            Error::Store(s) if s.kind() == store::ErrorKind::NotFound => unknown(&name, &reference),
-            other => other,
+    let local = {
+        let (registry, name, reference) = (registry.clone(), name.to_owned(), reference.clone());
+        tokio::task::spawn_blocking(move || resolve(&registry, &name, &reference)).await?
+    };
+    let digest = match (local, registry.upstream()) {
+        (Ok(digest), _) => digest,
+        (Err(e), Some(upstream)) if e.code() == Code::ManifestUnknown => {
+            pull_through(registry, upstream, name, reference).await?
+        }
+        (Err(e), _) => return Err(e),
+    };
+    let (digest, bytes, media_type) = {
+        let (registry, name, reference) = (registry.clone(), name.to_owned(), reference.clone());
+        tokio::task::spawn_blocking(move || {
+            negotiate(&registry, digest, &accept).map_err(|e| match e {
+                Error::Store(s) if s.kind() == store::ErrorKind::NotFound => {
+                    unknown(&name, &reference)
+                }
+                other => other,
+            })
         })
-    })
-    .await??;
+        .await??
+    };
     let len = bytes.len() as u64;
     let body = if call.method == Method::HEAD {
         axum::body::Body::empty()

@@ -115,7 +115,7 @@ const QUEUED_CHUNKS: usize = 4;
 
 /// Appends the request body to `writer`. The writer comes back even when
 /// the body broke off: what arrived stays part of the upload.
-async fn append(writer: Writer, body: Body) -> Result<(Writer, Result<()>)> {
+pub(crate) async fn append(writer: Writer, body: Body) -> Result<(Writer, Result<()>)> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUED_CHUNKS);
     let task = tokio::task::spawn_blocking(move || {
         let mut writer = writer;

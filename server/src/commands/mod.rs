@@ -189,7 +189,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     tracing::info!(lessons = state.course.lessons.len(), dir = %lessons_dir.display(), "course loaded");
     tracing::info!("listening on {public_url}");
     let hub = match args.hub_listen {
-        Some(addr) => Some(start_hub(addr, &hub_store_dir).await?),
+        Some(addr) => Some(start_hub(addr, &hub_store_dir, args.hub_upstream.as_deref()).await?),
         None => None,
     };
     let served = http::serve(listener, state, shutdown_signal()).await;
@@ -208,12 +208,21 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
 async fn start_hub(
     addr: std::net::SocketAddr,
     store_dir: &Path,
+    upstream: Option<&str>,
 ) -> anyhow::Result<(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
 )> {
     let store = store::Store::open(store_dir)
         .with_context(|| format!("cannot open the image store in {}", store_dir.display()))?;
+    let upstream = upstream
+        .map(::registry::Upstream::new)
+        .transpose()
+        .context("cannot use --hub-upstream")?;
+    if let Some(upstream) = &upstream {
+        tracing::info!(upstream = %upstream.url(), "the hub pulls what the catalog lacks through");
+    }
+    let router = ::registry::hub(store, upstream).context("cannot open the hub")?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for the hub; is that port in use?"))?;
@@ -222,7 +231,7 @@ async fn start_hub(
         .context("cannot read the hub's address")?;
     tracing::info!("hub serving the catalog at http://{local}/v2/");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(http::serve_hub(listener, store, async {
+    let task = tokio::spawn(::registry::serve(listener, router, async {
         let _ = stopped.await;
     }));
     Ok((stop, task))

@@ -145,15 +145,6 @@ pub async fn serve(
 
 /// The hub: the catalog (store namespace `hub`) over the OCI distribution
 /// API at `/v2/`, anonymous and read-only, on its own listener.
-pub async fn serve_hub(
-    listener: tokio::net::TcpListener,
-    store: store::Store,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let router = registry::hub(store).map_err(std::io::Error::other)?;
-    registry::serve(listener, router, shutdown).await
-}
-
 /// Periodic clean-up: expired sessions and idle rate-limit entries.
 async fn housekeeping(state: SharedState) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));

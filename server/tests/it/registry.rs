@@ -337,6 +337,35 @@ fn layerlab_registry_serve_runs_inside_a_workstation_node() {
     assert!(text(&out.stdout).contains("--htpasswd"));
 }
 
+#[test]
+fn a_hub_upstream_must_be_a_registry_url_and_needs_the_hub() {
+    for (args, expected) in [
+        (
+            vec![
+                "--hub-listen",
+                "127.0.0.1:0",
+                "--hub-upstream",
+                "ftp://mirror",
+            ],
+            "not a registry URL",
+        ),
+        (
+            vec!["--hub-upstream", "https://registry-1.docker.io"],
+            "--hub-listen",
+        ),
+    ] {
+        let mut argv = vec!["serve"];
+        argv.extend(args);
+        let out = cli(&argv, "");
+        assert!(!out.status.success(), "{argv:?}");
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{argv:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
 #[tokio::test]
 async fn layerlab_serve_hub_listen_serves_the_catalog() {
     let data = temp_dir();

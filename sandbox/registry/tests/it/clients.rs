@@ -35,20 +35,6 @@ fn hub_digest(store: &Store, name: &str) -> String {
         .to_string()
 }
 
-async fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .await
-        .expect("skopeo (apt-get install -y skopeo)");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The digest of the only manifest an OCI layout's index lists.
 fn layout_digest(dir: &Path) -> String {
     let index: serde_json::Value =
@@ -121,7 +107,7 @@ async fn skopeo_copies_nginx_in_and_out_with_identical_digests() {
 async fn the_hub_serves_the_catalog_read_only() {
     let catalog = catalog();
     let busybox = hub_digest(&catalog, "busybox");
-    let hub = registry::hub(catalog.clone()).expect("hub");
+    let hub = registry::hub(catalog.clone(), None).expect("hub");
     let registry = registry::Registry::open(registry::Config {
         naming: registry::Naming::Hub,
         read_only: true,

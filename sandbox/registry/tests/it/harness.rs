@@ -78,6 +78,16 @@ impl Server {
         self.client.get(self.at(path)).send().await.expect("GET")
     }
 
+    /// `GET` with an `Accept` header.
+    pub async fn get_accepting(&self, path: &str, accept: &str) -> Response {
+        self.client
+            .get(self.at(path))
+            .header("Accept", accept)
+            .send()
+            .await
+            .expect("GET")
+    }
+
     pub async fn head(&self, path: &str) -> Response {
         self.client.head(self.at(path)).send().await.expect("HEAD")
     }
@@ -184,6 +194,21 @@ impl Drop for Server {
             let _ = stop.send(());
         }
     }
+}
+
+/// Runs skopeo; its standard output.
+pub async fn skopeo(args: &[&str]) -> String {
+    let out = tokio::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .await
+        .expect("skopeo (apt-get install -y skopeo)");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn digest_of(bytes: &[u8]) -> String {

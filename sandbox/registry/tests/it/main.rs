@@ -12,6 +12,8 @@
 //! - `clients`: skopeo copies the catalog's nginx in and out; Debian's
 //!   dockerd pushes and pulls busybox; the hub serves the catalog
 //!   read-only; basic auth.
+//! - `upstream`: the hub pulling what the catalog lacks through from an
+//!   upstream registry, and serving it once the upstream is gone.
 
 mod clients;
 mod discovery;
@@ -21,3 +23,4 @@ mod hostile;
 mod management;
 mod pull;
 mod push;
+mod upstream;

@@ -1,0 +1,171 @@
+//! The hub pulling through from an upstream registry: what the catalog
+//! lacks is fetched, checked and kept, and served again when the upstream
+//! is gone. The upstream is a real registry (layerlab's own, on its own
+//! store) holding `library/app`, Docker Hub's name for `app`.
+
+use registry::{Config, Naming, Registry, Upstream};
+use reqwest::StatusCode;
+use store::{Namespace, Store};
+
+use crate::harness::*;
+
+async fn hub_over(root: &std::path::Path, upstream: &str) -> Server {
+    let store = Store::open(root).expect("hub store");
+    let registry = Registry::open(Config {
+        naming: Naming::Hub,
+        read_only: true,
+        upstream: Some(Upstream::new(upstream).expect("upstream URL")),
+        ..Config::new(store.clone(), Namespace::new("hub").expect("namespace"))
+    })
+    .expect("hub");
+    let router = registry.router();
+    Server::serve(store, registry, router).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hub_pulls_what_the_catalog_lacks_through_and_keeps_it() {
+    let upstream = Server::start().await;
+    let (manifest, digest) = upstream
+        .push_image("library/app", "v1", "pulled through")
+        .await;
+    let document: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest json");
+    let blobs: Vec<String> = std::iter::once(&document["config"])
+        .chain(document["layers"].as_array().expect("layers"))
+        .map(|d| d["digest"].as_str().expect("digest").to_owned())
+        .collect();
+    let root = tempfile::tempdir().expect("hub dir");
+    let hub = hub_over(root.path(), &upstream.url).await;
+
+    // A real client sees the upstream's image under the hub's short name.
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/app:v1", hub.addr),
+    ])
+    .await;
+    assert_eq!(raw.as_bytes(), &manifest[..]);
+    let r = hub
+        .get_accepting("/v2/app/manifests/v1", OCI_MANIFEST)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["Docker-Content-Digest"], digest.as_str());
+    for blob in &blobs {
+        let r = hub.get(&format!("/v2/library/app/blobs/{blob}")).await;
+        assert_eq!(r.status(), StatusCode::OK, "{blob}");
+        let bytes = r.bytes().await.expect("blob");
+        assert_eq!(&digest_of(&bytes), blob);
+    }
+
+    // What the upstream lacks is unknown, and the answer says where it looked.
+    let r = hub.get("/v2/nothing/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains("MANIFEST_UNKNOWN") && body.contains("upstream"),
+        "{body}"
+    );
+    // Names of other registries are not the upstream's to answer.
+    let r = hub.get("/v2/quay.io/team/app/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // With the upstream gone, what was fetched is still served.
+    upstream.stop().await;
+    for path in [
+        "/v2/app/manifests/v1".to_owned(),
+        format!("/v2/app/manifests/{digest}"),
+    ] {
+        let r = hub.get_accepting(&path, OCI_MANIFEST).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(r.bytes().await.expect("body").as_ref(), &manifest[..]);
+    }
+    for blob in &blobs {
+        let r = hub.get(&format!("/v2/app/blobs/{blob}")).await;
+        assert_eq!(r.status(), StatusCode::OK, "{blob}");
+    }
+    // And what was never fetched says the upstream did not answer.
+    let r = hub.get("/v2/other/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let body = r.text().await.expect("body");
+    assert!(body.contains("did not answer"), "{body}");
+    hub.stop().await;
+
+    // The fetched image survives a restart of the hub.
+    let again = hub_over(root.path(), "http://127.0.0.1:9").await;
+    let r = again
+        .get_accepting("/v2/library/app/manifests/v1", OCI_MANIFEST)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["Docker-Content-Digest"], digest.as_str());
+}
+
+/// Docker Hub's way with anonymous pulls: the registry answers 401 with a
+/// bearer challenge naming a token service, and accepts the token that
+/// service hands out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
+    use axum::extract::{Query, Request};
+    use axum::http::{HeaderValue, header};
+    use axum::middleware::{self, Next};
+    use axum::response::{IntoResponse, Response};
+    use std::collections::HashMap;
+
+    const TOKEN: &str = "pull-token-for-library-app";
+    let upstream = Server::start().await;
+    let (_, digest) = upstream
+        .push_image("library/app", "v2", "behind a token")
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let challenge = format!(
+        r#"Bearer realm="http://{addr}/token",service="test-registry",scope="repository:library/app:pull""#
+    );
+    let guarded = upstream.registry.router().layer(middleware::from_fn(
+        move |request: Request, next: Next| {
+            let challenge = challenge.clone();
+            async move {
+                let authorized = request
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .is_some_and(|v| v == format!("Bearer {TOKEN}").as_str());
+                if authorized {
+                    return next.run(request).await;
+                }
+                let mut response: Response = StatusCode::UNAUTHORIZED.into_response();
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_str(&challenge).expect("header"),
+                );
+                response
+            }
+        },
+    ));
+    let tokens = axum::Router::new().route(
+        "/token",
+        axum::routing::get(|Query(q): Query<HashMap<String, String>>| async move {
+            let asked_right = q.get("service").map(String::as_str) == Some("test-registry")
+                && q.get("scope").map(String::as_str) == Some("repository:library/app:pull");
+            if asked_right {
+                axum::Json(serde_json::json!({ "token": TOKEN })).into_response()
+            } else {
+                StatusCode::BAD_REQUEST.into_response()
+            }
+        }),
+    );
+    let front = tokio::spawn(registry::serve(
+        listener,
+        tokens.merge(guarded),
+        std::future::pending(),
+    ));
+
+    let root = tempfile::tempdir().expect("hub dir");
+    let hub = hub_over(root.path(), &format!("http://{addr}")).await;
+    let r = hub
+        .get_accepting("/v2/app/manifests/v2", OCI_MANIFEST)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["Docker-Content-Digest"], digest.as_str());
+    front.abort();
+}

@@ -14,6 +14,8 @@
 //! challenge, which is followed: the token service named in the challenge
 //! hands out a pull token for the repository.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -24,7 +26,7 @@ use store::content::{Expected, IngestManager, Ingester};
 use crate::documents;
 use crate::error::{Error, Result};
 use crate::names::ManifestRef;
-use crate::{MAX_MANIFEST_SIZE, Registry};
+use crate::{MAX_MANIFEST_SIZE, Registry, lock};
 
 /// The manifest types asked for, most capable first.
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -38,7 +40,13 @@ const MAX_BLOB: u64 = 16 << 30;
 pub struct Upstream {
     base: Url,
     client: reqwest::Client,
+    /// Blob fetches in flight: a class pulling one new image at once
+    /// fetches each layer once, the others wait for it.
+    fetching: Arc<Mutex<HashMap<Digest, Arc<Fetch>>>>,
 }
+
+/// One blob fetch; `Some(found)` once it ended without an error.
+type Fetch = tokio::sync::Mutex<Option<bool>>;
 
 impl Upstream {
     /// An upstream at `base` (`https://registry-1.docker.io`, or any
@@ -58,7 +66,11 @@ impl Upstream {
             .user_agent(concat!("layerlab-hub/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("cannot make an HTTP client: {e}")))?;
-        Ok(Upstream { base, client })
+        Ok(Upstream {
+            base,
+            client,
+            fetching: Arc::default(),
+        })
     }
 
     /// The upstream's base URL.
@@ -214,6 +226,29 @@ impl Upstream {
     /// Fetches blob `digest` of `repository` into the registry's store;
     /// `false` when the upstream does not have it.
     pub(crate) async fn blob(
+        &self,
+        registry: &Registry,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<bool> {
+        let fetch = lock(&self.fetching)
+            .entry(digest.clone())
+            .or_default()
+            .clone();
+        let mut outcome = fetch.lock().await;
+        if let Some(found) = *outcome {
+            return Ok(found);
+        }
+        let result = self.fetch_blob(registry, repository, digest).await;
+        // After an error the next waiter tries for itself.
+        if let Ok(found) = result {
+            *outcome = Some(found);
+        }
+        lock(&self.fetching).remove(digest);
+        result
+    }
+
+    async fn fetch_blob(
         &self,
         registry: &Registry,
         repository: &str,

@@ -154,7 +154,7 @@ async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
             }
         }),
     );
-    let front = tokio::spawn(registry::serve(
+    tokio::spawn(registry::serve(
         listener,
         tokens.merge(guarded),
         std::future::pending(),
@@ -167,5 +167,48 @@ async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["Docker-Content-Digest"], digest.as_str());
-    front.abort();
+}
+
+/// A class pulling an image the hub has not fetched yet: each layer is
+/// fetched from the upstream once while the others wait for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_class_pulling_one_new_layer_fetches_it_once() {
+    use axum::extract::Request;
+    use axum::middleware::{self, Next};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let upstream = Server::start().await;
+    let layer: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let digest = upstream.push_blob("library/app", &layer).await;
+    let blob_gets = Arc::new(AtomicUsize::new(0));
+    let counter = blob_gets.clone();
+    // A slow upstream, so every student asks while the first fetch runs.
+    let counted = upstream.registry.router().layer(middleware::from_fn(
+        move |request: Request, next: Next| {
+            let counter = counter.clone();
+            async move {
+                if request.uri().path().contains("/blobs/sha256:") {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                }
+                next.run(request).await
+            }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(registry::serve(listener, counted, std::future::pending()));
+
+    let root = tempfile::tempdir().expect("hub dir");
+    let hub = hub_over(root.path(), &format!("http://{addr}")).await;
+    let path = format!("/v2/app/blobs/{digest}");
+    let answers = futures_util::future::join_all((0..8).map(|_| hub.get(&path))).await;
+    for r in answers {
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.bytes().await.expect("blob").len(), layer.len());
+    }
+    assert_eq!(blob_gets.load(Ordering::SeqCst), 1);
 }

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use reqwest::{StatusCode, Url, header};
@@ -43,7 +43,13 @@ pub struct Upstream {
     /// Blob fetches in flight: a class pulling one new image at once
     /// fetches each layer once, the others wait for it.
     fetching: Arc<Mutex<HashMap<Digest, Arc<Fetch>>>>,
+    /// Pull tokens by repository, with when they stop being good, so one
+    /// image's requests share a token instead of each earning its own.
+    tokens: Arc<Mutex<HashMap<String, (String, Instant)>>>,
 }
+
+/// Tokens kept at most; past that the expired ones go, then all.
+const MAX_TOKENS: usize = 1024;
 
 /// One blob fetch; `Some(found)` once it ended without an error.
 type Fetch = tokio::sync::Mutex<Option<bool>>;
@@ -70,6 +76,7 @@ impl Upstream {
             base,
             client,
             fetching: Arc::default(),
+            tokens: Arc::default(),
         })
     }
 
@@ -82,11 +89,18 @@ impl Upstream {
         Error::Upstream(format!("upstream {} did not answer: {e}", self.base))
     }
 
-    /// `GET` of `path`, following a bearer-token challenge once.
-    async fn get(&self, path: &str, accept: Option<&str>) -> Result<reqwest::Response> {
+    /// `GET` of `/v2/<repository>/<tail>`, with the repository's pull token
+    /// when one was earned, following a bearer-token challenge once.
+    async fn get(
+        &self,
+        repository: &str,
+        tail: &str,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response> {
+        let path = format!("/v2/{repository}/{tail}");
         let url = self
             .base
-            .join(path)
+            .join(&path)
             .map_err(|e| Error::Upstream(format!("bad upstream path {path:?}: {e}")))?;
         let send = |token: Option<String>| {
             let mut request = self.client.get(url.clone());
@@ -98,7 +112,11 @@ impl Upstream {
             }
             request.send()
         };
-        let response = send(None).await.map_err(|e| self.unreachable(e))?;
+        let kept = lock(&self.tokens)
+            .get(repository)
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(token, _)| token.clone());
+        let response = send(kept).await.map_err(|e| self.unreachable(e))?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -113,26 +131,46 @@ impl Upstream {
                 self.base
             )));
         };
-        let token = self.token(&challenge).await?;
+        let (token, lasts) = self.token(&challenge).await?;
+        {
+            let mut tokens = lock(&self.tokens);
+            if tokens.len() >= MAX_TOKENS {
+                let now = Instant::now();
+                tokens.retain(|_, (_, until)| now < *until);
+                if tokens.len() >= MAX_TOKENS {
+                    tokens.clear();
+                }
+            }
+            tokens.insert(
+                repository.to_owned(),
+                (token.clone(), Instant::now() + lasts),
+            );
+        }
         send(Some(token)).await.map_err(|e| self.unreachable(e))
     }
 
     /// `GET` of `path`: the answer when it succeeded, `None` when the
     /// upstream does not have it, an error for anything else.
-    async fn found(&self, path: &str, accept: Option<&str>) -> Result<Option<reqwest::Response>> {
-        let response = self.get(path, accept).await?;
+    async fn found(
+        &self,
+        repository: &str,
+        tail: &str,
+        accept: Option<&str>,
+    ) -> Result<Option<reqwest::Response>> {
+        let response = self.get(repository, tail, accept).await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => Ok(Some(response)),
             s => Err(Error::Upstream(format!(
-                "upstream {} answered {s} for {path}",
+                "upstream {} answered {s} for {repository} {tail}",
                 self.base
             ))),
         }
     }
 
-    /// An anonymous token from the challenge's token service.
-    async fn token(&self, challenge: &BearerChallenge) -> Result<String> {
+    /// An anonymous token from the challenge's token service, and how long
+    /// to use it.
+    async fn token(&self, challenge: &BearerChallenge) -> Result<(String, Duration)> {
         let mut url = Url::parse(&challenge.realm)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
@@ -155,6 +193,7 @@ impl Upstream {
         struct Token {
             token: Option<String>,
             access_token: Option<String>,
+            expires_in: Option<u64>,
         }
         let response = self
             .client
@@ -176,12 +215,16 @@ impl Upstream {
                 self.base
             ))
         })?;
-        token.token.or(token.access_token).ok_or_else(|| {
+        // The token spec's default life is 60 s; leave a margin for the
+        // requests in flight when it runs out.
+        let lasts = Duration::from_secs(token.expires_in.unwrap_or(60).saturating_sub(10));
+        let value = token.token.or(token.access_token).ok_or_else(|| {
             Error::Upstream(format!(
                 "the token service of upstream {} sent no token",
                 self.base
             ))
-        })
+        })?;
+        Ok((value, lasts))
     }
 
     /// The manifest `repository` `reference` upstream, checked; `None`
@@ -195,8 +238,10 @@ impl Upstream {
             ManifestRef::Tag(tag) => tag.clone(),
             ManifestRef::Digest(digest) => digest.to_string(),
         };
-        let path = format!("/v2/{repository}/manifests/{tail}");
-        let Some(response) = self.found(&path, Some(ACCEPT)).await? else {
+        let Some(response) = self
+            .found(repository, &format!("manifests/{tail}"), Some(ACCEPT))
+            .await?
+        else {
             return Ok(None);
         };
         let content_type = response
@@ -254,8 +299,10 @@ impl Upstream {
         repository: &str,
         digest: &Digest,
     ) -> Result<bool> {
-        let path = format!("/v2/{repository}/blobs/{digest}");
-        let Some(response) = self.found(&path, None).await? else {
+        let Some(response) = self
+            .found(repository, &format!("blobs/{digest}"), None)
+            .await?
+        else {
             return Ok(false);
         };
         let size = response.content_length().ok_or_else(|| {

@@ -101,7 +101,7 @@ async fn the_hub_pulls_what_the_catalog_lacks_through_and_keeps_it() {
 
 /// Docker Hub's way with anonymous pulls: the registry answers 401 with a
 /// bearer challenge naming a token service, and accepts the token that
-/// service hands out.
+/// service hands out. One token serves all of an image's requests.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
     use axum::extract::{Query, Request};
@@ -109,12 +109,16 @@ async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
     use axum::middleware::{self, Next};
     use axum::response::{IntoResponse, Response};
     use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const TOKEN: &str = "pull-token-for-library-app";
     let upstream = Server::start().await;
-    let (_, digest) = upstream
+    let (manifest, digest) = upstream
         .push_image("library/app", "v2", "behind a token")
         .await;
+    let tokens_handed_out = Arc::new(AtomicUsize::new(0));
+    let handed = tokens_handed_out.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -144,11 +148,12 @@ async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
     ));
     let tokens = axum::Router::new().route(
         "/token",
-        axum::routing::get(|Query(q): Query<HashMap<String, String>>| async move {
+        axum::routing::get(move |Query(q): Query<HashMap<String, String>>| async move {
             let asked_right = q.get("service").map(String::as_str) == Some("test-registry")
                 && q.get("scope").map(String::as_str) == Some("repository:library/app:pull");
             if asked_right {
-                axum::Json(serde_json::json!({ "token": TOKEN })).into_response()
+                handed.fetch_add(1, Ordering::SeqCst);
+                axum::Json(serde_json::json!({ "token": TOKEN, "expires_in": 300 })).into_response()
             } else {
                 StatusCode::BAD_REQUEST.into_response()
             }
@@ -167,6 +172,13 @@ async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["Docker-Content-Digest"], digest.as_str());
+    let document: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest json");
+    for blob in [&document["config"], &document["layers"][0]] {
+        let blob = blob["digest"].as_str().expect("digest");
+        let r = hub.get(&format!("/v2/app/blobs/{blob}")).await;
+        assert_eq!(r.status(), StatusCode::OK, "{blob}");
+    }
+    assert_eq!(tokens_handed_out.load(Ordering::SeqCst), 1);
 }
 
 /// A class pulling an image the hub has not fetched yet: each layer is

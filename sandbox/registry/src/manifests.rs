@@ -65,10 +65,11 @@ fn resolve(registry: &Registry, name: &str, reference: &ManifestRef) -> Result<D
     }
 }
 
-/// The hub's answer for a manifest the catalog lacks: a tag is asked of
-/// the upstream each time (tags move), falling back to what was fetched
-/// before when the upstream fails; a digest is served from what was
-/// fetched before when it can be (digests do not move).
+/// The hub's answer for a manifest the catalog lacks: a tag is checked
+/// with the upstream each time (tags move; a `HEAD` when a copy is kept,
+/// the manifest is fetched only when the tag moved), falling back to what
+/// was fetched before when the upstream fails; a digest is served from
+/// what was fetched before when it can be (digests do not move).
 async fn pull_through(
     registry: &Registry,
     upstream: &Upstream,
@@ -83,8 +84,19 @@ async fn pull_through(
             (registry.store().clone(), mirror.clone(), store_ref.clone());
         tokio::task::spawn_blocking(move || store.resolve(&mirror, &store_ref).ok()).await?
     };
-    if let (ManifestRef::Digest(_), Some(digest)) = (reference, &cached) {
-        return Ok(digest.clone());
+    if let Some(digest) = &cached {
+        match reference {
+            ManifestRef::Digest(_) => return Ok(digest.clone()),
+            // The kept copy is current when the tag still points to it.
+            ManifestRef::Tag(tag) => match upstream.tag_digest(&repository, tag).await {
+                Ok(Some(current)) if current == *digest => return Ok(digest.clone()),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, name, "upstream failed; serving the copy fetched before");
+                    return Ok(digest.clone());
+                }
+            },
+        }
     }
     let (digest, bytes) = match upstream.manifest(&repository, reference).await {
         Ok(Some(found)) => found,

@@ -89,10 +89,11 @@ impl Upstream {
         Error::Upstream(format!("upstream {} did not answer: {e}", self.base))
     }
 
-    /// `GET` of `/v2/<repository>/<tail>`, with the repository's pull token
-    /// when one was earned, following a bearer-token challenge once.
-    async fn get(
+    /// `method` on `/v2/<repository>/<tail>`, with the repository's pull
+    /// token when one was earned, following a bearer-token challenge once.
+    async fn request(
         &self,
+        method: reqwest::Method,
         repository: &str,
         tail: &str,
         accept: Option<&str>,
@@ -103,7 +104,7 @@ impl Upstream {
             .join(&path)
             .map_err(|e| Error::Upstream(format!("bad upstream path {path:?}: {e}")))?;
         let send = |token: Option<String>| {
-            let mut request = self.client.get(url.clone());
+            let mut request = self.client.request(method.clone(), url.clone());
             if let Some(accept) = accept {
                 request = request.header(header::ACCEPT, accept);
             }
@@ -157,7 +158,9 @@ impl Upstream {
         tail: &str,
         accept: Option<&str>,
     ) -> Result<Option<reqwest::Response>> {
-        let response = self.get(repository, tail, accept).await?;
+        let response = self
+            .request(reqwest::Method::GET, repository, tail, accept)
+            .await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => Ok(Some(response)),
@@ -225,6 +228,28 @@ impl Upstream {
             ))
         })?;
         Ok((value, lasts))
+    }
+
+    /// What tag `tag` of `repository` points to upstream now, asked with
+    /// `HEAD`, which Docker Hub does not count against its pull limits;
+    /// `None` when the upstream lacks the tag or does not say.
+    pub(crate) async fn tag_digest(&self, repository: &str, tag: &str) -> Result<Option<Digest>> {
+        let response = self
+            .request(
+                reqwest::Method::HEAD,
+                repository,
+                &format!("manifests/{tag}"),
+                Some(ACCEPT),
+            )
+            .await?;
+        if !response.status().is_success() {
+            return Ok(None);
+        }
+        Ok(response
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()))
     }
 
     /// The manifest `repository` `reference` upstream, checked; `None`

@@ -69,6 +69,21 @@ async fn the_hub_pulls_what_the_catalog_lacks_through_and_keeps_it() {
     let r = hub.get("/v2/quay.io/team/app/manifests/v1").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
+    // A tag that moved upstream is followed.
+    let (_, moved_digest) = upstream.push_image("library/app", "v2", "moved on").await;
+    let r = hub
+        .get_accepting("/v2/app/manifests/v2", OCI_MANIFEST)
+        .await;
+    assert_eq!(r.headers()["Docker-Content-Digest"], moved_digest.as_str());
+    let (_, moved_again) = upstream
+        .push_image("library/app", "v2", "moved again")
+        .await;
+    let r = hub
+        .get_accepting("/v2/app/manifests/v2", OCI_MANIFEST)
+        .await;
+    assert_eq!(r.headers()["Docker-Content-Digest"], moved_again.as_str());
+    assert_ne!(moved_again, moved_digest);
+
     // With the upstream gone, what was fetched is still served.
     upstream.stop().await;
     for path in [
@@ -119,6 +134,8 @@ async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
         .await;
     let tokens_handed_out = Arc::new(AtomicUsize::new(0));
     let handed = tokens_handed_out.clone();
+    let manifest_gets = Arc::new(AtomicUsize::new(0));
+    let gets = manifest_gets.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -129,7 +146,13 @@ async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
     let guarded = upstream.registry.router().layer(middleware::from_fn(
         move |request: Request, next: Next| {
             let challenge = challenge.clone();
+            let gets = gets.clone();
             async move {
+                if request.method() == axum::http::Method::GET
+                    && request.uri().path().contains("/manifests/")
+                {
+                    gets.fetch_add(1, Ordering::SeqCst);
+                }
                 let authorized = request
                     .headers()
                     .get(header::AUTHORIZATION)
@@ -179,6 +202,15 @@ async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
         assert_eq!(r.status(), StatusCode::OK, "{blob}");
     }
     assert_eq!(tokens_handed_out.load(Ordering::SeqCst), 1);
+    // Asked again, the tag is checked with a HEAD (free of Docker Hub's
+    // pull limits) and the kept copy served.
+    let r = hub
+        .get_accepting("/v2/app/manifests/v2", OCI_MANIFEST)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["Docker-Content-Digest"], digest.as_str());
+    // The first GET earned the 401 and came back with the token.
+    assert_eq!(manifest_gets.load(Ordering::SeqCst), 2);
 }
 
 /// A class pulling an image the hub has not fetched yet: each layer is

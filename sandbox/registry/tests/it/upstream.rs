@@ -256,3 +256,74 @@ async fn a_class_pulling_one_new_layer_fetches_it_once() {
     }
     assert_eq!(blob_gets.load(Ordering::SeqCst), 1);
 }
+
+/// An upstream is untrusted input like any other: what it sends that does
+/// not check out is refused with the reason, and nothing of it is kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_a_lying_upstream_sends_is_refused_and_not_kept() {
+    use axum::body::Body;
+    use axum::extract::Path;
+    use axum::response::{IntoResponse, Response};
+
+    let asked_blob = digest_of(b"the real layer");
+    let asked_manifest = digest_of(b"{\"schemaVersion\":2}");
+    let liar = axum::Router::new()
+        .route(
+            "/v2/library/liar/manifests/{reference}",
+            axum::routing::get(|Path(reference): Path<String>| async move {
+                let body: Vec<u8> = match reference.as_str() {
+                    // Valid JSON, but not the bytes of the digest asked for.
+                    r if r.starts_with("sha256:") => br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":2},"layers":[]}"#.to_vec(),
+                    "junk" => b"<html>not a manifest</html>".to_vec(),
+                    _ => vec![b' '; 5 << 20],
+                };
+                ([("Content-Type", OCI_MANIFEST)], body).into_response()
+            }),
+        )
+        .route(
+            "/v2/library/liar/blobs/{digest}",
+            axum::routing::get(|Path(digest): Path<String>| async move {
+                if digest.ends_with(&"a".repeat(64)) {
+                    // No declared size: a stream that could run forever.
+                    let chunks = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
+                        bytes::Bytes::from_static(b"endless"),
+                    )]);
+                    Response::new(Body::from_stream(chunks))
+                } else {
+                    b"some other layer".to_vec().into_response()
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(registry::serve(listener, liar, std::future::pending()));
+    let root = tempfile::tempdir().expect("hub dir");
+    let hub = hub_over(root.path(), &format!("http://{addr}")).await;
+
+    let no_size = format!("sha256:{}", "a".repeat(64));
+    for (path, reason) in [
+        (format!("/v2/liar/manifests/{asked_manifest}"), "not kept"),
+        ("/v2/liar/manifests/junk".to_owned(), "not a manifest"),
+        ("/v2/liar/manifests/huge".to_owned(), "larger than"),
+        (format!("/v2/liar/blobs/{asked_blob}"), "not kept"),
+        (format!("/v2/liar/blobs/{no_size}"), "how large"),
+    ] {
+        let r = hub.get_accepting(&path, OCI_MANIFEST).await;
+        assert_eq!(r.status(), StatusCode::BAD_GATEWAY, "{path}");
+        let body = r.text().await.expect("body");
+        assert!(body.contains(reason), "{path}: {body}");
+    }
+    let store = Store::open(root.path()).expect("hub store");
+    let mirror = Namespace::new("hub-upstream").expect("namespace");
+    assert!(store.list(&mirror).expect("names").is_empty());
+    for digest in [&asked_blob, &asked_manifest] {
+        assert!(
+            !store.blob_exists(&digest.parse().expect("digest")),
+            "{digest}"
+        );
+    }
+    use store::content::IngestManager as _;
+    assert!(store.content().ingests().expect("ingests").is_empty());
+}

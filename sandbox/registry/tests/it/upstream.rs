@@ -22,6 +22,25 @@ async fn hub_over(root: &std::path::Path, upstream: &str) -> Server {
     Server::serve(store, registry, router).await
 }
 
+/// A hub over the store at `root` in front of an upstream the test builds:
+/// `upstream` gets the upstream's URL and returns its routes, which are
+/// served until the test ends.
+async fn hub_in_front_of(
+    root: &std::path::Path,
+    upstream: impl FnOnce(&str) -> axum::Router,
+) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(registry::serve(
+        listener,
+        upstream(&url),
+        std::future::pending(),
+    ));
+    hub_over(root, &url).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_hub_pulls_what_the_catalog_lacks_through_and_keeps_it() {
     let upstream = Server::start().await;
@@ -136,12 +155,10 @@ async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
     let handed = tokens_handed_out.clone();
     let manifest_gets = Arc::new(AtomicUsize::new(0));
     let gets = manifest_gets.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let root = tempfile::tempdir().expect("hub dir");
+    let hub = hub_in_front_of(root.path(), |url| {
     let challenge = format!(
-        r#"Bearer realm="http://{addr}/token",service="test-registry",scope="repository:library/app:pull""#
+        r#"Bearer realm="{url}/token",service="test-registry",scope="repository:library/app:pull""#
     );
     let guarded = upstream.registry.router().layer(middleware::from_fn(
         move |request: Request, next: Next| {
@@ -182,14 +199,9 @@ async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
             }
         }),
     );
-    tokio::spawn(registry::serve(
-        listener,
-        tokens.merge(guarded),
-        std::future::pending(),
-    ));
-
-    let root = tempfile::tempdir().expect("hub dir");
-    let hub = hub_over(root.path(), &format!("http://{addr}")).await;
+    tokens.merge(guarded)
+    })
+    .await;
     let r = hub
         .get_accepting("/v2/app/manifests/v2", OCI_MANIFEST)
         .await;
@@ -240,14 +252,8 @@ async fn a_class_pulling_one_new_layer_fetches_it_once() {
             }
         },
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(registry::serve(listener, counted, std::future::pending()));
-
     let root = tempfile::tempdir().expect("hub dir");
-    let hub = hub_over(root.path(), &format!("http://{addr}")).await;
+    let hub = hub_in_front_of(root.path(), |_| counted).await;
     let path = format!("/v2/app/blobs/{digest}");
     let answers = futures_util::future::join_all((0..8).map(|_| hub.get(&path))).await;
     for r in answers {
@@ -294,13 +300,8 @@ async fn what_a_lying_upstream_sends_is_refused_and_not_kept() {
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(registry::serve(listener, liar, std::future::pending()));
     let root = tempfile::tempdir().expect("hub dir");
-    let hub = hub_over(root.path(), &format!("http://{addr}")).await;
+    let hub = hub_in_front_of(root.path(), |_| liar).await;
 
     let no_size = format!("sha256:{}", "a".repeat(64));
     for (path, reason) in [

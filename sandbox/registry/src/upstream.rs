@@ -294,8 +294,23 @@ impl Upstream {
     }
 
     /// Fetches blob `digest` of `repository` into the registry's store;
-    /// `false` when the upstream does not have it.
+    /// `false` when the upstream does not have it. The fetch runs in a task
+    /// of its own: a client that goes away does not stop a fetch others
+    /// wait for, and the layer is kept for the next pull.
     pub(crate) async fn blob(
+        &self,
+        registry: &Registry,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<bool> {
+        let (upstream, registry) = (self.clone(), registry.clone());
+        let (repository, digest) = (repository.to_owned(), digest.clone());
+        tokio::spawn(async move { upstream.blob_once(&registry, &repository, &digest).await })
+            .await?
+    }
+
+    /// One fetch of a blob at a time; those who ask meanwhile share it.
+    async fn blob_once(
         &self,
         registry: &Registry,
         repository: &str,

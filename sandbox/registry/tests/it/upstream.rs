@@ -226,7 +226,8 @@ async fn the_hub_follows_a_bearer_challenge_to_the_token_service() {
 }
 
 /// A class pulling an image the hub has not fetched yet: each layer is
-/// fetched from the upstream once while the others wait for it.
+/// fetched from the upstream once while the others wait for it, and a
+/// student who gives up does not stop the fetch for the rest.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_class_pulling_one_new_layer_fetches_it_once() {
     use axum::extract::Request;
@@ -255,6 +256,12 @@ async fn a_class_pulling_one_new_layer_fetches_it_once() {
     let root = tempfile::tempdir().expect("hub dir");
     let hub = hub_in_front_of(root.path(), |_| counted).await;
     let path = format!("/v2/app/blobs/{digest}");
+    // The first student gives up at once; the fetch goes on for the rest.
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(50))
+        .build()
+        .expect("client");
+    assert!(impatient.get(hub.at(&path)).send().await.is_err());
     let answers = futures_util::future::join_all((0..8).map(|_| hub.get(&path))).await;
     for r in answers {
         assert_eq!(r.status(), StatusCode::OK);

@@ -147,12 +147,7 @@ async fn the_hub_serves_the_catalog_read_only() {
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Read-only.
-    let r = s
-        .client
-        .post(s.at("/v2/busybox/blobs/uploads/"))
-        .send()
-        .await
-        .expect("post");
+    let r = s.post("/v2/busybox/blobs/uploads/").await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     let r = s.delete("/v2/busybox/manifests/latest").await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
@@ -196,12 +191,7 @@ async fn basic_auth_from_htpasswd() {
         .await
         .expect("ping");
     assert_eq!(r.status(), StatusCode::OK);
-    let r = s
-        .client
-        .post(s.at("/v2/app/blobs/uploads/"))
-        .send()
-        .await
-        .expect("post");
+    let r = s.post("/v2/app/blobs/uploads/").await;
     assert_eq!(
         r.status(),
         StatusCode::UNAUTHORIZED,

@@ -12,12 +12,7 @@ async fn an_upload_resumes_after_a_restart() {
     let digest = digest_of(&data);
 
     let first = Server::on_store(root.path(), |c| c).await;
-    let r = first
-        .client
-        .post(first.at("/v2/app/blobs/uploads/"))
-        .send()
-        .await
-        .expect("post");
+    let r = first.post("/v2/app/blobs/uploads/").await;
     let loc = r.headers()["Location"].to_str().expect("loc").to_owned();
     let r = first
         .client
@@ -46,12 +41,7 @@ async fn an_upload_resumes_after_a_restart() {
         .await
         .expect("patch");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = second
-        .client
-        .put(second.at(&format!("{loc}?digest={digest}")))
-        .send()
-        .await
-        .expect("put");
+    let r = second.put(&format!("{loc}?digest={digest}")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = second.get(&format!("/v2/app/blobs/{digest}")).await;
     assert_eq!(r.bytes().await.expect("body").as_ref(), &data[..]);
@@ -83,12 +73,7 @@ async fn a_second_registry_on_the_same_namespace_is_refused() {
 #[tokio::test]
 async fn cancelled_uploads_leave_nothing() {
     let s = Server::start().await;
-    let r = s
-        .client
-        .post(s.at("/v2/app/blobs/uploads/"))
-        .send()
-        .await
-        .expect("post");
+    let r = s.post("/v2/app/blobs/uploads/").await;
     let loc = r.headers()["Location"].to_str().expect("loc").to_owned();
     s.client
         .patch(s.at(&loc))

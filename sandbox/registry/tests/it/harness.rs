@@ -92,6 +92,16 @@ impl Server {
         self.client.head(self.at(path)).send().await.expect("HEAD")
     }
 
+    /// `POST` with no body.
+    pub async fn post(&self, path: &str) -> Response {
+        self.client.post(self.at(path)).send().await.expect("POST")
+    }
+
+    /// `PUT` with no body.
+    pub async fn put(&self, path: &str) -> Response {
+        self.client.put(self.at(path)).send().await.expect("PUT")
+    }
+
     pub async fn delete(&self, path: &str) -> Response {
         self.client
             .delete(self.at(path))
@@ -132,13 +142,10 @@ impl Server {
 
     /// `POST ?mount=` of `digest` into `name` from repository `from`.
     pub async fn mount(&self, name: &str, digest: &str, from: &str) -> Response {
-        self.client
-            .post(self.at(&format!(
-                "/v2/{name}/blobs/uploads/?mount={digest}&from={from}"
-            )))
-            .send()
-            .await
-            .expect("mount")
+        self.post(&format!(
+            "/v2/{name}/blobs/uploads/?mount={digest}&from={from}"
+        ))
+        .await
     }
 
     pub async fn put_manifest(

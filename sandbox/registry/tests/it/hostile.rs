@@ -80,12 +80,7 @@ async fn wrong_digests_store_nothing() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
     // POST, PATCH, then PUT with the wrong digest: the upload is discarded.
-    let r = s
-        .client
-        .post(s.at("/v2/app/blobs/uploads/"))
-        .send()
-        .await
-        .expect("post");
+    let r = s.post("/v2/app/blobs/uploads/").await;
     let loc = r.headers()["Location"].to_str().expect("loc").to_owned();
     s.client
         .patch(s.at(&loc))
@@ -93,12 +88,7 @@ async fn wrong_digests_store_nothing() {
         .send()
         .await
         .expect("patch");
-    let r = s
-        .client
-        .put(s.at(&format!("{loc}?digest={wrong}")))
-        .send()
-        .await
-        .expect("put");
+    let r = s.put(&format!("{loc}?digest={wrong}")).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
     let r = s
@@ -136,12 +126,7 @@ async fn wrong_digests_store_nothing() {
             .expect("patch");
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{uuid}");
     }
-    let r = s
-        .client
-        .put(s.at("/v2/app/blobs/uploads/nope"))
-        .send()
-        .await
-        .expect("put");
+    let r = s.put("/v2/app/blobs/uploads/nope").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(store_counts(&s), before);
 }
@@ -213,12 +198,7 @@ async fn read_only_registries_refuse_writes() {
         ..c
     })
     .await;
-    let r = s
-        .client
-        .post(s.at("/v2/app/blobs/uploads/"))
-        .send()
-        .await
-        .expect("post");
+    let r = s.post("/v2/app/blobs/uploads/").await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(error_code(r).await, "UNSUPPORTED");
     let r = s.put_manifest("app", "v1", OCI_MANIFEST, b"{}").await;

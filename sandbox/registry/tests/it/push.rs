@@ -18,12 +18,7 @@ async fn monolithic_post_then_put() {
     let s = Server::start().await;
     let data = b"monolithic blob".to_vec();
     let digest = digest_of(&data);
-    let r = s
-        .client
-        .post(s.at("/v2/app/blobs/uploads/"))
-        .send()
-        .await
-        .expect("post");
+    let r = s.post("/v2/app/blobs/uploads/").await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert!(r.headers().contains_key("Docker-Upload-UUID"));
     let loc = location(&r);
@@ -65,12 +60,7 @@ async fn chunked_upload_in_order_with_status() {
     let s = Server::start().await;
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let digest = digest_of(&data);
-    let r = s
-        .client
-        .post(s.at("/v2/app/blobs/uploads/"))
-        .send()
-        .await
-        .expect("post");
+    let r = s.post("/v2/app/blobs/uploads/").await;
     let mut loc = location(&r);
     let chunks = [&data[..100_000], &data[100_000..250_000], &data[250_000..]];
     let mut offset = 0usize;
@@ -93,12 +83,7 @@ async fn chunked_upload_in_order_with_status() {
         assert_eq!(st.status(), StatusCode::NO_CONTENT);
         assert_eq!(st.headers()["Range"], format!("0-{end}").as_str());
     }
-    let r = s
-        .client
-        .put(s.at(&format!("{loc}?digest={digest}")))
-        .send()
-        .await
-        .expect("put");
+    let r = s.put(&format!("{loc}?digest={digest}")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let got = s.get(&format!("/v2/app/blobs/{digest}")).await;
     assert_eq!(got.bytes().await.expect("body").as_ref(), &data[..]);
@@ -107,12 +92,7 @@ async fn chunked_upload_in_order_with_status() {
 #[tokio::test]
 async fn a_chunk_out_of_order_is_refused_with_416() {
     let s = Server::start().await;
-    let r = s
-        .client
-        .post(s.at("/v2/app/blobs/uploads/"))
-        .send()
-        .await
-        .expect("post");
+    let r = s.post("/v2/app/blobs/uploads/").await;
     let loc = location(&r);
     let first = s
         .client

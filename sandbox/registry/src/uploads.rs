@@ -148,15 +148,20 @@ pub(crate) async fn append(writer: Writer, body: Body) -> Result<(Writer, Result
     Ok((writer, write_result.and(body_result)))
 }
 
+/// `Range: 0-<last byte>` of an upload holding `offset` bytes.
+fn insert_range(headers: &mut HeaderMap, offset: u64) {
+    if let Ok(v) = HeaderValue::from_str(&format!("0-{}", offset.saturating_sub(1))) {
+        headers.insert(header::RANGE, v);
+    }
+}
+
 fn session_response(status: StatusCode, name: &str, uuid: &str, offset: u64) -> Response {
     let mut response = status.into_response();
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&format!("/v2/{name}/blobs/uploads/{uuid}")) {
         h.insert(header::LOCATION, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("0-{}", offset.saturating_sub(1))) {
-        h.insert(header::RANGE, v);
-    }
+    insert_range(h, offset);
     if let Ok(v) = HeaderValue::from_str(uuid) {
         h.insert("Docker-Upload-UUID", v);
     }
@@ -328,9 +333,7 @@ pub(crate) async fn patch(
         let offset = writer.offset();
         slot.writer = Some(writer);
         let mut response = e.into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!("0-{}", offset.saturating_sub(1))) {
-            response.headers_mut().insert(header::RANGE, v);
-        }
+        insert_range(response.headers_mut(), offset);
         return Ok(response);
     }
     let (writer, appended) = append(writer, call.body).await?;

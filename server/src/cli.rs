@@ -141,7 +141,7 @@ pub struct ServeArgs {
     /// Registry the hub pulls through from for images the catalog lacks,
     /// e.g. https://registry-1.docker.io; fetched images are kept.
     #[arg(long, env = "LAYERLAB_HUB_UPSTREAM", requires = "hub_listen", value_parser = parse_upstream)]
-    pub hub_upstream: Option<String>,
+    pub hub_upstream: Option<::registry::Upstream>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -307,10 +307,8 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     })
 }
 
-fn parse_upstream(text: &str) -> Result<String, String> {
-    ::registry::Upstream::new(text)
-        .map(|_| text.to_owned())
-        .map_err(|e| e.to_string())
+fn parse_upstream(text: &str) -> Result<::registry::Upstream, String> {
+    ::registry::Upstream::new(text).map_err(|e| e.to_string())
 }
 
 fn parse_auth(text: &str) -> Result<String, String> {

@@ -189,7 +189,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     tracing::info!(lessons = state.course.lessons.len(), dir = %lessons_dir.display(), "course loaded");
     tracing::info!("listening on {public_url}");
     let hub = match args.hub_listen {
-        Some(addr) => Some(start_hub(addr, &hub_store_dir, args.hub_upstream.as_deref()).await?),
+        Some(addr) => Some(start_hub(addr, &hub_store_dir, args.hub_upstream).await?),
         None => None,
     };
     let served = http::serve(listener, state, shutdown_signal()).await;
@@ -208,17 +208,13 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
 async fn start_hub(
     addr: std::net::SocketAddr,
     store_dir: &Path,
-    upstream: Option<&str>,
+    upstream: Option<::registry::Upstream>,
 ) -> anyhow::Result<(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
 )> {
     let store = store::Store::open(store_dir)
         .with_context(|| format!("cannot open the image store in {}", store_dir.display()))?;
-    let upstream = upstream
-        .map(::registry::Upstream::new)
-        .transpose()
-        .context("cannot use --hub-upstream")?;
     if let Some(upstream) = &upstream {
         tracing::info!(upstream = %upstream.url(), "the hub pulls what the catalog lacks through");
     }

@@ -86,11 +86,19 @@ pub(crate) async fn get(
     call: Call,
 ) -> Result<Response> {
     let digest = parse_digest(digest)?;
-    let held = holds(registry, Some(name), &digest).await?;
-    let file = match (held, registry.store().open_blob(&digest)) {
-        (true, Ok(file)) => file,
-        (_, Err(e)) if e.kind() != store::ErrorKind::NotFound => return Err(e.into()),
-        _ => {
+    // A blob this repository does not hold is not even opened.
+    let local = if holds(registry, Some(name), &digest).await? {
+        match registry.store().open_blob(&digest) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == store::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    let file = match local {
+        Some(file) => file,
+        None => {
             if !pull_through(registry, name, &digest).await? {
                 return Err(unknown(name, &digest));
             }

@@ -8,7 +8,7 @@
 //! manifest comes last, is never broken), then runs the store's mark and
 //! sweep.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use store::{Digest, GcOptions};
@@ -51,25 +51,28 @@ impl Registry {
         }
         let mut released = Vec::new();
         if let Some(links) = &self.inner.blobs {
+            // Asked once per blob, however many repositories hold it.
+            let mut old: HashMap<Digest, bool> = HashMap::new();
+            let mut unreferenced_and_old = |digest: &Digest| -> store::Result<bool> {
+                if referenced.contains(digest) {
+                    return Ok(false);
+                }
+                if let Some(known) = old.get(digest) {
+                    return Ok(*known);
+                }
+                let is_old = match self.store().blob_info(digest) {
+                    Ok(info) => SystemTime::now()
+                        .duration_since(info.committed_at)
+                        .is_ok_and(|age| age >= grace),
+                    Err(e) if e.kind() == store::ErrorKind::NotFound => true,
+                    Err(e) => return Err(e),
+                };
+                old.insert(digest.clone(), is_old);
+                Ok(is_old)
+            };
             let mut links = lock(links);
             for lease in links.leases_mut() {
-                let held: Vec<Digest> = lease.record().blobs.iter().cloned().collect();
-                for digest in held {
-                    if referenced.contains(&digest) {
-                        continue;
-                    }
-                    let old = match self.store().blob_info(&digest) {
-                        Ok(info) => SystemTime::now()
-                            .duration_since(info.committed_at)
-                            .is_ok_and(|age| age >= grace),
-                        Err(e) if e.kind() == store::ErrorKind::NotFound => true,
-                        Err(e) => return Err(e.into()),
-                    };
-                    if old {
-                        lease.remove_blob(&digest)?;
-                        released.push(digest);
-                    }
-                }
+                released.extend(lease.release_blobs(&mut unreferenced_and_old)?);
             }
         }
         // A blob two repositories held is released once per repository.

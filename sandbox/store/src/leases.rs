@@ -177,6 +177,27 @@ impl Lease {
         }
     }
 
+    /// Drops every blob `release` picks and saves the lease once; returns
+    /// the blobs dropped. An error from `release` leaves the lease as it was.
+    pub fn release_blobs(
+        &mut self,
+        mut release: impl FnMut(&Digest) -> Result<bool>,
+    ) -> Result<Vec<Digest>> {
+        let mut dropped = Vec::new();
+        for digest in &self.record.blobs {
+            if release(digest)? {
+                dropped.push(digest.clone());
+            }
+        }
+        if !dropped.is_empty() {
+            for digest in &dropped {
+                self.record.blobs.remove(digest);
+            }
+            self.save()?;
+        }
+        Ok(dropped)
+    }
+
     /// Lets the lease outlive this handle; returns its id for
     /// [`crate::Store::adopt_lease`] or [`crate::Store::release_lease`].
     pub fn keep(mut self) -> String {

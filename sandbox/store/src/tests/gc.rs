@@ -236,3 +236,25 @@ fn children_of_a_named_lease_hold_blobs_and_come_back_with_it() {
     assert!(d.path().join("store/leases/registry-2.json").exists());
     assert!(!d.path().join("store/leases/registry-2.repo1.lock").exists());
 }
+
+#[test]
+fn release_blobs_drops_what_it_is_told_and_nothing_after_an_error() {
+    let (_d, s) = store();
+    let kept = s.write_blob_bytes(b"kept").expect("blob").digest;
+    let released = s.write_blob_bytes(b"released").expect("blob").digest;
+    let mut lease = s.named_lease("registry-3").expect("named lease");
+    lease.add_blob(kept.clone()).expect("add");
+    lease.add_blob(released.clone()).expect("add");
+    let dropped = lease
+        .release_blobs(|d| Ok(*d == released))
+        .expect("release");
+    assert_eq!(dropped, vec![released.clone()]);
+    // A failing choice changes nothing.
+    let err = lease
+        .release_blobs(|_| Err(crate::content::ContentError::NotFound(kept.clone()).into()))
+        .expect_err("choice failed");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    drop(lease);
+    let again = s.named_lease("registry-3").expect("reopen");
+    assert_eq!(again.record().blobs.iter().collect::<Vec<_>>(), vec![&kept]);
+}

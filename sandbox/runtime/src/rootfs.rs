@@ -305,6 +305,22 @@ fn populate(spec: &SandboxSpec, binds: &[OwnedFd]) -> Result<()> {
         ensure_target(target, is_dir(fd))?;
         sys::move_mount_to(fd.as_fd(), target).map_err(Error::io("attach bind mount", target))?;
     }
+    for (path, to) in &spec.links {
+        let link = Path::new(path);
+        if let Some(parent) = link.parent() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(Error::io("create", parent))?;
+        }
+        match fs::symlink_metadata(link) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(link).map_err(Error::io("remove", link))?,
+            Ok(_) => fs::remove_file(link).map_err(Error::io("remove", link))?,
+            Err(_) => {}
+        }
+        symlink(to, path).map_err(Error::io("create symlink", link))?;
+    }
     Ok(())
 }
 

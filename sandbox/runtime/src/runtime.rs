@@ -92,7 +92,7 @@ pub struct Runtime {
     cgroup_version: Version,
     /// Exit statuses of inits this process reaped (they are our children
     /// thanks to CLONE_PARENT); adopted sandboxes are not.
-    exited: Arc<Mutex<HashMap<String, ExitStatus>>>,
+    exited: Arc<Exits>,
 }
 
 impl Runtime {
@@ -126,16 +126,29 @@ impl Runtime {
     /// (status Running). On failure nothing is left behind. Fails with
     /// `AlreadyExists` if `spec.id` has a record, whatever its status.
     pub fn create(&self, spec: SandboxSpec) -> Result<Sandbox> {
-        let sb = self.create_inner(spec, false)?;
+        self.create_with(spec, Launch::Detached)
+    }
+
+    /// Like [`Runtime::create`], with the init command's stdin, stdout and
+    /// stderr given by the caller (pipes, or one PTY's slave three times
+    /// with `tty`, which becomes the command's controlling terminal): a
+    /// container whose streams the caller serves. The sandbox does not die
+    /// with the caller.
+    pub fn create_attached(&self, spec: SandboxSpec, stdio: Stdio3) -> Result<Sandbox> {
+        self.create_with(spec, Launch::Attached(stdio))
+    }
+
+    fn create_with(&self, spec: SandboxSpec, launch: Launch) -> Result<Sandbox> {
+        let sb = self.create_inner(spec, launch)?;
         // A status reaped from an earlier sandbox of the same id is stale.
-        if let Ok(mut m) = self.exited.lock() {
+        if let Ok(mut m) = self.exited.map.lock() {
             m.remove(&sb.id);
         }
         self.reap_in_background(&sb);
         Ok(sb)
     }
 
-    fn create_inner(&self, spec: SandboxSpec, foreground: bool) -> Result<Sandbox> {
+    fn create_inner(&self, spec: SandboxSpec, launch: Launch) -> Result<Sandbox> {
         spec.validate()?;
         for d in &spec.lowerdirs {
             if !d.is_dir() {
@@ -165,10 +178,32 @@ impl Runtime {
         let started = Instant::now();
         let mut slot = None;
         let r = (|| {
-            let s = self.config.uid_pool.allocate(&self.layout, &id)?;
-            slot = Some(s);
-            let uid_base = self.config.uid_pool.base(s);
-            let cgroup_dirs = cgroups::dirs(self.cgroup_version, &self.config.cgroup_parent, &id);
+            let (s, uid_base, cgroup_dirs, sibling) = match &spec.sibling_of {
+                // The node's slot is recorded but never released for us:
+                // a release checks that the slot's owner is the releaser.
+                Some(node) => {
+                    let ns = self.load(node)?;
+                    if !self.alive(&ns) {
+                        return Err(Error::NotRunning {
+                            id: node.clone(),
+                            status: Status::Exited.as_str().into(),
+                            what: "a sibling sandbox",
+                        });
+                    }
+                    let dirs = ns.cgroups.iter().map(|d| d.join(&id)).collect();
+                    let sibling = crate::process::Sibling {
+                        init_pid: ns.init_pid.unwrap_or_default(),
+                        init_start_time: ns.init_start_time.unwrap_or_default(),
+                    };
+                    (ns.uid_slot, ns.uid_base, dirs, Some(sibling))
+                }
+                None => {
+                    let s = self.config.uid_pool.allocate(&self.layout, &id)?;
+                    slot = Some(s);
+                    let dirs = cgroups::dirs(self.cgroup_version, &self.config.cgroup_parent, &id);
+                    (s, self.config.uid_pool.base(s), dirs, None)
+                }
+            };
             let st = State {
                 id: id.clone(),
                 status: Status::Creating,
@@ -178,6 +213,7 @@ impl Runtime {
                 uid_base,
                 cgroups: cgroup_dirs.clone(),
                 created_unix_ms: now_unix_ms(),
+                sibling_of: spec.sibling_of.clone(),
             };
             st.save(&self.layout.state(&id))?;
             cgroups::create(self.cgroup_version, &cgroup_dirs, &spec.limits)?;
@@ -186,15 +222,20 @@ impl Runtime {
                 .map_err(Error::io("create", self.layout.activity(&id)))?;
             let cfg = HelperConfig {
                 spec,
+                sibling,
                 uid_base,
                 cgroups: cgroup_dirs,
                 rootfs,
                 state: self.layout.state(&id),
                 error: self.layout.helper_error(&id),
-                foreground,
+                foreground: matches!(launch, Launch::Foreground),
+                attached: match &launch {
+                    Launch::Attached(stdio) => Some(crate::process::Attached { tty: stdio.tty }),
+                    _ => None,
+                },
             };
             state::write_json_atomic(&self.layout.config(&id), &cfg)?;
-            self.run_create_helper(&id, foreground)?;
+            self.run_create_helper(&id, launch)?;
             let st = State::load(&self.layout.state(&id))?;
             let init_pid = st.init_pid.ok_or_else(|| {
                 self.helper_error(&id, "helper exited without an init pid".into())
@@ -238,12 +279,20 @@ impl Runtime {
     /// sandboxes (the sandbox itself gets /dev/null), or descriptor 3 for
     /// foreground ones, whose stdio is the caller's. Only the latter needs
     /// `pre_exec` (and so a real fork of the caller); servers use the former.
-    fn run_create_helper(&self, id: &str, foreground: bool) -> Result<()> {
+    fn run_create_helper(&self, id: &str, launch: Launch) -> Result<()> {
         let mut cmd = StdCommand::new(&self.config.helper_exe);
         cmd.arg(helper::CREATE)
             .arg(self.layout.config(id))
             .env_clear();
-        if foreground {
+        let detached = matches!(launch, Launch::Detached);
+        if let Launch::Attached(stdio) = launch {
+            // Never the caller's terminal or process group.
+            cmd.process_group(0)
+                .stdin(Stdio::from(stdio.stdin))
+                .stdout(Stdio::from(stdio.stdout))
+                .stderr(Stdio::from(stdio.stderr));
+        }
+        if !detached {
             let (r, w) = pipe().map_err(Error::sys("create ready pipe"))?;
             let w_raw = w.as_raw_fd();
             cmd.arg("3");
@@ -315,8 +364,9 @@ impl Runtime {
             .spawn(move || {
                 let status = wait_child(pid);
                 debug!(id = %id, pid, ?status, "sandbox init exited");
-                if let Ok(mut m) = exited.lock() {
+                if let Ok(mut m) = exited.map.lock() {
                     m.insert(id, status);
+                    exited.changed.notify_all();
                 }
             });
         if let Err(e) = spawned {
@@ -460,28 +510,56 @@ impl Runtime {
     pub fn stop(&self, id: &str, grace: Duration) -> Result<()> {
         check_id(id)?;
         let st = self.load(id)?;
-        // The pidfd is opened before the liveness check, so a pid recycled
-        // in between can never receive our signal.
-        let pidfd = st.init_pid.and_then(|pid| crate::sys::pidfd_open(pid).ok());
         debug!(id, ?grace, "stopping sandbox");
-        if let Some(pidfd) = pidfd.filter(|_| self.alive(&st)) {
-            // SAFETY: plain syscall on a pidfd we own.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    pidfd.as_raw_fd(),
-                    libc::SIGTERM,
-                    0usize,
-                    0,
-                )
-            };
+        if let Some(pidfd) = self.signal_init(&st, libc::SIGTERM) {
             wait_readable(pidfd.as_raw_fd(), grace);
         }
         self.destroy(id, Some(st.uid_slot))
     }
 
-    /// Kills what is left and removes every host-side trace of `id`.
+    /// Sends `signal` to the sandbox's init, which passes it on to its
+    /// command (a container's main process). Running only.
+    pub fn signal(&self, id: &str, signal: i32) -> Result<()> {
+        check_id(id)?;
+        let st = self.load(id)?;
+        match self.signal_init(&st, signal) {
+            Some(_) => Ok(()),
+            None => Err(Error::NotRunning {
+                id: id.to_owned(),
+                status: Status::Exited.as_str().into(),
+                what: "a signal",
+            }),
+        }
+    }
+
+    /// Signals a live init through a pidfd opened before the liveness
+    /// check, so a pid recycled in between never receives it.
+    fn signal_init(&self, st: &State, signal: i32) -> Option<OwnedFd> {
+        let pidfd = st
+            .init_pid
+            .and_then(|pid| crate::sys::pidfd_open(pid).ok())?;
+        if !self.alive(st) {
+            return None;
+        }
+        // SAFETY: plain syscall on a pidfd we own.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                signal,
+                0usize,
+                0,
+            )
+        };
+        Some(pidfd)
+    }
+
+    /// Kills what is left and removes every host-side trace of `id`, after
+    /// that of its siblings, whose cgroups live inside its own.
     fn destroy(&self, id: &str, slot: Option<u32>) -> Result<()> {
+        for sibling in self.siblings_of(id) {
+            self.destroy(&sibling, None)?;
+        }
         let dirs = match State::load(&self.layout.state(id)) {
             Ok(st) => st.cgroups,
             Err(_) => cgroups::dirs(self.cgroup_version, &self.config.cgroup_parent, id),
@@ -496,10 +574,26 @@ impl Runtime {
         if let Some(s) = slot {
             UidPool::release(&self.layout, s, id)?;
         }
-        if let Ok(mut m) = self.exited.lock() {
+        if let Ok(mut m) = self.exited.map.lock() {
             m.remove(id);
         }
         Ok(())
+    }
+
+    /// Sandboxes created as siblings of `id`.
+    fn siblings_of(&self, id: &str) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.layout.sandboxes()) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|other| other != id && check_id(other).is_ok())
+            .filter(|other| {
+                State::load(&self.layout.state(other))
+                    .is_ok_and(|st| st.sibling_of.as_deref() == Some(id))
+            })
+            .collect()
     }
 
     fn load(&self, id: &str) -> Result<State> {
@@ -563,7 +657,21 @@ impl Runtime {
     /// Exit status of an init this process reaped (`None` while running,
     /// for adopted sandboxes, or once stopped).
     pub fn exit_status(&self, id: &str) -> Option<ExitStatus> {
-        self.exited.lock().ok()?.get(id).copied()
+        self.exited.map.lock().ok()?.get(id).copied()
+    }
+
+    /// Waits up to `timeout` for the init of `id`, our child, to be reaped,
+    /// and returns its status; `None` if it still runs then (or is not ours).
+    pub fn wait_exit(&self, id: &str, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let mut map = self.exited.map.lock().ok()?;
+        loop {
+            if let Some(status) = map.get(id) {
+                return Some(*status);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            map = self.exited.changed.wait_timeout(map, left).ok()?.0;
+        }
     }
 
     pub fn stats(&self, id: &str) -> Result<Stats> {
@@ -644,7 +752,7 @@ impl Runtime {
     /// See [`crate::run_once`].
     pub(crate) fn run_foreground(&self, spec: SandboxSpec) -> Result<ExitStatus> {
         let id = spec.id.clone();
-        let sb = self.create_inner(spec, true)?;
+        let sb = self.create_inner(spec, Launch::Foreground)?;
         // The terminal's ^C and ^\ reach the sandboxed command directly (it
         // is in our foreground process group); we must outlive it to clean up.
         let old = ignore_interactive_signals();
@@ -654,6 +762,34 @@ impl Runtime {
         // Init exits with the command's code, or 128 + the signal that killed it.
         Ok(status)
     }
+}
+
+/// Exit statuses of the inits this process reaped, and a signal for
+/// [`Runtime::wait_exit`].
+#[derive(Default)]
+struct Exits {
+    map: Mutex<HashMap<String, ExitStatus>>,
+    changed: std::sync::Condvar,
+}
+
+/// The init command's streams for [`Runtime::create_attached`].
+#[derive(Debug)]
+pub struct Stdio3 {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// The three are one PTY slave: make it the controlling terminal.
+    pub tty: bool,
+}
+
+/// Whose stdio the init command gets, and whether it dies with the caller.
+enum Launch {
+    /// /dev/null; lives on its own (nodes).
+    Detached,
+    /// The caller's stdio; dies with the caller (`run_once`).
+    Foreground,
+    /// Streams the caller serves; lives on its own (containers).
+    Attached(Stdio3),
 }
 
 /// Waits (up to `timeout`) until `fd` is readable; a pidfd is readable once

@@ -33,6 +33,18 @@ pub struct SandboxSpec {
     pub cwd: String,
     /// Extra lines for `/etc/hosts` after the loopback entries.
     pub hosts: Vec<(String, String)>,
+    /// Symbolic links made after the bind mounts: (path, what it points
+    /// to), e.g. `/run/docker.sock` → `layerlab/docker.sock`. An entry of
+    /// the image at that path is replaced.
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
+    /// A running sandbox whose user namespace, uid range and cgroups this
+    /// one joins: a container beside its node, inside the lab's boundary.
+    /// It gets its own mount, pid, uts, ipc, net and cgroup namespaces;
+    /// its cgroups are children of the node's, so the node's limits bound
+    /// both together.
+    #[serde(default)]
+    pub sibling_of: Option<String>,
 }
 
 impl SandboxSpec {
@@ -49,11 +61,16 @@ impl SandboxSpec {
             init: None,
             cwd: "/".to_owned(),
             hosts: Vec::new(),
+            links: Vec::new(),
+            sibling_of: None,
         }
     }
 
     pub fn validate(&self) -> Result<()> {
         check_id(&self.id)?;
+        if let Some(node) = &self.sibling_of {
+            check_id(node)?;
+        }
         let bad = |m: String| Err(Error::InvalidSpec(m));
         let host_ok = !self.hostname.is_empty()
             && self.hostname.len() <= 63
@@ -100,6 +117,12 @@ impl SandboxSpec {
                 return bad(format!(
                     "hosts entry {ip:?} {name:?} is not an address and a name"
                 ));
+            }
+        }
+        for (path, to) in &self.links {
+            check_inside_path("link", path)?;
+            if to.is_empty() || to.contains('\0') {
+                return bad(format!("link {path:?} must point somewhere"));
             }
         }
         self.limits.validate()?;

@@ -58,6 +58,10 @@ pub struct State {
     /// Every cgroup directory created for the sandbox, one per hierarchy.
     pub cgroups: Vec<PathBuf>,
     pub created_unix_ms: u64,
+    /// The sandbox whose user namespace this one shares; it must go first
+    /// when that one is destroyed (its cgroups are children of ours).
+    #[serde(default)]
+    pub sibling_of: Option<String>,
 }
 
 impl State {

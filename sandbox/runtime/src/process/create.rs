@@ -73,17 +73,29 @@ fn run(cfg: &HelperConfig) -> Result<()> {
     // Joining first makes the clone, its namespaces and its kernel memory
     // born inside the sandbox's cgroups (and roots its cgroup namespace there).
     cgroups::join_self(cgroups::detect(), &cfg.cgroups)?;
+    // A sibling's overlay is built before we give up host privileges by
+    // joining its user namespace; a node's, after the clone, in its own
+    // mount namespace.
+    let sibling_rootfs = cfg
+        .sibling
+        .map(|s| enter_sibling_userns(cfg, s))
+        .transpose()?;
     let (ours, theirs) = channel::pair()?;
-    let flags = (NAMESPACES | libc::CLONE_PARENT) as libc::c_ulong;
+    let namespaces = match cfg.sibling {
+        Some(_) => NAMESPACES & !libc::CLONE_NEWUSER,
+        None => NAMESPACES,
+    };
+    let flags = (namespaces | libc::CLONE_PARENT) as libc::c_ulong;
     // SAFETY: this helper is single-threaded (a fresh exec that started no threads).
     let pid = unsafe { crate::sys::clone_fork(flags) }.map_err(Error::sys("clone sandbox init"))?;
     if pid == 0 {
         drop(ours);
+        drop(sibling_rootfs);
         init::sandbox_main(cfg, theirs, binds, profile, main)
     }
     drop(theirs);
     drop(binds);
-    let r = parent(cfg, pid, &ours);
+    let r = parent(cfg, pid, &ours, sibling_rootfs);
     if r.is_err() {
         // SAFETY: plain syscall on the pid we just created.
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -91,7 +103,52 @@ fn run(cfg: &HelperConfig) -> Result<()> {
     r
 }
 
-fn parent(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<()> {
+/// Builds a sibling's overlay in a private mount namespace of this helper
+/// (its scratch mounts vanish with us), then joins the running sandbox's
+/// user namespace, so that the namespaces cloned next belong to it.
+/// Host files stay writable to us afterwards: we still own them (uid 0),
+/// only our capabilities now count inside that namespace alone.
+fn enter_sibling_userns(cfg: &HelperConfig, node: super::Sibling) -> Result<OwnedFd> {
+    let ns_path = format!("/proc/{}/ns/user", node.init_pid);
+    let userns: OwnedFd = fs::File::open(&ns_path)
+        .map_err(Error::io("open", &ns_path))?
+        .into();
+    // Opened first, checked second: the descriptor names the namespace of
+    // the process that had this start time, never a recycled pid's.
+    if state::process_start_time(node.init_pid) != Some(node.init_start_time) {
+        return Err(Error::NotRunning {
+            id: cfg.spec.sibling_of.clone().unwrap_or_default(),
+            status: "exited".into(),
+            what: "a sibling sandbox",
+        });
+    }
+    // SAFETY: plain syscalls; we are single-threaded.
+    unsafe {
+        crate::sys::check(libc::unshare(libc::CLONE_NEWNS))
+            .map_err(Error::sys("unshare mount namespace"))?;
+    }
+    crate::sys::mount(
+        None,
+        std::path::Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+    .map_err(Error::io("make mounts private", "/"))?;
+    let overlay = rootfs::build_overlay(&cfg.spec, &userns, cfg.uid_base, &cfg.rootfs)?;
+    // SAFETY: plain syscall with a namespace descriptor; single-threaded.
+    crate::sys::check(unsafe { libc::setns(userns.as_raw_fd(), libc::CLONE_NEWUSER) })
+        .map_err(Error::sys("join the sibling's user namespace"))?;
+    Ok(overlay)
+}
+
+fn parent(cfg: &HelperConfig, pid: i32, sock: &OwnedFd, overlay: Option<OwnedFd>) -> Result<()> {
+    if let Some(overlay) = overlay {
+        // The maps are the running sandbox's already.
+        super::sacrifice_first(pid)?;
+        channel::send(sock, &Message::Rootfs(overlay))?;
+        return await_ready(cfg, pid, sock);
+    }
     userns::write_maps(pid, cfg.uid_base)?;
     super::sacrifice_first(pid)?;
     let ns_path = format!("/proc/{pid}/ns/user");
@@ -119,6 +176,10 @@ fn parent(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<()> {
     enter(&host_ns)?;
     let overlay = overlay?;
     channel::send(sock, &Message::Rootfs(overlay))?;
+    await_ready(cfg, pid, sock)
+}
+
+fn await_ready(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<()> {
     let failed = |message: String| Error::Helper {
         helper: std::env::current_exe().unwrap_or_default(),
         id: cfg.spec.id.clone(),

@@ -36,7 +36,7 @@ pub(crate) fn sandbox_main(
     drop(sock);
     // Nothing from the host stays open in pid 1 beyond stdio.
     let _ = sys::close_from(3);
-    let code = supervise(main, cfg.foreground);
+    let code = supervise(main, cfg.foreground, cfg.attached.is_some_and(|a| a.tty));
     // SAFETY: as above.
     unsafe { libc::_exit(code) }
 }
@@ -91,7 +91,7 @@ fn setup(cfg: &HelperConfig, sock: &OwnedFd, binds: Vec<OwnedFd>, profile: &Prof
     sys::check(unsafe { libc::sethostname(host.as_ptr(), cfg.spec.hostname.len()) })
         .map_err(Error::sys("sethostname"))?;
     net::setup(cfg.spec.network.bridge.as_ref())?;
-    if !cfg.foreground {
+    if !cfg.foreground && cfg.attached.is_none() {
         // SAFETY: /dev/null is the sandbox's own (bind of the host device).
         unsafe {
             let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
@@ -154,7 +154,7 @@ fn hide_helper_arguments() {
 const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The init loop: returns the exit code for pid 1.
-fn supervise(main: Option<Command>, foreground: bool) -> i32 {
+fn supervise(main: Option<Command>, foreground: bool, tty: bool) -> i32 {
     let main_pid = match main {
         Some(cmd) => {
             // SAFETY: pid 1 is single-threaded.
@@ -164,6 +164,10 @@ fn supervise(main: Option<Command>, foreground: bool) -> i32 {
                     if !foreground {
                         // SAFETY: plain syscall.
                         unsafe { libc::setsid() };
+                    }
+                    if tty {
+                        // SAFETY: plain ioctl on our stdin, a PTY slave.
+                        unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
                     }
                     cmd.exec()
                 }

@@ -43,6 +43,9 @@ use crate::spec::{DEFAULT_PATH, SandboxSpec};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct HelperConfig {
     pub spec: SandboxSpec,
+    /// Set when the sandbox joins a running one's user namespace.
+    #[serde(default)]
+    pub sibling: Option<Sibling>,
     pub uid_base: u32,
     pub cgroups: Vec<PathBuf>,
     /// Empty directory the overlay is attached to inside the sandbox's mount namespace.
@@ -52,6 +55,24 @@ pub(crate) struct HelperConfig {
     /// Keep the caller's stdio for the init command (`run_once`); otherwise
     /// the sandbox gets its own /dev/null.
     pub foreground: bool,
+    /// The init command's stdio came from the caller (the helper's own);
+    /// keep it, and with `tty` make it the controlling terminal.
+    #[serde(default)]
+    pub attached: Option<Attached>,
+}
+
+/// See [`HelperConfig::attached`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Attached {
+    pub tty: bool,
+}
+
+/// The running sandbox a sibling joins, by its init; the start time guards
+/// against a recycled pid.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Sibling {
+    pub init_pid: i32,
+    pub init_start_time: u64,
 }
 
 /// A command ready to `execve`, prepared before forking so the child only

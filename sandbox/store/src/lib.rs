@@ -230,6 +230,12 @@ impl Store {
         self.names_db().list(namespace)
     }
 
+    /// Drops every name of `namespace`; what only they reached is left
+    /// for GC.
+    pub fn remove_namespace(&self, namespace: &Namespace) -> Result<()> {
+        self.names_db().remove_namespace(namespace)
+    }
+
     /// Namespaces that have (or had) names.
     pub fn namespaces(&self) -> Result<Vec<Namespace>> {
         self.names_db().namespaces()

@@ -228,6 +228,16 @@ impl Names {
             .collect())
     }
 
+    /// Removes every name of `ns` at once (a lab's engine going away).
+    pub(crate) fn remove_namespace(&self, ns: &Namespace) -> Result<()> {
+        let _lock = FileLock::exclusive(&self.layout.namespace_lock(ns.as_str()))?;
+        let path = self.layout.namespace_file(ns.as_str());
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).ctx("removing names", path),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn namespaces(&self) -> Result<Vec<Namespace>> {
         let dir = self.layout.names();
         let mut out = Vec::new();

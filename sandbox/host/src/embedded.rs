@@ -12,10 +12,12 @@ use std::fs;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use runtime::{ExecOutput, ExecSpec, Runtime, RuntimeConfig, SandboxSpec, Status, UidPool};
+use runtime::{
+    BindMount, ExecOutput, ExecSpec, Runtime, RuntimeConfig, SandboxSpec, Status, UidPool,
+};
 use serde::{Deserialize, Serialize};
 use store::{Reference, Store};
 use tracing::{debug, info, warn};
@@ -80,13 +82,32 @@ struct Record {
     env: BTreeMap<String, String>,
     cwd: String,
     created_unix_ms: u64,
+    /// What the lab's engine reports as its machine (`docker info`).
+    #[serde(default)]
+    memory_bytes: u64,
+    #[serde(default)]
+    cpus: Option<f64>,
+}
+
+impl Record {
+    fn engine_resources(&self) -> engine::LabResources {
+        let host_cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        engine::LabResources {
+            memory_bytes: self.memory_bytes,
+            cpus: self
+                .cpus
+                .map_or(host_cpus, |c| (c.ceil() as usize).clamp(1, host_cpus)),
+        }
+    }
 }
 
 /// The in-process [`SandboxHost`].
 pub struct EmbeddedHost {
     config: EmbeddedConfig,
-    rt: Runtime,
+    rt: Arc<Runtime>,
     store: Store,
+    /// Each lab's Docker engine, served on a socket its node sees.
+    engines: engine::Engines,
     records: PathBuf,
     /// Ids whose `create_session` is under way in this process.
     starting: Mutex<HashSet<String>>,
@@ -98,14 +119,21 @@ impl EmbeddedHost {
     /// releasing those of sessions that are gone.
     pub fn new(config: EmbeddedConfig) -> Result<Self> {
         let store = Store::open(&config.store_root)?;
-        let rt = Runtime::new(config.runtime())?;
+        let rt = Arc::new(Runtime::new(config.runtime())?);
         rt.adopt_or_cleanup()?;
         let records = config.runtime_state_dir.join("host-sessions");
         fs::create_dir_all(&records).map_err(|e| record_err(&records, e))?;
+        let engines = engine::Engines::new(
+            store.clone(),
+            images::hub(),
+            rt.clone(),
+            &config.runtime_state_dir.join("engines"),
+        )?;
         let host = Self {
             config,
             rt,
             store,
+            engines,
             records,
             starting: Mutex::default(),
         };
@@ -121,6 +149,9 @@ impl EmbeddedHost {
                 .get(&rec.id)
                 .is_ok_and(|s| s.status == Status::Running);
             if alive {
+                if let Err(e) = self.engines.start(&rec.id, rec.engine_resources()) {
+                    warn!(id = rec.id, error = %e, "cannot serve the docker engine of a live lab");
+                }
                 match self.store.adopt_lease(&rec.lease) {
                     Ok(lease) => {
                         lease.keep();
@@ -300,6 +331,8 @@ impl EmbeddedHost {
             created_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
+            memory_bytes: spec.limits.memory_bytes,
+            cpus: spec.limits.cpus,
         };
         if let Err(e) = self.save_new(&rec) {
             let _ = self.store.release_lease(&rec.lease);
@@ -327,7 +360,25 @@ impl EmbeddedHost {
         sb.limits.cpus = spec.limits.cpus;
         sb.env = rec.env.clone();
         sb.cwd = rec.cwd.clone();
+        // The directory, not the socket, so a restarted engine's fresh
+        // socket is seen; read-only, so the node cannot unlink it.
+        sb.mounts.push(BindMount {
+            source: self.engines.prepare(&rec.id)?,
+            target: engine::NODE_SOCKET_DIR.to_owned(),
+            readonly: true,
+        });
+        // Debian's /var/run is a link to /run, so this is also
+        // /var/run/docker.sock, where the docker CLI looks.
+        sb.links.push((
+            "/run/docker.sock".to_owned(),
+            format!(
+                "{}/{}",
+                engine::NODE_SOCKET_DIR.trim_start_matches("/run/"),
+                engine::SOCKET_NAME
+            ),
+        ));
         self.rt.create(sb)?;
+        self.engines.start(&rec.id, rec.engine_resources())?;
         let Some(script) = &spec.setup else {
             return Ok(());
         };
@@ -395,6 +446,7 @@ impl EmbeddedHost {
             Ok(()) | Err(runtime::Error::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        self.engines.remove(&rec.id)?;
         self.forget(rec)
     }
 }

@@ -58,6 +58,8 @@ pub enum Error {
     Runtime(runtime::Error),
     #[error(transparent)]
     Store(#[from] store::Error),
+    #[error("the lab's docker engine: {0}")]
+    Engine(#[from] engine::Error),
 }
 
 impl Error {
@@ -68,7 +70,7 @@ impl Error {
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::WrongState { .. } | Error::SetupFailed { .. } => ErrorKind::FailedPrecondition,
             Error::Timeout { .. } => ErrorKind::Unavailable,
-            Error::Terminal { .. } | Error::Record { .. } => ErrorKind::Internal,
+            Error::Terminal { .. } | Error::Record { .. } | Error::Engine(_) => ErrorKind::Internal,
             Error::Http(crate::http::HttpError::Invalid(_)) => ErrorKind::InvalidArgument,
             Error::Http(_) => ErrorKind::Unavailable,
             Error::Runtime(e) => e.kind(),

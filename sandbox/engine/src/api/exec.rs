@@ -1,0 +1,357 @@
+//! `docker exec`: `POST /containers/{id}/exec` registers a command,
+//! `POST /exec/{id}/start` runs it on a hijacked stream, and
+//! `GET /exec/{id}/json` tells its exit code, which the CLI reads after
+//! the stream ends, so the code is recorded before the stream closes.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::error::{ApiError, ApiResult};
+use super::hijack;
+use super::query::Query;
+use super::types::{ExecCreate, ExecStart};
+use super::{Handled, json, only, read_json};
+use crate::Engine;
+use crate::containers::{Container, random_id};
+use crate::error::Error;
+use crate::streams::{self, Stream};
+
+/// Exec instances a lab keeps; the oldest finished ones go first.
+const MAX_EXECS: usize = 256;
+
+pub struct Exec {
+    pub id: String,
+    container: Arc<Container>,
+    config: ExecCreate,
+    state: Mutex<ExecState>,
+}
+
+#[derive(Default)]
+struct ExecState {
+    started: bool,
+    running: bool,
+    exit_code: Option<i32>,
+    pid: i32,
+    pty: Option<Arc<std::os::fd::OwnedFd>>,
+}
+
+/// The lab's exec instances.
+#[derive(Default)]
+pub struct Execs {
+    table: Mutex<BTreeMap<String, Arc<Exec>>>,
+}
+
+impl Execs {
+    fn insert(&self, exec: Arc<Exec>) -> crate::Result<()> {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if table.len() >= MAX_EXECS {
+            let finished: Option<String> = table
+                .values()
+                .find(|e| e.state.lock().is_ok_and(|s| s.started && !s.running))
+                .map(|e| e.id.clone());
+            match finished {
+                Some(old) => {
+                    table.remove(&old);
+                }
+                None => {
+                    return Err(Error::Conflict(format!(
+                        "this lab has {MAX_EXECS} exec sessions open; end some first"
+                    )));
+                }
+            }
+        }
+        table.insert(exec.id.clone(), exec);
+        Ok(())
+    }
+
+    fn find(&self, id: &str) -> crate::Result<Arc<Exec>> {
+        self.table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchExec(id.to_owned()))
+    }
+}
+
+pub(super) async fn create(
+    engine: &Arc<Engine>,
+    container: &Arc<Container>,
+    request: Request,
+) -> ApiResult {
+    let config: ExecCreate = read_json(request).await?;
+    if config.cmd.0.as_ref().is_none_or(Vec::is_empty) {
+        return Err(ApiError::bad_request("No exec command specified"));
+    }
+    if !matches!(
+        config.user.as_str(),
+        "" | "0" | "root" | "0:0" | "root:root"
+    ) {
+        return Err(Error::NotImplemented(format!(
+            "exec as user {:?} is not supported by this engine yet; run as root",
+            config.user
+        ))
+        .into());
+    }
+    engine.containers.running_sandbox(container)?;
+    let exec = Arc::new(Exec {
+        id: random_id(),
+        container: container.clone(),
+        config,
+        state: Mutex::default(),
+    });
+    engine.execs.insert(exec.clone())?;
+    Ok(json(StatusCode::CREATED, &json!({ "Id": exec.id })))
+}
+
+pub(super) async fn handle(
+    engine: &Arc<Engine>,
+    method: &Method,
+    path: &str,
+    request: Request,
+) -> Handled {
+    let Some(rest) = path.strip_prefix("/exec/") else {
+        return Handled::No(request);
+    };
+    let Some((id, action)) = rest.split_once('/') else {
+        return Handled::No(request);
+    };
+    let answer = async {
+        let exec = engine.execs.find(id)?;
+        match action {
+            "json" => {
+                only(method, &[Method::GET])?;
+                Ok(json(StatusCode::OK, &inspect(&exec)))
+            }
+            "start" => {
+                only(method, &[Method::POST])?;
+                start(engine, exec, request).await
+            }
+            "resize" => {
+                only(method, &[Method::POST])?;
+                let query = Query::parse(request.uri())?;
+                let dim = |k: &str| {
+                    query
+                        .str(k)
+                        .and_then(|v| v.parse::<u16>().ok())
+                        .filter(|v| (1..=1000).contains(v))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!("{k} must be a number from 1 to 1000"))
+                        })
+                };
+                let (rows, cols) = (dim("h")?, dim("w")?);
+                let pty = exec.state.lock().ok().and_then(|s| s.pty.clone());
+                if let Some(master) = pty {
+                    streams::resize(&master, cols, rows)
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                }
+                Ok(StatusCode::OK.into_response())
+            }
+            _ => Err(ApiError::not_found()),
+        }
+    };
+    Handled::Yes(answer.await)
+}
+
+fn inspect(exec: &Exec) -> serde_json::Value {
+    let state = exec.state.lock().unwrap_or_else(|p| p.into_inner());
+    let argv = exec.config.cmd.0.clone().unwrap_or_default();
+    json!({
+        "ID": exec.id,
+        "Running": state.running,
+        "ExitCode": state.exit_code,
+        "ProcessConfig": {
+            "tty": exec.config.tty,
+            "entrypoint": argv.first(),
+            "arguments": argv.get(1..).unwrap_or_default(),
+            "privileged": exec.config.privileged,
+        },
+        "OpenStdin": exec.config.attach_stdin,
+        "OpenStderr": exec.config.attach_stderr,
+        "OpenStdout": exec.config.attach_stdout,
+        "CanRemove": false,
+        "ContainerID": exec.container.id,
+        "DetachKeys": exec.config.detach_keys,
+        "Pid": state.pid,
+    })
+}
+
+async fn start(engine: &Arc<Engine>, exec: Arc<Exec>, request: Request) -> ApiResult {
+    let (parts, raw) = request.into_parts();
+    let bytes = axum::body::to_bytes(raw, super::MAX_JSON_BODY)
+        .await
+        .map_err(|_| ApiError::bad_request("request body is over 1 MiB or broken"))?;
+    let start: ExecStart = if bytes.iter().all(u8::is_ascii_whitespace) {
+        ExecStart::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))?
+    };
+    {
+        let mut state = exec.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.started {
+            return Err(Error::Conflict(format!(
+                "Error: Exec command {} has already run",
+                exec.id
+            ))
+            .into());
+        }
+        state.started = true;
+        state.running = true;
+    }
+    let sandbox = engine.containers.running_sandbox(&exec.container)?;
+    let record = exec.container.record();
+    let mut spec = runtime::ExecSpec::new(exec.config.cmd.0.clone().unwrap_or_default());
+    spec.env = record
+        .config
+        .env
+        .iter()
+        .flatten()
+        .chain(exec.config.env.iter().flatten())
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    spec.cwd = [
+        exec.config.working_dir.as_str(),
+        record.config.working_dir.as_str(),
+    ]
+    .into_iter()
+    .find(|d| !d.is_empty())
+    .unwrap_or("/")
+    .to_owned();
+    let argv = engine.containers.runtime().exec_command(&sandbox, &spec)?;
+    let tty = start.tty || exec.config.tty;
+    let mut command = tokio::process::Command::new(&argv[0]);
+    command.args(&argv[1..]).env_clear().kill_on_drop(false);
+    let mut reader_fds: Vec<(std::os::fd::OwnedFd, Stream)> = Vec::new();
+    let mut stdin_fd = None;
+    let io = |e: std::io::Error| {
+        ApiError::from(Error::InvalidArgument(format!(
+            "cannot start the exec: {e}"
+        )))
+    };
+    if tty {
+        let (master, slave) = streams::pty(80, 24).map_err(io)?;
+        command
+            .stdin(Stdio::from(slave.try_clone().map_err(io)?))
+            .stdout(Stdio::from(slave.try_clone().map_err(io)?))
+            .stderr(Stdio::from(slave));
+        let master = Arc::new(master);
+        stdin_fd = Some(master.try_clone().map_err(io)?);
+        reader_fds.push((master.try_clone().map_err(io)?, Stream::Stdout));
+        exec.state.lock().unwrap_or_else(|p| p.into_inner()).pty = Some(master);
+        // SAFETY: only setsid and ioctl between fork and exec
+        // (async-signal-safe): the PTY becomes the controlling terminal of
+        // the exec helper, and so of the command it forks inside.
+        unsafe {
+            command.pre_exec(|| {
+                libc::setsid();
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    } else {
+        if exec.config.attach_stdin {
+            let (r, w) = streams::pipe().map_err(io)?;
+            command.stdin(Stdio::from(r));
+            stdin_fd = Some(w);
+        } else {
+            command.stdin(Stdio::null());
+        }
+        let (out_r, out_w) = streams::pipe().map_err(io)?;
+        let (err_r, err_w) = streams::pipe().map_err(io)?;
+        command
+            .stdout(Stdio::from(out_w))
+            .stderr(Stdio::from(err_w));
+        reader_fds.push((out_r, Stream::Stdout));
+        reader_fds.push((err_r, Stream::Stderr));
+    }
+    let mut child = command.spawn().map_err(io)?;
+    // The spawned command holds its ends now; ours must close for EOF.
+    drop(command);
+    exec.state.lock().unwrap_or_else(|p| p.into_inner()).pid = child.id().map_or(0, |p| p as i32);
+    let detached = start.detach;
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::empty());
+    let finish = {
+        let exec = exec.clone();
+        move |code: i32| {
+            let mut state = exec.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.running = false;
+            state.exit_code = Some(code);
+            state.pty = None;
+        }
+    };
+    if detached {
+        tokio::spawn(async move {
+            let code = child
+                .wait()
+                .await
+                .ok()
+                .and_then(|s| s.code())
+                .unwrap_or(137);
+            finish(code);
+        });
+        return Ok(StatusCode::OK.into_response());
+    }
+    let with_stdin = exec.config.attach_stdin;
+    Ok(hijack::upgrade(request, move |stream| async move {
+        let (mut input, mut output) = hijack::split(stream);
+        if let (true, Some(fd)) = (with_stdin, stdin_fd)
+            && let Ok(mut sink) = streams::writer(fd)
+        {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n @ 1..) = input.read(&mut buf).await {
+                    if sink.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Stream, Vec<u8>)>(64);
+        for (fd, stream) in reader_fds {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Ok(mut reader) = streams::reader(fd) else {
+                    return;
+                };
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(n @ 1..) = reader.read(&mut buf).await {
+                    if tx.send((stream, buf[..n].to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut client_gone = false;
+        while let Some((stream, bytes)) = rx.recv().await {
+            let out = if tty {
+                bytes
+            } else {
+                streams::frame(stream as u8, &bytes)
+            };
+            if !client_gone && output.write_all(&out).await.is_err() {
+                client_gone = true;
+            }
+        }
+        let code = child
+            .wait()
+            .await
+            .ok()
+            .and_then(|s| s.code())
+            .unwrap_or(137);
+        finish(code);
+        let _ = output.flush().await;
+        let _ = output.shutdown().await;
+    }))
+}

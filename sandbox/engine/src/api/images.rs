@@ -1,0 +1,468 @@
+//! `/images/…`: list, inspect, history, pull, tag, remove, search, prune.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use store::Reference;
+
+use super::error::{ApiError, ApiResult};
+use super::progress::Progress;
+use super::query::Query;
+use super::types::{
+    ContainerConfig, DeleteItem, GraphDriver, HistoryItem, ImageInspect, ImageMetadata,
+    ImageSummary, RootFs, ZERO_TIME,
+};
+use super::{Handled, json, only};
+use std::sync::Arc;
+
+use crate::Engine;
+use crate::error::Error;
+use crate::images::{LabImage, Removed, short_id};
+
+/// What an `/images/…` path addresses.
+#[derive(Debug, PartialEq, Eq)]
+enum Target<'a> {
+    List,
+    Create,
+    Search,
+    Prune,
+    /// `/images/{name}/{action}`; `name` may hold `/` and `:`.
+    Named {
+        name: &'a str,
+        action: &'a str,
+    },
+    /// `DELETE /images/{name}`.
+    Bare {
+        name: &'a str,
+    },
+}
+
+fn parse(path: &str) -> Option<Target<'_>> {
+    let rest = path.strip_prefix("/images/")?;
+    Some(match rest {
+        "json" => Target::List,
+        "create" => Target::Create,
+        "search" => Target::Search,
+        "prune" => Target::Prune,
+        _ => match rest.rsplit_once('/') {
+            Some((name, action @ ("json" | "history" | "tag" | "push" | "get")))
+                if !name.is_empty() =>
+            {
+                Target::Named { name, action }
+            }
+            _ if !rest.is_empty() => Target::Bare { name: rest },
+            _ => return None,
+        },
+    })
+}
+
+pub(super) async fn handle(
+    engine: &Arc<Engine>,
+    method: &Method,
+    path: &str,
+    request: Request,
+) -> Handled {
+    let Some(target) = parse(path) else {
+        return Handled::No(request);
+    };
+    Handled::Yes(answer(engine, method, target, request).await)
+}
+
+async fn answer(
+    engine: &Arc<Engine>,
+    method: &Method,
+    target: Target<'_>,
+    request: Request,
+) -> ApiResult {
+    let query = Query::parse(request.uri())?;
+    match target {
+        Target::List => {
+            only(method, &[Method::GET])?;
+            list(engine, &query).await
+        }
+        Target::Create => {
+            only(method, &[Method::POST])?;
+            pull(engine, &query).await
+        }
+        Target::Search => {
+            only(method, &[Method::GET])?;
+            search(engine, &query).await
+        }
+        Target::Prune => {
+            only(method, &[Method::POST])?;
+            // Every image a lab holds has a name, so none is dangling.
+            Ok(json(
+                StatusCode::OK,
+                &json!({ "ImagesDeleted": null, "SpaceReclaimed": 0 }),
+            ))
+        }
+        Target::Named { name, action } => {
+            let name = decode(name)?;
+            match action {
+                "json" => {
+                    only(method, &[Method::GET])?;
+                    let found = engine.blocking(move |e| e.images.find(&name)).await?;
+                    Ok(json(StatusCode::OK, &inspect(&found)))
+                }
+                "history" => {
+                    only(method, &[Method::GET])?;
+                    let found = engine.blocking(move |e| e.images.find(&name)).await?;
+                    Ok(json(StatusCode::OK, &history(&found)))
+                }
+                "tag" => {
+                    only(method, &[Method::POST])?;
+                    tag(engine, name, &query).await
+                }
+                _ => Err(Error::NotImplemented(format!(
+                    "docker image {action} is not supported by this engine yet"
+                ))
+                .into()),
+            }
+        }
+        Target::Bare { name } => {
+            only(method, &[Method::DELETE])?;
+            let name = decode(name)?;
+            let force = query.bool("force");
+            let removed = engine
+                .blocking(move |e| e.images.remove(&name, force))
+                .await?;
+            let items: Vec<DeleteItem> = removed
+                .into_iter()
+                .map(|r| match r {
+                    Removed::Untagged(n) => DeleteItem {
+                        untagged: Some(n),
+                        deleted: None,
+                    },
+                    Removed::Deleted(id) => DeleteItem {
+                        untagged: None,
+                        deleted: Some(id),
+                    },
+                })
+                .collect();
+            Ok(json(StatusCode::OK, &items))
+        }
+    }
+}
+
+/// Paths arrive percent-encoded; a name is checked before it reaches the
+/// store, so control characters and absurd lengths get a clear message.
+fn decode(raw: &str) -> ApiResult<String> {
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("the image name in the path is not UTF-8"))?;
+    if decoded.is_empty() || decoded.len() > 512 || decoded.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "invalid reference format: {:?} is not an image name or ID",
+            decoded.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(decoded.into_owned())
+}
+
+async fn list(engine: &Arc<Engine>, query: &Query) -> ApiResult {
+    let filters = query.filters()?;
+    let references = filters.get("reference").cloned().unwrap_or_default();
+    let dangling_only = filters
+        .get("dangling")
+        .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
+    let held = engine.blocking(|e| e.images.list()).await?;
+    let rows: Vec<ImageSummary> = held
+        .iter()
+        .filter(|_| !dangling_only)
+        .filter(|i| {
+            references.is_empty()
+                || i.references
+                    .iter()
+                    .any(|r| references.iter().any(|f| reference_matches(f, r)))
+        })
+        .map(summary)
+        .collect();
+    Ok(json(StatusCode::OK, &rows))
+}
+
+/// `reference=busybox`, `reference=busybox:1*`: a name, optionally with a
+/// tag, where `*` matches any run of characters.
+fn reference_matches(filter: &str, r: &Reference) -> bool {
+    let familiar = r.familiar();
+    let name = r.familiar_name();
+    if filter.contains(':') && !filter.contains('/')
+        || filter.rsplit('/').next().is_some_and(|l| l.contains(':'))
+    {
+        glob(filter, &familiar)
+    } else {
+        glob(filter, &name)
+    }
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            text.starts_with(head)
+                && (0..=text.len() - head.len())
+                    .filter(|&i| text.is_char_boundary(head.len() + i))
+                    .any(|i| glob(tail, &text[head.len() + i..]))
+        }
+    }
+}
+
+fn config_value(found: &LabImage) -> Value {
+    serde_json::from_slice(&found.image.config_bytes).unwrap_or(Value::Null)
+}
+
+fn created_unix(value: &Value) -> i64 {
+    value["created"]
+        .as_str()
+        .and_then(|s| humantime::parse_rfc3339_weak(s).ok())
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn labels(value: &Value) -> Option<BTreeMap<String, String>> {
+    serde_json::from_value(value["config"]["Labels"].clone()).ok()
+}
+
+fn summary(found: &LabImage) -> ImageSummary {
+    let value = config_value(found);
+    let size = found.size() as i64;
+    ImageSummary {
+        containers: -1,
+        created: created_unix(&value),
+        id: found.id(),
+        labels: labels(&value),
+        parent_id: String::new(),
+        repo_digests: Some(found.repo_digests()),
+        repo_tags: Some(found.repo_tags()),
+        shared_size: -1,
+        size,
+        virtual_size: size,
+    }
+}
+
+fn inspect(found: &LabImage) -> ImageInspect {
+    let value = config_value(found);
+    let config: ContainerConfig =
+        serde_json::from_value(value["config"].clone()).unwrap_or_default();
+    let size = found.size() as i64;
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    ImageInspect {
+        id: found.id(),
+        repo_tags: found.repo_tags(),
+        repo_digests: found.repo_digests(),
+        parent: String::new(),
+        comment: text(&value["comment"]),
+        created: value["created"].as_str().unwrap_or(ZERO_TIME).to_owned(),
+        container: text(&value["container"]),
+        container_config: serde_json::from_value(value["container_config"].clone())
+            .unwrap_or_default(),
+        docker_version: text(&value["docker_version"]),
+        author: text(&value["author"]),
+        config,
+        architecture: text(&value["architecture"]),
+        variant: text(&value["variant"]),
+        os: text(&value["os"]),
+        os_version: text(&value["os.version"]),
+        size,
+        virtual_size: size,
+        graph_driver: GraphDriver {
+            data: BTreeMap::new(),
+            name: "overlay2".into(),
+        },
+        root_fs: RootFs {
+            kind: "layers".into(),
+            layers: found
+                .image
+                .layers
+                .iter()
+                .map(|l| l.diff_id.to_string())
+                .collect(),
+        },
+        metadata: ImageMetadata {
+            last_tag_time: ZERO_TIME.into(),
+        },
+    }
+}
+
+/// Newest first; the image itself is the only local entry, older steps
+/// are `<missing>` as for any pulled image. Each non-empty step is paired
+/// with the next layer, bottom up.
+fn history(found: &LabImage) -> Vec<HistoryItem> {
+    let value = config_value(found);
+    let steps = value["history"].as_array().cloned().unwrap_or_default();
+    let mut layers = found.image.layers.iter();
+    let mut items: Vec<HistoryItem> = steps
+        .iter()
+        .map(|step| {
+            let empty = step["empty_layer"].as_bool().unwrap_or(false);
+            let size = if empty {
+                0
+            } else {
+                layers.next().map_or(0, |l| l.size as i64)
+            };
+            HistoryItem {
+                id: "<missing>".into(),
+                created: created_unix(step),
+                created_by: step["created_by"].as_str().unwrap_or_default().to_owned(),
+                tags: None,
+                size,
+                comment: step["comment"].as_str().unwrap_or_default().to_owned(),
+            }
+        })
+        .collect();
+    items.reverse();
+    if let Some(top) = items.first_mut() {
+        top.id = found.id();
+        let tags = found.repo_tags();
+        top.tags = (!tags.is_empty()).then_some(tags);
+    }
+    items
+}
+
+async fn tag(engine: &Arc<Engine>, source: String, query: &Query) -> ApiResult {
+    let repo = query
+        .str("repo")
+        .ok_or_else(|| ApiError::bad_request("repository name (repo) is required"))?;
+    let target = match query.str("tag") {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.to_owned(),
+    };
+    let reference =
+        Reference::parse(&target).map_err(|_| Error::InvalidReference(target.clone()))?;
+    engine
+        .blocking(move |e| e.images.tag(&source, &reference))
+        .await?;
+    Ok(json(StatusCode::CREATED, &Value::Null))
+}
+
+async fn search(engine: &Arc<Engine>, query: &Query) -> ApiResult {
+    let term = query.str("term").unwrap_or_default().to_owned();
+    let limit = query
+        .str("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(25);
+    let names = engine.blocking(|e| e.hub_repositories()).await?;
+    let hits: Vec<Value> = names
+        .into_iter()
+        .filter(|n| n.contains(&term))
+        .take(limit)
+        .map(|name| {
+            json!({
+                "star_count": 0,
+                "is_official": !name.contains('/'),
+                "name": name,
+                "is_automated": false,
+                "description": "from the lab's hub",
+            })
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &hits))
+}
+
+/// `POST /images/create?fromImage=busybox&tag=latest`.
+async fn pull(engine: &Arc<Engine>, query: &Query) -> ApiResult {
+    if query.str("fromSrc").is_some() {
+        return Err(Error::NotImplemented(
+            "docker import is not supported by this engine yet".into(),
+        )
+        .into());
+    }
+    let from = query
+        .str("fromImage")
+        .ok_or_else(|| ApiError::bad_request("fromImage is required"))?;
+    let full = match query.str("tag") {
+        Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),
+        Some(t) => format!("{from}:{t}"),
+        None => from.to_owned(),
+    };
+    let reference = Reference::parse(&full).map_err(|_| Error::InvalidReference(full.clone()))?;
+    // Validation ends here: from now on the status is 200 and failures
+    // travel in the stream.
+    let (progress, response) = Progress::channel();
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let shown = reference
+            .tag()
+            .map(str::to_owned)
+            .or_else(|| reference.digest().map(ToString::to_string))
+            .unwrap_or_default();
+        progress.layer(&shown, &format!("Pulling from {}", reference.repository()));
+        match engine.images.pull(&reference) {
+            Ok(pulled) => {
+                for layer in &pulled.image.layers {
+                    let id = short_id(&layer.digest);
+                    progress.layer(
+                        &id,
+                        if pulled.up_to_date {
+                            "Already exists"
+                        } else {
+                            "Pull complete"
+                        },
+                    );
+                }
+                progress.status(&format!("Digest: {}", pulled.image.manifest_digest));
+                progress.status(&format!(
+                    "Status: {} for {}",
+                    if pulled.up_to_date {
+                        "Image is up to date"
+                    } else {
+                        "Downloaded newer image"
+                    },
+                    reference.familiar()
+                ));
+            }
+            Err(e) => progress.error(&e.to_string()),
+        }
+    });
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_recognised_by_head_and_tail() {
+        assert_eq!(parse("/images/json"), Some(Target::List));
+        assert_eq!(
+            parse("/images/localhost:5000/a/b:v1/json"),
+            Some(Target::Named {
+                name: "localhost:5000/a/b:v1",
+                action: "json"
+            })
+        );
+        assert_eq!(
+            parse("/images/busybox"),
+            Some(Target::Bare { name: "busybox" })
+        );
+        assert_eq!(
+            parse("/images/library/busybox"),
+            Some(Target::Bare {
+                name: "library/busybox"
+            })
+        );
+        assert_eq!(parse("/images/"), None);
+        assert_eq!(parse("/containers/json"), None);
+    }
+
+    #[test]
+    fn hostile_names_are_refused_with_a_message() {
+        assert!(decode("%0a").is_err());
+        assert!(decode(&"a".repeat(10_000)).is_err());
+        assert!(decode("%ff").is_err());
+        assert_eq!(decode("a%3Ab").unwrap(), "a:b");
+    }
+
+    #[test]
+    fn reference_filters_glob_like_docker() {
+        let r = Reference::parse("busybox:1.36").unwrap();
+        assert!(reference_matches("busybox", &r));
+        assert!(reference_matches("busybox:1.36", &r));
+        assert!(reference_matches("busybox:1*", &r));
+        assert!(reference_matches("busy*", &r));
+        assert!(!reference_matches("nginx", &r));
+        assert!(!reference_matches("busybox:2*", &r));
+    }
+}

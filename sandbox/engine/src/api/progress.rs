@@ -1,0 +1,61 @@
+//! Docker's JSON-lines progress stream (pull, push, load, build): one JSON
+//! record per frame, each ending in `\r\n`, with `status`, `id`,
+//! `progressDetail`, `stream`, `aux` or `errorDetail`. Once the first
+//! record is out the status is 200 for good, so later failures travel as
+//! an `errorDetail` record, which the CLI prints and turns into its exit
+//! status.
+
+use axum::body::Body;
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt as _;
+
+/// Records buffered between the work and a slow client.
+const QUEUE: usize = 64;
+
+/// The writing end; the response streams what is sent.
+#[derive(Clone)]
+pub(crate) struct Progress {
+    tx: mpsc::Sender<Value>,
+}
+
+impl Progress {
+    /// A writer and the 200 response that streams its records.
+    pub fn channel() -> (Progress, Response) {
+        let (tx, rx) = mpsc::channel::<Value>(QUEUE);
+        let frames = tokio_stream::wrappers::ReceiverStream::new(rx).map(|record| {
+            let mut line = serde_json::to_vec(&record).unwrap_or_default();
+            line.extend_from_slice(b"\r\n");
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line))
+        });
+        let response = Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from_stream(frames))
+            .unwrap_or_default();
+        (Progress { tx }, response)
+    }
+
+    /// Sends one record; a client that left is not an error for the work,
+    /// which finishes anyway (as dockerd's pulls do).
+    fn send(&self, record: Value) {
+        if self.tx.blocking_send(record).is_err() {
+            tracing::debug!("progress client left");
+        }
+    }
+
+    pub fn status(&self, status: &str) {
+        self.send(json!({ "status": status }));
+    }
+
+    pub fn layer(&self, id: &str, status: &str) {
+        self.send(json!({ "status": status, "progressDetail": {}, "id": id }));
+    }
+
+    pub fn error(&self, message: &str) {
+        self.send(json!({
+            "errorDetail": { "message": message },
+            "error": message,
+        }));
+    }
+}

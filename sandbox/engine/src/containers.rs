@@ -1,0 +1,742 @@
+//! A lab's containers: records on disk, each run a sandbox beside the
+//! lab's node (the runtime's `sibling_of`: the lab's user namespace, uid
+//! range and cgroup limits, its own other namespaces), its output in a
+//! bounded log.
+//!
+//! A container's state and its waiters share one lock: the record and the
+//! `changed` counter move together, so a `wait` registered before `start`
+//! cannot miss a fast exit.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use store::{Lease, Store};
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+
+use crate::api::types::{ContainerConfig, HostConfig, ZERO_TIME};
+use crate::error::{Error, Result};
+use crate::images::LabImage;
+use crate::streams::{self, Output, Stream};
+
+/// How much output a container keeps for `docker logs`.
+pub const LOG_LIMIT: usize = 1 << 20;
+/// How long a stopped init has to be reaped before its status is unknown.
+const REAP_WAIT: Duration = Duration::from_secs(5);
+
+/// Where a container is in its life, as Docker names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+    Removing,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Removing => "removing",
+        }
+    }
+
+    pub fn can_start(self) -> bool {
+        matches!(self, Status::Created | Status::Exited)
+    }
+}
+
+/// What survives a restart of the engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    /// With Docker's leading `/`.
+    pub name: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    /// The image ID (`sha256:` of its config).
+    pub image: String,
+    /// The manifest digest it was created from, to unpack it again.
+    pub manifest: String,
+    pub status: Status,
+    pub pid: i32,
+    pub exit_code: i32,
+    pub started_at: String,
+    pub finished_at: String,
+    pub restart_count: u32,
+}
+
+impl Record {
+    /// The runtime sandbox of this container; ids are random, so unique
+    /// on the host.
+    pub fn sandbox_id(&self) -> String {
+        format!("ctr-{}", &self.id[..40])
+    }
+}
+
+pub struct Container {
+    pub id: String,
+    state: Mutex<Record>,
+    /// Bumped on every change of `state`; waiters watch it.
+    changed: watch::Sender<u64>,
+    pub output: Output,
+    /// Write end of the container's stdin while it runs with `OpenStdin`.
+    stdin: Mutex<Option<OwnedFd>>,
+    /// The PTY master of a `Tty` container, for resizing.
+    pty: Mutex<Option<Arc<OwnedFd>>>,
+    /// Keeps the image's layers while the container exists.
+    _lease: Mutex<Option<Lease>>,
+}
+
+impl Container {
+    pub fn record(&self) -> Record {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The record now and a receiver that sees every later change.
+    pub fn watch(&self) -> (Record, watch::Receiver<u64>) {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (state.clone(), self.changed.subscribe())
+    }
+
+    fn update(&self, dir: &std::path::Path, change: impl FnOnce(&mut Record)) -> Result<Record> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut state);
+        save(dir, &state)?;
+        self.changed.send_modify(|n| *n += 1);
+        Ok(state.clone())
+    }
+
+    pub fn take_stdin(&self) -> Option<OwnedFd> {
+        self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    pub fn stdin_writer(&self) -> Option<OwnedFd> {
+        self.stdin
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|fd| fd.try_clone().ok())
+    }
+
+    pub fn pty(&self) -> Option<Arc<OwnedFd>> {
+        self.pty.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn save(dir: &std::path::Path, record: &Record) -> Result<()> {
+    let path = dir.join(format!("{}.json", record.id));
+    let tmp = dir.join(format!(".{}.tmp", record.id));
+    let bytes = serde_json::to_vec_pretty(record)
+        .map_err(|e| Error::state(&path)(std::io::Error::other(e)))?;
+    fs::write(&tmp, bytes).map_err(Error::state(&tmp))?;
+    fs::rename(&tmp, &path).map_err(Error::state(&path))
+}
+
+/// What `docker create` asks for, already merged with the image.
+pub struct CreateRequest {
+    pub name: Option<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub image: LabImage,
+}
+
+pub struct Containers {
+    lab: String,
+    runtime: Arc<runtime::Runtime>,
+    store: Store,
+    dir: PathBuf,
+    table: Mutex<BTreeMap<String, Arc<Container>>>,
+    max: usize,
+}
+
+impl Containers {
+    /// The containers of lab `lab`, with their records in `dir` (those a
+    /// previous engine left are loaded; any that were running lost their
+    /// streams with it and are stopped).
+    pub fn open(
+        lab: &str,
+        runtime: Arc<runtime::Runtime>,
+        store: Store,
+        dir: PathBuf,
+        max: usize,
+    ) -> Result<Containers> {
+        fs::create_dir_all(&dir).map_err(Error::state(&dir))?;
+        let containers = Containers {
+            lab: lab.to_owned(),
+            runtime,
+            store,
+            dir,
+            table: Mutex::new(BTreeMap::new()),
+            max,
+        };
+        for entry in fs::read_dir(&containers.dir)
+            .map_err(Error::state(&containers.dir))?
+            .flatten()
+        {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let Ok(mut record) = fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|e| e.to_string()))
+            else {
+                tracing::warn!(path = %path.display(), "skipping an unreadable container record");
+                continue;
+            };
+            if record.status == Status::Running {
+                let _ = containers
+                    .runtime
+                    .stop(&record.sandbox_id(), Duration::from_secs(1));
+                record.status = Status::Exited;
+                record.exit_code = 137;
+                record.finished_at = now();
+                save(&containers.dir, &record)?;
+            }
+            let container = containers.wrap(record, None);
+            containers.lock().insert(container.id.clone(), container);
+        }
+        Ok(containers)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Container>>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wrap(&self, record: Record, lease: Option<Lease>) -> Arc<Container> {
+        Arc::new(Container {
+            id: record.id.clone(),
+            state: Mutex::new(record),
+            changed: watch::channel(0).0,
+            output: Output::new(LOG_LIMIT),
+            stdin: Mutex::new(None),
+            pty: Mutex::new(None),
+            _lease: Mutex::new(lease),
+        })
+    }
+
+    pub fn list(&self) -> Vec<Arc<Container>> {
+        let mut all: Vec<Arc<Container>> = self.lock().values().cloned().collect();
+        all.sort_by_key(|c| std::cmp::Reverse(c.record().created));
+        all
+    }
+
+    /// By full ID, unique ID prefix or name (with or without `/`).
+    pub fn find(&self, name_or_id: &str) -> Result<Arc<Container>> {
+        let no_such = || Error::NoSuchContainer(name_or_id.to_owned());
+        if name_or_id.is_empty() {
+            return Err(no_such());
+        }
+        let table = self.lock();
+        if let Some(c) = table.get(name_or_id) {
+            return Ok(c.clone());
+        }
+        let wanted = format!("/{}", name_or_id.trim_start_matches('/'));
+        if let Some(c) = table.values().find(|c| c.record().name == wanted) {
+            return Ok(c.clone());
+        }
+        let mut by_prefix = table.values().filter(|c| c.id.starts_with(name_or_id));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some(c), None) => Ok(c.clone()),
+            (Some(_), Some(_)) => Err(Error::InvalidArgument(format!(
+                "multiple containers found with provided prefix: {name_or_id}"
+            ))),
+            _ => Err(no_such()),
+        }
+    }
+
+    pub fn create(&self, request: CreateRequest) -> Result<Arc<Container>> {
+        let mut table = self.lock();
+        if table.len() >= self.max {
+            return Err(Error::Conflict(format!(
+                "this lab has {} containers, its limit: remove some with `docker rm` (or `docker container prune`) first",
+                self.max
+            )));
+        }
+        let id = random_id();
+        let name = match request.name {
+            Some(n) => {
+                check_name(&n)?;
+                format!("/{}", n.trim_start_matches('/'))
+            }
+            None => generated_name(&table),
+        };
+        if let Some(holder) = table.values().find(|c| c.record().name == name) {
+            return Err(Error::Conflict(format!(
+                "Conflict. The container name \"{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                holder.id
+            )));
+        }
+        let argv: Vec<String> = request
+            .config
+            .entrypoint
+            .0
+            .iter()
+            .flatten()
+            .chain(request.config.cmd.0.iter().flatten())
+            .cloned()
+            .collect();
+        let Some((path, args)) = argv.split_first() else {
+            return Err(Error::InvalidArgument("No command specified".into()));
+        };
+        let record = Record {
+            id: id.clone(),
+            name,
+            created: now(),
+            path: path.clone(),
+            args: args.to_vec(),
+            config: request.config,
+            host_config: request.host_config,
+            image: request.image.id(),
+            manifest: request.image.image.manifest_digest.to_string(),
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            restart_count: 0,
+        };
+        save(&self.dir, &record)?;
+        let container = self.wrap(record, None);
+        table.insert(id, container.clone());
+        Ok(container)
+    }
+
+    /// Starts the container's process; `on_exit` runs (on a blocking
+    /// thread) once it has ended and its state is recorded.
+    pub fn start(
+        self: &Arc<Self>,
+        container: &Arc<Container>,
+        on_exit: impl FnOnce(&Arc<Container>) + Send + 'static,
+    ) -> Result<()> {
+        let record = container.record();
+        if record.status == Status::Running {
+            return Err(Error::NotModified);
+        }
+        if !record.status.can_start() {
+            return Err(Error::Conflict(format!(
+                "cannot start container {}: it is {}",
+                record.id,
+                record.status.as_str()
+            )));
+        }
+        let manifest: store::Digest = record
+            .manifest
+            .parse()
+            .map_err(|_| Error::NoSuchImage(record.image.clone()))?;
+        let unpacked = self.store.unpack(&manifest)?;
+        let mut spec = runtime::SandboxSpec::new(record.sandbox_id(), unpacked.lowerdirs.clone());
+        spec.sibling_of = Some(self.lab.clone());
+        spec.hostname = if record.config.hostname.is_empty() {
+            record.id[..12].to_owned()
+        } else {
+            record.config.hostname.clone()
+        };
+        spec.network.bridge = None;
+        spec.env = record
+            .config
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        spec.env
+            .entry("HOSTNAME".into())
+            .or_insert_with(|| spec.hostname.clone());
+        spec.init = Some(
+            std::iter::once(record.path.clone())
+                .chain(record.args.iter().cloned())
+                .collect(),
+        );
+        spec.cwd = if record.config.working_dir.is_empty() {
+            "/".into()
+        } else {
+            record.config.working_dir.clone()
+        };
+        spec.hosts = vec![("127.0.1.1".into(), spec.hostname.clone())];
+        let (stdio, readers) = self.stdio(container, &record)?;
+        container.output.reopen();
+        // Subscribed before the process exists, so no early output or
+        // exit is missed by what follows.
+        let sandbox = self.runtime.create_attached(spec, stdio)?;
+        *container._lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(unpacked.lease);
+        container.update(&self.dir, |r| {
+            r.status = Status::Running;
+            r.pid = sandbox.init_pid;
+            r.exit_code = 0;
+            r.started_at = now();
+            r.finished_at = ZERO_TIME.into();
+        })?;
+        let containers = self.clone();
+        let container = container.clone();
+        tokio::spawn(async move {
+            relay(&container, readers).await;
+            let containers = containers.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                containers.finish(&container);
+                on_exit(&container);
+            })
+            .await;
+        });
+        Ok(())
+    }
+
+    /// Pipes, or one PTY, for the container's stdio; the ends we read.
+    fn stdio(&self, container: &Container, record: &Record) -> Result<(runtime::Stdio3, Readers)> {
+        let io = |e| Error::state(&self.dir)(e);
+        let open_stdin = record.config.open_stdin;
+        if record.config.tty {
+            let (master, slave) = streams::pty(80, 24).map_err(io)?;
+            let master = Arc::new(master);
+            *container.pty.lock().unwrap_or_else(|p| p.into_inner()) = Some(master.clone());
+            if open_stdin {
+                *container.stdin.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(master.try_clone().map_err(io)?);
+            }
+            let stdio = runtime::Stdio3 {
+                stdin: slave.try_clone().map_err(io)?,
+                stdout: slave.try_clone().map_err(io)?,
+                stderr: slave,
+                tty: true,
+            };
+            return Ok((stdio, Readers::Tty(master.try_clone().map_err(io)?)));
+        }
+        let stdin = if open_stdin {
+            let (r, w) = streams::pipe().map_err(io)?;
+            *container.stdin.lock().unwrap_or_else(|p| p.into_inner()) = Some(w);
+            r
+        } else {
+            fs::File::open("/dev/null").map_err(io)?.into()
+        };
+        let (out_r, out_w) = streams::pipe().map_err(io)?;
+        let (err_r, err_w) = streams::pipe().map_err(io)?;
+        Ok((
+            runtime::Stdio3 {
+                stdin,
+                stdout: out_w,
+                stderr: err_w,
+                tty: false,
+            },
+            Readers::Pipes(out_r, err_r),
+        ))
+    }
+
+    /// After the output ended: the exit status, then the sandbox goes.
+    fn finish(&self, container: &Container) {
+        let record = container.record();
+        let sandbox = record.sandbox_id();
+        let status = self.runtime.wait_exit(&sandbox, REAP_WAIT);
+        if let Err(e) = self.runtime.stop(&sandbox, Duration::ZERO) {
+            tracing::warn!(container = %record.id, error = %e, "cannot remove a container's sandbox");
+        }
+        drop(container.take_stdin());
+        *container.pty.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let code = status.map_or(137, |s| s.shell_code());
+        if let Err(e) = container.update(&self.dir, |r| {
+            r.status = Status::Exited;
+            r.pid = 0;
+            r.exit_code = code;
+            r.finished_at = now();
+        }) {
+            tracing::warn!(container = %record.id, error = %e, "cannot record a container's exit");
+        }
+        container.output.end();
+    }
+
+    /// Sends `signal` to the container's main process.
+    pub fn kill(&self, container: &Container, signal: i32) -> Result<()> {
+        let record = container.record();
+        if record.status != Status::Running {
+            return Err(Error::Conflict(format!(
+                "Cannot kill container: {}: Container {} is not running",
+                record.id, record.id
+            )));
+        }
+        Ok(self.runtime.signal(&record.sandbox_id(), signal)?)
+    }
+
+    /// `docker stop`: the stop signal, then SIGKILL after `grace`.
+    pub async fn stop(&self, container: &Container, grace: Duration) -> Result<()> {
+        let (record, mut changes) = container.watch();
+        if record.status != Status::Running {
+            return Err(Error::NotModified);
+        }
+        let signal = signal_number(&record.config.stop_signal).unwrap_or(libc::SIGTERM);
+        let _ = self.runtime.signal(&record.sandbox_id(), signal);
+        let exited = async {
+            while container.record().status == Status::Running {
+                if changes.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout(grace, exited).await.is_err() {
+            let _ = self.runtime.signal(&record.sandbox_id(), libc::SIGKILL);
+            let (_, mut changes) = container.watch();
+            while container.record().status == Status::Running {
+                if changes.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets a container that is not running.
+    pub fn remove(&self, container: &Container) -> Result<()> {
+        let record = container.record();
+        if record.status == Status::Running {
+            return Err(Error::Conflict(format!(
+                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                record.id
+            )));
+        }
+        container.update(&self.dir, |r| r.status = Status::Removing)?;
+        self.lock().remove(&record.id);
+        let path = self.dir.join(format!("{}.json", record.id));
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::state(&path)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn rename(&self, container: &Container, name: &str) -> Result<()> {
+        check_name(name)?;
+        let name = format!("/{}", name.trim_start_matches('/'));
+        let table = self.lock();
+        if let Some(holder) = table.values().find(|c| c.record().name == name) {
+            return Err(Error::Conflict(format!(
+                "Conflict. The container name \"{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                holder.id
+            )));
+        }
+        container.update(&self.dir, |r| r.name = name)?;
+        Ok(())
+    }
+
+    /// The sandbox of a running container, for `exec`.
+    pub fn running_sandbox(&self, container: &Container) -> Result<String> {
+        let record = container.record();
+        if record.status != Status::Running {
+            return Err(Error::Conflict(format!(
+                "Container {} is not running",
+                record.id
+            )));
+        }
+        Ok(record.sandbox_id())
+    }
+
+    pub fn runtime(&self) -> &runtime::Runtime {
+        &self.runtime
+    }
+
+    /// Every container's process ends and its record goes (the lab is
+    /// being removed).
+    pub fn remove_all(&self) {
+        let all: Vec<Arc<Container>> = self.lock().values().cloned().collect();
+        for c in all {
+            let _ = self.runtime.stop(&c.record().sandbox_id(), Duration::ZERO);
+        }
+        self.lock().clear();
+    }
+}
+
+/// The ends of a container's output the engine reads.
+enum Readers {
+    Pipes(OwnedFd, OwnedFd),
+    Tty(OwnedFd),
+}
+
+/// Copies output into the log until every writer is gone (the container
+/// and all its processes ended).
+async fn relay(container: &Container, readers: Readers) {
+    async fn pump(fd: OwnedFd, stream: Stream, output: &Output) {
+        let Ok(mut reader) = streams::reader(fd) else {
+            return;
+        };
+        let mut buf = vec![0u8; 32 * 1024];
+        // A PTY master reads EIO once the last slave holder is gone.
+        while let Ok(n @ 1..) = reader.read(&mut buf).await {
+            output.push(stream, Bytes::copy_from_slice(&buf[..n]));
+        }
+    }
+    match readers {
+        Readers::Pipes(out, err) => {
+            tokio::join!(
+                pump(out, Stream::Stdout, &container.output),
+                pump(err, Stream::Stderr, &container.output)
+            );
+        }
+        Readers::Tty(master) => pump(master, Stream::Stdout, &container.output).await,
+    }
+}
+
+/// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+fn check_name(name: &str) -> Result<()> {
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    let b = bare.as_bytes();
+    let valid = b.len() >= 2
+        && b.len() <= 128
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+            bare.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+/// `adjective_scientist`, as Docker names containers, unused in the lab.
+fn generated_name(table: &BTreeMap<String, Arc<Container>>) -> String {
+    const LEFT: &[&str] = &[
+        "brave", "calm", "eager", "fervent", "gallant", "happy", "jolly", "keen", "lucid",
+        "modest", "nifty", "quirky", "serene", "trusting", "vibrant", "zealous",
+    ];
+    const RIGHT: &[&str] = &[
+        "babbage", "curie", "darwin", "euler", "franklin", "galileo", "hopper", "kepler",
+        "lovelace", "noether", "pasteur", "ritchie", "shannon", "turing", "wozniak", "yalow",
+    ];
+    loop {
+        let r = random_id();
+        let pick = |s: &str, n: usize| usize::from_str_radix(s, 16).unwrap_or(0) % n;
+        let name = format!(
+            "/{}_{}",
+            LEFT[pick(&r[..4], LEFT.len())],
+            RIGHT[pick(&r[4..8], RIGHT.len())]
+        );
+        let taken = table.values().any(|c| c.record().name == name);
+        if !taken {
+            return name;
+        }
+        if table.len() > LEFT.len() * RIGHT.len() / 2 {
+            return format!("{name}_{}", &r[8..12]);
+        }
+    }
+}
+
+/// 64 random hex digits, as Docker's IDs.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 32];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn now() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+/// `SIGTERM`, `TERM`, `15` → 15.
+pub fn signal_number(name: &str) -> Option<i32> {
+    if name.is_empty() {
+        return None;
+    }
+    if let Ok(n) = name.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let bare = name.trim_start_matches("SIG").to_ascii_uppercase();
+    Some(match bare.as_str() {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "WINCH" => libc::SIGWINCH,
+        "ALRM" => libc::SIGALRM,
+        _ => return None,
+    })
+}
+
+/// Docker's `Status` text for `docker ps`: `Up 3 seconds`,
+/// `Exited (0) 2 minutes ago`, `Created`.
+pub fn status_text(record: &Record, now: SystemTime) -> String {
+    let since = |t: &str| {
+        humantime::parse_rfc3339_weak(t)
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .map_or_else(|| "Less than a second".to_owned(), human_duration)
+    };
+    match record.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", since(&record.started_at)),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            record.exit_code,
+            since(&record.finished_at)
+        ),
+        Status::Removing => "Removal In Progress".into(),
+    }
+}
+
+/// Go's `units.HumanDuration`, which `docker ps` prints.
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..60 => format!("{s} seconds"),
+        60..120 => "About a minute".into(),
+        120..3600 => format!("{} minutes", s / 60),
+        3600..7200 => "About an hour".into(),
+        7200..172_800 => format!("{} hours", (s + 1800) / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        for good in ["web", "/web", "a1", "my_app.v2-x"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a", "-x", "../etc", "a b", "x\ny", &"n".repeat(200)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(signal_number("SIGQUIT"), Some(libc::SIGQUIT));
+        assert_eq!(signal_number("term"), Some(libc::SIGTERM));
+        assert_eq!(signal_number("9"), Some(9));
+        assert_eq!(signal_number("99"), None);
+        assert_eq!(signal_number("SIGNOPE"), None);
+        assert_eq!(signal_number(""), None);
+    }
+
+    #[test]
+    fn durations_read_like_dockers() {
+        assert_eq!(human_duration(Duration::from_secs(3)), "3 seconds");
+        assert_eq!(human_duration(Duration::from_secs(61)), "About a minute");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
+        assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
+    }
+}

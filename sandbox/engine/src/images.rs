@@ -1,0 +1,275 @@
+//! A lab's images: its own names over the shared store.
+//!
+//! A lab holds an image while one of its names points at it; names live in
+//! the store namespace `engine-<lab>`, so GC keeps what they reach and no
+//! other lab sees them. Docker Hub names (`busybox`, `library/busybox`,
+//! `docker.io/library/busybox:latest`) are pulled from the hub namespace,
+//! which holds the catalog; blobs and unpacked layers are never copied.
+
+use std::collections::BTreeMap;
+
+use store::manifests::chain_ids;
+use store::reference::DEFAULT_REGISTRY;
+use store::{Digest, Image, Namespace, Reference, Store};
+
+use crate::error::{Error, Result};
+
+/// One image the lab holds, with every name it has there.
+#[derive(Debug, Clone)]
+pub struct LabImage {
+    pub image: Image,
+    /// The lab's names for it, sorted.
+    pub references: Vec<Reference>,
+}
+
+impl LabImage {
+    /// The Docker image ID: `sha256:` of the config.
+    pub fn id(&self) -> String {
+        self.image.config_digest.to_string()
+    }
+
+    /// `repo:tag` for every tagged name.
+    pub fn repo_tags(&self) -> Vec<String> {
+        self.references
+            .iter()
+            .filter(|r| r.tag().is_some())
+            .map(Reference::familiar)
+            .collect()
+    }
+
+    /// `repo@sha256:…` of the manifest, once per repository, as Docker
+    /// records it for pulled images.
+    pub fn repo_digests(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .references
+            .iter()
+            .map(|r| format!("{}@{}", r.familiar_name(), self.image.manifest_digest))
+            .collect();
+        names.dedup();
+        names
+    }
+
+    /// Bytes of the image's layers as stored.
+    pub fn size(&self) -> u64 {
+        self.image.layers.iter().map(|l| l.size).sum()
+    }
+
+    /// Chain IDs of the layers, bottom first: what `RootFS.Layers` lists
+    /// are the diff IDs, these identify unpacked snapshots.
+    pub fn chain_ids(&self) -> Vec<Digest> {
+        let diff_ids: Vec<Digest> = self
+            .image
+            .layers
+            .iter()
+            .map(|l| l.diff_id.clone())
+            .collect();
+        chain_ids(&diff_ids)
+    }
+}
+
+/// What a pull did, for the progress stream.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub reference: Reference,
+    pub image: Image,
+    /// The lab already had this name pointing at this image.
+    pub up_to_date: bool,
+}
+
+/// What `docker rmi` did, in Docker's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    Untagged(String),
+    Deleted(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct LabImages {
+    store: Store,
+    ns: Namespace,
+    hub: Namespace,
+}
+
+impl LabImages {
+    pub fn new(store: Store, ns: Namespace, hub: Namespace) -> LabImages {
+        LabImages { store, ns, hub }
+    }
+
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// Every image the lab holds, newest name first within an image.
+    pub fn list(&self) -> Result<Vec<LabImage>> {
+        let mut by_manifest: BTreeMap<Digest, Vec<Reference>> = BTreeMap::new();
+        for tag in self.store.list(&self.ns)? {
+            by_manifest
+                .entry(tag.digest)
+                .or_default()
+                .push(tag.reference);
+        }
+        let mut images: BTreeMap<Digest, LabImage> = BTreeMap::new();
+        for (manifest, references) in by_manifest {
+            let image = match self.store.image(&manifest) {
+                Ok(image) => image,
+                Err(e) => {
+                    tracing::warn!(namespace = %self.ns, %manifest, error = %e, "a lab name points at an unreadable image; skipping it");
+                    continue;
+                }
+            };
+            images
+                .entry(image.config_digest.clone())
+                .and_modify(|held| held.references.extend(references.iter().cloned()))
+                .or_insert(LabImage { image, references });
+        }
+        Ok(images
+            .into_values()
+            .map(|mut held| {
+                held.references.sort();
+                held
+            })
+            .collect())
+    }
+
+    /// Finds an image the way `docker image inspect X` does: X is a name
+    /// (`busybox`, `busybox:1`, `localhost:5000/a@sha256:…`), a full image
+    /// ID (`sha256:…` or its 64 hex digits) or a unique ID prefix.
+    pub fn find(&self, name_or_id: &str) -> Result<LabImage> {
+        let no_such = || Error::NoSuchImage(display_name(name_or_id));
+        let images = self.list()?;
+        if let Ok(reference) = Reference::parse(name_or_id)
+            && let Some(found) = images.iter().find(|i| i.references.contains(&reference))
+        {
+            return Ok(found.clone());
+        }
+        if let Ok(reference) = Reference::parse(name_or_id)
+            && let Some(digest) = reference.digest()
+            && let Some(found) = images.iter().find(|i| {
+                &i.image.manifest_digest == digest
+                    && i.references.iter().any(|r| r.name() == reference.name())
+            })
+        {
+            return Ok(found.clone());
+        }
+        let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || hex.len() > 64 {
+            return Err(no_such());
+        }
+        let mut matches = images
+            .iter()
+            .filter(|i| i.image.config_digest.hex().starts_with(hex));
+        match (matches.next(), matches.next()) {
+            (Some(one), None) => Ok(one.clone()),
+            (Some(_), Some(_)) => Err(Error::InvalidArgument(format!(
+                "image ID prefix {hex} is ambiguous: give more of it"
+            ))),
+            _ => Err(no_such()),
+        }
+    }
+
+    /// Pulls `reference` into the lab. Docker Hub names come from the hub;
+    /// other registries are not reachable from the engine yet.
+    pub fn pull(&self, reference: &Reference) -> Result<Pulled> {
+        if reference.registry() != DEFAULT_REGISTRY {
+            return Err(Error::NotImplemented(format!(
+                "pulling from {} is not supported by this engine yet; images come from the lab's hub (docker.io names)",
+                reference.registry()
+            )));
+        }
+        let manifest = match self.store.resolve(&self.hub, reference) {
+            Ok(m) => m,
+            Err(e) if e.kind() == store::ErrorKind::NotFound => {
+                let repository_known = self
+                    .store
+                    .list(&self.hub)?
+                    .iter()
+                    .any(|t| t.reference.name() == reference.name());
+                return Err(if repository_known {
+                    Error::ManifestUnknown(reference.familiar())
+                } else {
+                    Error::PullDenied(reference.familiar_name())
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let image = self.store.image(&manifest)?;
+        // Unpacking now makes the first `docker run` as fast as a later one;
+        // the lease is dropped at once, the lab's name keeps the blobs.
+        drop(self.store.unpack(&manifest)?);
+        let before = self.store.tag(&self.ns, reference, &manifest)?;
+        Ok(Pulled {
+            reference: reference.clone(),
+            image,
+            up_to_date: before.as_ref() == Some(&manifest),
+        })
+    }
+
+    /// `docker tag SOURCE TARGET`.
+    pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
+        if target.digest().is_some() {
+            return Err(Error::InvalidArgument(
+                "refusing to create a tag with a digest reference".into(),
+            ));
+        }
+        let found = self.find(source)?;
+        self.store
+            .tag(&self.ns, target, &found.image.manifest_digest)?;
+        Ok(())
+    }
+
+    /// `docker rmi`: removes the name given, or every name when an ID is
+    /// given (only with `force` if the image has names in several
+    /// repositories, as Docker asks). The image goes from the lab with its
+    /// last name.
+    pub fn remove(&self, name_or_id: &str, force: bool) -> Result<Vec<Removed>> {
+        let found = self.find(name_or_id)?;
+        let by_name = Reference::parse(name_or_id)
+            .ok()
+            .filter(|r| found.references.contains(r));
+        let doomed: Vec<Reference> = match by_name {
+            Some(r) => vec![r],
+            None => {
+                let mut repos: Vec<String> = found.references.iter().map(Reference::name).collect();
+                repos.dedup();
+                if repos.len() > 1 && !force {
+                    return Err(Error::Conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                        short_id(&found.image.config_digest)
+                    )));
+                }
+                found.references.clone()
+            }
+        };
+        let mut removed = Vec::new();
+        for r in &doomed {
+            self.store.untag(&self.ns, r)?;
+            removed.push(Removed::Untagged(if r.tag().is_some() {
+                r.familiar()
+            } else {
+                format!(
+                    "{}@{}",
+                    r.familiar_name(),
+                    r.digest().map(Digest::to_string).unwrap_or_default()
+                )
+            }));
+        }
+        if doomed.len() == found.references.len() {
+            removed.push(Removed::Deleted(found.id()));
+        }
+        Ok(removed)
+    }
+}
+
+/// The 12 hex digits Docker shows for an ID.
+pub fn short_id(digest: &Digest) -> String {
+    digest.hex().chars().take(12).collect()
+}
+
+/// How Docker names an image in "No such image": a name gets its default
+/// tag, an ID stays as given.
+fn display_name(name_or_id: &str) -> String {
+    match Reference::parse(name_or_id) {
+        Ok(r) if r.digest().is_none() => r.familiar(),
+        _ => name_or_id.to_owned(),
+    }
+}

@@ -1,0 +1,340 @@
+//! The Docker engine of a lab: the real `docker` CLI in a node talks to it
+//! over `/var/run/docker.sock`, and it keeps that lab's images in the
+//! shared store under the lab's own names.
+//!
+//! # Principal types
+//! - [`Engines`]: every lab's engine on this host. It owns a small tokio
+//!   runtime of its own, so engine traffic never competes with the web
+//!   tier's threads, and a directory per lab under its root (drawn below).
+//! - [`Engine`]: one lab's engine: its [`images::LabImages`] and the facts
+//!   `docker info` reports.
+//! - [`api`]: the Docker Engine API 1.41 as an axum service on the lab's
+//!   socket; only it speaks HTTP, and `api::error` alone picks statuses.
+//!
+//! # On disk
+//! ```text
+//! <root>/                       Engines::new(root)
+//!   <lab>/
+//!     socket/docker.sock        the API; the node sees socket/ at /run/layerlab
+//! ```
+//! The node reaches the socket through a bind mount of its *directory*, so
+//! a restarted server that binds a fresh socket is seen at once by nodes
+//! that outlived it.
+//!
+//! # Invariants
+//! - A lab sees only its own names (store namespace `engine-<lab>`); blobs
+//!   and unpacked layers are shared and never copied, so pulling a catalog
+//!   image costs a name, not its bytes.
+//! - The engine trusts nothing it is sent: names are checked before they
+//!   reach the store, bodies are size-capped, every failure is an answer in
+//!   Docker's shape and never a panic.
+//! - No engine call touches another lab's directory or namespace.
+
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod containers;
+mod error;
+pub mod images;
+mod streams;
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use store::{Namespace, Store};
+use tokio::sync::oneshot;
+
+pub use error::{Error, ErrorKind, Result};
+use images::LabImages;
+
+/// Where the node sees its engine's socket directory.
+pub const NODE_SOCKET_DIR: &str = "/run/layerlab";
+/// The socket's name in that directory.
+pub const SOCKET_NAME: &str = "docker.sock";
+
+/// Containers one lab may have at once, running or not.
+pub const MAX_CONTAINERS: usize = 32;
+
+/// What `docker info` says of the lab's machine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabResources {
+    pub memory_bytes: u64,
+    /// CPUs the lab may use (its cap, or the host's count).
+    pub cpus: usize,
+}
+
+/// One lab's engine.
+pub struct Engine {
+    lab: String,
+    pub(crate) images: LabImages,
+    pub(crate) containers: Arc<containers::Containers>,
+    pub(crate) execs: api::Execs,
+    store: Store,
+    hub: Namespace,
+    resources: LabResources,
+}
+
+impl Engine {
+    /// The store namespace holding lab `lab`'s names.
+    pub fn namespace_of(lab: &str) -> Result<Namespace> {
+        Namespace::new(&format!("engine-{lab}")).map_err(|e| {
+            Error::InvalidArgument(format!("lab id {lab:?} cannot name an engine: {e}"))
+        })
+    }
+
+    pub fn new(
+        store: Store,
+        hub: Namespace,
+        runtime: Arc<runtime::Runtime>,
+        lab: &str,
+        dir: &Path,
+        resources: LabResources,
+    ) -> Result<Engine> {
+        let ns = Engine::namespace_of(lab)?;
+        let containers = containers::Containers::open(
+            lab,
+            runtime,
+            store.clone(),
+            dir.join("containers"),
+            MAX_CONTAINERS,
+        )?;
+        Ok(Engine {
+            lab: lab.to_owned(),
+            images: LabImages::new(store.clone(), ns, hub.clone()),
+            containers: Arc::new(containers),
+            execs: api::Execs::default(),
+            store,
+            hub,
+            resources,
+        })
+    }
+
+    pub fn images(&self) -> &LabImages {
+        &self.images
+    }
+
+    /// Runs store work on a blocking thread.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || work(&engine)).await?
+    }
+
+    /// Repository names the hub offers (`docker search`), familiar form.
+    pub(crate) fn hub_repositories(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .store
+            .list(&self.hub)?
+            .into_iter()
+            .map(|t| t.reference.familiar_name())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    pub(crate) async fn info(self: &Arc<Self>) -> Result<serde_json::Value> {
+        let images = self.blocking(|e| e.images.list()).await?.len();
+        let all: Vec<containers::Status> = self
+            .containers
+            .list()
+            .iter()
+            .map(|c| c.record().status)
+            .collect();
+        let running = all
+            .iter()
+            .filter(|s| **s == containers::Status::Running)
+            .count();
+        Ok(api::system_info(&api::InfoCounts {
+            images,
+            containers: all.len(),
+            running,
+            paused: 0,
+            stopped: all.len() - running,
+            lab: self.lab.clone(),
+            memory_bytes: self.resources.memory_bytes,
+            cpus: self.resources.cpus,
+        }))
+    }
+}
+
+/// A running engine's listener, stopped by sending on (or dropping) `stop`.
+struct Serving {
+    stop: oneshot::Sender<()>,
+    engine: Arc<Engine>,
+}
+
+/// Every lab's engine on this host.
+pub struct Engines {
+    /// `Some` until drop, which must not block inside another runtime.
+    runtime: Option<tokio::runtime::Runtime>,
+    /// The sandbox runtime the labs' nodes run on; containers run beside them.
+    sandboxes: Arc<runtime::Runtime>,
+    store: Store,
+    hub: Namespace,
+    root: PathBuf,
+    serving: Mutex<HashMap<String, Serving>>,
+}
+
+impl Engines {
+    /// Engines over `store` whose Docker Hub names come from `hub`, with
+    /// their directories under `root`.
+    pub fn new(
+        store: Store,
+        hub: Namespace,
+        sandboxes: Arc<runtime::Runtime>,
+        root: &Path,
+    ) -> Result<Engines> {
+        fs::create_dir_all(root).map_err(Error::state(root))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(16)
+            .thread_name("engine")
+            .enable_all()
+            .build()
+            .map_err(Error::state(root))?;
+        Ok(Engines {
+            runtime: Some(runtime),
+            sandboxes,
+            store,
+            hub,
+            root: root.to_owned(),
+            serving: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lab_dir(&self, lab: &str) -> Result<PathBuf> {
+        // The namespace check is the id check: one rule for both.
+        Engine::namespace_of(lab)?;
+        Ok(self.root.join(lab))
+    }
+
+    /// Creates the host directory that will hold lab `lab`'s socket; bind
+    /// it into the node at [`NODE_SOCKET_DIR`] before calling
+    /// [`Engines::start`].
+    pub fn prepare(&self, lab: &str) -> Result<PathBuf> {
+        let dir = self.lab_dir(lab)?.join("socket");
+        fs::create_dir_all(&dir).map_err(Error::state(&dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(Error::state(&dir))?;
+        Ok(dir)
+    }
+
+    /// Starts (or restarts) lab `lab`'s engine on a fresh socket.
+    pub fn start(&self, lab: &str, resources: LabResources) -> Result<()> {
+        let dir = self.prepare(lab)?;
+        let path = dir.join(SOCKET_NAME);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::state(&path)(e));
+            }
+            _ => {}
+        }
+        // A socket path must fit in 108 bytes, which a data directory deep
+        // in the file system would not; through the directory's descriptor
+        // it always does.
+        let handle = fs::File::open(&dir).map_err(Error::state(&dir))?;
+        let short = format!("/proc/self/fd/{}/{SOCKET_NAME}", handle.as_raw_fd());
+        let listener =
+            std::os::unix::net::UnixListener::bind(&short).map_err(Error::state(&path))?;
+        drop(handle);
+        // Root in the node is an unprivileged host uid that owns nothing
+        // here; the socket is reachable only through this lab's bind mount.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666))
+            .map_err(Error::state(&path))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(Error::state(&path))?;
+        let Some(runtime) = self.runtime.as_ref() else {
+            return Err(Error::InvalidArgument(
+                "the engines are shutting down".into(),
+            ));
+        };
+        let engine = {
+            // Records of containers load inside the engines' runtime.
+            let _guard = runtime.enter();
+            Arc::new(Engine::new(
+                self.store.clone(),
+                self.hub.clone(),
+                self.sandboxes.clone(),
+                lab,
+                &self.lab_dir(lab)?,
+                resources,
+            )?)
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = Serving {
+            stop,
+            engine: engine.clone(),
+        };
+        let Some(runtime) = self.runtime.as_ref() else {
+            return Err(Error::InvalidArgument(
+                "the engines are shutting down".into(),
+            ));
+        };
+        let lab_id = lab.to_owned();
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::UnixListener::from_std(listener).map_err(Error::state(&path))?
+        };
+        runtime.spawn(async move {
+            let service = api::router(engine);
+            let served = axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(lab = %lab_id, error = %e, "engine stopped serving");
+            }
+        });
+        if let Some(old) = self
+            .serving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lab.to_owned(), serving)
+        {
+            let _ = old.stop.send(());
+        }
+        tracing::debug!(lab, "engine started");
+        Ok(())
+    }
+
+    /// Stops serving lab `lab` (its names stay, for a later `start`).
+    pub fn stop(&self, lab: &str) -> Option<Arc<Engine>> {
+        let serving = self
+            .serving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(lab)?;
+        let _ = serving.stop.send(());
+        Some(serving.engine)
+    }
+
+    /// Stops lab `lab`'s engine and removes everything it had: its names
+    /// and its directory.
+    pub fn remove(&self, lab: &str) -> Result<()> {
+        if let Some(engine) = self.stop(lab) {
+            engine.containers.remove_all();
+        }
+        self.store.remove_namespace(&Engine::namespace_of(lab)?)?;
+        let dir = self.lab_dir(lab)?;
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::state(&dir)(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Engines {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}

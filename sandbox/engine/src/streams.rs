@@ -1,0 +1,230 @@
+//! A process's output as the engine keeps it: a bounded log of chunks
+//! tagged with their stream and time (what `docker logs` reads, like
+//! `json-file` with a max size) and a broadcast that attached clients
+//! follow. Memory stays bounded whatever a container prints.
+
+use std::collections::VecDeque;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+/// Which stream a chunk came from; the numbers are stdcopy's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout = 1,
+    Stderr = 2,
+}
+
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub stream: Stream,
+    pub time: SystemTime,
+    pub bytes: Bytes,
+}
+
+/// What a live follower receives.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Output(Chunk),
+    /// The process ended: no more output.
+    End,
+}
+
+/// Chunks a follower may fall behind before it misses some.
+const FOLLOW_QUEUE: usize = 1024;
+
+pub struct Output {
+    log: Mutex<Log>,
+    events: broadcast::Sender<Event>,
+}
+
+struct Log {
+    chunks: VecDeque<Chunk>,
+    bytes: usize,
+    limit: usize,
+    ended: bool,
+}
+
+impl Output {
+    /// An output log keeping at most `limit` bytes (the oldest go first).
+    pub fn new(limit: usize) -> Output {
+        Output {
+            log: Mutex::new(Log {
+                chunks: VecDeque::new(),
+                bytes: 0,
+                limit,
+                ended: false,
+            }),
+            events: broadcast::channel(FOLLOW_QUEUE).0,
+        }
+    }
+
+    pub fn push(&self, stream: Stream, bytes: Bytes) {
+        let chunk = Chunk {
+            stream,
+            time: SystemTime::now(),
+            bytes,
+        };
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.bytes += chunk.bytes.len();
+        log.chunks.push_back(chunk.clone());
+        while log.bytes > log.limit {
+            match log.chunks.pop_front() {
+                Some(old) => log.bytes -= old.bytes.len(),
+                None => break,
+            }
+        }
+        // No follower is fine: the log keeps it.
+        let _ = self.events.send(Event::Output(chunk));
+    }
+
+    /// Marks the end of output (the process exited).
+    pub fn end(&self) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.ended = true;
+        let _ = self.events.send(Event::End);
+    }
+
+    /// A new run of the process (`docker start` again) may print more.
+    pub fn reopen(&self) {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).ended = false;
+    }
+
+    /// The kept log, whether output has ended, and a subscription that
+    /// continues exactly after it (taken under one lock).
+    pub fn snapshot(&self) -> (Vec<Chunk>, bool, broadcast::Receiver<Event>) {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            log.chunks.iter().cloned().collect(),
+            log.ended,
+            self.events.subscribe(),
+        )
+    }
+
+    /// A subscription from now on (attach before start).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+}
+
+/// stdcopy's frame header: stream, three zero bytes, the length as a u32
+/// in big-endian order.
+pub fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + payload.len());
+    out.extend_from_slice(&[stream, 0, 0, 0]);
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A pipe: (read end, write end), both close-on-exec.
+pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid out-array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A PTY: (master, slave), both close-on-exec; sized `cols`×`rows`.
+pub fn pty(cols: u16, rows: u16) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (mut master, mut slave) = (0, 0);
+    let size = libc::winsize {
+        ws_row: rows.max(1),
+        ws_col: cols.max(1),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: valid out-pointers; no name buffer; a valid winsize.
+    if unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    } < 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    for fd in [master, slave] {
+        // SAFETY: plain fcntl on descriptors we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    // SAFETY: fresh descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) })
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// An async reader over a pipe's read end or a PTY master, polled by the
+/// runtime's reactor: a silent container holds no thread.
+pub fn reader(fd: OwnedFd) -> std::io::Result<tokio::net::unix::pipe::Receiver> {
+    set_nonblocking(&fd)?;
+    // Unchecked because a PTY master is no pipe, though epoll treats it
+    // the same.
+    tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(fd)
+}
+
+/// An async writer over a pipe's write end or a PTY master.
+pub fn writer(fd: OwnedFd) -> std::io::Result<tokio::net::unix::pipe::Sender> {
+    set_nonblocking(&fd)?;
+    tokio::net::unix::pipe::Sender::from_owned_fd_unchecked(fd)
+}
+
+/// Sets a PTY's window size.
+pub fn resize(master: &OwnedFd, cols: u16, rows: u16) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let size = libc::winsize {
+        ws_row: rows.max(1),
+        ws_col: cols.max(1),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ with a valid winsize on a descriptor we own.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdcopy_frames_carry_stream_and_big_endian_length() {
+        assert_eq!(frame(1, b"hi"), vec![1, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
+        assert_eq!(&frame(2, &[0; 300])[..8], &[2, 0, 0, 0, 0, 0, 1, 44]);
+    }
+
+    #[test]
+    fn the_log_keeps_the_newest_bytes_within_its_limit() {
+        let out = Output::new(10);
+        out.push(Stream::Stdout, Bytes::from_static(b"12345"));
+        out.push(Stream::Stderr, Bytes::from_static(b"67890"));
+        out.push(Stream::Stdout, Bytes::from_static(b"abc"));
+        let (chunks, ended, _) = out.snapshot();
+        let kept: Vec<&[u8]> = chunks.iter().map(|c| &c.bytes[..]).collect();
+        assert_eq!(kept, vec![&b"67890"[..], b"abc"]);
+        assert!(!ended);
+        out.end();
+        assert!(out.snapshot().1);
+    }
+}

@@ -1,0 +1,670 @@
+//! The real Docker CLI (Debian's docker.io 20.10 in the `workstation`
+//! image) inside real labs, talking to each lab's own engine. Run as root;
+//! they fail loudly when something is missing, never skip. Like the host
+//! suite, this binary is also the sandbox helper (`harness = false`).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use host::{EmbeddedConfig, EmbeddedHost, SandboxHost, SessionSpec};
+use store::{Namespace, Reference, Store};
+
+const STORE: &str = testkit::CATALOG_STORE;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A host on its own state dir, uid block and cgroup parent, destroying
+/// its labs on drop.
+struct Labs {
+    host: Option<EmbeddedHost>,
+    config: EmbeddedConfig,
+    _dir: tempfile::TempDir,
+    uid_block: std::path::PathBuf,
+}
+
+/// What a command printed and how it ended.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Labs {
+    fn new() -> Labs {
+        let dir = tempfile::Builder::new()
+            .prefix("layerlab-docker-")
+            .tempdir_in("/dev/shm")
+            .expect("temp dir");
+        let mut config =
+            EmbeddedConfig::new(STORE, dir.path(), std::env::current_exe().expect("exe"));
+        let (block, uid_block) = testkit::reserve_uid_block();
+        // A region of its own, above the host suite's (1 << 29).
+        config.uid_pool = runtime::UidPool {
+            first: (5 << 28) + block * testkit::SLOTS_PER_BLOCK * 65536,
+            count: testkit::SLOTS_PER_BLOCK,
+        };
+        config.cgroup_parent = format!(
+            "layerlab-docker-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        config.stop_grace = Duration::from_secs(1);
+        let host = EmbeddedHost::new(config.clone()).expect("create embedded host");
+        Labs {
+            host: Some(host),
+            config,
+            _dir: dir,
+            uid_block,
+        }
+    }
+
+    fn host(&self) -> &EmbeddedHost {
+        self.host.as_ref().expect("host")
+    }
+
+    /// A new lab, named after the test.
+    fn lab(&self, name: &str) -> String {
+        let id = format!("{name}-{}", NEXT.fetch_add(1, Ordering::SeqCst));
+        self.host()
+            .create_session(SessionSpec::new(&id))
+            .unwrap_or_else(|e| panic!("create lab {id}: {e}"));
+        id
+    }
+
+    /// Runs a bash script in the lab's node, as a student would type it.
+    fn sh(&self, lab: &str, script: &str) -> Run {
+        let out = self
+            .host()
+            .exec(
+                lab,
+                &["bash".into(), "-c".into(), script.into()],
+                Duration::from_secs(120),
+            )
+            .unwrap_or_else(|e| panic!("exec {script:?} in {lab}: {e}"));
+        Run {
+            code: out.status.shell_code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Like [`Labs::sh`], and the script must succeed.
+    fn ok(&self, lab: &str, script: &str) -> String {
+        let run = self.sh(lab, script);
+        assert_eq!(
+            run.code, 0,
+            "{script:?} failed with {}:\nstdout: {}\nstderr: {}",
+            run.code, run.stdout, run.stderr
+        );
+        run.stdout
+    }
+
+    /// Like [`Labs::sh`], and the script must fail with `code`, saying
+    /// `message` on stderr.
+    fn fails(&self, lab: &str, script: &str, code: i32, message: &str) {
+        let run = self.sh(lab, script);
+        assert_eq!(
+            run.code, code,
+            "{script:?} should exit {code}:\nstdout: {}\nstderr: {}",
+            run.stdout, run.stderr
+        );
+        assert!(
+            run.stderr.contains(message),
+            "{script:?} should say {message:?}, said:\n{}",
+            run.stderr
+        );
+    }
+
+    /// Drops the host (labs keep running) and opens a new one on the same
+    /// state, as a restarted server does.
+    fn restart(&mut self) {
+        drop(self.host.take());
+        self.host = Some(EmbeddedHost::new(self.config.clone()).expect("reopen the host"));
+    }
+}
+
+impl Drop for Labs {
+    fn drop(&mut self) {
+        if let Some(host) = &self.host
+            && let Ok(sessions) = host.sessions()
+        {
+            for s in sessions {
+                let _ = host.destroy_session(&s.id);
+            }
+        }
+        let _ = std::fs::remove_file(&self.uid_block);
+    }
+}
+
+/// The image ID of a hub image, read from the store, not the engine.
+fn hub_image_id(name: &str) -> String {
+    let store = Store::open(STORE.as_ref()).expect("store");
+    let digest = store
+        .resolve(&images::hub(), &Reference::parse(name).expect("reference"))
+        .expect("catalog image");
+    store
+        .image(&digest)
+        .expect("image")
+        .config_digest
+        .to_string()
+}
+
+fn version_and_info_come_from_the_labs_engine() {
+    let labs = Labs::new();
+    let lab = labs.lab("version");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker version --format '{{.Server.APIVersion}} {{.Client.Version}}'"
+        )
+        .trim(),
+        "1.41 20.10.24+dfsg1"
+    );
+    let info = labs.ok(
+        &lab,
+        "docker info --format '{{.Images}} {{.Containers}} {{.OSType}} {{.Swarm.LocalNodeState}}'",
+    );
+    assert_eq!(info.trim(), "0 0 linux inactive");
+    // The socket is where the CLI and curl expect it.
+    let ping = labs.ok(
+        &lab,
+        "curl -s --unix-socket /var/run/docker.sock http://x/_ping",
+    );
+    assert_eq!(ping, "OK");
+}
+
+fn pull_list_inspect_tag_and_remove_like_docker() {
+    let labs = Labs::new();
+    let lab = labs.lab("images");
+    let pulled = labs.ok(&lab, "docker pull busybox");
+    assert!(
+        pulled.contains("latest: Pulling from library/busybox")
+            && pulled.contains("Status: Downloaded newer image for busybox:latest")
+            && pulled.contains("docker.io/library/busybox:latest"),
+        "pull output:\n{pulled}"
+    );
+    let again = labs.ok(&lab, "docker pull busybox:latest");
+    assert!(
+        again.contains("Status: Image is up to date for busybox:latest"),
+        "second pull:\n{again}"
+    );
+    let id = hub_image_id("busybox");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker image inspect busybox --format '{{.Id}} {{.Os}} {{index .RepoTags 0}}'"
+        )
+        .trim(),
+        format!("{id} linux busybox:latest")
+    );
+    // By ID prefix, as the CLI's users type it.
+    let short = &id["sha256:".len().."sha256:".len() + 12];
+    assert_eq!(labs.ok(&lab, "docker images -q").trim(), short);
+    assert_eq!(
+        labs.ok(
+            &lab,
+            &format!("docker image inspect {short} --format '{{{{.Id}}}}'")
+        )
+        .trim(),
+        id
+    );
+    labs.ok(&lab, "docker tag busybox localhost:5000/busybox:v1");
+    let listed = labs.ok(
+        &lab,
+        "docker images --format '{{.Repository}}:{{.Tag}} {{.ID}}'",
+    );
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        vec![
+            format!("busybox:latest {short}"),
+            format!("localhost:5000/busybox:v1 {short}")
+        ]
+    );
+    let history = labs.ok(
+        &lab,
+        "docker history --no-trunc --format '{{.ID}}|{{.CreatedBy}}' busybox",
+    );
+    let first = history.lines().next().expect("a history line");
+    assert!(first.starts_with(&format!("{id}|")), "history:\n{history}");
+    assert_eq!(
+        labs.ok(&lab, "docker rmi localhost:5000/busybox:v1").trim(),
+        "Untagged: localhost:5000/busybox:v1"
+    );
+    let removed = labs.ok(&lab, "docker rmi busybox");
+    assert_eq!(
+        removed.lines().collect::<Vec<_>>(),
+        vec![
+            "Untagged: busybox:latest".to_owned(),
+            format!("Deleted: {id}")
+        ]
+    );
+    assert_eq!(labs.ok(&lab, "docker images -q"), "");
+}
+
+fn errors_read_like_dockers() {
+    let labs = Labs::new();
+    let lab = labs.lab("errors");
+    labs.fails(&lab, "docker image inspect nope", 1, "No such image: nope");
+    labs.fails(
+        &lab,
+        "docker pull nosuchimage",
+        1,
+        "pull access denied for nosuchimage, repository does not exist or may require 'docker login'",
+    );
+    labs.fails(
+        &lab,
+        "docker pull busybox:nope",
+        1,
+        "manifest for busybox:nope not found: manifest unknown",
+    );
+    // The CLI words a missing image for rmi itself.
+    labs.fails(&lab, "docker rmi nope", 1, "Error: No such image: nope");
+    labs.fails(&lab, "docker tag nope x", 1, "No such image: nope:latest");
+    labs.fails(
+        &lab,
+        "docker pull 'Bad//Name'",
+        1,
+        "invalid reference format",
+    );
+    labs.fails(
+        &lab,
+        "docker swarm init",
+        1,
+        "swarm mode is not available in a layerlab lab",
+    );
+}
+
+fn hostile_requests_get_answers_not_crashes() {
+    let labs = Labs::new();
+    let lab = labs.lab("hostile");
+    let curl = "curl -s --unix-socket /var/run/docker.sock -o /dev/null -w '%{http_code}'";
+    let status =
+        |path: &str, extra: &str| labs.ok(&lab, &format!("{curl} {extra} 'http://x{path}'"));
+    assert_eq!(status("/v1.42/info", ""), "400");
+    assert_eq!(status("/no/such/path", ""), "404");
+    assert_eq!(status("/images/json", "-X DELETE"), "404");
+    assert_eq!(
+        status(&format!("/images/{}/json", "a".repeat(10_000)), ""),
+        "400"
+    );
+    assert_eq!(status("/images/%0aevil/json", ""), "400");
+    assert_eq!(status("/images/..%2F..%2Fetc/json", ""), "404");
+    assert_eq!(status("/images/json?filters=notjson", ""), "400");
+    assert_eq!(status("/images/nope/tag?repo=ok", "-X POST"), "404");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    assert_eq!(status("/images/busybox/tag?repo=UPPER", "-X POST"), "400");
+    assert_eq!(status("/images/busybox/tag?repo=a%0ab", "-X POST"), "400");
+    // A huge request line is refused before anything reads it.
+    let big = "x".repeat(100_000);
+    let run = labs.sh(&lab, &format!("{curl} 'http://x/images/json?f={big}'"));
+    assert_eq!(run.stdout, "414", "stderr: {}", run.stderr);
+    // The engine still answers.
+    assert_eq!(status("/_ping", ""), "200");
+}
+
+fn labs_do_not_see_each_others_images() {
+    let labs = Labs::new();
+    let a = labs.lab("alice");
+    let b = labs.lab("bob");
+    labs.ok(
+        &a,
+        "docker pull -q busybox && docker tag busybox mine:secret",
+    );
+    assert_eq!(labs.ok(&b, "docker images -q"), "");
+    labs.fails(
+        &b,
+        "docker image inspect mine:secret",
+        1,
+        "No such image: mine:secret",
+    );
+    assert!(labs.ok(&a, "docker images").contains("mine"));
+    // Removing one lab removes its names, not the other lab's.
+    labs.host().destroy_session(&b).expect("destroy b");
+    let store = Store::open(STORE.as_ref()).expect("store");
+    let ns_b = Namespace::new(&format!("engine-{b}")).expect("namespace");
+    assert!(store.list(&ns_b).expect("list").is_empty());
+    assert!(labs.ok(&a, "docker images").contains("mine"));
+    labs.host().destroy_session(&a).expect("destroy a");
+    let ns_a = Namespace::new(&format!("engine-{a}")).expect("namespace");
+    assert!(store.list(&ns_a).expect("list").is_empty());
+}
+
+fn the_engine_comes_back_after_a_restart() {
+    let mut labs = Labs::new();
+    let lab = labs.lab("restart");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    labs.restart();
+    assert_eq!(
+        labs.ok(&lab, "docker images --format '{{.Repository}}'")
+            .trim(),
+        "busybox"
+    );
+}
+
+fn run_prints_output_and_passes_the_exit_code() {
+    let labs = Labs::new();
+    let lab = labs.lab("run");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    assert_eq!(labs.ok(&lab, "docker run --rm busybox echo hi"), "hi\n");
+    let run = labs.sh(
+        &lab,
+        "docker run --name three busybox sh -c 'echo out; echo err >&2; exit 3'",
+    );
+    assert_eq!((run.code, run.stdout.as_str()), (3, "out\n"));
+    assert_eq!(run.stderr, "err\n");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker ps -a --format '{{.Names}} {{.Status}} {{.Command}}'"
+        )
+        .split(" Exited (3) ")
+        .next(),
+        Some("three")
+    );
+    // --rm removed the first one.
+    assert_eq!(labs.ok(&lab, "docker ps -a -q | wc -l").trim(), "1");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker inspect -f '{{.State.ExitCode}} {{.Name}} {{.Config.Image}}' three"
+        )
+        .trim(),
+        "3 /three busybox"
+    );
+    // A missing image is pulled first, as Docker does.
+    let pulled = labs.sh(
+        &lab,
+        "docker rmi -f busybox >/dev/null; docker run --rm busybox true",
+    );
+    assert_eq!(pulled.code, 0, "{}", pulled.stderr);
+    assert!(
+        pulled
+            .stderr
+            .contains("Unable to find image 'busybox:latest' locally")
+    );
+}
+
+fn a_detached_container_lives_its_whole_life() {
+    let labs = Labs::new();
+    let lab = labs.lab("life");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    labs.ok(
+        &lab,
+        "docker run -d --name web busybox sh -c 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done'",
+    );
+    labs.ok(
+        &lab,
+        "until docker logs web | grep -q 'tick 3'; do sleep 0.1; done",
+    );
+    assert!(
+        labs.ok(&lab, "docker logs web")
+            .starts_with("tick 0\ntick 1\n")
+    );
+    assert_eq!(labs.ok(&lab, "docker logs --tail 1 web").lines().count(), 1);
+    assert_eq!(
+        labs.ok(&lab, "docker exec web echo from-exec"),
+        "from-exec\n"
+    );
+    assert_eq!(labs.sh(&lab, "docker exec web sh -c 'exit 7'").code, 7);
+    assert_eq!(
+        labs.ok(&lab, "docker ps --format '{{.Names}} {{.State}}'")
+            .trim(),
+        "web running"
+    );
+    labs.fails(
+        &lab,
+        "docker rm web",
+        1,
+        "You cannot remove a running container",
+    );
+    labs.ok(&lab, "docker stop -t 1 web");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker inspect -f '{{.State.Status}} {{.State.Running}}' web"
+        )
+        .trim(),
+        "exited false"
+    );
+    assert_eq!(labs.ok(&lab, "docker ps -q"), "");
+    labs.ok(&lab, "docker start web && docker restart -t 1 web");
+    assert_eq!(
+        labs.ok(&lab, "docker inspect -f '{{.State.Status}}' web")
+            .trim(),
+        "running"
+    );
+    labs.ok(&lab, "docker rename web site");
+    labs.ok(&lab, "docker rm -f site");
+    assert_eq!(labs.ok(&lab, "docker ps -a -q"), "");
+    labs.fails(&lab, "docker logs site", 1, "No such container: site");
+}
+
+fn stdin_and_terminals_reach_the_container() {
+    let labs = Labs::new();
+    let lab = labs.lab("stdin");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    assert_eq!(
+        labs.ok(&lab, "echo hello | docker run -i --rm busybox cat"),
+        "hello\n"
+    );
+    // `script` gives the CLI the terminal a student's browser would.
+    let shell = labs.ok(
+        &lab,
+        "printf 'echo in-$((6*7))\\nexit\\n' | script -qc 'docker run -it --rm busybox sh' /dev/null",
+    );
+    assert!(shell.contains("in-42"), "{shell}");
+    labs.ok(&lab, "docker run -d --name box busybox sleep 600");
+    let exec = labs.ok(
+        &lab,
+        "printf 'echo via-$((6*7))\\nexit\\n' | script -qc 'docker exec -it box sh' /dev/null",
+    );
+    assert!(exec.contains("via-42"), "{exec}");
+    assert!(!exec.contains("job control turned off"), "{exec}");
+}
+
+fn names_limits_and_unsupported_features_say_so() {
+    let labs = Labs::new();
+    let lab = labs.lab("limits");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    labs.ok(&lab, "docker create --name dup busybox true");
+    labs.fails(
+        &lab,
+        "docker create --name dup busybox true",
+        1,
+        "Conflict. The container name \"/dup\" is already in use",
+    );
+    labs.fails(
+        &lab,
+        "docker create --name '-bad' busybox true",
+        1,
+        "Invalid container name",
+    );
+    labs.fails(
+        &lab,
+        "docker run --rm nope-image true",
+        125,
+        "pull access denied for nope-image",
+    );
+    labs.fails(
+        &lab,
+        "docker run -d -p 8080:80 busybox true",
+        125,
+        "publishing ports (-p) is not supported by this engine yet",
+    );
+    labs.ok(
+        &lab,
+        "for i in $(seq 2 32); do docker create busybox true >/dev/null; done",
+    );
+    labs.fails(
+        &lab,
+        "docker create busybox true",
+        1,
+        &format!(
+            "this lab has {} containers, its limit",
+            engine::MAX_CONTAINERS
+        ),
+    );
+    labs.ok(&lab, "docker container prune -f >/dev/null");
+    assert_eq!(labs.ok(&lab, "docker ps -a -q"), "");
+}
+
+fn hostile_container_requests_are_refused() {
+    let labs = Labs::new();
+    let lab = labs.lab("hostilec");
+    let other = labs.lab("victim");
+    labs.ok(&other, "docker pull -q busybox >/dev/null");
+    let victim = labs
+        .ok(&other, "docker run -d busybox sleep 600")
+        .trim()
+        .to_owned();
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    let curl = "curl -s --unix-socket /var/run/docker.sock -o /dev/null -w '%{http_code}'";
+    let status =
+        |path: &str, extra: &str| labs.ok(&lab, &format!("{curl} {extra} 'http://x{path}'"));
+    // Another lab's container, by its full ID, does not exist here.
+    assert_eq!(status(&format!("/containers/{victim}/json"), ""), "404");
+    assert_eq!(
+        status(&format!("/containers/{victim}/kill"), "-X POST"),
+        "404"
+    );
+    // A body over the limit, and JSON that is not a config.
+    labs.ok(&lab, "head -c 2000000 /dev/zero | tr '\\0' a > /tmp/big");
+    assert_eq!(
+        status(
+            "/containers/create",
+            "-X POST -H 'Content-Type: application/json' --data-binary @/tmp/big"
+        ),
+        "400"
+    );
+    assert_eq!(
+        status(
+            "/containers/create",
+            "-X POST -H 'Content-Type: application/json' -d '{\"Image\":5}'"
+        ),
+        "400"
+    );
+    assert_eq!(
+        status(
+            "/containers/create?name=a%0ab",
+            "-X POST -H 'Content-Type: application/json' -d '{\"Image\":\"busybox\"}'"
+        ),
+        "400"
+    );
+    assert_eq!(status("/containers/nope/attach?stream=1", "-X POST"), "404");
+    assert_eq!(status("/exec/nope/start", "-X POST -d '{}'"), "404");
+    assert_eq!(
+        status("/containers/nope/wait?condition=bogus", "-X POST"),
+        "404"
+    );
+    // The victim still runs, untouched.
+    assert_eq!(
+        labs.ok(
+            &other,
+            &format!("docker inspect -f '{{{{.State.Running}}}}' {victim}")
+        )
+        .trim(),
+        "true"
+    );
+}
+
+fn containers_run_inside_the_labs_boundary() {
+    let labs = Labs::new();
+    let a = labs.lab("bounda");
+    let b = labs.lab("boundb");
+    labs.ok(&a, "docker pull -q busybox >/dev/null");
+    labs.ok(&a, "docker run -d --name secret busybox sleep 600");
+    // The container maps root to the lab's own uid range, as the node does.
+    assert_eq!(
+        labs.ok(&a, "docker exec secret cat /proc/self/uid_map"),
+        labs.ok(&a, "cat /proc/self/uid_map")
+    );
+    // Its own pid namespace: it sees itself, not the node.
+    let ps = labs.ok(&a, "docker exec secret ps -o comm");
+    assert!(!ps.contains("bash"), "{ps}");
+    assert!(ps.contains("sleep"), "{ps}");
+    // The other lab sees nothing of it.
+    assert_eq!(labs.ok(&b, "docker ps -a -q"), "");
+    labs.fails(&b, "docker logs secret", 1, "No such container: secret");
+}
+
+fn containers_survive_a_restart_as_records() {
+    let mut labs = Labs::new();
+    let lab = labs.lab("records");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    assert_eq!(
+        labs.sh(&lab, "docker run --name done busybox sh -c 'exit 2'")
+            .code,
+        2
+    );
+    labs.restart();
+    assert_eq!(
+        labs.ok(&lab, "docker ps -a --format '{{.Names}} {{.State}}'")
+            .trim(),
+        "done exited"
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker inspect -f '{{.State.ExitCode}}' done")
+            .trim(),
+        "2"
+    );
+    assert_eq!(labs.ok(&lab, "docker start -a done; echo $?").trim(), "2");
+}
+
+fn main() {
+    runtime::helper::main_if_requested();
+    testkit::ensure_catalog();
+    testkit::run(
+        &[
+            (
+                "version_and_info_come_from_the_labs_engine",
+                version_and_info_come_from_the_labs_engine,
+            ),
+            (
+                "pull_list_inspect_tag_and_remove_like_docker",
+                pull_list_inspect_tag_and_remove_like_docker,
+            ),
+            ("errors_read_like_dockers", errors_read_like_dockers),
+            (
+                "hostile_requests_get_answers_not_crashes",
+                hostile_requests_get_answers_not_crashes,
+            ),
+            (
+                "labs_do_not_see_each_others_images",
+                labs_do_not_see_each_others_images,
+            ),
+            (
+                "the_engine_comes_back_after_a_restart",
+                the_engine_comes_back_after_a_restart,
+            ),
+            (
+                "run_prints_output_and_passes_the_exit_code",
+                run_prints_output_and_passes_the_exit_code,
+            ),
+            (
+                "a_detached_container_lives_its_whole_life",
+                a_detached_container_lives_its_whole_life,
+            ),
+            (
+                "stdin_and_terminals_reach_the_container",
+                stdin_and_terminals_reach_the_container,
+            ),
+            (
+                "names_limits_and_unsupported_features_say_so",
+                names_limits_and_unsupported_features_say_so,
+            ),
+            (
+                "hostile_container_requests_are_refused",
+                hostile_container_requests_are_refused,
+            ),
+            (
+                "containers_run_inside_the_labs_boundary",
+                containers_run_inside_the_labs_boundary,
+            ),
+            (
+                "containers_survive_a_restart_as_records",
+                containers_survive_a_restart_as_records,
+            ),
+        ],
+        2,
+    )
+}

@@ -20,7 +20,7 @@ use store::{Lease, Store};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
-use crate::api::types::{ContainerConfig, HostConfig, ZERO_TIME};
+use crate::api::types::{ContainerConfig, HostConfig, PortBinding, ZERO_TIME};
 use crate::error::{Error, Result};
 use crate::images::LabImage;
 use crate::streams::{self, Output, Stream};
@@ -76,6 +76,12 @@ pub struct Record {
     pub started_at: String,
     pub finished_at: String,
     pub restart_count: u32,
+    /// Address on the lab's bridge while running (empty otherwise).
+    #[serde(default)]
+    pub ip: String,
+    /// Ports published on the node while running: `80/tcp` → bindings.
+    #[serde(default)]
+    pub ports: BTreeMap<String, Vec<PortBinding>>,
 }
 
 impl Record {
@@ -98,6 +104,8 @@ pub struct Container {
     pty: Mutex<Option<Arc<OwnedFd>>>,
     /// Keeps the image's layers while the container exists.
     _lease: Mutex<Option<Lease>>,
+    /// The accept loops of its published ports, ended when it exits.
+    publishers: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Container {
@@ -225,6 +233,7 @@ impl Containers {
             stdin: Mutex::new(None),
             pty: Mutex::new(None),
             _lease: Mutex::new(lease),
+            publishers: Mutex::new(Vec::new()),
         })
     }
 
@@ -308,6 +317,8 @@ impl Containers {
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
             restart_count: 0,
+            ip: String::new(),
+            ports: BTreeMap::new(),
         };
         save(&self.dir, &record)?;
         let container = self.wrap(record, None);
@@ -367,19 +378,60 @@ impl Containers {
         } else {
             record.config.working_dir.clone()
         };
-        spec.hosts = vec![("127.0.1.1".into(), spec.hostname.clone())];
+        let ip = match network_mode(&record.host_config) {
+            NetworkMode::Bridge => {
+                let ip = self.free_address(&record.id)?;
+                spec.network.veth = Some(runtime::Veth {
+                    bridge: BRIDGE.to_owned(),
+                    address: ip.octets(),
+                    prefix_len: BRIDGE_PREFIX,
+                    gateway: GATEWAY.octets(),
+                });
+                spec.hosts = vec![(ip.to_string(), spec.hostname.clone())];
+                Some(ip)
+            }
+            NetworkMode::None => {
+                spec.hosts = vec![("127.0.1.1".into(), spec.hostname.clone())];
+                None
+            }
+        };
+        let bindings = requested_ports(&record.host_config)?;
+        if ip.is_none() && !bindings.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a container without a network cannot publish ports".into(),
+            ));
+        }
+        let listeners = self.bind_ports(&bindings)?;
         let (stdio, readers) = self.stdio(container, &record)?;
         container.output.reopen();
         // Subscribed before the process exists, so no early output or
         // exit is missed by what follows.
         let sandbox = self.runtime.create_attached(spec, stdio)?;
         *container._lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(unpacked.lease);
+        let mut published: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
+        if let Some(ip) = ip {
+            for (listener, (key, port)) in listeners {
+                let host_port = listener.local_addr().map_or(0, |a| a.port());
+                published.entry(key).or_default().push(PortBinding {
+                    host_ip: "0.0.0.0".into(),
+                    host_port: host_port.to_string(),
+                });
+                let task = self.publish(listener, std::net::SocketAddr::from((ip, port)))?;
+                container
+                    .publishers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(task);
+            }
+        }
         container.update(&self.dir, |r| {
             r.status = Status::Running;
             r.pid = sandbox.init_pid;
             r.exit_code = 0;
             r.started_at = now();
             r.finished_at = ZERO_TIME.into();
+            r.ip = ip.map(|a| a.to_string()).unwrap_or_default();
+            r.ports = published;
         })?;
         let containers = self.clone();
         let container = container.clone();
@@ -393,6 +445,77 @@ impl Containers {
             .await;
         });
         Ok(())
+    }
+
+    /// The lowest bridge address no running container of the lab holds.
+    fn free_address(&self, for_id: &str) -> Result<std::net::Ipv4Addr> {
+        let taken: Vec<String> = self
+            .lock()
+            .values()
+            .map(|c| c.record())
+            .filter(|r| r.status == Status::Running && r.id != for_id)
+            .map(|r| r.ip)
+            .collect();
+        let base = u32::from(GATEWAY);
+        (2..(1u32 << (32 - BRIDGE_PREFIX)) - 1)
+            .map(|n| std::net::Ipv4Addr::from(base - 1 + n))
+            .find(|a| !taken.contains(&a.to_string()))
+            .ok_or_else(|| Error::Conflict("the lab's bridge network has no free address".into()))
+    }
+
+    /// Listeners on the node for every requested port, bound before the
+    /// container starts, so a taken port fails the start cleanly.
+    fn bind_ports(
+        &self,
+        bindings: &[(String, u16, u16)],
+    ) -> Result<Vec<(std::net::TcpListener, (String, u16))>> {
+        let mut listeners = Vec::new();
+        for (key, container_port, host_port) in bindings {
+            let addr = std::net::SocketAddr::from(([0, 0, 0, 0], *host_port));
+            let listener = self.runtime.listen_tcp(&self.lab, addr).map_err(|e| match e {
+                runtime::Error::Listen { .. } => Error::InvalidArgument(format!(
+                    "driver failed programming external connectivity: Bind for 0.0.0.0:{host_port} failed: port is already allocated"
+                )),
+                e => e.into(),
+            })?;
+            listeners.push((listener, (key.clone(), *container_port)));
+        }
+        Ok(listeners)
+    }
+
+    /// Forwards every connection to the node's `listener` to `target` on
+    /// the bridge, a connection made inside the lab's network.
+    fn publish(
+        &self,
+        listener: std::net::TcpListener,
+        target: std::net::SocketAddr,
+    ) -> Result<tokio::task::AbortHandle> {
+        let io = |e| Error::state(&self.dir)(e);
+        listener.set_nonblocking(true).map_err(io)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(io)?;
+        let runtime = self.runtime.clone();
+        let lab = self.lab.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let runtime = runtime.clone();
+                let lab = lab.clone();
+                tokio::spawn(async move {
+                    let connected = tokio::task::spawn_blocking(move || {
+                        runtime.connect_tcp(&lab, target, Duration::from_secs(5))
+                    })
+                    .await;
+                    let Ok(Ok(upstream)) = connected else { return };
+                    if upstream.set_nonblocking(true).is_err() {
+                        return;
+                    }
+                    let Ok(mut upstream) = tokio::net::TcpStream::from_std(upstream) else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                });
+            }
+        });
+        Ok(task.abort_handle())
     }
 
     /// Pipes, or one PTY, for the container's stdio; the ends we read.
@@ -445,10 +568,20 @@ impl Containers {
         }
         drop(container.take_stdin());
         *container.pty.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        for task in container
+            .publishers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
         let code = status.map_or(137, |s| s.shell_code());
         if let Err(e) = container.update(&self.dir, |r| {
             r.status = Status::Exited;
             r.pid = 0;
+            r.ip.clear();
+            r.ports.clear();
             r.exit_code = code;
             r.finished_at = now();
         }) {
@@ -540,8 +673,12 @@ impl Containers {
         Ok(record.sandbox_id())
     }
 
-    pub fn runtime(&self) -> &runtime::Runtime {
+    pub fn runtime(&self) -> &Arc<runtime::Runtime> {
         &self.runtime
+    }
+
+    pub fn lab(&self) -> &str {
+        &self.lab
     }
 
     /// Every container's process ends and its record goes (the lab is
@@ -583,6 +720,55 @@ async fn relay(container: &Container, readers: Readers) {
         }
         Readers::Tty(master) => pump(master, Stream::Stdout, &container.output).await,
     }
+}
+
+/// The lab's default bridge, in the node's network, as docker0 is on a host.
+pub const BRIDGE: &str = "docker0";
+pub const GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(172, 17, 0, 1);
+pub const BRIDGE_PREFIX: u8 = 16;
+
+enum NetworkMode {
+    Bridge,
+    None,
+}
+
+fn network_mode(host: &HostConfig) -> NetworkMode {
+    match host.network_mode.as_str() {
+        "none" => NetworkMode::None,
+        _ => NetworkMode::Bridge,
+    }
+}
+
+/// `-p` as (`80/tcp`, container port, host port; 0 for any free one).
+fn requested_ports(host: &HostConfig) -> Result<Vec<(String, u16, u16)>> {
+    let mut out = Vec::new();
+    for (key, bindings) in host.port_bindings.iter().flatten() {
+        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        if proto != "tcp" {
+            return Err(Error::NotImplemented(format!(
+                "publishing {proto} ports is not supported by this engine yet; publish tcp ports"
+            )));
+        }
+        let container_port: u16 = port
+            .parse()
+            .map_err(|_| Error::InvalidArgument(format!("invalid container port {port:?}")))?;
+        for b in bindings.iter().flatten() {
+            if !matches!(b.host_ip.as_str(), "" | "0.0.0.0" | "::") {
+                return Err(Error::NotImplemented(format!(
+                    "publishing on {} is not supported by this engine yet; publish on all addresses",
+                    b.host_ip
+                )));
+            }
+            let host_port = match b.host_port.as_str() {
+                "" => 0,
+                p => p
+                    .parse()
+                    .map_err(|_| Error::InvalidArgument(format!("invalid host port {p:?}")))?,
+            };
+            out.push((format!("{container_port}/tcp"), container_port, host_port));
+        }
+    }
+    Ok(out)
 }
 
 /// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use store::manifests::chain_ids;
-use store::reference::DEFAULT_REGISTRY;
 use store::{Digest, Image, Namespace, Reference, Store};
 
 use crate::error::{Error, Result};
@@ -167,15 +166,9 @@ impl LabImages {
         }
     }
 
-    /// Pulls `reference` into the lab. Docker Hub names come from the hub;
-    /// other registries are not reachable from the engine yet.
+    /// Pulls a Docker Hub name into the lab from the hub (registries in the
+    /// lab are [`crate::distribution::Registry`]'s).
     pub fn pull(&self, reference: &Reference) -> Result<Pulled> {
-        if reference.registry() != DEFAULT_REGISTRY {
-            return Err(Error::NotImplemented(format!(
-                "pulling from {} is not supported by this engine yet; images come from the lab's hub (docker.io names)",
-                reference.registry()
-            )));
-        }
         let manifest = match self.store.resolve(&self.hub, reference) {
             Ok(m) => m,
             Err(e) if e.kind() == store::ErrorKind::NotFound => {
@@ -201,6 +194,19 @@ impl LabImages {
             reference: reference.clone(),
             image,
             up_to_date: before.as_ref() == Some(&manifest),
+        })
+    }
+
+    /// Names `manifest` (already in the store) `reference` in the lab:
+    /// the end of a pull from a registry in the lab.
+    pub fn adopt(&self, reference: &Reference, manifest: &Digest) -> Result<Pulled> {
+        let image = self.store.image(manifest)?;
+        drop(self.store.unpack(manifest)?);
+        let before = self.store.tag(&self.ns, reference, manifest)?;
+        Ok(Pulled {
+            reference: reference.clone(),
+            image,
+            up_to_date: before.as_ref() == Some(manifest),
         })
     }
 

@@ -34,6 +34,7 @@
 
 pub mod api;
 pub mod containers;
+pub mod distribution;
 mod error;
 pub mod images;
 mod streams;
@@ -115,6 +116,10 @@ impl Engine {
 
     pub fn images(&self) -> &LabImages {
         &self.images
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Runs store work on a blocking thread.

@@ -360,6 +360,13 @@ impl EmbeddedHost {
         sb.limits.cpus = spec.limits.cpus;
         sb.env = rec.env.clone();
         sb.cwd = rec.cwd.clone();
+        // The lab's containers plug into this bridge, as into docker0 on a
+        // Docker host.
+        sb.network.bridge = Some(runtime::Bridge {
+            name: engine::containers::BRIDGE.to_owned(),
+            address: engine::containers::GATEWAY.octets(),
+            prefix_len: engine::containers::BRIDGE_PREFIX,
+        });
         // The directory, not the socket, so a restarted engine's fresh
         // socket is seen; read-only, so the node cannot unlink it.
         sb.mounts.push(BindMount {

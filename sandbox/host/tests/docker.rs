@@ -213,8 +213,11 @@ fn pull_list_inspect_tag_and_remove_like_docker() {
         &lab,
         "docker images --format '{{.Repository}}:{{.Tag}} {{.ID}}'",
     );
+    // The CLI prints one image's tags in map order.
+    let mut rows: Vec<&str> = listed.lines().collect();
+    rows.sort();
     assert_eq!(
-        listed.lines().collect::<Vec<_>>(),
+        rows,
         vec![
             format!("busybox:latest {short}"),
             format!("localhost:5000/busybox:v1 {short}")
@@ -610,6 +613,133 @@ fn containers_survive_a_restart_as_records() {
     assert_eq!(labs.ok(&lab, "docker start -a done; echo $?").trim(), "2");
 }
 
+fn ports_publish_on_the_node_and_containers_share_a_bridge() {
+    let labs = Labs::new();
+    let lab = labs.lab("ports");
+    labs.ok(
+        &lab,
+        "docker pull -q nginx >/dev/null && docker pull -q busybox >/dev/null",
+    );
+    labs.ok(&lab, "docker run -d --name web -p 8080:80 nginx");
+    assert_eq!(
+        labs.ok(&lab, "for i in $(seq 50); do curl -s -o /dev/null -w '%{http_code}' localhost:8080 && break; sleep 0.1; done"),
+        "200"
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker port web").trim(),
+        "80/tcp -> 0.0.0.0:8080"
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker ps --format '{{.Ports}}'").trim(),
+        "0.0.0.0:8080->80/tcp"
+    );
+    let ip = labs.ok(
+        &lab,
+        "docker inspect -f '{{.NetworkSettings.IPAddress}}' web",
+    );
+    let ip = ip.trim();
+    assert!(ip.starts_with("172.17.0."), "{ip}");
+    // Another container reaches it over the lab's bridge.
+    let page = labs.ok(
+        &lab,
+        &format!("docker run --rm busybox wget -qO- http://{ip}/"),
+    );
+    assert!(page.contains("nginx"), "{page}");
+    labs.fails(
+        &lab,
+        "docker run -d -p 8080:80 nginx",
+        125,
+        "Bind for 0.0.0.0:8080 failed: port is already allocated",
+    );
+    let none = labs.ok(&lab, "docker run --rm --network none busybox ip -o -4 addr");
+    assert!(!none.contains("eth0"), "{none}");
+    assert!(
+        labs.ok(&lab, "docker logs web")
+            .contains("\"GET / HTTP/1.1\" 200")
+    );
+    // The port goes with the container.
+    labs.ok(&lab, "docker rm -f web");
+    assert_ne!(
+        labs.sh(&lab, "curl -s -o /dev/null localhost:8080").code,
+        0,
+        "the published port outlived its container"
+    );
+}
+
+fn push_and_pull_through_a_registry_in_the_lab() {
+    let labs = Labs::new();
+    let lab = labs.lab("registry");
+    labs.ok(
+        &lab,
+        "docker pull -q registry:2 >/dev/null && docker pull -q busybox >/dev/null",
+    );
+    labs.ok(
+        &lab,
+        "docker run -d --name registry -p 5000:5000 registry:2",
+    );
+    labs.ok(
+        &lab,
+        "until curl -sf localhost:5000/v2/ >/dev/null; do sleep 0.1; done",
+    );
+    labs.ok(&lab, "docker tag busybox localhost:5000/busybox:v1");
+    let pushed = labs.ok(&lab, "docker push localhost:5000/busybox:v1");
+    let digest = labs.ok(
+        &lab,
+        "docker image inspect -f '{{index .RepoDigests 0}}' localhost:5000/busybox:v1",
+    );
+    let digest = digest
+        .trim()
+        .rsplit('@')
+        .next()
+        .expect("a digest")
+        .to_owned();
+    assert!(
+        pushed.contains("The push refers to repository [localhost:5000/busybox]")
+            && pushed.contains(": Pushed")
+            && pushed.contains(&format!("v1: digest: {digest} size: ")),
+        "{pushed}"
+    );
+    assert!(
+        labs.ok(&lab, "docker push localhost:5000/busybox:v1")
+            .contains("Layer already exists")
+    );
+    assert_eq!(
+        labs.ok(&lab, "curl -s localhost:5000/v2/busybox/tags/list"),
+        r#"{"name":"busybox","tags":["v1"]}"#
+    );
+    labs.ok(&lab, "docker rmi localhost:5000/busybox:v1");
+    let pulled = labs.ok(&lab, "docker pull localhost:5000/busybox:v1");
+    assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker run --rm localhost:5000/busybox:v1 echo round-trip"
+        ),
+        "round-trip\n"
+    );
+    labs.fails(
+        &lab,
+        "docker pull localhost:5000/nope:v1",
+        1,
+        "manifest for localhost:5000/nope:v1 not found: manifest unknown",
+    );
+    labs.fails(
+        &lab,
+        "docker push busybox",
+        1,
+        "cannot push busybox:latest to Docker Hub from a lab",
+    );
+    labs.ok(&lab, "docker tag busybox localhost:5999/busybox");
+    labs.fails(
+        &lab,
+        "docker push localhost:5999/busybox",
+        1,
+        "dial tcp 127.0.0.1:5999: connect:",
+    );
+    let login = labs.ok(&lab, "docker login -u student -p any localhost:5000 2>&1");
+    assert!(login.contains("Login Succeeded"), "{login}");
+}
+
 fn main() {
     runtime::helper::main_if_requested();
     testkit::ensure_catalog();
@@ -663,6 +793,14 @@ fn main() {
             (
                 "containers_survive_a_restart_as_records",
                 containers_survive_a_restart_as_records,
+            ),
+            (
+                "ports_publish_on_the_node_and_containers_share_a_bridge",
+                ports_publish_on_the_node_and_containers_share_a_bridge,
+            ),
+            (
+                "push_and_pull_through_a_registry_in_the_lab",
+                push_and_pull_through_a_registry_in_the_lab,
             ),
         ],
         2,

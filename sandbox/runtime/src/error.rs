@@ -77,6 +77,13 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("cannot listen on {addr} inside sandbox {id}: {source}")]
+    Listen {
+        id: String,
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
     #[error("{failure}; cleaning up afterwards also failed: {cleanup}")]
     WithCleanup {
         failure: Box<Error>,
@@ -91,6 +98,7 @@ impl Error {
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::NotRunning { .. } => ErrorKind::FailedPrecondition,
+            Error::Listen { .. } => ErrorKind::AlreadyExists,
             Error::PoolExhausted { .. } | Error::Timeout(_) | Error::Connect { .. } => {
                 ErrorKind::Unavailable
             }

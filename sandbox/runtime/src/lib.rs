@@ -136,7 +136,9 @@ mod userns;
 pub use cgroups::Stats;
 pub use error::{Error, ErrorKind, Result};
 pub use runtime::{AdoptReport, MAX_CAPTURE, Runtime, RuntimeConfig, Sandbox, SandboxInfo, Stdio3};
-pub use spec::{BindMount, Bridge, ExecOutput, ExecSpec, ExitStatus, Limits, Network, SandboxSpec};
+pub use spec::{
+    BindMount, Bridge, ExecOutput, ExecSpec, ExitStatus, Limits, Network, SandboxSpec, Veth,
+};
 pub use state::Status;
 pub use userns::UidPool;
 

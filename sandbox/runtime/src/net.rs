@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::error::{Error, Result};
-use crate::spec::Bridge;
+use crate::spec::{Bridge, Veth};
 
 const SIOCBRADDBR: libc::c_ulong = 0x89a0;
 
@@ -114,4 +114,183 @@ pub fn connect_in(
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("connecting thread panicked")))
     })
+}
+
+/// Binds a TCP listener inside the network namespace of the process
+/// behind `pidfd` (a port published on a node), the same way
+/// [`connect_in`] connects: from a short-lived thread.
+pub fn listen_in(
+    pidfd: BorrowedFd<'_>,
+    addr: std::net::SocketAddr,
+) -> io::Result<std::net::TcpListener> {
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            crate::sys::setns_pidfd(pidfd, libc::CLONE_NEWNET)?;
+            std::net::TcpListener::bind(addr)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("listening thread panicked")))
+    })
+}
+
+/// Plugs a sibling into its node's bridge: a veth pair whose node end
+/// (`host_name`) joins `veth.bridge` and whose other end becomes `eth0`
+/// in the sibling's network namespace, with its address and a default
+/// route through the bridge.
+///
+/// Runs in the create helper after it joined the node's user namespace,
+/// which owns both network namespaces; the helper is single-threaded, so
+/// moving itself between them with `setns` touches nothing else.
+pub fn plug(
+    node_netns: &OwnedFd,
+    sibling_netns: &OwnedFd,
+    host_name: &str,
+    veth: &Veth,
+) -> Result<()> {
+    let enter = |ns: &OwnedFd| {
+        // SAFETY: plain syscall with a namespace descriptor.
+        crate::sys::check(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) })
+            .map_err(Error::sys("join a network namespace"))
+    };
+    enter(node_netns)?;
+    netlink_new_veth(host_name, "eth0", sibling_netns).map_err(Error::sys("create veth pair"))?;
+    let sock = socket().map_err(Error::sys("open socket for interface setup"))?;
+    let index = if_index(&sock, host_name).map_err(Error::sys("find the veth"))?;
+    let mut req = ifreq(&veth.bridge);
+    req.ifr_ifru.ifru_ifindex = index;
+    ioctl(&sock, SIOCBRADDIF, &mut req as *mut _ as *mut _)
+        .map_err(Error::sys("attach the veth to the bridge"))?;
+    set_up(&sock, host_name).map_err(Error::sys("bring the veth up"))?;
+    enter(sibling_netns)?;
+    let sock = socket().map_err(Error::sys("open socket for interface setup"))?;
+    set_address(&sock, "eth0", veth.address, veth.prefix_len)
+        .map_err(Error::sys("set the container's address"))?;
+    set_up(&sock, "eth0").map_err(Error::sys("bring eth0 up"))?;
+    // SAFETY: rtentry is plain data; all-zero is a valid value.
+    let mut route: libc::rtentry = unsafe { std::mem::zeroed() };
+    route.rt_dst = sockaddr_in([0, 0, 0, 0]);
+    route.rt_genmask = sockaddr_in([0, 0, 0, 0]);
+    route.rt_gateway = sockaddr_in(veth.gateway);
+    route.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
+    ioctl(&sock, libc::SIOCADDRT, &mut route as *mut _ as *mut _)
+        .map_err(Error::sys("add the default route"))
+}
+
+const SIOCBRADDIF: libc::c_ulong = 0x89a2;
+
+fn if_index(sock: &OwnedFd, name: &str) -> io::Result<libc::c_int> {
+    let mut req = ifreq(name);
+    ioctl(sock, libc::SIOCGIFINDEX, &mut req as *mut _ as *mut _)?;
+    // SAFETY: the member SIOCGIFINDEX filled.
+    Ok(unsafe { req.ifr_ifru.ifru_ifindex })
+}
+
+fn set_address(sock: &OwnedFd, name: &str, address: [u8; 4], prefix_len: u8) -> io::Result<()> {
+    let mut req = ifreq(name);
+    req.ifr_ifru.ifru_addr = sockaddr_in(address);
+    ioctl(sock, libc::SIOCSIFADDR, &mut req as *mut _ as *mut _)?;
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(prefix_len))
+        .unwrap_or(0)
+        .to_be_bytes();
+    let mut req = ifreq(name);
+    req.ifr_ifru.ifru_netmask = sockaddr_in(mask);
+    ioctl(sock, libc::SIOCSIFNETMASK, &mut req as *mut _ as *mut _)
+}
+
+/// One `RTM_NEWLINK` request creating a veth pair whose peer is born in
+/// another network namespace. Written by hand: it is the one netlink
+/// message the runtime sends (no ioctl creates a veth), and the netlink
+/// crates bring an async runtime and a large type surface for it.
+fn netlink_new_veth(name: &str, peer: &str, peer_netns: &OwnedFd) -> io::Result<()> {
+    const IFLA_IFNAME: u16 = 3;
+    const IFLA_LINKINFO: u16 = 18;
+    const IFLA_INFO_KIND: u16 = 1;
+    const IFLA_INFO_DATA: u16 = 2;
+    const VETH_INFO_PEER: u16 = 1;
+    const IFLA_NET_NS_FD: u16 = 28;
+    const IFINFOMSG_LEN: usize = 16;
+
+    fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let len = 4 + payload.len();
+        let mut out = Vec::with_capacity(len.next_multiple_of(4));
+        out.extend_from_slice(&(len as u16).to_ne_bytes());
+        out.extend_from_slice(&kind.to_ne_bytes());
+        out.extend_from_slice(payload);
+        out.resize(len.next_multiple_of(4), 0);
+        out
+    }
+    fn cstr(s: &str) -> Vec<u8> {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        v
+    }
+    let ifinfomsg = [0u8; IFINFOMSG_LEN];
+    let mut peer_info = ifinfomsg.to_vec();
+    peer_info.extend(attr(IFLA_IFNAME, &cstr(peer)));
+    peer_info.extend(attr(
+        IFLA_NET_NS_FD,
+        &(peer_netns.as_raw_fd() as u32).to_ne_bytes(),
+    ));
+    let data = attr(VETH_INFO_PEER, &peer_info);
+    let mut linkinfo = attr(IFLA_INFO_KIND, &cstr("veth"));
+    linkinfo.extend(attr(IFLA_INFO_DATA, &data));
+    let mut body = ifinfomsg.to_vec();
+    body.extend(attr(IFLA_IFNAME, &cstr(name)));
+    body.extend(attr(IFLA_LINKINFO, &linkinfo));
+    let flags =
+        (libc::NLM_F_REQUEST | libc::NLM_F_ACK | libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+    let mut msg = Vec::with_capacity(16 + body.len());
+    msg.extend_from_slice(&((16 + body.len()) as u32).to_ne_bytes());
+    msg.extend_from_slice(&libc::RTM_NEWLINK.to_ne_bytes());
+    msg.extend_from_slice(&flags.to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend(body);
+
+    // SAFETY: plain syscall.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptor.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_nl is plain data; all-zero addresses the kernel.
+    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: valid buffer and address.
+    let sent = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            (&kernel as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut reply = [0u8; 4096];
+    // SAFETY: valid buffer.
+    let n = unsafe { libc::recv(sock.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
+    if n < 20 {
+        return Err(io::Error::other("no answer from netlink"));
+    }
+    let kind = u16::from_ne_bytes([reply[4], reply[5]]);
+    if kind != libc::NLMSG_ERROR as u16 {
+        return Err(io::Error::other("unexpected netlink answer"));
+    }
+    let code = i32::from_ne_bytes([reply[16], reply[17], reply[18], reply[19]]);
+    if code != 0 {
+        return Err(io::Error::from_raw_os_error(-code));
+    }
+    Ok(())
 }

@@ -204,6 +204,9 @@ impl Runtime {
                     (s, self.config.uid_pool.base(s), dirs, None)
                 }
             };
+            if let Launch::Attached(stdio) = &launch {
+                give_streams(stdio, uid_base)?;
+            }
             let st = State {
                 id: id.clone(),
                 status: Status::Creating,
@@ -483,24 +486,45 @@ impl Runtime {
         addr: std::net::SocketAddr,
         timeout: Duration,
     ) -> Result<std::net::TcpStream> {
-        check_id(id)?;
-        let st = self.load(id)?;
-        // Opened before the liveness check, so a recycled pid can never
-        // lead into another process's network.
-        let pidfd = st.init_pid.and_then(|pid| crate::sys::pidfd_open(pid).ok());
-        let Some(pidfd) = pidfd.filter(|_| self.alive(&st)) else {
-            return Err(Error::NotRunning {
-                id: id.to_owned(),
-                status: Status::Exited.as_str().into(),
-                what: "a connection",
-            });
-        };
+        let pidfd = self.live_pidfd(id, "a connection")?;
         debug!(id, %addr, "connecting inside the sandbox's network");
         crate::net::connect_in(pidfd.as_fd(), addr, timeout).map_err(|source| Error::Connect {
             id: id.to_owned(),
             addr,
             source,
         })
+    }
+
+    /// A TCP listener bound to `addr` inside the sandbox's network
+    /// namespace: a port published on a node. Running only.
+    pub fn listen_tcp(
+        &self,
+        id: &str,
+        addr: std::net::SocketAddr,
+    ) -> Result<std::net::TcpListener> {
+        let pidfd = self.live_pidfd(id, "a listener")?;
+        debug!(id, %addr, "listening inside the sandbox's network");
+        crate::net::listen_in(pidfd.as_fd(), addr).map_err(|source| Error::Listen {
+            id: id.to_owned(),
+            addr,
+            source,
+        })
+    }
+
+    /// A pidfd of a running sandbox's init, opened before the liveness
+    /// check, so a recycled pid can never lead into another process's
+    /// namespaces.
+    fn live_pidfd(&self, id: &str, what: &'static str) -> Result<OwnedFd> {
+        check_id(id)?;
+        let st = self.load(id)?;
+        let pidfd = st.init_pid.and_then(|pid| crate::sys::pidfd_open(pid).ok());
+        pidfd
+            .filter(|_| self.alive(&st))
+            .ok_or_else(|| Error::NotRunning {
+                id: id.to_owned(),
+                status: Status::Exited.as_str().into(),
+                what,
+            })
     }
 
     /// SIGTERM to the init (forwarded to its command, or to every process
@@ -780,6 +804,32 @@ pub struct Stdio3 {
     pub stderr: OwnedFd,
     /// The three are one PTY slave: make it the controlling terminal.
     pub tty: bool,
+}
+
+/// Makes the caller's pipes and PTY slave belong to the sandbox's root:
+/// a process reopening its own stdio (`/dev/stderr` is
+/// `/proc/self/fd/2`) is checked against the stream's owner, and host
+/// root means nothing inside. Anything else (a file, /dev/null) is left
+/// as it is: its owner is not ours to change.
+fn give_streams(stdio: &Stdio3, uid_base: u32) -> Result<()> {
+    for fd in [&stdio.stdin, &stdio.stdout, &stdio.stderr] {
+        // SAFETY: stat is plain data filled by fstat on a valid descriptor.
+        let st = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            crate::sys::check(libc::fstat(fd.as_raw_fd(), &mut st))
+                .map_err(Error::sys("stat a stream"))?;
+            st
+        };
+        let kind = st.st_mode & libc::S_IFMT;
+        // Unix98 PTY slaves have majors 136 to 143.
+        let pty_slave = kind == libc::S_IFCHR && (136..=143).contains(&libc::major(st.st_rdev));
+        if kind == libc::S_IFIFO || pty_slave {
+            // SAFETY: plain syscall on a descriptor we were given.
+            crate::sys::check(unsafe { libc::fchown(fd.as_raw_fd(), uid_base, uid_base) })
+                .map_err(Error::sys("hand a stream to the sandbox"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Whose stdio the init command gets, and whether it dies with the caller.

@@ -125,6 +125,9 @@ impl SandboxSpec {
                 return bad(format!("link {path:?} must point somewhere"));
             }
         }
+        if self.network.veth.is_some() && self.sibling_of.is_none() {
+            return bad("a veth needs a node: set sibling_of".into());
+        }
         self.limits.validate()?;
         self.network.validate()
     }
@@ -212,10 +215,25 @@ impl Limits {
 }
 
 /// The sandbox's network namespace: always loopback; optionally a bridge
-/// that sibling containers will later be attached to. Nothing routes out.
+/// that sibling containers attach to, or (for a sibling) a veth into its
+/// node's bridge. Nothing routes out of the node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Network {
     pub bridge: Option<Bridge>,
+    /// Only with [`SandboxSpec::sibling_of`].
+    #[serde(default)]
+    pub veth: Option<Veth>,
+}
+
+/// A sibling's link to its node's bridge: `eth0` with this address, a
+/// default route through `gateway`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Veth {
+    /// The bridge in the node's network namespace.
+    pub bridge: String,
+    pub address: [u8; 4],
+    pub prefix_len: u8,
+    pub gateway: [u8; 4],
 }
 
 impl Default for Network {
@@ -226,6 +244,7 @@ impl Default for Network {
                 address: [10, 88, 0, 1],
                 prefix_len: 16,
             }),
+            veth: None,
         }
     }
 }
@@ -239,14 +258,16 @@ pub struct Bridge {
 
 impl Network {
     fn validate(&self) -> Result<()> {
+        if let Some(v) = &self.veth
+            && (!valid_ifname(&v.bridge) || !(1..=30).contains(&v.prefix_len))
+        {
+            return Err(Error::InvalidSpec(format!(
+                "veth into bridge {:?}/{} is not valid",
+                v.bridge, v.prefix_len
+            )));
+        }
         if let Some(b) = &self.bridge {
-            let ok = !b.name.is_empty()
-                && b.name.len() < libc::IFNAMSIZ
-                && b.name
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-                && b.name != "lo"
-                && (1..=30).contains(&b.prefix_len);
+            let ok = valid_ifname(&b.name) && (1..=30).contains(&b.prefix_len);
             if !ok {
                 return Err(Error::InvalidSpec(format!(
                     "bridge {:?}/{} is not valid",
@@ -256,6 +277,15 @@ impl Network {
         }
         Ok(())
     }
+}
+
+fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < libc::IFNAMSIZ
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        && name != "lo"
 }
 
 /// A command to run inside a running sandbox.

@@ -100,7 +100,7 @@ async fn answer(
         }
         Some("start") => {
             only(method, &[Method::POST])?;
-            start(engine, &container)?;
+            start(engine, &container).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Some("stop") => {
@@ -114,7 +114,7 @@ async fn answer(
                 Ok(()) | Err(Error::NotModified) => {}
                 Err(e) => return Err(e.into()),
             }
-            start(engine, &container)?;
+            start(engine, &container).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Some("kill") => {
@@ -174,13 +174,14 @@ async fn create(engine: &Arc<Engine>, query: &Query, request: Request) -> ApiRes
     let name = query.str("name").map(str::to_owned);
     let mut config = body.config;
     let host_config = body.host_config;
-    if host_config.port_bindings.as_ref().is_some_and(|p| {
-        p.values()
-            .any(|b| b.as_ref().is_some_and(|b| !b.is_empty()))
-    }) {
-        return Err(Error::NotImplemented(
-            "publishing ports (-p) is not supported by this engine yet".into(),
-        )
+    if !matches!(
+        host_config.network_mode.as_str(),
+        "" | "default" | "bridge" | "none"
+    ) {
+        return Err(Error::NotImplemented(format!(
+            "network {:?} is not supported by this engine yet; use the default bridge or none",
+            host_config.network_mode
+        ))
         .into());
     }
     if host_config.binds.as_ref().is_some_and(|b| !b.is_empty()) {
@@ -265,15 +266,23 @@ fn merge_image_config(
     Ok(())
 }
 
-fn start(engine: &Arc<Engine>, container: &Arc<Container>) -> ApiResult<()> {
+/// Starts on a blocking thread: creating a sandbox takes tens of
+/// milliseconds of system calls.
+async fn start(engine: &Arc<Engine>, container: &Arc<Container>) -> ApiResult<()> {
     let containers = engine.containers.clone();
-    engine.containers.start(container, move |c| {
-        if c.record().host_config.auto_remove
-            && let Err(e) = containers.remove(c)
-        {
-            tracing::warn!(container = %c.id, error = %e, "cannot auto-remove a container");
-        }
-    })?;
+    let container = container.clone();
+    tokio::task::spawn_blocking(move || {
+        let after = containers.clone();
+        containers.start(&container, move |c| {
+            if c.record().host_config.auto_remove
+                && let Err(e) = after.remove(c)
+            {
+                tracing::warn!(container = %c.id, error = %e, "cannot auto-remove a container");
+            }
+        })
+    })
+    .await
+    .map_err(Error::from)??;
     Ok(())
 }
 
@@ -347,13 +356,84 @@ fn summary(r: &Record, now: SystemTime) -> Value {
         "ImageID": r.image,
         "Command": command_line(r),
         "Created": unix(&r.created),
-        "Ports": [],
+        "Ports": published_ports(r),
         "Labels": r.config.labels.clone().unwrap_or_default(),
         "State": r.status.as_str(),
         "Status": status_text(r, now),
         "HostConfig": {"NetworkMode": network_mode(r)},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": network_settings(r)["Networks"]},
         "Mounts": [],
+    })
+}
+
+fn published_ports(r: &Record) -> Vec<Value> {
+    r.ports
+        .iter()
+        .flat_map(|(key, bindings)| {
+            let private: u16 = key
+                .split('/')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            bindings.iter().map(move |b| {
+                json!({
+                    "IP": b.host_ip,
+                    "PrivatePort": private,
+                    "PublicPort": b.host_port.parse::<u16>().unwrap_or(0),
+                    "Type": "tcp",
+                })
+            })
+        })
+        .collect()
+}
+
+fn network_settings(r: &Record) -> Value {
+    let (gateway, prefix) = if r.ip.is_empty() {
+        (String::new(), 0)
+    } else {
+        (
+            crate::containers::GATEWAY.to_string(),
+            crate::containers::BRIDGE_PREFIX,
+        )
+    };
+    let networks = if r.ip.is_empty() {
+        json!({})
+    } else {
+        json!({"bridge": {
+            "IPAMConfig": null,
+            "Links": null,
+            "Aliases": null,
+            "NetworkID": "bridge",
+            "EndpointID": r.id,
+            "Gateway": gateway,
+            "IPAddress": r.ip,
+            "IPPrefixLen": prefix,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "MacAddress": "",
+            "DriverOpts": null,
+        }})
+    };
+    json!({
+        "Bridge": "",
+        "SandboxID": "",
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": r.ports,
+        "SandboxKey": "",
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": "",
+        "Gateway": gateway,
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": r.ip,
+        "IPPrefixLen": prefix,
+        "IPv6Gateway": "",
+        "MacAddress": "",
+        "Networks": networks,
     })
 }
 
@@ -402,26 +482,7 @@ fn inspect(r: &Record) -> Value {
         "GraphDriver": {"Data": {}, "Name": "overlay2"},
         "Mounts": [],
         "Config": r.config,
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "HairpinMode": false,
-            "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0,
-            "Ports": {},
-            "SandboxKey": "",
-            "SecondaryIPAddresses": null,
-            "SecondaryIPv6Addresses": null,
-            "EndpointID": "",
-            "Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "IPv6Gateway": "",
-            "MacAddress": "",
-            "Networks": {},
-        },
+        "NetworkSettings": network_settings(r),
     })
 }
 

@@ -7,6 +7,7 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use store::Reference;
+use store::reference::DEFAULT_REGISTRY;
 
 use super::error::{ApiError, ApiResult};
 use super::progress::Progress;
@@ -19,6 +20,7 @@ use super::{Handled, json, only};
 use std::sync::Arc;
 
 use crate::Engine;
+use crate::distribution::{Credentials, Registry};
 use crate::error::Error;
 use crate::images::{LabImage, Removed, short_id};
 
@@ -85,7 +87,7 @@ async fn answer(
         }
         Target::Create => {
             only(method, &[Method::POST])?;
-            pull(engine, &query).await
+            pull(engine, &query, credentials(&request)).await
         }
         Target::Search => {
             only(method, &[Method::GET])?;
@@ -115,6 +117,10 @@ async fn answer(
                 "tag" => {
                     only(method, &[Method::POST])?;
                     tag(engine, name, &query).await
+                }
+                "push" => {
+                    only(method, &[Method::POST])?;
+                    push(engine, name, &query, credentials(&request)).await
                 }
                 _ => Err(Error::NotImplemented(format!(
                     "docker image {action} is not supported by this engine yet"
@@ -361,8 +367,166 @@ async fn search(engine: &Arc<Engine>, query: &Query) -> ApiResult {
     Ok(json(StatusCode::OK, &hits))
 }
 
+/// Credentials the CLI sends from `docker login`.
+fn credentials(request: &Request) -> Option<Credentials> {
+    Credentials::from_header(
+        request
+            .headers()
+            .get("x-registry-auth")
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// `POST /images/{name}/push?tag=v1`.
+async fn push(
+    engine: &Arc<Engine>,
+    name: String,
+    query: &Query,
+    credentials: Option<Credentials>,
+) -> ApiResult {
+    let full = match query.str("tag") {
+        Some(t) => format!("{name}:{t}"),
+        None => name,
+    };
+    let reference = Reference::parse(&full).map_err(|_| Error::InvalidReference(full.clone()))?;
+    if reference.registry() == DEFAULT_REGISTRY {
+        return Err(Error::InvalidArgument(format!(
+            "cannot push {} to Docker Hub from a lab: tag it for a registry in the lab, e.g. localhost:5000/{}",
+            reference.familiar(),
+            reference.familiar_name()
+        ))
+        .into());
+    }
+    let wanted = reference.familiar();
+    let found = engine
+        .blocking(move |e| e.images.find(&wanted))
+        .await
+        .map_err(|e| match e {
+            Error::NoSuchImage(n) => Error::InvalidArgument(format!(
+                "An image does not exist locally with the tag: {}",
+                n.rsplit_once(':').map_or(n.as_str(), |(r, _)| r)
+            )),
+            e => e,
+        })?;
+    let registry = Registry::new(
+        engine.containers.runtime().clone(),
+        engine.containers.lab(),
+        reference.registry(),
+        credentials,
+    )?;
+    let (progress, response) = Progress::channel();
+    let store = engine.store().clone();
+    tokio::spawn(async move {
+        match registry
+            .push(&store, &found.image, &reference, &progress)
+            .await
+        {
+            Ok(()) => progress.aux(json!({
+                "Tag": reference.tag().unwrap_or("latest"),
+                "Digest": found.image.manifest_digest.to_string(),
+                "Size": found.image.manifest_bytes.len(),
+            })),
+            Err(e) => progress.error(&e.to_string()),
+        }
+    });
+    Ok(response)
+}
+
+/// A pull from a registry inside the lab: the manifest and missing blobs
+/// come through the lab's network into the store, then the lab names it.
+async fn pull_from_registry(
+    engine: &Arc<Engine>,
+    reference: Reference,
+    credentials: Option<Credentials>,
+) -> ApiResult {
+    let registry = Registry::new(
+        engine.containers.runtime().clone(),
+        engine.containers.lab(),
+        reference.registry(),
+        credentials,
+    )?;
+    let (progress, response) = Progress::channel();
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let shown = reference
+            .tag()
+            .map(str::to_owned)
+            .or_else(|| reference.digest().map(ToString::to_string))
+            .unwrap_or_default();
+        progress.layer(&shown, &format!("Pulling from {}", reference.repository()));
+        let store = engine.store().clone();
+        let pulled = match registry.pull(&store, &reference, &progress).await {
+            Ok(manifest) => {
+                let named = reference.clone();
+                engine
+                    .blocking(move |e| e.images.adopt(&named, &manifest))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match pulled {
+            Ok(pulled) => {
+                progress.status(&format!("Digest: {}", pulled.image.manifest_digest));
+                progress.status(&format!(
+                    "Status: {} for {}",
+                    if pulled.up_to_date {
+                        "Image is up to date"
+                    } else {
+                        "Downloaded newer image"
+                    },
+                    reference.familiar()
+                ));
+            }
+            Err(e) => progress.error(&e.to_string()),
+        }
+    });
+    Ok(response)
+}
+
+/// `POST /auth`: `docker login` asks whether credentials open a registry.
+pub(super) async fn login(engine: &Arc<Engine>, request: Request) -> ApiResult {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Auth {
+        username: String,
+        password: String,
+        serveraddress: String,
+    }
+    let auth: Auth = super::read_json(request).await?;
+    let host = auth
+        .serveraddress
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .trim_end_matches("/v2")
+        .to_owned();
+    if host.is_empty() || host.contains("docker.io") {
+        return Err(Error::InvalidArgument(
+            "Docker Hub is not reachable from a lab: log in to a registry in the lab, e.g. docker login localhost:5000".into(),
+        )
+        .into());
+    }
+    let registry = Registry::new(
+        engine.containers.runtime().clone(),
+        engine.containers.lab(),
+        &host,
+        Some(Credentials {
+            username: auth.username,
+            password: auth.password,
+        }),
+    )?;
+    registry
+        .check_login()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "Status": "Login Succeeded", "IdentityToken": "" }),
+    ))
+}
+
 /// `POST /images/create?fromImage=busybox&tag=latest`.
-async fn pull(engine: &Arc<Engine>, query: &Query) -> ApiResult {
+async fn pull(engine: &Arc<Engine>, query: &Query, credentials: Option<Credentials>) -> ApiResult {
     if query.str("fromSrc").is_some() {
         return Err(Error::NotImplemented(
             "docker import is not supported by this engine yet".into(),
@@ -378,6 +542,9 @@ async fn pull(engine: &Arc<Engine>, query: &Query) -> ApiResult {
         None => from.to_owned(),
     };
     let reference = Reference::parse(&full).map_err(|_| Error::InvalidReference(full.clone()))?;
+    if reference.registry() != DEFAULT_REGISTRY {
+        return pull_from_registry(engine, reference, credentials).await;
+    }
     // Validation ends here: from now on the status is 200 and failures
     // travel in the stream.
     let (progress, response) = Progress::channel();

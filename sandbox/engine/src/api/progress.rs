@@ -11,20 +11,20 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 
-/// Records buffered between the work and a slow client.
-const QUEUE: usize = 64;
-
 /// The writing end; the response streams what is sent.
+///
+/// Unbounded: a pull or push sends a few records per layer, and the work
+/// never waits on the client (it runs in blocking and async code alike).
 #[derive(Clone)]
 pub(crate) struct Progress {
-    tx: mpsc::Sender<Value>,
+    tx: mpsc::UnboundedSender<Value>,
 }
 
 impl Progress {
     /// A writer and the 200 response that streams its records.
     pub fn channel() -> (Progress, Response) {
-        let (tx, rx) = mpsc::channel::<Value>(QUEUE);
-        let frames = tokio_stream::wrappers::ReceiverStream::new(rx).map(|record| {
+        let (tx, rx) = mpsc::unbounded_channel::<Value>();
+        let frames = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(|record| {
             let mut line = serde_json::to_vec(&record).unwrap_or_default();
             line.extend_from_slice(b"\r\n");
             Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line))
@@ -39,7 +39,7 @@ impl Progress {
     /// Sends one record; a client that left is not an error for the work,
     /// which finishes anyway (as dockerd's pulls do).
     fn send(&self, record: Value) {
-        if self.tx.blocking_send(record).is_err() {
+        if self.tx.send(record).is_err() {
             tracing::debug!("progress client left");
         }
     }
@@ -52,10 +52,25 @@ impl Progress {
         self.send(json!({ "status": status, "progressDetail": {}, "id": id }));
     }
 
+    /// A final record for the CLI (`docker push` prints the digest from it).
+    pub fn aux(&self, aux: Value) {
+        self.send(json!({ "progressDetail": {}, "aux": aux }));
+    }
+
     pub fn error(&self, message: &str) {
         self.send(json!({
             "errorDetail": { "message": message },
             "error": message,
         }));
+    }
+}
+
+impl crate::distribution::Report for Progress {
+    fn layer(&self, id: &str, status: &str) {
+        Progress::layer(self, id, status);
+    }
+
+    fn status(&self, status: &str) {
+        Progress::status(self, status);
     }
 }

@@ -29,6 +29,10 @@ pub(super) async fn handle(
                 .map_err(Into::into),
             Err(e) => Err(e),
         },
+        "/auth" => match only(method, &[Method::POST]) {
+            Ok(()) => super::images::login(engine, request).await,
+            Err(e) => Err(e),
+        },
         _ => return Handled::No(request),
     };
     Handled::Yes(answer)

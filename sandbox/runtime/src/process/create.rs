@@ -108,11 +108,16 @@ fn run(cfg: &HelperConfig) -> Result<()> {
 /// user namespace, so that the namespaces cloned next belong to it.
 /// Host files stay writable to us afterwards: we still own them (uid 0),
 /// only our capabilities now count inside that namespace alone.
-fn enter_sibling_userns(cfg: &HelperConfig, node: super::Sibling) -> Result<OwnedFd> {
-    let ns_path = format!("/proc/{}/ns/user", node.init_pid);
-    let userns: OwnedFd = fs::File::open(&ns_path)
-        .map_err(Error::io("open", &ns_path))?
-        .into();
+fn enter_sibling_userns(cfg: &HelperConfig, node: super::Sibling) -> Result<SiblingRoot> {
+    let open_ns = |kind: &str| -> Result<OwnedFd> {
+        let path = format!("/proc/{}/ns/{kind}", node.init_pid);
+        Ok(fs::File::open(&path)
+            .map_err(Error::io("open", &path))?
+            .into())
+    };
+    let userns = open_ns("user")?;
+    // Opened while we are still host root: the node's init is not dumpable.
+    let node_netns = open_ns("net")?;
     // Opened first, checked second: the descriptor names the namespace of
     // the process that had this start time, never a recycled pid's.
     if state::process_start_time(node.init_pid) != Some(node.init_start_time) {
@@ -139,14 +144,37 @@ fn enter_sibling_userns(cfg: &HelperConfig, node: super::Sibling) -> Result<Owne
     // SAFETY: plain syscall with a namespace descriptor; single-threaded.
     crate::sys::check(unsafe { libc::setns(userns.as_raw_fd(), libc::CLONE_NEWUSER) })
         .map_err(Error::sys("join the sibling's user namespace"))?;
-    Ok(overlay)
+    Ok(SiblingRoot {
+        overlay,
+        node_netns,
+    })
 }
 
-fn parent(cfg: &HelperConfig, pid: i32, sock: &OwnedFd, overlay: Option<OwnedFd>) -> Result<()> {
-    if let Some(overlay) = overlay {
+/// What a sibling's helper prepared before the clone.
+struct SiblingRoot {
+    overlay: OwnedFd,
+    node_netns: OwnedFd,
+}
+
+fn parent(
+    cfg: &HelperConfig,
+    pid: i32,
+    sock: &OwnedFd,
+    sibling: Option<SiblingRoot>,
+) -> Result<()> {
+    if let Some(root) = sibling {
         // The maps are the running sandbox's already.
         super::sacrifice_first(pid)?;
-        channel::send(sock, &Message::Rootfs(overlay))?;
+        if let Some(veth) = &cfg.spec.network.veth {
+            let path = format!("/proc/{pid}/ns/net");
+            let netns: OwnedFd = fs::File::open(&path)
+                .map_err(Error::io("open", &path))?
+                .into();
+            let id = &cfg.spec.id;
+            let host_end = format!("veth{}", &id[id.len().saturating_sub(11)..]);
+            crate::net::plug(&root.node_netns, &netns, &host_end, veth)?;
+        }
+        channel::send(sock, &Message::Rootfs(root.overlay))?;
         return await_ready(cfg, pid, sock);
     }
     userns::write_maps(pid, cfg.uid_base)?;

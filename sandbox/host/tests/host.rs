@@ -214,6 +214,28 @@ fn terminal_runs_a_shell_resizes_and_exits_with_its_code() {
         .write_all(b"echo hello-$((40+2))\n")
         .expect("type into terminal");
     screen.wait_for("hello-42");
+    // The terminal's exec helper, a fork of which entered the node, runs
+    // from the sealed copy of the binary, not from the host's file.
+    let state_dir = f.config.runtime_state_dir.display().to_string();
+    let helpers: Vec<String> = std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("__layerlab-runtime-exec") && c.contains(&state_dir)
+            })
+        })
+        .filter_map(|e| std::fs::read_link(e.path().join("exe")).ok())
+        .map(|exe| exe.display().to_string())
+        .collect();
+    assert!(!helpers.is_empty(), "no exec helper of the terminal found");
+    for exe in &helpers {
+        assert!(
+            exe.starts_with("/memfd:layerlab-helper"),
+            "the terminal's helper runs the host's binary file: {exe}"
+        );
+    }
     resizer
         .resize(TerminalSize {
             cols: 100,

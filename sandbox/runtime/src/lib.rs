@@ -127,6 +127,7 @@ pub mod paths;
 mod process;
 mod rootfs;
 mod runtime;
+mod sealed;
 mod seccomp;
 pub mod spec;
 pub mod state;

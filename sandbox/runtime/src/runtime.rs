@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::helper;
 use crate::paths::{Layout, check_id};
 use crate::process::HelperConfig;
+use crate::sealed::SealedExe;
 use crate::spec::{ExecOutput, ExecSpec, ExitStatus, SandboxSpec};
 use crate::state::{self, State, Status, now_unix_ms, process_start_time};
 use crate::userns::UidPool;
@@ -90,6 +91,9 @@ pub struct Runtime {
     config: RuntimeConfig,
     layout: Layout,
     cgroup_version: Version,
+    /// The helper executable the sandboxes are entered through: a sealed
+    /// copy, never the file at `config.helper_exe` (see `sealed`).
+    helper: Arc<SealedExe>,
     /// Exit statuses of inits this process reaped (they are our children
     /// thanks to CLONE_PARENT); adopted sandboxes are not.
     exited: Arc<Mutex<HashMap<String, ExitStatus>>>,
@@ -111,6 +115,7 @@ impl Runtime {
             fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
         }
         Ok(Self {
+            helper: SealedExe::of(&config.helper_exe)?,
             config,
             layout,
             cgroup_version: cgroups::detect(),
@@ -239,7 +244,7 @@ impl Runtime {
     /// foreground ones, whose stdio is the caller's. Only the latter needs
     /// `pre_exec` (and so a real fork of the caller); servers use the former.
     fn run_create_helper(&self, id: &str, foreground: bool) -> Result<()> {
-        let mut cmd = StdCommand::new(&self.config.helper_exe);
+        let mut cmd = StdCommand::new(self.helper.path());
         cmd.arg(helper::CREATE)
             .arg(self.layout.config(id))
             .env_clear();
@@ -387,7 +392,9 @@ impl Runtime {
 
     /// The command line that runs `spec` inside sandbox `id` with whatever
     /// stdio it is started with — what the server hands to portable-pty for
-    /// terminals: `[helper_exe, "__layerlab-runtime-exec", …, id, "--", argv…]`.
+    /// terminals: `[helper, "__layerlab-runtime-exec", …, id, "--", argv…]`,
+    /// where `helper` is the sealed copy of the helper executable as a
+    /// `/proc/<our pid>/fd/<n>` path, valid while this process lives.
     /// `spec.timeout` does not apply (the caller owns the process).
     pub fn exec_command(&self, id: &str, spec: &ExecSpec) -> Result<Vec<OsString>> {
         check_id(id)?;
@@ -402,7 +409,7 @@ impl Runtime {
         }
         let _ = self.touch(id);
         let mut v: Vec<OsString> = vec![
-            self.config.helper_exe.clone().into(),
+            self.helper.path().into(),
             helper::EXEC.into(),
             "--state-dir".into(),
             self.layout.root().into(),

@@ -402,6 +402,62 @@ fn escapes_are_refused() {
     );
 }
 
+/// CVE-2019-5736's path: with `sh` and `bash` pointed at /proc/self/exe
+/// inside, the exec helper's child runs the helper's own executable in the
+/// node (grading and terminals both exec `sh`/`bash`). That must be a
+/// sealed copy: no process visible inside can open the host's binary file,
+/// and the copy cannot be written.
+fn host_binary_is_unreachable_from_inside() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new();
+    let mut spec = probe_spec(&f, "exe");
+    // The libraries the test binary needs inside, but not the binary itself.
+    spec.mounts.retain(|m| m.target != "/probe");
+    f.rt.create(spec).expect("create");
+    let o = sh(
+        &f,
+        "exe",
+        "mkdir -p /usr/local/bin && ln -s /proc/self/exe /usr/local/bin/sh && ln -s /proc/self/exe /usr/local/bin/bash",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let argv =
+        f.rt.exec_command("exe", &ExecSpec::new(["/bin/sleep", "30"]))
+            .expect("argv");
+    let mut sleeper = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn a long-running exec");
+    std::thread::sleep(Duration::from_millis(200));
+    let exe = std::fs::metadata(std::env::current_exe().expect("exe")).expect("stat exe");
+    let host = format!("{}:{}", exe.dev(), exe.ino());
+    for shell in ["sh", "bash"] {
+        let o =
+            f.rt.exec("exe", &ExecSpec::new([shell, "__probe", "exe"]))
+                .expect("exec");
+        let report = out(&o);
+        assert!(
+            report.lines().any(|l| l.starts_with("self ")),
+            "`{shell}` did not run the helper's executable: {report} {}",
+            err(&o)
+        );
+        assert!(
+            report.lines().count() >= 5,
+            "init, the sleeper and the probe must be visible: {report}"
+        );
+        assert!(
+            !report.contains(&host),
+            "the host's binary ({host}) opens from inside: {report}"
+        );
+        assert!(
+            !report.contains("write ok"),
+            "the executable behind /proc/self/exe is writable: {report}"
+        );
+    }
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
+
 /// The engine's unix socket, bind-mounted at /var/run/docker.sock, answers
 /// from inside.
 fn unix_socket_bind_mount_reaches_the_host() {
@@ -1162,6 +1218,10 @@ fn main() {
             init_ignores_signals_from_inside,
         ),
         ("escapes_are_refused", escapes_are_refused),
+        (
+            "host_binary_is_unreachable_from_inside",
+            host_binary_is_unreachable_from_inside,
+        ),
         (
             "unix_socket_bind_mount_reaches_the_host",
             unix_socket_bind_mount_reaches_the_host,

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  caller (server / CLI, any number of threads)
-//!    │ spawns `<helper_exe> __layerlab-runtime-create <config.json>`
+//!    │ spawns `<helper> __layerlab-runtime-create <config.json>`
 //!    ▼
 //!  create helper (create.rs, host root, single-threaded)
 //!    │ joins the sandbox cgroups, then clone(CLONE_PARENT | all namespaces)
@@ -13,11 +13,15 @@
 //!    │                  │ caps, no_new_privs, seccomp
 //!    ▼ writes state.json, exits 0        │ runs the init command, reaps orphans
 //!
-//!  `<helper_exe> __layerlab-runtime-exec … ID -- CMD` (exec.rs, host root)
+//!  `<helper> __layerlab-runtime-exec … ID -- CMD` (exec.rs, host root)
 //!    joins the cgroups, setns(pidfd, user|mnt|pid|uts|ipc|net|cgroup),
 //!    forks CMD inside (uid set, caps, seccomp, fds closed), forwards
 //!    signals, mirrors CMD's exit code or signal
 //! ```
+//!
+//! `<helper>` is never the helper executable's file but its sealed memfd
+//! copy (`sealed.rs`), so whatever a sandbox does with `/proc/self/exe`
+//! while a helper's fork is on its way in leads to that copy only.
 //!
 //! `CLONE_PARENT` makes the sandbox init a child of the caller rather than
 //! of the short-lived create helper, so there is one process per idle

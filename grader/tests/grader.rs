@@ -8,7 +8,7 @@
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,6 @@ struct Lab {
     cgroup_parent: String,
     course: course::Course,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
-    uid_block: PathBuf,
 }
 
 const ID: &str = "grader-node";
@@ -75,11 +74,6 @@ impl Lab {
             state.path(),
             std::env::current_exe().expect("current exe"),
         );
-        let (block, uid_block) = testkit::reserve_uid_block();
-        config.uid_pool = runtime::UidPool {
-            first: (3 << 29) + block * testkit::SLOTS_PER_BLOCK * 65536,
-            count: testkit::SLOTS_PER_BLOCK,
-        };
         let cgroup_parent = format!(
             "layerlab-grader-test-{}-{}",
             std::process::id(),
@@ -95,7 +89,6 @@ impl Lab {
             cgroup_parent,
             course,
             _dirs: (lessons, state),
-            uid_block,
         }
     }
 
@@ -147,7 +140,6 @@ impl Drop for Lab {
                     .join(&self.cgroup_parent),
             );
         }
-        let _ = std::fs::remove_file(&self.uid_block);
     }
 }
 

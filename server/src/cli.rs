@@ -125,7 +125,9 @@ pub struct ServeArgs {
     #[arg(long, env = "LAYERLAB_CGROUP_PARENT")]
     pub cgroup_parent: Option<String>,
 
-    /// First host uid of the ranges labs' root users map to (65536 per lab).
+    /// First host uid of the ranges labs' root users map to (65536 per
+    /// lab; a multiple of 65536). Ranges are claimed host-wide, so servers
+    /// sharing a machine never get the same one, whatever this says.
     #[arg(long, env = "LAYERLAB_LAB_UID_FIRST", requires = "lab_uid_slots")]
     pub lab_uid_first: Option<u32>,
 

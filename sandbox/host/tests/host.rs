@@ -21,13 +21,12 @@ const WAIT: Duration = Duration::from_secs(20);
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A host on its own state dir, uid block and cgroup parent; on drop it
-/// destroys every session still recorded and removes what it reserved.
+/// A host on its own state dir and cgroup parent; on drop it destroys
+/// every session still recorded and removes what it made.
 struct Fixture {
     host: EmbeddedHost,
     config: EmbeddedConfig,
     _dir: tempfile::TempDir,
-    uid_block: std::path::PathBuf,
 }
 
 impl Fixture {
@@ -41,11 +40,6 @@ impl Fixture {
             dir.path(),
             std::env::current_exe().expect("current exe"),
         );
-        let (block, uid_block) = testkit::reserve_uid_block();
-        config.uid_pool = runtime::UidPool {
-            first: (1 << 29) + block * testkit::SLOTS_PER_BLOCK * 65536,
-            count: testkit::SLOTS_PER_BLOCK,
-        };
         config.cgroup_parent = format!(
             "layerlab-host-test-{}-{}",
             std::process::id(),
@@ -57,7 +51,6 @@ impl Fixture {
             host,
             config,
             _dir: dir,
-            uid_block,
         }
     }
 
@@ -144,7 +137,6 @@ impl Drop for Fixture {
                     .join(&self.config.cgroup_parent),
             );
         }
-        let _ = std::fs::remove_file(&self.uid_block);
     }
 }
 

@@ -5,7 +5,10 @@
 //!
 //! # What a sandbox is
 //! - A user namespace mapping ids 0..65535 inside to a per-sandbox range
-//!   outside ([`UidPool`], persisted slots; never host root), plus its own
+//!   outside ([`UidPool`]; never host root), unique on the whole host: ranges
+//!   are claimed in one host-wide directory by every runtime, whatever its
+//!   state directory, and never reused while anything of the last owner
+//!   lives (module `userns`). Plus its own
 //!   mount, pid, uts, ipc, net and cgroup namespaces.
 //! - A root filesystem that is overlayfs over *idmapped* read-only image
 //!   layers (shared, owned by real host uids, never chowned) and a
@@ -109,7 +112,7 @@
 //! - No host mount, netns or veth is ever created: the overlay is a detached
 //!   mount attached only inside the sandbox's mount namespace, so killing a
 //!   sandbox's processes frees it; host leftovers are only the state tree,
-//!   the uid slot and cgroup directories, all removed by `stop` and by
+//!   the uid range claim and cgroup directories, all removed by `stop` and by
 //!   `adopt_or_cleanup`.
 //! - Shared lower layers are never written, chowned or mounted writable.
 //! - Nothing from the host environment or its descriptors reaches a
@@ -139,7 +142,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use runtime::{AdoptReport, MAX_CAPTURE, Runtime, RuntimeConfig, Sandbox, SandboxInfo};
 pub use spec::{BindMount, Bridge, ExecOutput, ExecSpec, ExitStatus, Limits, Network, SandboxSpec};
 pub use state::Status;
-pub use userns::UidPool;
+pub use userns::{Claim, UidPool, claims};
 
 /// `layerlab sandbox run`: a fresh sandbox from `spec` runs `argv` with the
 /// caller's stdio (its terminal when `tty`), then is destroyed. Returns the

@@ -13,15 +13,14 @@
 //!   mnt/                    empty mount point shared by all sandboxes: each attaches
 //!                           its rootfs here inside its own mount namespace only, so
 //!                           the host never has a mount point to detach or remove
-//!   uid-slots/
-//!     <n>                   allocation of uid range n, holds the owning sandbox id;
-//!                           created with O_EXCL, removed when the sandbox is gone
 //! ```
+//!
+//! Uid ranges are claimed host-wide, outside this tree (see `userns`).
 //!
 //! No mount, network namespace or veth of a sandbox appears on the host:
 //! they live only in the sandbox's namespaces, so killing its processes
-//! releases them. Host-side leftovers are exactly: this tree, the uid slot and
-//! the cgroup directories named in state.json.
+//! releases them. Host-side leftovers are exactly: this tree, the uid range
+//! claim and the cgroup directories named in state.json.
 
 use std::path::{Path, PathBuf};
 
@@ -68,14 +67,6 @@ impl Layout {
 
     pub fn mount_point(&self) -> PathBuf {
         self.root.join("mnt")
-    }
-
-    pub fn uid_slots(&self) -> PathBuf {
-        self.root.join("uid-slots")
-    }
-
-    pub fn uid_slot(&self, slot: u32) -> PathBuf {
-        self.uid_slots().join(slot.to_string())
     }
 }
 

@@ -23,7 +23,7 @@ use crate::process::HelperConfig;
 use crate::sealed::SealedExe;
 use crate::spec::{ExecOutput, ExecSpec, ExitStatus, SandboxSpec};
 use crate::state::{self, State, Status, now_unix_ms, process_start_time};
-use crate::userns::UidPool;
+use crate::userns::{self, Claim, UidPool};
 
 /// How long `exec` keeps reading output after its command exited, for
 /// background processes that still hold the pipes.
@@ -110,10 +110,15 @@ impl Runtime {
                 config.cgroup_parent
             )));
         }
+        let mut config = config;
         let layout = Layout::new(&config.state_dir);
-        for d in [layout.sandboxes(), layout.uid_slots(), layout.mount_point()] {
+        for d in [layout.sandboxes(), layout.mount_point()] {
             fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
         }
+        // Uid range claims name their owner by this path, host-wide.
+        config.state_dir = fs::canonicalize(&config.state_dir)
+            .map_err(Error::io("resolve", &config.state_dir))?;
+        let layout = Layout::new(&config.state_dir);
         Ok(Self {
             helper: SealedExe::of(&config.helper_exe)?,
             config,
@@ -168,11 +173,11 @@ impl Runtime {
             Err(e) => return Err(Error::io("create", &dir)(e)),
         }
         let started = Instant::now();
-        let mut slot = None;
+        let mut claimed = None;
         let r = (|| {
-            let s = self.config.uid_pool.allocate(&self.layout, &id)?;
-            slot = Some(s);
+            let s = self.config.uid_pool.allocate(&self.claim(&id))?;
             let uid_base = self.config.uid_pool.base(s);
+            claimed = Some(uid_base);
             let cgroup_dirs = cgroups::dirs(self.cgroup_version, &self.config.cgroup_parent, &id);
             let st = State {
                 id: id.clone(),
@@ -217,7 +222,7 @@ impl Runtime {
             }
             Err(failure) => {
                 warn!(id = %id, error = %failure, "sandbox create failed; removing its leftovers");
-                match self.destroy(&id, slot) {
+                match self.destroy(&id, claimed) {
                     Ok(()) => Err(failure),
                     Err(cleanup) => Err(Error::WithCleanup {
                         failure: Box::new(failure),
@@ -484,11 +489,29 @@ impl Runtime {
             };
             wait_readable(pidfd.as_raw_fd(), grace);
         }
-        self.destroy(id, Some(st.uid_slot))
+        self.destroy(id, Some(st.uid_base))
     }
 
-    /// Kills what is left and removes every host-side trace of `id`.
-    fn destroy(&self, id: &str, slot: Option<u32>) -> Result<()> {
+    fn claim(&self, id: &str) -> Claim {
+        Claim {
+            state_dir: self.layout.root().to_owned(),
+            id: id.to_owned(),
+        }
+    }
+
+    /// The uid ranges this state directory's sandboxes hold on the host:
+    /// first host id and sandbox id.
+    pub fn claimed_ranges(&self) -> Vec<(u32, String)> {
+        userns::claims()
+            .into_iter()
+            .filter(|(_, c)| c.state_dir == self.layout.root())
+            .map(|(base, c)| (base, c.id))
+            .collect()
+    }
+
+    /// Kills what is left and removes every host-side trace of `id`,
+    /// releasing its uid range (starting at `uid_base`) last.
+    fn destroy(&self, id: &str, uid_base: Option<u32>) -> Result<()> {
         let dirs = match State::load(&self.layout.state(id)) {
             Ok(st) => st.cgroups,
             Err(_) => cgroups::dirs(self.cgroup_version, &self.config.cgroup_parent, id),
@@ -500,8 +523,8 @@ impl Runtime {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", &dir)(e)),
         }
-        if let Some(s) = slot {
-            UidPool::release(&self.layout, s, id)?;
+        if let Some(base) = uid_base {
+            userns::release(base, &self.claim(id))?;
         }
         if let Ok(mut m) = self.exited.lock() {
             m.remove(id);
@@ -606,8 +629,8 @@ impl Runtime {
     }
 
     /// Run once at start: keeps sandboxes whose init still runs, removes
-    /// every trace of the others (processes, cgroups, state, uid slots),
-    /// including uid slots left without a state record.
+    /// every trace of the others (processes, cgroups, state, uid ranges),
+    /// including uid ranges this directory claimed without a state record.
     ///
     /// Cgroups under the parent without a state record here are left
     /// alone: a sandbox's state is saved before its cgroup is created and
@@ -630,7 +653,7 @@ impl Runtime {
             match State::load(&self.layout.state(&id)) {
                 Ok(st) if self.alive(&st) => report.adopted.push(id),
                 Ok(st) => {
-                    self.destroy(&id, Some(st.uid_slot))?;
+                    self.destroy(&id, Some(st.uid_base))?;
                     report.cleaned.push(id);
                 }
                 Err(_) => {
@@ -640,8 +663,11 @@ impl Runtime {
             }
         }
         tracing::info!(adopted = ?report.adopted, cleaned = ?report.cleaned, "sandboxes found at start-up");
-        for (slot, owner) in UidPool::orphans(&self.layout) {
-            UidPool::release(&self.layout, slot, &owner)?;
+        // Ranges claimed by a create that crashed before its first record.
+        for (base, id) in self.claimed_ranges() {
+            if !self.layout.sandbox(&id).exists() {
+                userns::release(base, &self.claim(&id))?;
+            }
         }
         Ok(report)
     }

@@ -797,7 +797,6 @@ fn run_once_with_a_terminal() {
     let mut cmd = Command::new(std::env::current_exe().expect("exe"));
     cmd.arg("__run_tty")
         .arg(f.dir.path())
-        .arg(f.config.uid_pool.first.to_string())
         .arg(&f.cgroup_parent);
     // SAFETY: dup2/setsid/ioctl only, between fork and exec.
     unsafe {
@@ -820,11 +819,7 @@ fn run_once_with_a_terminal() {
 
 fn run_tty_main(args: &[String]) -> ! {
     let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
-    config.uid_pool = runtime::UidPool {
-        first: args[1].parse().expect("pool"),
-        count: 8,
-    };
-    config.cgroup_parent = args[2].clone();
+    config.cgroup_parent = args[1].clone();
     let argv = ["sh", "-c", "stty size; [ -t 0 ] || exit 9; exit 5"]
         .map(String::from)
         .to_vec();
@@ -845,7 +840,6 @@ fn run_once_dies_with_its_caller() {
     let mut caller = Command::new(std::env::current_exe().expect("exe"))
         .arg("__run_sleep")
         .arg(f.dir.path())
-        .arg(f.config.uid_pool.first.to_string())
         .arg(&f.cgroup_parent)
         .stdout(Stdio::null())
         .spawn()
@@ -871,11 +865,7 @@ fn run_once_dies_with_its_caller() {
 
 fn run_sleep_main(args: &[String]) -> ! {
     let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
-    config.uid_pool = runtime::UidPool {
-        first: args[1].parse().expect("pool"),
-        count: 8,
-    };
-    config.cgroup_parent = args[2].clone();
+    config.cgroup_parent = args[1].clone();
     let argv = ["sleep", "1000"].map(String::from).to_vec();
     let _ = runtime::run_once(
         &config,
@@ -943,7 +933,6 @@ fn restart_adopts_or_cleans_up() {
     let mut owner = Command::new(&exe)
         .arg("__owner")
         .arg(f.dir.path())
-        .arg(f.config.uid_pool.first.to_string())
         .arg(&f.cgroup_parent)
         .stdout(Stdio::piped())
         .spawn()
@@ -1002,26 +991,18 @@ fn restart_adopts_or_cleans_up() {
             "cgroup {c} of a dead sandbox is left"
         );
     }
-    let slots = std::fs::read_dir(rt.layout().uid_slots())
-        .expect("slots")
-        .count();
-    assert_eq!(slots, 1, "uid slot of the dead sandbox not released");
-    rt.stop("kept", Duration::ZERO).expect("stop");
     assert_eq!(
-        std::fs::read_dir(rt.layout().uid_slots())
-            .expect("slots")
-            .count(),
-        0
+        rt.claimed_ranges().len(),
+        1,
+        "uid range of the dead sandbox not released"
     );
+    rt.stop("kept", Duration::ZERO).expect("stop");
+    assert!(rt.claimed_ranges().is_empty());
 }
 
 fn owner_main(args: &[String]) -> ! {
     let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
-    config.uid_pool = runtime::UidPool {
-        first: args[1].parse().expect("pool"),
-        count: 8,
-    };
-    config.cgroup_parent = args[2].clone();
+    config.cgroup_parent = args[1].clone();
     let rt = Runtime::new(config).expect("runtime");
     for id in ["kept", "lost"] {
         rt.create(SandboxSpec::new(id, support::layers()))
@@ -1040,8 +1021,55 @@ fn uid_ranges_are_disjoint() {
     assert_ne!(a.uid_base, b.uid_base);
     assert!(a.uid_base.abs_diff(b.uid_base) >= 65536);
     f.rt.stop("ra", Duration::ZERO).expect("stop");
-    let c = f.rt.create(f.spec("rc")).expect("c");
-    assert_eq!(c.uid_base, a.uid_base, "freed range is reused");
+    assert_eq!(
+        f.rt.claimed_ranges(),
+        [(b.uid_base, "rb".to_owned())],
+        "a stopped sandbox's range is still claimed"
+    );
+}
+
+/// Two installations on one host (different state directories, the same
+/// pool) never hand out the same host uids, and a range whose owner lost
+/// its record but still has processes is not reused.
+fn uid_ranges_are_unique_on_the_host() {
+    // Three ranges in a region of the uid space no other test uses: full
+    // once host-c runs, so host-d can only get a range by taking one over.
+    let pool = runtime::UidPool {
+        first: 13 << 28,
+        count: 3,
+    };
+    let a = Fixture::with_pool(pool);
+    let b = Fixture::with_pool(pool);
+    let sa = a.rt.create(a.spec("host-a")).expect("create in a");
+    let sb = b.rt.create(b.spec("host-b")).expect("create in b");
+    assert_ne!(
+        sa.uid_base, sb.uid_base,
+        "two state directories mapped root to the same host uid"
+    );
+    // a's data directory is wiped while its sandbox runs on.
+    std::fs::remove_dir_all(a.rt.layout().sandbox("host-a")).expect("remove a's record");
+    let sc = b.rt.create(b.spec("host-c")).expect("create in b");
+    assert!(
+        ![sa.uid_base, sb.uid_base].contains(&sc.uid_base),
+        "the range of a sandbox that still runs was handed out again"
+    );
+    // Once nothing of it lives, its range is taken over.
+    // SAFETY: killing the sandbox init we created (our child).
+    unsafe { libc::kill(sa.init_pid, libc::SIGKILL) };
+    let t = Instant::now();
+    // Reaped, not only dead: a zombie still shows the range's uid.
+    while std::path::Path::new(&format!("/proc/{}", sa.init_pid)).exists() {
+        assert!(t.elapsed() < Duration::from_secs(10), "init was not reaped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sd = b.rt.create(b.spec("host-d")).expect("create in b");
+    assert_eq!(
+        sd.uid_base, sa.uid_base,
+        "the range of a dead owner was not taken over"
+    );
+    for c in ["memory", "pids", "cpu"] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}/{}/host-a", a.cgroup_parent));
+    }
 }
 
 // ---- bad input -------------------------------------------------------------
@@ -1111,12 +1139,7 @@ fn bad_input_is_rejected() {
     );
     // Failed creates leave nothing behind.
     assert_eq!(f.rt.list().expect("list").len(), 1);
-    assert_eq!(
-        std::fs::read_dir(f.rt.layout().uid_slots())
-            .expect("slots")
-            .count(),
-        1
-    );
+    assert_eq!(f.rt.claimed_ranges().len(), 1);
 }
 
 // ---- helpers ---------------------------------------------------------------
@@ -1262,6 +1285,10 @@ fn main() {
         ("run_once_with_a_terminal", run_once_with_a_terminal),
         ("restart_adopts_or_cleans_up", restart_adopts_or_cleans_up),
         ("uid_ranges_are_disjoint", uid_ranges_are_disjoint),
+        (
+            "uid_ranges_are_unique_on_the_host",
+            uid_ranges_are_unique_on_the_host,
+        ),
         ("bad_input_is_rejected", bad_input_is_rejected),
     ]);
 }

@@ -83,11 +83,15 @@ pub struct Fixture {
     pub config: RuntimeConfig,
     pub dir: tempfile::TempDir,
     pub cgroup_parent: String,
-    uid_block: PathBuf,
 }
 
 impl Fixture {
     pub fn new() -> Self {
+        Self::with_pool(UidPool::default())
+    }
+
+    /// A fixture whose runtime tries the uid ranges of `pool`.
+    pub fn with_pool(pool: UidPool) -> Self {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
         let dir = tempfile::Builder::new()
@@ -97,11 +101,7 @@ impl Fixture {
         let cgroup_parent = format!("layerlab-test-{pid}-{n}");
         let mut config =
             RuntimeConfig::new(dir.path(), std::env::current_exe().expect("current exe"));
-        let (block, uid_block) = testkit::reserve_uid_block();
-        config.uid_pool = UidPool {
-            first: (1 << 29) + block * testkit::SLOTS_PER_BLOCK * 65536,
-            count: testkit::SLOTS_PER_BLOCK,
-        };
+        config.uid_pool = pool;
         config.cgroup_parent = cgroup_parent.clone();
         let rt = Runtime::new(config.clone()).expect("runtime");
         Self {
@@ -109,7 +109,6 @@ impl Fixture {
             config,
             dir,
             cgroup_parent,
-            uid_block,
         }
     }
 
@@ -137,7 +136,6 @@ impl Drop for Fixture {
                     .join(&self.cgroup_parent),
             );
         }
-        let _ = std::fs::remove_file(&self.uid_block);
     }
 }
 

@@ -107,6 +107,13 @@ pub struct ServeArgs {
     #[arg(long, env = "LAYERLAB_MAX_LABS", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_labs: u32,
 
+    /// How much of the host's memory labs may reserve, as a multiple of
+    /// what it has (less 1 GiB kept for the host and the server): 1.0
+    /// admits labs until their memory limits add up to that, 2.0 promises
+    /// twice as much; beyond it new labs are refused ("lab slots are full").
+    #[arg(long, env = "LAYERLAB_LAB_MEMORY_OVERCOMMIT", default_value_t = 1.0, value_parser = parse_overcommit)]
+    pub lab_memory_overcommit: f64,
+
     /// Most labs one user may run at once.
     #[arg(long, env = "LAYERLAB_MAX_LABS_PER_USER", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_labs_per_user: u32,
@@ -321,6 +328,14 @@ fn parse_auth(text: &str) -> Result<String, String> {
             "{text:?} authentication is not supported; layerlab's registry does htpasswd basic auth (REGISTRY_AUTH=htpasswd with REGISTRY_AUTH_HTPASSWD_PATH)"
         ))
     }
+}
+
+fn parse_overcommit(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0 && *r <= 100.0)
+        .ok_or_else(|| format!("{text:?} is not a ratio; use a number above 0, like 1 or 1.5"))
 }
 
 /// Durations like `30m`, `4h`, `90s` (humantime's syntax), at least a

@@ -365,6 +365,52 @@ async fn lab_slots_are_limited_per_user_and_per_server() {
     );
 }
 
+/// A lab cannot count on its own OOM priority: the server puts itself
+/// below the labs, and admits labs only while their memory limits fit the
+/// host's memory.
+#[tokio::test(flavor = "multi_thread")]
+async fn lab_memory_is_admitted_within_the_host_and_the_server_outlives_labs() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    // A budget of a few MiB: not even one node's 512 MiB fits.
+    let server = Server::start(data.path(), &["--lab-memory-overcommit", "0.0001"]);
+    let adj = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", server.pid()))
+        .expect("read the server's oom_score_adj");
+    let adj: i32 = adj.trim().parse().expect("oom_score_adj is a number");
+    // Going below 0 takes CAP_SYS_RESOURCE, which some containers drop;
+    // the server then says so and admission is the only guard.
+    let status = std::fs::read_to_string("/proc/self/status").expect("read our status");
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|c| u64::from_str_radix(c.trim(), 16).ok())
+        .expect("CapEff");
+    const CAP_SYS_RESOURCE: u64 = 24;
+    if caps & (1 << CAP_SYS_RESOURCE) != 0 {
+        assert!(adj < 0, "the server is as likely an OOM victim as anything: {adj}");
+    } else {
+        assert!(
+            server.log().contains("cannot lower the server's OOM priority"),
+            "no CAP_SYS_RESOURCE, and the server does not say it stays at {adj}: {}",
+            server.log()
+        );
+    }
+    let response = reqwest::Client::new()
+        .post(server.at("/api/sessions"))
+        .bearer_auth(&ada)
+        .json(&serde_json::json!({"lesson": "01-what-is-a-container"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("lab slots are full") && error.contains("512 MiB"),
+        "{body}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn labs_keep_running_across_a_server_restart() {
     let data = temp_dir();

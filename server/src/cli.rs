@@ -107,6 +107,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAYERLAB_MAX_LABS", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_labs: u32,
 
+    /// CPU time a lab may use, in CPUs (e.g. 0.5, 2), unless its lesson
+    /// sets `node.limits.cpus`: no lab can take every core.
+    #[arg(long, env = "LAYERLAB_LAB_CPUS", default_value_t = 1.0, value_parser = parse_cpus)]
+    pub lab_cpus: f64,
+
     /// How much of the host's memory labs may reserve, as a multiple of
     /// what it has (less 1 GiB kept for the host and the server): 1.0
     /// admits labs until their memory limits add up to that, 2.0 promises
@@ -328,6 +333,14 @@ fn parse_auth(text: &str) -> Result<String, String> {
             "{text:?} authentication is not supported; layerlab's registry does htpasswd basic auth (REGISTRY_AUTH=htpasswd with REGISTRY_AUTH_HTPASSWD_PATH)"
         ))
     }
+}
+
+fn parse_cpus(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|c| c.is_finite() && *c > 0.0 && *c <= 1024.0)
+        .ok_or_else(|| format!("{text:?} is not a number of CPUs; use a number above 0, like 0.5 or 2"))
 }
 
 fn parse_overcommit(text: &str) -> Result<f64, String> {

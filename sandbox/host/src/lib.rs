@@ -106,7 +106,8 @@ pub enum SessionState {
 pub struct SessionLimits {
     pub memory_bytes: u64,
     pub pids: u64,
-    /// CPU time as a number of CPUs (e.g. 0.5); `None` for no cap.
+    /// CPU time as a number of CPUs (e.g. 0.5); `None` for no cap. One CPU
+    /// by default, so no node takes every core of its host.
     pub cpus: Option<f64>,
 }
 
@@ -115,7 +116,7 @@ impl Default for SessionLimits {
         Self {
             memory_bytes: 512 << 20,
             pids: 512,
-            cpus: None,
+            cpus: Some(1.0),
         }
     }
 }

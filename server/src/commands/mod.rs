@@ -181,6 +181,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
             max_labs: args.max_labs as usize,
             max_per_user: args.max_labs_per_user as usize,
             memory_budget,
+            cpus: args.lab_cpus,
             expiry: host::Expiry {
                 idle: args.lab_idle_timeout,
                 max_lifetime: args.lab_max_lifetime,

@@ -57,6 +57,8 @@ pub struct Limits {
     pub max_per_user: usize,
     /// Most bytes the memory limits of all running labs may add up to.
     pub memory_budget: u64,
+    /// CPU cap of a lab whose lesson sets none, in CPUs.
+    pub cpus: f64,
     pub expiry: Expiry,
 }
 
@@ -104,7 +106,7 @@ impl Labs {
             node_limits: course
                 .lessons
                 .iter()
-                .map(|l| (l.slug.clone(), node_limits(l)))
+                .map(|l| (l.slug.clone(), node_limits(l, limits.cpus)))
                 .collect(),
             host,
             db,
@@ -122,7 +124,10 @@ impl Labs {
     /// The node limits of a lesson's labs; a lesson gone from the course
     /// since its lab started counts with the defaults.
     fn limits_of(&self, lesson: &str) -> SessionLimits {
-        self.node_limits.get(lesson).cloned().unwrap_or_default()
+        self.node_limits.get(lesson).cloned().unwrap_or(SessionLimits {
+            cpus: Some(self.limits.cpus),
+            ..SessionLimits::default()
+        })
     }
 
     /// How long before an idle stop the page warns the student: a sixth of
@@ -148,6 +153,7 @@ impl Labs {
             max_per_user,
             memory_budget,
             expiry,
+            ..
         } = self.limits;
         if active.iter().filter(|l| l.user_id == user_id).count() >= max_per_user {
             return Err(LabError::UserFull(max_per_user));
@@ -469,12 +475,12 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-fn node_limits(lesson: &course::Lesson) -> SessionLimits {
+fn node_limits(lesson: &course::Lesson, default_cpus: f64) -> SessionLimits {
     let defaults = SessionLimits::default();
     let limits = &lesson.node.limits;
     SessionLimits {
         memory_bytes: limits.memory_bytes.unwrap_or(defaults.memory_bytes),
         pids: limits.pids.map(u64::from).unwrap_or(defaults.pids),
-        cpus: limits.cpus.or(defaults.cpus),
+        cpus: limits.cpus.or(Some(default_cpus)),
     }
 }

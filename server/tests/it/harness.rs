@@ -83,6 +83,11 @@ impl Server {
         }
     }
 
+    /// The cgroup (under each controller) holding this server's labs.
+    pub fn cgroup_parent(&self) -> &str {
+        &self.cgroup_parent
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -411,6 +411,26 @@ async fn lab_memory_is_admitted_within_the_host_and_the_server_outlives_labs() {
     );
 }
 
+/// One lab must not take every core: labs get the server's CPU cap
+/// unless their lesson sets one.
+#[tokio::test(flavor = "multi_thread")]
+async fn labs_have_a_cpu_cap_by_default() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    let server = lab_server_with(&data, &["--lab-cpus", "0.5"]);
+    let (id, _guard) = start_lab(&server, &ada).await;
+    let v1 = format!(
+        "/sys/fs/cgroup/cpu/{}/{id}/cpu.cfs_quota_us",
+        server.cgroup_parent()
+    );
+    let v2 = format!("/sys/fs/cgroup/{}/{id}/cpu.max", server.cgroup_parent());
+    let quota = std::fs::read_to_string(&v1)
+        .or_else(|_| std::fs::read_to_string(&v2))
+        .expect("the lab's cpu cgroup");
+    let quota = quota.split_whitespace().next().unwrap_or_default();
+    assert_eq!(quota, "50000", "half a CPU per 100 ms period");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn labs_keep_running_across_a_server_restart() {
     let data = temp_dir();

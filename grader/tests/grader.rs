@@ -48,7 +48,7 @@ struct Lab {
     host: EmbeddedHost,
     cgroup_parent: String,
     course: course::Course,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    _dirs: (tempfile::TempDir, tempfile::TempDir, tempfile::TempDir),
 }
 
 const ID: &str = "grader-node";
@@ -81,6 +81,8 @@ impl Lab {
         );
         config.cgroup_parent = cgroup_parent.clone();
         config.stop_grace = Duration::from_secs(1);
+        let disk = testkit::disk_dir();
+        config.disk_dir = disk.path().to_owned();
         let host = EmbeddedHost::new(config).expect("create embedded host");
         host.create_session(SessionSpec::new(ID))
             .expect("create the node");
@@ -88,7 +90,7 @@ impl Lab {
             host,
             cgroup_parent,
             course,
-            _dirs: (lessons, state),
+            _dirs: (lessons, state, disk),
         }
     }
 

@@ -40,6 +40,9 @@ pub struct EmbeddedConfig {
     pub uid_pool: UidPool,
     /// Name of the cgroup directory that holds every node.
     pub cgroup_parent: String,
+    /// Where nodes' writable layers live while they run: a directory on
+    /// disk, never a tmpfs (`<runtime_state_dir>/disk` by default).
+    pub disk_dir: PathBuf,
     /// How long a node may take to end after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
 }
@@ -57,6 +60,7 @@ impl EmbeddedConfig {
             helper_exe: rt.helper_exe,
             uid_pool: rt.uid_pool,
             cgroup_parent: rt.cgroup_parent,
+            disk_dir: rt.disk_dir,
             stop_grace: Duration::from_secs(5),
         }
     }
@@ -65,6 +69,7 @@ impl EmbeddedConfig {
         let mut c = RuntimeConfig::new(&self.runtime_state_dir, &self.helper_exe);
         c.uid_pool = self.uid_pool;
         c.cgroup_parent = self.cgroup_parent.clone();
+        c.disk_dir = self.disk_dir.clone();
         c
     }
 }

@@ -26,7 +26,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 struct Fixture {
     host: EmbeddedHost,
     config: EmbeddedConfig,
-    _dir: tempfile::TempDir,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
 impl Fixture {
@@ -46,11 +46,13 @@ impl Fixture {
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
         config.stop_grace = Duration::from_secs(1);
+        let disk = testkit::disk_dir();
+        config.disk_dir = disk.path().to_owned();
         let host = EmbeddedHost::new(config.clone()).expect("create embedded host");
         Self {
             host,
             config,
-            _dir: dir,
+            _dirs: (dir, disk),
         }
     }
 
@@ -75,6 +77,7 @@ impl Fixture {
         let mut rc =
             runtime::RuntimeConfig::new(&self.config.runtime_state_dir, &self.config.helper_exe);
         rc.uid_pool = self.config.uid_pool;
+        rc.disk_dir = self.config.disk_dir.clone();
         rc.cgroup_parent = self.config.cgroup_parent.clone();
         runtime::Runtime::new(rc).expect("runtime on the host's state dir")
     }

@@ -44,12 +44,19 @@ pub struct RuntimeConfig {
     pub uid_pool: UidPool,
     /// Name of the cgroup directory (per hierarchy) that holds all sandboxes.
     pub cgroup_parent: String,
+    /// Directory on a disk-backed filesystem (never a tmpfs, whose pages
+    /// would count as memory again) where each sandbox's writable layer is
+    /// made: a sparse ext4 image of the disk limit, unlinked as soon as
+    /// its loop device holds it. `<state_dir>/disk` unless set.
+    pub disk_dir: PathBuf,
 }
 
 impl RuntimeConfig {
     pub fn new(state_dir: impl Into<PathBuf>, helper_exe: impl Into<PathBuf>) -> Self {
+        let state_dir = state_dir.into();
         Self {
-            state_dir: state_dir.into(),
+            disk_dir: state_dir.join("disk"),
+            state_dir,
             helper_exe: helper_exe.into(),
             uid_pool: UidPool::default(),
             cgroup_parent: "layerlab".to_owned(),
@@ -112,8 +119,14 @@ impl Runtime {
         }
         let mut config = config;
         let layout = Layout::new(&config.state_dir);
-        for d in [layout.sandboxes(), layout.mount_point()] {
+        for d in [layout.sandboxes(), layout.mount_point(), config.disk_dir.clone()] {
             fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
+        }
+        if crate::sys::is_tmpfs(&config.disk_dir) {
+            return Err(Error::InvalidSpec(format!(
+                "the writable layers' directory {} is on a tmpfs, where a full disk would use memory: choose a directory on disk",
+                config.disk_dir.display()
+            )));
         }
         // Uid range claims name their owner by this path, host-wide.
         config.state_dir = fs::canonicalize(&config.state_dir)
@@ -199,6 +212,7 @@ impl Runtime {
                 uid_base,
                 cgroups: cgroup_dirs,
                 rootfs,
+                disk_image: self.disk_image(&id),
                 state: self.layout.state(&id),
                 error: self.layout.helper_error(&id),
                 foreground,
@@ -492,6 +506,11 @@ impl Runtime {
         self.destroy(id, Some(st.uid_base))
     }
 
+    /// Exists only while a create is under way (or after it crashed).
+    fn disk_image(&self, id: &str) -> PathBuf {
+        self.config.disk_dir.join(format!("{id}.img"))
+    }
+
     fn claim(&self, id: &str) -> Claim {
         Claim {
             state_dir: self.layout.root().to_owned(),
@@ -522,6 +541,12 @@ impl Runtime {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", &dir)(e)),
+        }
+        let image = self.disk_image(id);
+        match fs::remove_file(&image) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &image)(e)),
         }
         if let Some(base) = uid_base {
             userns::release(base, &self.claim(id))?;

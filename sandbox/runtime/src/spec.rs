@@ -138,8 +138,12 @@ pub struct Limits {
     pub cpu_weight: u64,
     /// Hard CPU cap in CPUs (e.g. 1.5); `None` leaves it uncapped.
     pub cpus: Option<f64>,
-    /// Size of the writable layer (a tmpfs), which is all a sandbox can fill.
+    /// Size of the writable layer, which is all a sandbox can fill: an ext4
+    /// filesystem on disk, so filling it gives ENOSPC and costs no memory
+    /// limit (memory and disk are two separate limits).
     pub disk_bytes: u64,
+    /// Inodes of the writable layer (rounded up by mke2fs to whole inode
+    /// table blocks).
     pub disk_inodes: u64,
 }
 

@@ -747,6 +747,43 @@ fn disk_fill_is_stopped() {
     assert!(n < 300, "inode limit not enforced: {n}");
 }
 
+/// Memory and disk are two limits: writing past the disk limit, with a
+/// memory limit far below it, answers ENOSPC and the writer, the sandbox
+/// and its memory limit all hold.
+fn disk_full_is_enospc_not_an_oom_kill() {
+    let f = Fixture::new();
+    let mut spec = f.spec("fill");
+    spec.limits.memory_bytes = 64 << 20;
+    spec.limits.disk_bytes = 256 << 20;
+    f.rt.create(spec).expect("create");
+    let o = sh(
+        &f,
+        "fill",
+        "dd if=/dev/zero of=/fill bs=1M count=400; echo dd=$?; du -m /fill",
+    );
+    assert!(
+        err(&o).contains("No space left on device"),
+        "{:?} {} {}",
+        o.status,
+        out(&o),
+        err(&o)
+    );
+    let report = out(&o);
+    assert!(report.contains("dd=1"), "the writer was killed: {report}");
+    let written: u64 = report
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (200..=256).contains(&written),
+        "the disk limit did not hold: {written} MiB written"
+    );
+    assert_eq!(out(&sh(&f, "fill", "echo alive")), "alive");
+    assert!(f.rt.stats("fill").expect("stats").memory_bytes <= 64 << 20);
+}
+
 // ---- lifecycle -------------------------------------------------------------
 
 fn limits_reach_the_cgroups() {
@@ -795,9 +832,7 @@ fn run_once_with_a_terminal() {
     let (mut master, slave) = openpty(19, 77);
     let s = slave.as_raw_fd();
     let mut cmd = Command::new(std::env::current_exe().expect("exe"));
-    cmd.arg("__run_tty")
-        .arg(f.dir.path())
-        .arg(&f.cgroup_parent);
+    cmd.arg("__run_tty").args(f.child_args());
     // SAFETY: dup2/setsid/ioctl only, between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -818,8 +853,7 @@ fn run_once_with_a_terminal() {
 }
 
 fn run_tty_main(args: &[String]) -> ! {
-    let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
-    config.cgroup_parent = args[1].clone();
+    let config = support::config_from_args(args);
     let argv = ["sh", "-c", "stty size; [ -t 0 ] || exit 9; exit 5"]
         .map(String::from)
         .to_vec();
@@ -839,8 +873,7 @@ fn run_once_dies_with_its_caller() {
     let f = Fixture::new();
     let mut caller = Command::new(std::env::current_exe().expect("exe"))
         .arg("__run_sleep")
-        .arg(f.dir.path())
-        .arg(&f.cgroup_parent)
+        .args(f.child_args())
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn");
@@ -864,8 +897,7 @@ fn run_once_dies_with_its_caller() {
 }
 
 fn run_sleep_main(args: &[String]) -> ! {
-    let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
-    config.cgroup_parent = args[1].clone();
+    let config = support::config_from_args(args);
     let argv = ["sleep", "1000"].map(String::from).to_vec();
     let _ = runtime::run_once(
         &config,
@@ -932,8 +964,7 @@ fn restart_adopts_or_cleans_up() {
     let exe = std::env::current_exe().expect("exe");
     let mut owner = Command::new(&exe)
         .arg("__owner")
-        .arg(f.dir.path())
-        .arg(&f.cgroup_parent)
+        .args(f.child_args())
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn owner");
@@ -1001,8 +1032,7 @@ fn restart_adopts_or_cleans_up() {
 }
 
 fn owner_main(args: &[String]) -> ! {
-    let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
-    config.cgroup_parent = args[1].clone();
+    let config = support::config_from_args(args);
     let rt = Runtime::new(config).expect("runtime");
     for id in ["kept", "lost"] {
         rt.create(SandboxSpec::new(id, support::layers()))
@@ -1272,6 +1302,10 @@ fn main() {
         ("fork_bomb_hits_pids_limit", fork_bomb_hits_pids_limit),
         ("memory_hog_is_killed_inside", memory_hog_is_killed_inside),
         ("disk_fill_is_stopped", disk_fill_is_stopped),
+        (
+            "disk_full_is_enospc_not_an_oom_kill",
+            disk_full_is_enospc_not_an_oom_kill,
+        ),
         ("list_stats_touch", list_stats_touch),
         (
             "parallel_lifecycles_do_not_interfere",

@@ -5,6 +5,9 @@
 //!   have their own `main` because the test executable doubles as the
 //!   sandbox helper (`runtime::helper::main_if_requested()` comes first).
 //!
+//! - [`disk_dir`]: a directory on disk for a runtime's writable layers
+//!   (the suites keep state directories on /dev/shm, where they may not
+//!   be).
 //! - [`ensure_catalog`] (feature `catalog`): the image catalog the suites
 //!   share, in [`CATALOG_STORE`].
 //!
@@ -14,6 +17,16 @@
 
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// A fresh directory on disk for one runtime's writable layers, removed
+/// when dropped.
+pub fn disk_dir() -> tempfile::TempDir {
+    std::fs::create_dir_all("/var/tmp/layerlab").expect("create /var/tmp/layerlab");
+    tempfile::Builder::new()
+        .prefix("disk-")
+        .tempdir_in("/var/tmp/layerlab")
+        .expect("create a disk directory for writable layers")
+}
 
 /// The store holding the catalog every suite shares.
 #[cfg(feature = "catalog")]

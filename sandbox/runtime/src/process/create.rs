@@ -103,6 +103,7 @@ fn parent(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<()> {
     // and vanish with the sandbox's old root at pivot_root, and this helper
     // exits without a mount namespace of its own to tear down (which would
     // cost an RCU grace period on the critical path).
+    let writable = rootfs::writable_layer(&cfg.disk_image, &cfg.spec.limits)?;
     let host_ns =
         fs::File::open("/proc/self/ns/mnt").map_err(Error::io("open", "/proc/self/ns/mnt"))?;
     let mnt_path = format!("/proc/{pid}/ns/mnt");
@@ -113,7 +114,7 @@ fn parent(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<()> {
             .map_err(Error::sys("switch mount namespace"))
     };
     enter(&sandbox_ns)?;
-    let overlay = rootfs::build_overlay(&cfg.spec, &userns, cfg.uid_base, &cfg.rootfs);
+    let overlay = rootfs::build_overlay(&cfg.spec, &userns, cfg.uid_base, &cfg.rootfs, &writable);
     // Back home before anything else: the sandbox is about to detach the
     // tree we are standing in, and our state files live on the host.
     enter(&host_ns)?;

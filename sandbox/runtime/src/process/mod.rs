@@ -51,6 +51,8 @@ pub(crate) struct HelperConfig {
     pub cgroups: Vec<PathBuf>,
     /// Empty directory the overlay is attached to inside the sandbox's mount namespace.
     pub rootfs: PathBuf,
+    /// Where the writable layer's image is made (and unlinked at once).
+    pub disk_image: PathBuf,
     pub state: PathBuf,
     pub error: PathBuf,
     /// Keep the caller's stdio for the init command (`run_once`); otherwise

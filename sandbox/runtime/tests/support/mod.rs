@@ -83,6 +83,7 @@ pub struct Fixture {
     pub config: RuntimeConfig,
     pub dir: tempfile::TempDir,
     pub cgroup_parent: String,
+    pub disk: tempfile::TempDir,
 }
 
 impl Fixture {
@@ -102,6 +103,8 @@ impl Fixture {
         let mut config =
             RuntimeConfig::new(dir.path(), std::env::current_exe().expect("current exe"));
         config.uid_pool = pool;
+        let disk = testkit::disk_dir();
+        config.disk_dir = disk.path().to_owned();
         config.cgroup_parent = cgroup_parent.clone();
         let rt = Runtime::new(config.clone()).expect("runtime");
         Self {
@@ -109,11 +112,22 @@ impl Fixture {
             config,
             dir,
             cgroup_parent,
+            disk,
         }
     }
 
     pub fn spec(&self, id: &str) -> SandboxSpec {
         SandboxSpec::new(id, layers())
+    }
+
+    /// The arguments [`config_from_args`] turns back into this fixture's
+    /// configuration in a child process.
+    pub fn child_args(&self) -> [&std::ffi::OsStr; 3] {
+        [
+            self.dir.path().as_os_str(),
+            self.cgroup_parent.as_ref(),
+            self.disk.path().as_os_str(),
+        ]
     }
 
     /// A fresh runtime on the same state directory (a restarted server).
@@ -137,6 +151,15 @@ impl Drop for Fixture {
             );
         }
     }
+}
+
+/// The configuration of the fixture whose [`Fixture::child_args`] a
+/// child process was given.
+pub fn config_from_args(args: &[String]) -> RuntimeConfig {
+    let mut config = RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
+    config.cgroup_parent = args[1].clone();
+    config.disk_dir = args[2].clone().into();
+    config
 }
 
 pub mod probe;

@@ -229,6 +229,18 @@ pub enum SandboxCommand {
     /// Run a command in a fresh sandbox made from a catalog image and pass
     /// its exit code through.
     Run(SandboxRunArgs),
+    /// List and remove the sandboxes on this host that nothing will stop:
+    /// those of data directories no server (or `sandbox run`) has open,
+    /// and those past their deadline. Works across every data directory.
+    Gc {
+        /// Only list them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Look only at the sandboxes of this data directory (repeatable);
+        /// every data directory on the host by default.
+        #[arg(long = "only", value_name = "DATA_DIR")]
+        only: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

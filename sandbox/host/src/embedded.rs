@@ -332,6 +332,9 @@ impl EmbeddedHost {
         sb.limits.cpus = spec.limits.cpus;
         sb.env = rec.env.clone();
         sb.cwd = rec.cwd.clone();
+        sb.deadline_unix_ms = spec
+            .max_lifetime
+            .map(|l| rec.created_unix_ms.saturating_add(l.as_millis() as u64));
         self.rt.create(sb)?;
         let Some(script) = &spec.setup else {
             return Ok(());

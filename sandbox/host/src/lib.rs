@@ -133,6 +133,9 @@ pub struct SessionSpec {
     /// exit fails the creation (and removes the session).
     pub setup: Option<String>,
     pub setup_timeout: Duration,
+    /// The node ends this long after it starts, even when no server runs
+    /// any more to reap it (its init enforces it); `None` for no limit.
+    pub max_lifetime: Option<Duration>,
 }
 
 impl SessionSpec {
@@ -144,6 +147,7 @@ impl SessionSpec {
             limits: SessionLimits::default(),
             setup: None,
             setup_timeout: Duration::from_secs(120),
+            max_lifetime: None,
         }
     }
 }
@@ -178,6 +182,15 @@ impl SessionInfo {
     pub fn expiry_reason(&self, policy: &Expiry, now: SystemTime) -> Option<ExpiryReason> {
         match self.state {
             SessionState::Starting => None,
+            // The node's init ends it at its lifetime by itself.
+            SessionState::Exited
+                if self
+                    .created
+                    .checked_add(policy.max_lifetime)
+                    .is_some_and(|at| now >= at) =>
+            {
+                Some(ExpiryReason::Lifetime)
+            }
             SessionState::Exited => Some(ExpiryReason::Exited),
             SessionState::Running => self
                 .next_expiry(policy)

@@ -124,6 +124,7 @@
 mod caps;
 mod cgroups;
 pub mod error;
+mod gc;
 pub mod helper;
 mod net;
 pub mod paths;
@@ -139,6 +140,7 @@ mod userns;
 
 pub use cgroups::Stats;
 pub use error::{Error, ErrorKind, Result};
+pub use gc::{Orphan, OrphanReason, gc};
 pub use runtime::{AdoptReport, MAX_CAPTURE, Runtime, RuntimeConfig, Sandbox, SandboxInfo};
 pub use spec::{BindMount, Bridge, ExecOutput, ExecSpec, ExitStatus, Limits, Network, SandboxSpec};
 pub use state::Status;

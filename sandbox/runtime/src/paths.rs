@@ -10,6 +10,8 @@
 //!                           uid range, cgroup names; rewritten atomically
 //!       helper-error        why the create helper failed (absent on success)
 //!       activity            empty file; its mtime is the last activity
+//!   lock                    held shared by every Runtime open on this directory
+//!                           (`sandbox gc` treats a directory nobody holds as unserved)
 //!   mnt/                    empty mount point shared by all sandboxes: each attaches
 //!                           its rootfs here inside its own mount namespace only, so
 //!                           the host never has a mount point to detach or remove
@@ -63,6 +65,10 @@ impl Layout {
 
     pub fn activity(&self, id: &str) -> PathBuf {
         self.sandbox(id).join("activity")
+    }
+
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("lock")
     }
 
     pub fn mount_point(&self) -> PathBuf {

@@ -101,6 +101,9 @@ pub struct Runtime {
     /// The helper executable the sandboxes are entered through: a sealed
     /// copy, never the file at `config.helper_exe` (see `sealed`).
     helper: Arc<SealedExe>,
+    /// Held (shared) for as long as this runtime lives: the directory is
+    /// served; `sandbox gc` leaves its sandboxes alone.
+    _lock: fs::File,
     /// Exit statuses of inits this process reaped (they are our children
     /// thanks to CLONE_PARENT); adopted sandboxes are not.
     exited: Arc<Mutex<HashMap<String, ExitStatus>>>,
@@ -108,6 +111,12 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self> {
+        Self::open(config, None)
+    }
+
+    /// `held`: the directory's lock file already locked (exclusively, by
+    /// `gc`); otherwise it is taken shared, waiting while a gc runs.
+    pub(crate) fn open(config: RuntimeConfig, held: Option<fs::File>) -> Result<Self> {
         config.uid_pool.validate()?;
         if config.cgroup_parent.is_empty()
             || check_id(&config.cgroup_parent.replace('/', "-")).is_err()
@@ -122,17 +131,28 @@ impl Runtime {
         for d in [layout.sandboxes(), layout.mount_point(), config.disk_dir.clone()] {
             fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
         }
-        if crate::sys::is_tmpfs(&config.disk_dir) {
-            return Err(Error::InvalidSpec(format!(
-                "the writable layers' directory {} is on a tmpfs, where a full disk would use memory: choose a directory on disk",
-                config.disk_dir.display()
-            )));
-        }
         // Uid range claims name their owner by this path, host-wide.
         config.state_dir = fs::canonicalize(&config.state_dir)
             .map_err(Error::io("resolve", &config.state_dir))?;
         let layout = Layout::new(&config.state_dir);
+        let lock = match held {
+            Some(lock) => lock,
+            None => {
+                let path = layout.lock();
+                let lock = fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(Error::io("open", &path))?;
+                // SAFETY: plain flock on a descriptor we own.
+                crate::sys::check(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_SH) })
+                    .map_err(Error::io("lock", &path))?;
+                lock
+            }
+        };
         Ok(Self {
+            _lock: lock,
             helper: SealedExe::of(&config.helper_exe)?,
             config,
             layout,
@@ -175,6 +195,12 @@ impl Runtime {
                     m.source.display()
                 )));
             }
+        }
+        if crate::sys::is_tmpfs(&self.config.disk_dir) {
+            return Err(Error::InvalidSpec(format!(
+                "the writable layers' directory {} is on a tmpfs, where a full disk would use memory: choose a directory on disk",
+                self.config.disk_dir.display()
+            )));
         }
         let id = spec.id.clone();
         let dir = self.layout.sandbox(&id);

@@ -33,6 +33,11 @@ pub struct SandboxSpec {
     pub cwd: String,
     /// Extra lines for `/etc/hosts` after the loopback entries.
     pub hosts: Vec<(String, String)>,
+    /// When the sandbox must end (milliseconds since the Unix epoch),
+    /// whoever owns it and whether or not a server runs: its init stops
+    /// everything at that moment (SIGTERM, SIGKILL 5 s later) and exits.
+    #[serde(default)]
+    pub deadline_unix_ms: Option<u64>,
 }
 
 impl SandboxSpec {
@@ -49,6 +54,7 @@ impl SandboxSpec {
             init: None,
             cwd: "/".to_owned(),
             hosts: Vec::new(),
+            deadline_unix_ms: None,
         }
     }
 

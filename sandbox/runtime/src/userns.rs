@@ -143,7 +143,9 @@ impl UidPool {
             let Some(stale) = Claim::load(&path).filter(|c| !c.owner_alive()) else {
                 continue;
             };
-            let ids = host_ids.get_or_insert_with(ids_in_use);
+            let ids = host_ids.get_or_insert_with(|| {
+                processes().into_iter().flat_map(|(_, ids)| ids).collect()
+            });
             if ids.iter().any(|&i| (base..base + RANGE_SIZE).contains(&i)) {
                 continue;
             }
@@ -200,21 +202,38 @@ pub fn claims() -> Vec<(u32, Claim)> {
     all
 }
 
-/// Real, effective, saved and filesystem uids and gids of every process.
-fn ids_in_use() -> Vec<u32> {
+/// Every live host process with its real, effective, saved and filesystem
+/// uids and gids. Zombies are left out: they hold nothing of a range, and
+/// an orphan nobody reaps (this machine's pid 1 does not) stays one.
+fn processes() -> Vec<(i32, Vec<u32>)> {
     let Ok(rd) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     rd.flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
-        .filter_map(|e| fs::read_to_string(e.path().join("status")).ok())
-        .flat_map(|status| {
-            status
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let status = fs::read_to_string(e.path().join("status")).ok()?;
+            if status.lines().any(|l| l.starts_with("State:\tZ")) {
+                return None;
+            }
+            let ids = status
                 .lines()
                 .filter(|l| l.starts_with("Uid:") || l.starts_with("Gid:"))
                 .flat_map(|l| l.split_whitespace().skip(1).filter_map(|v| v.parse().ok()))
-                .collect::<Vec<u32>>()
+                .collect();
+            Some((pid, ids))
         })
+        .collect()
+}
+
+/// Host pids of the processes running with an id of the range at `base`:
+/// what is left of a sandbox whose records are gone.
+pub(crate) fn processes_in_range(base: u32) -> Vec<i32> {
+    let range = base..base.saturating_add(RANGE_SIZE);
+    processes()
+        .into_iter()
+        .filter(|(_, ids)| ids.iter().any(|i| range.contains(i)))
+        .map(|(pid, _)| pid)
         .collect()
 }
 

@@ -1044,6 +1044,99 @@ fn owner_main(args: &[String]) -> ! {
     }
 }
 
+/// A sandbox's deadline holds with nobody left to enforce it but its own
+/// init: its shells are stopped and it ends.
+fn deadline_holds_without_an_owner() {
+    let f = Fixture::new();
+    let mut spec = f.spec("doomed");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    spec.deadline_unix_ms = Some(now + 1500);
+    let sb = f.rt.create(spec).expect("create");
+    let argv =
+        f.rt.exec_command("doomed", &ExecSpec::new(["sleep", "1000"]))
+            .expect("argv");
+    let mut shell = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn a shell");
+    let t = Instant::now();
+    wait_gone(sb.init_pid);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the sandbox outlived its deadline by {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        f.rt.get("doomed").expect("get").status,
+        runtime::Status::Exited
+    );
+    let st = shell.wait().expect("wait for the shell");
+    assert_eq!(st.signal(), Some(libc::SIGTERM), "{st:?}");
+}
+
+/// `sandbox gc`: the sandboxes of a state directory nobody serves any more
+/// (its owner was kill -9'd) are found and removed; those of a served
+/// directory stay.
+fn gc_removes_what_no_server_will_stop() {
+    let f = Fixture::new();
+    f.rt.create(f.spec("served")).expect("create");
+    let gone = tempfile::Builder::new()
+        .prefix("layerlab-rt-")
+        .tempdir_in("/dev/shm")
+        .expect("temp dir");
+    let mut owner = Command::new(std::env::current_exe().expect("exe"))
+        .arg("__owner")
+        .arg(gone.path())
+        .args(&f.child_args()[1..])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn owner");
+    let mut line = [0u8; 6];
+    owner
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut line)
+        .expect("owner ready");
+    owner.kill().expect("kill -9 owner");
+    owner.wait().expect("reap owner");
+    let dirs = [gone.path().to_owned(), f.dir.path().to_owned()];
+    let exe = std::env::current_exe().expect("exe");
+    let listed = runtime::gc(&exe, Some(&dirs), true).expect("gc --dry-run");
+    let mut ids: Vec<(String, runtime::OrphanReason)> =
+        listed.iter().map(|o| (o.id.clone(), o.reason)).collect();
+    ids.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        ids,
+        [
+            ("kept".to_owned(), runtime::OrphanReason::NoServer),
+            ("lost".to_owned(), runtime::OrphanReason::NoServer)
+        ]
+    );
+    let removed = runtime::gc(&exe, Some(&dirs), false).expect("gc");
+    assert_eq!(removed.len(), 2);
+    let left = runtime::claims()
+        .into_iter()
+        .filter(|(_, c)| c.state_dir == gone.path())
+        .count();
+    assert_eq!(left, 0, "the orphans' uid ranges are still claimed");
+    for c in ["memory", "pids", "cpu"] {
+        for id in ["kept", "lost"] {
+            let dir = format!("/sys/fs/cgroup/{c}/{}/{id}", f.cgroup_parent);
+            assert!(!std::path::Path::new(&dir).exists(), "{dir} is left");
+        }
+    }
+    assert_eq!(
+        f.rt.get("served").expect("get").status,
+        runtime::Status::Running,
+        "gc stopped a sandbox whose directory is served"
+    );
+}
+
 fn uid_ranges_are_disjoint() {
     let f = Fixture::new();
     let a = f.rt.create(f.spec("ra")).expect("a");
@@ -1319,6 +1412,14 @@ fn main() {
         ("run_once_with_a_terminal", run_once_with_a_terminal),
         ("restart_adopts_or_cleans_up", restart_adopts_or_cleans_up),
         ("uid_ranges_are_disjoint", uid_ranges_are_disjoint),
+        (
+            "deadline_holds_without_an_owner",
+            deadline_holds_without_an_owner,
+        ),
+        (
+            "gc_removes_what_no_server_will_stop",
+            gc_removes_what_no_server_will_stop,
+        ),
         (
             "uid_ranges_are_unique_on_the_host",
             uid_ranges_are_unique_on_the_host,

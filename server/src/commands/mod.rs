@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // multi-threaded process: no async runtime for these.
         Command::Images(command) => sandbox::images(&cli.global.data_dir, command),
         Command::Sandbox(SandboxCommand::Run(args)) => sandbox::run(&cli.global.data_dir, args),
+        Command::Sandbox(SandboxCommand::Gc { dry_run, only }) => sandbox::gc(dry_run, &only),
         // Runs inside lab nodes and the registry image: no database.
         Command::Registry(RegistryCommand::Serve(args)) => registry::serve(args),
         command => {

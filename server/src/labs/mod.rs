@@ -183,6 +183,8 @@ impl Labs {
         spec.image = lesson.node.image.clone();
         spec.setup = lesson.node.setup.clone();
         spec.limits = self.limits_of(&lesson.slug);
+        // Holds even if this server is gone by then.
+        spec.max_lifetime = Some(expiry.max_lifetime);
         let labs = self.clone();
         tokio::spawn(async move { labs.build(spec).await });
         Ok((lab, true))

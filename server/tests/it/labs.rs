@@ -431,6 +431,45 @@ async fn labs_have_a_cpu_cap_by_default() {
     assert_eq!(quota, "50000", "half a CPU per 100 ms period");
 }
 
+/// Labs outlive their server on purpose (a restart adopts them); once the
+/// server is gone for good, `layerlab sandbox gc` finds and removes them.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_gc_removes_the_labs_no_server_will_stop() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    let server = lab_server(&data);
+    let (id, _guard) = start_lab(&server, &ada).await;
+    let state = data.path().join(format!("runtime/sandboxes/{id}/state.json"));
+    let state: Value = serde_json::from_slice(&std::fs::read(&state).expect("lab state")).unwrap();
+    let init = state["init_pid"].as_i64().expect("init pid");
+    server.crash();
+    let data_dir = data.path().to_str().unwrap();
+    let listed = cli(&["sandbox", "gc", "--dry-run", "--only", data_dir], "");
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert!(
+        text(&listed.stdout).contains(&id),
+        "{}",
+        text(&listed.stdout)
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{init}")).exists(),
+        "--dry-run removed the lab"
+    );
+    let removed = cli(&["sandbox", "gc", "--only", data_dir], "");
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    let out = text(&removed.stdout);
+    assert!(
+        out.contains(&id) && out.contains("no server runs"),
+        "{out}"
+    );
+    let gone = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{init}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(gone.elapsed() < Duration::from_secs(10), "the lab's node still runs");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!data.path().join(format!("runtime/sandboxes/{id}")).exists());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn labs_keep_running_across_a_server_restart() {
     let data = temp_dir();

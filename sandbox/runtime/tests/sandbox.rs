@@ -1137,6 +1137,72 @@ fn gc_removes_what_no_server_will_stop() {
     );
 }
 
+/// Resource limits inside are the runtime's own, never those of whoever
+/// started the server: a caller with a low soft `nofile` and unlimited
+/// core dumps creates a sandbox and execs into it. Where the host denies
+/// raising hard limits (no CAP_SYS_RESOURCE), the caller's hard limit caps
+/// ours but its soft limits still never reach the sandbox.
+fn rlimits_do_not_come_from_the_caller() {
+    let f = Fixture::new();
+    let o = Command::new(std::env::current_exe().expect("exe"))
+        .arg("__limits")
+        .args(f.child_args())
+        .output()
+        .expect("run the caller");
+    let report = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{report} {}", String::from_utf8_lossy(&o.stderr));
+    let mut hard = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscall with a valid out-parameter.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) }, 0);
+    let nofile = hard.rlim_max.min(1 << 20).to_string();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(
+        lines.get(..3),
+        Some(&[nofile.as_str(), nofile.as_str(), "0"][..]),
+        "exec'd shell: nofile soft, hard, core: {report}"
+    );
+    for (name, value) in [("Max open files", &nofile), ("Max core file size", &"0".to_owned())] {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in init's limits: {report}"));
+        let fields: Vec<&str> = line[name.len()..].split_whitespace().collect();
+        assert_eq!(fields.get(..2), Some(&[value.as_str(), value.as_str()][..]), "init: {line}");
+    }
+}
+
+fn limits_main(args: &[String]) -> ! {
+    // Soft limits only: raising a hard one may be denied (no CAP_SYS_RESOURCE).
+    for (resource, soft) in [(libc::RLIMIT_NOFILE, 256), (libc::RLIMIT_CORE, libc::RLIM_INFINITY)] {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain syscalls with a valid rlimit.
+        unsafe {
+            assert_eq!(libc::getrlimit(resource, &mut lim), 0);
+            lim.rlim_cur = soft.min(lim.rlim_max);
+            assert_eq!(libc::setrlimit(resource, &lim), 0);
+        }
+    }
+    let rt = Runtime::new(support::config_from_args(args)).expect("runtime");
+    rt.create(SandboxSpec::new("limits", support::layers()))
+        .expect("create");
+    let mut spec = ExecSpec::new([
+        "/bin/sh",
+        "-c",
+        "ulimit -n; ulimit -Hn; ulimit -c; cat /proc/1/limits",
+    ]);
+    spec.timeout = Some(Duration::from_secs(30));
+    let o = rt.exec("limits", &spec).expect("exec");
+    rt.stop("limits", Duration::ZERO).expect("stop");
+    print!("{}", String::from_utf8_lossy(&o.stdout));
+    std::process::exit(0)
+}
+
 fn uid_ranges_are_disjoint() {
     let f = Fixture::new();
     let a = f.rt.create(f.spec("ra")).expect("a");
@@ -1344,6 +1410,7 @@ fn main() {
         Some("__owner") => owner_main(&args[2..]),
         Some("__run_tty") => run_tty_main(&args[2..]),
         Some("__run_sleep") => run_sleep_main(&args[2..]),
+        Some("__limits") => limits_main(&args[2..]),
         _ => {}
     }
     support::run(&[
@@ -1412,6 +1479,10 @@ fn main() {
         ("run_once_with_a_terminal", run_once_with_a_terminal),
         ("restart_adopts_or_cleans_up", restart_adopts_or_cleans_up),
         ("uid_ranges_are_disjoint", uid_ranges_are_disjoint),
+        (
+            "rlimits_do_not_come_from_the_caller",
+            rlimits_do_not_come_from_the_caller,
+        ),
         (
             "deadline_holds_without_an_owner",
             deadline_holds_without_an_owner,

@@ -70,6 +70,7 @@ fn run(cfg: &HelperConfig) -> Result<()> {
             )
         })
         .transpose()?;
+    super::set_rlimits()?;
     // Joining first makes the clone, its namespaces and its kernel memory
     // born inside the sandbox's cgroups (and roots its cgroup namespace there).
     cgroups::join_self(cgroups::detect(), &cfg.cgroups)?;

@@ -134,6 +134,7 @@ fn run(a: Args) -> Result<i32> {
     }
     let cmd = Command::new(&a.argv, &a.env, &a.cwd, &defaults)?;
     set_dumpable(false);
+    super::set_rlimits()?;
     super::sacrifice_first(std::process::id() as i32)?;
     let pidfd = sys::pidfd_open(pid).map_err(|_| not_running())?;
     // Checked after opening the pidfd: from here on the pid cannot be recycled under us.

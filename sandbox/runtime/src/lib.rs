@@ -153,7 +153,8 @@ pub use userns::{Claim, UidPool, claims};
 ///
 /// With `tty`, stdin must be a terminal; it is handed to the sandbox as is
 /// (the seccomp profile refuses `TIOCSTI`, so nothing can be typed into it
-/// after the command ends).
+/// after the command ends). Without it the command runs in a session of
+/// its own (like `setsid`), so it cannot open the caller's terminal.
 pub fn run_once(
     config: &RuntimeConfig,
     mut spec: SandboxSpec,
@@ -169,5 +170,5 @@ pub fn run_once(
         spec.env.entry("TERM".into()).or_insert(term);
     }
     spec.init = Some(argv);
-    Runtime::new(config.clone())?.run_foreground(spec)
+    Runtime::new(config.clone())?.run_foreground(spec, tty)
 }

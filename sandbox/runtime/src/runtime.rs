@@ -169,7 +169,7 @@ impl Runtime {
     /// (status Running). On failure nothing is left behind. Fails with
     /// `AlreadyExists` if `spec.id` has a record, whatever its status.
     pub fn create(&self, spec: SandboxSpec) -> Result<Sandbox> {
-        let sb = self.create_inner(spec, false)?;
+        let sb = self.create_inner(spec, false, false)?;
         // A status reaped from an earlier sandbox of the same id is stale.
         if let Ok(mut m) = self.exited.lock() {
             m.remove(&sb.id);
@@ -178,7 +178,7 @@ impl Runtime {
         Ok(sb)
     }
 
-    fn create_inner(&self, spec: SandboxSpec, foreground: bool) -> Result<Sandbox> {
+    fn create_inner(&self, spec: SandboxSpec, foreground: bool, terminal: bool) -> Result<Sandbox> {
         spec.validate()?;
         for d in &spec.lowerdirs {
             if !d.is_dir() {
@@ -242,6 +242,7 @@ impl Runtime {
                 state: self.layout.state(&id),
                 error: self.layout.helper_error(&id),
                 foreground,
+                terminal,
             };
             state::write_json_atomic(&self.layout.config(&id), &cfg)?;
             self.run_create_helper(&id, foreground)?;
@@ -726,11 +727,12 @@ impl Runtime {
     /// Creates a fresh sandbox whose init runs `argv` with the caller's
     /// stdio, waits for it, destroys the sandbox and returns the status.
     /// See [`crate::run_once`].
-    pub(crate) fn run_foreground(&self, spec: SandboxSpec) -> Result<ExitStatus> {
+    pub(crate) fn run_foreground(&self, spec: SandboxSpec, terminal: bool) -> Result<ExitStatus> {
         let id = spec.id.clone();
-        let sb = self.create_inner(spec, true)?;
-        // The terminal's ^C and ^\ reach the sandboxed command directly (it
-        // is in our foreground process group); we must outlive it to clean up.
+        let sb = self.create_inner(spec, true, terminal)?;
+        // The terminal's ^C and ^\ reach the sandboxed command (directly on
+        // a terminal, through its init otherwise); we must outlive it to
+        // clean up.
         let old = ignore_interactive_signals();
         let status = wait_child(sb.init_pid);
         restore_signals(old);

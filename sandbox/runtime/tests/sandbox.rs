@@ -852,6 +852,68 @@ fn run_once_with_a_terminal() {
     assert_eq!(st.code(), Some(5), "exit code not passed through: {seen}");
 }
 
+/// `layerlab sandbox run` without -t, started from a terminal: the command
+/// runs in a session of its own and cannot reach that terminal.
+fn run_once_without_a_terminal_gets_its_own_session() {
+    let f = Fixture::new();
+    let (mut master, slave) = openpty(24, 80);
+    let s = slave.as_raw_fd();
+    let mut cmd = Command::new(std::env::current_exe().expect("exe"));
+    cmd.arg("__run_notty")
+        .args(f.child_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid/ioctl only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            libc::ioctl(s, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("spawn");
+    drop(slave);
+    let o = child.wait_with_output().expect("wait");
+    let report = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut p = libc::pollfd {
+        fd: master.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let mut on_terminal = String::new();
+    // SAFETY: one valid pollfd.
+    if unsafe { libc::poll(&mut p, 1, 200) } > 0 {
+        let mut buf = [0u8; 256];
+        if let Ok(n) = master.read(&mut buf) {
+            on_terminal = String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+    }
+    assert!(
+        !on_terminal.contains("pwned"),
+        "the sandbox wrote on the caller's terminal: {on_terminal:?}"
+    );
+    assert!(
+        report.contains("tty=") && !report.contains("tty=0") && report.contains("leader=yes"),
+        "{report} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn run_notty_main(args: &[String]) -> ! {
+    let config = support::config_from_args(args);
+    let argv = [
+        "sh",
+        "-c",
+        "echo pwned > /dev/tty; echo tty=$?; [ \"$(cut -d' ' -f6 /proc/$$/stat)\" = $$ ] && echo leader=yes",
+    ]
+    .map(String::from)
+    .to_vec();
+    let st = runtime::run_once(&config, SandboxSpec::new("notty", support::layers()), argv, false)
+        .expect("run_once");
+    std::process::exit(st.shell_code())
+}
+
 fn run_tty_main(args: &[String]) -> ! {
     let config = support::config_from_args(args);
     let argv = ["sh", "-c", "stty size; [ -t 0 ] || exit 9; exit 5"]
@@ -1409,6 +1471,7 @@ fn main() {
         Some("__probe") => support::probe::main(&args[2..]),
         Some("__owner") => owner_main(&args[2..]),
         Some("__run_tty") => run_tty_main(&args[2..]),
+        Some("__run_notty") => run_notty_main(&args[2..]),
         Some("__run_sleep") => run_sleep_main(&args[2..]),
         Some("__limits") => limits_main(&args[2..]),
         _ => {}
@@ -1477,6 +1540,10 @@ fn main() {
         ),
         ("limits_reach_the_cgroups", limits_reach_the_cgroups),
         ("run_once_with_a_terminal", run_once_with_a_terminal),
+        (
+            "run_once_without_a_terminal_gets_its_own_session",
+            run_once_without_a_terminal_gets_its_own_session,
+        ),
         ("restart_adopts_or_cleans_up", restart_adopts_or_cleans_up),
         ("uid_ranges_are_disjoint", uid_ranges_are_disjoint),
         (

@@ -40,7 +40,7 @@ pub(crate) fn sandbox_main(
         .spec
         .deadline_unix_ms
         .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
-    let code = supervise(main, cfg.foreground, deadline);
+    let code = supervise(main, cfg.terminal, deadline);
     // SAFETY: as above.
     unsafe { libc::_exit(code) }
 }
@@ -159,12 +159,14 @@ const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// How long after its deadline's SIGTERM a sandbox is SIGKILLed.
 const DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The init loop: returns the exit code for pid 1. At `deadline` it stops
-/// the sandbox as a stop from the host would, and kills what is left
-/// [`DEADLINE_GRACE`] later.
+/// The init loop: returns the exit code for pid 1. The init command gets a
+/// session of its own unless it runs on the caller's `terminal`: a session
+/// shared with the caller would let it open the caller's controlling
+/// terminal as /dev/tty. At `deadline` it stops the sandbox as a stop from
+/// the host would, and kills what is left [`DEADLINE_GRACE`] later.
 fn supervise(
     main: Option<Command>,
-    foreground: bool,
+    terminal: bool,
     deadline: Option<std::time::SystemTime>,
 ) -> i32 {
     let main_pid = match main {
@@ -173,7 +175,7 @@ fn supervise(
             match unsafe { libc::fork() } {
                 0 => {
                     unblock_all_signals();
-                    if !foreground {
+                    if !terminal {
                         // SAFETY: plain syscall.
                         unsafe { libc::setsid() };
                     }
@@ -240,8 +242,9 @@ fn supervise(
                 }
             },
             // Terminal-generated signals (^C, ^\, window size) already reached
-            // the foreground process group; forwarding would double them.
-            _ if signal.code == libc::SI_KERNEL => {}
+            // a command on the terminal; forwarding would double them. One
+            // in its own session gets them only through us.
+            _ if signal.code == libc::SI_KERNEL && terminal => {}
             // Only the host stops a sandbox: `kill 1` from a student's shell
             // must not end their node.
             _ if signal.sender != 0 => {}

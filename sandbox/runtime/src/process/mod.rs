@@ -58,6 +58,9 @@ pub(crate) struct HelperConfig {
     /// Keep the caller's stdio for the init command (`run_once`); otherwise
     /// the sandbox gets its own /dev/null.
     pub foreground: bool,
+    /// The init command runs on the caller's terminal (`run_once` with a
+    /// tty) and stays in its session; any other gets a session of its own.
+    pub terminal: bool,
 }
 
 /// A command ready to `execve`, prepared before forking so the child only

@@ -12,12 +12,15 @@
 //!       activity            empty file; its mtime is the last activity
 //!   lock                    held shared by every Runtime open on this directory
 //!                           (`sandbox gc` treats a directory nobody holds as unserved)
-//!   mnt/                    empty mount point shared by all sandboxes: each attaches
-//!                           its rootfs here inside its own mount namespace only, so
-//!                           the host never has a mount point to detach or remove
 //! ```
 //!
-//! Uid ranges are claimed host-wide, outside this tree (see `userns`).
+//! Outside this tree, shared by every runtime on the host: uid range claims
+//! (see `userns`), and [`MOUNT_POINT`], the empty directory each sandbox
+//! attaches its rootfs to inside its own mount namespace only (so the host
+//! never has a mount point to detach or remove). It is a fixed, neutral
+//! path because the overlay's options name it in the sandbox's
+//! `/proc/self/mountinfo`: a path under the state directory would show
+//! the data directory's host path to the student.
 //!
 //! No mount, network namespace or veth of a sandbox appears on the host:
 //! they live only in the sandbox's namespaces, so killing its processes
@@ -71,10 +74,10 @@ impl Layout {
         self.root.join("lock")
     }
 
-    pub fn mount_point(&self) -> PathBuf {
-        self.root.join("mnt")
-    }
 }
+
+/// Where every sandbox attaches its rootfs, in its own mount namespace.
+pub const MOUNT_POINT: &str = "/run/layerlab/rootfs";
 
 /// Sandbox ids become path components and cgroup names: keep them to a
 /// small alphabet so no id can traverse or collide with our own files.

@@ -128,7 +128,11 @@ impl Runtime {
         }
         let mut config = config;
         let layout = Layout::new(&config.state_dir);
-        for d in [layout.sandboxes(), layout.mount_point(), config.disk_dir.clone()] {
+        for d in [
+            layout.sandboxes(),
+            crate::paths::MOUNT_POINT.into(),
+            config.disk_dir.clone(),
+        ] {
             fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
         }
         // Uid range claims name their owner by this path, host-wide.
@@ -230,7 +234,7 @@ impl Runtime {
             };
             st.save(&self.layout.state(&id))?;
             cgroups::create(self.cgroup_version, &cgroup_dirs, &spec.limits)?;
-            let rootfs = self.layout.mount_point();
+            let rootfs = crate::paths::MOUNT_POINT.into();
             fs::write(self.layout.activity(&id), b"")
                 .map_err(Error::io("create", self.layout.activity(&id)))?;
             let cfg = HelperConfig {

@@ -661,6 +661,22 @@ fn setuid_gains_nothing_and_no_fd_leaks() {
     assert!(uid.split_whitespace().all(|u| u == sb.uid_base.to_string()));
 }
 
+/// The node's mount table names no host path of the data directory: not
+/// the state directory, not the writable layers' directory, not the
+/// image layers.
+fn mountinfo_shows_no_host_paths() {
+    let f = Fixture::new();
+    f.rt.create(f.spec("mounts")).expect("create");
+    let o = sh(&f, "mounts", "cat /proc/self/mountinfo");
+    let table = out(&o);
+    assert!(table.contains(" / "), "{table} {}", err(&o));
+    let state = f.rt.layout().root().display().to_string();
+    let disk = f.disk.path().display().to_string();
+    for host in [state.as_str(), disk.as_str(), support::ROOTFS] {
+        assert!(!table.contains(host), "{host} shows inside:\n{table}");
+    }
+}
+
 fn network_loopback_and_bridge_only() {
     let f = Fixture::new();
     f.rt.create(f.spec("net")).expect("create");
@@ -1518,6 +1534,7 @@ fn main() {
             "image_symlinks_cannot_redirect_setup_to_the_host",
             image_symlinks_cannot_redirect_setup_to_the_host,
         ),
+        ("mountinfo_shows_no_host_paths", mountinfo_shows_no_host_paths),
         (
             "network_loopback_and_bridge_only",
             network_loopback_and_bridge_only,

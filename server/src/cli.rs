@@ -347,19 +347,22 @@ fn parse_auth(text: &str) -> Result<String, String> {
     }
 }
 
-fn parse_cpus(text: &str) -> Result<f64, String> {
+/// A number above 0 and at most `max`.
+fn positive(text: &str, max: f64) -> Option<f64> {
     text.trim()
         .parse::<f64>()
         .ok()
-        .filter(|c| c.is_finite() && *c > 0.0 && *c <= 1024.0)
-        .ok_or_else(|| format!("{text:?} is not a number of CPUs; use a number above 0, like 0.5 or 2"))
+        .filter(|n| n.is_finite() && *n > 0.0 && *n <= max)
+}
+
+fn parse_cpus(text: &str) -> Result<f64, String> {
+    positive(text, 1024.0).ok_or_else(|| {
+        format!("{text:?} is not a number of CPUs; use a number above 0, like 0.5 or 2")
+    })
 }
 
 fn parse_overcommit(text: &str) -> Result<f64, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|r| r.is_finite() && *r > 0.0 && *r <= 100.0)
+    positive(text, 100.0)
         .ok_or_else(|| format!("{text:?} is not a ratio; use a number above 0, like 1 or 1.5"))
 }
 

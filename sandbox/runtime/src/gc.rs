@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::paths::Layout;
 use crate::process::HelperConfig;
-use crate::runtime::{Runtime, RuntimeConfig};
+use crate::runtime::{Runtime, RuntimeConfig, open_lock};
 use crate::state::now_unix_ms;
 use crate::userns::{self, Claim};
 
@@ -78,16 +78,9 @@ pub fn gc(helper_exe: &Path, only: Option<&[PathBuf]>, dry_run: bool) -> Result<
             }
             continue;
         }
-        let lock_path = Layout::new(&dir).lock();
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(Error::io("open", &lock_path))?;
+        let lock = open_lock(&Layout::new(&dir))?;
         // SAFETY: plain flock on a descriptor we own.
-        let unserved =
-            unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        let unserved = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
         let rt = Runtime::open(
             RuntimeConfig::new(&dir, helper_exe),
             unserved.then_some(lock),

@@ -73,7 +73,6 @@ impl Layout {
     pub fn lock(&self) -> PathBuf {
         self.root.join("lock")
     }
-
 }
 
 /// Where every sandbox attaches its rootfs, in its own mount namespace.

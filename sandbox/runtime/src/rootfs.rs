@@ -140,7 +140,8 @@ pub fn writable_layer(image: &Path, limits: &Limits) -> Result<OwnedFd> {
         file.set_len(limits.disk_bytes)
             .map_err(Error::io("size writable layer", image))?;
         mkfs(image, limits.disk_inodes)?;
-        let (dev, _held) = sys::loop_attach(&file).map_err(Error::io("attach loop device", image))?;
+        let (dev, _held) =
+            sys::loop_attach(&file).map_err(Error::io("attach loop device", image))?;
         let ext4 = FsContext::open("ext4").map_err(Error::sys("open ext4 context"))?;
         ext4.set_string("source", &dev)
             .map_err(Error::io("set ext4 source", &dev))?;
@@ -166,7 +167,17 @@ fn mkfs(image: &Path, inodes: u64) -> Result<()> {
         ));
     };
     let out = std::process::Command::new(mke2fs)
-        .args(["-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0", "-N"])
+        .args([
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-O",
+            "^has_journal",
+            "-m",
+            "0",
+            "-N",
+        ])
         .arg(inodes.to_string())
         .args(["-E", "lazy_itable_init=1,nodiscard"])
         .arg(image)

@@ -136,22 +136,16 @@ impl Runtime {
             fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
         }
         // Uid range claims name their owner by this path, host-wide.
-        config.state_dir = fs::canonicalize(&config.state_dir)
-            .map_err(Error::io("resolve", &config.state_dir))?;
+        config.state_dir =
+            fs::canonicalize(&config.state_dir).map_err(Error::io("resolve", &config.state_dir))?;
         let layout = Layout::new(&config.state_dir);
         let lock = match held {
             Some(lock) => lock,
             None => {
-                let path = layout.lock();
-                let lock = fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .map_err(Error::io("open", &path))?;
+                let lock = open_lock(&layout)?;
                 // SAFETY: plain flock on a descriptor we own.
                 crate::sys::check(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_SH) })
-                    .map_err(Error::io("lock", &path))?;
+                    .map_err(Error::io("lock", layout.lock()))?;
                 lock
             }
         };
@@ -746,8 +740,17 @@ impl Runtime {
     }
 }
 
-/// Waits (up to `timeout`) until `fd` is readable; a pidfd is readable once
-/// its process has exited.
+/// The state directory's lock file, created when missing.
+pub(crate) fn open_lock(layout: &Layout) -> Result<fs::File> {
+    let path = layout.lock();
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io("open", path))
+}
+
 fn pipe() -> std::io::Result<(fs::File, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: valid out-array.
@@ -756,6 +759,8 @@ fn pipe() -> std::io::Result<(fs::File, OwnedFd)> {
     Ok(unsafe { (fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Waits (up to `timeout`) until `fd` is readable; a pidfd is readable once
+/// its process has exited.
 fn wait_readable(fd: i32, timeout: Duration) {
     if fd < 0 {
         std::thread::sleep(timeout.min(Duration::from_millis(10)));

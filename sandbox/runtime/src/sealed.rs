@@ -63,7 +63,8 @@ impl SealedExe {
         let mut dst = File::from(fd);
         let mut src = File::open(exe).map_err(Error::io("open helper", exe))?;
         std::io::copy(&mut src, &mut dst).map_err(Error::io("copy helper", exe))?;
-        let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+        let seals =
+            libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
         // SAFETY: plain fcntl on a descriptor we own.
         crate::sys::check(unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, seals) })
             .map_err(Error::sys("seal the helper copy"))?;

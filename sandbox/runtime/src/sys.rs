@@ -313,7 +313,12 @@ pub fn loop_attach(backing: &std::fs::File) -> io::Result<(String, OwnedFd)> {
         // SAFETY: plain ioctl on the control device.
         let n = cvt(unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE as _) } as _)?;
         let path = format!("/dev/loop{n}");
-        let open = || std::fs::OpenOptions::new().read(true).write(true).open(&path);
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+        };
         let dev: OwnedFd = match open() {
             Ok(f) => f,
             // A /dev that is not devtmpfs (a container's) lacks the nodes of
@@ -322,7 +327,11 @@ pub fn loop_attach(backing: &std::fs::File) -> io::Result<(String, OwnedFd)> {
                 let p = cstring(&path)?;
                 // SAFETY: valid C string; loop devices are block major 7.
                 let made = unsafe {
-                    libc::mknod(p.as_ptr(), libc::S_IFBLK | 0o660, libc::makedev(7, n as u32))
+                    libc::mknod(
+                        p.as_ptr(),
+                        libc::S_IFBLK | 0o660,
+                        libc::makedev(7, n as u32),
+                    )
                 };
                 if made < 0 && io::Error::last_os_error().kind() != io::ErrorKind::AlreadyExists {
                     return Err(io::Error::last_os_error());

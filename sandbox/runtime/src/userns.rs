@@ -143,9 +143,8 @@ impl UidPool {
             let Some(stale) = Claim::load(&path).filter(|c| !c.owner_alive()) else {
                 continue;
             };
-            let ids = host_ids.get_or_insert_with(|| {
-                processes().into_iter().flat_map(|(_, ids)| ids).collect()
-            });
+            let ids = host_ids
+                .get_or_insert_with(|| processes().into_iter().flat_map(|(_, ids)| ids).collect());
             if ids.iter().any(|&i| (base..base + RANGE_SIZE).contains(&i)) {
                 continue;
             }

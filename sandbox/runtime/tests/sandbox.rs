@@ -152,14 +152,7 @@ fn exit_codes_and_signals() {
             .expect("exec");
     assert_eq!(missing.status.code, Some(127));
     // A signal to the exec helper reaches the command, and its death is mirrored.
-    let argv =
-        f.rt.exec_command("codes", &ExecSpec::new(["sleep", "100"]))
-            .expect("argv");
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_exec(&f, "codes", &["sleep", "100"]);
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -420,14 +413,7 @@ fn host_binary_is_unreachable_from_inside() {
         "mkdir -p /usr/local/bin && ln -s /proc/self/exe /usr/local/bin/sh && ln -s /proc/self/exe /usr/local/bin/bash",
     );
     assert!(o.status.success(), "{}", err(&o));
-    let argv =
-        f.rt.exec_command("exe", &ExecSpec::new(["/bin/sleep", "30"]))
-            .expect("argv");
-    let mut sleeper = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn a long-running exec");
+    let mut sleeper = spawn_exec(&f, "exe", &["/bin/sleep", "30"]);
     std::thread::sleep(Duration::from_millis(200));
     let exe = std::fs::metadata(std::env::current_exe().expect("exe")).expect("stat exe");
     let host = format!("{}:{}", exe.dev(), exe.ino());
@@ -916,32 +902,13 @@ fn run_once_without_a_terminal_gets_its_own_session() {
     );
 }
 
-fn run_notty_main(args: &[String]) -> ! {
+/// `run_once` of `sh -c script` in a sandbox `id` of the fixture whose
+/// [`Fixture::child_args`] are `args`; exits with its code.
+fn run_once_main(args: &[String], id: &str, script: &str, tty: bool) -> ! {
     let config = support::config_from_args(args);
-    let argv = [
-        "sh",
-        "-c",
-        "echo pwned > /dev/tty; echo tty=$?; [ \"$(cut -d' ' -f6 /proc/$$/stat)\" = $$ ] && echo leader=yes",
-    ]
-    .map(String::from)
-    .to_vec();
-    let st = runtime::run_once(&config, SandboxSpec::new("notty", support::layers()), argv, false)
+    let argv = ["sh", "-c", script].map(String::from).to_vec();
+    let st = runtime::run_once(&config, SandboxSpec::new(id, support::layers()), argv, tty)
         .expect("run_once");
-    std::process::exit(st.shell_code())
-}
-
-fn run_tty_main(args: &[String]) -> ! {
-    let config = support::config_from_args(args);
-    let argv = ["sh", "-c", "stty size; [ -t 0 ] || exit 9; exit 5"]
-        .map(String::from)
-        .to_vec();
-    let st = runtime::run_once(
-        &config,
-        SandboxSpec::new("tty", support::layers()),
-        argv,
-        true,
-    )
-    .expect("run_once");
     std::process::exit(st.shell_code())
 }
 
@@ -1039,23 +1006,7 @@ fn list_stats_touch() {
 /// directory adopts the live sandbox, and cleans up one whose init died.
 fn restart_adopts_or_cleans_up() {
     let f = Fixture::new();
-    let exe = std::env::current_exe().expect("exe");
-    let mut owner = Command::new(&exe)
-        .arg("__owner")
-        .args(f.child_args())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn owner");
-    let mut line = [0u8; 6];
-    owner
-        .stdout
-        .as_mut()
-        .expect("stdout")
-        .read_exact(&mut line)
-        .expect("owner ready");
-    assert_eq!(&line, b"ready\n");
-    owner.kill().expect("kill -9 owner");
-    owner.wait().expect("reap owner");
+    owner_killed(&f, f.dir.path());
 
     // Another runtime directory's sandbox under the same cgroup parent.
     let foreign: Vec<PathBuf> = ["memory", "pids", "cpu"]
@@ -1109,6 +1060,29 @@ fn restart_adopts_or_cleans_up() {
     assert!(rt.claimed_ranges().is_empty());
 }
 
+/// A child process creates the sandboxes "kept" and "lost" in
+/// `state_dir` (with `f`'s cgroup parent and disk directory) and is
+/// kill -9'd once they run.
+fn owner_killed(f: &Fixture, state_dir: &std::path::Path) {
+    let mut owner = Command::new(std::env::current_exe().expect("exe"))
+        .arg("__owner")
+        .arg(state_dir)
+        .args(&f.child_args()[1..])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn owner");
+    let mut line = [0u8; 6];
+    owner
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut line)
+        .expect("owner ready");
+    assert_eq!(&line, b"ready\n");
+    owner.kill().expect("kill -9 owner");
+    owner.wait().expect("reap owner");
+}
+
 fn owner_main(args: &[String]) -> ! {
     let config = support::config_from_args(args);
     let rt = Runtime::new(config).expect("runtime");
@@ -1133,14 +1107,7 @@ fn deadline_holds_without_an_owner() {
         .as_millis() as u64;
     spec.deadline_unix_ms = Some(now + 1500);
     let sb = f.rt.create(spec).expect("create");
-    let argv =
-        f.rt.exec_command("doomed", &ExecSpec::new(["sleep", "1000"]))
-            .expect("argv");
-    let mut shell = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn a shell");
+    let mut shell = spawn_exec(&f, "doomed", &["sleep", "1000"]);
     let t = Instant::now();
     wait_gone(sb.init_pid);
     assert!(
@@ -1166,22 +1133,7 @@ fn gc_removes_what_no_server_will_stop() {
         .prefix("layerlab-rt-")
         .tempdir_in("/dev/shm")
         .expect("temp dir");
-    let mut owner = Command::new(std::env::current_exe().expect("exe"))
-        .arg("__owner")
-        .arg(gone.path())
-        .args(&f.child_args()[1..])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn owner");
-    let mut line = [0u8; 6];
-    owner
-        .stdout
-        .as_mut()
-        .expect("stdout")
-        .read_exact(&mut line)
-        .expect("owner ready");
-    owner.kill().expect("kill -9 owner");
-    owner.wait().expect("reap owner");
+    owner_killed(&f, gone.path());
     let dirs = [gone.path().to_owned(), f.dir.path().to_owned()];
     let exe = std::env::current_exe().expect("exe");
     let listed = runtime::gc(&exe, Some(&dirs), true).expect("gc --dry-run");
@@ -1228,13 +1180,20 @@ fn rlimits_do_not_come_from_the_caller() {
         .output()
         .expect("run the caller");
     let report = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "{report} {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{report} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let mut hard = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: plain syscall with a valid out-parameter.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) }, 0);
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) },
+        0
+    );
     let nofile = hard.rlim_max.min(1 << 20).to_string();
     let lines: Vec<&str> = report.lines().collect();
     assert_eq!(
@@ -1242,19 +1201,29 @@ fn rlimits_do_not_come_from_the_caller() {
         Some(&[nofile.as_str(), nofile.as_str(), "0"][..]),
         "exec'd shell: nofile soft, hard, core: {report}"
     );
-    for (name, value) in [("Max open files", &nofile), ("Max core file size", &"0".to_owned())] {
+    for (name, value) in [
+        ("Max open files", &nofile),
+        ("Max core file size", &"0".to_owned()),
+    ] {
         let line = report
             .lines()
             .find(|l| l.starts_with(name))
             .unwrap_or_else(|| panic!("no {name} in init's limits: {report}"));
         let fields: Vec<&str> = line[name.len()..].split_whitespace().collect();
-        assert_eq!(fields.get(..2), Some(&[value.as_str(), value.as_str()][..]), "init: {line}");
+        assert_eq!(
+            fields.get(..2),
+            Some(&[value.as_str(), value.as_str()][..]),
+            "init: {line}"
+        );
     }
 }
 
 fn limits_main(args: &[String]) -> ! {
     // Soft limits only: raising a hard one may be denied (no CAP_SYS_RESOURCE).
-    for (resource, soft) in [(libc::RLIMIT_NOFILE, 256), (libc::RLIMIT_CORE, libc::RLIM_INFINITY)] {
+    for (resource, soft) in [
+        (libc::RLIMIT_NOFILE, 256),
+        (libc::RLIMIT_CORE, libc::RLIM_INFINITY),
+    ] {
         let mut lim = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
@@ -1411,6 +1380,19 @@ fn bad_input_is_rejected() {
 
 // ---- helpers ---------------------------------------------------------------
 
+/// Starts `argv` in sandbox `id` through the exec helper, as a terminal
+/// does, and leaves it running.
+fn spawn_exec(f: &Fixture, id: &str, argv: &[&str]) -> std::process::Child {
+    let argv =
+        f.rt.exec_command(id, &ExecSpec::new(argv.iter().copied()))
+            .expect("argv");
+    Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn the exec helper")
+}
+
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
@@ -1486,8 +1468,18 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("__probe") => support::probe::main(&args[2..]),
         Some("__owner") => owner_main(&args[2..]),
-        Some("__run_tty") => run_tty_main(&args[2..]),
-        Some("__run_notty") => run_notty_main(&args[2..]),
+        Some("__run_tty") => run_once_main(
+            &args[2..],
+            "tty",
+            "stty size; [ -t 0 ] || exit 9; exit 5",
+            true,
+        ),
+        Some("__run_notty") => run_once_main(
+            &args[2..],
+            "notty",
+            "echo pwned > /dev/tty; echo tty=$?; [ \"$(cut -d' ' -f6 /proc/$$/stat)\" = $$ ] && echo leader=yes",
+            false,
+        ),
         Some("__run_sleep") => run_sleep_main(&args[2..]),
         Some("__limits") => limits_main(&args[2..]),
         _ => {}
@@ -1534,7 +1526,10 @@ fn main() {
             "image_symlinks_cannot_redirect_setup_to_the_host",
             image_symlinks_cannot_redirect_setup_to_the_host,
         ),
-        ("mountinfo_shows_no_host_paths", mountinfo_shows_no_host_paths),
+        (
+            "mountinfo_shows_no_host_paths",
+            mountinfo_shows_no_host_paths,
+        ),
         (
             "network_loopback_and_bridge_only",
             network_loopback_and_bridge_only,

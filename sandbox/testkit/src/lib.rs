@@ -38,7 +38,8 @@ pub const CATALOG_STORE: &str = "/var/tmp/layerlab/test-data/store";
 /// an empty catalog.
 #[cfg(feature = "catalog")]
 pub fn ensure_catalog() {
-    let store = store::Store::open(std::path::Path::new(CATALOG_STORE)).expect("open the test store");
+    let store =
+        store::Store::open(std::path::Path::new(CATALOG_STORE)).expect("open the test store");
     let name = store::Reference::parse("workstation").expect("parse reference");
     if store.resolve(&images::hub(), &name).is_err() {
         let layerlab = std::env::current_exe().expect("the test's own executable");

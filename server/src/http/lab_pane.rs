@@ -86,9 +86,7 @@ async fn start(
     let refused = match state.labs.start(&user.id, lesson).await {
         Ok(_) => None,
         Err(
-            err @ (LabError::ServerFull(_)
-            | LabError::UserFull(_)
-            | LabError::MemoryFull { .. }),
+            err @ (LabError::ServerFull(_) | LabError::UserFull(_) | LabError::MemoryFull { .. }),
         ) => Some(err.to_string()),
         Err(err) => return Err(err.into()),
     };

@@ -124,10 +124,13 @@ impl Labs {
     /// The node limits of a lesson's labs; a lesson gone from the course
     /// since its lab started counts with the defaults.
     fn limits_of(&self, lesson: &str) -> SessionLimits {
-        self.node_limits.get(lesson).cloned().unwrap_or(SessionLimits {
-            cpus: Some(self.limits.cpus),
-            ..SessionLimits::default()
-        })
+        self.node_limits
+            .get(lesson)
+            .cloned()
+            .unwrap_or(SessionLimits {
+                cpus: Some(self.limits.cpus),
+                ..SessionLimits::default()
+            })
     }
 
     /// How long before an idle stop the page warns the student: a sixth of

@@ -140,15 +140,25 @@ impl UidPool {
         for slot in 0..self.count {
             let base = self.base(slot);
             let path = claim_path(base);
-            let Some(stale) = Claim::load(&path).filter(|c| !c.owner_alive()) else {
+            let Ok(seen) = fs::read(&path) else {
                 continue;
             };
+            let stale = match serde_json::from_slice::<Claim>(&seen) {
+                Ok(owner) => !owner.owner_alive(),
+                // Left half-written by a crash between create and write.
+                Err(_) => fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > UNWRITTEN_CLAIM_AGE)),
+            };
+            if !stale {
+                continue;
+            }
             let ids = host_ids
                 .get_or_insert_with(|| processes().into_iter().flat_map(|(_, ids)| ids).collect());
             if ids.iter().any(|&i| (base..base + RANGE_SIZE).contains(&i)) {
                 continue;
             }
-            if take_over(&path, &stale, &body)? {
+            if take_over(&path, &seen, &body)? {
                 return Ok(slot);
             }
         }
@@ -156,19 +166,22 @@ impl UidPool {
     }
 }
 
-/// Replaces the claim at `path` by `body` if it still names `stale`.
-fn take_over(path: &Path, stale: &Claim, body: &[u8]) -> Result<bool> {
+/// How old an unreadable claim must be before it counts as a crash's leftover.
+const UNWRITTEN_CLAIM_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Replaces the claim at `path` by `body` if it still holds `stale`.
+fn take_over(path: &Path, stale: &[u8], body: &[u8]) -> Result<bool> {
     let lock = fs::File::open(CLAIMS).map_err(Error::io("open", CLAIMS))?;
     // SAFETY: plain flock on a descriptor we own; released when it closes.
     crate::sys::check(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) })
         .map_err(Error::sys("lock the uid range claims"))?;
-    if Claim::load(path).as_ref() != Some(stale) {
+    if fs::read(path).ok().as_deref() != Some(stale) {
         return Ok(false);
     }
     let tmp = path.with_extension("new");
     fs::write(&tmp, body).map_err(Error::io("write", &tmp))?;
     fs::rename(&tmp, path).map_err(Error::io("rename", path))?;
-    tracing::info!(range = %path.display(), ?stale, "took over a uid range whose owner is gone");
+    tracing::info!(range = %path.display(), stale = %String::from_utf8_lossy(stale), "took over a uid range whose owner is gone");
     Ok(true)
 }
 

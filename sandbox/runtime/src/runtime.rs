@@ -47,7 +47,9 @@ pub struct RuntimeConfig {
     /// Directory on a disk-backed filesystem (never a tmpfs, whose pages
     /// would count as memory again) where each sandbox's writable layer is
     /// made: a sparse ext4 image of the disk limit, unlinked as soon as
-    /// its loop device holds it. `<state_dir>/disk` unless set.
+    /// its loop device holds it. It also keeps one empty template image
+    /// (a few hundred KiB on disk) per disk limit in use. `<state_dir>/disk`
+    /// unless set.
     pub disk_dir: PathBuf,
 }
 

@@ -377,3 +377,48 @@ pub fn is_tmpfs(path: &Path) -> bool {
         libc::statfs(p.as_ptr(), &mut st) == 0 && st.f_type as libc::c_long == TMPFS_MAGIC
     }
 }
+
+/// Copies the data extents of `src` into `dst` at the same offsets,
+/// leaving its holes unwritten: a sparse image stays sparse.
+pub fn copy_data(src: &std::fs::File, dst: &std::fs::File) -> io::Result<()> {
+    let mut offset: libc::off_t = 0;
+    loop {
+        // SAFETY: plain lseek on a descriptor we borrow.
+        let data = unsafe { libc::lseek(src.as_raw_fd(), offset, libc::SEEK_DATA) };
+        if data < 0 {
+            let e = io::Error::last_os_error();
+            // ENXIO: no data past `offset`.
+            return if e.raw_os_error() == Some(libc::ENXIO) {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(src.as_raw_fd(), data, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (mut from, mut to) = (data, data);
+        while from < hole {
+            // SAFETY: valid descriptors and offsets owned by this frame.
+            let n = unsafe {
+                libc::copy_file_range(
+                    src.as_raw_fd(),
+                    &mut from,
+                    dst.as_raw_fd(),
+                    &mut to,
+                    (hole - from) as usize,
+                    0,
+                )
+            };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+            }
+        }
+        offset = hole;
+    }
+}

@@ -375,7 +375,7 @@ async fn lab_memory_is_admitted_within_the_host_and_the_server_outlives_labs() {
         assert!(
             server
                 .log()
-                .contains("cannot lower the server's OOM priority"),
+                .contains("cannot lower the server's OOM priority (needs CAP_SYS_RESOURCE)"),
             "no CAP_SYS_RESOURCE, and the server does not say it stays at {adj}: {}",
             server.log()
         );
@@ -420,6 +420,52 @@ async fn lab_memory_admission_counts_the_running_labs() {
     );
     drop(guard);
     let (_id, _guard) = start_lab(&server, &eve).await;
+}
+
+/// A student filling the lab's disk gets "No space left on device" and
+/// keeps a working lab: the 1 GiB disk limit acts before the 512 MiB
+/// memory limit, which a full disk does not touch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_is_enospc_and_the_lab_lives() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    let server = lab_server(&data);
+    let (id, _guard) = start_lab(&server, &ada).await;
+    let mut term = connect(&server, &ada, &id, "node1", None).await.unwrap();
+    type_line(
+        &mut term,
+        // The brackets keep the echoed command line from matching.
+        "dd if=/dev/zero of=/fill bs=1M count=1200 2>&1 | grep -o 'No spac[e] left on device'; echo dd-exit=$((40+2))",
+    )
+    .await;
+    let seen = read_until(&mut term, "dd-exit=42").await;
+    assert!(seen.contains("No space left on device"), "{seen}");
+    type_line(&mut term, "rm /fill; echo still-$((6*7))").await;
+    read_until(&mut term, "still-42").await;
+}
+
+/// Two installations on one host (two data directories, two servers)
+/// never map their labs' root to the same host uid.
+#[tokio::test(flavor = "multi_thread")]
+async fn labs_of_two_servers_get_different_host_uids() {
+    let (one, two) = (temp_dir(), temp_dir());
+    let (ada, eve) = (user_token(&one, "ada"), user_token(&two, "eve"));
+    let (first, second) = (lab_server(&one), lab_server(&two));
+    let (a, _a) = start_lab(&first, &ada).await;
+    let (b, _b) = start_lab(&second, &eve).await;
+    let base = |data: &tempfile::TempDir, id: &str| {
+        let state = data
+            .path()
+            .join(format!("runtime/sandboxes/{id}/state.json"));
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(state).expect("lab state")).unwrap();
+        state["uid_base"].as_u64().expect("uid_base")
+    };
+    assert_ne!(
+        base(&one, &a),
+        base(&two, &b),
+        "two servers mapped their labs' root to the same host uid"
+    );
 }
 
 /// One lab must not take every core: labs get the server's CPU cap

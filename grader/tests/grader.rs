@@ -8,7 +8,7 @@
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -48,8 +48,7 @@ struct Lab {
     host: EmbeddedHost,
     cgroup_parent: String,
     course: course::Course,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
-    uid_block: PathBuf,
+    _dirs: (tempfile::TempDir, tempfile::TempDir, tempfile::TempDir),
 }
 
 const ID: &str = "grader-node";
@@ -75,11 +74,6 @@ impl Lab {
             state.path(),
             std::env::current_exe().expect("current exe"),
         );
-        let (block, uid_block) = testkit::reserve_uid_block();
-        config.uid_pool = runtime::UidPool {
-            first: (3 << 29) + block * testkit::SLOTS_PER_BLOCK * 65536,
-            count: testkit::SLOTS_PER_BLOCK,
-        };
         let cgroup_parent = format!(
             "layerlab-grader-test-{}-{}",
             std::process::id(),
@@ -87,6 +81,8 @@ impl Lab {
         );
         config.cgroup_parent = cgroup_parent.clone();
         config.stop_grace = Duration::from_secs(1);
+        let disk = testkit::disk_dir();
+        config.disk_dir = disk.path().to_owned();
         let host = EmbeddedHost::new(config).expect("create embedded host");
         host.create_session(SessionSpec::new(ID))
             .expect("create the node");
@@ -94,8 +90,7 @@ impl Lab {
             host,
             cgroup_parent,
             course,
-            _dirs: (lessons, state),
-            uid_block,
+            _dirs: (lessons, state, disk),
         }
     }
 
@@ -147,7 +142,6 @@ impl Drop for Lab {
                     .join(&self.cgroup_parent),
             );
         }
-        let _ = std::fs::remove_file(&self.uid_block);
     }
 }
 

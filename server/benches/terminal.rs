@@ -247,7 +247,6 @@ async fn layerlab(work: &Path) -> Result<Figures> {
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data])
         .args(["--store-dir", &format!("{catalog}/store")])
         .args(["--cgroup-parent", &cgroup])
-        .args(["--lab-uid-first", "2952790016", "--lab-uid-slots", "2"])
         .env("LAYERLAB_LOG", "warn,layerlab=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -107,6 +107,18 @@ pub struct ServeArgs {
     #[arg(long, env = "LAYERLAB_MAX_LABS", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_labs: u32,
 
+    /// CPU time a lab may use, in CPUs (e.g. 0.5, 2), unless its lesson
+    /// sets `node.limits.cpus`: no lab can take every core.
+    #[arg(long, env = "LAYERLAB_LAB_CPUS", default_value_t = 1.0, value_parser = parse_cpus)]
+    pub lab_cpus: f64,
+
+    /// How much of the host's memory labs may reserve, as a multiple of
+    /// what it has (less 1 GiB kept for the host and the server): 1.0
+    /// admits labs until their memory limits add up to that, 2.0 promises
+    /// twice as much; beyond it new labs are refused ("lab slots are full").
+    #[arg(long, env = "LAYERLAB_LAB_MEMORY_OVERCOMMIT", default_value_t = 1.0, value_parser = parse_overcommit)]
+    pub lab_memory_overcommit: f64,
+
     /// Most labs one user may run at once.
     #[arg(long, env = "LAYERLAB_MAX_LABS_PER_USER", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_labs_per_user: u32,
@@ -125,7 +137,9 @@ pub struct ServeArgs {
     #[arg(long, env = "LAYERLAB_CGROUP_PARENT")]
     pub cgroup_parent: Option<String>,
 
-    /// First host uid of the ranges labs' root users map to (65536 per lab).
+    /// First host uid of the ranges labs' root users map to (65536 per
+    /// lab; a multiple of 65536). Ranges are claimed host-wide, so servers
+    /// sharing a machine never get the same one, whatever this says.
     #[arg(long, env = "LAYERLAB_LAB_UID_FIRST", requires = "lab_uid_slots")]
     pub lab_uid_first: Option<u32>,
 
@@ -215,6 +229,18 @@ pub enum SandboxCommand {
     /// Run a command in a fresh sandbox made from a catalog image and pass
     /// its exit code through.
     Run(SandboxRunArgs),
+    /// List and remove the sandboxes on this host that nothing will stop:
+    /// those of data directories no server (or `sandbox run`) has open,
+    /// and those past their deadline. Works across every data directory.
+    Gc {
+        /// Only list them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Look only at the sandboxes of this data directory (repeatable);
+        /// every data directory on the host by default.
+        #[arg(long = "only", value_name = "DATA_DIR")]
+        only: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -319,6 +345,25 @@ fn parse_auth(text: &str) -> Result<String, String> {
             "{text:?} authentication is not supported; layerlab's registry does htpasswd basic auth (REGISTRY_AUTH=htpasswd with REGISTRY_AUTH_HTPASSWD_PATH)"
         ))
     }
+}
+
+/// A number above 0 and at most `max`.
+fn positive(text: &str, max: f64) -> Option<f64> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n > 0.0 && *n <= max)
+}
+
+fn parse_cpus(text: &str) -> Result<f64, String> {
+    positive(text, 1024.0).ok_or_else(|| {
+        format!("{text:?} is not a number of CPUs; use a number above 0, like 0.5 or 2")
+    })
+}
+
+fn parse_overcommit(text: &str) -> Result<f64, String> {
+    positive(text, 100.0)
+        .ok_or_else(|| format!("{text:?} is not a ratio; use a number above 0, like 1 or 1.5"))
 }
 
 /// Durations like `30m`, `4h`, `90s` (humantime's syntax), at least a

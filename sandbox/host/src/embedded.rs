@@ -42,6 +42,9 @@ pub struct EmbeddedConfig {
     pub uid_pool: UidPool,
     /// Name of the cgroup directory that holds every node.
     pub cgroup_parent: String,
+    /// Where nodes' writable layers live while they run: a directory on
+    /// disk, never a tmpfs (`<runtime_state_dir>/disk` by default).
+    pub disk_dir: PathBuf,
     /// How long a node may take to end after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
 }
@@ -59,6 +62,7 @@ impl EmbeddedConfig {
             helper_exe: rt.helper_exe,
             uid_pool: rt.uid_pool,
             cgroup_parent: rt.cgroup_parent,
+            disk_dir: rt.disk_dir,
             stop_grace: Duration::from_secs(5),
         }
     }
@@ -67,6 +71,7 @@ impl EmbeddedConfig {
         let mut c = RuntimeConfig::new(&self.runtime_state_dir, &self.helper_exe);
         c.uid_pool = self.uid_pool;
         c.cgroup_parent = self.cgroup_parent.clone();
+        c.disk_dir = self.disk_dir.clone();
         c
     }
 }
@@ -384,6 +389,9 @@ impl EmbeddedHost {
                 engine::SOCKET_NAME
             ),
         ));
+        sb.deadline_unix_ms = spec
+            .max_lifetime
+            .map(|l| rec.created_unix_ms.saturating_add(l.as_millis() as u64));
         self.rt.create(sb)?;
         self.engines.start(&rec.id, rec.engine_resources())?;
         let Some(script) = &spec.setup else {

@@ -106,7 +106,8 @@ pub enum SessionState {
 pub struct SessionLimits {
     pub memory_bytes: u64,
     pub pids: u64,
-    /// CPU time as a number of CPUs (e.g. 0.5); `None` for no cap.
+    /// CPU time as a number of CPUs (e.g. 0.5); `None` for no cap. One CPU
+    /// by default, so no node takes every core of its host.
     pub cpus: Option<f64>,
 }
 
@@ -115,7 +116,7 @@ impl Default for SessionLimits {
         Self {
             memory_bytes: 512 << 20,
             pids: 512,
-            cpus: None,
+            cpus: Some(1.0),
         }
     }
 }
@@ -132,6 +133,9 @@ pub struct SessionSpec {
     /// exit fails the creation (and removes the session).
     pub setup: Option<String>,
     pub setup_timeout: Duration,
+    /// The node ends this long after it starts, even when no server runs
+    /// any more to reap it (its init enforces it); `None` for no limit.
+    pub max_lifetime: Option<Duration>,
 }
 
 impl SessionSpec {
@@ -143,6 +147,7 @@ impl SessionSpec {
             limits: SessionLimits::default(),
             setup: None,
             setup_timeout: Duration::from_secs(120),
+            max_lifetime: None,
         }
     }
 }
@@ -177,6 +182,15 @@ impl SessionInfo {
     pub fn expiry_reason(&self, policy: &Expiry, now: SystemTime) -> Option<ExpiryReason> {
         match self.state {
             SessionState::Starting => None,
+            // The node's init ends it at its lifetime by itself.
+            SessionState::Exited
+                if self
+                    .created
+                    .checked_add(policy.max_lifetime)
+                    .is_some_and(|at| now >= at) =>
+            {
+                Some(ExpiryReason::Lifetime)
+            }
             SessionState::Exited => Some(ExpiryReason::Exited),
             SessionState::Running => self
                 .next_expiry(policy)

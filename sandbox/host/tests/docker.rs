@@ -13,13 +13,12 @@ const STORE: &str = testkit::CATALOG_STORE;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A host on its own state dir, uid block and cgroup parent, destroying
-/// its labs on drop.
+/// A host on its own state dir and cgroup parent, destroying its labs on
+/// drop.
 struct Labs {
     host: Option<EmbeddedHost>,
     config: EmbeddedConfig,
-    _dir: tempfile::TempDir,
-    uid_block: std::path::PathBuf,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
 /// What a command printed and how it ended.
@@ -37,24 +36,19 @@ impl Labs {
             .expect("temp dir");
         let mut config =
             EmbeddedConfig::new(STORE, dir.path(), std::env::current_exe().expect("exe"));
-        let (block, uid_block) = testkit::reserve_uid_block();
-        // A region of its own, above the host suite's (1 << 29).
-        config.uid_pool = runtime::UidPool {
-            first: (5 << 28) + block * testkit::SLOTS_PER_BLOCK * 65536,
-            count: testkit::SLOTS_PER_BLOCK,
-        };
         config.cgroup_parent = format!(
             "layerlab-docker-test-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
         config.stop_grace = Duration::from_secs(1);
+        let disk = testkit::disk_dir();
+        config.disk_dir = disk.path().to_owned();
         let host = EmbeddedHost::new(config.clone()).expect("create embedded host");
         Labs {
             host: Some(host),
             config,
-            _dir: dir,
-            uid_block,
+            _dirs: (dir, disk),
         }
     }
 
@@ -132,7 +126,6 @@ impl Drop for Labs {
                 let _ = host.destroy_session(&s.id);
             }
         }
-        let _ = std::fs::remove_file(&self.uid_block);
     }
 }
 
@@ -490,9 +483,15 @@ fn names_limits_and_unsupported_features_say_so() {
     );
     labs.fails(
         &lab,
-        "docker run -d -p 8080:80 busybox true",
+        "docker run --network host busybox true",
         125,
-        "publishing ports (-p) is not supported by this engine yet",
+        "network \"host\" is not supported by this engine yet",
+    );
+    labs.fails(
+        &lab,
+        "docker run -v /:/host busybox true",
+        125,
+        "volumes (-v) are not supported by this engine yet",
     );
     labs.ok(
         &lab,

@@ -21,13 +21,12 @@ const WAIT: Duration = Duration::from_secs(20);
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A host on its own state dir, uid block and cgroup parent; on drop it
-/// destroys every session still recorded and removes what it reserved.
+/// A host on its own state dir and cgroup parent; on drop it destroys
+/// every session still recorded and removes what it made.
 struct Fixture {
     host: EmbeddedHost,
     config: EmbeddedConfig,
-    _dir: tempfile::TempDir,
-    uid_block: std::path::PathBuf,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
 impl Fixture {
@@ -41,23 +40,19 @@ impl Fixture {
             dir.path(),
             std::env::current_exe().expect("current exe"),
         );
-        let (block, uid_block) = testkit::reserve_uid_block();
-        config.uid_pool = runtime::UidPool {
-            first: (1 << 29) + block * testkit::SLOTS_PER_BLOCK * 65536,
-            count: testkit::SLOTS_PER_BLOCK,
-        };
         config.cgroup_parent = format!(
             "layerlab-host-test-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
         config.stop_grace = Duration::from_secs(1);
+        let disk = testkit::disk_dir();
+        config.disk_dir = disk.path().to_owned();
         let host = EmbeddedHost::new(config.clone()).expect("create embedded host");
         Self {
             host,
             config,
-            _dir: dir,
-            uid_block,
+            _dirs: (dir, disk),
         }
     }
 
@@ -82,6 +77,7 @@ impl Fixture {
         let mut rc =
             runtime::RuntimeConfig::new(&self.config.runtime_state_dir, &self.config.helper_exe);
         rc.uid_pool = self.config.uid_pool;
+        rc.disk_dir = self.config.disk_dir.clone();
         rc.cgroup_parent = self.config.cgroup_parent.clone();
         runtime::Runtime::new(rc).expect("runtime on the host's state dir")
     }
@@ -144,7 +140,6 @@ impl Drop for Fixture {
                     .join(&self.config.cgroup_parent),
             );
         }
-        let _ = std::fs::remove_file(&self.uid_block);
     }
 }
 
@@ -214,6 +209,28 @@ fn terminal_runs_a_shell_resizes_and_exits_with_its_code() {
         .write_all(b"echo hello-$((40+2))\n")
         .expect("type into terminal");
     screen.wait_for("hello-42");
+    // The terminal's exec helper, a fork of which entered the node, runs
+    // from the sealed copy of the binary, not from the host's file.
+    let state_dir = f.config.runtime_state_dir.display().to_string();
+    let helpers: Vec<String> = std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("__layerlab-runtime-exec") && c.contains(&state_dir)
+            })
+        })
+        .filter_map(|e| std::fs::read_link(e.path().join("exe")).ok())
+        .map(|exe| exe.display().to_string())
+        .collect();
+    assert!(!helpers.is_empty(), "no exec helper of the terminal found");
+    for exe in &helpers {
+        assert!(
+            exe.starts_with("/memfd:layerlab-helper"),
+            "the terminal's helper runs the host's binary file: {exe}"
+        );
+    }
     resizer
         .resize(TerminalSize {
             cols: 100,

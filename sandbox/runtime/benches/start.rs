@@ -147,6 +147,8 @@ fn main() {
         count: (CAPACITY + 16) as u32,
     };
     config.cgroup_parent = format!("layerlab-bench-{}", std::process::id());
+    let disk = testkit::disk_dir();
+    config.disk_dir = disk.path().to_owned();
     let rt = Runtime::new(config.clone()).expect("runtime");
     let cleanup = Cleanup(&rt, &config.cgroup_parent);
     let spec = |id: &str| SandboxSpec::new(id, layers.clone());

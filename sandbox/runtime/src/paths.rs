@@ -10,18 +10,22 @@
 //!                           uid range, cgroup names; rewritten atomically
 //!       helper-error        why the create helper failed (absent on success)
 //!       activity            empty file; its mtime is the last activity
-//!   mnt/                    empty mount point shared by all sandboxes: each attaches
-//!                           its rootfs here inside its own mount namespace only, so
-//!                           the host never has a mount point to detach or remove
-//!   uid-slots/
-//!     <n>                   allocation of uid range n, holds the owning sandbox id;
-//!                           created with O_EXCL, removed when the sandbox is gone
+//!   lock                    held shared by every Runtime open on this directory
+//!                           (`sandbox gc` treats a directory nobody holds as unserved)
 //! ```
+//!
+//! Outside this tree, shared by every runtime on the host: uid range claims
+//! (see `userns`), and [`MOUNT_POINT`], the empty directory each sandbox
+//! attaches its rootfs to inside its own mount namespace only (so the host
+//! never has a mount point to detach or remove). It is a fixed, neutral
+//! path because the overlay's options name it in the sandbox's
+//! `/proc/self/mountinfo`: a path under the state directory would show
+//! the data directory's host path to the student.
 //!
 //! No mount, network namespace or veth of a sandbox appears on the host:
 //! they live only in the sandbox's namespaces, so killing its processes
-//! releases them. Host-side leftovers are exactly: this tree, the uid slot and
-//! the cgroup directories named in state.json.
+//! releases them. Host-side leftovers are exactly: this tree, the uid range
+//! claim and the cgroup directories named in state.json.
 
 use std::path::{Path, PathBuf};
 
@@ -66,18 +70,13 @@ impl Layout {
         self.sandbox(id).join("activity")
     }
 
-    pub fn mount_point(&self) -> PathBuf {
-        self.root.join("mnt")
-    }
-
-    pub fn uid_slots(&self) -> PathBuf {
-        self.root.join("uid-slots")
-    }
-
-    pub fn uid_slot(&self, slot: u32) -> PathBuf {
-        self.uid_slots().join(slot.to_string())
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("lock")
     }
 }
+
+/// Where every sandbox attaches its rootfs, in its own mount namespace.
+pub const MOUNT_POINT: &str = "/run/layerlab/rootfs";
 
 /// Sandbox ids become path components and cgroup names: keep them to a
 /// small alphabet so no id can traverse or collide with our own files.

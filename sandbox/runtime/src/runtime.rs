@@ -20,9 +20,10 @@ use crate::error::{Error, Result};
 use crate::helper;
 use crate::paths::{Layout, check_id};
 use crate::process::HelperConfig;
+use crate::sealed::SealedExe;
 use crate::spec::{ExecOutput, ExecSpec, ExitStatus, SandboxSpec};
 use crate::state::{self, State, Status, now_unix_ms, process_start_time};
-use crate::userns::UidPool;
+use crate::userns::{self, Claim, UidPool};
 
 /// How long `exec` keeps reading output after its command exited, for
 /// background processes that still hold the pipes.
@@ -43,12 +44,21 @@ pub struct RuntimeConfig {
     pub uid_pool: UidPool,
     /// Name of the cgroup directory (per hierarchy) that holds all sandboxes.
     pub cgroup_parent: String,
+    /// Directory on a disk-backed filesystem (never a tmpfs, whose pages
+    /// would count as memory again) where each sandbox's writable layer is
+    /// made: a sparse ext4 image of the disk limit, unlinked as soon as
+    /// its loop device holds it. It also keeps one empty template image
+    /// (a few hundred KiB on disk) per disk limit in use. `<state_dir>/disk`
+    /// unless set.
+    pub disk_dir: PathBuf,
 }
 
 impl RuntimeConfig {
     pub fn new(state_dir: impl Into<PathBuf>, helper_exe: impl Into<PathBuf>) -> Self {
+        let state_dir = state_dir.into();
         Self {
-            state_dir: state_dir.into(),
+            disk_dir: state_dir.join("disk"),
+            state_dir,
             helper_exe: helper_exe.into(),
             uid_pool: UidPool::default(),
             cgroup_parent: "layerlab".to_owned(),
@@ -90,6 +100,12 @@ pub struct Runtime {
     config: RuntimeConfig,
     layout: Layout,
     cgroup_version: Version,
+    /// The helper executable the sandboxes are entered through: a sealed
+    /// copy, never the file at `config.helper_exe` (see `sealed`).
+    helper: Arc<SealedExe>,
+    /// Held (shared) for as long as this runtime lives: the directory is
+    /// served; `sandbox gc` leaves its sandboxes alone.
+    _lock: fs::File,
     /// Exit statuses of inits this process reaped (they are our children
     /// thanks to CLONE_PARENT); adopted sandboxes are not.
     exited: Arc<Exits>,
@@ -97,6 +113,12 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self> {
+        Self::open(config, None)
+    }
+
+    /// `held`: the directory's lock file already locked (exclusively, by
+    /// `gc`); otherwise it is taken shared, waiting while a gc runs.
+    pub(crate) fn open(config: RuntimeConfig, held: Option<fs::File>) -> Result<Self> {
         config.uid_pool.validate()?;
         if config.cgroup_parent.is_empty()
             || check_id(&config.cgroup_parent.replace('/', "-")).is_err()
@@ -106,11 +128,32 @@ impl Runtime {
                 config.cgroup_parent
             )));
         }
+        let mut config = config;
         let layout = Layout::new(&config.state_dir);
-        for d in [layout.sandboxes(), layout.uid_slots(), layout.mount_point()] {
+        for d in [
+            layout.sandboxes(),
+            crate::paths::MOUNT_POINT.into(),
+            config.disk_dir.clone(),
+        ] {
             fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
         }
+        // Uid range claims name their owner by this path, host-wide.
+        config.state_dir =
+            fs::canonicalize(&config.state_dir).map_err(Error::io("resolve", &config.state_dir))?;
+        let layout = Layout::new(&config.state_dir);
+        let lock = match held {
+            Some(lock) => lock,
+            None => {
+                let lock = open_lock(&layout)?;
+                // SAFETY: plain flock on a descriptor we own.
+                crate::sys::check(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_SH) })
+                    .map_err(Error::io("lock", layout.lock()))?;
+                lock
+            }
+        };
         Ok(Self {
+            _lock: lock,
+            helper: SealedExe::of(&config.helper_exe)?,
             config,
             layout,
             cgroup_version: cgroups::detect(),
@@ -166,6 +209,12 @@ impl Runtime {
                 )));
             }
         }
+        if crate::sys::is_tmpfs(&self.config.disk_dir) {
+            return Err(Error::InvalidSpec(format!(
+                "the writable layers' directory {} is on a tmpfs, where a full disk would use memory: choose a directory on disk",
+                self.config.disk_dir.display()
+            )));
+        }
         let id = spec.id.clone();
         let dir = self.layout.sandbox(&id);
         match fs::create_dir(&dir) {
@@ -176,7 +225,7 @@ impl Runtime {
             Err(e) => return Err(Error::io("create", &dir)(e)),
         }
         let started = Instant::now();
-        let mut slot = None;
+        let mut claimed = None;
         let r = (|| {
             let (s, uid_base, cgroup_dirs, sibling) = match &spec.sibling_of {
                 // The node's slot is recorded but never released for us:
@@ -198,10 +247,11 @@ impl Runtime {
                     (ns.uid_slot, ns.uid_base, dirs, Some(sibling))
                 }
                 None => {
-                    let s = self.config.uid_pool.allocate(&self.layout, &id)?;
-                    slot = Some(s);
+                    let s = self.config.uid_pool.allocate(&self.claim(&id))?;
+                    let uid_base = self.config.uid_pool.base(s);
+                    claimed = Some(uid_base);
                     let dirs = cgroups::dirs(self.cgroup_version, &self.config.cgroup_parent, &id);
-                    (s, self.config.uid_pool.base(s), dirs, None)
+                    (s, uid_base, dirs, None)
                 }
             };
             if let Launch::Attached(stdio) = &launch {
@@ -220,7 +270,7 @@ impl Runtime {
             };
             st.save(&self.layout.state(&id))?;
             cgroups::create(self.cgroup_version, &cgroup_dirs, &spec.limits)?;
-            let rootfs = self.layout.mount_point();
+            let rootfs = crate::paths::MOUNT_POINT.into();
             fs::write(self.layout.activity(&id), b"")
                 .map_err(Error::io("create", self.layout.activity(&id)))?;
             let cfg = HelperConfig {
@@ -229,9 +279,11 @@ impl Runtime {
                 uid_base,
                 cgroups: cgroup_dirs,
                 rootfs,
+                disk_image: self.disk_image(&id),
                 state: self.layout.state(&id),
                 error: self.layout.helper_error(&id),
-                foreground: matches!(launch, Launch::Foreground),
+                foreground: matches!(launch, Launch::Foreground { .. }),
+                terminal: matches!(launch, Launch::Foreground { terminal: true }),
                 attached: match &launch {
                     Launch::Attached(stdio) => Some(crate::process::Attached { tty: stdio.tty }),
                     _ => None,
@@ -256,7 +308,7 @@ impl Runtime {
             }
             Err(failure) => {
                 warn!(id = %id, error = %failure, "sandbox create failed; removing its leftovers");
-                match self.destroy(&id, slot) {
+                match self.destroy(&id, claimed) {
                     Ok(()) => Err(failure),
                     Err(cleanup) => Err(Error::WithCleanup {
                         failure: Box::new(failure),
@@ -283,7 +335,7 @@ impl Runtime {
     /// foreground ones, whose stdio is the caller's. Only the latter needs
     /// `pre_exec` (and so a real fork of the caller); servers use the former.
     fn run_create_helper(&self, id: &str, launch: Launch) -> Result<()> {
-        let mut cmd = StdCommand::new(&self.config.helper_exe);
+        let mut cmd = StdCommand::new(self.helper.path());
         cmd.arg(helper::CREATE)
             .arg(self.layout.config(id))
             .env_clear();
@@ -440,7 +492,9 @@ impl Runtime {
 
     /// The command line that runs `spec` inside sandbox `id` with whatever
     /// stdio it is started with — what the server hands to portable-pty for
-    /// terminals: `[helper_exe, "__layerlab-runtime-exec", …, id, "--", argv…]`.
+    /// terminals: `[helper, "__layerlab-runtime-exec", …, id, "--", argv…]`,
+    /// where `helper` is the sealed copy of the helper executable as a
+    /// `/proc/<our pid>/fd/<n>` path, valid while this process lives.
     /// `spec.timeout` does not apply (the caller owns the process).
     pub fn exec_command(&self, id: &str, spec: &ExecSpec) -> Result<Vec<OsString>> {
         check_id(id)?;
@@ -455,7 +509,7 @@ impl Runtime {
         }
         let _ = self.touch(id);
         let mut v: Vec<OsString> = vec![
-            self.config.helper_exe.clone().into(),
+            self.helper.path().into(),
             helper::EXEC.into(),
             "--state-dir".into(),
             self.layout.root().into(),
@@ -538,7 +592,7 @@ impl Runtime {
         if let Some(pidfd) = self.signal_init(&st, libc::SIGTERM) {
             wait_readable(pidfd.as_raw_fd(), grace);
         }
-        self.destroy(id, Some(st.uid_slot))
+        self.destroy(id, Some(st.uid_base))
     }
 
     /// Sends `signal` to the sandbox's init, which passes it on to its
@@ -578,9 +632,32 @@ impl Runtime {
         Some(pidfd)
     }
 
+    /// Exists only while a create is under way (or after it crashed).
+    fn disk_image(&self, id: &str) -> PathBuf {
+        self.config.disk_dir.join(format!("{id}.img"))
+    }
+
+    fn claim(&self, id: &str) -> Claim {
+        Claim {
+            state_dir: self.layout.root().to_owned(),
+            id: id.to_owned(),
+        }
+    }
+
+    /// The uid ranges this state directory's sandboxes hold on the host:
+    /// first host id and sandbox id.
+    pub fn claimed_ranges(&self) -> Vec<(u32, String)> {
+        userns::claims()
+            .into_iter()
+            .filter(|(_, c)| c.state_dir == self.layout.root())
+            .map(|(base, c)| (base, c.id))
+            .collect()
+    }
+
     /// Kills what is left and removes every host-side trace of `id`, after
-    /// that of its siblings, whose cgroups live inside its own.
-    fn destroy(&self, id: &str, slot: Option<u32>) -> Result<()> {
+    /// that of its siblings (whose cgroups live inside its own), releasing
+    /// its uid range (starting at `uid_base`) last.
+    fn destroy(&self, id: &str, uid_base: Option<u32>) -> Result<()> {
         for sibling in self.siblings_of(id) {
             self.destroy(&sibling, None)?;
         }
@@ -595,8 +672,14 @@ impl Runtime {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", &dir)(e)),
         }
-        if let Some(s) = slot {
-            UidPool::release(&self.layout, s, id)?;
+        let image = self.disk_image(id);
+        match fs::remove_file(&image) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &image)(e)),
+        }
+        if let Some(base) = uid_base {
+            userns::release(base, &self.claim(id))?;
         }
         if let Ok(mut m) = self.exited.map.lock() {
             m.remove(id);
@@ -731,8 +814,8 @@ impl Runtime {
     }
 
     /// Run once at start: keeps sandboxes whose init still runs, removes
-    /// every trace of the others (processes, cgroups, state, uid slots),
-    /// including uid slots left without a state record.
+    /// every trace of the others (processes, cgroups, state, uid ranges),
+    /// including uid ranges this directory claimed without a state record.
     ///
     /// Cgroups under the parent without a state record here are left
     /// alone: a sandbox's state is saved before its cgroup is created and
@@ -755,7 +838,7 @@ impl Runtime {
             match State::load(&self.layout.state(&id)) {
                 Ok(st) if self.alive(&st) => report.adopted.push(id),
                 Ok(st) => {
-                    self.destroy(&id, Some(st.uid_slot))?;
+                    self.destroy(&id, Some(st.uid_base))?;
                     report.cleaned.push(id);
                 }
                 Err(_) => {
@@ -765,8 +848,11 @@ impl Runtime {
             }
         }
         tracing::info!(adopted = ?report.adopted, cleaned = ?report.cleaned, "sandboxes found at start-up");
-        for (slot, owner) in UidPool::orphans(&self.layout) {
-            UidPool::release(&self.layout, slot, &owner)?;
+        // Ranges claimed by a create that crashed before its first record.
+        for (base, id) in self.claimed_ranges() {
+            if !self.layout.sandbox(&id).exists() {
+                userns::release(base, &self.claim(&id))?;
+            }
         }
         Ok(report)
     }
@@ -774,11 +860,12 @@ impl Runtime {
     /// Creates a fresh sandbox whose init runs `argv` with the caller's
     /// stdio, waits for it, destroys the sandbox and returns the status.
     /// See [`crate::run_once`].
-    pub(crate) fn run_foreground(&self, spec: SandboxSpec) -> Result<ExitStatus> {
+    pub(crate) fn run_foreground(&self, spec: SandboxSpec, terminal: bool) -> Result<ExitStatus> {
         let id = spec.id.clone();
-        let sb = self.create_inner(spec, Launch::Foreground)?;
-        // The terminal's ^C and ^\ reach the sandboxed command directly (it
-        // is in our foreground process group); we must outlive it to clean up.
+        let sb = self.create_inner(spec, Launch::Foreground { terminal })?;
+        // The terminal's ^C and ^\ reach the sandboxed command (directly on
+        // a terminal, through its init otherwise); we must outlive it to
+        // clean up.
         let old = ignore_interactive_signals();
         let status = wait_child(sb.init_pid);
         restore_signals(old);
@@ -836,14 +923,24 @@ fn give_streams(stdio: &Stdio3, uid_base: u32) -> Result<()> {
 enum Launch {
     /// /dev/null; lives on its own (nodes).
     Detached,
-    /// The caller's stdio; dies with the caller (`run_once`).
-    Foreground,
+    /// The caller's stdio, on its `terminal` or not; dies with the
+    /// caller (`run_once`).
+    Foreground { terminal: bool },
     /// Streams the caller serves; lives on its own (containers).
     Attached(Stdio3),
 }
 
-/// Waits (up to `timeout`) until `fd` is readable; a pidfd is readable once
-/// its process has exited.
+/// The state directory's lock file, created when missing.
+pub(crate) fn open_lock(layout: &Layout) -> Result<fs::File> {
+    let path = layout.lock();
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io("open", path))
+}
+
 fn pipe() -> std::io::Result<(fs::File, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: valid out-array.
@@ -852,6 +949,8 @@ fn pipe() -> std::io::Result<(fs::File, OwnedFd)> {
     Ok(unsafe { (fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Waits (up to `timeout`) until `fd` is readable; a pidfd is readable once
+/// its process has exited.
 fn wait_readable(fd: i32, timeout: Duration) {
     if fd < 0 {
         std::thread::sleep(timeout.min(Duration::from_millis(10)));

@@ -45,6 +45,11 @@ pub struct SandboxSpec {
     /// both together.
     #[serde(default)]
     pub sibling_of: Option<String>,
+    /// When the sandbox must end (milliseconds since the Unix epoch),
+    /// whoever owns it and whether or not a server runs: its init stops
+    /// everything at that moment (SIGTERM, SIGKILL 5 s later) and exits.
+    #[serde(default)]
+    pub deadline_unix_ms: Option<u64>,
 }
 
 impl SandboxSpec {
@@ -63,6 +68,7 @@ impl SandboxSpec {
             hosts: Vec::new(),
             links: Vec::new(),
             sibling_of: None,
+            deadline_unix_ms: None,
         }
     }
 
@@ -164,8 +170,12 @@ pub struct Limits {
     pub cpu_weight: u64,
     /// Hard CPU cap in CPUs (e.g. 1.5); `None` leaves it uncapped.
     pub cpus: Option<f64>,
-    /// Size of the writable layer (a tmpfs), which is all a sandbox can fill.
+    /// Size of the writable layer, which is all a sandbox can fill: an ext4
+    /// filesystem on disk, so filling it gives ENOSPC and costs no memory
+    /// limit (memory and disk are two separate limits).
     pub disk_bytes: u64,
+    /// Inodes of the writable layer (rounded up by mke2fs to whole inode
+    /// table blocks).
     pub disk_inodes: u64,
 }
 

@@ -52,7 +52,8 @@ pub struct State {
     /// Start time of `init_pid` in clock ticks since boot, so a recycled pid
     /// is never mistaken for our init.
     pub init_start_time: Option<u64>,
-    /// Slot in the uid pool; its range starts at `uid_base`.
+    /// Slot in the runtime's uid pool; its range (claimed host-wide) starts
+    /// at `uid_base`.
     pub uid_slot: u32,
     pub uid_base: u32,
     /// Every cgroup directory created for the sandbox, one per hierarchy.

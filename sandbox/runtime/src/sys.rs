@@ -17,6 +17,7 @@ pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const FSOPEN_CLOEXEC: libc::c_uint = 1;
@@ -116,6 +117,22 @@ impl FsContext {
                 FSCONFIG_SET_STRING,
                 k.as_ptr(),
                 v.as_ptr(),
+                0,
+            )
+        })
+        .map(drop)
+    }
+
+    pub fn set_flag(&self, key: &str) -> io::Result<()> {
+        let k = cstring(key)?;
+        // SAFETY: valid C string, fd owned by self; a flag has no value.
+        cvt(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                self.0.as_raw_fd(),
+                FSCONFIG_SET_FLAG,
+                k.as_ptr(),
+                std::ptr::null::<libc::c_char>(),
                 0,
             )
         })
@@ -247,4 +264,161 @@ pub fn open_path(path: &Path) -> io::Result<OwnedFd> {
     let fd = check(unsafe { libc::open(p.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
     // SAFETY: fresh descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
+const LO_FLAGS_DIRECT_IO: u32 = 16;
+
+/// `struct loop_info64`.
+#[repr(C)]
+struct LoopInfo64 {
+    device: u64,
+    inode: u64,
+    rdevice: u64,
+    offset: u64,
+    sizelimit: u64,
+    number: u32,
+    encrypt_type: u32,
+    encrypt_key_size: u32,
+    flags: u32,
+    file_name: [u8; 64],
+    crypt_name: [u8; 64],
+    encrypt_key: [u8; 32],
+    init: [u64; 2],
+}
+
+/// `struct loop_config`.
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+/// Puts `backing` on a free loop device that detaches itself once its last
+/// user is gone (`LO_FLAGS_AUTOCLEAR`), with direct I/O where the backing
+/// filesystem allows it, so its pages are not cached twice. Returns the
+/// device's path and an open descriptor, which must stay open until the
+/// device is mounted (closing the last user of an unmounted autoclear
+/// device detaches it).
+pub fn loop_attach(backing: &std::fs::File) -> io::Result<(String, OwnedFd)> {
+    let control = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/loop-control")?;
+    for _ in 0..64 {
+        // SAFETY: plain ioctl on the control device.
+        let n = cvt(unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE as _) } as _)?;
+        let path = format!("/dev/loop{n}");
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+        };
+        let dev: OwnedFd = match open() {
+            Ok(f) => f,
+            // A /dev that is not devtmpfs (a container's) lacks the nodes of
+            // devices added after it was populated.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let p = cstring(&path)?;
+                // SAFETY: valid C string; loop devices are block major 7.
+                let made = unsafe {
+                    libc::mknod(
+                        p.as_ptr(),
+                        libc::S_IFBLK | 0o660,
+                        libc::makedev(7, n as u32),
+                    )
+                };
+                if made < 0 && io::Error::last_os_error().kind() != io::ErrorKind::AlreadyExists {
+                    return Err(io::Error::last_os_error());
+                }
+                open()?
+            }
+            Err(e) => return Err(e),
+        }
+        .into();
+        for flags in [LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO, LO_FLAGS_AUTOCLEAR] {
+            // SAFETY: LoopConfig is plain data; all-zero is a valid value.
+            let mut config: LoopConfig = unsafe { std::mem::zeroed() };
+            config.fd = backing.as_raw_fd() as u32;
+            config.info.flags = flags;
+            // SAFETY: the ioctl reads a loop_config of this layout.
+            let r = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CONFIGURE as _, &config) };
+            if r == 0 {
+                return Ok((path, dev));
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                // Direct I/O refused by the backing filesystem: buffered then.
+                Some(libc::EINVAL) if flags & LO_FLAGS_DIRECT_IO != 0 => continue,
+                // Another process took this device between the two calls.
+                Some(libc::EBUSY) => break,
+                _ => return Err(e),
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        "no free loop device after 64 tries",
+    ))
+}
+
+/// Whether `path` lives on a tmpfs.
+pub fn is_tmpfs(path: &Path) -> bool {
+    const TMPFS_MAGIC: libc::c_long = 0x0102_1994;
+    let Ok(p) = cpath(path) else { return false };
+    // SAFETY: statfs is plain data filled by the kernel for a valid path.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(p.as_ptr(), &mut st) == 0 && st.f_type as libc::c_long == TMPFS_MAGIC
+    }
+}
+
+/// Copies the data extents of `src` into `dst` at the same offsets,
+/// leaving its holes unwritten: a sparse image stays sparse.
+pub fn copy_data(src: &std::fs::File, dst: &std::fs::File) -> io::Result<()> {
+    let mut offset: libc::off_t = 0;
+    loop {
+        // SAFETY: plain lseek on a descriptor we borrow.
+        let data = unsafe { libc::lseek(src.as_raw_fd(), offset, libc::SEEK_DATA) };
+        if data < 0 {
+            let e = io::Error::last_os_error();
+            // ENXIO: no data past `offset`.
+            return if e.raw_os_error() == Some(libc::ENXIO) {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(src.as_raw_fd(), data, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (mut from, mut to) = (data, data);
+        while from < hole {
+            // SAFETY: valid descriptors and offsets owned by this frame.
+            let n = unsafe {
+                libc::copy_file_range(
+                    src.as_raw_fd(),
+                    &mut from,
+                    dst.as_raw_fd(),
+                    &mut to,
+                    (hole - from) as usize,
+                    0,
+                )
+            };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+            }
+        }
+        offset = hole;
+    }
 }

@@ -152,14 +152,7 @@ fn exit_codes_and_signals() {
             .expect("exec");
     assert_eq!(missing.status.code, Some(127));
     // A signal to the exec helper reaches the command, and its death is mirrored.
-    let argv =
-        f.rt.exec_command("codes", &ExecSpec::new(["sleep", "100"]))
-            .expect("argv");
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_exec(&f, "codes", &["sleep", "100"]);
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -402,6 +395,55 @@ fn escapes_are_refused() {
     );
 }
 
+/// CVE-2019-5736's path: with `sh` and `bash` pointed at /proc/self/exe
+/// inside, the exec helper's child runs the helper's own executable in the
+/// node (grading and terminals both exec `sh`/`bash`). That must be a
+/// sealed copy: no process visible inside can open the host's binary file,
+/// and the copy cannot be written.
+fn host_binary_is_unreachable_from_inside() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new();
+    let mut spec = probe_spec(&f, "exe");
+    // The libraries the test binary needs inside, but not the binary itself.
+    spec.mounts.retain(|m| m.target != "/probe");
+    f.rt.create(spec).expect("create");
+    let o = sh(
+        &f,
+        "exe",
+        "mkdir -p /usr/local/bin && ln -s /proc/self/exe /usr/local/bin/sh && ln -s /proc/self/exe /usr/local/bin/bash",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let mut sleeper = spawn_exec(&f, "exe", &["/bin/sleep", "30"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let exe = std::fs::metadata(std::env::current_exe().expect("exe")).expect("stat exe");
+    let host = format!("{}:{}", exe.dev(), exe.ino());
+    for shell in ["sh", "bash"] {
+        let o =
+            f.rt.exec("exe", &ExecSpec::new([shell, "__probe", "exe"]))
+                .expect("exec");
+        let report = out(&o);
+        assert!(
+            report.lines().any(|l| l.starts_with("self ")),
+            "`{shell}` did not run the helper's executable: {report} {}",
+            err(&o)
+        );
+        assert!(
+            report.lines().count() >= 5,
+            "init, the sleeper and the probe must be visible: {report}"
+        );
+        assert!(
+            !report.contains(&host),
+            "the host's binary ({host}) opens from inside: {report}"
+        );
+        assert!(
+            !report.contains("write ok"),
+            "the executable behind /proc/self/exe is writable: {report}"
+        );
+    }
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
+
 /// The engine's unix socket, bind-mounted at /var/run/docker.sock, answers
 /// from inside.
 fn unix_socket_bind_mount_reaches_the_host() {
@@ -605,6 +647,22 @@ fn setuid_gains_nothing_and_no_fd_leaks() {
     assert!(uid.split_whitespace().all(|u| u == sb.uid_base.to_string()));
 }
 
+/// The node's mount table names no host path of the data directory: not
+/// the state directory, not the writable layers' directory, not the
+/// image layers.
+fn mountinfo_shows_no_host_paths() {
+    let f = Fixture::new();
+    f.rt.create(f.spec("mounts")).expect("create");
+    let o = sh(&f, "mounts", "cat /proc/self/mountinfo");
+    let table = out(&o);
+    assert!(table.contains(" / "), "{table} {}", err(&o));
+    let state = f.rt.layout().root().display().to_string();
+    let disk = f.disk.path().display().to_string();
+    for host in [state.as_str(), disk.as_str(), support::ROOTFS] {
+        assert!(!table.contains(host), "{host} shows inside:\n{table}");
+    }
+}
+
 fn network_loopback_and_bridge_only() {
     let f = Fixture::new();
     f.rt.create(f.spec("net")).expect("create");
@@ -691,6 +749,43 @@ fn disk_fill_is_stopped() {
     assert!(n < 300, "inode limit not enforced: {n}");
 }
 
+/// Memory and disk are two limits: writing past the disk limit, with a
+/// memory limit far below it, answers ENOSPC and the writer, the sandbox
+/// and its memory limit all hold.
+fn disk_full_is_enospc_not_an_oom_kill() {
+    let f = Fixture::new();
+    let mut spec = f.spec("fill");
+    spec.limits.memory_bytes = 64 << 20;
+    spec.limits.disk_bytes = 256 << 20;
+    f.rt.create(spec).expect("create");
+    let o = sh(
+        &f,
+        "fill",
+        "dd if=/dev/zero of=/fill bs=1M count=400; echo dd=$?; du -m /fill",
+    );
+    assert!(
+        err(&o).contains("No space left on device"),
+        "{:?} {} {}",
+        o.status,
+        out(&o),
+        err(&o)
+    );
+    let report = out(&o);
+    assert!(report.contains("dd=1"), "the writer was killed: {report}");
+    let written: u64 = report
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (200..=256).contains(&written),
+        "the disk limit did not hold: {written} MiB written"
+    );
+    assert_eq!(out(&sh(&f, "fill", "echo alive")), "alive");
+    assert!(f.rt.stats("fill").expect("stats").memory_bytes <= 64 << 20);
+}
+
 // ---- lifecycle -------------------------------------------------------------
 
 fn limits_reach_the_cgroups() {
@@ -739,10 +834,7 @@ fn run_once_with_a_terminal() {
     let (mut master, slave) = openpty(19, 77);
     let s = slave.as_raw_fd();
     let mut cmd = Command::new(std::env::current_exe().expect("exe"));
-    cmd.arg("__run_tty")
-        .arg(f.dir.path())
-        .arg(f.config.uid_pool.first.to_string())
-        .arg(&f.cgroup_parent);
+    cmd.arg("__run_tty").args(f.child_args());
     // SAFETY: dup2/setsid/ioctl only, between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -762,23 +854,61 @@ fn run_once_with_a_terminal() {
     assert_eq!(st.code(), Some(5), "exit code not passed through: {seen}");
 }
 
-fn run_tty_main(args: &[String]) -> ! {
-    let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
-    config.uid_pool = runtime::UidPool {
-        first: args[1].parse().expect("pool"),
-        count: 8,
+/// `layerlab sandbox run` without -t, started from a terminal: the command
+/// runs in a session of its own and cannot reach that terminal.
+fn run_once_without_a_terminal_gets_its_own_session() {
+    let f = Fixture::new();
+    let (mut master, slave) = openpty(24, 80);
+    let s = slave.as_raw_fd();
+    let mut cmd = Command::new(std::env::current_exe().expect("exe"));
+    cmd.arg("__run_notty")
+        .args(f.child_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid/ioctl only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            libc::ioctl(s, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("spawn");
+    drop(slave);
+    let o = child.wait_with_output().expect("wait");
+    let report = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut p = libc::pollfd {
+        fd: master.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
     };
-    config.cgroup_parent = args[2].clone();
-    let argv = ["sh", "-c", "stty size; [ -t 0 ] || exit 9; exit 5"]
-        .map(String::from)
-        .to_vec();
-    let st = runtime::run_once(
-        &config,
-        SandboxSpec::new("tty", support::layers()),
-        argv,
-        true,
-    )
-    .expect("run_once");
+    let mut on_terminal = String::new();
+    // SAFETY: one valid pollfd.
+    if unsafe { libc::poll(&mut p, 1, 200) } > 0 {
+        let mut buf = [0u8; 256];
+        if let Ok(n) = master.read(&mut buf) {
+            on_terminal = String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+    }
+    assert!(
+        !on_terminal.contains("pwned"),
+        "the sandbox wrote on the caller's terminal: {on_terminal:?}"
+    );
+    assert!(
+        report.contains("tty=") && !report.contains("tty=0") && report.contains("leader=yes"),
+        "{report} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `run_once` of `sh -c script` in a sandbox `id` of the fixture whose
+/// [`Fixture::child_args`] are `args`; exits with its code.
+fn run_once_main(args: &[String], id: &str, script: &str, tty: bool) -> ! {
+    let config = support::config_from_args(args);
+    let argv = ["sh", "-c", script].map(String::from).to_vec();
+    let st = runtime::run_once(&config, SandboxSpec::new(id, support::layers()), argv, tty)
+        .expect("run_once");
     std::process::exit(st.shell_code())
 }
 
@@ -788,9 +918,7 @@ fn run_once_dies_with_its_caller() {
     let f = Fixture::new();
     let mut caller = Command::new(std::env::current_exe().expect("exe"))
         .arg("__run_sleep")
-        .arg(f.dir.path())
-        .arg(f.config.uid_pool.first.to_string())
-        .arg(&f.cgroup_parent)
+        .args(f.child_args())
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn");
@@ -814,12 +942,7 @@ fn run_once_dies_with_its_caller() {
 }
 
 fn run_sleep_main(args: &[String]) -> ! {
-    let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
-    config.uid_pool = runtime::UidPool {
-        first: args[1].parse().expect("pool"),
-        count: 8,
-    };
-    config.cgroup_parent = args[2].clone();
+    let config = support::config_from_args(args);
     let argv = ["sleep", "1000"].map(String::from).to_vec();
     let _ = runtime::run_once(
         &config,
@@ -883,25 +1006,7 @@ fn list_stats_touch() {
 /// directory adopts the live sandbox, and cleans up one whose init died.
 fn restart_adopts_or_cleans_up() {
     let f = Fixture::new();
-    let exe = std::env::current_exe().expect("exe");
-    let mut owner = Command::new(&exe)
-        .arg("__owner")
-        .arg(f.dir.path())
-        .arg(f.config.uid_pool.first.to_string())
-        .arg(&f.cgroup_parent)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn owner");
-    let mut line = [0u8; 6];
-    owner
-        .stdout
-        .as_mut()
-        .expect("stdout")
-        .read_exact(&mut line)
-        .expect("owner ready");
-    assert_eq!(&line, b"ready\n");
-    owner.kill().expect("kill -9 owner");
-    owner.wait().expect("reap owner");
+    owner_killed(&f, f.dir.path());
 
     // Another runtime directory's sandbox under the same cgroup parent.
     let foreign: Vec<PathBuf> = ["memory", "pids", "cpu"]
@@ -946,26 +1051,40 @@ fn restart_adopts_or_cleans_up() {
             "cgroup {c} of a dead sandbox is left"
         );
     }
-    let slots = std::fs::read_dir(rt.layout().uid_slots())
-        .expect("slots")
-        .count();
-    assert_eq!(slots, 1, "uid slot of the dead sandbox not released");
-    rt.stop("kept", Duration::ZERO).expect("stop");
     assert_eq!(
-        std::fs::read_dir(rt.layout().uid_slots())
-            .expect("slots")
-            .count(),
-        0
+        rt.claimed_ranges().len(),
+        1,
+        "uid range of the dead sandbox not released"
     );
+    rt.stop("kept", Duration::ZERO).expect("stop");
+    assert!(rt.claimed_ranges().is_empty());
+}
+
+/// A child process creates the sandboxes "kept" and "lost" in
+/// `state_dir` (with `f`'s cgroup parent and disk directory) and is
+/// kill -9'd once they run.
+fn owner_killed(f: &Fixture, state_dir: &std::path::Path) {
+    let mut owner = Command::new(std::env::current_exe().expect("exe"))
+        .arg("__owner")
+        .arg(state_dir)
+        .args(&f.child_args()[1..])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn owner");
+    let mut line = [0u8; 6];
+    owner
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut line)
+        .expect("owner ready");
+    assert_eq!(&line, b"ready\n");
+    owner.kill().expect("kill -9 owner");
+    owner.wait().expect("reap owner");
 }
 
 fn owner_main(args: &[String]) -> ! {
-    let mut config = runtime::RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
-    config.uid_pool = runtime::UidPool {
-        first: args[1].parse().expect("pool"),
-        count: 8,
-    };
-    config.cgroup_parent = args[2].clone();
+    let config = support::config_from_args(args);
     let rt = Runtime::new(config).expect("runtime");
     for id in ["kept", "lost"] {
         rt.create(SandboxSpec::new(id, support::layers()))
@@ -977,6 +1096,160 @@ fn owner_main(args: &[String]) -> ! {
     }
 }
 
+/// A sandbox's deadline holds with nobody left to enforce it but its own
+/// init: its shells are stopped and it ends.
+fn deadline_holds_without_an_owner() {
+    let f = Fixture::new();
+    let mut spec = f.spec("doomed");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    spec.deadline_unix_ms = Some(now + 1500);
+    let sb = f.rt.create(spec).expect("create");
+    let mut shell = spawn_exec(&f, "doomed", &["sleep", "1000"]);
+    let t = Instant::now();
+    wait_gone(sb.init_pid);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the sandbox outlived its deadline by {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        f.rt.get("doomed").expect("get").status,
+        runtime::Status::Exited
+    );
+    let st = shell.wait().expect("wait for the shell");
+    assert_eq!(st.signal(), Some(libc::SIGTERM), "{st:?}");
+}
+
+/// `sandbox gc`: the sandboxes of a state directory nobody serves any more
+/// (its owner was kill -9'd) are found and removed; those of a served
+/// directory stay.
+fn gc_removes_what_no_server_will_stop() {
+    let f = Fixture::new();
+    f.rt.create(f.spec("served")).expect("create");
+    let gone = tempfile::Builder::new()
+        .prefix("layerlab-rt-")
+        .tempdir_in("/dev/shm")
+        .expect("temp dir");
+    owner_killed(&f, gone.path());
+    let dirs = [gone.path().to_owned(), f.dir.path().to_owned()];
+    let exe = std::env::current_exe().expect("exe");
+    let listed = runtime::gc(&exe, Some(&dirs), true).expect("gc --dry-run");
+    let mut ids: Vec<(String, runtime::OrphanReason)> =
+        listed.iter().map(|o| (o.id.clone(), o.reason)).collect();
+    ids.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        ids,
+        [
+            ("kept".to_owned(), runtime::OrphanReason::NoServer),
+            ("lost".to_owned(), runtime::OrphanReason::NoServer)
+        ]
+    );
+    let removed = runtime::gc(&exe, Some(&dirs), false).expect("gc");
+    assert_eq!(removed.len(), 2);
+    let left = runtime::claims()
+        .into_iter()
+        .filter(|(_, c)| c.state_dir == gone.path())
+        .count();
+    assert_eq!(left, 0, "the orphans' uid ranges are still claimed");
+    for c in ["memory", "pids", "cpu"] {
+        for id in ["kept", "lost"] {
+            let dir = format!("/sys/fs/cgroup/{c}/{}/{id}", f.cgroup_parent);
+            assert!(!std::path::Path::new(&dir).exists(), "{dir} is left");
+        }
+    }
+    assert_eq!(
+        f.rt.get("served").expect("get").status,
+        runtime::Status::Running,
+        "gc stopped a sandbox whose directory is served"
+    );
+}
+
+/// Resource limits inside are the runtime's own, never those of whoever
+/// started the server: a caller with a low soft `nofile` and unlimited
+/// core dumps creates a sandbox and execs into it. Where the host denies
+/// raising hard limits (no CAP_SYS_RESOURCE), the caller's hard limit caps
+/// ours but its soft limits still never reach the sandbox.
+fn rlimits_do_not_come_from_the_caller() {
+    let f = Fixture::new();
+    let o = Command::new(std::env::current_exe().expect("exe"))
+        .arg("__limits")
+        .args(f.child_args())
+        .output()
+        .expect("run the caller");
+    let report = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{report} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut hard = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscall with a valid out-parameter.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) },
+        0
+    );
+    let nofile = hard.rlim_max.min(1 << 20).to_string();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(
+        lines.get(..3),
+        Some(&[nofile.as_str(), nofile.as_str(), "0"][..]),
+        "exec'd shell: nofile soft, hard, core: {report}"
+    );
+    for (name, value) in [
+        ("Max open files", &nofile),
+        ("Max core file size", &"0".to_owned()),
+    ] {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in init's limits: {report}"));
+        let fields: Vec<&str> = line[name.len()..].split_whitespace().collect();
+        assert_eq!(
+            fields.get(..2),
+            Some(&[value.as_str(), value.as_str()][..]),
+            "init: {line}"
+        );
+    }
+}
+
+fn limits_main(args: &[String]) -> ! {
+    // Soft limits only: raising a hard one may be denied (no CAP_SYS_RESOURCE).
+    for (resource, soft) in [
+        (libc::RLIMIT_NOFILE, 256),
+        (libc::RLIMIT_CORE, libc::RLIM_INFINITY),
+    ] {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain syscalls with a valid rlimit.
+        unsafe {
+            assert_eq!(libc::getrlimit(resource, &mut lim), 0);
+            lim.rlim_cur = soft.min(lim.rlim_max);
+            assert_eq!(libc::setrlimit(resource, &lim), 0);
+        }
+    }
+    let rt = Runtime::new(support::config_from_args(args)).expect("runtime");
+    rt.create(SandboxSpec::new("limits", support::layers()))
+        .expect("create");
+    let mut spec = ExecSpec::new([
+        "/bin/sh",
+        "-c",
+        "ulimit -n; ulimit -Hn; ulimit -c; cat /proc/1/limits",
+    ]);
+    spec.timeout = Some(Duration::from_secs(30));
+    let o = rt.exec("limits", &spec).expect("exec");
+    rt.stop("limits", Duration::ZERO).expect("stop");
+    print!("{}", String::from_utf8_lossy(&o.stdout));
+    std::process::exit(0)
+}
+
 fn uid_ranges_are_disjoint() {
     let f = Fixture::new();
     let a = f.rt.create(f.spec("ra")).expect("a");
@@ -984,8 +1257,55 @@ fn uid_ranges_are_disjoint() {
     assert_ne!(a.uid_base, b.uid_base);
     assert!(a.uid_base.abs_diff(b.uid_base) >= 65536);
     f.rt.stop("ra", Duration::ZERO).expect("stop");
-    let c = f.rt.create(f.spec("rc")).expect("c");
-    assert_eq!(c.uid_base, a.uid_base, "freed range is reused");
+    assert_eq!(
+        f.rt.claimed_ranges(),
+        [(b.uid_base, "rb".to_owned())],
+        "a stopped sandbox's range is still claimed"
+    );
+}
+
+/// Two installations on one host (different state directories, the same
+/// pool) never hand out the same host uids, and a range whose owner lost
+/// its record but still has processes is not reused.
+fn uid_ranges_are_unique_on_the_host() {
+    // Three ranges in a region of the uid space no other test uses: full
+    // once host-c runs, so host-d can only get a range by taking one over.
+    let pool = runtime::UidPool {
+        first: 13 << 28,
+        count: 3,
+    };
+    let a = Fixture::with_pool(pool);
+    let b = Fixture::with_pool(pool);
+    let sa = a.rt.create(a.spec("host-a")).expect("create in a");
+    let sb = b.rt.create(b.spec("host-b")).expect("create in b");
+    assert_ne!(
+        sa.uid_base, sb.uid_base,
+        "two state directories mapped root to the same host uid"
+    );
+    // a's data directory is wiped while its sandbox runs on.
+    std::fs::remove_dir_all(a.rt.layout().sandbox("host-a")).expect("remove a's record");
+    let sc = b.rt.create(b.spec("host-c")).expect("create in b");
+    assert!(
+        ![sa.uid_base, sb.uid_base].contains(&sc.uid_base),
+        "the range of a sandbox that still runs was handed out again"
+    );
+    // Once nothing of it lives, its range is taken over.
+    // SAFETY: killing the sandbox init we created (our child).
+    unsafe { libc::kill(sa.init_pid, libc::SIGKILL) };
+    let t = Instant::now();
+    // Reaped, not only dead: a zombie still shows the range's uid.
+    while std::path::Path::new(&format!("/proc/{}", sa.init_pid)).exists() {
+        assert!(t.elapsed() < Duration::from_secs(10), "init was not reaped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sd = b.rt.create(b.spec("host-d")).expect("create in b");
+    assert_eq!(
+        sd.uid_base, sa.uid_base,
+        "the range of a dead owner was not taken over"
+    );
+    for c in ["memory", "pids", "cpu"] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}/{}/host-a", a.cgroup_parent));
+    }
 }
 
 // ---- bad input -------------------------------------------------------------
@@ -1055,15 +1375,23 @@ fn bad_input_is_rejected() {
     );
     // Failed creates leave nothing behind.
     assert_eq!(f.rt.list().expect("list").len(), 1);
-    assert_eq!(
-        std::fs::read_dir(f.rt.layout().uid_slots())
-            .expect("slots")
-            .count(),
-        1
-    );
+    assert_eq!(f.rt.claimed_ranges().len(), 1);
 }
 
 // ---- helpers ---------------------------------------------------------------
+
+/// Starts `argv` in sandbox `id` through the exec helper, as a terminal
+/// does, and leaves it running.
+fn spawn_exec(f: &Fixture, id: &str, argv: &[&str]) -> std::process::Child {
+    let argv =
+        f.rt.exec_command(id, &ExecSpec::new(argv.iter().copied()))
+            .expect("argv");
+    Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn the exec helper")
+}
 
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
@@ -1140,8 +1468,20 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("__probe") => support::probe::main(&args[2..]),
         Some("__owner") => owner_main(&args[2..]),
-        Some("__run_tty") => run_tty_main(&args[2..]),
+        Some("__run_tty") => run_once_main(
+            &args[2..],
+            "tty",
+            "stty size; [ -t 0 ] || exit 9; exit 5",
+            true,
+        ),
+        Some("__run_notty") => run_once_main(
+            &args[2..],
+            "notty",
+            "echo pwned > /dev/tty; echo tty=$?; [ \"$(cut -d' ' -f6 /proc/$$/stat)\" = $$ ] && echo leader=yes",
+            false,
+        ),
         Some("__run_sleep") => run_sleep_main(&args[2..]),
+        Some("__limits") => limits_main(&args[2..]),
         _ => {}
     }
     support::run(&[
@@ -1163,6 +1503,10 @@ fn main() {
         ),
         ("escapes_are_refused", escapes_are_refused),
         (
+            "host_binary_is_unreachable_from_inside",
+            host_binary_is_unreachable_from_inside,
+        ),
+        (
             "unix_socket_bind_mount_reaches_the_host",
             unix_socket_bind_mount_reaches_the_host,
         ),
@@ -1183,12 +1527,20 @@ fn main() {
             image_symlinks_cannot_redirect_setup_to_the_host,
         ),
         (
+            "mountinfo_shows_no_host_paths",
+            mountinfo_shows_no_host_paths,
+        ),
+        (
             "network_loopback_and_bridge_only",
             network_loopback_and_bridge_only,
         ),
         ("fork_bomb_hits_pids_limit", fork_bomb_hits_pids_limit),
         ("memory_hog_is_killed_inside", memory_hog_is_killed_inside),
         ("disk_fill_is_stopped", disk_fill_is_stopped),
+        (
+            "disk_full_is_enospc_not_an_oom_kill",
+            disk_full_is_enospc_not_an_oom_kill,
+        ),
         ("list_stats_touch", list_stats_touch),
         (
             "parallel_lifecycles_do_not_interfere",
@@ -1200,8 +1552,28 @@ fn main() {
         ),
         ("limits_reach_the_cgroups", limits_reach_the_cgroups),
         ("run_once_with_a_terminal", run_once_with_a_terminal),
+        (
+            "run_once_without_a_terminal_gets_its_own_session",
+            run_once_without_a_terminal_gets_its_own_session,
+        ),
         ("restart_adopts_or_cleans_up", restart_adopts_or_cleans_up),
         ("uid_ranges_are_disjoint", uid_ranges_are_disjoint),
+        (
+            "rlimits_do_not_come_from_the_caller",
+            rlimits_do_not_come_from_the_caller,
+        ),
+        (
+            "deadline_holds_without_an_owner",
+            deadline_holds_without_an_owner,
+        ),
+        (
+            "gc_removes_what_no_server_will_stop",
+            gc_removes_what_no_server_will_stop,
+        ),
+        (
+            "uid_ranges_are_unique_on_the_host",
+            uid_ranges_are_unique_on_the_host,
+        ),
         ("bad_input_is_rejected", bad_input_is_rejected),
     ]);
 }

@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // multi-threaded process: no async runtime for these.
         Command::Images(command) => sandbox::images(&cli.global.data_dir, command),
         Command::Sandbox(SandboxCommand::Run(args)) => sandbox::run(&cli.global.data_dir, args),
+        Command::Sandbox(SandboxCommand::Gc { dry_run, only }) => sandbox::gc(dry_run, &only),
         // Runs inside lab nodes and the registry image: no database.
         Command::Registry(RegistryCommand::Serve(args)) => registry::serve(args),
         command => {
@@ -92,7 +93,21 @@ fn lessons_check(dir: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The server's own OOM priority, as dockerd's default: the host's OOM
+/// killer takes labs (+500) long before the server that owns them.
+const SERVER_OOM_SCORE_ADJ: &str = "-500";
+
 async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Err(err) = std::fs::write("/proc/self/oom_score_adj", SERVER_OOM_SCORE_ADJ) {
+        tracing::warn!(error = %err, "cannot lower the server's OOM priority (needs CAP_SYS_RESOURCE); memory admission alone keeps labs from taking the host's memory");
+    }
+    let memory_budget = crate::labs::memory_budget(args.lab_memory_overcommit)
+        .context("cannot read the host's memory size from /proc/meminfo")?;
+    tracing::info!(
+        budget_mib = memory_budget >> 20,
+        overcommit = args.lab_memory_overcommit,
+        "labs may reserve this much memory in total"
+    );
     let lessons_dir = args.lessons.clone().unwrap_or_else(bundled_course);
     let course = load_course(&lessons_dir)?;
     let csrf = crate::auth::csrf::CsrfKey::load_or_create(&global.data_dir.join("form-key"))
@@ -166,11 +181,14 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         crate::labs::Limits {
             max_labs: args.max_labs as usize,
             max_per_user: args.max_labs_per_user as usize,
+            memory_budget,
+            cpus: args.lab_cpus,
             expiry: host::Expiry {
                 idle: args.lab_idle_timeout,
                 max_lifetime: args.lab_max_lifetime,
             },
         },
+        &course,
     ));
     // Labs keep running while the server is down; pick them up again.
     labs.reconcile()

@@ -1,5 +1,6 @@
-//! `layerlab images …` and `layerlab sandbox run`: the catalog and the
-//! runtime from the command line, without the web server.
+//! `layerlab images …`, `layerlab sandbox run` and `layerlab sandbox gc`:
+//! the catalog and the runtime from the command line, without the web
+//! server.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -111,6 +112,25 @@ pub fn run(data_dir: &Path, args: SandboxRunArgs) -> anyhow::Result<ExitCode> {
         .context("the sandbox failed")?;
     drop(unpacked);
     Ok(exit_code(status))
+}
+
+pub fn gc(dry_run: bool, only: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let helper = std::env::current_exe().context("cannot find the layerlab executable")?;
+    let dirs: Vec<PathBuf> = only.iter().map(|d| runtime_dir(d)).collect();
+    let scope = (!dirs.is_empty()).then_some(dirs.as_slice());
+    let orphans = runtime::gc(&helper, scope, dry_run).context("sandbox gc failed")?;
+    println!("{:<24} {:<40} STATE DIRECTORY", "SANDBOX", "WHY");
+    for o in &orphans {
+        println!(
+            "{:<24} {:<40} {}",
+            o.id,
+            o.reason.to_string(),
+            o.state_dir.display()
+        );
+    }
+    let done = if dry_run { "found" } else { "removed" };
+    eprintln!("{} orphaned sandboxes {done}", orphans.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The command's exit code, or 128 + signal like a shell reports it.

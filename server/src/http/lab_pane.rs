@@ -85,7 +85,9 @@ async fn start(
     // pane, not a failed request.
     let refused = match state.labs.start(&user.id, lesson).await {
         Ok(_) => None,
-        Err(err @ (LabError::ServerFull(_) | LabError::UserFull(_))) => Some(err.to_string()),
+        Err(
+            err @ (LabError::ServerFull(_) | LabError::UserFull(_) | LabError::MemoryFull { .. }),
+        ) => Some(err.to_string()),
         Err(err) => return Err(err.into()),
     };
     let mut pane = pane(&state, Some(&user), &slug).await?;

@@ -32,7 +32,7 @@ pub fn router() -> Router<SharedState> {
 impl From<LabError> for AppError {
     fn from(err: LabError) -> AppError {
         match err {
-            LabError::ServerFull(_) => {
+            LabError::ServerFull(_) | LabError::MemoryFull { .. } => {
                 AppError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
             }
             LabError::UserFull(_) => AppError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string()),

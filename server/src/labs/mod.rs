@@ -1,6 +1,12 @@
 //! Lab sessions: the rows in the database and the nodes in the sandbox host
 //! kept in step, slot limits, and the terminals that live as long as a lab.
 //!
+//! Admission counts labs (per server, per user) and memory: the memory
+//! limits of the labs running stay within the [`memory_budget`] of the
+//! host, so the host cannot run out of memory through its labs unless an
+//! operator asks for overcommit. A lab's own `oom_score_adj` is never what
+//! protects the server: a lab may lower it.
+//!
 //! Every call into the [`host::SandboxHost`] blocks, so it runs on a
 //! blocking thread. A lab is `starting` while its node is being built,
 //! `ready` once it is up and `stopped` for good afterwards; a failed start
@@ -26,6 +32,14 @@ pub enum LabError {
     ServerFull(usize),
     #[error("you already have {0} labs running; stop one before starting another")]
     UserFull(usize),
+    #[error(
+        "lab slots are full: running labs hold {reserved_mib} MiB of the {budget_mib} MiB of memory this server gives labs and this lab needs {wanted_mib} MiB; try again in a few minutes"
+    )]
+    MemoryFull {
+        reserved_mib: u64,
+        budget_mib: u64,
+        wanted_mib: u64,
+    },
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -36,18 +50,43 @@ pub enum LabError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// How many labs may run and for how long.
+/// How many labs may run, with how much memory, and for how long.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_labs: usize,
     pub max_per_user: usize,
+    /// Most bytes the memory limits of all running labs may add up to.
+    pub memory_budget: u64,
+    /// CPU cap of a lab whose lesson sets none, in CPUs.
+    pub cpus: f64,
     pub expiry: Expiry,
+}
+
+/// Memory held back from labs for the host and the server itself.
+const HOST_RESERVE: u64 = 1 << 30;
+
+/// What the labs of this host may reserve in total: the machine's memory
+/// less a reserve for the host and the server (1 GiB, or a quarter on a
+/// small machine), times `overcommit` (1.0 promises every lab its whole
+/// limit at once).
+pub fn memory_budget(overcommit: f64) -> std::io::Result<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo")?;
+    let total_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other("no MemTotal in /proc/meminfo"))?;
+    let total = total_kib << 10;
+    let usable = total - HOST_RESERVE.min(total / 4);
+    Ok((usable as f64 * overcommit) as u64)
 }
 
 pub struct Labs {
     host: Arc<dyn SandboxHost>,
     db: Db,
     limits: Limits,
+    /// Each lesson's node limits, resolved once from the course.
+    node_limits: HashMap<String, SessionLimits>,
     /// Held while counting slots and inserting, so two requests cannot both
     /// take the last slot.
     admission: tokio::sync::Mutex<()>,
@@ -57,8 +96,18 @@ pub struct Labs {
 }
 
 impl Labs {
-    pub fn new(host: Arc<dyn SandboxHost>, db: Db, limits: Limits) -> Labs {
+    pub fn new(
+        host: Arc<dyn SandboxHost>,
+        db: Db,
+        limits: Limits,
+        course: &course::Course,
+    ) -> Labs {
         Labs {
+            node_limits: course
+                .lessons
+                .iter()
+                .map(|l| (l.slug.clone(), node_limits(l, limits.cpus)))
+                .collect(),
             host,
             db,
             limits,
@@ -70,6 +119,18 @@ impl Labs {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The node limits of a lesson's labs; a lesson gone from the course
+    /// since its lab started counts with the defaults.
+    fn limits_of(&self, lesson: &str) -> SessionLimits {
+        self.node_limits
+            .get(lesson)
+            .cloned()
+            .unwrap_or(SessionLimits {
+                cpus: Some(self.limits.cpus),
+                ..SessionLimits::default()
+            })
     }
 
     /// How long before an idle stop the page warns the student: a sixth of
@@ -93,7 +154,9 @@ impl Labs {
         let Limits {
             max_labs,
             max_per_user,
+            memory_budget,
             expiry,
+            ..
         } = self.limits;
         if active.iter().filter(|l| l.user_id == user_id).count() >= max_per_user {
             return Err(LabError::UserFull(max_per_user));
@@ -101,13 +164,30 @@ impl Labs {
         if active.len() >= max_labs {
             return Err(LabError::ServerFull(max_labs));
         }
+        let reserved: u64 = active
+            .iter()
+            .map(|l| self.limits_of(&l.lesson).memory_bytes)
+            .sum();
+        let wanted = self.limits_of(&lesson.slug).memory_bytes;
+        if reserved + wanted > memory_budget {
+            return Err(LabError::MemoryFull {
+                reserved_mib: reserved >> 20,
+                budget_mib: memory_budget >> 20,
+                wanted_mib: wanted >> 20,
+            });
+        }
         let id = format!("lab-{}", uuid::Uuid::new_v4().simple());
         let lifetime = i64::try_from(expiry.max_lifetime.as_secs()).unwrap_or(i64::MAX);
         let lab = self
             .db
             .insert_lab(&id, user_id, &lesson.slug, lifetime)
             .await?;
-        let spec = spec_for(&id, lesson);
+        let mut spec = SessionSpec::new(&id);
+        spec.image = lesson.node.image.clone();
+        spec.setup = lesson.node.setup.clone();
+        spec.limits = self.limits_of(&lesson.slug);
+        // Holds even if this server is gone by then.
+        spec.max_lifetime = Some(expiry.max_lifetime);
         let labs = self.clone();
         tokio::spawn(async move { labs.build(spec).await });
         Ok((lab, true))
@@ -400,16 +480,12 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-fn spec_for(id: &str, lesson: &course::Lesson) -> SessionSpec {
-    let mut spec = SessionSpec::new(id);
-    spec.image = lesson.node.image.clone();
-    spec.setup = lesson.node.setup.clone();
+fn node_limits(lesson: &course::Lesson, default_cpus: f64) -> SessionLimits {
     let defaults = SessionLimits::default();
     let limits = &lesson.node.limits;
-    spec.limits = SessionLimits {
+    SessionLimits {
         memory_bytes: limits.memory_bytes.unwrap_or(defaults.memory_bytes),
         pids: limits.pids.map(u64::from).unwrap_or(defaults.pids),
-        cpus: limits.cpus.or(defaults.cpus),
-    };
-    spec
+        cpus: limits.cpus.or(Some(default_cpus)),
+    }
 }

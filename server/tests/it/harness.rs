@@ -17,7 +17,6 @@ pub struct Server {
     pub url: String,
     log: Arc<Mutex<String>>,
     cgroup_parent: String,
-    uid_block: PathBuf,
 }
 
 static NEXT_SERVER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -25,47 +24,30 @@ static NEXT_SERVER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32:
 impl Server {
     /// Starts `layerlab serve` on a free port and waits until it listens.
     ///
-    /// Every server gets its own cgroup parent and uid block, so its labs
-    /// never share either with another test's and each test can remove
-    /// what it made.
+    /// Every server gets its own cgroup parent, so each test can remove
+    /// what it made; uid ranges are claimed host-wide by the runtime.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
         let cgroup_parent = format!(
             "layerlab-it-{}-{}",
             std::process::id(),
             NEXT_SERVER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         );
-        let (block, uid_block) = testkit::reserve_uid_block();
-        Server::launch(data_dir, extra, cgroup_parent, block, uid_block)
+        Server::launch(data_dir, extra, cgroup_parent)
     }
 
     /// Stops this server with SIGTERM and starts another on the same data
-    /// directory, cgroup parent and uid block, as an operator's restart.
+    /// directory and cgroup parent, as an operator's restart.
     pub fn restart(mut self, data_dir: &Path, extra: &[&str]) -> Server {
         let cgroup_parent = std::mem::take(&mut self.cgroup_parent);
-        let uid_block = std::mem::take(&mut self.uid_block);
-        let block = uid_block
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse().ok())
-            .expect("uid block files are named by number");
         self.stop();
-        Server::launch(data_dir, extra, cgroup_parent, block, uid_block)
+        Server::launch(data_dir, extra, cgroup_parent)
     }
 
-    fn launch(
-        data_dir: &Path,
-        extra: &[&str],
-        cgroup_parent: String,
-        block: u32,
-        uid_block: PathBuf,
-    ) -> Server {
-        let uid_first = (1u32 << 30) + block * testkit::SLOTS_PER_BLOCK * 65536;
+    fn launch(data_dir: &Path, extra: &[&str], cgroup_parent: String) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(["--cgroup-parent", &cgroup_parent])
-            .args(["--lab-uid-first", &uid_first.to_string()])
-            .args(["--lab-uid-slots", &testkit::SLOTS_PER_BLOCK.to_string()])
             .args(extra)
             .env("LAYERLAB_LOG", "info")
             .stdout(Stdio::null())
@@ -90,7 +72,6 @@ impl Server {
             Ok(url) => url,
             Err(_) => {
                 let _ = child.kill();
-                let _ = std::fs::remove_file(&uid_block);
                 panic!("server did not start; its log:\n{}", log.lock().unwrap());
             }
         };
@@ -99,8 +80,16 @@ impl Server {
             url,
             log,
             cgroup_parent,
-            uid_block,
         }
+    }
+
+    /// The cgroup (under each controller) holding this server's labs.
+    pub fn cgroup_parent(&self) -> &str {
+        &self.cgroup_parent
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {
@@ -159,7 +148,6 @@ impl Drop for Server {
             }
         }
         let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&self.cgroup_parent));
-        let _ = std::fs::remove_file(&self.uid_block);
     }
 }
 

@@ -71,19 +71,24 @@ impl Drop for LabGuard {
     }
 }
 
+/// `POST /api/sessions` for `lesson` with `token`'s user.
+pub async fn post_lab(server: &Server, token: &str, lesson: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.at("/api/sessions"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "lesson": lesson }))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn start_lab(server: &Server, token: &str) -> (String, LabGuard) {
     start_lesson_lab(server, token, "01-what-is-a-container").await
 }
 
 /// Starts a lab for `lesson` and waits until it is ready.
 pub async fn start_lesson_lab(server: &Server, token: &str, lesson: &str) -> (String, LabGuard) {
-    let response = reqwest::Client::new()
-        .post(server.at("/api/sessions"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "lesson": lesson }))
-        .send()
-        .await
-        .unwrap();
+    let response = post_lab(server, token, lesson).await;
     assert_eq!(response.status(), 201);
     let lab: Value = response.json().await.unwrap();
     let id = lab["id"].as_str().unwrap().to_string();
@@ -182,13 +187,7 @@ async fn a_lab_terminal_echoes_resizes_replays_floods_and_stops() {
     let (id, _guard) = start_lab(&server, &token).await;
 
     // The same lesson again gives the same lab.
-    let again = reqwest::Client::new()
-        .post(server.at("/api/sessions"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"lesson": "01-what-is-a-container"}))
-        .send()
-        .await
-        .unwrap();
+    let again = post_lab(&server, &token, "01-what-is-a-container").await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
 
@@ -289,13 +288,7 @@ async fn labs_belong_to_their_owner_and_refuse_other_origins() {
     assert_eq!(unknown.status(), 404);
     let anonymous = client.get(&lab_url).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
-    let no_lesson = client
-        .post(server.at("/api/sessions"))
-        .bearer_auth(&ada)
-        .json(&serde_json::json!({"lesson": "../etc"}))
-        .send()
-        .await
-        .unwrap();
+    let no_lesson = post_lab(&server, &ada, "../etc").await;
     assert_eq!(no_lesson.status(), 404);
 
     match connect(&server, &eve, &id, "node1", None).await {
@@ -329,14 +322,7 @@ async fn lab_slots_are_limited_per_user_and_per_server() {
     let eve = user_token(&data, "eve");
     let server = lab_server_with(&data, &["--max-labs", "1", "--max-labs-per-user", "1"]);
     let (_id, _guard) = start_lab(&server, &ada).await;
-    let client = reqwest::Client::new();
-    let ada_again = client
-        .post(server.at("/api/sessions"))
-        .bearer_auth(&ada)
-        .json(&serde_json::json!({"lesson": "02-images-vs-containers"}))
-        .send()
-        .await
-        .unwrap();
+    let ada_again = post_lab(&server, &ada, "02-images-vs-containers").await;
     let status = ada_again.status();
     let body: Value = ada_again.json().await.unwrap();
     if status == 404 {
@@ -350,19 +336,197 @@ async fn lab_slots_are_limited_per_user_and_per_server() {
             .contains("you already have 1 labs running"),
         "{body}"
     );
-    let eve_lab = client
-        .post(server.at("/api/sessions"))
-        .bearer_auth(&eve)
-        .json(&serde_json::json!({"lesson": "01-what-is-a-container"}))
-        .send()
-        .await
-        .unwrap();
+    let eve_lab = post_lab(&server, &eve, "01-what-is-a-container").await;
     assert_eq!(eve_lab.status(), 503);
     let body: Value = eve_lab.json().await.unwrap();
     assert_eq!(
         body["error"],
         "all 1 lab slots are busy, try again in a minute"
     );
+}
+
+/// A lab cannot count on its own OOM priority: the server puts itself
+/// below the labs, and admits labs only while their memory limits fit the
+/// host's memory.
+#[tokio::test(flavor = "multi_thread")]
+async fn lab_memory_is_admitted_within_the_host_and_the_server_outlives_labs() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    // A budget of a few MiB: not even one node's 512 MiB fits.
+    let server = Server::start(data.path(), &["--lab-memory-overcommit", "0.0001"]);
+    let adj = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", server.pid()))
+        .expect("read the server's oom_score_adj");
+    let adj: i32 = adj.trim().parse().expect("oom_score_adj is a number");
+    // Going below 0 takes CAP_SYS_RESOURCE, which some containers drop;
+    // the server then says so and admission is the only guard.
+    let status = std::fs::read_to_string("/proc/self/status").expect("read our status");
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|c| u64::from_str_radix(c.trim(), 16).ok())
+        .expect("CapEff");
+    const CAP_SYS_RESOURCE: u64 = 24;
+    if caps & (1 << CAP_SYS_RESOURCE) != 0 {
+        assert!(
+            adj < 0,
+            "the server is as likely an OOM victim as anything: {adj}"
+        );
+    } else {
+        assert!(
+            server
+                .log()
+                .contains("cannot lower the server's OOM priority (needs CAP_SYS_RESOURCE)"),
+            "no CAP_SYS_RESOURCE, and the server does not say it stays at {adj}: {}",
+            server.log()
+        );
+    }
+    let response = post_lab(&server, &ada, "01-what-is-a-container").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("lab slots are full") && error.contains("512 MiB"),
+        "{body}"
+    );
+}
+
+/// Admission counts the memory limits of the labs running: with room for
+/// one and a half nodes of 512 MiB, a second lab waits until the first is
+/// stopped.
+#[tokio::test(flavor = "multi_thread")]
+async fn lab_memory_admission_counts_the_running_labs() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    let eve = user_token(&data, "eve");
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
+    let total_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemTotal");
+    let total = total_kib << 10;
+    // What --lab-memory-overcommit multiplies: the host less 1 GiB (or a quarter).
+    let usable = total - (1u64 << 30).min(total / 4);
+    let ratio = (768u64 << 20) as f64 / usable as f64;
+    let server = lab_server_with(&data, &["--lab-memory-overcommit", &format!("{ratio:.12}")]);
+    let (_id, guard) = start_lab(&server, &ada).await;
+    let refused = post_lab(&server, &eve, "01-what-is-a-container").await;
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("lab slots are full: running labs hold 512 MiB of the 76"),
+        "{body}"
+    );
+    drop(guard);
+    let (_id, _guard) = start_lab(&server, &eve).await;
+}
+
+/// A student filling the lab's disk gets "No space left on device" and
+/// keeps a working lab: the 1 GiB disk limit acts before the 512 MiB
+/// memory limit, which a full disk does not touch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_is_enospc_and_the_lab_lives() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    let server = lab_server(&data);
+    let (id, _guard) = start_lab(&server, &ada).await;
+    let mut term = connect(&server, &ada, &id, "node1", None).await.unwrap();
+    type_line(
+        &mut term,
+        // The brackets keep the echoed command line from matching.
+        "dd if=/dev/zero of=/fill bs=1M count=1200 2>&1 | grep -o 'No spac[e] left on device'; echo dd-exit=$((40+2))",
+    )
+    .await;
+    let seen = read_until(&mut term, "dd-exit=42").await;
+    assert!(seen.contains("No space left on device"), "{seen}");
+    type_line(&mut term, "rm /fill; echo still-$((6*7))").await;
+    read_until(&mut term, "still-42").await;
+}
+
+/// Two installations on one host (two data directories, two servers)
+/// never map their labs' root to the same host uid.
+#[tokio::test(flavor = "multi_thread")]
+async fn labs_of_two_servers_get_different_host_uids() {
+    let (one, two) = (temp_dir(), temp_dir());
+    let (ada, eve) = (user_token(&one, "ada"), user_token(&two, "eve"));
+    let (first, second) = (lab_server(&one), lab_server(&two));
+    let (a, _a) = start_lab(&first, &ada).await;
+    let (b, _b) = start_lab(&second, &eve).await;
+    let base = |data: &tempfile::TempDir, id: &str| {
+        let state = data
+            .path()
+            .join(format!("runtime/sandboxes/{id}/state.json"));
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(state).expect("lab state")).unwrap();
+        state["uid_base"].as_u64().expect("uid_base")
+    };
+    assert_ne!(
+        base(&one, &a),
+        base(&two, &b),
+        "two servers mapped their labs' root to the same host uid"
+    );
+}
+
+/// One lab must not take every core: labs get the server's CPU cap
+/// unless their lesson sets one.
+#[tokio::test(flavor = "multi_thread")]
+async fn labs_have_a_cpu_cap_by_default() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    let server = lab_server_with(&data, &["--lab-cpus", "0.5"]);
+    let (id, _guard) = start_lab(&server, &ada).await;
+    let v1 = format!(
+        "/sys/fs/cgroup/cpu/{}/{id}/cpu.cfs_quota_us",
+        server.cgroup_parent()
+    );
+    let v2 = format!("/sys/fs/cgroup/{}/{id}/cpu.max", server.cgroup_parent());
+    let quota = std::fs::read_to_string(&v1)
+        .or_else(|_| std::fs::read_to_string(&v2))
+        .expect("the lab's cpu cgroup");
+    let quota = quota.split_whitespace().next().unwrap_or_default();
+    assert_eq!(quota, "50000", "half a CPU per 100 ms period");
+}
+
+/// Labs outlive their server on purpose (a restart adopts them); once the
+/// server is gone for good, `layerlab sandbox gc` finds and removes them.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_gc_removes_the_labs_no_server_will_stop() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    let server = lab_server(&data);
+    let (id, _guard) = start_lab(&server, &ada).await;
+    let state = data
+        .path()
+        .join(format!("runtime/sandboxes/{id}/state.json"));
+    let state: Value = serde_json::from_slice(&std::fs::read(&state).expect("lab state")).unwrap();
+    let init = state["init_pid"].as_i64().expect("init pid");
+    server.crash();
+    let data_dir = data.path().to_str().unwrap();
+    let listed = cli(&["sandbox", "gc", "--dry-run", "--only", data_dir], "");
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert!(
+        text(&listed.stdout).contains(&id),
+        "{}",
+        text(&listed.stdout)
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{init}")).exists(),
+        "--dry-run removed the lab"
+    );
+    let removed = cli(&["sandbox", "gc", "--only", data_dir], "");
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    let out = text(&removed.stdout);
+    assert!(out.contains(&id) && out.contains("no server runs"), "{out}");
+    let gone = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{init}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(
+            gone.elapsed() < Duration::from_secs(10),
+            "the lab's node still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!data.path().join(format!("runtime/sandboxes/{id}")).exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]

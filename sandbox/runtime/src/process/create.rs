@@ -70,6 +70,7 @@ fn run(cfg: &HelperConfig) -> Result<()> {
             )
         })
         .transpose()?;
+    super::set_rlimits()?;
     // Joining first makes the clone, its namespaces and its kernel memory
     // born inside the sandbox's cgroups (and roots its cgroup namespace there).
     cgroups::join_self(cgroups::detect(), &cfg.cgroups)?;
@@ -140,7 +141,8 @@ fn enter_sibling_userns(cfg: &HelperConfig, node: super::Sibling) -> Result<Sibl
         None,
     )
     .map_err(Error::io("make mounts private", "/"))?;
-    let overlay = rootfs::build_overlay(&cfg.spec, &userns, cfg.uid_base, &cfg.rootfs)?;
+    let writable = rootfs::writable_layer(&cfg.disk_image, &cfg.spec.limits)?;
+    let overlay = rootfs::build_overlay(&cfg.spec, &userns, cfg.uid_base, &cfg.rootfs, &writable)?;
     // SAFETY: plain syscall with a namespace descriptor; single-threaded.
     crate::sys::check(unsafe { libc::setns(userns.as_raw_fd(), libc::CLONE_NEWUSER) })
         .map_err(Error::sys("join the sibling's user namespace"))?;
@@ -188,6 +190,7 @@ fn parent(
     // and vanish with the sandbox's old root at pivot_root, and this helper
     // exits without a mount namespace of its own to tear down (which would
     // cost an RCU grace period on the critical path).
+    let writable = rootfs::writable_layer(&cfg.disk_image, &cfg.spec.limits)?;
     let host_ns =
         fs::File::open("/proc/self/ns/mnt").map_err(Error::io("open", "/proc/self/ns/mnt"))?;
     let mnt_path = format!("/proc/{pid}/ns/mnt");
@@ -198,7 +201,7 @@ fn parent(
             .map_err(Error::sys("switch mount namespace"))
     };
     enter(&sandbox_ns)?;
-    let overlay = rootfs::build_overlay(&cfg.spec, &userns, cfg.uid_base, &cfg.rootfs);
+    let overlay = rootfs::build_overlay(&cfg.spec, &userns, cfg.uid_base, &cfg.rootfs, &writable);
     // Back home before anything else: the sandbox is about to detach the
     // tree we are standing in, and our state files live on the host.
     enter(&host_ns)?;

@@ -8,7 +8,10 @@
 //! closed at start (CVE-2024-21626 leaked a cwd descriptor) and again right
 //! before `execve`; the cwd is re-chosen inside after `setns`. The helper is
 //! non-dumpable before it enters, so nothing inside can open its
-//! `/proc/PID/exe` (CVE-2019-5736) while it is visible there.
+//! `/proc/PID/exe` while it is visible there, and it runs from a sealed
+//! memfd copy of the binary (`sealed.rs`), so a command that resolves to
+//! `/proc/self/exe` inside runs that copy, never the host's file
+//! (CVE-2019-5736).
 
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
@@ -131,6 +134,7 @@ fn run(a: Args) -> Result<i32> {
     }
     let cmd = Command::new(&a.argv, &a.env, &a.cwd, &defaults)?;
     set_dumpable(false);
+    super::set_rlimits()?;
     super::sacrifice_first(std::process::id() as i32)?;
     let pidfd = sys::pidfd_open(pid).map_err(|_| not_running())?;
     // Checked after opening the pidfd: from here on the pid cannot be recycled under us.

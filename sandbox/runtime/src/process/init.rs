@@ -36,7 +36,12 @@ pub(crate) fn sandbox_main(
     drop(sock);
     // Nothing from the host stays open in pid 1 beyond stdio.
     let _ = sys::close_from(3);
-    let code = supervise(main, cfg.foreground, cfg.attached.is_some_and(|a| a.tty));
+    let deadline = cfg
+        .spec
+        .deadline_unix_ms
+        .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
+    let tty = cfg.attached.is_some_and(|a| a.tty);
+    let code = supervise(main, cfg.terminal, tty, deadline);
     // SAFETY: as above.
     unsafe { libc::_exit(code) }
 }
@@ -152,16 +157,29 @@ fn hide_helper_arguments() {
 }
 
 const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long after its deadline's SIGTERM a sandbox is SIGKILLed.
+const DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The init loop: returns the exit code for pid 1.
-fn supervise(main: Option<Command>, foreground: bool, tty: bool) -> i32 {
+/// The init loop: returns the exit code for pid 1. The init command gets a
+/// session of its own unless it runs on the caller's `terminal`: a session
+/// shared with the caller would let it open the caller's controlling
+/// terminal as /dev/tty. With `tty` its stdin, a PTY slave the caller
+/// gave, becomes its controlling terminal. At `deadline` it stops the
+/// sandbox as a stop from the host would, and kills what is left
+/// [`DEADLINE_GRACE`] later.
+fn supervise(
+    main: Option<Command>,
+    terminal: bool,
+    tty: bool,
+    deadline: Option<std::time::SystemTime>,
+) -> i32 {
     let main_pid = match main {
         Some(cmd) => {
             // SAFETY: pid 1 is single-threaded.
             match unsafe { libc::fork() } {
                 0 => {
                     unblock_all_signals();
-                    if !foreground {
+                    if !terminal {
                         // SAFETY: plain syscall.
                         unsafe { libc::setsid() };
                     }
@@ -179,12 +197,34 @@ fn supervise(main: Option<Command>, foreground: bool, tty: bool) -> i32 {
     };
     let mut stopping = false;
     loop {
+        let now = std::time::SystemTime::now();
+        if let Some(d) = deadline.filter(|d| now >= *d) {
+            if now >= d + DEADLINE_GRACE {
+                // SAFETY: plain syscall; -1 is every process in our pid namespace but us.
+                unsafe { libc::kill(-1, libc::SIGKILL) };
+                return 128 + libc::SIGKILL;
+            }
+            if !stopping {
+                stopping = true;
+                // SAFETY: as above; the init command, if any, is among them.
+                unsafe { libc::kill(-1, libc::SIGTERM) };
+            }
+        }
+        let until_deadline = deadline.map(|d| {
+            let at = if stopping { d + DEADLINE_GRACE } else { d };
+            at.duration_since(now).unwrap_or_default()
+        });
         // While stopping without an init command, the remaining processes
         // (exec'd shells are children of their host-side helpers, not ours)
         // are polled: we end once none is left.
-        let Some(signal) = wait_signal(stopping.then_some(STOP_POLL)) else {
+        let poll = stopping.then_some(STOP_POLL);
+        let timeout = match (poll, until_deadline) {
+            (Some(p), Some(d)) => Some(p.min(d)),
+            (p, d) => p.or(d),
+        };
+        let Some(signal) = wait_signal(timeout) else {
             // SAFETY: plain syscall; signal 0 only checks for existence.
-            if unsafe { libc::kill(-1, 0) } < 0 {
+            if stopping && main_pid.is_none() && unsafe { libc::kill(-1, 0) } < 0 {
                 return 0;
             }
             continue;
@@ -210,8 +250,9 @@ fn supervise(main: Option<Command>, foreground: bool, tty: bool) -> i32 {
                 }
             },
             // Terminal-generated signals (^C, ^\, window size) already reached
-            // the foreground process group; forwarding would double them.
-            _ if signal.code == libc::SI_KERNEL => {}
+            // a command on the terminal; forwarding would double them. One
+            // in its own session gets them only through us.
+            _ if signal.code == libc::SI_KERNEL && terminal => {}
             // Only the host stops a sandbox: `kill 1` from a student's shell
             // must not end their node.
             _ if signal.sender != 0 => {}

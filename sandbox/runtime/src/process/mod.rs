@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  caller (server / CLI, any number of threads)
-//!    │ spawns `<helper_exe> __layerlab-runtime-create <config.json>`
+//!    │ spawns `<helper> __layerlab-runtime-create <config.json>`
 //!    ▼
 //!  create helper (create.rs, host root, single-threaded)
 //!    │ joins the sandbox cgroups, then clone(CLONE_PARENT | all namespaces)
@@ -13,11 +13,15 @@
 //!    │                  │ caps, no_new_privs, seccomp
 //!    ▼ writes state.json, exits 0        │ runs the init command, reaps orphans
 //!
-//!  `<helper_exe> __layerlab-runtime-exec … ID -- CMD` (exec.rs, host root)
+//!  `<helper> __layerlab-runtime-exec … ID -- CMD` (exec.rs, host root)
 //!    joins the cgroups, setns(pidfd, user|mnt|pid|uts|ipc|net|cgroup),
 //!    forks CMD inside (uid set, caps, seccomp, fds closed), forwards
 //!    signals, mirrors CMD's exit code or signal
 //! ```
+//!
+//! `<helper>` is never the helper executable's file but its sealed memfd
+//! copy (`sealed.rs`), so whatever a sandbox does with `/proc/self/exe`
+//! while a helper's fork is on its way in leads to that copy only.
 //!
 //! `CLONE_PARENT` makes the sandbox init a child of the caller rather than
 //! of the short-lived create helper, so there is one process per idle
@@ -50,11 +54,16 @@ pub(crate) struct HelperConfig {
     pub cgroups: Vec<PathBuf>,
     /// Empty directory the overlay is attached to inside the sandbox's mount namespace.
     pub rootfs: PathBuf,
+    /// Where the writable layer's image is made (and unlinked at once).
+    pub disk_image: PathBuf,
     pub state: PathBuf,
     pub error: PathBuf,
     /// Keep the caller's stdio for the init command (`run_once`); otherwise
     /// the sandbox gets its own /dev/null.
     pub foreground: bool,
+    /// The init command runs on the caller's terminal (`run_once` with a
+    /// tty) and stays in its session; any other gets a session of its own.
+    pub terminal: bool,
     /// The init command's stdio came from the caller (the helper's own);
     /// keep it, and with `tty` make it the controlling terminal.
     #[serde(default)]
@@ -282,6 +291,76 @@ pub(crate) fn set_ids(uid: u32, gid: u32) -> Result<()> {
 pub(crate) fn sacrifice_first(pid: i32) -> Result<()> {
     let path = format!("/proc/{pid}/oom_score_adj");
     std::fs::write(&path, "500").map_err(Error::io("write", path))
+}
+
+const UNLIMITED: u64 = libc::RLIM_INFINITY;
+
+/// Every resource limit a sandboxed process starts with, whoever started
+/// the server: soft and hard. Docker's containers inherit dockerd's, which
+/// under systemd are the kernel's defaults plus `LimitNOFILE=infinity`
+/// (1048576 here); we pin those, with one change: core dumps are off (the
+/// host's `core_pattern` is not the sandbox's business).
+const RLIMITS: [(libc::__rlimit_resource_t, u64, u64); 16] = [
+    (libc::RLIMIT_CPU, UNLIMITED, UNLIMITED),
+    (libc::RLIMIT_FSIZE, UNLIMITED, UNLIMITED),
+    (libc::RLIMIT_DATA, UNLIMITED, UNLIMITED),
+    (libc::RLIMIT_STACK, 8 << 20, UNLIMITED),
+    (libc::RLIMIT_CORE, 0, 0),
+    (libc::RLIMIT_RSS, UNLIMITED, UNLIMITED),
+    // The pids cgroup is the limit; this one counts per host uid.
+    (libc::RLIMIT_NPROC, UNLIMITED, UNLIMITED),
+    (libc::RLIMIT_NOFILE, 1 << 20, 1 << 20),
+    (libc::RLIMIT_MEMLOCK, 8 << 20, 8 << 20),
+    (libc::RLIMIT_AS, UNLIMITED, UNLIMITED),
+    (libc::RLIMIT_LOCKS, UNLIMITED, UNLIMITED),
+    // Counted per host uid, so per sandbox; about the kernel's default
+    // for a machine of 16 GiB.
+    (libc::RLIMIT_SIGPENDING, 65_536, 65_536),
+    (libc::RLIMIT_MSGQUEUE, 819_200, 819_200),
+    (libc::RLIMIT_NICE, 0, 0),
+    (libc::RLIMIT_RTPRIO, 0, 0),
+    (libc::RLIMIT_RTTIME, UNLIMITED, UNLIMITED),
+];
+
+/// Sets [`RLIMITS`] on this (helper) process, for what it forks into a
+/// sandbox. Raising a hard limit needs CAP_SYS_RESOURCE on the host; a
+/// helper without it (a container that drops it) keeps the caller's hard
+/// limit where that is lower, so the caller's soft limits never reach a
+/// sandbox and its hard limits only ever lower ours.
+pub(crate) fn set_rlimits() -> Result<()> {
+    // Above fs.nr_open the kernel refuses a nofile limit.
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    for (resource, mut soft, mut hard) in RLIMITS {
+        if resource == libc::RLIMIT_NOFILE {
+            (soft, hard) = (soft.min(nr_open), hard.min(nr_open));
+        }
+        let mut lim = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: plain syscalls with a valid rlimit.
+        unsafe {
+            if libc::setrlimit(resource, &lim) == 0 {
+                continue;
+            }
+            let mut cur: libc::rlimit = std::mem::zeroed();
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM)
+                || libc::getrlimit(resource, &mut cur) != 0
+            {
+                return Err(Error::sys("set resource limits")(
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            lim.rlim_max = hard.min(cur.rlim_max);
+            lim.rlim_cur = soft.min(lim.rlim_max);
+            crate::sys::check(libc::setrlimit(resource, &lim))
+                .map_err(Error::sys("set resource limits"))?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn set_dumpable(on: bool) {

@@ -83,11 +83,16 @@ pub struct Fixture {
     pub config: RuntimeConfig,
     pub dir: tempfile::TempDir,
     pub cgroup_parent: String,
-    uid_block: PathBuf,
+    pub disk: tempfile::TempDir,
 }
 
 impl Fixture {
     pub fn new() -> Self {
+        Self::with_pool(UidPool::default())
+    }
+
+    /// A fixture whose runtime tries the uid ranges of `pool`.
+    pub fn with_pool(pool: UidPool) -> Self {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
         let dir = tempfile::Builder::new()
@@ -97,11 +102,9 @@ impl Fixture {
         let cgroup_parent = format!("layerlab-test-{pid}-{n}");
         let mut config =
             RuntimeConfig::new(dir.path(), std::env::current_exe().expect("current exe"));
-        let (block, uid_block) = testkit::reserve_uid_block();
-        config.uid_pool = UidPool {
-            first: (1 << 29) + block * testkit::SLOTS_PER_BLOCK * 65536,
-            count: testkit::SLOTS_PER_BLOCK,
-        };
+        config.uid_pool = pool;
+        let disk = testkit::disk_dir();
+        config.disk_dir = disk.path().to_owned();
         config.cgroup_parent = cgroup_parent.clone();
         let rt = Runtime::new(config.clone()).expect("runtime");
         Self {
@@ -109,12 +112,22 @@ impl Fixture {
             config,
             dir,
             cgroup_parent,
-            uid_block,
+            disk,
         }
     }
 
     pub fn spec(&self, id: &str) -> SandboxSpec {
         SandboxSpec::new(id, layers())
+    }
+
+    /// The arguments [`config_from_args`] turns back into this fixture's
+    /// configuration in a child process.
+    pub fn child_args(&self) -> [&std::ffi::OsStr; 3] {
+        [
+            self.dir.path().as_os_str(),
+            self.cgroup_parent.as_ref(),
+            self.disk.path().as_os_str(),
+        ]
     }
 
     /// A fresh runtime on the same state directory (a restarted server).
@@ -137,8 +150,16 @@ impl Drop for Fixture {
                     .join(&self.cgroup_parent),
             );
         }
-        let _ = std::fs::remove_file(&self.uid_block);
     }
+}
+
+/// The configuration of the fixture whose [`Fixture::child_args`] a
+/// child process was given.
+pub fn config_from_args(args: &[String]) -> RuntimeConfig {
+    let mut config = RuntimeConfig::new(&args[0], std::env::current_exe().expect("exe"));
+    config.cgroup_parent = args[1].clone();
+    config.disk_dir = args[2].clone().into();
+    config
 }
 
 pub mod probe;

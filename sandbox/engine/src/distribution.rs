@@ -386,23 +386,17 @@ impl Registry {
             if response.status() != StatusCode::OK {
                 return Err(self.refused("serve a blob", response.status()));
             }
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(16);
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
             let store = store.clone();
             let expected = Expected::exact(digest.clone(), size);
             let writer = tokio::task::spawn_blocking(move || {
-                store.write_blob(
-                    ChannelReader {
-                        rx,
-                        current: Bytes::new(),
-                    },
-                    expected,
-                )
+                store.write_blob(crate::streams::ChannelReader::new(rx), expected)
             });
             let mut body = response.into_body();
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(|e| self.failed(&e.to_string()))?;
                 if let Ok(data) = frame.into_data()
-                    && tx.send(data).is_err()
+                    && tx.send(data).await.is_err()
                 {
                     break;
                 }
@@ -465,27 +459,6 @@ fn location_path(location: &str) -> String {
             .find('/')
             .map_or_else(|| "/".to_owned(), |i| rest[i..].to_owned()),
         None => location.to_owned(),
-    }
-}
-
-/// A blocking reader over chunks a task receives, so a blob streams into
-/// the store's (blocking) writer without being held in memory.
-struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<Bytes>,
-    current: Bytes,
-}
-
-impl std::io::Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.recv() {
-                Ok(chunk) => self.current = chunk,
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
     }
 }
 

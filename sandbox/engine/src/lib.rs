@@ -122,6 +122,10 @@ impl Engine {
         &self.store
     }
 
+    pub(crate) fn resources(&self) -> &LabResources {
+        &self.resources
+    }
+
     /// Runs store work on a blocking thread.
     pub(crate) async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,

@@ -110,6 +110,62 @@ impl Output {
     }
 }
 
+/// A blocking reader over chunks an async task receives, so a stream
+/// (a pulled blob, a `docker load` archive) reaches the store's blocking
+/// code without being held in memory.
+pub struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    pub fn new(rx: tokio::sync::mpsc::Receiver<Bytes>) -> ChannelReader {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// A blocking writer whose bytes an async response streams (`docker
+/// save`); it fails once the client has gone.
+pub struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+}
+
+impl ChannelWriter {
+    pub fn new(tx: tokio::sync::mpsc::Sender<Bytes>) -> ChannelWriter {
+        ChannelWriter { tx }
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// stdcopy's frame header: stream, three zero bytes, the length as a u32
 /// in big-endian order.
 pub fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {

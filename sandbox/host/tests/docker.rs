@@ -739,11 +739,66 @@ fn push_and_pull_through_a_registry_in_the_lab() {
     assert!(login.contains("Login Succeeded"), "{login}");
 }
 
+fn save_load_top_and_stats() {
+    let labs = Labs::new();
+    let lab = labs.lab("saveload");
+    labs.ok(
+        &lab,
+        "docker pull -q busybox >/dev/null && docker tag busybox mine:v1",
+    );
+    labs.ok(&lab, "cd /tmp && docker save -o mine.tar mine:v1");
+    let members = labs.ok(&lab, "tar tf /tmp/mine.tar");
+    assert!(
+        members.contains("manifest.json") && members.contains("layer.tar"),
+        "{members}"
+    );
+    labs.ok(&lab, "docker rmi mine:v1");
+    assert_eq!(
+        labs.ok(&lab, "docker load -i /tmp/mine.tar").trim(),
+        "Loaded image: mine:v1"
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker run --rm mine:v1 echo loaded"),
+        "loaded\n"
+    );
+    labs.fails(
+        &lab,
+        "echo garbage > /tmp/bad.tar && docker load -i /tmp/bad.tar",
+        1,
+        "cannot load the archive",
+    );
+    labs.fails(
+        &lab,
+        "head -c 100000 /tmp/mine.tar > /tmp/cut.tar && docker load -i /tmp/cut.tar",
+        1,
+        "cannot load the archive",
+    );
+    labs.ok(
+        &lab,
+        "docker run -d --name spin busybox sh -c 'while true; do :; done'",
+    );
+    let top = labs.ok(&lab, "docker top spin");
+    assert!(top.starts_with("UID"), "{top}");
+    assert!(top.contains("sh -c while true; do :; done"), "{top}");
+    let stats = labs.ok(
+        &lab,
+        "docker stats --no-stream --format '{{.Name}} {{.PIDs}} {{.CPUPerc}}' spin",
+    );
+    let fields: Vec<&str> = stats.split_whitespace().collect();
+    assert_eq!(&fields[..2], ["spin", "2"], "{stats}");
+    let cpu: f64 = fields[2]
+        .trim_end_matches('%')
+        .parse()
+        .expect("a percentage");
+    assert!(cpu > 10.0, "a busy loop used only {cpu}% of a CPU");
+}
+
 fn main() {
     runtime::helper::main_if_requested();
     testkit::ensure_catalog();
     testkit::run(
         &[
+            ("save_load_top_and_stats", save_load_top_and_stats),
             (
                 "version_and_info_come_from_the_labs_engine",
                 version_and_info_come_from_the_labs_engine,

@@ -173,6 +173,8 @@ pub struct Stats {
     /// Memory charged to the sandbox, page cache and kernel memory included.
     pub memory_bytes: u64,
     pub pids: u64,
+    /// CPU time used so far, in nanoseconds.
+    pub cpu_nanos: u64,
 }
 
 fn read_u64(path: &Path) -> Result<u64> {
@@ -193,10 +195,45 @@ pub fn stats(version: Version, dirs: &[PathBuf]) -> Result<Stats> {
             dirs.first().map(|d| d.join("pids.current")),
         ),
     };
+    let cpu_nanos = match version {
+        // The v1 cpu controller keeps no usage (cpuacct does, and sandboxes
+        // have no cpuacct group): the CPU time of the processes alive now.
+        Version::V1 => procs(dirs).into_iter().map(process_cpu_nanos).sum(),
+        Version::V2 => dirs
+            .first()
+            .and_then(|d| fs::read_to_string(d.join("cpu.stat")).ok())
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .map_or(0, |us| us * 1000),
+    };
     Ok(Stats {
         memory_bytes: mem.map(|p| read_u64(&p)).transpose()?.unwrap_or(0),
         pids: pids.map(|p| read_u64(&p)).transpose()?.unwrap_or(0),
+        cpu_nanos,
     })
+}
+
+/// User plus system CPU time of a process, in nanoseconds.
+fn process_cpu_nanos(pid: i32) -> u64 {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command's closing parenthesis; utime and stime are
+    // fields 14 and 15, counted in clock ticks.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    // SAFETY: plain sysconf.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1_000_000_000 / hz
 }
 
 /// Host pids of every process in the sandbox's cgroups.

@@ -794,6 +794,21 @@ impl Runtime {
         cgroups::stats(self.cgroup_version, &st.cgroups)
     }
 
+    /// Host pids of the sandbox's processes (its init included). Running
+    /// only.
+    pub fn processes(&self, id: &str) -> Result<Vec<i32>> {
+        check_id(id)?;
+        let st = self.load(id)?;
+        if !self.alive(&st) {
+            return Err(Error::NotRunning {
+                id: id.to_owned(),
+                status: Status::Exited.as_str().into(),
+                what: "a process list",
+            });
+        }
+        Ok(cgroups::procs(&st.cgroups))
+    }
+
     /// Records activity now (terminal input, a grading run); the owner
     /// compares [`SandboxInfo::last_activity`] with its idle timeout.
     pub fn touch(&self, id: &str) -> Result<()> {

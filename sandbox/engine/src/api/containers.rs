@@ -149,6 +149,18 @@ async fn answer(
             engine.containers.rename(&container, name)?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
+        Some("top") => {
+            only(method, &[Method::GET])?;
+            top(engine, &container).await
+        }
+        Some("stats") => {
+            only(method, &[Method::GET])?;
+            stats(
+                engine,
+                &container,
+                query.bool("stream") || query.str("stream").is_none(),
+            )
+        }
         Some("exec") => {
             only(method, &[Method::POST])?;
             super::exec::create(engine, &container, request).await
@@ -543,6 +555,157 @@ fn resize(container: &Arc<Container>, query: &Query) -> ApiResult {
         streams::resize(&master, cols, rows).map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     Ok(StatusCode::OK.into_response())
+}
+
+/// `docker top`: `ps -ef`'s columns for the container's processes, read
+/// on the host (host pids, as dockerd shows them; users as the container
+/// knows them).
+async fn top(engine: &Arc<Engine>, container: &Arc<Container>) -> ApiResult {
+    let sandbox = engine.containers.running_sandbox(container)?;
+    let runtime = engine.containers.runtime().clone();
+    let rows = tokio::task::spawn_blocking(move || -> crate::Result<Vec<Vec<String>>> {
+        let uid_base = runtime.get(&sandbox)?.uid_base;
+        let pids = runtime.processes(&sandbox)?;
+        Ok(pids
+            .into_iter()
+            .filter_map(|pid| ps_row(pid, uid_base))
+            .collect())
+    })
+    .await
+    .map_err(Error::from)??;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+            "Processes": rows,
+        }),
+    ))
+}
+
+/// One `ps -ef` row from `/proc`, or `None` if the process is gone.
+fn ps_row(pid: i32, uid_base: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, rest) = stat.rsplit_once(") ")?;
+    let comm = head.split_once(" (").map(|(_, c)| c).unwrap_or_default();
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ppid = fields.get(1).copied().unwrap_or("0");
+    let hz = 100u64;
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    let secs = ticks / hz;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let host_uid: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(uid_base);
+    let uid = match host_uid.checked_sub(uid_base) {
+        Some(0) => "root".to_owned(),
+        Some(u) => u.to_string(),
+        None => host_uid.to_string(),
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmd = if cmdline.is_empty() {
+        format!("[{comm}]")
+    } else {
+        String::from_utf8_lossy(&cmdline)
+            .trim_end_matches('\0')
+            .replace('\0', " ")
+    };
+    Some(vec![
+        uid,
+        pid.to_string(),
+        ppid.to_owned(),
+        "0".into(),
+        "-".into(),
+        "?".into(),
+        format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+        cmd,
+    ])
+}
+
+/// `docker stats`: one sample, or one a second while the client stays.
+fn stats(engine: &Arc<Engine>, container: &Arc<Container>, stream: bool) -> ApiResult {
+    let sandbox = engine.containers.running_sandbox(container)?;
+    let runtime = engine.containers.runtime().clone();
+    let record = container.record();
+    let limit = engine.resources().memory_bytes;
+    let cpus = engine.resources().cpus;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+    tokio::spawn(async move {
+        let mut previous: Option<(u64, u64)> = None;
+        loop {
+            let runtime_now = runtime.clone();
+            let id = sandbox.clone();
+            let sample = tokio::task::spawn_blocking(move || runtime_now.stats(&id)).await;
+            let Ok(Ok(now)) = sample else { return };
+            let system = system_cpu_nanos();
+            let (pre_cpu, pre_system) = previous.unwrap_or((0, 0));
+            let record = json!({
+                "read": humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+                "preread": ZERO_TIME_STR,
+                "id": record.id,
+                "name": record.name,
+                "pids_stats": {"current": now.pids},
+                "memory_stats": {"usage": now.memory_bytes, "limit": limit, "stats": {}},
+                "cpu_stats": {
+                    "cpu_usage": {"total_usage": now.cpu_nanos},
+                    "system_cpu_usage": system,
+                    "online_cpus": cpus,
+                },
+                "precpu_stats": {
+                    "cpu_usage": {"total_usage": pre_cpu},
+                    "system_cpu_usage": pre_system,
+                    "online_cpus": cpus,
+                },
+                "blkio_stats": {},
+                "networks": {},
+            });
+            // A single sample, like dockerd's, compares two a second apart,
+            // so its CPU share means something.
+            if stream || previous.is_some() {
+                let mut line = serde_json::to_vec(&record).unwrap_or_default();
+                line.push(b'\n');
+                if tx.send(Bytes::from(line)).await.is_err() || !stream {
+                    return;
+                }
+            }
+            previous = Some((now.cpu_nanos, system));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let body = Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>),
+    );
+    Ok(Response::builder()
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap_or_default())
+}
+
+const ZERO_TIME_STR: &str = super::types::ZERO_TIME;
+
+/// The machine's CPU time since boot in nanoseconds (`/proc/stat`), which
+/// the CLI divides container CPU time by.
+fn system_cpu_nanos() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0;
+    };
+    let ticks: u64 = stat
+        .lines()
+        .next()
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .take(7)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    ticks * 10_000_000
 }
 
 /// Which of the output streams a client asked for.

@@ -8,6 +8,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use store::Reference;
 use store::reference::DEFAULT_REGISTRY;
+use tokio_stream::StreamExt as _;
 
 use super::error::{ApiError, ApiResult};
 use super::progress::Progress;
@@ -29,6 +30,9 @@ use crate::images::{LabImage, Removed, short_id};
 enum Target<'a> {
     List,
     Create,
+    /// `docker save` of several images.
+    Get,
+    Load,
     Search,
     Prune,
     /// `/images/{name}/{action}`; `name` may hold `/` and `:`.
@@ -47,6 +51,8 @@ fn parse(path: &str) -> Option<Target<'_>> {
     Some(match rest {
         "json" => Target::List,
         "create" => Target::Create,
+        "get" => Target::Get,
+        "load" => Target::Load,
         "search" => Target::Search,
         "prune" => Target::Prune,
         _ => match rest.rsplit_once('/') {
@@ -89,6 +95,15 @@ async fn answer(
             only(method, &[Method::POST])?;
             pull(engine, &query, credentials(&request)).await
         }
+        Target::Get => {
+            only(method, &[Method::GET])?;
+            let names = query.all("names");
+            save(engine, names).await
+        }
+        Target::Load => {
+            only(method, &[Method::POST])?;
+            load(engine, request).await
+        }
         Target::Search => {
             only(method, &[Method::GET])?;
             search(engine, &query).await
@@ -117,6 +132,10 @@ async fn answer(
                 "tag" => {
                     only(method, &[Method::POST])?;
                     tag(engine, name, &query).await
+                }
+                "get" => {
+                    only(method, &[Method::GET])?;
+                    save(engine, vec![name]).await
                 }
                 "push" => {
                     only(method, &[Method::POST])?;
@@ -365,6 +384,92 @@ async fn search(engine: &Arc<Engine>, query: &Query) -> ApiResult {
         })
         .collect();
     Ok(json(StatusCode::OK, &hits))
+}
+
+/// `docker save`: the images as one `docker save` archive, streamed.
+async fn save(engine: &Arc<Engine>, names: Vec<String>) -> ApiResult {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("name the images to save"));
+    }
+    // Every name is checked before the first byte goes out.
+    let references = engine
+        .blocking(move |e| {
+            let mut references = Vec::new();
+            for name in &names {
+                let found = e.images.find(name)?;
+                match Reference::parse(name)
+                    .ok()
+                    .filter(|r| found.references.contains(r))
+                {
+                    Some(r) => references.push(r),
+                    None => references.extend(found.references.iter().cloned()),
+                }
+            }
+            Ok(references)
+        })
+        .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let out = crate::streams::ChannelWriter::new(tx);
+        if let Err(e) =
+            engine
+                .store()
+                .export_docker_save(engine.images.namespace(), &references, out)
+        {
+            tracing::debug!(error = %e, "docker save ended early");
+        }
+    });
+    let body = axum::body::Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>),
+    );
+    Ok(axum::response::Response::builder()
+        .header("content-type", "application/x-tar")
+        .body(body)
+        .unwrap_or_default())
+}
+
+/// `docker load`: a `docker save` archive in; its images named in the lab.
+async fn load(engine: &Arc<Engine>, request: Request) -> ApiResult {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let store = engine.store().clone();
+    let ns = engine.images.namespace().clone();
+    let importer = tokio::task::spawn_blocking(move || {
+        store.import_docker_save(&ns, crate::streams::ChannelReader::new(rx))
+    });
+    let mut body = request.into_body().into_data_stream();
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else { break };
+        if tx.send(chunk).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let imported = importer
+        .await
+        .map_err(Error::from)?
+        .map_err(|e| ApiError::bad_request(format!("cannot load the archive: {e}")))?;
+    let lines: Vec<Value> = imported
+        .iter()
+        .map(|i| {
+            let line = match &i.reference {
+                Some(r) => format!("Loaded image: {}\n", r.familiar()),
+                None => format!("Loaded image ID: {}\n", i.manifest_digest),
+            };
+            json!({ "stream": line })
+        })
+        .collect();
+    // `quiet` (which the CLI sets when its output is no terminal) hides
+    // progress only; dockerd reports what it loaded either way.
+    let mut out = Vec::new();
+    for line in lines {
+        out.extend(serde_json::to_vec(&line).unwrap_or_default());
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(axum::response::Response::builder()
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(out))
+        .unwrap_or_default())
 }
 
 /// Credentials the CLI sends from `docker login`.

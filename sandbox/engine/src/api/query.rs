@@ -10,7 +10,11 @@ use super::error::{ApiError, ApiResult};
 /// Query strings longer than this are refused before parsing.
 const MAX_QUERY: usize = 64 * 1024;
 
-pub(crate) struct Query(HashMap<String, String>);
+pub(crate) struct Query {
+    last: HashMap<String, String>,
+    /// Every pair in order, for keys given several times (`names=a&names=b`).
+    pairs: Vec<(String, String)>,
+}
 
 impl Query {
     pub fn parse(uri: &Uri) -> ApiResult<Query> {
@@ -23,23 +27,35 @@ impl Query {
         }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
             .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
-        Ok(Query(pairs.into_iter().collect()))
+        Ok(Query {
+            last: pairs.iter().cloned().collect(),
+            pairs,
+        })
     }
 
     pub fn str(&self, key: &str) -> Option<&str> {
-        self.0
+        self.last
             .get(key)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
 
     pub fn bool(&self, key: &str) -> bool {
-        self.0.get(key).is_some_and(|v| {
+        self.last.get(key).is_some_and(|v| {
             !matches!(
                 v.to_ascii_lowercase().as_str(),
                 "" | "0" | "no" | "false" | "none"
             )
         })
+    }
+
+    /// Every value of `key`, in order.
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// `filters` as JSON: the map form `{"label":{"a=b":true}}` or the

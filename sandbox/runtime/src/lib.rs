@@ -1,7 +1,7 @@
 //! layerlab's container runtime: turns a list of image layer directories
 //! into an isolated, resource-limited sandbox, runs commands in it, and
-//! cleans up after it — the student's `node1` and, later, every
-//! `docker run` container.
+//! cleans up after it — the student's `node1` and every `docker run`
+//! container, a *sibling* of its node (see [`SandboxSpec::sibling_of`]).
 //!
 //! # What a sandbox is
 //! - A user namespace mapping ids 0..65535 inside to a per-sandbox range
@@ -35,9 +35,12 @@
 //!
 //! # Principal types
 //! [`Runtime`] (created from a [`RuntimeConfig`]) owns the sandboxes of one
-//! state directory: [`Runtime::create`] from a [`SandboxSpec`],
+//! state directory: [`Runtime::create`] from a [`SandboxSpec`] (or
+//! [`Runtime::create_attached`] with the caller's streams, [`Stdio3`]),
 //! [`Runtime::exec`] / [`Runtime::exec_command`] with an [`ExecSpec`],
-//! [`Runtime::connect_tcp`] (a socket inside the sandbox's network),
+//! [`Runtime::connect_tcp`] and [`Runtime::listen_tcp`] (sockets inside
+//! the sandbox's network), [`Runtime::signal`], [`Runtime::wait_exit`],
+//! [`Runtime::processes`],
 //! [`Runtime::stop`], [`Runtime::list`], [`Runtime::stats`],
 //! [`Runtime::touch`], [`Runtime::adopt_or_cleanup`]. [`run_once`] is
 //! `layerlab sandbox run`; [`gc`] is `layerlab sandbox gc` (the sandboxes

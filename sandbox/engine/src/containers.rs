@@ -590,13 +590,14 @@ impl Containers {
         container.output.end();
     }
 
-    /// Sends `signal` to the container's main process.
-    pub fn kill(&self, container: &Container, signal: i32) -> Result<()> {
+    /// Sends `signal` to the container's main process; `asked` is how the
+    /// client named it, for the message.
+    pub fn kill(&self, container: &Container, signal: i32, asked: &str) -> Result<()> {
         let record = container.record();
         if record.status != Status::Running {
             return Err(Error::Conflict(format!(
-                "Cannot kill container: {}: Container {} is not running",
-                record.id, record.id
+                "Cannot kill container: {asked}: Container {} is not running",
+                record.id
             )));
         }
         Ok(self.runtime.signal(&record.sandbox_id(), signal)?)

@@ -48,9 +48,18 @@ impl LabImage {
         names
     }
 
-    /// Bytes of the image's layers as stored.
-    pub fn size(&self) -> u64 {
-        self.image.layers.iter().map(|l| l.size).sum()
+    /// Bytes of each layer's files once unpacked, bottom first: what
+    /// dockerd reports (its graph driver's diff size), not the blob size.
+    pub fn layer_sizes(&self, store: &Store) -> Vec<u64> {
+        self.chain_ids()
+            .iter()
+            .map(|chain| unpacked_size(store, chain))
+            .collect()
+    }
+
+    /// The image's size as `docker images` shows it.
+    pub fn size(&self, store: &Store) -> u64 {
+        self.layer_sizes(store).iter().sum()
     }
 
     /// Chain IDs of the layers, bottom first: what `RootFS.Layers` lists
@@ -264,6 +273,55 @@ impl LabImages {
         }
         Ok(removed)
     }
+}
+
+/// The size of the files of one unpacked layer; layers never change, so
+/// each is walked once per process.
+fn unpacked_size(store: &Store, chain: &Digest) -> u64 {
+    static SIZES: std::sync::OnceLock<std::sync::Mutex<BTreeMap<Digest, u64>>> =
+        std::sync::OnceLock::new();
+    let sizes = SIZES.get_or_init(Default::default);
+    if let Some(size) = sizes.lock().ok().and_then(|m| m.get(chain).copied()) {
+        return size;
+    }
+    let Some(dir) = store
+        .snapshots()
+        .lowerdirs(chain)
+        .ok()
+        .and_then(|dirs| dirs.into_iter().next())
+    else {
+        return 0;
+    };
+    let size = dir_size(&dir);
+    if let Ok(mut m) = sizes.lock() {
+        m.insert(chain.clone(), size);
+    }
+    size
+}
+
+/// Regular files and symlinks under `dir`, hard links counted once, no
+/// link followed.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if seen.insert((meta.dev(), meta.ino())) {
+                total += meta.len();
+            }
+        }
+    }
+    total
 }
 
 /// The 12 hex digits Docker shows for an ID.

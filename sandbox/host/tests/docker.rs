@@ -367,6 +367,13 @@ fn run_prints_output_and_passes_the_exit_code() {
         .trim(),
         "3 /three busybox"
     );
+    // A command the image lacks fails the start, with the CLI's 127.
+    labs.fails(
+        &lab,
+        "docker run --rm busybox nosuchcommand",
+        127,
+        "exec: \"nosuchcommand\": executable file not found in $PATH",
+    );
     // A missing image is pulled first, as Docker does.
     let pulled = labs.sh(
         &lab,
@@ -793,11 +800,182 @@ fn save_load_top_and_stats() {
     assert!(cpu > 10.0, "a busy loop used only {cpu}% of a CPU");
 }
 
+/// Debian's dockerd on a socket, data root and exec root of its own, with
+/// no bridge and no iptables rules (it leaves the host's network alone);
+/// stopped by pid on drop.
+struct Dockerd {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Dockerd {
+    fn start() -> Dockerd {
+        let dir = tempfile::Builder::new()
+            .prefix("layerlab-dockerd-")
+            .tempdir_in("/var/tmp/layerlab")
+            .expect("dockerd dir");
+        let p = |s: &str| dir.path().join(s).display().to_string();
+        let log = std::fs::File::create(dir.path().join("log")).expect("dockerd log");
+        let child = std::process::Command::new("/usr/sbin/dockerd")
+            .args(["-H", &format!("unix://{}", p("docker.sock"))])
+            .args(["--data-root", &p("data"), "--exec-root", &p("exec")])
+            .args([
+                "--pidfile",
+                &p("pid"),
+                "--bridge",
+                "none",
+                "--iptables=false",
+            ])
+            .args(["--ip-masq=false", "--storage-driver", "overlay2"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("Debian's dockerd (docker.io) must be installed: make test installs it");
+        let d = Dockerd { dir, child };
+        for _ in 0..300 {
+            if d.run("docker version >/dev/null 2>&1").code == 0 {
+                return d;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = std::fs::read_to_string(d.dir.path().join("log")).unwrap_or_default();
+        panic!("dockerd did not answer within 30 s:\n{log}");
+    }
+
+    /// Runs a bash script with Debian's CLI pointed at this dockerd.
+    fn run(&self, script: &str) -> Run {
+        let out = std::process::Command::new("bash")
+            .args(["-c", script])
+            .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.dir.path().join("docker.sock").display()),
+            )
+            .env("DOCKER_CONFIG", self.dir.path().join("cli"))
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run bash");
+        Run {
+            code: out.status.code().unwrap_or(255),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = self.run("docker rm -f $(docker ps -aq) >/dev/null 2>&1");
+        // SAFETY: plain syscall on our child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Output with what legitimately differs between two engines masked:
+/// IDs, times, and durations.
+fn normalized(text: &str) -> String {
+    let ids = regex::Regex::new(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b").expect("regex");
+    let ago = regex::Regex::new(
+        r"(Less than a second|About a minute|About an hour|\d+ (seconds|minutes|hours))",
+    )
+    .expect("regex");
+    let text = ids.replace_all(text, "<id>");
+    ago.replace_all(&text, "<time>").into_owned()
+}
+
+/// The same command sequences, through the same CLI, against a lab's
+/// engine and against real dockerd: exit codes, output and messages must
+/// match once IDs and times are masked.
+fn the_engine_answers_like_dockerd() {
+    let dockerd = Dockerd::start();
+    let labs = Labs::new();
+    let lab = labs.lab("oracle");
+    // busybox from the catalog into both engines.
+    let store = Store::open(STORE.as_ref()).expect("store");
+    let archive = dockerd.dir.path().join("busybox.tar");
+    let file = std::fs::File::create(&archive).expect("archive");
+    store
+        .export_docker_save(
+            &images::hub(),
+            &[Reference::parse("busybox").expect("reference")],
+            file,
+        )
+        .expect("export busybox");
+    let loaded = dockerd.run("docker load -i busybox.tar");
+    assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    let steps = [
+        "docker images --format '{{.Repository}}:{{.Tag}} {{.ID}}'",
+        "docker image inspect busybox -f '{{.Os}} {{.Architecture}} {{json .Config.Cmd}} {{json .RepoTags}}'",
+        "docker history --no-trunc --format '{{.ID}}|{{.CreatedBy}}|{{.Size}}' busybox",
+        "docker run --rm busybox echo hi",
+        "docker run --name cmp1 busybox sh -c 'echo out; echo err >&2; exit 3'",
+        "docker ps -a --format '{{.Names}}|{{.Image}}|{{.State}}|{{.Status}}'",
+        "docker ps -a --no-trunc --format '{{.Command}}'",
+        "docker inspect -f '{{.State.Status}} {{.State.Running}} {{.State.ExitCode}} {{.Name}} {{.Config.Image}} {{json .Config.Cmd}} {{.Path}} {{json .Args}}' cmp1",
+        "docker logs cmp1",
+        "docker run --name cmp3 busybox sh -c 'echo a; echo b; echo c'",
+        "docker logs --tail 2 cmp3",
+        "docker start -a cmp1",
+        "docker rm cmp1",
+        "docker rm cmp1",
+        "docker logs nope",
+        "docker image inspect nope",
+        "docker rmi nope",
+        "docker run -d --name cmp2 busybox sleep 1000",
+        "docker exec cmp2 sh -c 'echo in; echo err >&2; exit 5'",
+        "echo piped | docker exec -i cmp2 cat",
+        "docker rm cmp2",
+        "docker create --name cmp2 busybox true",
+        "docker kill -s KILL cmp2 && docker wait cmp2",
+        "docker kill cmp2",
+        "docker rm -f cmp2",
+        "echo hello | docker run -i --rm busybox cat",
+        "docker run --rm -e A=1 -w /tmp busybox sh -c 'echo $A $(pwd)'",
+        "docker run --rm busybox sh -c 'exit 42'",
+        "docker tag busybox other:v2 && docker images --format '{{.Repository}}:{{.Tag}}' | sort",
+        "docker rmi other:v2",
+        "docker ps -aq | wc -l",
+    ];
+    let mut differences = Vec::new();
+    for step in steps {
+        let ours = labs.sh(&lab, step);
+        let theirs = dockerd.run(step);
+        let shape = |r: &Run| {
+            format!(
+                "exit {}\nstdout:\n{}\nstderr:\n{}",
+                r.code,
+                normalized(&r.stdout),
+                normalized(&r.stderr)
+            )
+        };
+        if shape(&ours) != shape(&theirs) {
+            differences.push(format!(
+                "$ {step}\n--- layerlab\n{}\n--- dockerd\n{}",
+                shape(&ours),
+                shape(&theirs)
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} steps differ from dockerd:\n\n{}",
+        differences.len(),
+        steps.len(),
+        differences.join("\n\n")
+    );
+}
+
 fn main() {
     runtime::helper::main_if_requested();
     testkit::ensure_catalog();
     testkit::run(
         &[
+            (
+                "the_engine_answers_like_dockerd",
+                the_engine_answers_like_dockerd,
+            ),
             ("save_load_top_and_stats", save_load_top_and_stats),
             (
                 "version_and_info_come_from_the_labs_engine",

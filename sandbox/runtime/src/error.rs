@@ -68,6 +68,9 @@ pub enum Error {
         id: String,
         message: String,
     },
+    /// The init command of an attached sandbox is not in its image.
+    #[error("{0}")]
+    CommandNotFound(String),
     #[error("command timed out after {0:?} and was killed")]
     Timeout(std::time::Duration),
     #[error("cannot connect to {addr} inside sandbox {id}: {source}")]
@@ -103,6 +106,7 @@ impl Error {
                 ErrorKind::Unavailable
             }
             Error::WithCleanup { failure, .. } => failure.kind(),
+            Error::CommandNotFound(_) => ErrorKind::InvalidArgument,
             Error::Io { .. } | Error::Sys { .. } | Error::State { .. } | Error::Helper { .. } => {
                 ErrorKind::Internal
             }

@@ -405,6 +405,9 @@ impl Runtime {
             .map_err(Error::io("wait for helper", &self.config.helper_exe))?;
         let msg = fs::read_to_string(self.layout.helper_error(id))
             .unwrap_or_else(|_| format!("helper exited with {status}"));
+        if msg.starts_with(crate::process::init::NOT_FOUND_PREFIX) {
+            return Err(Error::CommandNotFound(msg));
+        }
         Err(self.helper_error(id, msg))
     }
 

@@ -122,7 +122,7 @@ async fn answer(
             let name = query.str("signal").unwrap_or("SIGKILL");
             let signal = signal_number(name)
                 .ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {name}")))?;
-            engine.containers.kill(&container, signal)?;
+            engine.containers.kill(&container, signal, id)?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Some("wait") => {
@@ -346,9 +346,17 @@ fn list(engine: &Arc<Engine>, query: &Query) -> ApiResult {
     Ok(json(StatusCode::OK, &rows))
 }
 
+/// `docker ps`'s COMMAND as dockerd writes it: arguments with a space
+/// in single quotes.
 fn command_line(r: &Record) -> String {
-    std::iter::once(r.path.as_str())
-        .chain(r.args.iter().map(String::as_str))
+    std::iter::once(r.path.clone())
+        .chain(r.args.iter().map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        }))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -837,7 +845,7 @@ fn attach(container: &Arc<Container>, query: &Query, request: Request) -> ApiRes
     let mut detach = DetachKeys::parse(query.str("detachKeys").unwrap_or_default())
         .map_err(ApiError::bad_request)?;
     // Subscribed before the 101, so nothing printed after it is missed.
-    let (chunks, ended, mut events) = container.output.snapshot();
+    let (chunks, _, mut events) = container.output.snapshot();
     let container = container.clone();
     Ok(hijack::upgrade(request, move |stream| async move {
         let (mut input, mut output) = hijack::split(stream);
@@ -895,8 +903,9 @@ fn attach(container: &Arc<Container>, query: &Query, request: Request) -> ApiRes
                 false
             })
         });
-        let finished = container.record().status == Status::Exited && ended;
-        if with_stream && !finished {
+        // A stopped container's stream waits for its next start (`docker
+        // start -a` attaches first), as dockerd's does.
+        if with_stream {
             let pump = async {
                 loop {
                     match events.recv().await {

@@ -121,13 +121,25 @@ async fn answer(
             match action {
                 "json" => {
                     only(method, &[Method::GET])?;
-                    let found = engine.blocking(move |e| e.images.find(&name)).await?;
-                    Ok(json(StatusCode::OK, &inspect(&found)))
+                    let (found, size) = engine
+                        .blocking(move |e| {
+                            let found = e.images.find(&name)?;
+                            let size = found.size(e.store());
+                            Ok((found, size))
+                        })
+                        .await?;
+                    Ok(json(StatusCode::OK, &inspect(&found, size)))
                 }
                 "history" => {
                     only(method, &[Method::GET])?;
-                    let found = engine.blocking(move |e| e.images.find(&name)).await?;
-                    Ok(json(StatusCode::OK, &history(&found)))
+                    let (found, sizes) = engine
+                        .blocking(move |e| {
+                            let found = e.images.find(&name)?;
+                            let sizes = found.layer_sizes(e.store());
+                            Ok((found, sizes))
+                        })
+                        .await?;
+                    Ok(json(StatusCode::OK, &history(&found, &sizes)))
                 }
                 "tag" => {
                     only(method, &[Method::POST])?;
@@ -193,17 +205,28 @@ async fn list(engine: &Arc<Engine>, query: &Query) -> ApiResult {
     let dangling_only = filters
         .get("dangling")
         .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
-    let held = engine.blocking(|e| e.images.list()).await?;
+    let held = engine
+        .blocking(|e| {
+            Ok(e.images
+                .list()?
+                .into_iter()
+                .map(|i| {
+                    let size = i.size(e.store());
+                    (i, size)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
     let rows: Vec<ImageSummary> = held
         .iter()
         .filter(|_| !dangling_only)
-        .filter(|i| {
+        .filter(|(i, _)| {
             references.is_empty()
                 || i.references
                     .iter()
                     .any(|r| references.iter().any(|f| reference_matches(f, r)))
         })
-        .map(summary)
+        .map(|(i, size)| summary(i, *size))
         .collect();
     Ok(json(StatusCode::OK, &rows))
 }
@@ -250,9 +273,9 @@ fn labels(value: &Value) -> Option<BTreeMap<String, String>> {
     serde_json::from_value(value["config"]["Labels"].clone()).ok()
 }
 
-fn summary(found: &LabImage) -> ImageSummary {
+fn summary(found: &LabImage, size: u64) -> ImageSummary {
     let value = config_value(found);
-    let size = found.size() as i64;
+    let size = size as i64;
     ImageSummary {
         containers: -1,
         created: created_unix(&value),
@@ -267,11 +290,11 @@ fn summary(found: &LabImage) -> ImageSummary {
     }
 }
 
-fn inspect(found: &LabImage) -> ImageInspect {
+fn inspect(found: &LabImage, size: u64) -> ImageInspect {
     let value = config_value(found);
     let config: ContainerConfig =
         serde_json::from_value(value["config"].clone()).unwrap_or_default();
-    let size = found.size() as i64;
+    let size = size as i64;
     let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     ImageInspect {
         id: found.id(),
@@ -314,10 +337,10 @@ fn inspect(found: &LabImage) -> ImageInspect {
 /// Newest first; the image itself is the only local entry, older steps
 /// are `<missing>` as for any pulled image. Each non-empty step is paired
 /// with the next layer, bottom up.
-fn history(found: &LabImage) -> Vec<HistoryItem> {
+fn history(found: &LabImage, layer_sizes: &[u64]) -> Vec<HistoryItem> {
     let value = config_value(found);
     let steps = value["history"].as_array().cloned().unwrap_or_default();
-    let mut layers = found.image.layers.iter();
+    let mut layers = layer_sizes.iter();
     let mut items: Vec<HistoryItem> = steps
         .iter()
         .map(|step| {
@@ -325,7 +348,7 @@ fn history(found: &LabImage) -> Vec<HistoryItem> {
             let size = if empty {
                 0
             } else {
-                layers.next().map_or(0, |l| l.size as i64)
+                layers.next().map_or(0, |&size| size as i64)
             };
             HistoryItem {
                 id: "<missing>".into(),

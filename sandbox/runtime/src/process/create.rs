@@ -218,6 +218,9 @@ fn await_ready(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<()> {
     };
     match channel::recv(sock)? {
         Some(Message::Ready) => {}
+        Some(Message::Failed(m)) if m.starts_with(super::init::NOT_FOUND_PREFIX) => {
+            return Err(Error::CommandNotFound(m));
+        }
         Some(Message::Failed(m)) => return Err(failed(m)),
         _ => return Err(failed("sandbox init died during setup".into())),
     }

@@ -14,19 +14,36 @@ use crate::error::{Error, Result};
 use crate::seccomp::Profile;
 use crate::{caps, net, rootfs, sys};
 
+/// How a helper failure says that the init command does not exist.
+pub(crate) const NOT_FOUND_PREFIX: &str = "exec: ";
+
 /// Entry of the cloned child; never returns.
 pub(crate) fn sandbox_main(
     cfg: &HelperConfig,
     sock: OwnedFd,
     binds: Vec<OwnedFd>,
     profile: Profile,
-    main: Option<Command>,
+    mut main: Option<Command>,
 ) -> ! {
     block_all_signals();
     hide_helper_arguments();
     if let Err(e) = setup(cfg, &sock, binds, &profile) {
         let _ = channel::send(&sock, &Message::Failed(e.to_string()));
         // SAFETY: leaving the child without running the helper's destructors.
+        unsafe { libc::_exit(1) };
+    }
+    // A container whose command does not exist fails to start, as
+    // Docker's do, rather than starting and exiting 127.
+    if cfg.attached.is_some()
+        && let Some(cmd) = main.as_mut()
+        && !cmd.resolve()
+    {
+        let message = format!(
+            "{NOT_FOUND_PREFIX}{:?}: executable file not found in $PATH",
+            cmd.display()
+        );
+        let _ = channel::send(&sock, &Message::Failed(message));
+        // SAFETY: as above.
         unsafe { libc::_exit(1) };
     }
     if channel::send(&sock, &Message::Ready).is_err() {

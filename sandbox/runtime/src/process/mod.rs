@@ -128,8 +128,13 @@ impl Command {
         })
     }
 
+    /// What the command is called, for messages.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
     /// Resolves `argv[0]` against `PATH` in the current (sandbox) root.
-    fn resolve(&mut self) -> bool {
+    pub(crate) fn resolve(&mut self) -> bool {
         if self.path.as_bytes().contains(&b'/') {
             return true;
         }

@@ -126,6 +126,8 @@ impl Drop for Labs {
                 let _ = host.destroy_session(&s.id);
             }
         }
+        drop(self.host.take());
+        testkit::remove_cgroup_parent(&self.config.cgroup_parent);
     }
 }
 
@@ -810,6 +812,7 @@ struct Dockerd {
 
 impl Dockerd {
     fn start() -> Dockerd {
+        std::fs::create_dir_all("/var/tmp/layerlab").expect("create /var/tmp/layerlab");
         let dir = tempfile::Builder::new()
             .prefix("layerlab-dockerd-")
             .tempdir_in("/var/tmp/layerlab")

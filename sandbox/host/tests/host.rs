@@ -133,13 +133,7 @@ impl Drop for Fixture {
                 let _ = self.host.destroy_session(&s.id);
             }
         }
-        for c in ["memory", "pids", "cpu", "cpuacct", ""] {
-            let _ = std::fs::remove_dir(
-                Path::new("/sys/fs/cgroup")
-                    .join(c)
-                    .join(&self.config.cgroup_parent),
-            );
-        }
+        testkit::remove_cgroup_parent(&self.config.cgroup_parent);
     }
 }
 

@@ -49,6 +49,18 @@ pub fn ensure_catalog() {
     }
 }
 
+/// Removes a test runtime's cgroup parent directories once its sandboxes
+/// are gone (the runtime leaves the parent, which servers share).
+pub fn remove_cgroup_parent(parent: &str) {
+    for controller in ["memory", "pids", "cpu", "cpuacct", ""] {
+        let _ = std::fs::remove_dir(
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join(parent),
+        );
+    }
+}
+
 /// A named test of a `harness = false` suite.
 pub type Test = (&'static str, fn());
 

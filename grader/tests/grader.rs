@@ -48,6 +48,7 @@ struct Lab {
     host: EmbeddedHost,
     cgroup_parent: String,
     course: course::Course,
+    slug: String,
     _dirs: (tempfile::TempDir, tempfile::TempDir, tempfile::TempDir),
 }
 
@@ -65,6 +66,11 @@ impl Lab {
         )
         .expect("write lesson");
         let course = course::Course::load(lessons.path()).unwrap_or_else(|d| panic!("{d}"));
+        Lab::with_course(course, "01-graded", lessons)
+    }
+
+    /// A running node and `course`, whose lesson `slug` is graded.
+    fn with_course(course: course::Course, slug: &str, lessons: tempfile::TempDir) -> Lab {
         let state = tempfile::Builder::new()
             .prefix("layerlab-grader-")
             .tempdir_in("/dev/shm")
@@ -90,12 +96,18 @@ impl Lab {
             host,
             cgroup_parent,
             course,
+            slug: slug.to_owned(),
             _dirs: (lessons, state, disk),
         }
     }
 
     fn grade(&self, task: &str) -> TaskResult {
-        let lesson = &self.course.lessons[0];
+        let lesson = self
+            .course
+            .lessons
+            .iter()
+            .find(|l| l.slug == self.slug)
+            .expect("the graded lesson");
         let task = lesson
             .task(task)
             .unwrap_or_else(|| panic!("no task {task}"));
@@ -108,7 +120,7 @@ impl Lab {
             .exec(
                 ID,
                 &["bash".into(), "-c".into(), script.into()],
-                Duration::from_secs(30),
+                Duration::from_secs(120),
             )
             .unwrap_or_else(|e| panic!("exec {script:?}: {e}"));
         assert_eq!(
@@ -135,13 +147,7 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = self.host.destroy_session(ID);
-        for c in ["memory", "pids", "cpu", "cpuacct", ""] {
-            let _ = std::fs::remove_dir(
-                Path::new("/sys/fs/cgroup")
-                    .join(c)
-                    .join(&self.cgroup_parent),
-            );
-        }
+        testkit::remove_cgroup_parent(&self.cgroup_parent);
     }
 }
 
@@ -380,7 +386,34 @@ const TESTS: &[Test] = &[
         "registry_checks_ask_for_oci_and_docker_manifests_and_compare_digests",
         registry_checks_ask_for_oci_and_docker_manifests_and_compare_digests,
     ),
+    (
+        "the_bundled_docker_lesson_grades_the_engines_state",
+        the_bundled_docker_lesson_grades_the_engines_state,
+    ),
 ];
+
+/// The bundled course's docker lesson, graded on a real lab's engine: each
+/// task fails before the student's work and passes after it.
+fn the_bundled_docker_lesson_grades_the_engines_state() {
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lessons");
+    let course = course::Course::load(&bundled).unwrap_or_else(|d| panic!("{d}"));
+    let unused = tempfile::tempdir().expect("dir");
+    let lab = Lab::with_course(course, "02-images-vs-containers", unused);
+    for task in ["run-web", "writable-layer", "push-local-registry"] {
+        let before = lab.grade(task);
+        assert!(!before.passed, "{task} passed before any work: {before:?}");
+    }
+    lab.sh("docker run -d --name web nginx");
+    assert!(lab.grade("run-web").passed, "{:?}", lab.grade("run-web"));
+    lab.sh("docker exec web touch /tmp/i-was-here");
+    let layer = lab.grade("writable-layer");
+    assert!(layer.passed, "{layer:?}");
+    lab.sh("docker run -d -p 5000:5000 registry:2 && \
+         until curl -sf localhost:5000/v2/ >/dev/null; do sleep 0.1; done && \
+         docker tag nginx localhost:5000/my-nginx:v1 && docker push localhost:5000/my-nginx:v1");
+    let pushed = lab.grade("push-local-registry");
+    assert!(pushed.passed, "{pushed:?}");
+}
 
 fn main() {
     runtime::helper::main_if_requested();

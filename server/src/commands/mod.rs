@@ -61,6 +61,11 @@ async fn run_async(global: GlobalArgs, command: Command) -> anyhow::Result<ExitC
     }
 }
 
+/// Threads hashing passwords at once (19 MiB each) and logins or sign-ups
+/// that may wait for one; more are told to try again in a few seconds.
+const HASH_THREADS: usize = 2;
+const HASH_QUEUE: usize = 32;
+
 /// The course shipped with layerlab, used when `--lessons` is not given.
 fn bundled_course() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../lessons"))
@@ -176,7 +181,10 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     labs.reconcile()
         .await
         .context("cannot reconcile the labs left by the last run")?;
+    let hasher = password::Hasher::new(HASH_THREADS, HASH_QUEUE)
+        .context("cannot start the password hashing threads")?;
     let state = Arc::new(http::AppState {
+        hasher,
         db,
         labs,
         grading,

@@ -105,17 +105,12 @@ async fn login(
         ));
     }
     let credentials = state.db.credentials(&name).await?;
-    let pw = input.password;
-    let user = tokio::task::spawn_blocking(move || match credentials {
-        Some(c) if password::verify(&pw, &c.password_hash) => Some(c.user),
-        Some(_) => None,
-        None => {
-            password::verify_dummy(&pw);
-            None
-        }
-    })
-    .await?;
-    let Some(user) = user else {
+    let (user, stored) = match credentials {
+        Some(c) => (Some(c.user), Some(c.password_hash)),
+        None => (None, None),
+    };
+    let matches = state.hasher.verify(input.password, stored).await?;
+    let Some(user) = user.filter(|_| matches) else {
         tracing::info!(account = %name, "login refused: wrong name or password");
         return Ok(refuse(
             StatusCode::UNAUTHORIZED,
@@ -311,8 +306,7 @@ async fn create_account(
             "The two passwords differ.".into(),
         );
     }
-    let pw = input.password.clone();
-    let hash = tokio::task::spawn_blocking(move || password::hash(&pw)).await?;
+    let hash = state.hasher.hash(input.password.clone()).await?;
     let user = match state.db.create_user(&name, &hash, role).await {
         Ok(user) => user,
         Err(crate::db::DbError::NameTaken(_)) => {

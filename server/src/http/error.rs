@@ -70,6 +70,16 @@ impl From<DbError> for AppError {
     }
 }
 
+impl From<crate::auth::password::HasherError> for AppError {
+    fn from(err: crate::auth::password::HasherError) -> AppError {
+        use crate::auth::password::HasherError;
+        match err {
+            HasherError::Busy => AppError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+            HasherError::Gone => AppError::internal(err),
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for AppError {
     fn from(err: tokio::task::JoinError) -> AppError {
         AppError::internal(err)

@@ -35,7 +35,9 @@ impl From<LabError> for AppError {
             LabError::ServerFull(_) => {
                 AppError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
             }
-            LabError::UserFull(_) => AppError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string()),
+            LabError::UserFull(_) | LabError::TerminalBusy(_) | LabError::TooManySockets(_) => {
+                AppError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())
+            }
             LabError::Terminal(TerminalError::TooMany(_)) => {
                 AppError::new(StatusCode::CONFLICT, err.to_string())
             }
@@ -147,10 +149,12 @@ async fn terminal(
             ),
         ));
     }
+    let slot = state.labs.admit_socket(&user.id, &lab.id, &name)?;
     let hub = state.labs.terminal(&lab.id, &name).await?;
     let labs = state.labs.clone();
     Ok(upgrade
         .on_upgrade(move |socket| async move {
+            let _slot = slot;
             let activity = || labs.note_activity(&lab.id);
             if let Err(err) = relay(socket, hub, activity).await {
                 tracing::debug!(error = %err, "terminal socket ended");
@@ -169,7 +173,10 @@ const FLOOD_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 /// Replays the terminal's kept output, then relays both ways until either
 /// side ends. Input counts as activity (it keeps an idle lab alive). While
 /// the browser has paused the stream, output is left to the ring and sent
-/// from there on resume, so a flood never queues up in the server.
+/// from there on resume, so a flood never queues up in the server. While
+/// the shell's input queue is full, one message waits here and the socket
+/// is not read, so a client typing into a shell that does not read is
+/// held back by TCP, and output still flows.
 async fn relay(
     mut socket: WebSocket,
     hub: Arc<TerminalHub>,
@@ -178,6 +185,7 @@ async fn relay(
     let mut catchup = hub.catch_up(0)?;
     let mut seen = catchup.end;
     let mut paused = false;
+    let mut pending: Option<Vec<u8>> = None;
     if send_catchup(&mut socket, &mut catchup).await? {
         return Ok(());
     }
@@ -201,12 +209,17 @@ async fn relay(
                     return Ok(());
                 }
             }
-            message = socket.recv() => match message {
+            slot = hub.input_slot(), if pending.is_some() => {
+                if let Some(bytes) = pending.take() {
+                    slot?.send(bytes);
+                }
+            }
+            message = socket.recv(), if pending.is_none() => match message {
                 None => return Ok(()),
                 Some(message) => match message? {
                     Message::Binary(bytes) => {
                         activity();
-                        hub.write(bytes.to_vec()).await?;
+                        pending = Some(bytes.to_vec());
                     }
                     Message::Text(text) => match parse_control(&text) {
                         Ok(Control::Resize(size)) => hub.resize(size)?,

@@ -66,6 +66,8 @@ pub struct AppState {
     pub settings: Settings,
     pub csrf: CsrfKey,
     pub login_limiter: LoginLimiter,
+    /// Password hashing, on threads of its own (see `auth::password`).
+    pub hasher: crate::auth::password::Hasher,
     pub labs: Arc<crate::labs::Labs>,
     pub grading: crate::grading::Grading,
     /// One-time secret for `/setup/{token}`, present while no admin exists.

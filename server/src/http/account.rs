@@ -32,9 +32,18 @@ struct NextQuery {
 }
 
 /// Only paths on this site are followed after login: never another host.
+/// Browsers drop tabs and newlines inside a URL and read `\\` as `/`, so
+/// `/\t/evil.example` would become `//evil.example`: a path must start with
+/// a single `/` and hold only visible ASCII, no `\\` and no `//`.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+                && !n.contains("//") =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -399,3 +408,31 @@ async fn setup(
 /// A form whose only field is the CSRF token.
 #[derive(Deserialize)]
 struct NoFields {}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_plain_local_paths_are_followed() {
+        for good in ["/", "/lessons/x", "/lessons/x?tab=2#top", "/a%09b"] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "",
+            "x",
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/\\evil.example",
+            "/x//evil.example",
+            "/ /x",
+            "/\u{e9}",
+            "https://evil.example",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+}

@@ -172,12 +172,26 @@ async fn login_redirects_only_to_local_pages() {
     let dir = temp_dir();
     add_user(dir.path(), "dave", "student", "dave's password");
     let server = Server::start(dir.path(), &[]);
-    for (next, expected) in [
-        ("/lessons/x", "/lessons/x"),
-        ("https://evil.example/", "/"),
-        ("//evil.example", "/"),
-    ] {
-        let client = browser();
+    // Browsers drop tabs and newlines from URLs and read `\\` as `/`.
+    let hostile = [
+        "https://evil.example/",
+        "//evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\\evil.example",
+        "/lessons//evil.example",
+        "/\u{e9}vil",
+        "lessons/x",
+    ];
+    let cases: Vec<(&str, &str)> = hostile
+        .iter()
+        .map(|next| (*next, "/"))
+        .chain([("/lessons/x?tab=2", "/lessons/x?tab=2")])
+        .collect();
+    // The login form's `next` (a few: each login counts against the account).
+    let mut client = browser();
+    for (next, expected) in [cases[2], cases[4], cases[8]] {
+        client = browser();
         let response = submit(
             &client,
             &server,
@@ -190,7 +204,22 @@ async fn login_redirects_only_to_local_pages() {
             ],
         )
         .await;
-        assert_eq!(response.headers()["location"], expected, "next={next}");
+        assert_eq!(response.headers()["location"], expected, "next={next:?}");
+    }
+    // Logged in, GET /login?next=… redirects at once.
+    for (next, expected) in cases {
+        let url = format!(
+            "{}?{}",
+            server.at("/login"),
+            serde_urlencoded::to_string([("next", next)]).unwrap()
+        );
+        let response = client.get(url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            response.headers()["location"],
+            expected,
+            "GET next={next:?}"
+        );
     }
 }
 

@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
@@ -129,16 +129,14 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
             .is_some_and(|u| u.scheme() == "https"),
         signup_open: args.signup == Signup::Open,
     };
-    let setup_token = if db.admin_exists().await? {
-        None
-    } else {
+    if !db.admin_exists().await? {
         let token = crate::db::random_secret();
+        db.set_setup_token(&token).await?;
         tracing::warn!(
             "no admin account yet: open {public_url}/setup/{token} to create one, \
              or run `layerlab user add NAME --role admin --password-stdin`"
         );
-        Some(token)
-    };
+    }
     let store_dir = args
         .store_dir
         .clone()
@@ -192,7 +190,6 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         settings,
         csrf,
         login_limiter: Default::default(),
-        setup_token: Mutex::new(setup_token),
     });
     tracing::info!(lessons = state.course.lessons.len(), dir = %lessons_dir.display(), "course loaded");
     tracing::info!("listening on {public_url}");

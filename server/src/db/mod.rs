@@ -42,6 +42,10 @@ pub enum DbError {
     NameTaken(String),
     #[error("no user named {0:?}")]
     NoSuchUser(String),
+    #[error(
+        "this setup link was used, or an admin exists already; log in, or use `layerlab user add NAME --role admin`"
+    )]
+    SetupUsed,
 }
 
 /// Handle to the database; cheap to clone.

@@ -4,7 +4,7 @@ use std::str::FromStr;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Db, DbError, now};
+use super::{Db, DbError, now, secret_hash};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,6 +73,37 @@ pub(super) fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, sqlx::Erro
     })
 }
 
+async fn insert_user(
+    conn: &mut sqlx::SqliteConnection,
+    name: &str,
+    password_hash: &str,
+    role: Role,
+) -> Result<User, DbError> {
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: name.to_string(),
+        role,
+        created_at: now(),
+    };
+    let result = sqlx::query(
+        "INSERT INTO users (id, name, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&user.id)
+    .bind(&user.name)
+    .bind(password_hash)
+    .bind(role.as_str())
+    .bind(user.created_at)
+    .execute(&mut *conn)
+    .await;
+    match result {
+        Ok(_) => Ok(user),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(DbError::NameTaken(name.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Db {
     pub async fn create_user(
         &self,
@@ -80,29 +111,63 @@ impl Db {
         password_hash: &str,
         role: Role,
     ) -> Result<User, DbError> {
-        let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: name.to_string(),
-            role,
-            created_at: now(),
-        };
-        let result = sqlx::query(
-            "INSERT INTO users (id, name, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+        let mut conn = self.pool.acquire().await?;
+        insert_user(&mut conn, name, password_hash, role).await
+    }
+
+    /// Replaces any earlier setup link with one for `token`; the server
+    /// calls this at start while no admin exists.
+    pub async fn set_setup_token(&self, token: &str) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM setup_tokens")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO setup_tokens (token_hash, created_at) VALUES ($1, $2)")
+            .bind(secret_hash(token))
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether `token` is the setup link and no admin exists yet.
+    pub async fn setup_token_valid(&self, token: &str) -> Result<bool, DbError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM setup_tokens WHERE token_hash = $1 \
+             AND NOT EXISTS (SELECT 1 FROM users WHERE role = 'admin')",
         )
-        .bind(&user.id)
-        .bind(&user.name)
-        .bind(password_hash)
-        .bind(role.as_str())
-        .bind(user.created_at)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(_) => Ok(user),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(DbError::NameTaken(name.to_string()))
-            }
-            Err(e) => Err(e.into()),
+        .bind(secret_hash(token))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Creates the first admin with the setup link `token`, which is used
+    /// up in the same transaction: of requests racing with one link, one
+    /// wins; and none does once any admin exists.
+    pub async fn create_first_admin(
+        &self,
+        token: &str,
+        name: &str,
+        password_hash: &str,
+    ) -> Result<User, DbError> {
+        let mut tx = self.pool.begin().await?;
+        // The write comes first, so the transaction holds the write lock
+        // (SQLite) or the row (PostgreSQL) before it reads anything.
+        let used = sqlx::query("DELETE FROM setup_tokens WHERE token_hash = $1")
+            .bind(secret_hash(token))
+            .execute(&mut *tx)
+            .await?;
+        let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+            .fetch_one(&mut *tx)
+            .await?;
+        if used.rows_affected() != 1 || admins > 0 {
+            return Err(DbError::SetupUsed);
         }
+        let user = insert_user(&mut tx, name, password_hash, Role::Admin).await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     pub async fn credentials(&self, name: &str) -> Result<Option<Credentials>, DbError> {

@@ -252,30 +252,42 @@ async fn signup(
         )
         .into());
     }
-    create_account(
-        &state,
-        htmx,
-        &csrf,
-        jar,
-        input,
-        Role::Student,
-        "/signup",
-        SIGNUP_HEADING,
-    )
-    .await
+    create_account(&state, htmx, &csrf, jar, input, Creation::Signup).await
+}
+
+/// Which form creates an account.
+#[derive(Clone, Copy)]
+enum Creation<'a> {
+    /// Open sign-up: a student.
+    Signup,
+    /// The one-time setup link: the first admin.
+    Setup { token: &'a str },
+}
+
+impl Creation<'_> {
+    fn action(self) -> String {
+        match self {
+            Creation::Signup => "/signup".into(),
+            Creation::Setup { token } => format!("/setup/{token}"),
+        }
+    }
+
+    fn heading(self) -> &'static str {
+        match self {
+            Creation::Signup => SIGNUP_HEADING,
+            Creation::Setup { .. } => SETUP_HEADING,
+        }
+    }
 }
 
 /// Validates a sign-up or setup form, creates the account and logs it in.
-#[allow(clippy::too_many_arguments)]
 async fn create_account(
     state: &SharedState,
     htmx: bool,
     csrf: &CsrfToken,
     jar: CookieJar,
     input: SignupInput,
-    role: Role,
-    action: &str,
-    heading: &'static str,
+    creation: Creation<'_>,
 ) -> Result<Response, PageError> {
     let refuse = |status: StatusCode, message: String| {
         let form = FormState {
@@ -283,7 +295,7 @@ async fn create_account(
             name: input.name.clone(),
             error: Some(message),
             next: "/".into(),
-            action: action.into(),
+            action: creation.action(),
         };
         Ok(form_response(
             htmx,
@@ -291,7 +303,7 @@ async fn create_account(
             state,
             csrf,
             form,
-            Kind::Signup(heading),
+            Kind::Signup(creation.heading()),
         ))
     };
     let name = match normalize_name(&input.name) {
@@ -316,7 +328,11 @@ async fn create_account(
         );
     }
     let hash = state.hasher.hash(input.password.clone()).await?;
-    let user = match state.db.create_user(&name, &hash, role).await {
+    let created = match creation {
+        Creation::Signup => state.db.create_user(&name, &hash, Role::Student).await,
+        Creation::Setup { token } => state.db.create_first_admin(token, &name, &hash).await,
+    };
+    let user = match created {
         Ok(user) => user,
         Err(crate::db::DbError::NameTaken(_)) => {
             return refuse(
@@ -342,18 +358,13 @@ async fn logout(
     Ok((jar, Redirect::to("/")).into_response())
 }
 
-/// Checks the one-time setup token; it is valid only while no admin exists.
-fn setup_allowed(state: &SharedState, token: &str) -> Result<(), AppError> {
-    use subtle::ConstantTimeEq;
-    let guard = state
-        .setup_token
-        .lock()
-        .map_err(|_| AppError::internal("setup token lock poisoned"))?;
-    match guard.as_deref() {
-        Some(expected) if bool::from(expected.as_bytes().ct_eq(token.as_bytes())) => Ok(()),
-        _ => Err(AppError::not_found(
-            "this setup link is not valid (an admin may already exist); use `layerlab user add NAME --role admin`",
-        )),
+/// Checks the one-time setup link; it is valid until used, and only while
+/// no admin exists. (Creating the admin checks both again, atomically.)
+async fn setup_allowed(state: &SharedState, token: &str) -> Result<(), AppError> {
+    if state.db.setup_token_valid(token).await? {
+        Ok(())
+    } else {
+        Err(crate::db::DbError::SetupUsed.into())
     }
 }
 
@@ -362,18 +373,19 @@ async fn setup_page(
     csrf: CsrfToken,
     Path(token): Path<String>,
 ) -> Result<Response, PageError> {
-    setup_allowed(&state, &token)?;
+    setup_allowed(&state, &token).await?;
+    let creation = Creation::Setup { token: &token };
     let form = FormState {
         csrf: csrf.0.clone(),
         name: "admin".into(),
         error: None,
         next: "/".into(),
-        action: format!("/setup/{token}"),
+        action: creation.action(),
     };
     Ok(templates::render(&SignupPage {
         page: context(&state, None, &csrf),
         form,
-        heading: SETUP_HEADING,
+        heading: creation.heading(),
     }))
 }
 
@@ -385,24 +397,16 @@ async fn setup(
     Path(token): Path<String>,
     CsrfForm(input): CsrfForm<SignupInput>,
 ) -> Result<Response, PageError> {
-    setup_allowed(&state, &token)?;
-    let response = create_account(
+    setup_allowed(&state, &token).await?;
+    create_account(
         &state,
         htmx,
         &csrf,
         jar,
         input,
-        Role::Admin,
-        &format!("/setup/{token}"),
-        SETUP_HEADING,
+        Creation::Setup { token: &token },
     )
-    .await?;
-    if state.db.admin_exists().await?
-        && let Ok(mut guard) = state.setup_token.lock()
-    {
-        *guard = None;
-    }
-    Ok(response)
+    .await
 }
 
 /// A form whose only field is the CSRF token.

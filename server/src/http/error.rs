@@ -64,7 +64,7 @@ impl From<DbError> for AppError {
     fn from(err: DbError) -> AppError {
         match err {
             DbError::NameTaken(_) => AppError::new(StatusCode::CONFLICT, err.to_string()),
-            DbError::NoSuchUser(_) => AppError::not_found(err.to_string()),
+            DbError::NoSuchUser(_) | DbError::SetupUsed => AppError::not_found(err.to_string()),
             other => AppError::internal(other),
         }
     }

@@ -12,7 +12,7 @@ mod labs;
 mod pages;
 pub mod session;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -70,8 +70,6 @@ pub struct AppState {
     pub hasher: crate::auth::password::Hasher,
     pub labs: Arc<crate::labs::Labs>,
     pub grading: crate::grading::Grading,
-    /// One-time secret for `/setup/{token}`, present while no admin exists.
-    pub setup_token: Mutex<Option<String>>,
 }
 
 pub type SharedState = Arc<AppState>;

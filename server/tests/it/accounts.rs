@@ -428,3 +428,90 @@ async fn cli_manages_users_and_tokens_while_the_server_runs() {
     assert!(!unknown.status.success());
     assert!(text(&unknown.stderr).contains("no user named"));
 }
+
+/// The setup link from the server's log, as a path.
+fn setup_path(server: &Server) -> String {
+    let log = server.log();
+    let link = log
+        .split_whitespace()
+        .find(|w| w.contains("/setup/"))
+        .unwrap_or_else(|| panic!("no setup link in the log:\n{log}"))
+        .trim_end_matches(',');
+    link[link.find("/setup/").unwrap()..].to_string()
+}
+
+fn admins(dir: &std::path::Path) -> Vec<String> {
+    let list = cli(&["user", "list", "--data-dir", dir.to_str().unwrap()], "");
+    text(&list.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("admin"))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_setup_link_makes_one_admin_however_many_race_for_it() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let path = setup_path(&server);
+    // Six browsers load the form, then all submit at once.
+    let mut forms = Vec::new();
+    for i in 0..6 {
+        let client = browser();
+        let token = csrf_of(&get_page(&client, &server.at(&path)).await);
+        forms.push((client, token, format!("admin{i}")));
+    }
+    let posts = forms.iter().map(|(client, token, name)| {
+        client
+            .post(server.at(&path))
+            .form(&[
+                ("_csrf", token.as_str()),
+                ("name", name.as_str()),
+                ("password", "admin password"),
+                ("confirm", "admin password"),
+            ])
+            .send()
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(posts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [303, 404].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(admins(dir.path()).len(), 1, "{:?}", admins(dir.path()));
+}
+
+#[tokio::test]
+async fn the_setup_link_dies_once_an_admin_exists() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let path = setup_path(&server);
+    let client = browser();
+    let token = csrf_of(&get_page(&client, &server.at(&path)).await);
+    add_user(dir.path(), "boss", "admin", "boss password");
+
+    let page = browser().get(server.at(&path)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(page.text().await.unwrap().contains("user add"));
+    let post = client
+        .post(server.at(&path))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("name", "intruder"),
+            ("password", "admin password"),
+            ("confirm", "admin password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::NOT_FOUND);
+    assert_eq!(admins(dir.path()), ["boss"]);
+}

@@ -98,6 +98,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAYERLAB_SIGNUP", value_enum, default_value_t = Signup::Open)]
     pub signup: Signup,
 
+    /// Invitation code that open sign-up asks for: only those you give it
+    /// to can create accounts (and take lab slots).
+    #[arg(long, env = "LAYERLAB_SIGNUP_CODE", value_parser = parse_signup_code)]
+    pub signup_code: Option<String>,
+
     /// Content store holding the catalog images labs are made from;
     /// defaults to `store` in the data directory.
     #[arg(long, env = "LAYERLAB_STORE_DIR")]
@@ -305,6 +310,16 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     full.parse().map_err(|_| {
         format!("{text:?} is not an address to listen on; write it like 0.0.0.0:5000 or :5000")
     })
+}
+
+fn parse_signup_code(text: &str) -> Result<String, String> {
+    let code = text.trim();
+    if code.chars().count() < 6 {
+        return Err(
+            "an invitation code needs at least 6 characters, or anyone could guess it".into(),
+        );
+    }
+    Ok(code.to_owned())
 }
 
 fn parse_upstream(text: &str) -> Result<::registry::Upstream, String> {

@@ -135,6 +135,8 @@ pub struct FormState {
     pub next: String,
     /// Where the form posts to.
     pub action: String,
+    /// The sign-up form asks for an invitation code.
+    pub invitation: bool,
 }
 
 #[derive(Template)]

@@ -63,6 +63,18 @@ pub fn verify_dummy(password: &str) {
     let _ = verify(password, stored);
 }
 
+/// glibc raises its mmap threshold to the size of each large block freed;
+/// from then on argon2's 19 MiB blocks came from the heap and stayed
+/// resident, so every hash grew the server by 19 MiB for good. A fixed
+/// threshold keeps such blocks mapped only while in use.
+fn keep_large_blocks_unmapped() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter, under glibc's own lock.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HasherError {
     #[error("the server is busy checking other passwords; try again in a few seconds")]
@@ -82,6 +94,7 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new(threads: usize, queue: usize) -> std::io::Result<Hasher> {
+        keep_large_blocks_unmapped();
         let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(queue);
         let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
         for i in 0..threads.max(1) {

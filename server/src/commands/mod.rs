@@ -128,6 +128,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
             .as_ref()
             .is_some_and(|u| u.scheme() == "https"),
         signup_open: args.signup == Signup::Open,
+        signup_code: args.signup_code.clone(),
     };
     if !db.admin_exists().await? {
         let token = crate::db::random_secret();
@@ -190,6 +191,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         settings,
         csrf,
         login_limiter: Default::default(),
+        signup_limiter: Default::default(),
     });
     tracing::info!(lessons = state.course.lessons.len(), dir = %lessons_dir.display(), "course loaded");
     tracing::info!("listening on {public_url}");

@@ -1,8 +1,8 @@
 //! Sign-up, login, logout and the one-time admin setup page.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -10,10 +10,11 @@ use axum::{Router, routing::post};
 use axum_extra::extract::cookie::{Cookie, CookieJar};
 use axum_htmx::{HxRedirect, HxRequest};
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 
 use super::SharedState;
 use super::error::{AppError, PageError};
-use super::session::{CsrfForm, CsrfToken, SESSION_COOKIE, Viewer, session_cookie};
+use super::session::{ClientAddr, CsrfForm, CsrfToken, SESSION_COOKIE, Viewer, session_cookie};
 use crate::auth::{normalize_name, password};
 use crate::db::{Role, User};
 use crate::templates::{self, FormState, LoginPage, PageContext, SignupPage};
@@ -72,6 +73,7 @@ async fn login_page(
         error: None,
         next,
         action: "/login".into(),
+        invitation: false,
     };
     templates::render(&LoginPage {
         page: context(&state, None, &csrf),
@@ -88,7 +90,7 @@ struct LoginInput {
 
 async fn login(
     State(state): State<SharedState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     HxRequest(htmx): HxRequest,
     csrf: CsrfToken,
     jar: CookieJar,
@@ -103,11 +105,12 @@ async fn login(
             error: Some(message),
             next: next.clone(),
             action: "/login".into(),
+            invitation: false,
         };
         form_response(htmx, status, &state, &csrf, form, Kind::Login)
     };
-    if let Err(limited) = state.login_limiter.attempt(&name, peer.ip()) {
-        tracing::warn!(account = %name, peer = %peer.ip(), "login rate limited");
+    if let Err(limited) = state.login_limiter.attempt(&name, client) {
+        tracing::warn!(account = %name, peer = %client, "login rate limited");
         return Ok(refuse(
             StatusCode::TOO_MANY_REQUESTS,
             format!("{}.", capitalize(&limited.to_string())),
@@ -224,6 +227,7 @@ async fn signup_page(
         error: None,
         next: "/".into(),
         action: "/signup".into(),
+        invitation: state.settings.signup_code.is_some(),
     };
     Ok(templates::render(&SignupPage {
         page: context(&state, None, &csrf),
@@ -237,10 +241,14 @@ struct SignupInput {
     name: String,
     password: String,
     confirm: String,
+    /// Asked for when the server has a `--signup-code`.
+    #[serde(default)]
+    invitation: String,
 }
 
 async fn signup(
     State(state): State<SharedState>,
+    ClientAddr(client): ClientAddr,
     HxRequest(htmx): HxRequest,
     csrf: CsrfToken,
     jar: CookieJar,
@@ -252,14 +260,14 @@ async fn signup(
         )
         .into());
     }
-    create_account(&state, htmx, &csrf, jar, input, Creation::Signup).await
+    create_account(&state, htmx, &csrf, jar, input, Creation::Signup { client }).await
 }
 
 /// Which form creates an account.
 #[derive(Clone, Copy)]
 enum Creation<'a> {
-    /// Open sign-up: a student.
-    Signup,
+    /// Open sign-up from this client address: a student.
+    Signup { client: IpAddr },
     /// The one-time setup link: the first admin.
     Setup { token: &'a str },
 }
@@ -267,14 +275,14 @@ enum Creation<'a> {
 impl Creation<'_> {
     fn action(self) -> String {
         match self {
-            Creation::Signup => "/signup".into(),
+            Creation::Signup { .. } => "/signup".into(),
             Creation::Setup { token } => format!("/setup/{token}"),
         }
     }
 
     fn heading(self) -> &'static str {
         match self {
-            Creation::Signup => SIGNUP_HEADING,
+            Creation::Signup { .. } => SIGNUP_HEADING,
             Creation::Setup { .. } => SETUP_HEADING,
         }
     }
@@ -296,6 +304,8 @@ async fn create_account(
             error: Some(message),
             next: "/".into(),
             action: creation.action(),
+            invitation: matches!(creation, Creation::Signup { .. })
+                && state.settings.signup_code.is_some(),
         };
         Ok(form_response(
             htmx,
@@ -306,6 +316,26 @@ async fn create_account(
             Kind::Signup(creation.heading()),
         ))
     };
+    if let Creation::Signup { client } = creation {
+        // Counted before anything is checked, so the budget also bounds
+        // guesses at the invitation code.
+        if let Err(limited) = state.signup_limiter.attempt(client) {
+            tracing::warn!(peer = %client, "sign-up rate limited");
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{}.", capitalize(&limited.to_string())),
+            );
+        }
+        if let Some(code) = &state.settings.signup_code
+            && !bool::from(code.as_bytes().ct_eq(input.invitation.trim().as_bytes()))
+        {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "This invitation code is not valid; ask your instructor for your class's code."
+                    .into(),
+            );
+        }
+    }
     let name = match normalize_name(&input.name) {
         Ok(name) => name,
         Err(err) => {
@@ -329,7 +359,7 @@ async fn create_account(
     }
     let hash = state.hasher.hash(input.password.clone()).await?;
     let created = match creation {
-        Creation::Signup => state.db.create_user(&name, &hash, Role::Student).await,
+        Creation::Signup { .. } => state.db.create_user(&name, &hash, Role::Student).await,
         Creation::Setup { token } => state.db.create_first_admin(token, &name, &hash).await,
     };
     let user = match created {
@@ -381,6 +411,7 @@ async fn setup_page(
         error: None,
         next: "/".into(),
         action: creation.action(),
+        invitation: false,
     };
     Ok(templates::render(&SignupPage {
         page: context(&state, None, &csrf),

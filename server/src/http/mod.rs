@@ -25,7 +25,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::csrf::CsrfKey;
-use crate::auth::limits::LoginLimiter;
+use crate::auth::limits::{LoginLimiter, SignupLimiter};
 use crate::db::Db;
 
 /// Forms and JSON calls are small; anything bigger is refused before a
@@ -58,6 +58,8 @@ pub struct Settings {
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
     pub signup_open: bool,
+    /// Invitation code open sign-up asks for (`--signup-code`).
+    pub signup_code: Option<String>,
 }
 
 pub struct AppState {
@@ -66,6 +68,7 @@ pub struct AppState {
     pub settings: Settings,
     pub csrf: CsrfKey,
     pub login_limiter: LoginLimiter,
+    pub signup_limiter: SignupLimiter,
     /// Password hashing, on threads of its own (see `auth::password`).
     pub hasher: crate::auth::password::Hasher,
     pub labs: Arc<crate::labs::Labs>,
@@ -151,6 +154,7 @@ async fn housekeeping(state: SharedState) {
     loop {
         tick.tick().await;
         state.login_limiter.forget_idle();
+        state.signup_limiter.forget_idle();
         match state.db.delete_expired_sessions().await {
             Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
             Ok(_) => {}

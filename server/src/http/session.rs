@@ -241,6 +241,24 @@ pub fn check_origin(parts: &Parts, state: &SharedState) -> Result<(), AppError> 
     }
 }
 
+/// The address of the client a request comes from, for rate limits.
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl FromRequestParts<SharedState> for ClientAddr {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .ok_or_else(|| AppError::internal("the server runs without connect info"))?;
+        Ok(ClientAddr(peer.0.ip()))
+    }
+}
+
 /// The session cookie for a fresh login.
 pub fn session_cookie(secret: String, secure: bool) -> Cookie<'static> {
     Cookie::build((SESSION_COOKIE, secret))

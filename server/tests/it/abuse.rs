@@ -121,3 +121,104 @@ async fn a_terminal_that_stops_reading_stalls_nobody_else() {
     drop(open);
     flood.abort();
 }
+
+/// 128 sign-ups at once with the longest passwords allowed: a few accounts
+/// are made, the rest are told to wait, and memory stays put (argon2 takes
+/// 19 MiB per hash in flight).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crowd_of_signups_is_limited_and_hashing_stays_bounded() {
+    let data = temp_dir();
+    let server = Server::start(data.path(), &[]);
+    let password = "p".repeat(256);
+    let mut forms = Vec::new();
+    for _ in 0..128 {
+        let client = browser();
+        let token = csrf_of(&get_page(&client, &server.at("/signup")).await);
+        forms.push((client, token));
+    }
+    let peak_before = server.peak_rss_kib();
+    let server = &server;
+    let posts = forms.iter().enumerate().map(|(i, (client, token))| {
+        let name = format!("throwaway{i}");
+        let password = password.clone();
+        async move {
+            let response = client
+                .post(server.at("/signup"))
+                .form(&[
+                    ("_csrf", token.as_str()),
+                    ("name", name.as_str()),
+                    ("password", password.as_str()),
+                    ("confirm", password.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    });
+    let answers = futures_util::future::join_all(posts).await;
+    let created = answers.iter().filter(|(s, _)| *s == 303).count();
+    assert!(
+        (1..=30).contains(&created),
+        "{created} accounts from one address"
+    );
+    for (status, body) in &answers {
+        match status {
+            303 => {}
+            429 => assert!(body.contains("from your network address"), "{body}"),
+            503 => assert!(body.contains("try again in a few seconds"), "{body}"),
+            other => panic!("sign-up answered {other}: {body}"),
+        }
+    }
+    let grown_mib = (server.peak_rss_kib() - peak_before) / 1024;
+    assert!(grown_mib < 200, "the server grew by {grown_mib} MiB");
+}
+
+/// With an invitation code, sign-up needs it: throwaway accounts cannot
+/// take a class's lab slots.
+#[tokio::test]
+async fn signup_with_an_invitation_code_needs_the_code() {
+    let data = temp_dir();
+    let server = Server::start(data.path(), &["--signup-code", "class-of-2026"]);
+    let client = browser();
+    let page = get_page(&client, &server.at("/signup")).await;
+    assert!(page.contains("Invitation code"), "{page}");
+    for code in ["", "class-of-2025"] {
+        let response = submit(
+            &client,
+            &server,
+            "/signup",
+            "/signup",
+            &[
+                ("name", "stranger"),
+                ("password", "stranger password"),
+                ("confirm", "stranger password"),
+                ("invitation", code),
+            ],
+        )
+        .await;
+        assert_eq!(response.status(), 403, "code {code:?}");
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("invitation code is not valid")
+        );
+    }
+    let response = submit(
+        &client,
+        &server,
+        "/signup",
+        "/signup",
+        &[
+            ("name", "student"),
+            ("password", "student password"),
+            ("confirm", "student password"),
+            ("invitation", "class-of-2026"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+}

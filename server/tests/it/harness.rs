@@ -109,14 +109,23 @@ impl Server {
     }
 
     /// Threads of the server process right now.
-    pub fn threads(&self) -> usize {
+    pub fn threads(&self) -> u64 {
+        self.status_field("Threads:")
+    }
+
+    /// The most memory the server process has used so far, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_field("VmHWM:")
+    }
+
+    fn status_field(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("read the server's /proc status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("a Threads: line")
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|n| n.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} line in {status}"))
     }
 
     pub fn log(&self) -> String {

@@ -103,6 +103,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LAYERLAB_SIGNUP_CODE", value_parser = parse_signup_code)]
     pub signup_code: Option<String>,
 
+    /// A terminal websocket that sends nothing (not even a pong to the
+    /// server's pings, sent every third of this) or takes no output for
+    /// this long is closed, e.g. 60s.
+    #[arg(long, env = "LAYERLAB_SOCKET_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub socket_timeout: Duration,
+
     /// Content store holding the catalog images labs are made from;
     /// defaults to `store` in the data directory.
     #[arg(long, env = "LAYERLAB_STORE_DIR")]

@@ -129,6 +129,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
             .is_some_and(|u| u.scheme() == "https"),
         signup_open: args.signup == Signup::Open,
         signup_code: args.signup_code.clone(),
+        socket_timeout: args.socket_timeout,
     };
     if !db.admin_exists().await? {
         let token = crate::db::random_secret();

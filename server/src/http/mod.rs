@@ -9,6 +9,7 @@ pub mod error;
 mod grades;
 mod lab_pane;
 mod labs;
+mod listen;
 mod pages;
 pub mod session;
 
@@ -60,6 +61,8 @@ pub struct Settings {
     pub signup_open: bool,
     /// Invitation code open sign-up asks for (`--signup-code`).
     pub signup_code: Option<String>,
+    /// How long a terminal websocket may stay silent or stuck.
+    pub socket_timeout: Duration,
 }
 
 pub struct AppState {
@@ -129,18 +132,7 @@ pub async fn serve(
     let reap_period = (state.labs.limits().expiry.idle / 4)
         .clamp(Duration::from_secs(1), Duration::from_secs(30));
     let reaper = tokio::spawn(state.labs.clone().reap_every(reap_period));
-    // Terminal keystrokes are tiny writes that must not wait for an ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-        }
-    });
-    let result = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let result = listen::run(listener, app(state), shutdown).await;
     janitor.abort();
     reaper.abort();
     result

@@ -222,3 +222,124 @@ async fn signup_with_an_invitation_code_needs_the_code() {
     .await;
     assert_eq!(response.status(), 303);
 }
+
+/// Reads from `socket` until it ends or `within` passes; true when it
+/// ended (closed by the server, or reset).
+async fn closed_within(socket: &mut crate::labs::Socket, within: Duration) -> bool {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => return false,
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return true,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// Oversized frames, silent clients and slow request headers are cut off;
+/// a user's sockets are capped over all their terminals.
+#[tokio::test(flavor = "multi_thread")]
+async fn sockets_and_connections_are_bounded_in_size_count_and_time() {
+    let data = temp_dir();
+    let token = user_token(&data, "hoarder");
+    let server = crate::labs::lab_server_with(&data, &["--socket-timeout", "3s"]);
+    let (id, _guard) = start_lesson_lab(&server, &token, "01-what-is-a-container").await;
+
+    // A 1 MiB message is refused: the socket is closed, the shell unharmed.
+    let mut big = connect(&server, &token, &id, "node1", None).await.unwrap();
+    let _ = big.send(Message::Binary(vec![b'#'; 1 << 20].into())).await;
+    assert!(
+        closed_within(&mut big, Duration::from_secs(5)).await,
+        "a 1 MiB message was accepted"
+    );
+
+    // A client that never reads never answers pings: closed after the
+    // timeout. One that reads stays, however long it is quiet.
+    let mut silent = connect(&server, &token, &id, "node1", None).await.unwrap();
+    let mut quiet = connect(&server, &token, &id, "shell-2", None)
+        .await
+        .unwrap();
+    let listening = tokio::spawn(async move {
+        let alive = !closed_within(&mut quiet, Duration::from_secs(8)).await;
+        (alive, quiet)
+    });
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(1)).await,
+        "a socket that answered no pings for 8 s is still open"
+    );
+    let (alive, mut quiet) = listening.await.unwrap();
+    assert!(alive, "a socket answering pings was closed");
+    type_line(&mut quiet, "echo still-$((2*3))").await;
+    read_until(&mut quiet, "still-6").await;
+
+    // Sockets per user, over all the lab's terminals.
+    let mut held = vec![quiet];
+    let mut refusal = None;
+    'open: for name in ["node1", "shell-2", "shell-3", "shell-4"] {
+        for _ in 0..4 {
+            match connect(&server, &token, &id, name, None).await {
+                Ok(socket) => held.push(socket),
+                Err(WsError::Http(response)) => {
+                    refusal = Some((
+                        response.status(),
+                        text(response.body().as_deref().unwrap_or_default()),
+                    ));
+                    if held.len() >= 12 {
+                        break 'open;
+                    }
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+    }
+    let (status, body) = refusal.expect("a user opened 16 terminal sockets");
+    assert_eq!(status, 429);
+    assert_eq!(held.len(), 12, "{body}");
+    assert!(body.contains("terminal connections open"), "{body}");
+    drop(held);
+
+    // Slow request headers: 50 connections that trickle a header line
+    // are closed, not held.
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut tcp = tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(tcp);
+    }
+    let started = Instant::now();
+    let mut open = slow.len();
+    while open > 0 && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        open = 0;
+        for tcp in &mut slow {
+            // A header line a second never finishes the request.
+            let _ = tokio::io::AsyncWriteExt::write_all(tcp, b"X-Slow: 1\r\n").await;
+            if still_open(tcp) {
+                open += 1;
+            }
+        }
+    }
+    assert_eq!(
+        open, 0,
+        "{open} slow-header connections still open after 20 s"
+    );
+}
+
+/// Whether the server has not closed `tcp` (anything it sent is drained).
+fn still_open(tcp: &tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tcp.try_read(&mut buf) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+}

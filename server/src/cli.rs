@@ -109,6 +109,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LAYERLAB_SOCKET_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub socket_timeout: Duration,
 
+    /// The server runs behind a reverse proxy: rate limits key on the last
+    /// X-Forwarded-For address (the one the proxy added) and the Origin
+    /// check takes the scheme from X-Forwarded-Proto.
+    #[arg(long, env = "LAYERLAB_TRUST_PROXY")]
+    pub trust_proxy: bool,
+
     /// Content store holding the catalog images labs are made from;
     /// defaults to `store` in the data directory.
     #[arg(long, env = "LAYERLAB_STORE_DIR")]

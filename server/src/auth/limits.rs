@@ -1,5 +1,6 @@
-//! Rate limits: logins per account and per client address, so neither a
-//! single attacker nor a botnet can guess one student's password quickly;
+//! Rate limits: logins per client address and per account from that
+//! address, which slow a guesser down without locking the account's owner
+//! out;
 //! sign-ups per client address and per server, so nobody mints accounts
 //! by the hundred.
 
@@ -10,13 +11,16 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 
-/// Failed-or-not login attempts allowed per account: a burst of 5, then one
-/// every 12 seconds.
+/// Login attempts allowed per account from one client address: a burst of
+/// 5, then one every 12 seconds. Keyed by address too, so an attacker
+/// slows down only themselves: the account's owner, elsewhere, still gets
+/// in.
 const PER_ACCOUNT_BURST: u32 = 5;
 const PER_ACCOUNT_PERIOD: Duration = Duration::from_secs(12);
-/// Attempts allowed per client address, for all accounts together.
-const PER_IP_BURST: u32 = 20;
-const PER_IP_PERIOD: Duration = Duration::from_secs(3);
+/// Attempts allowed per client address, for all accounts together: a
+/// class behind one NAT logs in at once (a burst of 60), then one a second.
+const PER_IP_BURST: u32 = 60;
+const PER_IP_PERIOD: Duration = Duration::from_secs(1);
 /// Accounts created per client address: a class behind one NAT signs up
 /// together (a burst of 30), then one every 10 seconds.
 const SIGNUP_PER_IP_BURST: u32 = 30;
@@ -41,13 +45,15 @@ fn wait_secs(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) ->
 }
 
 pub struct LoginLimiter {
-    per_account: DefaultKeyedRateLimiter<String>,
+    per_account: DefaultKeyedRateLimiter<(String, IpAddr)>,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Limited {
-    #[error("too many login attempts for this account; wait {0} seconds and try again")]
+    #[error(
+        "too many login attempts for this account from your network address; wait {0} seconds and try again"
+    )]
     Account(u64),
     #[error("too many login attempts from your network address; wait {0} seconds and try again")]
     Address(u64),
@@ -72,7 +78,7 @@ impl LoginLimiter {
             .check_key(&ip)
             .map_err(|e| Limited::Address(wait_secs(e)))?;
         self.per_account
-            .check_key(&account.to_string())
+            .check_key(&(account.to_string(), ip))
             .map_err(|e| Limited::Account(wait_secs(e)))?;
         Ok(())
     }
@@ -144,6 +150,8 @@ mod tests {
             Err(Limited::Account(_))
         ));
         assert_eq!(limiter.attempt("bob", ip), Ok(()));
+        let elsewhere: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(limiter.attempt("alice", elsewhere), Ok(()));
     }
 
     #[test]

@@ -130,6 +130,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         signup_open: args.signup == Signup::Open,
         signup_code: args.signup_code.clone(),
         socket_timeout: args.socket_timeout,
+        trust_proxy: args.trust_proxy,
     };
     if !db.admin_exists().await? {
         let token = crate::db::random_secret();
@@ -195,7 +196,12 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         signup_limiter: Default::default(),
     });
     tracing::info!(lessons = state.course.lessons.len(), dir = %lessons_dir.display(), "course loaded");
-    tracing::info!("listening on {public_url}");
+    // Tools read the first word after "listening on": the address itself.
+    if args.base_url.is_some() {
+        tracing::info!("listening on http://{local} (public address {public_url})");
+    } else {
+        tracing::info!("listening on {public_url}");
+    }
     let hub = match args.hub_listen {
         Some(addr) => Some(start_hub(addr, &hub_store_dir, args.hub_upstream).await?),
         None => None,

@@ -14,8 +14,10 @@ use subtle::ConstantTimeEq;
 
 use super::SharedState;
 use super::error::{AppError, PageError};
-use super::session::{ClientAddr, CsrfForm, CsrfToken, SESSION_COOKIE, Viewer, session_cookie};
-use crate::auth::{normalize_name, password};
+use super::session::{
+    ClientAddr, CsrfForm, CsrfToken, SESSION_COOKIE, Viewer, fresh_csrf_cookie, session_cookie,
+};
+use crate::auth::{loggable, normalize_name, password};
 use crate::db::{Role, User};
 use crate::templates::{self, FormState, LoginPage, PageContext, SignupPage};
 
@@ -110,7 +112,7 @@ async fn login(
         form_response(htmx, status, &state, &csrf, form, Kind::Login)
     };
     if let Err(limited) = state.login_limiter.attempt(&name, client) {
-        tracing::warn!(account = %name, peer = %client, "login rate limited");
+        tracing::warn!(account = %loggable(&name), peer = %client, "login rate limited");
         return Ok(refuse(
             StatusCode::TOO_MANY_REQUESTS,
             format!("{}.", capitalize(&limited.to_string())),
@@ -123,7 +125,7 @@ async fn login(
     };
     let matches = state.hasher.verify(input.password, stored).await?;
     let Some(user) = user.filter(|_| matches) else {
-        tracing::info!(account = %name, "login refused: wrong name or password");
+        tracing::info!(account = %loggable(&name), "login refused: wrong name or password");
         return Ok(refuse(
             StatusCode::UNAUTHORIZED,
             "Wrong user name or password.".into(),
@@ -146,7 +148,11 @@ async fn start_session(
         state.db.delete_session(old.value()).await?;
     }
     let secret = state.db.create_session(&user.id).await?;
-    let jar = jar.add(session_cookie(secret, state.settings.secure_cookies));
+    let secure = state.settings.secure_cookies;
+    // A new CSRF value too: tokens from before the login are dead.
+    let jar = jar
+        .add(session_cookie(secret, secure))
+        .add(fresh_csrf_cookie(secure));
     Ok(go_to(jar, htmx, next))
 }
 

@@ -63,6 +63,9 @@ pub struct Settings {
     pub signup_code: Option<String>,
     /// How long a terminal websocket may stay silent or stuck.
     pub socket_timeout: Duration,
+    /// Requests come through a proxy whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` we believe.
+    pub trust_proxy: bool,
 }
 
 pub struct AppState {
@@ -147,6 +150,7 @@ async fn housekeeping(state: SharedState) {
         tick.tick().await;
         state.login_limiter.forget_idle();
         state.signup_limiter.forget_idle();
+        state.grading.forget_idle();
         match state.db.delete_expired_sessions().await {
             Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
             Ok(_) => {}

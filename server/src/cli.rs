@@ -189,6 +189,11 @@ pub enum UserCommand {
     },
     /// List accounts.
     List,
+    /// Disable an account: it cannot log in, its browser sessions end and
+    /// its API tokens are refused until it is enabled again.
+    Disable { name: String },
+    /// Enable a disabled account again.
+    Enable { name: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -208,6 +213,10 @@ pub enum TokenCommand {
         #[arg(long, default_value = "cli")]
         label: String,
     },
+    /// List API tokens (never the tokens themselves): id, user, label, dates.
+    List,
+    /// Revoke a token by the id `token list` shows.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -52,6 +52,10 @@ async fn run_async(global: GlobalArgs, command: Command) -> anyhow::Result<ExitC
             password_stdin,
         }) => user_passwd(&db, &name, password_stdin).await,
         Command::User(UserCommand::List) => user_list(&db).await,
+        Command::User(UserCommand::Disable { name }) => user_enable(&db, &name, false).await,
+        Command::User(UserCommand::Enable { name }) => user_enable(&db, &name, true).await,
+        Command::Token(TokenCommand::List) => token_list(&db).await,
+        Command::Token(TokenCommand::Revoke { id }) => token_revoke(&db, &id).await,
         Command::Token(TokenCommand::Create { user, label }) => {
             token_create(&db, &user, &label).await
         }
@@ -317,7 +321,7 @@ async fn user_passwd(db: &Db, name: &str, password_stdin: bool) -> anyhow::Resul
     })
     .await?;
     db.set_password(&name, &hash).await?;
-    eprintln!("password of {name} changed; their browser sessions were ended");
+    eprintln!("password of {name} changed; their browser sessions and API tokens were ended");
     if generated {
         println!("{pw}");
     }
@@ -326,13 +330,63 @@ async fn user_passwd(db: &Db, name: &str, password_stdin: bool) -> anyhow::Resul
 
 async fn user_list(db: &Db) -> anyhow::Result<ExitCode> {
     let users = db.list_users().await?;
-    println!("{:<32} {:<10} CREATED", "NAME", "ROLE");
+    println!("{:<32} {:<10} {:<10} CREATED", "NAME", "ROLE", "STATUS");
     for user in users {
-        let created = time::OffsetDateTime::from_unix_timestamp(user.created_at)
-            .map(|t| t.date().to_string())
-            .unwrap_or_default();
-        println!("{:<32} {:<10} {created}", user.name, user.role.as_str());
+        let status = if user.disabled { "disabled" } else { "active" };
+        println!(
+            "{:<32} {:<10} {status:<10} {}",
+            user.name,
+            user.role.as_str(),
+            date(user.created_at)
+        );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A unix time as its UTC date, `2026-01-31`.
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map(|t| t.date().to_string())
+        .unwrap_or_default()
+}
+
+async fn user_enable(db: &Db, name: &str, enable: bool) -> anyhow::Result<ExitCode> {
+    let name = normalize_name(name)?;
+    db.set_disabled(&name, !enable).await?;
+    if enable {
+        eprintln!("{name} is enabled again");
+    } else {
+        eprintln!("{name} is disabled: their sessions ended and their API tokens are refused");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token_list(db: &Db) -> anyhow::Result<ExitCode> {
+    println!(
+        "{:<12} {:<32} {:<20} {:<10} LAST USED",
+        "ID", "USER", "LABEL", "CREATED"
+    );
+    for token in db.list_tokens().await? {
+        let used = token
+            .last_used_at
+            .map(date)
+            .unwrap_or_else(|| "never".into());
+        println!(
+            "{:<12} {:<32} {:<20} {:<10} {used}",
+            token.id,
+            token.user,
+            token.label,
+            date(token.created_at)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token_revoke(db: &Db, id: &str) -> anyhow::Result<ExitCode> {
+    if !db.revoke_token(id.trim()).await? {
+        bail!("there is no token with id {id:?}; `layerlab token list` shows them");
+    }
+    eprintln!("token {id} revoked");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use grades::{Attempt, NewAttempt, UserRow};
 pub use labs::{Lab, LabState};
 pub use sessions::SESSION_TTL_SECS;
+pub use tokens::TokenInfo;
 pub use users::{Role, User};
 
 #[derive(Debug, thiserror::Error)]

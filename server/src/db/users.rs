@@ -53,6 +53,10 @@ pub struct User {
     pub name: String,
     pub role: Role,
     pub created_at: i64,
+    /// Disabled accounts cannot log in, and their sessions and tokens are
+    /// refused.
+    #[serde(skip)]
+    pub disabled: bool,
 }
 
 /// An account together with its password hash, for login only.
@@ -70,6 +74,7 @@ pub(super) fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, sqlx::Erro
             .parse()
             .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
         created_at: row.try_get("created_at")?,
+        disabled: row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
     })
 }
 
@@ -84,6 +89,7 @@ async fn insert_user(
         name: name.to_string(),
         role,
         created_at: now(),
+        disabled: false,
     };
     let result = sqlx::query(
         "INSERT INTO users (id, name, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -172,7 +178,7 @@ impl Db {
 
     pub async fn credentials(&self, name: &str) -> Result<Option<Credentials>, DbError> {
         let row = sqlx::query(
-            "SELECT id, name, role, created_at, password_hash FROM users WHERE name = $1",
+            "SELECT id, name, role, created_at, disabled_at, password_hash FROM users WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -187,10 +193,12 @@ impl Db {
     }
 
     pub async fn user_by_name(&self, name: &str) -> Result<User, DbError> {
-        let row = sqlx::query("SELECT id, name, role, created_at FROM users WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, name, role, created_at, disabled_at FROM users WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             Some(row) => Ok(from_row(&row)?),
             None => Err(DbError::NoSuchUser(name.to_string())),
@@ -198,9 +206,10 @@ impl Db {
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, DbError> {
-        let rows = sqlx::query("SELECT id, name, role, created_at FROM users ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, name, role, created_at, disabled_at FROM users ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
@@ -211,8 +220,31 @@ impl Db {
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
-    /// Replaces the password and ends every browser session of the account,
-    /// so a stolen session does not outlive a password change.
+    /// Disables or enables an account; disabling also ends its browser
+    /// sessions (its API tokens are kept, and refused while it is disabled).
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        let user_id: Option<String> =
+            sqlx::query_scalar("UPDATE users SET disabled_at = $1 WHERE name = $2 RETURNING id")
+                .bind(disabled.then(now))
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(user_id) = user_id else {
+            return Err(DbError::NoSuchUser(name.to_string()));
+        };
+        if disabled {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(&user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces the password and ends every browser session and API token
+    /// of the account, so nothing stolen outlives a password change.
     pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
         let user_id: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
@@ -227,10 +259,12 @@ impl Db {
             .bind(&user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(&user_id)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["sessions", "api_tokens"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                .bind(&user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -131,6 +131,13 @@ async fn login(
             "Wrong user name or password.".into(),
         ));
     };
+    if user.disabled {
+        tracing::info!(account = %user.name, "login refused: account disabled");
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            "This account is disabled; ask an admin to enable it.".into(),
+        ));
+    }
     tracing::info!(account = %user.name, "logged in");
     Ok(start_session(&state, jar, &user, htmx, &next).await?)
 }
@@ -448,7 +455,7 @@ async fn setup(
 
 /// A form whose only field is the CSRF token.
 #[derive(Deserialize)]
-struct NoFields {}
+pub(super) struct NoFields {}
 
 #[cfg(test)]
 mod tests {

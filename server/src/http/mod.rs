@@ -3,6 +3,7 @@
 //! security headers, body limits).
 
 mod account;
+mod admin;
 mod api;
 pub mod assets;
 pub mod error;
@@ -88,6 +89,7 @@ pub fn app(state: SharedState) -> Router {
     Router::new()
         .merge(pages::router())
         .merge(account::router())
+        .merge(admin::router())
         .merge(api::router())
         .merge(labs::router())
         .merge(grades::router())

@@ -17,8 +17,7 @@ use crate::templates::{self, AdminUsersPage, PageContext};
 pub fn router() -> Router<SharedState> {
     Router::new()
         .route("/admin/users", get(users_page))
-        .route("/admin/users/{name}/disable", post(disable))
-        .route("/admin/users/{name}/enable", post(enable))
+        .route("/admin/users/{name}/{action}", post(set_status))
         .route("/admin/tokens/{id}/revoke", post(revoke))
 }
 
@@ -49,37 +48,25 @@ async fn users_page(
     }))
 }
 
-async fn set_disabled(
-    state: &SharedState,
-    user: Option<User>,
-    name: &str,
-    disabled: bool,
+/// `POST /admin/users/{name}/disable` or `…/enable`.
+async fn set_status(
+    State(state): State<SharedState>,
+    Viewer(user): Viewer,
+    Path((name, action)): Path<(String, String)>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     let user = admin(user)?;
+    let disabled = match action.as_str() {
+        "disable" => true,
+        "enable" => false,
+        _ => return Err(AppError::not_found("an account can be disabled or enabled").into()),
+    };
     if disabled && user.name == name {
         return Err(AppError::bad_request("you cannot disable your own account").into());
     }
-    state.db.set_disabled(name, disabled).await?;
-    tracing::info!(account = %crate::auth::loggable(name), by = %user.name, disabled, "account status changed");
+    state.db.set_disabled(&name, disabled).await?;
+    tracing::info!(account = %crate::auth::loggable(&name), by = %user.name, disabled, "account status changed");
     Ok(Redirect::to("/admin/users").into_response())
-}
-
-async fn disable(
-    State(state): State<SharedState>,
-    Viewer(user): Viewer,
-    Path(name): Path<String>,
-    CsrfForm(NoFields {}): CsrfForm<NoFields>,
-) -> Result<Response, PageError> {
-    set_disabled(&state, user, &name, true).await
-}
-
-async fn enable(
-    State(state): State<SharedState>,
-    Viewer(user): Viewer,
-    Path(name): Path<String>,
-    CsrfForm(NoFields {}): CsrfForm<NoFields>,
-) -> Result<Response, PageError> {
-    set_disabled(&state, user, &name, false).await
 }
 
 async fn revoke(

@@ -282,9 +282,8 @@ pub struct ClientAddr(pub std::net::IpAddr);
 impl FromRequestParts<SharedState> for ClientAddr {
     type Rejection = AppError;
 
-    /// The connecting address; behind a trusted proxy (`--trust-proxy`),
-    /// the last `X-Forwarded-For` entry, the one the proxy added (earlier
-    /// ones come from the client and prove nothing).
+    /// The connecting address, or behind a trusted proxy the address it
+    /// reports.
     async fn from_request_parts(
         parts: &mut Parts,
         state: &SharedState,
@@ -293,22 +292,7 @@ impl FromRequestParts<SharedState> for ClientAddr {
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .ok_or_else(|| AppError::internal("the server runs without connect info"))?;
-        let forwarded = || {
-            let header = parts.headers.get_all("x-forwarded-for").iter().last()?;
-            header
-                .to_str()
-                .ok()?
-                .rsplit(',')
-                .next()?
-                .trim()
-                .parse()
-                .ok()
-        };
-        let proxied = if state.settings.trust_proxy {
-            forwarded()
-        } else {
-            None
-        };
+        let proxied = proxy_says(parts, state, "x-forwarded-for").and_then(|a| a.parse().ok());
         Ok(ClientAddr(proxied.unwrap_or(peer.0.ip())))
     }
 }
@@ -316,16 +300,17 @@ impl FromRequestParts<SharedState> for ClientAddr {
 /// The scheme browsers use to reach us when no `--base-url` says: what a
 /// trusted proxy reports in `X-Forwarded-Proto`, else plain http.
 fn request_scheme<'a>(parts: &'a Parts, state: &SharedState) -> &'a str {
-    let proxied = || {
-        let header = parts.headers.get_all("x-forwarded-proto").iter().last()?;
-        Some(header.to_str().ok()?.rsplit(',').next()?.trim())
-    };
-    let scheme = if state.settings.trust_proxy {
-        proxied()
-    } else {
-        None
-    };
-    scheme.unwrap_or("http")
+    proxy_says(parts, state, "x-forwarded-proto").unwrap_or("http")
+}
+
+/// With `--trust-proxy`, the last entry of the last `header`: the one our
+/// proxy added (earlier ones come from the client and prove nothing).
+fn proxy_says<'a>(parts: &'a Parts, state: &SharedState, header: &str) -> Option<&'a str> {
+    if !state.settings.trust_proxy {
+        return None;
+    }
+    let value = parts.headers.get_all(header).iter().next_back()?;
+    Some(value.to_str().ok()?.rsplit(',').next()?.trim())
 }
 
 /// The session cookie for a fresh login.

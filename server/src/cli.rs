@@ -98,6 +98,23 @@ pub struct ServeArgs {
     #[arg(long, env = "LAYERLAB_SIGNUP", value_enum, default_value_t = Signup::Open)]
     pub signup: Signup,
 
+    /// Invitation code that open sign-up asks for: only those you give it
+    /// to can create accounts (and take lab slots).
+    #[arg(long, env = "LAYERLAB_SIGNUP_CODE", value_parser = parse_signup_code)]
+    pub signup_code: Option<String>,
+
+    /// A terminal websocket that sends nothing (not even a pong to the
+    /// server's pings, sent every third of this) or takes no output for
+    /// this long is closed, e.g. 60s.
+    #[arg(long, env = "LAYERLAB_SOCKET_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub socket_timeout: Duration,
+
+    /// The server runs behind a reverse proxy: rate limits key on the last
+    /// X-Forwarded-For address (the one the proxy added) and the Origin
+    /// check takes the scheme from X-Forwarded-Proto.
+    #[arg(long, env = "LAYERLAB_TRUST_PROXY")]
+    pub trust_proxy: bool,
+
     /// Content store holding the catalog images labs are made from;
     /// defaults to `store` in the data directory.
     #[arg(long, env = "LAYERLAB_STORE_DIR")]
@@ -186,6 +203,11 @@ pub enum UserCommand {
     },
     /// List accounts.
     List,
+    /// Disable an account: it cannot log in, its browser sessions end and
+    /// its API tokens are refused until it is enabled again.
+    Disable { name: String },
+    /// Enable a disabled account again.
+    Enable { name: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -205,6 +227,10 @@ pub enum TokenCommand {
         #[arg(long, default_value = "cli")]
         label: String,
     },
+    /// List API tokens (never the tokens themselves): id, user, label, dates.
+    List,
+    /// Revoke a token by the id `token list` shows.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -331,6 +357,16 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     full.parse().map_err(|_| {
         format!("{text:?} is not an address to listen on; write it like 0.0.0.0:5000 or :5000")
     })
+}
+
+fn parse_signup_code(text: &str) -> Result<String, String> {
+    let code = text.trim();
+    if code.chars().count() < 6 {
+        return Err(
+            "an invitation code needs at least 6 characters, or anyone could guess it".into(),
+        );
+    }
+    Ok(code.to_owned())
 }
 
 fn parse_upstream(text: &str) -> Result<::registry::Upstream, String> {

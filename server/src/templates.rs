@@ -5,7 +5,7 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::db::{Lab, User};
+use crate::db::{Lab, TokenInfo, User};
 use crate::http::assets;
 
 /// What every full page needs: who is looking and the form token.
@@ -43,6 +43,14 @@ pub fn render<T: Template>(template: &T) -> Response {
                 .into_response()
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+pub struct AdminUsersPage {
+    pub page: PageContext,
+    pub users: Vec<User>,
+    pub tokens: Vec<TokenInfo>,
 }
 
 #[derive(Template)]
@@ -135,6 +143,8 @@ pub struct FormState {
     pub next: String,
     /// Where the form posts to.
     pub action: String,
+    /// The sign-up form asks for an invitation code.
+    pub invitation: bool,
 }
 
 #[derive(Template)]

@@ -79,6 +79,7 @@ before(async () => {
   assert.ok(existsSync(CHROMIUM), "Debian's chromium is required: apt-get install chromium");
   mkdirSync(OUTPUT, { recursive: true });
   addUser(dataDir, "student1", "student1 password");
+  addUser(dataDir, "wanderer", "wanderer password");
   const images = spawnSync(BIN, ["images", "build", "--data-dir", CATALOG], { stdio: ["ignore", "ignore", "pipe"] });
   assert.equal(images.status, 0, `the catalog could not be built: ${images.stderr}`);
   ({ child: server, url: baseUrl } = await startServer(dataDir, "browser", 7 << 28));
@@ -251,6 +252,31 @@ test("a student checks a task without a lab and reveals a hint", async () => {
     await page.locator("#tasks-heading").scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(OUTPUT, "tasks.png"), fullPage: false });
     assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  } finally {
+    await context.close();
+  }
+});
+
+test("a login link cannot send the browser to another site", async () => {
+  const context = await browser.newContext();
+  // Should the browser head for the other site, it lands on this stand-in
+  // instead of the network.
+  await context.route(
+    (url) => url.hostname === "evil.example",
+    (route) => route.fulfill({ contentType: "text/html", body: "<p>evil</p>" }),
+  );
+  const page = await context.newPage();
+  try {
+    // A tab inside `/\t/evil.example`: browsers drop it and read `//evil.example`.
+    await page.goto(`${baseUrl}/login?next=/%09/evil.example`);
+    await page.getByLabel("User name").fill("wanderer");
+    await page.getByLabel("Password").fill("wanderer password");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.waitForURL((u) => !u.pathname.startsWith("/login"));
+    const landed = new URL(page.url());
+    assert.equal(landed.origin, new URL(baseUrl).origin, `login sent the browser to ${landed}`);
+    assert.equal(landed.pathname, "/");
+    await page.getByText("Log out").waitFor();
   } finally {
     await context.close();
   }

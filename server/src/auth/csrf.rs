@@ -1,7 +1,10 @@
 //! CSRF protection by the signed double-submit pattern: a random value in a
 //! `SameSite=Strict` cookie, and in every form a token that is an HMAC of
-//! that value under the server's secret. A forged form from another site
-//! can neither read the cookie nor compute the token.
+//! that value and the browser's login session under the server's secret.
+//! A forged form from another site can neither read the cookies nor
+//! compute the token; and one who plants a cookie value of their own (from
+//! a sibling subdomain or over plain http) still lacks the victim's
+//! session, so the token they hold for that value is refused.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -45,17 +48,21 @@ impl CsrfKey {
         Ok(key)
     }
 
-    /// The token forms must carry for the given cookie value.
-    pub fn token_for(&self, cookie_value: &str) -> String {
+    /// The token forms must carry for the given cookie value and session
+    /// secret (empty when not logged in).
+    pub fn token_for(&self, cookie_value: &str, session: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("hmac takes any key length");
+        // Length-prefixed, so no two (cookie, session) pairs hash alike.
+        mac.update(&(cookie_value.len() as u64).to_be_bytes());
         mac.update(cookie_value.as_bytes());
+        mac.update(session.as_bytes());
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
     /// Constant-time check of a submitted token.
-    pub fn verify(&self, cookie_value: &str, token: &str) -> bool {
+    pub fn verify(&self, cookie_value: &str, session: &str, token: &str) -> bool {
         use subtle::ConstantTimeEq;
-        let expected = self.token_for(cookie_value);
+        let expected = self.token_for(cookie_value, session);
         !cookie_value.is_empty() && expected.as_bytes().ct_eq(token.as_bytes()).into()
     }
 }
@@ -65,12 +72,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_matches_only_its_cookie_and_key() {
+    fn token_matches_only_its_cookie_session_and_key() {
         let key = CsrfKey::random();
-        let token = key.token_for("cookie-a");
-        assert!(key.verify("cookie-a", &token));
-        assert!(!key.verify("cookie-b", &token));
-        assert!(!key.verify("", &key.token_for("")));
-        assert!(!CsrfKey::random().verify("cookie-a", &token));
+        let token = key.token_for("cookie-a", "session-1");
+        assert!(key.verify("cookie-a", "session-1", &token));
+        assert!(!key.verify("cookie-b", "session-1", &token));
+        assert!(!key.verify("cookie-a", "session-2", &token));
+        assert!(!key.verify("cookie-a", "", &token));
+        assert!(!key.verify("", "", &key.token_for("", "")));
+        assert!(!CsrfKey::random().verify("cookie-a", "session-1", &token));
     }
 }

@@ -30,9 +30,34 @@ pub fn normalize_name(name: &str) -> Result<String, NameError> {
     Ok(name)
 }
 
+/// Most characters of a client-supplied name a log line shows.
+const LOGGED_NAME_CHARS: usize = 64;
+
+/// A client-supplied name as the logs show it: escaped, so a newline
+/// cannot start a forged line, and cut to [`LOGGED_NAME_CHARS`].
+pub fn loggable(name: &str) -> String {
+    let mut shown: String = name
+        .chars()
+        .take(LOGGED_NAME_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if name.chars().nth(LOGGED_NAME_CHARS).is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_names_are_escaped_and_cut() {
+        assert_eq!(loggable("alice"), "alice");
+        assert_eq!(loggable("a\nINFO forged"), "a\\nINFO forged");
+        let long = loggable(&"x".repeat(20_000));
+        assert_eq!(long.chars().count(), LOGGED_NAME_CHARS + 1);
+    }
 
     #[test]
     fn names_are_normalized_or_rejected() {

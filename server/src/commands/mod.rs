@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
@@ -53,6 +53,10 @@ async fn run_async(global: GlobalArgs, command: Command) -> anyhow::Result<ExitC
             password_stdin,
         }) => user_passwd(&db, &name, password_stdin).await,
         Command::User(UserCommand::List) => user_list(&db).await,
+        Command::User(UserCommand::Disable { name }) => user_enable(&db, &name, false).await,
+        Command::User(UserCommand::Enable { name }) => user_enable(&db, &name, true).await,
+        Command::Token(TokenCommand::List) => token_list(&db).await,
+        Command::Token(TokenCommand::Revoke { id }) => token_revoke(&db, &id).await,
         Command::Token(TokenCommand::Create { user, label }) => {
             token_create(&db, &user, &label).await
         }
@@ -61,6 +65,11 @@ async fn run_async(global: GlobalArgs, command: Command) -> anyhow::Result<ExitC
         }
     }
 }
+
+/// Threads hashing passwords at once (19 MiB each) and logins or sign-ups
+/// that may wait for one; more are told to try again in a few seconds.
+const HASH_THREADS: usize = 2;
+const HASH_QUEUE: usize = 32;
 
 /// The course shipped with layerlab, used when `--lessons` is not given.
 fn bundled_course() -> PathBuf {
@@ -138,17 +147,18 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
             .as_ref()
             .is_some_and(|u| u.scheme() == "https"),
         signup_open: args.signup == Signup::Open,
+        signup_code: args.signup_code.clone(),
+        socket_timeout: args.socket_timeout,
+        trust_proxy: args.trust_proxy,
     };
-    let setup_token = if db.admin_exists().await? {
-        None
-    } else {
+    if !db.admin_exists().await? {
         let token = crate::db::random_secret();
+        db.set_setup_token(&token).await?;
         tracing::warn!(
             "no admin account yet: open {public_url}/setup/{token} to create one, \
              or run `layerlab user add NAME --role admin --password-stdin`"
         );
-        Some(token)
-    };
+    }
     let store_dir = args
         .store_dir
         .clone()
@@ -194,7 +204,10 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     labs.reconcile()
         .await
         .context("cannot reconcile the labs left by the last run")?;
+    let hasher = password::Hasher::new(HASH_THREADS, HASH_QUEUE)
+        .context("cannot start the password hashing threads")?;
     let state = Arc::new(http::AppState {
+        hasher,
         db,
         labs,
         grading,
@@ -202,10 +215,15 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         settings,
         csrf,
         login_limiter: Default::default(),
-        setup_token: Mutex::new(setup_token),
+        signup_limiter: Default::default(),
     });
     tracing::info!(lessons = state.course.lessons.len(), dir = %lessons_dir.display(), "course loaded");
-    tracing::info!("listening on {public_url}");
+    // Tools read the first word after "listening on": the address itself.
+    if args.base_url.is_some() {
+        tracing::info!("listening on http://{local} (public address {public_url})");
+    } else {
+        tracing::info!("listening on {public_url}");
+    }
     let hub = match args.hub_listen {
         Some(addr) => Some(start_hub(addr, &hub_store_dir, args.hub_upstream).await?),
         None => None,
@@ -321,7 +339,7 @@ async fn user_passwd(db: &Db, name: &str, password_stdin: bool) -> anyhow::Resul
     })
     .await?;
     db.set_password(&name, &hash).await?;
-    eprintln!("password of {name} changed; their browser sessions were ended");
+    eprintln!("password of {name} changed; their browser sessions and API tokens were ended");
     if generated {
         println!("{pw}");
     }
@@ -330,13 +348,63 @@ async fn user_passwd(db: &Db, name: &str, password_stdin: bool) -> anyhow::Resul
 
 async fn user_list(db: &Db) -> anyhow::Result<ExitCode> {
     let users = db.list_users().await?;
-    println!("{:<32} {:<10} CREATED", "NAME", "ROLE");
+    println!("{:<32} {:<10} {:<10} CREATED", "NAME", "ROLE", "STATUS");
     for user in users {
-        let created = time::OffsetDateTime::from_unix_timestamp(user.created_at)
-            .map(|t| t.date().to_string())
-            .unwrap_or_default();
-        println!("{:<32} {:<10} {created}", user.name, user.role.as_str());
+        let status = if user.disabled { "disabled" } else { "active" };
+        println!(
+            "{:<32} {:<10} {status:<10} {}",
+            user.name,
+            user.role.as_str(),
+            date(user.created_at)
+        );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A unix time as its UTC date, `2026-01-31`.
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map(|t| t.date().to_string())
+        .unwrap_or_default()
+}
+
+async fn user_enable(db: &Db, name: &str, enable: bool) -> anyhow::Result<ExitCode> {
+    let name = normalize_name(name)?;
+    db.set_disabled(&name, !enable).await?;
+    if enable {
+        eprintln!("{name} is enabled again");
+    } else {
+        eprintln!("{name} is disabled: their sessions ended and their API tokens are refused");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token_list(db: &Db) -> anyhow::Result<ExitCode> {
+    println!(
+        "{:<12} {:<32} {:<20} {:<10} LAST USED",
+        "ID", "USER", "LABEL", "CREATED"
+    );
+    for token in db.list_tokens().await? {
+        let used = token
+            .last_used_at
+            .map(date)
+            .unwrap_or_else(|| "never".into());
+        println!(
+            "{:<12} {:<32} {:<20} {:<10} {used}",
+            token.id,
+            token.user,
+            token.label,
+            date(token.created_at)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token_revoke(db: &Db, id: &str) -> anyhow::Result<ExitCode> {
+    if !db.revoke_token(id.trim()).await? {
+        bail!("there is no token with id {id:?}; `layerlab token list` shows them");
+    }
+    eprintln!("token {id} revoked");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use grades::{Attempt, NewAttempt, UserRow};
 pub use labs::{Lab, LabState};
 pub use sessions::SESSION_TTL_SECS;
+pub use tokens::TokenInfo;
 pub use users::{Role, User};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,10 @@ pub enum DbError {
     NameTaken(String),
     #[error("no user named {0:?}")]
     NoSuchUser(String),
+    #[error(
+        "this setup link was used, or an admin exists already; log in, or use `layerlab user add NAME --role admin`"
+    )]
+    SetupUsed,
 }
 
 /// Handle to the database; cheap to clone.

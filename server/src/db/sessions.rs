@@ -22,8 +22,9 @@ impl Db {
 
     pub async fn session_user(&self, secret: &str) -> Result<Option<User>, DbError> {
         let row = sqlx::query(
-            "SELECT u.id, u.name, u.role, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id_hash = $1 AND s.expires_at > $2",
+            "SELECT u.id, u.name, u.role, u.created_at, u.disabled_at FROM sessions s \
+             JOIN users u ON u.id = s.user_id \
+             WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
         )
         .bind(secret_hash(secret))
         .bind(now())

@@ -5,7 +5,8 @@
 //! Rules kept here:
 //! - At most one check run per lab at a time. A manual check waits briefly
 //!   for a run in progress; a continuous-mode run skips a busy lab. Manual
-//!   checks are also rate-limited per user, so runs never pile up.
+//!   checks are also rate-limited per user, continuous runs per lab, so
+//!   runs never pile up.
 //! - Every manual attempt is recorded; continuous mode records only the
 //!   run that passes a task (a re-check every 2 s is not an attempt).
 //! - A passed task stays passed, whatever later runs say.
@@ -27,6 +28,10 @@ use crate::db::{Db, DbError, Lab, NewAttempt, UserRow};
 /// Manual checks per user: a burst of 5, then one every 2 seconds.
 const MANUAL_BURST: u32 = 5;
 const MANUAL_PERIOD: Duration = Duration::from_secs(2);
+/// Continuous checks per lab: the page asks every 2 seconds; a client
+/// asking faster is answered "nothing new" without a run.
+const AUTO_BURST: u32 = 2;
+const AUTO_PERIOD: Duration = Duration::from_secs(2);
 /// How long a manual check waits for a run already going on its lab.
 const WAIT_FOR_RUN: Duration = Duration::from_secs(10);
 
@@ -75,6 +80,8 @@ pub struct Grading {
     host: Arc<dyn SandboxHost>,
     db: Db,
     limiter: DefaultKeyedRateLimiter<String>,
+    /// Continuous-mode runs per lab id.
+    auto_limiter: DefaultKeyedRateLimiter<String>,
     /// One lock per lab with a run in progress or waiting; entries go
     /// when nobody holds them. A std mutex: never held across an await.
     runs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -82,15 +89,24 @@ pub struct Grading {
 
 impl Grading {
     pub fn new(host: Arc<dyn SandboxHost>, db: Db) -> Grading {
-        let quota = Quota::with_period(MANUAL_PERIOD)
-            .expect("period is non-zero")
-            .allow_burst(NonZeroU32::new(MANUAL_BURST).expect("burst is non-zero"));
+        let quota = |burst: u32, period: Duration| {
+            Quota::with_period(period)
+                .expect("period is non-zero")
+                .allow_burst(NonZeroU32::new(burst).expect("burst is non-zero"))
+        };
         Grading {
             host,
             db,
-            limiter: DefaultKeyedRateLimiter::keyed(quota),
+            limiter: DefaultKeyedRateLimiter::keyed(quota(MANUAL_BURST, MANUAL_PERIOD)),
+            auto_limiter: DefaultKeyedRateLimiter::keyed(quota(AUTO_BURST, AUTO_PERIOD)),
             runs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Drops rate-limit state of users and labs back at full budget.
+    pub fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.auto_limiter.retain_recent();
     }
 
     fn lab_lock(&self, lab_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -115,14 +131,21 @@ impl Grading {
         tasks: &[&course::Task],
         mode: Mode,
     ) -> Result<Option<Vec<(String, CheckOutcome)>>, GradingError> {
-        if mode == Mode::Manual {
-            self.limiter.check_key(&lab.user_id).map_err(|e| {
-                GradingError::TooMany(
-                    e.wait_time_from(DefaultClock::default().now())
-                        .as_secs()
-                        .max(1),
-                )
-            })?;
+        match mode {
+            Mode::Manual => {
+                self.limiter.check_key(&lab.user_id).map_err(|e| {
+                    GradingError::TooMany(
+                        e.wait_time_from(DefaultClock::default().now())
+                            .as_secs()
+                            .max(1),
+                    )
+                })?;
+            }
+            Mode::Auto => {
+                if self.auto_limiter.check_key(&lab.id).is_err() {
+                    return Ok(None);
+                }
+            }
         }
         let lock = self.lab_lock(&lab.id);
         let guard = match mode {

@@ -1,8 +1,8 @@
 //! Sign-up, login, logout and the one-time admin setup page.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -10,11 +10,14 @@ use axum::{Router, routing::post};
 use axum_extra::extract::cookie::{Cookie, CookieJar};
 use axum_htmx::{HxRedirect, HxRequest};
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 
 use super::SharedState;
 use super::error::{AppError, PageError};
-use super::session::{CsrfForm, CsrfToken, SESSION_COOKIE, Viewer, session_cookie};
-use crate::auth::{normalize_name, password};
+use super::session::{
+    ClientAddr, CsrfForm, CsrfToken, SESSION_COOKIE, Viewer, fresh_csrf_cookie, session_cookie,
+};
+use crate::auth::{loggable, normalize_name, password};
 use crate::db::{Role, User};
 use crate::templates::{self, FormState, LoginPage, PageContext, SignupPage};
 
@@ -32,9 +35,18 @@ struct NextQuery {
 }
 
 /// Only paths on this site are followed after login: never another host.
+/// Browsers drop tabs and newlines inside a URL and read `\\` as `/`, so
+/// `/\t/evil.example` would become `//evil.example`: a path must start with
+/// a single `/` and hold only visible ASCII, no `\\` and no `//`.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+                && !n.contains("//") =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -63,6 +75,7 @@ async fn login_page(
         error: None,
         next,
         action: "/login".into(),
+        invitation: false,
     };
     templates::render(&LoginPage {
         page: context(&state, None, &csrf),
@@ -79,7 +92,7 @@ struct LoginInput {
 
 async fn login(
     State(state): State<SharedState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     HxRequest(htmx): HxRequest,
     csrf: CsrfToken,
     jar: CookieJar,
@@ -94,34 +107,37 @@ async fn login(
             error: Some(message),
             next: next.clone(),
             action: "/login".into(),
+            invitation: false,
         };
         form_response(htmx, status, &state, &csrf, form, Kind::Login)
     };
-    if let Err(limited) = state.login_limiter.attempt(&name, peer.ip()) {
-        tracing::warn!(account = %name, peer = %peer.ip(), "login rate limited");
+    if let Err(limited) = state.login_limiter.attempt(&name, client) {
+        tracing::warn!(account = %loggable(&name), peer = %client, "login rate limited");
         return Ok(refuse(
             StatusCode::TOO_MANY_REQUESTS,
             format!("{}.", capitalize(&limited.to_string())),
         ));
     }
     let credentials = state.db.credentials(&name).await?;
-    let pw = input.password;
-    let user = tokio::task::spawn_blocking(move || match credentials {
-        Some(c) if password::verify(&pw, &c.password_hash) => Some(c.user),
-        Some(_) => None,
-        None => {
-            password::verify_dummy(&pw);
-            None
-        }
-    })
-    .await?;
-    let Some(user) = user else {
-        tracing::info!(account = %name, "login refused: wrong name or password");
+    let (user, stored) = match credentials {
+        Some(c) => (Some(c.user), Some(c.password_hash)),
+        None => (None, None),
+    };
+    let matches = state.hasher.verify(input.password, stored).await?;
+    let Some(user) = user.filter(|_| matches) else {
+        tracing::info!(account = %loggable(&name), "login refused: wrong name or password");
         return Ok(refuse(
             StatusCode::UNAUTHORIZED,
             "Wrong user name or password.".into(),
         ));
     };
+    if user.disabled {
+        tracing::info!(account = %user.name, "login refused: account disabled");
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            "This account is disabled; ask an admin to enable it.".into(),
+        ));
+    }
     tracing::info!(account = %user.name, "logged in");
     Ok(start_session(&state, jar, &user, htmx, &next).await?)
 }
@@ -139,7 +155,11 @@ async fn start_session(
         state.db.delete_session(old.value()).await?;
     }
     let secret = state.db.create_session(&user.id).await?;
-    let jar = jar.add(session_cookie(secret, state.settings.secure_cookies));
+    let secure = state.settings.secure_cookies;
+    // A new CSRF value too: tokens from before the login are dead.
+    let jar = jar
+        .add(session_cookie(secret, secure))
+        .add(fresh_csrf_cookie(secure));
     Ok(go_to(jar, htmx, next))
 }
 
@@ -220,6 +240,7 @@ async fn signup_page(
         error: None,
         next: "/".into(),
         action: "/signup".into(),
+        invitation: state.settings.signup_code.is_some(),
     };
     Ok(templates::render(&SignupPage {
         page: context(&state, None, &csrf),
@@ -233,10 +254,14 @@ struct SignupInput {
     name: String,
     password: String,
     confirm: String,
+    /// Asked for when the server has a `--signup-code`.
+    #[serde(default)]
+    invitation: String,
 }
 
 async fn signup(
     State(state): State<SharedState>,
+    ClientAddr(client): ClientAddr,
     HxRequest(htmx): HxRequest,
     csrf: CsrfToken,
     jar: CookieJar,
@@ -248,30 +273,42 @@ async fn signup(
         )
         .into());
     }
-    create_account(
-        &state,
-        htmx,
-        &csrf,
-        jar,
-        input,
-        Role::Student,
-        "/signup",
-        SIGNUP_HEADING,
-    )
-    .await
+    create_account(&state, htmx, &csrf, jar, input, Creation::Signup { client }).await
+}
+
+/// Which form creates an account.
+#[derive(Clone, Copy)]
+enum Creation<'a> {
+    /// Open sign-up from this client address: a student.
+    Signup { client: IpAddr },
+    /// The one-time setup link: the first admin.
+    Setup { token: &'a str },
+}
+
+impl Creation<'_> {
+    fn action(self) -> String {
+        match self {
+            Creation::Signup { .. } => "/signup".into(),
+            Creation::Setup { token } => format!("/setup/{token}"),
+        }
+    }
+
+    fn heading(self) -> &'static str {
+        match self {
+            Creation::Signup { .. } => SIGNUP_HEADING,
+            Creation::Setup { .. } => SETUP_HEADING,
+        }
+    }
 }
 
 /// Validates a sign-up or setup form, creates the account and logs it in.
-#[allow(clippy::too_many_arguments)]
 async fn create_account(
     state: &SharedState,
     htmx: bool,
     csrf: &CsrfToken,
     jar: CookieJar,
     input: SignupInput,
-    role: Role,
-    action: &str,
-    heading: &'static str,
+    creation: Creation<'_>,
 ) -> Result<Response, PageError> {
     let refuse = |status: StatusCode, message: String| {
         let form = FormState {
@@ -279,7 +316,9 @@ async fn create_account(
             name: input.name.clone(),
             error: Some(message),
             next: "/".into(),
-            action: action.into(),
+            action: creation.action(),
+            invitation: matches!(creation, Creation::Signup { .. })
+                && state.settings.signup_code.is_some(),
         };
         Ok(form_response(
             htmx,
@@ -287,9 +326,29 @@ async fn create_account(
             state,
             csrf,
             form,
-            Kind::Signup(heading),
+            Kind::Signup(creation.heading()),
         ))
     };
+    if let Creation::Signup { client } = creation {
+        // Counted before anything is checked, so the budget also bounds
+        // guesses at the invitation code.
+        if let Err(limited) = state.signup_limiter.attempt(client) {
+            tracing::warn!(peer = %client, "sign-up rate limited");
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{}.", capitalize(&limited.to_string())),
+            );
+        }
+        if let Some(code) = &state.settings.signup_code
+            && !bool::from(code.as_bytes().ct_eq(input.invitation.trim().as_bytes()))
+        {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "This invitation code is not valid; ask your instructor for your class's code."
+                    .into(),
+            );
+        }
+    }
     let name = match normalize_name(&input.name) {
         Ok(name) => name,
         Err(err) => {
@@ -311,9 +370,12 @@ async fn create_account(
             "The two passwords differ.".into(),
         );
     }
-    let pw = input.password.clone();
-    let hash = tokio::task::spawn_blocking(move || password::hash(&pw)).await?;
-    let user = match state.db.create_user(&name, &hash, role).await {
+    let hash = state.hasher.hash(input.password.clone()).await?;
+    let created = match creation {
+        Creation::Signup { .. } => state.db.create_user(&name, &hash, Role::Student).await,
+        Creation::Setup { token } => state.db.create_first_admin(token, &name, &hash).await,
+    };
+    let user = match created {
         Ok(user) => user,
         Err(crate::db::DbError::NameTaken(_)) => {
             return refuse(
@@ -339,18 +401,13 @@ async fn logout(
     Ok((jar, Redirect::to("/")).into_response())
 }
 
-/// Checks the one-time setup token; it is valid only while no admin exists.
-fn setup_allowed(state: &SharedState, token: &str) -> Result<(), AppError> {
-    use subtle::ConstantTimeEq;
-    let guard = state
-        .setup_token
-        .lock()
-        .map_err(|_| AppError::internal("setup token lock poisoned"))?;
-    match guard.as_deref() {
-        Some(expected) if bool::from(expected.as_bytes().ct_eq(token.as_bytes())) => Ok(()),
-        _ => Err(AppError::not_found(
-            "this setup link is not valid (an admin may already exist); use `layerlab user add NAME --role admin`",
-        )),
+/// Checks the one-time setup link; it is valid until used, and only while
+/// no admin exists. (Creating the admin checks both again, atomically.)
+async fn setup_allowed(state: &SharedState, token: &str) -> Result<(), AppError> {
+    if state.db.setup_token_valid(token).await? {
+        Ok(())
+    } else {
+        Err(crate::db::DbError::SetupUsed.into())
     }
 }
 
@@ -359,18 +416,20 @@ async fn setup_page(
     csrf: CsrfToken,
     Path(token): Path<String>,
 ) -> Result<Response, PageError> {
-    setup_allowed(&state, &token)?;
+    setup_allowed(&state, &token).await?;
+    let creation = Creation::Setup { token: &token };
     let form = FormState {
         csrf: csrf.0.clone(),
         name: "admin".into(),
         error: None,
         next: "/".into(),
-        action: format!("/setup/{token}"),
+        action: creation.action(),
+        invitation: false,
     };
     Ok(templates::render(&SignupPage {
         page: context(&state, None, &csrf),
         form,
-        heading: SETUP_HEADING,
+        heading: creation.heading(),
     }))
 }
 
@@ -382,26 +441,46 @@ async fn setup(
     Path(token): Path<String>,
     CsrfForm(input): CsrfForm<SignupInput>,
 ) -> Result<Response, PageError> {
-    setup_allowed(&state, &token)?;
-    let response = create_account(
+    setup_allowed(&state, &token).await?;
+    create_account(
         &state,
         htmx,
         &csrf,
         jar,
         input,
-        Role::Admin,
-        &format!("/setup/{token}"),
-        SETUP_HEADING,
+        Creation::Setup { token: &token },
     )
-    .await?;
-    if state.db.admin_exists().await?
-        && let Ok(mut guard) = state.setup_token.lock()
-    {
-        *guard = None;
-    }
-    Ok(response)
+    .await
 }
 
 /// A form whose only field is the CSRF token.
 #[derive(Deserialize)]
-struct NoFields {}
+pub(super) struct NoFields {}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_plain_local_paths_are_followed() {
+        for good in ["/", "/lessons/x", "/lessons/x?tab=2#top", "/a%09b"] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "",
+            "x",
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/\\evil.example",
+            "/x//evil.example",
+            "/ /x",
+            "/\u{e9}",
+            "https://evil.example",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+}

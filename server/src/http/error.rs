@@ -64,8 +64,18 @@ impl From<DbError> for AppError {
     fn from(err: DbError) -> AppError {
         match err {
             DbError::NameTaken(_) => AppError::new(StatusCode::CONFLICT, err.to_string()),
-            DbError::NoSuchUser(_) => AppError::not_found(err.to_string()),
+            DbError::NoSuchUser(_) | DbError::SetupUsed => AppError::not_found(err.to_string()),
             other => AppError::internal(other),
+        }
+    }
+}
+
+impl From<crate::auth::password::HasherError> for AppError {
+    fn from(err: crate::auth::password::HasherError) -> AppError {
+        use crate::auth::password::HasherError;
+        match err {
+            HasherError::Busy => AppError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+            HasherError::Gone => AppError::internal(err),
         }
     }
 }

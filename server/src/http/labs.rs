@@ -2,8 +2,9 @@
 //! websocket (DESIGN.md "HTTP API").
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -35,7 +36,9 @@ impl From<LabError> for AppError {
             LabError::ServerFull(_) | LabError::MemoryFull { .. } => {
                 AppError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
             }
-            LabError::UserFull(_) => AppError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string()),
+            LabError::UserFull(_) | LabError::TerminalBusy(_) | LabError::TooManySockets(_) => {
+                AppError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())
+            }
             LabError::Terminal(TerminalError::TooMany(_)) => {
                 AppError::new(StatusCode::CONFLICT, err.to_string())
             }
@@ -147,42 +150,84 @@ async fn terminal(
             ),
         ));
     }
+    let slot = state.labs.admit_socket(&user.id, &lab.id, &name)?;
     let hub = state.labs.terminal(&lab.id, &name).await?;
     let labs = state.labs.clone();
+    let timeout = state.settings.socket_timeout;
     Ok(upgrade
+        .max_message_size(MAX_INPUT_BYTES)
+        .max_frame_size(MAX_INPUT_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
+            let _slot = slot;
             let activity = || labs.note_activity(&lab.id);
-            if let Err(err) = relay(socket, hub, activity).await {
+            let mut socket = Socket { socket, timeout };
+            if let Err(err) = relay(&mut socket, hub, activity).await {
                 tracing::debug!(error = %err, "terminal socket ended");
+                if let RelayError::Silent(_) = err {
+                    // Tell a client that may still be listening why.
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: close_code::AWAY,
+                            reason: err.to_string().into(),
+                        })))
+                        .await;
+                }
             }
         })
         .into_response())
 }
 
+/// Largest message or frame a browser may send: keystrokes and pastes are
+/// a few KiB (a larger paste arrives in several messages).
+const MAX_INPUT_BYTES: usize = 64 * 1024;
+/// Output is written out once this much is buffered for a socket, and a
+/// socket never buffers more than a batch on top of it.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+const MAX_WRITE_BUFFER_BYTES: usize = WRITE_BUFFER_BYTES + 2 * BATCH_BYTES;
 /// Most output sent in one websocket frame.
 const BATCH_BYTES: usize = 256 * 1024;
 /// Output waiting at once that marks a flood (a PTY read is at most 4 KiB).
 const FLOOD_BYTES: usize = 4096;
 /// How long a flood's first bytes wait for the rest.
-const FLOOD_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+const FLOOD_PAUSE: Duration = Duration::from_millis(1);
 
 /// Replays the terminal's kept output, then relays both ways until either
 /// side ends. Input counts as activity (it keeps an idle lab alive). While
 /// the browser has paused the stream, output is left to the ring and sent
-/// from there on resume, so a flood never queues up in the server.
+/// from there on resume, so a flood never queues up in the server. While
+/// the shell's input queue is full, one message waits here and the socket
+/// is not read, so a client typing into a shell that does not read is
+/// held back by TCP, and output still flows.
 async fn relay(
-    mut socket: WebSocket,
+    socket: &mut Socket,
     hub: Arc<TerminalHub>,
     activity: impl Fn(),
 ) -> Result<(), RelayError> {
     let mut catchup = hub.catch_up(0)?;
     let mut seen = catchup.end;
     let mut paused = false;
-    if send_catchup(&mut socket, &mut catchup).await? {
+    let mut pending: Option<Vec<u8>> = None;
+    let mut heard = Instant::now();
+    let mut ping = tokio::time::interval(socket.timeout / 3);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if send_catchup(socket, &mut catchup).await? {
         return Ok(());
     }
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                // A client held back by a full input queue is not being
+                // read, so its pongs wait too: that is not silence.
+                if pending.is_some() {
+                    heard = Instant::now();
+                }
+                if heard.elapsed() >= socket.timeout {
+                    return Err(RelayError::Silent(socket.timeout));
+                }
+                socket.send(Message::Ping(Default::default())).await?;
+            }
             event = catchup.events.recv(), if !paused => {
                 let mut batch = Vec::new();
                 let mut exit = gather(Some(event), &hub, &mut catchup, &mut seen, &mut batch)?;
@@ -201,12 +246,17 @@ async fn relay(
                     return Ok(());
                 }
             }
-            message = socket.recv() => match message {
+            slot = hub.input_slot(), if pending.is_some() => {
+                if let Some(bytes) = pending.take() {
+                    slot?.send(bytes);
+                }
+            }
+            message = socket.socket.recv(), if pending.is_none() => match message {
                 None => return Ok(()),
-                Some(message) => match message? {
+                Some(message) => match message.inspect(|_| heard = Instant::now())? {
                     Message::Binary(bytes) => {
                         activity();
-                        hub.write(bytes.to_vec()).await?;
+                        pending = Some(bytes.to_vec());
                     }
                     Message::Text(text) => match parse_control(&text) {
                         Ok(Control::Resize(size)) => hub.resize(size)?,
@@ -215,7 +265,7 @@ async fn relay(
                             paused = false;
                             catchup = hub.catch_up(seen)?;
                             seen = catchup.end;
-                            if send_catchup(&mut socket, &mut catchup).await? {
+                            if send_catchup(socket, &mut catchup).await? {
                                 return Ok(());
                             }
                         }
@@ -282,7 +332,7 @@ fn waiting(catchup: &mut Catchup) -> Option<Result<Event, RecvError>> {
 
 /// Sends a catch-up's bytes, then the exit message if the shell ended;
 /// true when it did (the socket is done).
-async fn send_catchup(socket: &mut WebSocket, catchup: &mut Catchup) -> Result<bool, RelayError> {
+async fn send_catchup(socket: &mut Socket, catchup: &mut Catchup) -> Result<bool, RelayError> {
     if !catchup.bytes.is_empty() {
         socket
             .send(Message::Binary(std::mem::take(&mut catchup.bytes).into()))
@@ -297,10 +347,31 @@ async fn send_catchup(socket: &mut WebSocket, catchup: &mut Catchup) -> Result<b
     Ok(false)
 }
 
+/// A terminal's websocket and how long it may stay silent or stuck.
+struct Socket {
+    socket: WebSocket,
+    /// Without a message from the client (pongs count) for this long, or
+    /// unable to take a message for this long, the socket is closed.
+    timeout: Duration,
+}
+
+impl Socket {
+    async fn send(&mut self, message: Message) -> Result<(), RelayError> {
+        match tokio::time::timeout(self.timeout, self.socket.send(message)).await {
+            Ok(sent) => Ok(sent?),
+            Err(_) => Err(RelayError::Stuck(self.timeout)),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum RelayError {
     #[error(transparent)]
     Terminal(#[from] TerminalError),
     #[error("websocket: {0}")]
     Socket(#[from] axum::Error),
+    #[error("no answer to pings for {0:?}")]
+    Silent(Duration),
+    #[error("the client read nothing for {0:?}")]
+    Stuck(Duration),
 }

@@ -3,16 +3,18 @@
 //! security headers, body limits).
 
 mod account;
+mod admin;
 mod api;
 pub mod assets;
 pub mod error;
 mod grades;
 mod lab_pane;
 mod labs;
+mod listen;
 mod pages;
 pub mod session;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,7 +27,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::csrf::CsrfKey;
-use crate::auth::limits::LoginLimiter;
+use crate::auth::limits::{LoginLimiter, SignupLimiter};
 use crate::db::Db;
 
 /// Forms and JSON calls are small; anything bigger is refused before a
@@ -58,6 +60,13 @@ pub struct Settings {
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
     pub signup_open: bool,
+    /// Invitation code open sign-up asks for (`--signup-code`).
+    pub signup_code: Option<String>,
+    /// How long a terminal websocket may stay silent or stuck.
+    pub socket_timeout: Duration,
+    /// Requests come through a proxy whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` we believe.
+    pub trust_proxy: bool,
 }
 
 pub struct AppState {
@@ -66,10 +75,11 @@ pub struct AppState {
     pub settings: Settings,
     pub csrf: CsrfKey,
     pub login_limiter: LoginLimiter,
+    pub signup_limiter: SignupLimiter,
+    /// Password hashing, on threads of its own (see `auth::password`).
+    pub hasher: crate::auth::password::Hasher,
     pub labs: Arc<crate::labs::Labs>,
     pub grading: crate::grading::Grading,
-    /// One-time secret for `/setup/{token}`, present while no admin exists.
-    pub setup_token: Mutex<Option<String>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -79,6 +89,7 @@ pub fn app(state: SharedState) -> Router {
     Router::new()
         .merge(pages::router())
         .merge(account::router())
+        .merge(admin::router())
         .merge(api::router())
         .merge(labs::router())
         .merge(grades::router())
@@ -126,18 +137,7 @@ pub async fn serve(
     let reap_period = (state.labs.limits().expiry.idle / 4)
         .clamp(Duration::from_secs(1), Duration::from_secs(30));
     let reaper = tokio::spawn(state.labs.clone().reap_every(reap_period));
-    // Terminal keystrokes are tiny writes that must not wait for an ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-        }
-    });
-    let result = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let result = listen::run(listener, app(state), shutdown).await;
     janitor.abort();
     reaper.abort();
     result
@@ -151,6 +151,8 @@ async fn housekeeping(state: SharedState) {
     loop {
         tick.tick().await;
         state.login_limiter.forget_idle();
+        state.signup_limiter.forget_idle();
+        state.grading.forget_idle();
         match state.db.delete_expired_sessions().await {
             Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
             Ok(_) => {}

@@ -15,17 +15,43 @@ use super::error::{AppError, PageError};
 use crate::db::{User, random_secret};
 
 pub const SESSION_COOKIE: &str = "layerlab_session";
-pub const CSRF_COOKIE: &str = "layerlab_csrf";
+/// The CSRF cookie's name over plain http; over https it carries the
+/// `__Host-` prefix, which browsers accept only from this very host, over
+/// https, for path `/`: a sibling subdomain cannot plant one.
+const CSRF_COOKIE: &str = "layerlab_csrf";
+const CSRF_COOKIE_HTTPS: &str = "__Host-layerlab_csrf";
 /// Header carrying the CSRF token on cookie-authenticated API calls (htmx
 /// and fetch set it from the page's meta tag).
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Name of the hidden form field carrying the CSRF token.
 pub const CSRF_FIELD: &str = "_csrf";
 
-/// The browser's CSRF cookie value, present on every request after
-/// [`ensure_csrf_cookie`] ran.
+/// What a request's CSRF token is bound to: the CSRF cookie's value and
+/// the session cookie's (empty when not logged in); present on every
+/// request after [`ensure_csrf_cookie`] ran.
 #[derive(Clone)]
-struct CsrfCookie(String);
+struct CsrfBinding {
+    cookie: String,
+    session: String,
+}
+
+fn csrf_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        CSRF_COOKIE_HTTPS
+    } else {
+        CSRF_COOKIE
+    }
+}
+
+/// A CSRF cookie with a fresh value.
+pub fn fresh_csrf_cookie(secure: bool) -> Cookie<'static> {
+    Cookie::build((csrf_cookie_name(secure), random_secret()))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Strict)
+        .build()
+}
 
 /// Gives every browser a CSRF cookie, so any page can render a form.
 pub async fn ensure_csrf_cookie(
@@ -33,27 +59,31 @@ pub async fn ensure_csrf_cookie(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let secure = state.settings.secure_cookies;
     let jar = CookieJar::from_headers(request.headers());
     let existing = jar
-        .get(CSRF_COOKIE)
+        .get(csrf_cookie_name(secure))
         .map(|c| c.value().to_string())
         .filter(|v| !v.is_empty());
-    let (value, fresh) = match existing {
-        Some(value) => (value, false),
-        None => (random_secret(), true),
-    };
-    request.extensions_mut().insert(CsrfCookie(value.clone()));
-    let mut response = next.run(request).await;
-    if fresh {
-        let cookie = Cookie::build((CSRF_COOKIE, value))
-            .path("/")
-            .http_only(true)
-            .secure(state.settings.secure_cookies)
-            .same_site(SameSite::Strict)
-            .build();
-        if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
-            response.headers_mut().append(header::SET_COOKIE, value);
+    let (cookie, fresh) = match existing {
+        Some(value) => (value, None),
+        None => {
+            let fresh = fresh_csrf_cookie(secure);
+            (fresh.value().to_string(), Some(fresh))
         }
+    };
+    let session = jar
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    request
+        .extensions_mut()
+        .insert(CsrfBinding { cookie, session });
+    let mut response = next.run(request).await;
+    if let Some(cookie) = fresh
+        && let Ok(value) = HeaderValue::from_str(&cookie.to_string())
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
 }
@@ -69,17 +99,24 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = SharedState::from_ref(state);
-        let cookie = csrf_cookie(parts)?;
-        Ok(CsrfToken(state.csrf.token_for(&cookie)))
+        let binding = csrf_binding(parts)?;
+        Ok(CsrfToken(
+            state.csrf.token_for(&binding.cookie, &binding.session),
+        ))
     }
 }
 
-fn csrf_cookie(parts: &Parts) -> Result<String, AppError> {
+fn csrf_binding(parts: &Parts) -> Result<CsrfBinding, AppError> {
     parts
         .extensions
-        .get::<CsrfCookie>()
-        .map(|c| c.0.clone())
+        .get::<CsrfBinding>()
+        .cloned()
         .ok_or_else(|| AppError::internal("csrf middleware missing from the router"))
+}
+
+fn csrf_valid(state: &SharedState, parts: &Parts, token: &str) -> Result<bool, AppError> {
+    let binding = csrf_binding(parts)?;
+    Ok(state.csrf.verify(&binding.cookie, &binding.session, token))
 }
 
 /// How a request proved who it is.
@@ -163,7 +200,7 @@ where
                 .get(CSRF_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            if !state.csrf.verify(&csrf_cookie(parts)?, token) {
+            if !csrf_valid(&state, parts, token)? {
                 return Err(AppError::forbidden(
                     "missing or stale X-CSRF-Token header; reload the page and try again",
                 ));
@@ -186,7 +223,6 @@ where
         let state = SharedState::from_ref(state);
         let (parts, body) = request.into_parts();
         check_origin(&parts, &state)?;
-        let cookie = csrf_cookie(&parts)?;
         let bytes = axum::body::to_bytes(body, super::BODY_LIMIT)
             .await
             .map_err(|_| {
@@ -199,7 +235,7 @@ where
             .find(|(k, _)| k == CSRF_FIELD)
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default();
-        if !state.csrf.verify(&cookie, &token) {
+        if !csrf_valid(&state, &parts, &token)? {
             return Err(AppError::forbidden(
                 "this form expired or was sent from another site; reload the page and submit it again",
             )
@@ -214,7 +250,7 @@ where
 
 /// Browsers send `Origin` on every POST; one that is not ours means the
 /// form was submitted from another site. "Ours" is the configured public
-/// URL, or else the host the browser asked for.
+/// URL, or else the scheme we serve and the host the browser asked for.
 pub fn check_origin(parts: &Parts, state: &SharedState) -> Result<(), AppError> {
     let Some(origin) = parts.headers.get(header::ORIGIN) else {
         return Ok(());
@@ -228,8 +264,7 @@ pub fn check_origin(parts: &Parts, state: &SharedState) -> Result<(), AppError> 
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .unwrap_or("");
-            let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-            !host.is_empty() && origin_host == host
+            !host.is_empty() && origin == format!("{}://{host}", request_scheme(parts, state))
         }
     };
     if ours {
@@ -239,6 +274,43 @@ pub fn check_origin(parts: &Parts, state: &SharedState) -> Result<(), AppError> 
             "requests from {origin:?} are not accepted here; open layerlab at its own address"
         )))
     }
+}
+
+/// The address of the client a request comes from, for rate limits.
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl FromRequestParts<SharedState> for ClientAddr {
+    type Rejection = AppError;
+
+    /// The connecting address, or behind a trusted proxy the address it
+    /// reports.
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .ok_or_else(|| AppError::internal("the server runs without connect info"))?;
+        let proxied = proxy_says(parts, state, "x-forwarded-for").and_then(|a| a.parse().ok());
+        Ok(ClientAddr(proxied.unwrap_or(peer.0.ip())))
+    }
+}
+
+/// The scheme browsers use to reach us when no `--base-url` says: what a
+/// trusted proxy reports in `X-Forwarded-Proto`, else plain http.
+fn request_scheme<'a>(parts: &'a Parts, state: &SharedState) -> &'a str {
+    proxy_says(parts, state, "x-forwarded-proto").unwrap_or("http")
+}
+
+/// With `--trust-proxy`, the last entry of the last `header`: the one our
+/// proxy added (earlier ones come from the client and prove nothing).
+fn proxy_says<'a>(parts: &'a Parts, state: &SharedState, header: &str) -> Option<&'a str> {
+    if !state.settings.trust_proxy {
+        return None;
+    }
+    let value = parts.headers.get_all(header).iter().next_back()?;
+    Some(value.to_str().ok()?.rsplit(',').next()?.trim())
 }
 
 /// The session cookie for a fresh login.

@@ -25,6 +25,11 @@ use terminal::{TerminalError, TerminalHub};
 
 /// Most terminals one lab may have open at once.
 pub const MAX_TERMINALS_PER_LAB: usize = 4;
+/// Most websockets on one terminal at once (a few tabs showing the same
+/// shell); every socket costs a replay buffer and a share of the input.
+pub const MAX_SOCKETS_PER_TERMINAL: usize = 4;
+/// Most terminal websockets one user may hold at once, over all labs.
+pub const MAX_SOCKETS_PER_USER: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -42,6 +47,10 @@ pub enum LabError {
     },
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error("this terminal is already open in {0} tabs or windows; close one of them and reload")]
+    TerminalBusy(usize),
+    #[error("you have {0} terminal connections open; close some tabs and reload")]
+    TooManySockets(usize),
     #[error(transparent)]
     Terminal(#[from] TerminalError),
     #[error("the lab host failed: {0}")]
@@ -93,6 +102,38 @@ pub struct Labs {
     terminals: Mutex<HashMap<(String, String), Arc<TerminalHub>>>,
     /// When each lab's activity stamp was last moved by terminal input.
     touched: Mutex<HashMap<String, Instant>>,
+    /// Open terminal websockets per user id and per (lab, terminal).
+    sockets: Mutex<SocketCounts>,
+}
+
+#[derive(Default)]
+struct SocketCounts {
+    per_user: HashMap<String, usize>,
+    per_terminal: HashMap<(String, String), usize>,
+}
+
+/// A terminal websocket's place in the counts; dropping it frees it.
+pub struct SocketSlot {
+    labs: Arc<Labs>,
+    user: String,
+    terminal: (String, String),
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut counts = self.labs.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        release(&mut counts.per_user, &self.user);
+        release(&mut counts.per_terminal, &self.terminal);
+    }
+}
+
+fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = counts.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(key);
+        }
+    }
 }
 
 impl Labs {
@@ -114,7 +155,33 @@ impl Labs {
             admission: tokio::sync::Mutex::new(()),
             terminals: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
+            sockets: Mutex::new(SocketCounts::default()),
         }
+    }
+
+    /// Counts a new websocket on terminal `name` of `lab_id` for `user_id`,
+    /// or refuses it when the terminal or the user has too many already.
+    pub fn admit_socket(
+        self: &Arc<Self>,
+        user_id: &str,
+        lab_id: &str,
+        name: &str,
+    ) -> Result<SocketSlot, LabError> {
+        let terminal = (lab_id.to_owned(), name.to_owned());
+        let mut counts = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.per_user.get(user_id).copied().unwrap_or(0) >= MAX_SOCKETS_PER_USER {
+            return Err(LabError::TooManySockets(MAX_SOCKETS_PER_USER));
+        }
+        if counts.per_terminal.get(&terminal).copied().unwrap_or(0) >= MAX_SOCKETS_PER_TERMINAL {
+            return Err(LabError::TerminalBusy(MAX_SOCKETS_PER_TERMINAL));
+        }
+        *counts.per_user.entry(user_id.to_owned()).or_default() += 1;
+        *counts.per_terminal.entry(terminal.clone()).or_default() += 1;
+        Ok(SocketSlot {
+            labs: self.clone(),
+            user: user_id.to_owned(),
+            terminal,
+        })
     }
 
     pub fn limits(&self) -> &Limits {

@@ -3,6 +3,11 @@
 //! channel (for live clients). Memory stays bounded however fast the shell
 //! writes: the ring drops its oldest bytes, and a client that falls behind
 //! the broadcast resyncs from the ring.
+//!
+//! Input goes the other way through a bounded queue to a writer thread of
+//! the terminal's own: a shell that stops reading blocks only that thread,
+//! and once the queue is full the sockets typing into it wait without
+//! holding any thread at all.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -11,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use host::{Resizer, Terminal, TerminalSize};
 use portable_pty::ChildKiller;
 use serde::Deserialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// Output kept for replay: a few screens of scrollback.
 pub const RING_BYTES: usize = 256 * 1024;
@@ -20,6 +25,10 @@ pub const INITIAL_SIZE: TerminalSize = TerminalSize { cols: 80, rows: 24 };
 /// Output chunks a live client may fall behind before it resyncs.
 const CHANNEL_CHUNKS: usize = 256;
 const MAX_CELLS: u16 = 1000;
+/// Input messages queued for a shell that is not reading; a websocket
+/// message is at most a few KiB, so this stays small however many sockets
+/// type at once.
+const INPUT_CHUNKS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TerminalError {
@@ -27,10 +36,10 @@ pub enum TerminalError {
     TooMany(usize),
     #[error("terminal state lock poisoned")]
     Poisoned,
-    #[error("cannot start the terminal reader thread: {0}")]
+    #[error("cannot start a terminal thread: {0}")]
     Thread(#[source] std::io::Error),
-    #[error("cannot write to the terminal: {0}")]
-    Write(#[source] std::io::Error),
+    #[error("the terminal no longer takes input; its shell ended")]
+    InputClosed,
     #[error("cannot resize the terminal: {0}")]
     Resize(#[from] host::Error),
 }
@@ -88,7 +97,8 @@ pub struct TerminalHub {
     name: String,
     ring: Arc<Mutex<Ring>>,
     events: broadcast::Sender<Event>,
-    writer: Arc<Mutex<Box<dyn Write + Send>>>,
+    /// Feeds the writer thread.
+    input: mpsc::Sender<Vec<u8>>,
     resizer: Resizer,
     killer: Mutex<Box<dyn ChildKiller + Send + Sync>>,
 }
@@ -107,11 +117,19 @@ impl TerminalHub {
             end: 0,
             exit: None,
         }));
+        let (input, queue) = mpsc::channel(INPUT_CHUNKS);
+        std::thread::Builder::new()
+            .name(format!("pty-in {name}"))
+            .spawn({
+                let name = name.clone();
+                move || feed(writer, queue, &name)
+            })
+            .map_err(TerminalError::Thread)?;
         let hub = Arc::new(TerminalHub {
             name: name.clone(),
             ring: ring.clone(),
             events: events.clone(),
-            writer: Arc::new(Mutex::new(writer)),
+            input,
             resizer,
             killer: Mutex::new(process.killer()),
         });
@@ -149,17 +167,14 @@ impl TerminalHub {
         self.ring.lock().map(|r| r.exit.is_some()).unwrap_or(true)
     }
 
-    /// Writes keystrokes to the shell, on a blocking thread: a shell that
-    /// does not read can fill the PTY's input buffer.
-    pub async fn write(&self, bytes: Vec<u8>) -> Result<(), TerminalError> {
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut writer = writer.lock().map_err(|_| TerminalError::Poisoned)?;
-            writer.write_all(&bytes).map_err(TerminalError::Write)?;
-            writer.flush().map_err(TerminalError::Write)
-        })
-        .await
-        .map_err(|e| TerminalError::Write(std::io::Error::other(e)))?
+    /// Room for one input message in the queue to the shell; waits
+    /// (asynchronously) while the shell is not reading and the queue is
+    /// full.
+    pub async fn input_slot(&self) -> Result<mpsc::Permit<'_, Vec<u8>>, TerminalError> {
+        self.input
+            .reserve()
+            .await
+            .map_err(|_| TerminalError::InputClosed)
     }
 
     pub fn resize(&self, size: TerminalSize) -> Result<(), TerminalError> {
@@ -172,6 +187,17 @@ impl TerminalHub {
             && let Err(err) = killer.kill()
         {
             tracing::debug!(terminal = %self.name, error = %err, "shell already gone");
+        }
+    }
+}
+
+/// The writer thread: hands queued input to the PTY until the hub is gone
+/// or the PTY refuses (its shell ended).
+fn feed(mut writer: Box<dyn Write + Send>, mut queue: mpsc::Receiver<Vec<u8>>, name: &str) {
+    while let Some(bytes) = queue.blocking_recv() {
+        if let Err(err) = writer.write_all(&bytes).and_then(|()| writer.flush()) {
+            tracing::debug!(terminal = %name, error = %err, "terminal input closed");
+            return;
         }
     }
 }

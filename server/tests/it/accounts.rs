@@ -172,12 +172,26 @@ async fn login_redirects_only_to_local_pages() {
     let dir = temp_dir();
     add_user(dir.path(), "dave", "student", "dave's password");
     let server = Server::start(dir.path(), &[]);
-    for (next, expected) in [
-        ("/lessons/x", "/lessons/x"),
-        ("https://evil.example/", "/"),
-        ("//evil.example", "/"),
-    ] {
-        let client = browser();
+    // Browsers drop tabs and newlines from URLs and read `\\` as `/`.
+    let hostile = [
+        "https://evil.example/",
+        "//evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\\evil.example",
+        "/lessons//evil.example",
+        "/\u{e9}vil",
+        "lessons/x",
+    ];
+    let cases: Vec<(&str, &str)> = hostile
+        .iter()
+        .map(|next| (*next, "/"))
+        .chain([("/lessons/x?tab=2", "/lessons/x?tab=2")])
+        .collect();
+    // The login form's `next` (a few: each login counts against the account).
+    let mut client = browser();
+    for (next, expected) in [cases[2], cases[4], cases[8]] {
+        client = browser();
         let response = submit(
             &client,
             &server,
@@ -190,7 +204,22 @@ async fn login_redirects_only_to_local_pages() {
             ],
         )
         .await;
-        assert_eq!(response.headers()["location"], expected, "next={next}");
+        assert_eq!(response.headers()["location"], expected, "next={next:?}");
+    }
+    // Logged in, GET /login?next=… redirects at once.
+    for (next, expected) in cases {
+        let url = format!(
+            "{}?{}",
+            server.at("/login"),
+            serde_urlencoded::to_string([("next", next)]).unwrap()
+        );
+        let response = client.get(url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            response.headers()["location"],
+            expected,
+            "GET next={next:?}"
+        );
     }
 }
 
@@ -398,4 +427,249 @@ async fn cli_manages_users_and_tokens_while_the_server_runs() {
     let unknown = cli(&["token", "create", "nobody", "--data-dir", data], "");
     assert!(!unknown.status.success());
     assert!(text(&unknown.stderr).contains("no user named"));
+}
+
+/// The setup link from the server's log, as a path.
+fn setup_path(server: &Server) -> String {
+    let log = server.log();
+    let link = log
+        .split_whitespace()
+        .find(|w| w.contains("/setup/"))
+        .unwrap_or_else(|| panic!("no setup link in the log:\n{log}"))
+        .trim_end_matches(',');
+    link[link.find("/setup/").unwrap()..].to_string()
+}
+
+fn admins(dir: &std::path::Path) -> Vec<String> {
+    let list = cli(&["user", "list", "--data-dir", dir.to_str().unwrap()], "");
+    text(&list.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("admin"))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_setup_link_makes_one_admin_however_many_race_for_it() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let path = setup_path(&server);
+    // Six browsers load the form, then all submit at once.
+    let mut forms = Vec::new();
+    for i in 0..6 {
+        let client = browser();
+        let token = csrf_of(&get_page(&client, &server.at(&path)).await);
+        forms.push((client, token, format!("admin{i}")));
+    }
+    let posts = forms.iter().map(|(client, token, name)| {
+        client
+            .post(server.at(&path))
+            .form(&[
+                ("_csrf", token.as_str()),
+                ("name", name.as_str()),
+                ("password", "admin password"),
+                ("confirm", "admin password"),
+            ])
+            .send()
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(posts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [303, 404].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(admins(dir.path()).len(), 1, "{:?}", admins(dir.path()));
+}
+
+#[tokio::test]
+async fn the_setup_link_dies_once_an_admin_exists() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let path = setup_path(&server);
+    let client = browser();
+    let token = csrf_of(&get_page(&client, &server.at(&path)).await);
+    add_user(dir.path(), "boss", "admin", "boss password");
+
+    let page = browser().get(server.at(&path)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(page.text().await.unwrap().contains("user add"));
+    let post = client
+        .post(server.at(&path))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("name", "intruder"),
+            ("password", "admin password"),
+            ("confirm", "admin password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::NOT_FOUND);
+    assert_eq!(admins(dir.path()), ["boss"]);
+}
+
+fn data_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", dir.to_str().unwrap()]);
+    cli(&all, stdin)
+}
+
+fn new_token(dir: &std::path::Path, name: &str, label: &str) -> String {
+    let out = data_cli(dir, &["token", "create", name, "--label", label], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+async fn me_status(server: &Server, token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(server.at("/api/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn tokens_are_listed_and_revoked_and_accounts_disabled() {
+    let dir = temp_dir();
+    let data = dir.path();
+    add_user(data, "judy", "student", "judy's password");
+    add_user(data, "root", "admin", "root's password");
+    let server = Server::start(data, &[]);
+
+    // List and revoke from the command line.
+    let laptop = new_token(data, "judy", "laptop");
+    let listing = text(&data_cli(data, &["token", "list"], "").stdout);
+    let row = listing
+        .lines()
+        .find(|l| l.contains("laptop"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(
+        row.contains("judy") && !listing.contains(&laptop),
+        "{listing}"
+    );
+    let id = row.split_whitespace().next().unwrap();
+    assert_eq!(me_status(&server, &laptop).await, StatusCode::OK);
+    assert!(
+        data_cli(data, &["token", "revoke", id], "")
+            .status
+            .success()
+    );
+    assert_eq!(me_status(&server, &laptop).await, StatusCode::UNAUTHORIZED);
+    let again = data_cli(data, &["token", "revoke", id], "");
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("token list"));
+
+    // A password change ends the account's tokens too.
+    let script = new_token(data, "judy", "script");
+    let out = data_cli(
+        data,
+        &["user", "passwd", "judy", "--password-stdin"],
+        "judy's new password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(me_status(&server, &script).await, StatusCode::UNAUTHORIZED);
+
+    // Disabled: no login, no session, no token; enabled: all back.
+    let token = new_token(data, "judy", "ci");
+    let judy = browser();
+    assert_eq!(
+        login(&judy, &server, "judy", "judy's new password")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert!(
+        data_cli(data, &["user", "disable", "judy"], "")
+            .status
+            .success()
+    );
+    assert_eq!(
+        judy.get(server.at("/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(me_status(&server, &token).await, StatusCode::UNAUTHORIZED);
+    let refused = login(&browser(), &server, "judy", "judy's new password").await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.unwrap().contains("disabled"));
+    let list = text(&data_cli(data, &["user", "list"], "").stdout);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("judy") && l.contains("disabled")),
+        "{list}"
+    );
+    assert!(
+        data_cli(data, &["user", "enable", "judy"], "")
+            .status
+            .success()
+    );
+    assert_eq!(me_status(&server, &token).await, StatusCode::OK);
+
+    // The same from the admin's page.
+    let student = browser();
+    login(&student, &server, "judy", "judy's new password").await;
+    let page = student.get(server.at("/admin/users")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    let admin = browser();
+    login(&admin, &server, "root", "root's password").await;
+    let page = get_page(&admin, &server.at("/admin/users")).await;
+    let listing = text(&data_cli(data, &["token", "list"], "").stdout);
+    let id = listing
+        .lines()
+        .find(|l| l.contains(" ci "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(page.contains("judy") && page.contains(&id), "{page}");
+    let post = |path: String| {
+        let admin = &admin;
+        let server = &server;
+        async move {
+            let token = csrf_of(&get_page(admin, &server.at("/admin/users")).await);
+            admin
+                .post(server.at(&path))
+                .form(&[("_csrf", token.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        post("/admin/users/judy/disable".into()).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(me_status(&server, &token).await, StatusCode::UNAUTHORIZED);
+    assert!(
+        get_page(&admin, &server.at("/admin/users"))
+            .await
+            .contains("disabled")
+    );
+    assert_eq!(
+        post("/admin/users/judy/enable".into()).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(me_status(&server, &token).await, StatusCode::OK);
+    assert_eq!(
+        post(format!("/admin/tokens/{id}/revoke")).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(me_status(&server, &token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        post("/admin/users/root/disable".into()).await,
+        StatusCode::BAD_REQUEST
+    );
 }

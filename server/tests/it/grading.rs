@@ -524,3 +524,50 @@ Push it.
         "demo:v1 is in the registry at localhost:5000"
     );
 }
+
+/// A client polling continuous mode as fast as it can gets no more check
+/// runs than the page's own polling would.
+#[tokio::test(flavor = "multi_thread")]
+async fn continuous_checks_are_throttled_per_lab() {
+    let course = tempfile::tempdir().unwrap();
+    let lesson = course.path().join("01-count");
+    std::fs::create_dir(&lesson).unwrap();
+    std::fs::write(
+        lesson.join("lesson.md"),
+        r#"---
+title: Counted checks
+tasks:
+  - id: never
+    title: A task whose check counts its runs
+    points: 1
+    checks:
+      - command: {run: "echo run >> /tmp/runs; exit 1"}
+---
+
+Nothing to do.
+"#,
+    )
+    .unwrap();
+    let data = temp_dir();
+    let token = user_token(&data, "ada");
+    let server = lab_server_with(&data, &["--lessons", course.path().to_str().unwrap()]);
+    let (_lab, _guard, mut term) = lab_with_terminal(&server, &token, "01-count").await;
+    shell(&mut term, "rm -f /tmp/runs").await;
+
+    let started = std::time::Instant::now();
+    let mut asked = 0;
+    while started.elapsed() < std::time::Duration::from_secs(4) && asked < 400 {
+        let auto = post(&server, &token, "/lessons/01-count/tasks/auto").await;
+        assert_eq!(auto.status(), 204);
+        asked += 1;
+    }
+    type_line(&mut term, "echo cou''nted-$(wc -l < /tmp/runs)-ru''ns").await;
+    let out = read_until(&mut term, "-runs").await;
+    let runs: usize = out
+        .split("counted-")
+        .nth(1)
+        .and_then(|rest| rest.split("-runs").next()?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in {out:?}"));
+    assert!(asked > 10, "only {asked} polls in 4 s");
+    assert!(runs <= 5, "{runs} check runs from {asked} polls in 4 s");
+}

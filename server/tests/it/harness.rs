@@ -60,8 +60,12 @@ impl Server {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(url.trim().to_string());
+                if let Some(url) = line
+                    .split("listening on ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                {
+                    let _ = tx.send(url.to_string());
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
@@ -88,8 +92,29 @@ impl Server {
         &self.cgroup_parent
     }
 
+    /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Threads of the server process right now.
+    pub fn threads(&self) -> u64 {
+        self.status_field("Threads:")
+    }
+
+    /// The most memory the server process has used so far, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_field("VmHWM:")
+    }
+
+    fn status_field(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read the server's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|n| n.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} line in {status}"))
     }
 
     pub fn log(&self) -> String {

@@ -127,9 +127,20 @@ pub async fn connect(
     name: &str,
     origin: Option<&str>,
 ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let url = server
-        .at(&format!("/api/sessions/{id}/terminals/{name}"))
-        .replacen("http://", "ws://", 1);
+    connect_url(&server.url, token, id, name, origin).await
+}
+
+/// [`connect`] to the server at `base_url`, for tasks that do not borrow
+/// the server.
+pub async fn connect_url(
+    base_url: &str,
+    token: &str,
+    id: &str,
+    name: &str,
+    origin: Option<&str>,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let url =
+        format!("{base_url}/api/sessions/{id}/terminals/{name}").replacen("http://", "ws://", 1);
     let mut request = url.into_client_request().unwrap();
     request
         .headers_mut()

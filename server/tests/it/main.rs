@@ -2,6 +2,8 @@
 //! ephemeral port with a temporary data directory and drives it over HTTP
 //! and its command line, as a browser, a script or an operator would.
 //!
+//! - `abuse`: what one hostile client can do to everyone else (floods,
+//!   piles of sockets and accounts), tried on loopback.
 //! - `harness`: starting and stopping servers, running the CLI, reading forms.
 //! - `accounts`: sign-up, login, logout, setup link, roles, tokens.
 //! - `protection`: CSRF, Origin, rate limits, body limits, headers.
@@ -13,6 +15,7 @@
 //! - `registry`: `layerlab registry serve` with skopeo and `kill -9`, in a
 //!   lab node, and the hub of `layerlab serve --hub-listen`.
 
+mod abuse;
 mod accounts;
 mod durability;
 mod grading;

@@ -71,6 +71,16 @@ async fn forms_from_another_origin_are_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // Our host under another scheme is another origin.
+    let https = server.url.replacen("http://", "https://", 1);
+    let response = client
+        .post(server.at("/login"))
+        .header("Origin", https)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "https origin");
     let response = client
         .post(server.at("/login"))
         .header("Origin", server.url.clone())
@@ -109,7 +119,8 @@ async fn login_attempts_are_rate_limited_per_account_with_a_clear_message() {
     );
     let body = response.text().await.unwrap();
     assert!(
-        body.contains("Too many login attempts for this account") && body.contains("seconds"),
+        body.contains("Too many login attempts for this account from your network address")
+            && body.contains("seconds"),
         "{body}"
     );
     assert!(server.log().contains("login rate limited"));
@@ -246,4 +257,155 @@ async fn api_errors_are_json_and_say_what_to_do() {
     assert_eq!(bad_auth.status(), StatusCode::UNAUTHORIZED);
     let body: serde_json::Value = bad_auth.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+}
+
+/// Someone guessing a password slows down only themselves: the owner, from
+/// another address (behind a trusted proxy, the address it reports), still
+/// logs in.
+#[tokio::test]
+async fn a_guesser_does_not_lock_the_owner_out() {
+    let dir = temp_dir();
+    add_user(dir.path(), "heidi", "student", "heidi's password");
+    let server = Server::start(dir.path(), &["--trust-proxy"]);
+    let from = |address: &'static str| {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(
+                [("x-forwarded-for".parse().unwrap(), address.parse().unwrap())]
+                    .into_iter()
+                    .collect(),
+            )
+            .build()
+            .unwrap()
+    };
+    // The client's own X-Forwarded-For entries come first; the proxy's is last.
+    let guesser = from("10.9.9.9, 203.0.113.7");
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            login(&guesser, &server, "heidi", "guess guess")
+                .await
+                .status(),
+        );
+    }
+    assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    let owner = from("10.9.9.9, 198.51.100.9");
+    let response = login(&owner, &server, "heidi", "heidi's password").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "the owner is locked out"
+    );
+}
+
+/// A login name cannot forge log lines, and a huge one is not logged whole.
+#[tokio::test]
+async fn login_names_are_escaped_and_cut_in_the_log() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let forged = "nobody\n2026-01-01T00:00:00.000000Z  INFO forged: admin logged in";
+    login(&browser(), &server, forged, "whatever pw").await;
+    let huge = "y".repeat(20_000);
+    login(&browser(), &server, &huge, "whatever pw").await;
+    let log = server.log();
+    assert!(log.contains("login refused"), "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("2026-01-01T00:00:00.000000Z  INFO forged")),
+        "a forged line:\n{log}"
+    );
+    assert!(
+        !log.contains(&"y".repeat(200)),
+        "a 20 KB name was logged whole"
+    );
+}
+
+/// The value of cookie `name` set by `response`.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .map(|rest| rest.split(';').next().unwrap().to_string())
+}
+
+/// A token for a CSRF cookie value the attacker planted in the victim's
+/// browser does not work on the victim's session; login rotates the value.
+#[tokio::test]
+async fn a_csrf_token_for_a_planted_cookie_is_refused() {
+    let dir = temp_dir();
+    add_user(dir.path(), "ivan", "student", "ivan's password");
+    let server = Server::start(dir.path(), &[]);
+    let victim = browser();
+    let before = victim.get(server.at("/login")).send().await.unwrap();
+    let csrf_before = set_cookie(&before, "layerlab_csrf").expect("a csrf cookie");
+    let logged_in = login(&victim, &server, "ivan", "ivan's password").await;
+    assert_eq!(logged_in.status(), StatusCode::SEE_OTHER);
+    let session = set_cookie(&logged_in, "layerlab_session").expect("a session cookie");
+    let rotated = set_cookie(&logged_in, "layerlab_csrf").expect("login sets a new csrf cookie");
+    assert_ne!(rotated, csrf_before);
+
+    // The attacker's own cookie value and its token, planted beside the
+    // victim's session.
+    let attacker = browser();
+    let page = attacker.get(server.at("/login")).send().await.unwrap();
+    let planted = set_cookie(&page, "layerlab_csrf").unwrap();
+    let token = csrf_of(&page.text().await.unwrap());
+    let forged = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(server.at("/logout"))
+        .header(
+            "cookie",
+            format!("layerlab_session={session}; layerlab_csrf={planted}"),
+        )
+        .form(&[("_csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let me = victim.get(server.at("/api/me")).send().await.unwrap();
+    assert_eq!(
+        me.status(),
+        StatusCode::OK,
+        "the forged logout went through"
+    );
+
+    // The victim's own page token works.
+    let token = csrf_of(&get_page(&victim, &server.at("/")).await);
+    let logout = victim
+        .post(server.at("/logout"))
+        .form(&[("_csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn over_https_the_csrf_cookie_is_host_only() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &["--base-url", "https://labs.example"]);
+    let page = reqwest::Client::new()
+        .get(server.at("/login"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.contains("csrf"))
+        .expect("a csrf cookie");
+    assert!(cookie.starts_with("__Host-layerlab_csrf="), "{cookie}");
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Domain"), "{cookie}");
 }

@@ -13,9 +13,10 @@
 //!
 //! # On disk
 //! ```text
-//! <root>/                       Engines::new(root)
-//!   <lab>/
-//!     socket/docker.sock        the API; the node sees socket/ at /run/layerlab
+//! <root>/                       Engines::new(root), beside the runtime's state
+//!   <lab>/containers/<id>.json  a container's record
+//! /run/layerlab/engines/<hash of root>/
+//!   <lab>/docker.sock           the API; the node sees <lab>/ at /run/layerlab
 //! ```
 //! The node reaches the socket through a bind mount of its *directory*, so
 //! a restarted server that binds a fresh socket is seen at once by nodes
@@ -188,12 +189,19 @@ pub struct Engines {
     store: Store,
     hub: Namespace,
     root: PathBuf,
+    /// Where the labs' socket directories live: a neutral path, since a
+    /// node sees a bind mount's source in its `/proc/self/mountinfo`.
+    sockets: PathBuf,
     serving: Mutex<HashMap<String, Serving>>,
 }
 
+/// The host-wide directory holding engines' socket directories, one
+/// folder per state directory (named by a hash, never by its path).
+pub const SOCKETS_ROOT: &str = "/run/layerlab/engines";
+
 impl Engines {
     /// Engines over `store` whose Docker Hub names come from `hub`, with
-    /// their directories under `root`.
+    /// their state under `root` and their sockets under [`SOCKETS_ROOT`].
     pub fn new(
         store: Store,
         hub: Namespace,
@@ -201,6 +209,9 @@ impl Engines {
         root: &Path,
     ) -> Result<Engines> {
         fs::create_dir_all(root).map_err(Error::state(root))?;
+        let root_hash = store::Digest::of(root.as_os_str().as_encoded_bytes());
+        let sockets = Path::new(SOCKETS_ROOT).join(&root_hash.hex()[..16]);
+        fs::create_dir_all(&sockets).map_err(Error::state(&sockets))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(16)
@@ -214,6 +225,7 @@ impl Engines {
             store,
             hub,
             root: root.to_owned(),
+            sockets,
             serving: Mutex::new(HashMap::new()),
         })
     }
@@ -228,7 +240,8 @@ impl Engines {
     /// it into the node at [`NODE_SOCKET_DIR`] before calling
     /// [`Engines::start`].
     pub fn prepare(&self, lab: &str) -> Result<PathBuf> {
-        let dir = self.lab_dir(lab)?.join("socket");
+        Engine::namespace_of(lab)?;
+        let dir = self.sockets.join(lab);
         fs::create_dir_all(&dir).map_err(Error::state(&dir))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(Error::state(&dir))?;
         Ok(dir)
@@ -332,11 +345,15 @@ impl Engines {
             engine.containers.remove_all();
         }
         self.store.remove_namespace(&Engine::namespace_of(lab)?)?;
-        let dir = self.lab_dir(lab)?;
-        match fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::state(&dir)(e)),
-            _ => Ok(()),
+        for dir in [self.lab_dir(lab)?, self.sockets.join(lab)] {
+            match fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::state(&dir)(e));
+                }
+                _ => {}
+            }
         }
+        Ok(())
     }
 }
 

@@ -165,7 +165,10 @@ fn version_and_info_come_from_the_labs_engine() {
     let mounts = labs.ok(&lab, "cat /proc/self/mountinfo");
     for host_dir in [&labs.config.runtime_state_dir, &labs.config.disk_dir] {
         let host_dir = host_dir.display().to_string();
-        assert!(!mounts.contains(&host_dir), "{host_dir} shows in:\n{mounts}");
+        assert!(
+            !mounts.contains(&host_dir),
+            "{host_dir} shows in:\n{mounts}"
+        );
     }
     // The socket is where the CLI and curl expect it.
     let ping = labs.ok(

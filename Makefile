@@ -18,7 +18,8 @@ HUB_LISTEN ?= 127.0.0.1:5001
 APT_BUILD := gcc libc6-dev pkg-config make ca-certificates
 APT_RUN := busybox-static debootstrap binutils e2fsprogs
 APT_TEST := chromium skopeo docker.io
-# Comparisons the benchmarks measure against.
+# Comparisons the benchmarks measure against (dockerd and skopeo come
+# with APT_TEST).
 APT_BENCH := docker-registry python3-terminado
 
 .PHONY: run test build deps deps-test apt-build apt-run apt-test apt-bench web lint unit browser bench clean-state
@@ -90,6 +91,7 @@ bench: deps deps-test apt-bench
 	cargo bench --locked -p runtime --bench start
 	cargo bench --locked -p server --bench terminal
 	cargo bench --locked -p registry --bench push_pull
+	cargo bench --locked -p host --bench engine
 
 clean-state:
 	rm -rf $(STATE)/target $(STATE)/test-output

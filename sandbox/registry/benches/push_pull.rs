@@ -30,7 +30,6 @@ use bytes::Bytes;
 use store::{Namespace, Reference, Store};
 
 const CATALOG_STORE: &str = "/var/tmp/layerlab/test-data/store";
-const DISTRIBUTION: &str = "/usr/bin/docker-registry";
 const SERVE_ENV: &str = "REGISTRY_BENCH_SERVE";
 const RUNS: usize = 5;
 const CLASS: usize = 8;
@@ -387,32 +386,7 @@ impl Server {
                 }
             }
             Kind::Distribution => {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .expect("free port")
-                    .port();
-                let addr = format!("127.0.0.1:{port}");
-                let config: PathBuf = root.join("config.yml");
-                std::fs::write(
-                    &config,
-                    format!(
-                        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-                        root.join("data").display()
-                    ),
-                )
-                .expect("write config");
-                let child = Command::new(DISTRIBUTION)
-                    .arg("serve")
-                    .arg(&config)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("docker-registry (apt-get install -y docker-registry)");
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while std::net::TcpStream::connect(&addr).is_err() {
-                    assert!(Instant::now() < deadline, "docker-registry did not start");
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+                let (child, addr) = testkit::start_distribution(root);
                 Server { child, addr }
             }
         }

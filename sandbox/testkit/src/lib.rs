@@ -10,13 +10,17 @@
 //!   be).
 //! - [`ensure_catalog`] (feature `catalog`): the image catalog the suites
 //!   share, in [`CATALOG_STORE`].
+//! - [`start_distribution`]: Debian's `docker-registry` (distribution 2.8)
+//!   on a loopback port, the registry the benchmarks compare with.
 //!
 //! Sandboxes of the suites take their uid ranges from the runtime's
 //! host-wide allocator, like every server, so no suite needs a uid region
 //! of its own.
 
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A fresh directory on disk for one runtime's writable layers, removed
 /// when dropped.
@@ -59,6 +63,46 @@ pub fn remove_cgroup_parent(parent: &str) {
                 .join(parent),
         );
     }
+}
+
+/// Debian's registry server.
+pub const DISTRIBUTION: &str = "/usr/bin/docker-registry";
+
+/// Starts Debian's `docker-registry` on a free loopback port with its
+/// config and storage under `root`, and returns it once it accepts
+/// connections, with its `127.0.0.1:PORT`. The caller kills the child.
+pub fn start_distribution(root: &Path) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = root.join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            root.join("data").display()
+        ),
+    )
+    .expect("write the docker-registry config");
+    let mut child = Command::new(DISTRIBUTION)
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry (apt-get install -y docker-registry, or `make apt-bench`)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("docker-registry did not accept connections on {addr} within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, addr)
 }
 
 /// A named test of a `harness = false` suite.

@@ -785,31 +785,29 @@ impl Runtime {
     }
 
     pub fn stats(&self, id: &str) -> Result<Stats> {
-        check_id(id)?;
-        let st = self.load(id)?;
-        if !self.alive(&st) {
-            return Err(Error::NotRunning {
-                id: id.to_owned(),
-                status: Status::Exited.as_str().into(),
-                what: "stats",
-            });
-        }
+        let st = self.running_state(id, "stats")?;
         cgroups::stats(self.cgroup_version, &st.cgroups)
     }
 
     /// Host pids of the sandbox's processes (its init included). Running
     /// only.
     pub fn processes(&self, id: &str) -> Result<Vec<i32>> {
+        let st = self.running_state(id, "a process list")?;
+        Ok(cgroups::procs(&st.cgroups))
+    }
+
+    /// The record of a running sandbox; `NotRunning` names `what` needed it.
+    fn running_state(&self, id: &str, what: &'static str) -> Result<State> {
         check_id(id)?;
         let st = self.load(id)?;
         if !self.alive(&st) {
             return Err(Error::NotRunning {
                 id: id.to_owned(),
                 status: Status::Exited.as_str().into(),
-                what: "a process list",
+                what,
             });
         }
-        Ok(cgroups::procs(&st.cgroups))
+        Ok(st)
     }
 
     /// Records activity now (terminal input, a grading run); the owner

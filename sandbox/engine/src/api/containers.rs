@@ -551,14 +551,7 @@ fn async_stream(last: impl std::future::Future<Output = Bytes> + Send + 'static)
 }
 
 fn resize(container: &Arc<Container>, query: &Query) -> ApiResult {
-    let dim = |k: &str| {
-        query
-            .str(k)
-            .and_then(|v| v.parse::<u16>().ok())
-            .filter(|v| (1..=1000).contains(v))
-            .ok_or_else(|| ApiError::bad_request(format!("{k} must be a number from 1 to 1000")))
-    };
-    let (rows, cols) = (dim("h")?, dim("w")?);
+    let (rows, cols) = query.window_size()?;
     if let Some(master) = container.pty() {
         streams::resize(&master, cols, rows).map_err(|e| ApiError::bad_request(e.to_string()))?;
     }

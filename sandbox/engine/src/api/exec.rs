@@ -136,17 +136,7 @@ pub(super) async fn handle(
             }
             "resize" => {
                 only(method, &[Method::POST])?;
-                let query = Query::parse(request.uri())?;
-                let dim = |k: &str| {
-                    query
-                        .str(k)
-                        .and_then(|v| v.parse::<u16>().ok())
-                        .filter(|v| (1..=1000).contains(v))
-                        .ok_or_else(|| {
-                            ApiError::bad_request(format!("{k} must be a number from 1 to 1000"))
-                        })
-                };
-                let (rows, cols) = (dim("h")?, dim("w")?);
+                let (rows, cols) = Query::parse(request.uri())?.window_size()?;
                 let pty = exec.state.lock().ok().and_then(|s| s.pty.clone());
                 if let Some(master) = pty {
                     streams::resize(&master, cols, rows)
@@ -292,12 +282,7 @@ async fn start(engine: &Arc<Engine>, exec: Arc<Exec>, request: Request) -> ApiRe
     };
     if detached {
         tokio::spawn(async move {
-            let code = child
-                .wait()
-                .await
-                .ok()
-                .and_then(|s| s.code())
-                .unwrap_or(137);
+            let code = exit_code(&mut child).await;
             finish(code);
         });
         return Ok(StatusCode::OK.into_response());
@@ -344,14 +329,20 @@ async fn start(engine: &Arc<Engine>, exec: Arc<Exec>, request: Request) -> ApiRe
                 client_gone = true;
             }
         }
-        let code = child
-            .wait()
-            .await
-            .ok()
-            .and_then(|s| s.code())
-            .unwrap_or(137);
+        let code = exit_code(&mut child).await;
         finish(code);
         let _ = output.flush().await;
         let _ = output.shutdown().await;
     }))
+}
+
+/// The exec helper's exit code, which mirrors the command's (128 + signal
+/// when one ended it); 137 when even that is unknown.
+async fn exit_code(child: &mut tokio::process::Child) -> i32 {
+    child
+        .wait()
+        .await
+        .ok()
+        .and_then(|s| s.code())
+        .unwrap_or(137)
 }

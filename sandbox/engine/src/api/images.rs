@@ -594,21 +594,26 @@ async fn pull_from_registry(
         };
         match pulled {
             Ok(pulled) => {
-                progress.status(&format!("Digest: {}", pulled.image.manifest_digest));
-                progress.status(&format!(
-                    "Status: {} for {}",
-                    if pulled.up_to_date {
-                        "Image is up to date"
-                    } else {
-                        "Downloaded newer image"
-                    },
-                    reference.familiar()
-                ));
+                report_pulled(&progress, &pulled, &reference);
             }
             Err(e) => progress.error(&e.to_string()),
         }
     });
     Ok(response)
+}
+
+/// The last two lines of a pull, as dockerd prints them.
+fn report_pulled(progress: &Progress, pulled: &crate::images::Pulled, reference: &Reference) {
+    progress.status(&format!("Digest: {}", pulled.image.manifest_digest));
+    progress.status(&format!(
+        "Status: {} for {}",
+        if pulled.up_to_date {
+            "Image is up to date"
+        } else {
+            "Downloaded newer image"
+        },
+        reference.familiar()
+    ));
 }
 
 /// `POST /auth`: `docker login` asks whether credentials open a registry.
@@ -697,16 +702,7 @@ async fn pull(engine: &Arc<Engine>, query: &Query, credentials: Option<Credentia
                         },
                     );
                 }
-                progress.status(&format!("Digest: {}", pulled.image.manifest_digest));
-                progress.status(&format!(
-                    "Status: {} for {}",
-                    if pulled.up_to_date {
-                        "Image is up to date"
-                    } else {
-                        "Downloaded newer image"
-                    },
-                    reference.familiar()
-                ));
+                report_pulled(&progress, &pulled, &reference);
             }
             Err(e) => progress.error(&e.to_string()),
         }

@@ -49,6 +49,19 @@ impl Query {
         })
     }
 
+    /// `h` and `w` of a resize: rows and columns, 1 to 1000 each.
+    pub fn window_size(&self) -> ApiResult<(u16, u16)> {
+        let dim = |k: &str| {
+            self.str(k)
+                .and_then(|v| v.parse::<u16>().ok())
+                .filter(|v| (1..=1000).contains(v))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("{k} must be a number from 1 to 1000"))
+                })
+        };
+        Ok((dim("h")?, dim("w")?))
+    }
+
     /// Every value of `key`, in order.
     pub fn all(&self, key: &str) -> Vec<String> {
         self.pairs

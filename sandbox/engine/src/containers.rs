@@ -834,6 +834,18 @@ pub fn now() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
 }
 
+/// Containers and execs run as root for now: any other `--user` is
+/// refused with a message rather than silently ignored.
+pub fn check_root_user(user: &str, what: &str) -> Result<()> {
+    if matches!(user, "" | "0" | "root" | "0:0" | "root:root") {
+        Ok(())
+    } else {
+        Err(Error::NotImplemented(format!(
+            "{what} as user {user:?} is not supported by this engine yet; run as root"
+        )))
+    }
+}
+
 /// `SIGTERM`, `TERM`, `15` → 15.
 pub fn signal_number(name: &str) -> Option<i32> {
     if name.is_empty() {

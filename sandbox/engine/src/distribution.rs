@@ -337,20 +337,12 @@ impl Registry {
             &store.read_blob(&manifest, MAX_DOCUMENT_SIZE)?,
             None,
         )? {
-            let arch = manifests::host_architecture();
-            let chosen = index
-                .manifests()
-                .iter()
-                .find(|m| {
-                    m.platform().as_ref().is_some_and(|p| {
-                        p.os().to_string() == "linux" && p.architecture().to_string() == arch
-                    })
-                })
-                .ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "no matching manifest for linux/{arch} in the manifest list entries"
-                    ))
-                })?;
+            let chosen = manifests::for_this_host(&index).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "no matching manifest for linux/{} in the manifest list entries",
+                    manifests::host_architecture()
+                ))
+            })?;
             let child = Digest::try_from(chosen.digest())
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?;
             self.fetch_document(store, reference, repo, &child.to_string())

@@ -210,6 +210,24 @@ pub fn host_architecture() -> &'static str {
 
 /// Reads `digest` and, through at most a few levels of index, the manifest
 /// for linux on this host's architecture, then its config.
+/// The entry of an index that this host runs: linux on its architecture,
+/// or the only entry when it names no platform.
+pub fn for_this_host(index: &ImageIndex) -> Option<&Descriptor> {
+    let arch = host_architecture();
+    index
+        .manifests()
+        .iter()
+        .find(|m| {
+            m.platform().as_ref().is_some_and(|p| {
+                p.os().to_string() == "linux" && p.architecture().to_string() == arch
+            })
+        })
+        .or_else(|| match index.manifests().as_slice() {
+            [only] if only.platform().is_none() => Some(only),
+            _ => None,
+        })
+}
+
 pub(crate) fn load_image(content: &ContentStore, digest: &Digest) -> Result<Image> {
     let mut current = digest.clone();
     let mut hint: Option<String> = None;
@@ -218,20 +236,10 @@ pub(crate) fn load_image(content: &ContentStore, digest: &Digest) -> Result<Imag
         let (doc, mt) = parse_document(&current.to_string(), &bytes, hint.as_deref())?;
         match doc {
             Document::Index(index) => {
-                let arch = host_architecture();
-                let chosen = index
-                    .manifests()
-                    .iter()
-                    .find(|m| {
-                        m.platform().as_ref().is_some_and(|p| {
-                            p.os().to_string() == "linux" && p.architecture().to_string() == arch
-                        })
-                    })
-                    .or_else(|| match index.manifests().as_slice() {
-                        [only] if only.platform().is_none() => Some(only),
-                        _ => None,
-                    })
-                    .ok_or(ManifestError::NoMatchingPlatform(current.clone(), arch))?;
+                let chosen = for_this_host(&index).ok_or(ManifestError::NoMatchingPlatform(
+                    current.clone(),
+                    host_architecture(),
+                ))?;
                 hint = Some(chosen.media_type().to_string());
                 current = descriptor_digest(chosen)?;
             }

@@ -254,15 +254,7 @@ fn merge_image_config(
     if config.user.is_empty() {
         config.user = from_image.user.clone();
     }
-    if !matches!(
-        config.user.as_str(),
-        "" | "0" | "root" | "0:0" | "root:root"
-    ) {
-        return Err(Error::NotImplemented(format!(
-            "running as user {:?} is not supported by this engine yet; run as root",
-            config.user
-        )));
-    }
+    crate::containers::check_root_user(&config.user, "running")?;
     if config.stop_signal.is_empty() {
         config.stop_signal = from_image.stop_signal.clone();
     }

@@ -90,16 +90,7 @@ pub(super) async fn create(
     if config.cmd.0.as_ref().is_none_or(Vec::is_empty) {
         return Err(ApiError::bad_request("No exec command specified"));
     }
-    if !matches!(
-        config.user.as_str(),
-        "" | "0" | "root" | "0:0" | "root:root"
-    ) {
-        return Err(Error::NotImplemented(format!(
-            "exec as user {:?} is not supported by this engine yet; run as root",
-            config.user
-        ))
-        .into());
-    }
+    crate::containers::check_root_user(&config.user, "exec")?;
     engine.containers.running_sandbox(container)?;
     let exec = Arc::new(Exec {
         id: random_id(),

@@ -395,6 +395,15 @@ impl Containers {
                 None
             }
         };
+        for mount in mounts(&record.host_config)? {
+            self.ensure_in_node(&mount.source)?;
+            spec.mounts.push(runtime::BindMount {
+                source: mount.source.into(),
+                target: mount.target,
+                readonly: mount.readonly,
+                in_node: true,
+            });
+        }
         let bindings = requested_ports(&record.host_config)?;
         if ip.is_none() && !bindings.is_empty() {
             return Err(Error::InvalidArgument(
@@ -445,6 +454,28 @@ impl Containers {
             .await;
         });
         Ok(())
+    }
+
+    /// Creates directory `path` in the node if missing, as dockerd creates
+    /// a missing bind source (and a volume's directory).
+    pub fn ensure_in_node(&self, path: &str) -> Result<()> {
+        self.node_command(&["mkdir", "-p", "--", path]).map(drop)
+    }
+
+    /// Runs a command as root in the lab's node and returns its stdout;
+    /// a failure says what the node printed.
+    pub fn node_command(&self, argv: &[&str]) -> Result<String> {
+        let mut spec = runtime::ExecSpec::new(argv.iter().copied());
+        spec.timeout = Some(Duration::from_secs(10));
+        let out = self.runtime.exec(&self.lab, &spec)?;
+        if !out.status.success() {
+            return Err(Error::InvalidArgument(format!(
+                "{}: {}",
+                argv.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The lowest bridge address no running container of the lab holds.
@@ -740,6 +771,97 @@ fn network_mode(host: &HostConfig) -> NetworkMode {
     }
 }
 
+/// Where named volumes live in the node, as on a Docker host.
+pub const VOLUMES: &str = "/var/lib/docker/volumes";
+
+/// One `-v` of a container: a directory of the node mounted at `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The path in the node (a volume's is under [`VOLUMES`]).
+    pub source: String,
+    pub target: String,
+    pub readonly: bool,
+    /// The volume's name, for a named volume.
+    pub volume: Option<String>,
+}
+
+/// The container's `-v` list: `/node/path:/target[:ro]` or
+/// `name:/target[:ro]` (a named volume).
+pub fn mounts(host: &HostConfig) -> Result<Vec<Mount>> {
+    host.binds
+        .iter()
+        .flatten()
+        .map(|spec| parse_bind(spec))
+        .collect()
+}
+
+fn parse_bind(spec: &str) -> Result<Mount> {
+    let invalid = || Error::InvalidArgument(format!("invalid volume specification: '{spec}'"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, target, mode) = match parts.as_slice() {
+        [source, target] => (*source, *target, ""),
+        [source, target, mode] => (*source, *target, *mode),
+        _ => return Err(invalid()),
+    };
+    let readonly = match mode {
+        "" | "rw" | "z" | "Z" => false,
+        "ro" => true,
+        _ => return Err(invalid()),
+    };
+    let clean = |p: &str| {
+        p.starts_with('/')
+            && !p.split('/').any(|c| c == "..")
+            && !p.contains('\0')
+            && p.len() < 4096
+    };
+    if !clean(target) || target == "/" {
+        return Err(invalid());
+    }
+    if source.starts_with('/') {
+        if !clean(source) {
+            return Err(invalid());
+        }
+        return Ok(Mount {
+            source: source.to_owned(),
+            target: target.to_owned(),
+            readonly,
+            volume: None,
+        });
+    }
+    check_volume_name(source)?;
+    Ok(Mount {
+        source: volume_path(source),
+        target: target.to_owned(),
+        readonly,
+        volume: Some(source.to_owned()),
+    })
+}
+
+/// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn check_volume_name(name: &str) -> Result<()> {
+    let b = name.as_bytes();
+    let valid = b.len() >= 2
+        && b.len() <= 128
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "create {}: \"{}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed",
+            name.chars().take(80).collect::<String>(),
+            name.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+/// The node directory holding volume `name`'s data.
+pub fn volume_path(name: &str) -> String {
+    format!("{VOLUMES}/{name}/_data")
+}
+
 /// `-p` as (`80/tcp`, container port, host port; 0 for any free one).
 fn requested_ports(host: &HostConfig) -> Result<Vec<(String, u16, u16)>> {
     let mut out = Vec::new();
@@ -918,6 +1040,32 @@ mod tests {
         }
         for bad in ["", "a", "-x", "../etc", "a b", "x\ny", &"n".repeat(200)] {
             assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn binds_and_volumes_parse_like_dockers() {
+        let host = |b: &[&str]| HostConfig {
+            binds: Some(b.iter().map(|s| (*s).to_owned()).collect()),
+            ..HostConfig::default()
+        };
+        let m = mounts(&host(&["/root/src:/src", "data:/data:ro"])).unwrap();
+        assert_eq!(m[0].source, "/root/src");
+        assert!(!m[0].readonly && m[0].volume.is_none());
+        assert_eq!(m[1].source, "/var/lib/docker/volumes/data/_data");
+        assert!(m[1].readonly);
+        for bad in [
+            "/a",
+            "/a:/b:rx",
+            "/a:relative",
+            "/a:/",
+            "/a/../b:/c",
+            "/a:/b/../c",
+            "a/b:/c",
+            "x:/c",
+            "a:b:c:d",
+        ] {
+            assert!(mounts(&host(&[bad])).is_err(), "{bad}");
         }
     }
 

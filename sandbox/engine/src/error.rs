@@ -26,6 +26,8 @@ pub enum Error {
     NoSuchContainer(String),
     #[error("No such exec instance: {0}")]
     NoSuchExec(String),
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
     #[error("nothing to do")]
     NotModified,
     #[error("the lab's runtime: {0}")]
@@ -62,6 +64,7 @@ impl Error {
             Error::NoSuchImage(_)
             | Error::NoSuchContainer(_)
             | Error::NoSuchExec(_)
+            | Error::NoSuchVolume(_)
             | Error::PullDenied(_)
             | Error::ManifestUnknown(_) => ErrorKind::NotFound,
             Error::NotModified => ErrorKind::NotModified,

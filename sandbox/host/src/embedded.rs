@@ -378,6 +378,7 @@ impl EmbeddedHost {
             source: self.engines.prepare(&rec.id)?,
             target: engine::NODE_SOCKET_DIR.to_owned(),
             readonly: true,
+            in_node: false,
         });
         // Debian's /var/run is a link to /run, so this is also
         // /var/run/docker.sock, where the docker CLI looks.

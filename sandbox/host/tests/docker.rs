@@ -506,12 +506,7 @@ fn names_limits_and_unsupported_features_say_so() {
         125,
         "network \"host\" is not supported by this engine yet",
     );
-    labs.fails(
-        &lab,
-        "docker run -v /:/host busybox true",
-        125,
-        "volumes (-v) are not supported by this engine yet",
-    );
+
     labs.ok(
         &lab,
         "for i in $(seq 2 32); do docker create busybox true >/dev/null; done",
@@ -980,11 +975,111 @@ fn the_engine_answers_like_dockerd() {
     );
 }
 
+fn volumes_and_bind_mounts_come_from_the_node() {
+    let labs = Labs::new();
+    let lab = labs.lab("volumes");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    labs.ok(
+        &lab,
+        "mkdir -p /root/src && echo from-node > /root/src/file.txt",
+    );
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "cd /root/src && docker run --rm -v \"$PWD\":/src busybox cat /src/file.txt"
+        ),
+        "from-node\n"
+    );
+    labs.ok(
+        &lab,
+        "docker run --rm -v /root/src:/src busybox sh -c 'echo back > /src/back.txt'",
+    );
+    assert_eq!(labs.ok(&lab, "cat /root/src/back.txt"), "back\n");
+    labs.fails(
+        &lab,
+        "docker run --rm -v /root/src:/src:ro busybox sh -c 'echo x > /src/nope'",
+        1,
+        "Read-only file system",
+    );
+    // `/` is the node's root, and a symlink cannot lead out of the node.
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker run --rm -v /:/host busybox cat /host/etc/hostname"
+        ),
+        "node1\n"
+    );
+    labs.ok(&lab, "ln -s /etc /root/evil");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker run --rm -v /root/evil:/x busybox cat /x/hostname"
+        ),
+        "node1\n"
+    );
+    // A missing source is created, as dockerd does.
+    labs.ok(
+        &lab,
+        "docker run --rm -v /srv/new:/x busybox true && test -d /srv/new",
+    );
+    // Named volumes live where Docker keeps them, and keep their data.
+    labs.ok(&lab, "docker volume create data");
+    labs.ok(
+        &lab,
+        "docker run --rm -v data:/data busybox sh -c 'echo kept > /data/f'",
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker run --rm -v data:/data busybox cat /data/f"),
+        "kept\n"
+    );
+    assert_eq!(
+        labs.ok(&lab, "cat /var/lib/docker/volumes/data/_data/f"),
+        "kept\n"
+    );
+    assert!(
+        labs.ok(&lab, "docker volume ls -q")
+            .lines()
+            .any(|l| l == "data")
+    );
+    labs.ok(
+        &lab,
+        "docker run -d --name holder -v data:/data busybox sleep 600",
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker inspect -f '{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}' holder").trim(),
+        "volume data /data"
+    );
+    labs.fails(&lab, "docker volume rm data", 1, "volume is in use");
+    labs.ok(&lab, "docker rm -f holder && docker volume rm data");
+    labs.fails(
+        &lab,
+        "docker volume inspect data",
+        1,
+        "No such volume: data",
+    );
+    labs.fails(
+        &lab,
+        "docker volume create 'bad name'",
+        1,
+        "includes invalid characters",
+    );
+    labs.fails(
+        &lab,
+        "docker run --rm -v /a/../b:/c busybox true",
+        125,
+        "invalid volume specification",
+    );
+}
+
 fn main() {
     runtime::helper::main_if_requested();
     testkit::ensure_catalog();
     testkit::run(
         &[
+            (
+                "volumes_and_bind_mounts_come_from_the_node",
+                volumes_and_bind_mounts_come_from_the_node,
+            ),
             (
                 "the_engine_answers_like_dockerd",
                 the_engine_answers_like_dockerd,

@@ -253,13 +253,17 @@ pub fn attach(overlay: &OwnedFd, mountpoint: &Path) -> Result<()> {
     std::env::set_current_dir(mountpoint).map_err(Error::io("enter rootfs", mountpoint))
 }
 
-/// Detached clones of the spec's bind-mount sources, made on the host side.
-pub fn clone_binds(spec: &SandboxSpec) -> Result<Vec<OwnedFd>> {
+/// Detached clones of the spec's bind-mount sources, made on the host side;
+/// those `in_node` are looked up in the node whose init is `node_pid`.
+pub fn clone_binds(spec: &SandboxSpec, node_pid: Option<i32>) -> Result<Vec<OwnedFd>> {
     spec.mounts
         .iter()
         .map(|m| {
-            let fd = sys::open_tree_clone(&m.source, true)
-                .map_err(Error::io("clone bind mount", &m.source))?;
+            let fd = match (m.in_node, node_pid) {
+                (true, Some(pid)) => clone_from_node(pid, &m.source)?,
+                _ => sys::open_tree_clone(&m.source, true)
+                    .map_err(Error::io("clone bind mount", &m.source))?,
+            };
             let mut set = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
             if m.readonly {
                 set |= sys::MOUNT_ATTR_RDONLY;
@@ -269,6 +273,41 @@ pub fn clone_binds(spec: &SandboxSpec) -> Result<Vec<OwnedFd>> {
             Ok(fd)
         })
         .collect()
+}
+
+/// A detached clone of `path` as the node sees it: resolved with the
+/// node's root as `/` (its symlinks cannot lead to a host path), cloned
+/// from inside the node's mount namespace, which `open_tree` requires.
+/// Runs in the single-threaded create helper, still host root.
+fn clone_from_node(pid: i32, path: &Path) -> Result<OwnedFd> {
+    let open = |p: String| -> Result<fs::File> { fs::File::open(&p).map_err(Error::io("open", p)) };
+    let root = open(format!("/proc/{pid}/root"))?;
+    let relative = match path.strip_prefix("/").unwrap_or(path) {
+        p if p.as_os_str().is_empty() => Path::new("."),
+        p => p,
+    };
+    let source = sys::open_in_root(root.as_fd(), relative).map_err(|e| {
+        Error::InvalidSpec(format!(
+            "{} cannot be mounted from the node: {e}",
+            path.display()
+        ))
+    })?;
+    let ours = open("/proc/self/ns/mnt".into())?;
+    let node = open(format!("/proc/{pid}/ns/mnt"))?;
+    let enter = |ns: &fs::File| {
+        // SAFETY: plain syscall with a namespace descriptor; single-threaded.
+        sys::check(unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(ns), libc::CLONE_NEWNS) })
+            .map_err(Error::sys("switch mount namespace"))
+    };
+    enter(&node)?;
+    let cloned = sys::open_tree_clone_fd(source.as_fd());
+    enter(&ours)?;
+    cloned.map_err(|e| {
+        Error::InvalidSpec(format!(
+            "{} cannot be mounted from the node: {e}",
+            path.display()
+        ))
+    })
 }
 
 fn ensure_target(target: &Path, dir: bool) -> Result<()> {

@@ -201,7 +201,7 @@ impl Runtime {
                 )));
             }
         }
-        for m in &spec.mounts {
+        for m in spec.mounts.iter().filter(|m| !m.in_node) {
             if !m.source.exists() {
                 return Err(Error::InvalidSpec(format!(
                     "bind mount source {} does not exist",

@@ -109,6 +109,9 @@ impl SandboxSpec {
         }
         for m in &self.mounts {
             m.validate()?;
+            if m.in_node && self.sibling_of.is_none() {
+                return bad("a mount from the node needs a node: set sibling_of".into());
+            }
         }
         if let Some(argv) = &self.init {
             check_argv(argv)?;
@@ -139,13 +142,17 @@ impl SandboxSpec {
     }
 }
 
-/// A host path bind-mounted into the sandbox (the engine's unix socket).
+/// A path bind-mounted into the sandbox: a host path (the engine's socket
+/// directory), or with `in_node` a path inside the node this sandbox is a
+/// sibling of (a container's `-v`), resolved with the node's root as `/`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BindMount {
     pub source: PathBuf,
     /// Absolute path inside the sandbox; created when missing.
     pub target: String,
     pub readonly: bool,
+    #[serde(default)]
+    pub in_node: bool,
 }
 
 impl BindMount {

@@ -299,16 +299,19 @@ fn probe_spec(f: &Fixture, id: &str) -> SandboxSpec {
             source: exe,
             target: "/probe".into(),
             readonly: true,
+            in_node: false,
         },
         BindMount {
             source: "/usr/lib/x86_64-linux-gnu".into(),
             target: "/lib/x86_64-linux-gnu".into(),
             readonly: true,
+            in_node: false,
         },
         BindMount {
             source: "/usr/lib64".into(),
             target: "/lib64".into(),
             readonly: true,
+            in_node: false,
         },
     ];
     spec
@@ -469,6 +472,7 @@ fn unix_socket_bind_mount_reaches_the_host() {
         source: path.clone(),
         target: "/var/run/docker.sock".into(),
         readonly: false,
+        in_node: false,
     });
     f.rt.create(spec).expect("create");
     let o =
@@ -591,6 +595,7 @@ fn image_symlinks_cannot_redirect_setup_to_the_host() {
         source: "/etc/hostname".into(),
         target: "/var/run/engine.sock".into(),
         readonly: true,
+        in_node: false,
     }];
     let created = f.rt.create(spec);
     let host_entries: Vec<_> = std::fs::read_dir(escape.path())
@@ -1339,6 +1344,7 @@ fn bad_input_is_rejected() {
         source: "/etc".into(),
         target: "/../etc".into(),
         readonly: true,
+        in_node: false,
     }];
     assert_eq!(
         f.rt.create(s).expect_err("traversal").kind(),

@@ -196,12 +196,7 @@ async fn create(engine: &Arc<Engine>, query: &Query, request: Request) -> ApiRes
         ))
         .into());
     }
-    if host_config.binds.as_ref().is_some_and(|b| !b.is_empty()) {
-        return Err(Error::NotImplemented(
-            "volumes (-v) are not supported by this engine yet".into(),
-        )
-        .into());
-    }
+    crate::containers::mounts(&host_config)?;
     if config.image.is_empty() {
         return Err(ApiError::bad_request(
             "Config cannot be empty in order to create a container",
@@ -374,7 +369,7 @@ fn summary(r: &Record, now: SystemTime) -> Value {
         "Status": status_text(r, now),
         "HostConfig": {"NetworkMode": network_mode(r)},
         "NetworkSettings": {"Networks": network_settings(r)["Networks"]},
-        "Mounts": [],
+        "Mounts": mounts_json(r),
     })
 }
 
@@ -449,6 +444,26 @@ fn network_settings(r: &Record) -> Value {
     })
 }
 
+/// `Mounts` of `docker inspect` and `docker ps`.
+fn mounts_json(r: &Record) -> Vec<Value> {
+    crate::containers::mounts(&r.host_config)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            json!({
+                "Type": if m.volume.is_some() { "volume" } else { "bind" },
+                "Name": m.volume.clone().unwrap_or_default(),
+                "Source": m.source,
+                "Destination": m.target,
+                "Driver": if m.volume.is_some() { "local" } else { "" },
+                "Mode": if m.readonly { "ro" } else { "" },
+                "RW": !m.readonly,
+                "Propagation": if m.volume.is_some() { "" } else { "rprivate" },
+            })
+        })
+        .collect()
+}
+
 fn network_mode(r: &Record) -> &str {
     if r.host_config.network_mode.is_empty() {
         "default"
@@ -492,7 +507,7 @@ fn inspect(r: &Record) -> Value {
         "ExecIDs": null,
         "HostConfig": r.host_config,
         "GraphDriver": {"Data": {}, "Name": "overlay2"},
-        "Mounts": [],
+        "Mounts": mounts_json(r),
         "Config": r.config,
         "NetworkSettings": network_settings(r),
     })

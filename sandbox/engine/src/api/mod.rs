@@ -3,7 +3,7 @@
 //!
 //! Image names contain `/`, so paths are not matched segment by segment:
 //! one function strips the optional `/v1.NN` prefix, then each area
-//! (`system`, `images`) recognises its own paths by their head and tail and
+//! (`system`, `images`, `containers`, `exec`, `volumes`) recognises its own paths by their head and tail and
 //! answers, or passes. Unknown paths get Docker's 404 `page not found`;
 //! areas of Docker this engine does not serve (swarm, plugins, …) get one
 //! 501 that names the feature. Every answer carries the headers the CLI
@@ -18,6 +18,7 @@ mod progress;
 mod query;
 mod system;
 pub mod types;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -83,7 +84,11 @@ async fn route(engine: Arc<Engine>, path: &str, request: Request) -> ApiResult {
         Handled::Yes(r) => return r,
         Handled::No(request) => request,
     };
-    let _request = match exec::handle(engine, &method, path, request).await {
+    let request = match exec::handle(engine, &method, path, request).await {
+        Handled::Yes(r) => return r,
+        Handled::No(request) => request,
+    };
+    let _request = match volumes::handle(engine, &method, path, request).await {
         Handled::Yes(r) => return r,
         Handled::No(request) => request,
     };

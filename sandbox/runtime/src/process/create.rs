@@ -56,7 +56,7 @@ pub(crate) fn main(config: &Path, ready_fd: Option<i32>) -> i32 {
 fn run(cfg: &HelperConfig) -> Result<()> {
     // Everything that can fail on bad input is done before cloning.
     let profile = seccomp::Profile::build()?;
-    let binds = rootfs::clone_binds(&cfg.spec)?;
+    let binds = rootfs::clone_binds(&cfg.spec, cfg.sibling.map(|s| s.init_pid))?;
     let main = cfg
         .spec
         .init

@@ -82,6 +82,9 @@ pub struct Record {
     /// Ports published on the node while running: `80/tcp` → bindings.
     #[serde(default)]
     pub ports: BTreeMap<String, Vec<PortBinding>>,
+    /// The network it is on while running (`bridge` or a user-defined one).
+    #[serde(default)]
+    pub network: String,
 }
 
 impl Record {
@@ -163,6 +166,7 @@ pub struct CreateRequest {
 
 pub struct Containers {
     lab: String,
+    networks: Arc<crate::networks::Networks>,
     runtime: Arc<runtime::Runtime>,
     store: Store,
     dir: PathBuf,
@@ -176,6 +180,7 @@ impl Containers {
     /// streams with it and are stopped).
     pub fn open(
         lab: &str,
+        networks: Arc<crate::networks::Networks>,
         runtime: Arc<runtime::Runtime>,
         store: Store,
         dir: PathBuf,
@@ -184,6 +189,7 @@ impl Containers {
         fs::create_dir_all(&dir).map_err(Error::state(&dir))?;
         let containers = Containers {
             lab: lab.to_owned(),
+            networks,
             runtime,
             store,
             dir,
@@ -319,6 +325,7 @@ impl Containers {
             restart_count: 0,
             ip: String::new(),
             ports: BTreeMap::new(),
+            network: String::new(),
         };
         save(&self.dir, &record)?;
         let container = self.wrap(record, None);
@@ -378,19 +385,27 @@ impl Containers {
         } else {
             record.config.working_dir.clone()
         };
-        let ip = match network_mode(&record.host_config) {
-            NetworkMode::Bridge => {
-                let ip = self.free_address(&record.id)?;
+        let network = match record.host_config.network_mode.as_str() {
+            "none" => None,
+            "" | "default" | "bridge" => Some(crate::networks::default_bridge()),
+            name => Some(self.networks.find(name)?),
+        };
+        let ip = match &network {
+            Some(net) => {
+                let ip = self.free_address(net, &record.id)?;
                 spec.network.veth = Some(runtime::Veth {
-                    bridge: BRIDGE.to_owned(),
+                    bridge: net.bridge(),
                     address: ip.octets(),
                     prefix_len: BRIDGE_PREFIX,
-                    gateway: GATEWAY.octets(),
+                    gateway: net.gateway().octets(),
                 });
                 spec.hosts = vec![(ip.to_string(), spec.hostname.clone())];
+                if net.user_defined() {
+                    spec.hosts.extend(self.neighbours(net, &record.id));
+                }
                 Some(ip)
             }
-            NetworkMode::None => {
+            None => {
                 spec.hosts = vec![("127.0.1.1".into(), spec.hostname.clone())];
                 None
             }
@@ -441,6 +456,7 @@ impl Containers {
             r.finished_at = ZERO_TIME.into();
             r.ip = ip.map(|a| a.to_string()).unwrap_or_default();
             r.ports = published;
+            r.network = network.map(|n| n.name).unwrap_or_default();
         })?;
         let containers = self.clone();
         let container = container.clone();
@@ -478,8 +494,12 @@ impl Containers {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// The lowest bridge address no running container of the lab holds.
-    fn free_address(&self, for_id: &str) -> Result<std::net::Ipv4Addr> {
+    /// The lowest address of `net` no running container of the lab holds.
+    fn free_address(
+        &self,
+        net: &crate::networks::Network,
+        for_id: &str,
+    ) -> Result<std::net::Ipv4Addr> {
         let taken: Vec<String> = self
             .lock()
             .values()
@@ -487,11 +507,32 @@ impl Containers {
             .filter(|r| r.status == Status::Running && r.id != for_id)
             .map(|r| r.ip)
             .collect();
-        let base = u32::from(GATEWAY);
+        let base = u32::from(net.gateway());
         (2..(1u32 << (32 - BRIDGE_PREFIX)) - 1)
             .map(|n| std::net::Ipv4Addr::from(base - 1 + n))
             .find(|a| !taken.contains(&a.to_string()))
-            .ok_or_else(|| Error::Conflict("the lab's bridge network has no free address".into()))
+            .ok_or_else(|| Error::Conflict(format!("network {} has no free address", net.name)))
+    }
+
+    /// `/etc/hosts` lines for the running containers of a user-defined
+    /// network: its name and short ID, as Docker's DNS answers them.
+    fn neighbours(&self, net: &crate::networks::Network, for_id: &str) -> Vec<(String, String)> {
+        self.lock()
+            .values()
+            .map(|c| c.record())
+            .filter(|r| r.status == Status::Running && r.id != for_id && r.network == net.name)
+            .flat_map(|r| {
+                let name = r.name.trim_start_matches('/').to_owned();
+                [(r.ip.clone(), name), (r.ip.clone(), r.id[..12].to_owned())]
+            })
+            .collect()
+    }
+
+    /// Whether a running container is on network `name`.
+    pub fn network_in_use(&self, name: &str) -> bool {
+        self.lock()
+            .values()
+            .any(|c| c.record().status == Status::Running && c.record().network == name)
     }
 
     /// Listeners on the node for every requested port, bound before the
@@ -613,6 +654,7 @@ impl Containers {
             r.pid = 0;
             r.ip.clear();
             r.ports.clear();
+            r.network.clear();
             r.exit_code = code;
             r.finished_at = now();
         }) {
@@ -758,18 +800,6 @@ async fn relay(container: &Container, readers: Readers) {
 pub const BRIDGE: &str = "docker0";
 pub const GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(172, 17, 0, 1);
 pub const BRIDGE_PREFIX: u8 = 16;
-
-enum NetworkMode {
-    Bridge,
-    None,
-}
-
-fn network_mode(host: &HostConfig) -> NetworkMode {
-    match host.network_mode.as_str() {
-        "none" => NetworkMode::None,
-        _ => NetworkMode::Bridge,
-    }
-}
 
 /// Where named volumes live in the node, as on a Docker host.
 pub const VOLUMES: &str = "/var/lib/docker/volumes";

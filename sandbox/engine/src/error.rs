@@ -28,6 +28,8 @@ pub enum Error {
     NoSuchExec(String),
     #[error("get {0}: no such volume")]
     NoSuchVolume(String),
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
     #[error("nothing to do")]
     NotModified,
     #[error("the lab's runtime: {0}")]
@@ -65,6 +67,7 @@ impl Error {
             | Error::NoSuchContainer(_)
             | Error::NoSuchExec(_)
             | Error::NoSuchVolume(_)
+            | Error::NoSuchNetwork(_)
             | Error::PullDenied(_)
             | Error::ManifestUnknown(_) => ErrorKind::NotFound,
             Error::NotModified => ErrorKind::NotModified,

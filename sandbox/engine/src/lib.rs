@@ -38,6 +38,7 @@ pub mod containers;
 pub mod distribution;
 mod error;
 pub mod images;
+pub mod networks;
 mod streams;
 
 use std::collections::HashMap;
@@ -74,6 +75,7 @@ pub struct Engine {
     lab: String,
     pub(crate) images: LabImages,
     pub(crate) containers: Arc<containers::Containers>,
+    pub(crate) networks: Arc<networks::Networks>,
     pub(crate) execs: api::Execs,
     store: Store,
     hub: Namespace,
@@ -97,8 +99,10 @@ impl Engine {
         resources: LabResources,
     ) -> Result<Engine> {
         let ns = Engine::namespace_of(lab)?;
+        let networks = Arc::new(networks::Networks::open(dir.join("networks.json"))?);
         let containers = containers::Containers::open(
             lab,
+            networks.clone(),
             runtime,
             store.clone(),
             dir.join("containers"),
@@ -108,6 +112,7 @@ impl Engine {
             lab: lab.to_owned(),
             images: LabImages::new(store.clone(), ns, hub.clone()),
             containers: Arc::new(containers),
+            networks,
             execs: api::Execs::default(),
             store,
             hub,

@@ -1071,11 +1071,80 @@ fn volumes_and_bind_mounts_come_from_the_node() {
     );
 }
 
+fn user_networks_give_containers_each_others_names() {
+    let labs = Labs::new();
+    let lab = labs.lab("networks");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    labs.ok(&lab, "docker network create app");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker network ls --format '{{.Name}} {{.Driver}}' | sort"
+        ),
+        "app bridge\nbridge bridge\nhost host\nnone null\n"
+    );
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker network inspect app -f '{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}'"
+        )
+        .trim(),
+        "172.18.0.0/16 172.18.0.1"
+    );
+    labs.ok(
+        &lab,
+        "docker run -d --network app --name db busybox sleep 600",
+    );
+    let ping = labs.ok(
+        &lab,
+        "docker run --rm --network app busybox ping -c1 -W2 db",
+    );
+    assert!(ping.contains("1 packets received"), "{ping}");
+    assert!(
+        labs.ok(
+            &lab,
+            "docker network inspect app -f '{{range .Containers}}{{.Name}}{{end}}'"
+        )
+        .contains("db")
+    );
+    // The default bridge has no names, as on Docker.
+    assert_ne!(
+        labs.sh(&lab, "docker run --rm busybox ping -c1 -W1 db")
+            .code,
+        0
+    );
+    labs.fails(&lab, "docker network rm app", 1, "has active endpoints");
+    labs.fails(
+        &lab,
+        "docker network create app",
+        1,
+        "network with name app already exists",
+    );
+    labs.fails(
+        &lab,
+        "docker run --rm --network nope busybox true",
+        125,
+        "network nope not found",
+    );
+    labs.ok(&lab, "docker rm -f db && docker network rm app");
+    labs.fails(
+        &lab,
+        "docker network inspect app",
+        1,
+        "No such network: app",
+    );
+    labs.fails(&lab, "docker network rm bridge", 1, "pre-defined network");
+}
+
 fn main() {
     runtime::helper::main_if_requested();
     testkit::ensure_catalog();
     testkit::run(
         &[
+            (
+                "user_networks_give_containers_each_others_names",
+                user_networks_give_containers_each_others_names,
+            ),
             (
                 "volumes_and_bind_mounts_come_from_the_node",
                 volumes_and_bind_mounts_come_from_the_node,

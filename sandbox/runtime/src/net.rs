@@ -71,25 +71,51 @@ pub fn setup(bridge: Option<&Bridge>) -> Result<()> {
     let sock = socket().map_err(Error::sys("open socket for interface setup"))?;
     set_up(&sock, "lo").map_err(Error::sys("bring loopback up"))?;
     if let Some(b) = bridge {
-        let mut name = ifreq(&b.name);
-        ioctl(&sock, SIOCBRADDBR, name.ifr_name.as_mut_ptr() as *mut _)
-            .map_err(Error::sys("create bridge"))?;
-        let mut req = ifreq(&b.name);
-        req.ifr_ifru.ifru_addr = sockaddr_in(b.address);
-        ioctl(&sock, libc::SIOCSIFADDR, &mut req as *mut _ as *mut _)
-            .map_err(Error::sys("set bridge address"))?;
-        let mask = u32::MAX
-            .checked_shl(32 - u32::from(b.prefix_len))
-            .unwrap_or(0)
-            .to_be_bytes();
-        let mut req = ifreq(&b.name);
-        req.ifr_ifru.ifru_netmask = sockaddr_in(mask);
-        ioctl(&sock, libc::SIOCSIFNETMASK, &mut req as *mut _ as *mut _)
-            .map_err(Error::sys("set bridge netmask"))?;
-        set_up(&sock, &b.name).map_err(Error::sys("bring bridge up"))?;
+        add_bridge(&sock, b)?;
     }
     Ok(())
 }
+
+fn add_bridge(sock: &OwnedFd, b: &Bridge) -> Result<()> {
+    let mut name = ifreq(&b.name);
+    ioctl(sock, SIOCBRADDBR, name.ifr_name.as_mut_ptr() as *mut _)
+        .map_err(Error::sys("create bridge"))?;
+    set_address(sock, &b.name, b.address, b.prefix_len)
+        .map_err(Error::sys("set bridge address"))?;
+    set_up(sock, &b.name).map_err(Error::sys("bring bridge up"))
+}
+
+/// Adds (`Some`) or removes (`None`, by name) a bridge in the network
+/// namespace of the process behind `pidfd`, from a short-lived thread as
+/// [`connect_in`] does: a user-defined network of a node's containers.
+pub fn bridge_in(pidfd: BorrowedFd<'_>, add: Option<&Bridge>, name: &str) -> Result<()> {
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            crate::sys::setns_pidfd(pidfd, libc::CLONE_NEWNET)
+                .map_err(Error::sys("join the network namespace"))?;
+            let sock = socket().map_err(Error::sys("open socket for interface setup"))?;
+            match add {
+                Some(b) => add_bridge(&sock, b),
+                None => {
+                    let mut req = ifreq(name);
+                    // Down first: a bridge that is up cannot be deleted.
+                    if ioctl(&sock, libc::SIOCGIFFLAGS, &mut req as *mut _ as *mut _).is_ok() {
+                        // SAFETY: the flags member SIOCGIFFLAGS filled.
+                        unsafe { req.ifr_ifru.ifru_flags &= !(libc::IFF_UP as libc::c_short) };
+                        let _ = ioctl(&sock, libc::SIOCSIFFLAGS, &mut req as *mut _ as *mut _);
+                    }
+                    let mut del = ifreq(name);
+                    ioctl(&sock, SIOCBRDELBR, del.ifr_name.as_mut_ptr() as *mut _)
+                        .map_err(Error::sys("delete bridge"))
+                }
+            }
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::sys("bridge thread")(io::Error::other("panicked"))))
+    })
+}
+
+const SIOCBRDELBR: libc::c_ulong = 0x89a1;
 
 /// Opens a TCP connection from inside the network namespace of the process
 /// behind `pidfd`.

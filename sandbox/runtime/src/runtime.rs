@@ -568,6 +568,19 @@ impl Runtime {
         })
     }
 
+    /// Adds `bridge` to the sandbox's network (a user-defined network of
+    /// its siblings). Running only.
+    pub fn add_bridge(&self, id: &str, bridge: &crate::spec::Bridge) -> Result<()> {
+        let pidfd = self.live_pidfd(id, "a new bridge")?;
+        crate::net::bridge_in(pidfd.as_fd(), Some(bridge), &bridge.name)
+    }
+
+    /// Removes bridge `name` from the sandbox's network. Running only.
+    pub fn remove_bridge(&self, id: &str, name: &str) -> Result<()> {
+        let pidfd = self.live_pidfd(id, "a bridge's removal")?;
+        crate::net::bridge_in(pidfd.as_fd(), None, name)
+    }
+
     /// A pidfd of a running sandbox's init, opened before the liveness
     /// check, so a recycled pid can never lead into another process's
     /// namespaces.

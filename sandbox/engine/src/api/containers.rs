@@ -186,15 +186,17 @@ async fn create(engine: &Arc<Engine>, query: &Query, request: Request) -> ApiRes
     let name = query.str("name").map(str::to_owned);
     let mut config = body.config;
     let host_config = body.host_config;
-    if !matches!(
-        host_config.network_mode.as_str(),
-        "" | "default" | "bridge" | "none"
-    ) {
-        return Err(Error::NotImplemented(format!(
-            "network {:?} is not supported by this engine yet; use the default bridge or none",
-            host_config.network_mode
-        ))
-        .into());
+    match host_config.network_mode.as_str() {
+        "" | "default" | "bridge" | "none" => {}
+        "host" => {
+            return Err(Error::NotImplemented(
+                "network \"host\" is not supported by this engine yet; use the default bridge, a network of your own, or none".into(),
+            )
+            .into());
+        }
+        name => {
+            engine.networks.find(name)?;
+        }
     }
     crate::containers::mounts(&host_config)?;
     if config.image.is_empty() {
@@ -395,22 +397,21 @@ fn published_ports(r: &Record) -> Vec<Value> {
 }
 
 fn network_settings(r: &Record) -> Value {
-    let (gateway, prefix) = if r.ip.is_empty() {
-        (String::new(), 0)
-    } else {
-        (
-            crate::containers::GATEWAY.to_string(),
+    let (gateway, prefix) = match r.ip.parse::<std::net::Ipv4Addr>() {
+        Ok(ip) => (
+            std::net::Ipv4Addr::new(172, ip.octets()[1], 0, 1).to_string(),
             crate::containers::BRIDGE_PREFIX,
-        )
+        ),
+        Err(_) => (String::new(), 0),
     };
     let networks = if r.ip.is_empty() {
         json!({})
     } else {
-        json!({"bridge": {
+        json!({ r.network.clone(): {
             "IPAMConfig": null,
             "Links": null,
             "Aliases": null,
-            "NetworkID": "bridge",
+            "NetworkID": r.network,
             "EndpointID": r.id,
             "Gateway": gateway,
             "IPAddress": r.ip,

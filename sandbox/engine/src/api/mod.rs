@@ -3,7 +3,8 @@
 //!
 //! Image names contain `/`, so paths are not matched segment by segment:
 //! one function strips the optional `/v1.NN` prefix, then each area
-//! (`system`, `images`, `containers`, `exec`, `volumes`) recognises its own paths by their head and tail and
+//! (`system`, `images`, `containers`, `exec`, `networks`, `volumes`)
+//! recognises its own paths by their head and tail and
 //! answers, or passes. Unknown paths get Docker's 404 `page not found`;
 //! areas of Docker this engine does not serve (swarm, plugins, …) get one
 //! 501 that names the feature. Every answer carries the headers the CLI
@@ -14,6 +15,7 @@ pub mod error;
 mod exec;
 mod hijack;
 mod images;
+mod networks;
 mod progress;
 mod query;
 mod system;
@@ -85,6 +87,10 @@ async fn route(engine: Arc<Engine>, path: &str, request: Request) -> ApiResult {
         Handled::No(request) => request,
     };
     let request = match exec::handle(engine, &method, path, request).await {
+        Handled::Yes(r) => return r,
+        Handled::No(request) => request,
+    };
+    let request = match networks::handle(engine, &method, path, request).await {
         Handled::Yes(r) => return r,
         Handled::No(request) => request,
     };

@@ -1136,11 +1136,53 @@ fn user_networks_give_containers_each_others_names() {
     labs.fails(&lab, "docker network rm bridge", 1, "pre-defined network");
 }
 
+fn docker_cp_copies_both_ways() {
+    let labs = Labs::new();
+    let lab = labs.lab("copy");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    labs.ok(
+        &lab,
+        "docker run -d --name box busybox sh -c 'echo hi > /hello; mkdir -p /d/e; echo x > /d/e/f; sleep 600'",
+    );
+    labs.ok(
+        &lab,
+        "until docker exec box test -f /d/e/f; do sleep 0.1; done",
+    );
+    assert_eq!(
+        labs.ok(&lab, "cd /tmp && docker cp box:/hello . && cat hello"),
+        "hi\n"
+    );
+    assert_eq!(
+        labs.ok(&lab, "cd /tmp && docker cp box:/d ./dcopy && cat dcopy/e/f"),
+        "x\n"
+    );
+    labs.ok(
+        &lab,
+        "echo payload > /tmp/file && docker cp /tmp/file box:/tmp/",
+    );
+    assert_eq!(labs.ok(&lab, "docker exec box cat /tmp/file"), "payload\n");
+    labs.fails(
+        &lab,
+        "cd /tmp && docker cp box:/nope .",
+        1,
+        "No such container:path: box:/nope",
+    );
+    // A name that looks like an option stays a name.
+    labs.ok(&lab, "docker exec box sh -c 'echo safe > /tmp/-rf'");
+    assert_eq!(
+        labs.ok(&lab, "cd /tmp && docker cp box:/tmp/-rf ./dash && cat dash"),
+        "safe\n"
+    );
+    labs.ok(&lab, "docker stop -t 0 box");
+    labs.fails(&lab, "cd /tmp && docker cp box:/hello h2", 1, "not running");
+}
+
 fn main() {
     runtime::helper::main_if_requested();
     testkit::ensure_catalog();
     testkit::run(
         &[
+            ("docker_cp_copies_both_ways", docker_cp_copies_both_ways),
             (
                 "user_networks_give_containers_each_others_names",
                 user_networks_give_containers_each_others_names,

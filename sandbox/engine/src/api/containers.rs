@@ -161,6 +161,14 @@ async fn answer(
                 query.bool("stream") || query.str("stream").is_none(),
             )
         }
+        Some("archive") => {
+            only(method, &[Method::GET, Method::HEAD, Method::PUT])?;
+            let path = query
+                .str("path")
+                .ok_or_else(|| ApiError::bad_request("path is required"))?
+                .to_owned();
+            super::archive::answer(engine, &container, id, method, &path, request).await
+        }
         Some("exec") => {
             only(method, &[Method::POST])?;
             super::exec::create(engine, &container, request).await

@@ -10,6 +10,7 @@
 //! 501 that names the feature. Every answer carries the headers the CLI
 //! reads to pick its code paths (`Api-Version`, `Ostype`, …).
 
+mod archive;
 mod containers;
 pub mod error;
 mod exec;

@@ -1049,6 +1049,20 @@ fn volumes_and_bind_mounts_come_from_the_node() {
         labs.ok(&lab, "docker inspect -f '{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}' holder").trim(),
         "volume data /data"
     );
+    let df = labs.ok(
+        &lab,
+        "docker system df --format '{{.Type}} {{.TotalCount}} {{.Active}}'",
+    );
+    assert_eq!(
+        df.lines().collect::<Vec<_>>(),
+        vec![
+            "Images 1 1",
+            "Containers 1 1",
+            "Local Volumes 1 1",
+            "Build Cache 0 0"
+        ],
+        "{df}"
+    );
     labs.fails(&lab, "docker volume rm data", 1, "volume is in use");
     labs.ok(&lab, "docker rm -f holder && docker volume rm data");
     labs.fails(

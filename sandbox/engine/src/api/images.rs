@@ -231,6 +231,83 @@ async fn list(engine: &Arc<Engine>, query: &Query) -> ApiResult {
     Ok(json(StatusCode::OK, &rows))
 }
 
+/// `docker system df`: images with how many containers use each, the
+/// containers, and the volumes (their size is not measured: -1, as
+/// dockerd says when it does not know).
+pub(super) async fn disk_usage(engine: &Arc<Engine>) -> ApiResult {
+    let (held, volumes) = engine
+        .blocking(|e| {
+            let held: Vec<(LabImage, u64)> = e
+                .images
+                .list()?
+                .into_iter()
+                .map(|i| {
+                    let size = i.size(e.store());
+                    (i, size)
+                })
+                .collect();
+            Ok((held, super::volumes::names(e)?))
+        })
+        .await?;
+    let records: Vec<crate::containers::Record> = engine
+        .containers
+        .list()
+        .iter()
+        .map(|c| c.record())
+        .collect();
+    let now = SystemTime::now();
+    let images: Vec<Value> = held
+        .iter()
+        .map(|(image, size)| {
+            let mut row = serde_json::to_value(summary(image, *size)).unwrap_or_default();
+            row["Containers"] = json!(records.iter().filter(|r| r.image == image.id()).count());
+            row["SharedSize"] = json!(0);
+            row
+        })
+        .collect();
+    let containers: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "Id": r.id,
+                "Names": [r.name],
+                "Image": r.config.image,
+                "ImageID": r.image,
+                "Command": r.path,
+                "Created": 0,
+                "State": r.status.as_str(),
+                "Status": crate::containers::status_text(r, now),
+                "SizeRw": 0,
+                "SizeRootFs": 0,
+                "Mounts": [],
+            })
+        })
+        .collect();
+    let in_use = super::volumes::in_use(engine);
+    let volumes: Vec<Value> = volumes
+        .iter()
+        .map(|name| {
+            let mut v = super::volumes::volume_json(name);
+            v["UsageData"] = json!({
+                "Size": -1,
+                "RefCount": in_use.iter().filter(|n| *n == name).count(),
+            });
+            v
+        })
+        .collect();
+    let layers: u64 = held.iter().map(|(_, size)| size).sum();
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "LayersSize": layers,
+            "Images": images,
+            "Containers": containers,
+            "Volumes": volumes,
+            "BuildCache": [],
+        }),
+    ))
+}
+
 /// `reference=busybox`, `reference=busybox:1*`: a name, optionally with a
 /// tag, where `*` matches any run of characters.
 fn reference_matches(filter: &str, r: &Reference) -> bool {

@@ -29,6 +29,10 @@ pub(super) async fn handle(
                 .map_err(Into::into),
             Err(e) => Err(e),
         },
+        "/system/df" => match only(method, &[Method::GET]) {
+            Ok(()) => super::images::disk_usage(engine).await,
+            Err(e) => Err(e),
+        },
         "/auth" => match only(method, &[Method::POST]) {
             Ok(()) => super::images::login(engine, request).await,
             Err(e) => Err(e),

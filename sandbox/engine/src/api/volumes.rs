@@ -54,7 +54,7 @@ pub(super) async fn handle(
     Handled::Yes(answer)
 }
 
-fn volume_json(name: &str) -> Value {
+pub(super) fn volume_json(name: &str) -> Value {
     json!({
         "CreatedAt": "",
         "Driver": "local",
@@ -67,7 +67,7 @@ fn volume_json(name: &str) -> Value {
 }
 
 /// Names of the volumes in the node (directories that hold a `_data`).
-fn names(engine: &Engine) -> crate::Result<Vec<String>> {
+pub(super) fn names(engine: &Engine) -> crate::Result<Vec<String>> {
     let listing = engine.containers.node_command(&[
         "find",
         VOLUMES,
@@ -139,7 +139,7 @@ async fn inspect(engine: &Arc<Engine>, name: String) -> ApiResult {
 }
 
 /// The names of volumes a running or stopped container mounts.
-fn in_use(engine: &Engine) -> Vec<String> {
+pub(super) fn in_use(engine: &Engine) -> Vec<String> {
     engine
         .containers
         .list()

@@ -472,6 +472,21 @@ impl Containers {
         Ok(())
     }
 
+    /// Deletes the anonymous volumes (named by a random ID) of a removed
+    /// container: `docker rm -v`, and `--rm`.
+    pub fn remove_anonymous_volumes(&self, record: &Record) -> Result<()> {
+        for m in mounts(&record.host_config)? {
+            if let Some(name) = m
+                .volume
+                .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                let dir = format!("{VOLUMES}/{name}");
+                self.node_command(&["rm", "-rf", "--", &dir])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Creates directory `path` in the node if missing, as dockerd creates
     /// a missing bind source (and a volume's directory).
     pub fn ensure_in_node(&self, path: &str) -> Result<()> {

@@ -1071,6 +1071,22 @@ fn volumes_and_bind_mounts_come_from_the_node() {
         1,
         "No such volume: data",
     );
+    // `-v /path` alone, and an image's VOLUME, get a volume of their own,
+    // which `--rm` and `rm -v` delete.
+    labs.ok(&lab, "docker pull -q registry:2 >/dev/null");
+    labs.ok(&lab, "docker run -d --name reg registry:2");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker inspect -f '{{range .Mounts}}{{.Type}} {{.Destination}}{{end}}' reg"
+        )
+        .trim(),
+        "volume /var/lib/registry"
+    );
+    assert_eq!(labs.ok(&lab, "docker volume ls -q | wc -l").trim(), "1");
+    labs.ok(&lab, "docker rm -f -v reg");
+    labs.ok(&lab, "docker run --rm -v /scratch busybox touch /scratch/x");
+    assert_eq!(labs.ok(&lab, "docker volume ls -q | wc -l").trim(), "0");
     labs.fails(
         &lab,
         "docker volume create 'bad name'",

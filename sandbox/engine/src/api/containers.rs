@@ -92,7 +92,7 @@ async fn answer(
     match action {
         None => {
             only(method, &[Method::DELETE])?;
-            remove(engine, &container, query.bool("force")).await
+            remove(engine, &container, query.bool("force"), query.bool("v")).await
         }
         Some("json") => {
             only(method, &[Method::GET])?;
@@ -193,7 +193,7 @@ async fn create(engine: &Arc<Engine>, query: &Query, request: Request) -> ApiRes
     let body: CreateBody = read_json(request).await?;
     let name = query.str("name").map(str::to_owned);
     let mut config = body.config;
-    let host_config = body.host_config;
+    let mut host_config = body.host_config;
     match host_config.network_mode.as_str() {
         "" | "default" | "bridge" | "none" => {}
         "host" => {
@@ -218,6 +218,7 @@ async fn create(engine: &Arc<Engine>, query: &Query, request: Request) -> ApiRes
         .blocking(move |e| {
             let image = e.images.find(&image_name)?;
             merge_image_config(&mut config, &image)?;
+            add_anonymous_volumes(&config, &mut host_config);
             containers.create(CreateRequest {
                 name,
                 config,
@@ -230,6 +231,25 @@ async fn create(engine: &Arc<Engine>, query: &Query, request: Request) -> ApiRes
         StatusCode::CREATED,
         &json!({ "Id": container.id, "Warnings": [] }),
     ))
+}
+
+/// Every `VOLUME` of the image (or `-v /path` alone) that no `-v` covers
+/// gets a volume of its own, named by a random ID, as dockerd does.
+fn add_anonymous_volumes(
+    config: &super::types::ContainerConfig,
+    host: &mut super::types::HostConfig,
+) {
+    let covered: Vec<String> = crate::containers::mounts(host)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m.target)
+        .collect();
+    let binds = host.binds.get_or_insert_with(Vec::new);
+    for path in config.volumes.iter().flatten().map(|(p, _)| p) {
+        if path.starts_with('/') && !covered.contains(path) {
+            binds.push(format!("{}:{path}", crate::containers::random_id()));
+        }
+    }
 }
 
 /// What the image says, where the request says nothing: Docker's merge.
@@ -266,11 +286,15 @@ fn merge_image_config(
     let mut labels = from_image.labels.clone().unwrap_or_default();
     labels.extend(config.labels.clone().unwrap_or_default());
     config.labels = Some(labels);
-    if config.exposed_ports.is_none() {
-        config.exposed_ports = from_image.exposed_ports.clone();
-    }
-    if config.volumes.is_none() {
-        config.volumes = from_image.volumes.clone();
+    // Docker adds the image's ports and volumes to the request's.
+    for (mine, image) in [
+        (&mut config.exposed_ports, &from_image.exposed_ports),
+        (&mut config.volumes, &from_image.volumes),
+    ] {
+        if let Some(image) = image {
+            mine.get_or_insert_with(Default::default)
+                .extend(image.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
     }
     Ok(())
 }
@@ -283,8 +307,11 @@ async fn start(engine: &Arc<Engine>, container: &Arc<Container>) -> ApiResult<()
     tokio::task::spawn_blocking(move || {
         let after = containers.clone();
         containers.start(&container, move |c| {
-            if c.record().host_config.auto_remove
-                && let Err(e) = after.remove(c)
+            let record = c.record();
+            if record.host_config.auto_remove
+                && let Err(e) = after
+                    .remove(c)
+                    .and_then(|()| after.remove_anonymous_volumes(&record))
             {
                 tracing::warn!(container = %c.id, error = %e, "cannot auto-remove a container");
             }
@@ -295,11 +322,22 @@ async fn start(engine: &Arc<Engine>, container: &Arc<Container>) -> ApiResult<()
     Ok(())
 }
 
-async fn remove(engine: &Arc<Engine>, container: &Arc<Container>, force: bool) -> ApiResult {
+async fn remove(
+    engine: &Arc<Engine>,
+    container: &Arc<Container>,
+    force: bool,
+    volumes: bool,
+) -> ApiResult {
     if force && container.record().status == Status::Running {
         engine.containers.stop(container, Duration::ZERO).await?;
     }
     engine.containers.remove(container)?;
+    if volumes {
+        let record = container.record();
+        engine
+            .blocking(move |e| e.containers.remove_anonymous_volumes(&record))
+            .await?;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -387,6 +387,10 @@ impl Containers {
         };
         let network = match record.host_config.network_mode.as_str() {
             "none" => None,
+            "host" => {
+                spec.network.share_node = true;
+                None
+            }
             "" | "default" | "bridge" => Some(crate::networks::default_bridge()),
             name => Some(self.networks.find(name)?),
         };
@@ -420,6 +424,13 @@ impl Containers {
             });
         }
         let bindings = requested_ports(&record.host_config)?;
+        // With the node's network the ports are the node's already; dockerd
+        // likewise ignores -p with --network host.
+        let bindings = if spec.network.share_node {
+            Vec::new()
+        } else {
+            bindings
+        };
         if ip.is_none() && !bindings.is_empty() {
             return Err(Error::InvalidArgument(
                 "a container without a network cannot publish ports".into(),

@@ -500,12 +500,6 @@ fn names_limits_and_unsupported_features_say_so() {
         125,
         "pull access denied for nope-image",
     );
-    labs.fails(
-        &lab,
-        "docker run --network host busybox true",
-        125,
-        "network \"host\" is not supported by this engine yet",
-    );
 
     labs.ok(
         &lab,
@@ -663,6 +657,16 @@ fn ports_publish_on_the_node_and_containers_share_a_bridge() {
         "docker run -d -p 8080:80 nginx",
         125,
         "Bind for 0.0.0.0:8080 failed: port is already allocated",
+    );
+    // --network host is the node's network: its published port, its bridge.
+    let via_node = labs.ok(
+        &lab,
+        "docker run --rm --network host busybox wget -qO- http://127.0.0.1:8080/",
+    );
+    assert!(via_node.contains("nginx"), "{via_node}");
+    assert!(
+        labs.ok(&lab, "docker run --rm --network host busybox ip -o link")
+            .contains("docker0")
     );
     let none = labs.ok(&lab, "docker run --rm --network none busybox ip -o -4 addr");
     assert!(!none.contains("eth0"), "{none}");

@@ -134,8 +134,11 @@ impl SandboxSpec {
                 return bad(format!("link {path:?} must point somewhere"));
             }
         }
-        if self.network.veth.is_some() && self.sibling_of.is_none() {
-            return bad("a veth needs a node: set sibling_of".into());
+        if (self.network.veth.is_some() || self.network.share_node) && self.sibling_of.is_none() {
+            return bad("a veth or a shared network needs a node: set sibling_of".into());
+        }
+        if self.network.veth.is_some() && self.network.share_node {
+            return bad("a sandbox sharing its node's network has no veth of its own".into());
         }
         self.limits.validate()?;
         self.network.validate()
@@ -240,6 +243,10 @@ pub struct Network {
     /// Only with [`SandboxSpec::sibling_of`].
     #[serde(default)]
     pub veth: Option<Veth>,
+    /// Only with [`SandboxSpec::sibling_of`]: use the node's network
+    /// namespace, as `docker run --network host` uses the host's.
+    #[serde(default)]
+    pub share_node: bool,
 }
 
 /// A sibling's link to its node's bridge: `eth0` with this address, a
@@ -262,6 +269,7 @@ impl Default for Network {
                 prefix_len: 16,
             }),
             veth: None,
+            share_node: false,
         }
     }
 }

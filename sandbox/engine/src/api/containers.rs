@@ -195,13 +195,7 @@ async fn create(engine: &Arc<Engine>, query: &Query, request: Request) -> ApiRes
     let mut config = body.config;
     let mut host_config = body.host_config;
     match host_config.network_mode.as_str() {
-        "" | "default" | "bridge" | "none" => {}
-        "host" => {
-            return Err(Error::NotImplemented(
-                "network \"host\" is not supported by this engine yet; use the default bridge, a network of your own, or none".into(),
-            )
-            .into());
-        }
+        "" | "default" | "bridge" | "none" | "host" => {}
         name => {
             engine.networks.find(name)?;
         }

@@ -82,9 +82,17 @@ fn run(cfg: &HelperConfig) -> Result<()> {
         .map(|s| enter_sibling_userns(cfg, s))
         .transpose()?;
     let (ours, theirs) = channel::pair()?;
-    let namespaces = match cfg.sibling {
-        Some(_) => NAMESPACES & !libc::CLONE_NEWUSER,
-        None => NAMESPACES,
+    let namespaces = match (&sibling_rootfs, cfg.spec.network.share_node) {
+        (Some(root), true) => {
+            // SAFETY: plain syscall with a namespace descriptor; single-threaded.
+            crate::sys::check(unsafe {
+                libc::setns(root.node_netns.as_raw_fd(), libc::CLONE_NEWNET)
+            })
+            .map_err(Error::sys("join the node's network namespace"))?;
+            NAMESPACES & !libc::CLONE_NEWUSER & !libc::CLONE_NEWNET
+        }
+        (Some(_), false) => NAMESPACES & !libc::CLONE_NEWUSER,
+        (None, _) => NAMESPACES,
     };
     let flags = (namespaces | libc::CLONE_PARENT) as libc::c_ulong;
     // SAFETY: this helper is single-threaded (a fresh exec that started no threads).

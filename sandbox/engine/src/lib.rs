@@ -6,8 +6,14 @@
 //! - [`Engines`]: every lab's engine on this host. It owns a small tokio
 //!   runtime of its own, so engine traffic never competes with the web
 //!   tier's threads, and a directory per lab under its root (drawn below).
-//! - [`Engine`]: one lab's engine: its [`images::LabImages`] and the facts
-//!   `docker info` reports.
+//! - [`Engine`]: one lab's engine: its [`images::LabImages`], its
+//!   [`containers::Containers`] (each a sibling sandbox of the node, with
+//!   `-v` from the node's own directories and volumes under
+//!   `/var/lib/docker/volumes` in the node), its [`networks::Networks`]
+//!   (`docker0` and user-defined bridges in the node's network), exec
+//!   instances, and the facts `docker info` reports.
+//! - [`distribution::Registry`]: push, pull and login against registries
+//!   inside the lab, over connections made in the lab's network.
 //! - [`api`]: the Docker Engine API 1.41 as an axum service on the lab's
 //!   socket; only it speaks HTTP, and `api::error` alone picks statuses.
 //!

@@ -572,6 +572,39 @@ async fn labs_keep_running_across_a_server_restart() {
     read_until(&mut term, "kept-42").await;
 }
 
+/// The docker CLI in a lab the real server started, typed into its
+/// terminal: the lab's engine runs and publishes containers, and a
+/// restarted server serves it again to the node that outlived it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_docker_cli_in_a_lab_reaches_its_engine_across_a_restart() {
+    let data = temp_dir();
+    let token = user_token(&data, "ada");
+    let server = lab_server(&data);
+    let (id, guard) = start_lab(&server, &token).await;
+    let mut term = connect(&server, &token, &id, "node1", None).await.unwrap();
+    type_line(&mut term, "docker run --rm busybox echo engine-$((6*7))").await;
+    read_until(&mut term, "engine-42").await;
+    type_line(
+        &mut term,
+        "docker run -d -p 8080:80 nginx >/dev/null && until curl -s localhost:8080 | grep -o 'shows every reque[s]t'; do sleep 0.2; done",
+    )
+    .await;
+    read_until(&mut term, "shows every request").await;
+    drop(term);
+
+    let store = format!("{}/store", catalog());
+    let server = server.restart(data.path(), &["--store-dir", &store]);
+    let mut guard = guard;
+    guard.url = server.at(&format!("/api/sessions/{id}"));
+    let mut term = connect(&server, &token, &id, "node1", None).await.unwrap();
+    type_line(
+        &mut term,
+        "docker images --format 'image-{{.Repository}}' | sort | tr '\\n' ' '",
+    )
+    .await;
+    read_until(&mut term, "image-busybox image-nginx").await;
+}
+
 async fn lab_json(server: &Server, token: &str, id: &str) -> Value {
     json(
         reqwest::Client::new()

@@ -180,8 +180,12 @@ fn parent(
             let netns: OwnedFd = fs::File::open(&path)
                 .map_err(Error::io("open", &path))?
                 .into();
+            // Named after the init's pid too: the veth of this id's last
+            // run leaves the node's network only once the kernel has torn
+            // its namespace down, which may not have happened yet.
             let id = &cfg.spec.id;
-            let host_end = format!("veth{}", &id[id.len().saturating_sub(11)..]);
+            let mut host_end = format!("veth{pid:x}{}", &id[id.len().saturating_sub(11)..]);
+            host_end.truncate(libc::IFNAMSIZ - 1);
             crate::net::plug(&root.node_netns, &netns, &host_end, veth)?;
         }
         channel::send(sock, &Message::Rootfs(root.overlay))?;

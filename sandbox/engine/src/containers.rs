@@ -893,16 +893,21 @@ fn parse_bind(spec: &str) -> Result<Mount> {
     })
 }
 
-/// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-pub fn check_volume_name(name: &str) -> Result<()> {
+/// Docker's rule for the names of containers, volumes and networks:
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]+` (here at most 128 characters).
+pub fn valid_object_name(name: &str) -> bool {
     let b = name.as_bytes();
-    let valid = b.len() >= 2
+    b.len() >= 2
         && b.len() <= 128
         && b[0].is_ascii_alphanumeric()
         && b[1..]
             .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
-    if valid {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// A volume name by [`valid_object_name`], with dockerd's message.
+pub fn check_volume_name(name: &str) -> Result<()> {
+    if valid_object_name(name) {
         Ok(())
     } else {
         Err(Error::InvalidArgument(format!(
@@ -950,17 +955,10 @@ fn requested_ports(host: &HostConfig) -> Result<Vec<(String, u16, u16)>> {
     Ok(out)
 }
 
-/// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+/// A container name by [`valid_object_name`], with dockerd's message.
 fn check_name(name: &str) -> Result<()> {
     let bare = name.strip_prefix('/').unwrap_or(name);
-    let b = bare.as_bytes();
-    let valid = b.len() >= 2
-        && b.len() <= 128
-        && b[0].is_ascii_alphanumeric()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
-    if valid {
+    if valid_object_name(bare) {
         Ok(())
     } else {
         Err(Error::InvalidArgument(format!(

@@ -123,12 +123,12 @@ impl Networks {
     /// Records a new network; the caller makes its bridge (and calls
     /// [`Networks::forget`] if that fails).
     pub fn create(&self, name: &str) -> Result<Network> {
-        crate::containers::check_volume_name(name).map_err(|_| {
-            Error::InvalidArgument(format!(
+        if !crate::containers::valid_object_name(name) {
+            return Err(Error::InvalidArgument(format!(
                 "network name {:?} is not valid: use [a-zA-Z0-9][a-zA-Z0-9_.-]+",
                 name.chars().take(80).collect::<String>()
-            ))
-        })?;
+            )));
+        }
         if matches!(name, "bridge" | "host" | "none" | "default") {
             return Err(Error::Conflict(format!(
                 "network with name {name} already exists"

@@ -189,6 +189,16 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned + Default>(
         .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))
 }
 
+/// The rest of `path` after an area's `prefix` (`/volumes`): `""` for the
+/// area itself, what follows its `/` otherwise; `None` for another area
+/// (`/volumesx` is not `/volumes`).
+pub(crate) fn area<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    match path.strip_prefix(prefix)? {
+        "" => Some(""),
+        rest => rest.strip_prefix('/'),
+    }
+}
+
 /// The method must be one of `allowed`; Docker answers others with 404.
 pub(crate) fn only(method: &Method, allowed: &[Method]) -> ApiResult<()> {
     if allowed.contains(method) {
@@ -222,6 +232,14 @@ mod tests {
             strip_version("/v99999999999999.1/info").unwrap(),
             "/v99999999999999.1/info"
         );
+    }
+
+    #[test]
+    fn areas_are_matched_whole() {
+        assert_eq!(area("/volumes", "/volumes"), Some(""));
+        assert_eq!(area("/volumes/data", "/volumes"), Some("data"));
+        assert_eq!(area("/volumesx", "/volumes"), None);
+        assert_eq!(area("/networks", "/volumes"), None);
     }
 
     #[test]

@@ -21,38 +21,38 @@ pub(super) async fn handle(
     path: &str,
     request: Request,
 ) -> Handled {
-    let Some(rest) = path
-        .strip_prefix("/networks")
-        .map(|r| r.trim_start_matches('/'))
-    else {
+    let Some(rest) = super::area(path, "/networks") else {
         return Handled::No(request);
     };
-    let answer = match rest {
-        "" => match only(method, &[Method::GET]) {
-            Ok(()) => Ok(list(engine)),
-            Err(e) => Err(e),
-        },
-        "create" => match only(method, &[Method::POST]) {
-            Ok(()) => create(engine, request).await,
-            Err(e) => Err(e),
-        },
-        "prune" => match only(method, &[Method::POST]) {
-            Ok(()) => prune(engine).await,
-            Err(e) => Err(e),
-        },
-        other => match other.split_once('/') {
-            Some((_, "connect" | "disconnect")) => Err(Error::NotImplemented(
-                "docker network connect and disconnect are not supported by this engine yet; start the container with --network".into(),
-            )
-            .into()),
-            Some(_) => Err(ApiError::not_found()),
-            None => match *method {
-                Method::GET => inspect(engine, other),
-                Method::DELETE => remove(engine, other).await,
-                _ => Err(ApiError::not_found()),
+    let answer = async {
+        match rest {
+            "" => {
+                only(method, &[Method::GET])?;
+                Ok(list(engine))
+            }
+            "create" => {
+                only(method, &[Method::POST])?;
+                create(engine, request).await
+            }
+            "prune" => {
+                only(method, &[Method::POST])?;
+                prune(engine).await
+            }
+            other => match other.split_once('/') {
+                Some((_, "connect" | "disconnect")) => Err(Error::NotImplemented(
+                    "docker network connect and disconnect are not supported by this engine yet; start the container with --network".into(),
+                )
+                .into()),
+                Some(_) => Err(ApiError::not_found()),
+                None => match *method {
+                    Method::GET => inspect(engine, other),
+                    Method::DELETE => remove(engine, other).await,
+                    _ => Err(ApiError::not_found()),
+                },
             },
-        },
-    };
+        }
+    }
+    .await;
     Handled::Yes(answer)
 }
 

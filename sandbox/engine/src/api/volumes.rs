@@ -23,34 +23,34 @@ pub(super) async fn handle(
     path: &str,
     request: Request,
 ) -> Handled {
-    let Some(rest) = path
-        .strip_prefix("/volumes")
-        .map(|r| r.trim_start_matches('/'))
-    else {
+    let Some(rest) = super::area(path, "/volumes") else {
         return Handled::No(request);
     };
-    let answer = match rest {
-        "" => match only(method, &[Method::GET]) {
-            Ok(()) => list(engine).await,
-            Err(e) => Err(e),
-        },
-        "create" => match only(method, &[Method::POST]) {
-            Ok(()) => create(engine, request).await,
-            Err(e) => Err(e),
-        },
-        "prune" => match only(method, &[Method::POST]) {
-            Ok(()) => prune(engine).await,
-            Err(e) => Err(e),
-        },
-        name => {
-            let name = name.to_owned();
-            match *method {
-                Method::GET => inspect(engine, name).await,
-                Method::DELETE => remove(engine, name).await,
-                _ => Err(super::error::ApiError::not_found()),
+    let answer = async {
+        match rest {
+            "" => {
+                only(method, &[Method::GET])?;
+                list(engine).await
+            }
+            "create" => {
+                only(method, &[Method::POST])?;
+                create(engine, request).await
+            }
+            "prune" => {
+                only(method, &[Method::POST])?;
+                prune(engine).await
+            }
+            name => {
+                let name = name.to_owned();
+                match *method {
+                    Method::GET => inspect(engine, name).await,
+                    Method::DELETE => remove(engine, name).await,
+                    _ => Err(super::error::ApiError::not_found()),
+                }
             }
         }
-    };
+    }
+    .await;
     Handled::Yes(answer)
 }
 

@@ -15,14 +15,18 @@
 //! the expansion ratio are bounded while the stream is read.
 
 pub(crate) mod beneath;
+mod changes;
 mod compression;
 mod diff;
 mod unpack;
 
 use std::path::PathBuf;
 
+pub use changes::{Change, ChangeKind, changes};
 pub use compression::{Compression, Limits};
-pub use diff::{DiffOptions, DiffSummary, write_tar};
+pub use diff::{
+    DiffOptions, DiffSummary, PathStat, stat_beneath, write_tar, write_tar_at, write_tar_of,
+};
 pub use unpack::{UnpackSummary, WhiteoutMode, unpack};
 
 use crate::digest::Digest;
@@ -30,7 +34,7 @@ use crate::error::ErrorKind;
 
 #[cfg(test)]
 pub(crate) use diff::pax_xattr_records;
-pub(crate) use diff::write_layer;
+pub(crate) use diff::{write_layer, write_layer_at};
 
 /// A bounded decompressing reader over a layer blob (compression detected
 /// by magic bytes), for callers that want the tar stream itself.
@@ -79,6 +83,8 @@ pub enum ArchiveError {
     Corrupt(String),
     #[error("layer diff id mismatch: expected {expected}, got {actual}")]
     DiffIdMismatch { expected: Digest, actual: Digest },
+    #[error("no such file or directory: {0}")]
+    NoSuchPath(String),
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,
@@ -92,6 +98,7 @@ impl ArchiveError {
     pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             ArchiveError::Io { .. } => ErrorKind::Internal,
+            ArchiveError::NoSuchPath(_) => ErrorKind::NotFound,
             _ => ErrorKind::InvalidArgument,
         }
     }

@@ -1,8 +1,9 @@
 //! `docker cp`: `HEAD`, `GET` and `PUT /containers/{id}/archive?path=…`.
-//! The tar streams are made and unpacked by `tar` inside the running
-//! container, through the runtime's exec, so every path is resolved in the
-//! container's own root by its own kernel view: nothing here opens a file
-//! of the container, and nothing reaches outside it.
+//! For a running container the tar streams are made and unpacked by `tar`
+//! inside it, through the runtime's exec, so every path is resolved in the
+//! container's own root by its own kernel view (its volumes included) and
+//! nothing reaches outside it. A stopped container's files are read from
+//! its kept writable layer ([`crate::files`]), resolved beneath its root.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use tokio_stream::StreamExt as _;
 
 use super::error::{ApiError, ApiResult};
 use crate::Engine;
-use crate::containers::Container;
+use crate::containers::{Container, Status};
 use crate::error::Error;
 
 /// `stat`'s view of a path, in the JSON the CLI reads from
@@ -39,6 +40,30 @@ fn stat_header(name: &str, size: u64, unix_mode: u32, mtime: i64) -> String {
         "linkTarget": "",
     });
     base64::engine::general_purpose::STANDARD.encode(json.to_string())
+}
+
+/// `HEAD` and `GET` of a container that is not running, from its files.
+async fn from_files(
+    engine: &Arc<Engine>,
+    container: &Arc<Container>,
+    method: &Method,
+    path: &str,
+) -> ApiResult {
+    let (c, p) = (container.clone(), path.to_owned());
+    let (files, stat) = engine
+        .blocking(move |e| {
+            let files = e.containers.files(&c)?;
+            let stat = files.path_stat(&p)?;
+            Ok((files, stat))
+        })
+        .await?;
+    let header = stat_header(&stat.name, stat.size, stat.mode, stat.mtime);
+    if *method == Method::HEAD {
+        return Ok((StatusCode::OK, [("x-docker-container-path-stat", header)]).into_response());
+    }
+    let path = path.to_owned();
+    let tar = super::tar_stream(move |out| files.copy_out(&path, out));
+    Ok(([("x-docker-container-path-stat", header)], tar).into_response())
 }
 
 /// A command in the container, ready to spawn.
@@ -96,6 +121,9 @@ pub(super) async fn answer(
     check_path(path)?;
     if *method == Method::PUT {
         return put(engine, container, path, request).await;
+    }
+    if container.record().status != Status::Running {
+        return from_files(engine, container, method, path).await;
     }
     let out = in_container(engine, container, &["stat", "-c", "%s %f %Y", "--", path])?
         .stdin(Stdio::null())

@@ -359,6 +359,7 @@ impl Containers {
         let mut spec = runtime::SandboxSpec::new(record.sandbox_id(), unpacked.lowerdirs.clone());
         spec.sibling_of = Some(self.lab.clone());
         spec.keep_writable_layer = true;
+        spec.limits = container_limits();
         spec.hostname = if record.config.hostname.is_empty() {
             record.id[..12].to_owned()
         } else {
@@ -763,7 +764,7 @@ impl Containers {
         Ok(())
     }
 
-    /// The files of a container that has run, running or not.
+    /// The files of a container, running or not (empty if it never ran).
     pub fn files(&self, container: &Container) -> Result<crate::files::Files> {
         let record = container.record();
         let manifest: store::Digest = record
@@ -771,11 +772,38 @@ impl Containers {
             .parse()
             .map_err(|_| Error::NoSuchImage(record.image.clone()))?;
         let unpacked = self.store.unpack(&manifest)?;
-        let views =
-            self.runtime
-                .open_layer(&record.sandbox_id(), &self.lab, &unpacked.lowerdirs)?;
+        let views = self.runtime.open_layer(
+            &record.sandbox_id(),
+            &self.lab,
+            &unpacked.lowerdirs,
+            &container_limits(),
+        )?;
         let id_base = self.runtime.get(&self.lab)?.uid_base;
         Ok(crate::files::Files::new(views, id_base, unpacked.lease))
+    }
+
+    /// `docker cp` into a container that is not running: `archive` unpacked
+    /// into its directory `dir`, in the files its next start finds.
+    pub fn copy_into(
+        &self,
+        container: &Container,
+        dir: &str,
+        archive: impl std::io::Read + Send,
+    ) -> Result<()> {
+        let record = container.record();
+        let manifest: store::Digest = record
+            .manifest
+            .parse()
+            .map_err(|_| Error::NoSuchImage(record.image.clone()))?;
+        let unpacked = self.store.unpack(&manifest)?;
+        let root = fs::File::from(self.runtime.open_layer_writable(
+            &record.sandbox_id(),
+            &self.lab,
+            &unpacked.lowerdirs,
+            &container_limits(),
+        )?);
+        let id_base = self.runtime.get(&self.lab)?.uid_base;
+        crate::files::copy_into(&root, dir, archive, id_base)
     }
 
     /// The sandbox of a running container, for `exec`.
@@ -811,6 +839,12 @@ impl Containers {
         }
         self.lock().clear();
     }
+}
+
+/// A container's own limits inside its lab's (its writable layer's size
+/// above all, which its kept files must keep).
+fn container_limits() -> runtime::Limits {
+    runtime::Limits::default()
 }
 
 /// The ends of a container's output the engine reads.

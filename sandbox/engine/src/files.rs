@@ -1,12 +1,12 @@
 //! A container's files seen from outside its processes: what it changed
 //! (`docker diff`), its whole tree (`docker export`), one path of it
 //! (`docker cp` while it is stopped) and a layer of its changes (`docker
-//! commit`). They are read through views of its kept writable layer that
+//! commit`), and a copy into it while it is stopped. They are read through views of its kept writable layer that
 //! the runtime mounts for us (nothing here mounts), beneath their roots and
 //! without following a symlink, running or not.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use store::archive::{Change, DiffOptions};
@@ -107,6 +107,24 @@ impl Files {
         .map_err(|e| not_found_in_container(path, e))?;
         Ok(())
     }
+}
+
+/// Unpacks the tar `archive` into directory `dir` of a stopped container's
+/// root, open writable as `root`: `docker cp` into it. Owners become the
+/// lab's (`id_base` is its first host id); nothing lands outside `root`.
+pub fn copy_into(root: &File, dir: &str, archive: impl Read + Send, id_base: u32) -> Result<()> {
+    use std::os::fd::AsFd;
+    let target =
+        store::archive::dir_in_root(root, dir).map_err(|e| not_found_in_container(dir, e))?;
+    store::archive::unpack_into(
+        archive,
+        target.as_fd(),
+        Path::new(dir),
+        store::archive::WhiteoutMode::Apply,
+        store::Limits::default(),
+        Some(id_base),
+    )?;
+    Ok(())
 }
 
 fn not_found_in_container(path: &str, e: store::Error) -> Error {

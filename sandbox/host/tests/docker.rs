@@ -1218,7 +1218,24 @@ fn docker_cp_copies_both_ways() {
         labs.ok(&lab, "cd /tmp && docker cp box:/hello h2 && cat h2"),
         "hi\n"
     );
-    labs.fails(&lab, "cd /tmp && docker cp h2 box:/tmp/", 1, "not running");
+    // And copied into: its next start finds the file, owned by its root.
+    labs.ok(
+        &lab,
+        "cd /tmp && echo into-stopped > h3 && docker cp h3 box:/d/",
+    );
+    labs.ok(&lab, "docker start box");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker exec box sh -c 'cat /d/h3; stat -c %u:%g /d/h3'"
+        ),
+        "into-stopped\n0:0\n"
+    );
+    labs.ok(&lab, "docker rm -f box");
+    // A container that never ran takes files too, and starts with them.
+    labs.ok(&lab, "docker create --name fresh busybox cat /h3");
+    labs.ok(&lab, "cd /tmp && docker cp h3 fresh:/");
+    assert_eq!(labs.ok(&lab, "docker start -a fresh"), "into-stopped\n");
 }
 
 /// A container's files outlive its process: `start` finds them again,
@@ -1322,6 +1339,19 @@ fn a_stopped_containers_files_are_kept_diffed_committed_and_exported() {
             "{source} led to the host: {copied}"
         );
     }
+    // Nor does a copy into it: the link resolves inside the container.
+    labs.ok(&lab, "echo x > /root/f && docker cp /root/f c3:/abs");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            &format!("docker export c3 | tar -xO {}", &secret[1..])
+        ),
+        "x\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&secret).expect("the host file"),
+        "host secret\n"
+    );
     std::fs::remove_file(&secret).expect("remove the host file");
     assert_eq!(
         labs.ok(&lab, "docker diff nope 2>&1; echo $?"),

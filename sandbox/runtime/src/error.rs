@@ -35,8 +35,7 @@ pub enum Error {
     AlreadyExists(String),
     #[error("sandbox {0} is running: its writable layer can change only while it is stopped")]
     Running(String),
-    #[error("sandbox {0} has no kept writable layer: it never ran")]
-    NoKeptLayer(String),
+
     #[error("sandbox {id} is {status}: {what} needs a running sandbox")]
     NotRunning {
         id: String,
@@ -102,7 +101,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidId(_) | Error::InvalidSpec(_) => ErrorKind::InvalidArgument,
-            Error::NotFound(_) | Error::NoKeptLayer(_) => ErrorKind::NotFound,
+            Error::NotFound(_) => ErrorKind::NotFound,
             Error::Running(_) => ErrorKind::FailedPrecondition,
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::NotRunning { .. } => ErrorKind::FailedPrecondition,

@@ -259,7 +259,7 @@ pub fn writable_layer(image: &Path, limits: &Limits, kept: bool) -> Result<Owned
 /// it has, and mounting that device again shares its one superblock: two
 /// loop devices over one image would be two ext4 drivers writing the same
 /// blocks.
-pub fn mount_kept(image: &Path) -> Result<OwnedFd> {
+fn mount_kept(image: &Path) -> Result<OwnedFd> {
     if let Some((dev, _held)) = sys::loop_device_of(image) {
         return mount_ext4(&dev);
     }

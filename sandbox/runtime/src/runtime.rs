@@ -679,17 +679,19 @@ impl Runtime {
             .collect()
     }
 
-    /// Read-only views of the kept writable layer of `id` (running or not)
-    /// and of `lowerdirs`, the image it was started from, mapped through the
-    /// user namespace of `node`, the running sandbox it is a sibling of.
+    /// Read-only views of the kept writable layer of `id` (running or not;
+    /// an empty one of `limits` is made if it never ran) and of
+    /// `lowerdirs`, the image it starts from, mapped through the user
+    /// namespace of `node`, the running sandbox it is a sibling of.
     pub fn open_layer(
         &self,
         id: &str,
         node: &str,
         lowerdirs: &[PathBuf],
+        limits: &crate::spec::Limits,
     ) -> Result<crate::rootfs::LayerViews> {
         let mut views = self
-            .run_layer_helper(id, node, lowerdirs, false)?
+            .run_layer_helper(id, node, lowerdirs, limits, false)?
             .into_iter();
         match (views.next(), views.next(), views.next()) {
             (Some(upper), Some(image), Some(merged)) => Ok(crate::rootfs::LayerViews {
@@ -701,19 +703,21 @@ impl Runtime {
         }
     }
 
-    /// The root of `id` as it would start, writable: its kept layer over
-    /// `lowerdirs`. Only while no sandbox of that id runs. What is written
-    /// must be owned by host ids of the node's range.
+    /// The root of `id` as it would start, writable: its kept layer (made
+    /// as in [`Runtime::open_layer`]) over `lowerdirs`. Only while no
+    /// sandbox of that id runs. What is written must be owned by host ids
+    /// of the node's range.
     pub fn open_layer_writable(
         &self,
         id: &str,
         node: &str,
         lowerdirs: &[PathBuf],
+        limits: &crate::spec::Limits,
     ) -> Result<OwnedFd> {
         if self.load(id).is_ok_and(|st| self.alive(&st)) {
             return Err(Error::Running(id.to_owned()));
         }
-        self.run_layer_helper(id, node, lowerdirs, true)?
+        self.run_layer_helper(id, node, lowerdirs, limits, true)?
             .pop()
             .ok_or_else(|| self.helper_error(id, "the layer helper sent no view".into()))
     }
@@ -723,13 +727,11 @@ impl Runtime {
         id: &str,
         node: &str,
         lowerdirs: &[PathBuf],
+        limits: &crate::spec::Limits,
         writable: bool,
     ) -> Result<Vec<OwnedFd>> {
         check_id(id)?;
-        let image = self.kept_layer(id);
-        if !image.exists() {
-            return Err(Error::NoKeptLayer(id.to_owned()));
-        }
+        limits.validate()?;
         let st = self.load(node)?;
         if !self.alive(&st) {
             return Err(Error::NotRunning {
@@ -739,7 +741,8 @@ impl Runtime {
             });
         }
         let cfg = crate::process::layer::LayerConfig {
-            image,
+            image: self.kept_layer(id),
+            limits: limits.clone(),
             lowerdirs: lowerdirs.to_vec(),
             node: crate::process::Sibling {
                 init_pid: st.init_pid.unwrap_or_default(),

@@ -212,7 +212,7 @@ impl Default for Limits {
 }
 
 impl Limits {
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidSpec(m.to_owned()));
         if self.memory_bytes < 4 << 20 {
             return bad("memory limit below 4 MiB");

@@ -23,7 +23,7 @@ use crate::error::Error;
 
 /// `stat`'s view of a path, in the JSON the CLI reads from
 /// `X-Docker-Container-Path-Stat`.
-fn stat_header(name: &str, size: u64, unix_mode: u32, mtime: i64) -> String {
+fn stat_header(name: &str, size: u64, unix_mode: u32, mtime: i64, link_target: &str) -> String {
     // Go's os.FileMode: permission bits plus a type bit.
     let kind = match unix_mode & 0o170000 {
         0o040000 => 1u32 << 31,
@@ -37,7 +37,7 @@ fn stat_header(name: &str, size: u64, unix_mode: u32, mtime: i64) -> String {
         "mtime": humantime::format_rfc3339(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.max(0) as u64)
         ).to_string(),
-        "linkTarget": "",
+        "linkTarget": link_target,
     });
     base64::engine::general_purpose::STANDARD.encode(json.to_string())
 }
@@ -57,13 +57,49 @@ async fn from_files(
             Ok((files, stat))
         })
         .await?;
-    let header = stat_header(&stat.name, stat.size, stat.mode, stat.mtime);
+    // Where a symlink leads, as an absolute path in the container: the CLI
+    // copies onto that instead of the link.
+    let link_target = match stat.link_target.as_str() {
+        "" => String::new(),
+        t if t.starts_with('/') => t.to_owned(),
+        t => format!("{}/{t}", split(path).0.trim_end_matches('/')),
+    };
+    let header = stat_header(&stat.name, stat.size, stat.mode, stat.mtime, &link_target);
     if *method == Method::HEAD {
         return Ok((StatusCode::OK, [("x-docker-container-path-stat", header)]).into_response());
     }
     let path = path.to_owned();
     let tar = super::tar_stream(move |out| files.copy_out(&path, out));
     Ok(([("x-docker-container-path-stat", header)], tar).into_response())
+}
+
+/// `PUT` into a container that is not running, through its files.
+async fn put_stopped(
+    engine: &Arc<Engine>,
+    container: &Arc<Container>,
+    dir: &str,
+    request: Request,
+) -> ApiResult {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let (c, d) = (container.clone(), dir.to_owned());
+    let unpacker = engine.blocking(move |e| {
+        e.containers
+            .copy_into(&c, &d, crate::streams::ChannelReader::new(rx))
+    });
+    let feeder = async move {
+        let mut body = request.into_body().into_data_stream();
+        while let Some(Ok(chunk)) = body.next().await {
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    let (copied, ()) = tokio::join!(unpacker, feeder);
+    copied.map_err(|e| match e {
+        Error::Store(e) => ApiError::bad_request(format!("cannot copy into {dir}: {e}")),
+        e => e.into(),
+    })?;
+    Ok(StatusCode::OK.into_response())
 }
 
 /// A command in the container, ready to spawn.
@@ -119,11 +155,12 @@ pub(super) async fn answer(
     request: Request,
 ) -> ApiResult {
     check_path(path)?;
-    if *method == Method::PUT {
-        return put(engine, container, path, request).await;
-    }
-    if container.record().status != Status::Running {
-        return from_files(engine, container, method, path).await;
+    let running = container.record().status == Status::Running;
+    match (method, running) {
+        (&Method::PUT, true) => return put(engine, container, path, request).await,
+        (&Method::PUT, false) => return put_stopped(engine, container, path, request).await,
+        (_, false) => return from_files(engine, container, method, path).await,
+        _ => {}
     }
     let out = in_container(engine, container, &["stat", "-c", "%s %f %Y", "--", path])?
         .stdin(Stdio::null())
@@ -151,7 +188,13 @@ pub(super) async fn answer(
         .and_then(|m| u32::from_str_radix(m, 16).ok())
         .unwrap_or(*mode as u32);
     let (_, base) = split(path);
-    let header = stat_header(base.trim_start_matches("./"), *size, mode, *mtime as i64);
+    let header = stat_header(
+        base.trim_start_matches("./"),
+        *size,
+        mode,
+        *mtime as i64,
+        "",
+    );
     if *method == Method::HEAD {
         return Ok((StatusCode::OK, [("x-docker-container-path-stat", header)]).into_response());
     }

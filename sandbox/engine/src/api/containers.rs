@@ -190,14 +190,11 @@ async fn answer(
     }
 }
 
-/// `docker diff`; a container that never ran changed nothing.
+/// `docker diff`.
 async fn changes(engine: &Arc<Engine>, container: &Arc<Container>) -> ApiResult {
     let c = container.clone();
     let changes = engine
-        .blocking(move |e| match e.containers.files(&c) {
-            Err(Error::Runtime(runtime::Error::NoKeptLayer(_))) => Ok(Vec::new()),
-            files => files?.changes(),
-        })
+        .blocking(move |e| e.containers.files(&c)?.changes())
         .await?;
     let list: Vec<Value> = changes
         .iter()

@@ -35,6 +35,9 @@ pub(crate) struct LayerConfig {
     pub node: Sibling,
     pub node_id: String,
     pub uid_base: u32,
+    /// Its size and inode count, should it have to be made (the sandbox
+    /// never ran).
+    pub limits: crate::spec::Limits,
     /// An empty directory to mount on inside the helper's namespace.
     pub scratch: PathBuf,
     /// One writable merged view instead of the three read-only ones; only
@@ -62,7 +65,7 @@ fn run(config: &Path, sock: &OwnedFd) -> Result<()> {
     let userns = cfg.node.namespace("user")?;
     cfg.node.check_alive(&cfg.node_id)?;
     super::private_mount_namespace()?;
-    let layer = rootfs::mount_kept(&cfg.image)?;
+    let layer = rootfs::writable_layer(&cfg.image, &cfg.limits, true)?;
     if cfg.writable {
         let merged =
             rootfs::build_overlay(&cfg.lowerdirs, &userns, cfg.uid_base, &cfg.scratch, &layer)?;

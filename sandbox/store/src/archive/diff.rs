@@ -11,7 +11,9 @@ use std::path::Path;
 use rustix::fs::{OFlags, major, minor};
 use tar::{EntryType, Header};
 
-use super::{ArchiveError, Compression, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
+use super::{
+    ArchiveError, Compression, NOBODY, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX,
+};
 use crate::content::{ContentStore, Expected, Ingester};
 use crate::digest::{Digest, Hashing};
 use crate::error::Result;
@@ -46,7 +48,6 @@ impl Default for DiffOptions {
 
 /// Ids a user namespace maps, from its first host id.
 const NAMESPACE_IDS: u32 = 65536;
-const NOBODY: u32 = 65534;
 
 impl DiffOptions {
     /// An owner on disk as the layer records it.
@@ -195,19 +196,31 @@ fn parent_in_root(root: &File, path: &str) -> Result<Option<(File, String)>> {
             .into())
         };
     }
-    let dir = match dir.trim_start_matches('/') {
+    let parent = dir_in_root(root, dir).map_err(|e| match e {
+        crate::Error::Archive(ArchiveError::NoSuchPath(_)) => {
+            ArchiveError::NoSuchPath(path.to_owned()).into()
+        }
+        e => e,
+    })?;
+    Ok(Some((parent, name.to_owned())))
+}
+
+/// Directory `path` of the tree open as `root`, resolved as if `root` were
+/// `/`: its symlinks are followed, but never out of it.
+pub fn dir_in_root(root: &File, path: &str) -> Result<File> {
+    let relative = match path.trim_start_matches('/') {
         "" => ".",
-        d => d,
+        p => p,
     };
-    let parent = rustix::fs::openat2(
+    let dir = rustix::fs::openat2(
         root,
-        dir,
+        relative,
         OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
         rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
     )
     .map_err(|e| missing(path, e.into()))?;
-    Ok(Some((File::from(parent), name.to_owned())))
+    Ok(File::from(dir))
 }
 
 fn walk<W: Write>(

@@ -25,9 +25,10 @@ use std::path::PathBuf;
 pub use changes::{Change, ChangeKind, changes};
 pub use compression::{Compression, Limits};
 pub use diff::{
-    DiffOptions, DiffSummary, PathStat, stat_beneath, write_tar, write_tar_at, write_tar_of,
+    DiffOptions, DiffSummary, PathStat, dir_in_root, stat_beneath, write_tar, write_tar_at,
+    write_tar_of,
 };
-pub use unpack::{UnpackSummary, WhiteoutMode, unpack};
+pub use unpack::{UnpackSummary, WhiteoutMode, unpack, unpack_into};
 
 use crate::digest::Digest;
 use crate::error::ErrorKind;
@@ -52,6 +53,8 @@ pub const WHITEOUT_PREFIX: &str = ".wh.";
 pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 /// The xattr overlayfs reads to treat a directory as opaque.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// `nobody` inside a user namespace: what an owner it cannot map becomes.
+pub(crate) const NOBODY: u32 = 65534;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {

@@ -360,11 +360,7 @@ impl Containers {
         spec.sibling_of = Some(self.lab.clone());
         spec.keep_writable_layer = true;
         spec.limits = container_limits();
-        spec.hostname = if record.config.hostname.is_empty() {
-            record.id[..12].to_owned()
-        } else {
-            record.config.hostname.clone()
-        };
+        spec.hostname = hostname(&record);
         spec.network.bridge = None;
         spec.env = record
             .config
@@ -408,6 +404,16 @@ impl Containers {
                 spec.hosts = vec![(ip.to_string(), spec.hostname.clone())];
                 if net.user_defined() {
                     spec.hosts.extend(self.neighbours(net, &record.id));
+                    // Its own file, bound over /etc/hosts, so containers
+                    // that join later are added to it while it runs.
+                    let path = self.hosts_path(&record.id);
+                    write_in_place(&path, &runtime::hosts_file(&spec.hostname, &spec.hosts))?;
+                    spec.mounts.push(runtime::BindMount {
+                        source: path,
+                        target: "/etc/hosts".into(),
+                        readonly: true,
+                        in_node: false,
+                    });
                 }
                 Some(ip)
             }
@@ -471,6 +477,7 @@ impl Containers {
             r.ports = published;
             r.network = network.map(|n| n.name).unwrap_or_default();
         })?;
+        self.refresh_hosts(&container.record().network);
         let containers = self.clone();
         let container = container.clone();
         tokio::spawn(async move {
@@ -554,6 +561,37 @@ impl Containers {
                 [(r.ip.clone(), name), (r.ip.clone(), r.id[..12].to_owned())]
             })
             .collect()
+    }
+
+    fn hosts_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.hosts"))
+    }
+
+    /// Rewrites the `/etc/hosts` of every running container on user-defined
+    /// network `name` after a container joined or left it.
+    fn refresh_hosts(&self, name: &str) {
+        let Ok(net) = self.networks.find(name) else {
+            return;
+        };
+        if !net.user_defined() {
+            return;
+        }
+        let members: Vec<Record> = self
+            .lock()
+            .values()
+            .map(|c| c.record())
+            .filter(|r| r.status == Status::Running && r.network == net.name)
+            .collect();
+        for r in members {
+            let name = hostname(&r);
+            let mut lines = vec![(r.ip.clone(), name.clone())];
+            lines.extend(self.neighbours(&net, &r.id));
+            if let Err(e) =
+                write_in_place(&self.hosts_path(&r.id), &runtime::hosts_file(&name, &lines))
+            {
+                tracing::warn!(container = %r.id, error = %e, "cannot update a container's /etc/hosts");
+            }
+        }
     }
 
     /// Whether a running container is on network `name`.
@@ -688,6 +726,7 @@ impl Containers {
         }) {
             tracing::warn!(container = %record.id, error = %e, "cannot record a container's exit");
         }
+        self.refresh_hosts(&record.network);
         container.output.end();
     }
 
@@ -742,6 +781,7 @@ impl Containers {
         }
         container.update(&self.dir, |r| r.status = Status::Removing)?;
         self.runtime.remove_kept_layer(&record.sandbox_id())?;
+        let _ = fs::remove_file(self.hosts_path(&record.id));
         self.lock().remove(&record.id);
         let path = self.dir.join(format!("{}.json", record.id));
         match fs::remove_file(&path) {
@@ -839,6 +879,28 @@ impl Containers {
         }
         self.lock().clear();
     }
+}
+
+/// The hostname a container runs with: its own, or its short ID.
+fn hostname(record: &Record) -> String {
+    if record.config.hostname.is_empty() {
+        record.id[..12].to_owned()
+    } else {
+        record.config.hostname.clone()
+    }
+}
+
+/// Replaces a file's contents keeping its inode, so a bind mount of it
+/// shows the new contents (a rename would leave the old file mounted).
+fn write_in_place(path: &std::path::Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(contents.as_bytes()))
+        .map_err(Error::state(path))
 }
 
 /// A container's own limits inside its lab's (its writable layer's size

@@ -1139,6 +1139,30 @@ fn user_networks_give_containers_each_others_names() {
         "docker run --rm --network app busybox ping -c1 -W2 db",
     );
     assert!(ping.contains("1 packets received"), "{ping}");
+    // A container started later is added to the names of those running.
+    labs.ok(
+        &lab,
+        "docker run -d --network app --name cache busybox sleep 600",
+    );
+    let ping = labs.ok(&lab, "docker exec db ping -c1 -W2 cache");
+    assert!(ping.contains("1 packets received"), "{ping}");
+    assert_eq!(
+        labs.ok(&lab, "docker exec cache cat /sys/class/net/eth0/address"),
+        "02:42:ac:12:00:03\n",
+        "MACs follow addresses, as on Docker"
+    );
+    labs.ok(&lab, "docker rm -f cache");
+    assert!(
+        !labs
+            .ok(&lab, "docker exec db cat /etc/hosts")
+            .contains("cache"),
+        "a removed container's name stays"
+    );
+    let written = labs.sh(
+        &lab,
+        "docker exec db sh -c 'echo 1.2.3.4 evil >> /etc/hosts'",
+    );
+    assert_ne!(written.code, 0, "/etc/hosts on a network is the engine's");
     assert!(
         labs.ok(
             &lab,

@@ -174,6 +174,7 @@ pub use rootfs::LayerViews;
 pub use runtime::{AdoptReport, MAX_CAPTURE, Runtime, RuntimeConfig, Sandbox, SandboxInfo, Stdio3};
 pub use spec::{
     BindMount, Bridge, ExecOutput, ExecSpec, ExitStatus, Limits, Network, SandboxSpec, Veth,
+    hosts_file,
 };
 pub use state::Status;
 pub use userns::{Claim, UidPool, claims};

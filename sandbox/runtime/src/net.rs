@@ -179,7 +179,14 @@ pub fn plug(
             .map_err(Error::sys("join a network namespace"))
     };
     enter(node_netns)?;
-    netlink_new_veth(host_name, "eth0", sibling_netns).map_err(Error::sys("create veth pair"))?;
+    // The MAC follows from the address, as Docker makes it: a neighbour
+    // that cached the address of a container gone since still reaches the
+    // next one given it, where a random MAC left it pinging the old one
+    // until its ARP entry expired.
+    let [a, b, c, d] = veth.address;
+    let mac = [0x02, 0x42, a, b, c, d];
+    netlink_new_veth(host_name, "eth0", sibling_netns, mac)
+        .map_err(Error::sys("create veth pair"))?;
     let sock = socket().map_err(Error::sys("open socket for interface setup"))?;
     let index = if_index(&sock, host_name).map_err(Error::sys("find the veth"))?;
     let mut req = ifreq(&veth.bridge);
@@ -228,7 +235,13 @@ fn set_address(sock: &OwnedFd, name: &str, address: [u8; 4], prefix_len: u8) -> 
 /// another network namespace. Written by hand: it is the one netlink
 /// message the runtime sends (no ioctl creates a veth), and the netlink
 /// crates bring an async runtime and a large type surface for it.
-fn netlink_new_veth(name: &str, peer: &str, peer_netns: &OwnedFd) -> io::Result<()> {
+fn netlink_new_veth(
+    name: &str,
+    peer: &str,
+    peer_netns: &OwnedFd,
+    peer_mac: [u8; 6],
+) -> io::Result<()> {
+    const IFLA_ADDRESS: u16 = 1;
     const IFLA_IFNAME: u16 = 3;
     const IFLA_LINKINFO: u16 = 18;
     const IFLA_INFO_KIND: u16 = 1;
@@ -254,6 +267,7 @@ fn netlink_new_veth(name: &str, peer: &str, peer_netns: &OwnedFd) -> io::Result<
     let ifinfomsg = [0u8; IFINFOMSG_LEN];
     let mut peer_info = ifinfomsg.to_vec();
     peer_info.extend(attr(IFLA_IFNAME, &cstr(peer)));
+    peer_info.extend(attr(IFLA_ADDRESS, &peer_mac));
     peer_info.extend(attr(
         IFLA_NET_NS_FD,
         &(peer_netns.as_raw_fd() as u32).to_ne_bytes(),

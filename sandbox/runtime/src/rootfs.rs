@@ -605,13 +605,7 @@ fn write_etc(spec: &SandboxSpec) -> Result<()> {
         .mode(0o755)
         .create(etc)
         .map_err(Error::io("create", etc))?;
-    let mut hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-        spec.hostname
-    );
-    for (ip, name) in &spec.hosts {
-        hosts.push_str(&format!("{ip}\t{name}\n"));
-    }
+    let hosts = crate::spec::hosts_file(&spec.hostname, &spec.hosts);
     // No outside resolver is reachable; an empty search list keeps lookups
     // local and fast instead of timing out.
     let files = [

@@ -59,6 +59,18 @@ pub struct SandboxSpec {
     pub keep_writable_layer: bool,
 }
 
+/// The `/etc/hosts` of a sandbox named `hostname`: loopback names, then
+/// `extra` (address, name) lines in order.
+pub fn hosts_file(hostname: &str, extra: &[(String, String)]) -> String {
+    let mut hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    );
+    for (ip, name) in extra {
+        hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
+    hosts
+}
+
 impl SandboxSpec {
     /// A node-like sandbox: hostname `node1`, default limits, no init command.
     pub fn new(id: impl Into<String>, lowerdirs: Vec<PathBuf>) -> Self {

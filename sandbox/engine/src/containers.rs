@@ -358,6 +358,8 @@ impl Containers {
         let unpacked = self.store.unpack(&manifest)?;
         let mut spec = runtime::SandboxSpec::new(record.sandbox_id(), unpacked.lowerdirs.clone());
         spec.sibling_of = Some(self.lab.clone());
+        spec.keep_writable_layer = true;
+        spec.limits = container_limits();
         spec.hostname = if record.config.hostname.is_empty() {
             record.id[..12].to_owned()
         } else {
@@ -745,6 +747,7 @@ impl Containers {
             )));
         }
         container.update(&self.dir, |r| r.status = Status::Removing)?;
+        self.runtime.remove_kept_layer(&record.sandbox_id())?;
         self.lock().remove(&record.id);
         let path = self.dir.join(format!("{}.json", record.id));
         match fs::remove_file(&path) {
@@ -765,6 +768,48 @@ impl Containers {
         }
         container.update(&self.dir, |r| r.name = name)?;
         Ok(())
+    }
+
+    /// The files of a container, running or not (empty if it never ran).
+    pub fn files(&self, container: &Container) -> Result<crate::files::Files> {
+        let record = container.record();
+        let manifest: store::Digest = record
+            .manifest
+            .parse()
+            .map_err(|_| Error::NoSuchImage(record.image.clone()))?;
+        let unpacked = self.store.unpack(&manifest)?;
+        let views = self.runtime.open_layer(
+            &record.sandbox_id(),
+            &self.lab,
+            &unpacked.lowerdirs,
+            &container_limits(),
+        )?;
+        let id_base = self.runtime.get(&self.lab)?.uid_base;
+        Ok(crate::files::Files::new(views, id_base, unpacked.lease))
+    }
+
+    /// `docker cp` into a container that is not running: `archive` unpacked
+    /// into its directory `dir`, in the files its next start finds.
+    pub fn copy_into(
+        &self,
+        container: &Container,
+        dir: &str,
+        archive: impl std::io::Read + Send,
+    ) -> Result<()> {
+        let record = container.record();
+        let manifest: store::Digest = record
+            .manifest
+            .parse()
+            .map_err(|_| Error::NoSuchImage(record.image.clone()))?;
+        let unpacked = self.store.unpack(&manifest)?;
+        let root = fs::File::from(self.runtime.open_layer_writable(
+            &record.sandbox_id(),
+            &self.lab,
+            &unpacked.lowerdirs,
+            &container_limits(),
+        )?);
+        let id_base = self.runtime.get(&self.lab)?.uid_base;
+        crate::files::copy_into(&root, dir, archive, id_base)
     }
 
     /// The sandbox of a running container, for `exec`.
@@ -792,10 +837,20 @@ impl Containers {
     pub fn remove_all(&self) {
         let all: Vec<Arc<Container>> = self.lock().values().cloned().collect();
         for c in all {
-            let _ = self.runtime.stop(&c.record().sandbox_id(), Duration::ZERO);
+            let sandbox = c.record().sandbox_id();
+            let _ = self.runtime.stop(&sandbox, Duration::ZERO);
+            if let Err(e) = self.runtime.remove_kept_layer(&sandbox) {
+                tracing::warn!(container = %c.id, error = %e, "cannot remove a container's files");
+            }
         }
         self.lock().clear();
     }
+}
+
+/// A container's own limits inside its lab's (its writable layer's size
+/// above all, which its kept files must keep).
+fn container_limits() -> runtime::Limits {
+    runtime::Limits::default()
 }
 
 /// The ends of a container's output the engine reads.

@@ -24,6 +24,8 @@ pub enum Error {
     NoSuchImage(String),
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    #[error("Could not find the file {0} in container")]
+    NoSuchPath(String),
     #[error("No such exec instance: {0}")]
     NoSuchExec(String),
     #[error("get {0}: no such volume")]
@@ -66,6 +68,7 @@ impl Error {
             Error::NoSuchImage(_)
             | Error::NoSuchContainer(_)
             | Error::NoSuchExec(_)
+            | Error::NoSuchPath(_)
             | Error::NoSuchVolume(_)
             | Error::NoSuchNetwork(_)
             | Error::PullDenied(_)
@@ -74,6 +77,7 @@ impl Error {
             Error::Runtime(e) => match e.kind() {
                 runtime::ErrorKind::NotFound => ErrorKind::NotFound,
                 runtime::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                runtime::ErrorKind::FailedPrecondition => ErrorKind::Conflict,
                 _ => ErrorKind::Internal,
             },
             Error::InvalidReference(_) | Error::InvalidArgument(_) => ErrorKind::InvalidArgument,

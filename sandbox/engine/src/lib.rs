@@ -21,6 +21,8 @@
 //! ```text
 //! <root>/                       Engines::new(root), beside the runtime's state
 //!   <lab>/containers/<id>.json  a container's record
+//! <runtime disk dir>/ctr-<id>.kept.ext4  its files, kept between runs
+//!                               until `docker rm` (the runtime's)
 //! /run/layerlab/engines/<hash of root>/
 //!   <lab>/docker.sock           the API; the node sees <lab>/ at /run/layerlab
 //! ```
@@ -43,6 +45,7 @@ pub mod api;
 pub mod containers;
 pub mod distribution;
 mod error;
+pub mod files;
 pub mod images;
 pub mod networks;
 mod streams;

@@ -1110,6 +1110,11 @@ fn the_engine_answers_like_dockerd() {
         "docker run --rm busybox sh -c 'exit 42'",
         "docker tag busybox other:v2 && docker images --format '{{.Repository}}:{{.Tag}}' | sort",
         "docker rmi other:v2",
+        "docker run --name cmp4 busybox sh -c 'echo hi > /hello'",
+        "docker diff cmp4",
+        "docker commit -c 'CMD [\"cat\",\"/hello\"]' cmp4 snap:v1 >/dev/null && docker run --rm snap:v1",
+        "docker history --format '{{.CreatedBy}}' snap:v1 | head -1",
+        "docker rm cmp4 && docker rmi snap:v1 | grep -c Untagged",
         "docker ps -aq | wc -l",
     ];
     let mut differences = Vec::new();
@@ -1370,7 +1375,174 @@ fn docker_cp_copies_both_ways() {
         "safe\n"
     );
     labs.ok(&lab, "docker stop -t 0 box");
-    labs.fails(&lab, "cd /tmp && docker cp box:/hello h2", 1, "not running");
+    // Stopped, its files are read from its kept writable layer.
+    assert_eq!(
+        labs.ok(&lab, "cd /tmp && docker cp box:/hello h2 && cat h2"),
+        "hi\n"
+    );
+    // And copied into: its next start finds the file, owned by its root.
+    labs.ok(
+        &lab,
+        "cd /tmp && echo into-stopped > h3 && docker cp h3 box:/d/",
+    );
+    labs.ok(&lab, "docker start box");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker exec box sh -c 'cat /d/h3; stat -c %u:%g /d/h3'"
+        ),
+        "into-stopped\n0:0\n"
+    );
+    labs.ok(&lab, "docker rm -f box");
+    // A container that never ran takes files too, and starts with them.
+    labs.ok(&lab, "docker create --name fresh busybox cat /h3");
+    labs.ok(&lab, "cd /tmp && docker cp h3 fresh:/");
+    assert_eq!(labs.ok(&lab, "docker start -a fresh"), "into-stopped\n");
+}
+
+/// A container's files outlive its process: `start` finds them again,
+/// `diff` lists them as dockerd does, `commit` makes an image of them,
+/// `export` and `cp` read them while it is stopped.
+fn a_stopped_containers_files_are_kept_diffed_committed_and_exported() {
+    let labs = Labs::new();
+    let lab = labs.lab("files");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    labs.ok(
+        &lab,
+        "docker run --name c1 busybox sh -c 'echo hi > /hello; mkdir -p /tmp/a/b; echo x > /tmp/a/b/f; rm /bin/ls; touch /etc/new'",
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker diff c1"),
+        "C /bin\nD /bin/ls\nC /etc\nA /etc/new\nA /hello\nC /tmp\nA /tmp/a\nA /tmp/a/b\nA /tmp/a/b/f\n"
+    );
+    // The files are still there for the next run of the same container.
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker start -a c1 >/dev/null; docker diff c1 | grep -c ."
+        ),
+        "9\n"
+    );
+    labs.ok(&lab, "docker rm c1");
+    labs.ok(
+        &lab,
+        "docker run --name c2 busybox sh -c 'echo kept > /data.txt && chown 1000:1000 /data.txt'",
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker start -a c2 >/dev/null; docker run --rm busybox true; docker start -a c2; docker diff c2"),
+        "A /data.txt\n"
+    );
+    let id = labs.ok(
+        &lab,
+        "docker commit -m 'a note' -a me -c 'CMD [\"cat\",\"/data.txt\"]' -c 'ENV GREETING=hello' c2 mine:v1",
+    );
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(labs.ok(&lab, "docker run --rm mine:v1"), "kept\n");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker run --rm mine:v1 sh -c 'echo $GREETING; stat -c %u:%g /data.txt; ls /bin/ls'"
+        ),
+        "hello\n1000:1000\n/bin/ls\n"
+    );
+    let history = labs.ok(
+        &lab,
+        "docker history --no-trunc --format '{{.CreatedBy}}|{{.Comment}}' mine:v1 | head -1",
+    );
+    assert!(
+        history.starts_with("sh -c echo kept > /data.txt"),
+        "{history}"
+    );
+    assert!(history.trim_end().ends_with("|a note"), "{history}");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker image inspect mine:v1 -f '{{.Author}} {{.Comment}} {{json .Config.Cmd}}'"
+        ),
+        "me a note [\"cat\",\"/data.txt\"]\n"
+    );
+    // Saved, removed and loaded again, the image runs the same.
+    labs.ok(&lab, "docker save -o /root/mine.tar mine:v1 && docker rmi mine:v1 >/dev/null && docker load -i /root/mine.tar >/dev/null");
+    assert_eq!(labs.ok(&lab, "docker run --rm mine:v1"), "kept\n");
+    // While stopped: export and cp read the files, owners as inside.
+    let listing = labs.ok(
+        &lab,
+        "docker export c2 | tar tv | grep -E ' data.txt| bin/busybox'",
+    );
+    assert!(
+        listing.contains("1000/1000") && listing.contains("data.txt"),
+        "{listing}"
+    );
+    assert!(listing.contains("bin/busybox"), "{listing}");
+    assert_eq!(
+        labs.ok(&lab, "cd /root && docker cp c2:/data.txt . && cat data.txt"),
+        "kept\n"
+    );
+    let missing = labs.sh(&lab, "docker cp c2:/nope /root/");
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("No such container:path"),
+        "{}",
+        missing.stderr
+    );
+    // A symlink that points out of the container leads nowhere outside it.
+    let secret = format!("/tmp/layerlab-host-secret-{}", std::process::id());
+    std::fs::write(&secret, "host secret\n").expect("write a host file");
+    labs.ok(
+        &lab,
+        &format!("docker run --name c3 busybox sh -c 'ln -s {secret} /abs; ln -s ../../../../../..{secret} /rel; ln -s /tmp /tmpdir'"),
+    );
+    for source in ["/abs", "/rel", "/tmpdir/../../..{secret}"] {
+        let source = source.replace("{secret}", &secret);
+        labs.sh(&lab, &format!("docker cp -L c3:{source} /root/copied 2>&1"));
+        let copied = labs.ok(&lab, "cat /root/copied 2>/dev/null; rm -rf /root/copied");
+        assert!(
+            !copied.contains("host secret"),
+            "{source} led to the host: {copied}"
+        );
+    }
+    // Nor does a copy into it: the link resolves inside the container.
+    labs.ok(&lab, "echo x > /root/f && docker cp /root/f c3:/abs");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            &format!("docker export c3 | tar -xO {}", &secret[1..])
+        ),
+        "x\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&secret).expect("the host file"),
+        "host secret\n"
+    );
+    std::fs::remove_file(&secret).expect("remove the host file");
+    assert_eq!(
+        labs.ok(&lab, "docker diff nope 2>&1; echo $?"),
+        "Error response from daemon: No such container: nope\n1\n"
+    );
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker create --name fresh busybox >/dev/null; docker diff fresh; echo $?"
+        ),
+        "0\n"
+    );
+    let unnamed = labs.sh(&lab, "docker commit c2");
+    assert_ne!(unnamed.code, 0);
+    assert!(
+        unnamed.stderr.contains("name the new image"),
+        "{}",
+        unnamed.stderr
+    );
+    let bad = labs.sh(&lab, "docker commit -c 'RUN rm -rf /' c2 bad:v1");
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("not a valid change command"),
+        "{}",
+        bad.stderr
+    );
+    // A removed container's files go with it.
+    labs.ok(&lab, "docker rm c2 c3 fresh >/dev/null");
+    assert_eq!(labs.ok(&lab, "docker ps -aq | wc -l"), "0\n");
 }
 
 fn main() {
@@ -1379,6 +1551,10 @@ fn main() {
     testkit::run(
         &[
             ("docker_cp_copies_both_ways", docker_cp_copies_both_ways),
+            (
+                "a_stopped_containers_files_are_kept_diffed_committed_and_exported",
+                a_stopped_containers_files_are_kept_diffed_committed_and_exported,
+            ),
             (
                 "user_networks_give_containers_each_others_names",
                 user_networks_give_containers_each_others_names,

@@ -51,6 +51,7 @@ fn diff_options() -> DiffOptions {
     DiffOptions {
         compression: Compression::Gzip,
         clamp_mtime: Some(SOURCE_DATE_EPOCH),
+        ..DiffOptions::default()
     }
 }
 

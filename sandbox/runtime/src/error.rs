@@ -33,6 +33,9 @@ pub enum Error {
     NotFound(String),
     #[error("sandbox {0} already exists")]
     AlreadyExists(String),
+    #[error("sandbox {0} is running: its writable layer can change only while it is stopped")]
+    Running(String),
+
     #[error("sandbox {id} is {status}: {what} needs a running sandbox")]
     NotRunning {
         id: String,
@@ -99,6 +102,7 @@ impl Error {
         match self {
             Error::InvalidId(_) | Error::InvalidSpec(_) => ErrorKind::InvalidArgument,
             Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Running(_) => ErrorKind::FailedPrecondition,
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::NotRunning { .. } => ErrorKind::FailedPrecondition,
             Error::Listen { .. } => ErrorKind::AlreadyExists,

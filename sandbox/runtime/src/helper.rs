@@ -17,12 +17,14 @@ pub const CREATE: &str = "__layerlab-runtime-create";
 /// argv[1] that runs the exec helper:
 /// `<exe> __layerlab-runtime-exec --state-dir DIR [--cwd D] [--uid N] [--gid N] [--env K=V]... [--tty COLSxROWS] ID -- CMD...`.
 pub const EXEC: &str = "__layerlab-runtime-exec";
+/// argv[1] that runs the layer helper: `<exe> __layerlab-runtime-layer <config.json> <channel-fd>`.
+pub const LAYER: &str = "__layerlab-runtime-layer";
 
 /// Runs the helper and exits if argv asks for it; returns otherwise.
 pub fn main_if_requested() {
     let mut raw = std::env::args_os().skip(1);
     let Some(first) = raw.next() else { return };
-    if first != CREATE && first != EXEC {
+    if first != CREATE && first != EXEC && first != LAYER {
         return;
     }
     // Helper arguments are ours or validated UTF-8 from the library; refuse
@@ -42,6 +44,16 @@ pub fn main_if_requested() {
             std::process::exit(crate::process::create::main(&config, ready_fd))
         }
         Some(EXEC) => std::process::exit(crate::process::exec::main(args)),
+        Some(LAYER) => {
+            let config: PathBuf = args.next().unwrap_or_default().into();
+            match args.next().and_then(|a| a.parse().ok()) {
+                Some(fd) => std::process::exit(crate::process::layer::main(&config, fd)),
+                None => {
+                    eprintln!("layerlab: the layer helper needs its channel descriptor");
+                    std::process::exit(125);
+                }
+            }
+        }
         _ => {}
     }
 }

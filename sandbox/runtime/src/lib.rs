@@ -14,7 +14,10 @@
 //!   layers (shared, owned by real host uids, never chowned) and a writable
 //!   layer that is an ext4 filesystem of the disk limit on a loop device
 //!   (on disk, not in memory: a full disk is ENOSPC, never an OOM kill),
-//!   entered with `pivot_root`.
+//!   entered with `pivot_root`. A container's writable layer is kept
+//!   between its runs ([`SandboxSpec::keep_writable_layer`]); the layer
+//!   helper mounts views of it ([`Runtime::open_layer`]) in a mount
+//!   namespace of its own and hands back their descriptors.
 //!   Only /proc (with Docker's masked and read-only paths), a read-only
 //!   /sys, a minimal /dev, /etc/{hosts,hostname,resolv.conf} and explicit
 //!   bind mounts are visible.
@@ -178,6 +181,7 @@ mod userns;
 pub use cgroups::Stats;
 pub use error::{Error, ErrorKind, Result};
 pub use gc::{Orphan, OrphanReason, gc};
+pub use rootfs::LayerViews;
 pub use runtime::{AdoptReport, MAX_CAPTURE, Runtime, RuntimeConfig, Sandbox, SandboxInfo, Stdio3};
 pub use spec::{
     BindMount, Bridge, ExecOutput, ExecSpec, ExitStatus, Limits, Network, SandboxSpec, Veth,

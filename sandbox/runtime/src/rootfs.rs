@@ -45,7 +45,7 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::spec::{Limits, SandboxSpec};
@@ -79,17 +79,19 @@ const READONLY: &[&str] = &[
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Builds the detached overlay for a sandbox whose user namespace is `userns`
-/// and whose root maps to host id `root_uid`.
+/// and whose root maps to host id `root_uid`, over `lowerdirs` (topmost
+/// first) and the writable layer `writable` (fresh, or kept from the
+/// sandbox's last run).
 ///
 /// Runs in the sandbox's mount namespace before its init uses it:
 /// overlayfs takes private clones of its layers and accepts only layers
 /// attached in the caller's namespace (detached `open_tree` clones are
-/// refused with EINVAL on this kernel), so the writable tmpfs is mounted on
+/// refused with EINVAL on this kernel), so the writable layer is mounted on
 /// `scratch` and each idmapped layer is attached inside it. Those
 /// attachments vanish with the old root at `pivot_root`; the overlay keeps
 /// its own clones.
 pub fn build_overlay(
-    spec: &SandboxSpec,
+    lowerdirs: &[PathBuf],
     userns: &OwnedFd,
     root_uid: u32,
     scratch: &Path,
@@ -100,28 +102,10 @@ pub fn build_overlay(
     let upper = scratch.join("upper");
     let work = scratch.join("work");
     for d in [&upper, &work] {
-        fs::create_dir(d).map_err(Error::io("create", d))?;
         // The upper root becomes the sandbox's `/`: owned by root inside.
-        std::os::unix::fs::chown(d, Some(root_uid), Some(root_uid))
-            .map_err(Error::io("chown", d))?;
+        ensure_dir(d, root_uid)?;
     }
-    let ovl = FsContext::open("overlay").map_err(Error::sys("open overlay context"))?;
-    for (i, dir) in spec.lowerdirs.iter().enumerate() {
-        let layer =
-            sys::open_tree_clone(dir, false).map_err(Error::io("clone layer mount", dir))?;
-        sys::mount_setattr(
-            layer.as_fd(),
-            sys::MOUNT_ATTR_IDMAP | sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NODEV,
-            0,
-            Some(userns.as_fd()),
-        )
-        .map_err(Error::io("idmap layer", dir))?;
-        let at = scratch.join(format!("l{i}"));
-        fs::create_dir(&at).map_err(Error::io("create", &at))?;
-        sys::move_mount_to(layer.as_fd(), &at).map_err(Error::io("attach layer", &at))?;
-        ovl.set_string("lowerdir+", &path_str(&at)?)
-            .map_err(Error::io("add overlay layer", dir))?;
-    }
+    let ovl = lower_context(&attach_layers(lowerdirs, userns, scratch)?)?;
     ovl.set_string("upperdir", &path_str(&upper)?)
         .map_err(Error::sys("set overlay upperdir"))?;
     ovl.set_string("workdir", &path_str(&work)?)
@@ -130,15 +114,125 @@ pub fn build_overlay(
         .map_err(Error::sys("create overlay mount"))
 }
 
+/// Read-only views of a kept writable layer and the image under it, made
+/// while the sandbox is stopped or running: what `docker diff`, `commit`,
+/// `export` and `cp` read. Owners show as host ids of the sandbox's range,
+/// image layers included (they are idmapped as in the sandbox).
+pub struct LayerViews {
+    /// The writable layer's own tree, overlay whiteouts included.
+    pub upper: OwnedFd,
+    /// The image's layers merged: what the sandbox started from.
+    pub image: OwnedFd,
+    /// The sandbox's root as it sees it, without its mounts.
+    pub merged: OwnedFd,
+}
+
+/// Builds [`LayerViews`]; `writable` is the kept layer's filesystem, and
+/// `scratch` a directory of a mount namespace private to the caller.
+pub fn layer_views(
+    lowerdirs: &[PathBuf],
+    userns: &OwnedFd,
+    root_uid: u32,
+    scratch: &Path,
+    writable: &OwnedFd,
+) -> Result<LayerViews> {
+    sys::move_mount_to(writable.as_fd(), scratch)
+        .map_err(Error::io("attach writable layer", scratch))?;
+    let upper = scratch.join("upper");
+    ensure_dir(&upper, root_uid)?;
+    let empty = scratch.join("empty");
+    ensure_dir(&empty, root_uid)?;
+    let open = |p: &Path| -> Result<OwnedFd> {
+        Ok(fs::File::open(p).map_err(Error::io("open", p))?.into())
+    };
+    let layers = attach_layers(lowerdirs, userns, scratch)?;
+    let image = match layers.as_slice() {
+        [] => open(&empty)?,
+        [only] => open(only)?,
+        _ => overlay_of(&layers)?,
+    };
+    let merged = match layers.as_slice() {
+        [] => open(&upper)?,
+        _ => overlay_of(&[std::slice::from_ref(&upper), &layers].concat())?,
+    };
+    Ok(LayerViews {
+        upper: open(&upper)?,
+        image,
+        merged,
+    })
+}
+
+/// A read-only overlay of `layers` (two at least), topmost first.
+fn overlay_of(layers: &[PathBuf]) -> Result<OwnedFd> {
+    lower_context(layers)?
+        .mount(sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID)
+        .map_err(Error::sys("create overlay mount"))
+}
+
+/// An overlay context with `layers` as its lower layers, topmost first.
+fn lower_context(layers: &[PathBuf]) -> Result<FsContext> {
+    let ovl = FsContext::open("overlay").map_err(Error::sys("open overlay context"))?;
+    for dir in layers {
+        ovl.set_string("lowerdir+", &path_str(dir)?)
+            .map_err(Error::io("add overlay layer", dir))?;
+    }
+    Ok(ovl)
+}
+
+/// Each image layer cloned, idmapped to `userns` and attached at
+/// `scratch/l<i>`; returns those paths, topmost first.
+fn attach_layers(lowerdirs: &[PathBuf], userns: &OwnedFd, scratch: &Path) -> Result<Vec<PathBuf>> {
+    lowerdirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let layer =
+                sys::open_tree_clone(dir, false).map_err(Error::io("clone layer mount", dir))?;
+            sys::mount_setattr(
+                layer.as_fd(),
+                sys::MOUNT_ATTR_IDMAP | sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NODEV,
+                0,
+                Some(userns.as_fd()),
+            )
+            .map_err(Error::io("idmap layer", dir))?;
+            let at = scratch.join(format!("l{i}"));
+            match fs::create_dir(&at) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(Error::io("create", &at)(e));
+                }
+                _ => {}
+            }
+            sys::move_mount_to(layer.as_fd(), &at).map_err(Error::io("attach layer", &at))?;
+            Ok(at)
+        })
+        .collect()
+}
+
+/// A directory owned by host id `owner`, unless it exists already (a kept
+/// layer's, whose owner is the sandbox's business).
+fn ensure_dir(dir: &Path, owner: u32) -> Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => {
+            std::os::unix::fs::chown(dir, Some(owner), Some(owner)).map_err(Error::io("chown", dir))
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io("create", dir)(e)),
+    }
+}
+
 /// The sandbox's writable layer, as a detached mount: an ext4 filesystem of
 /// `limits.disk_bytes` bytes and `limits.disk_inodes` inodes in a sparse
-/// file at `image`, which is gone from the directory when this returns.
+/// file at `image`. A fresh layer's file is gone from the directory when
+/// this returns; a `kept` one stays, and is taken up again if it exists.
 ///
 /// The filesystem is a copy of a template made once per size and inode
 /// count in the same directory: copying its few hundred KiB of data
 /// extents costs well under a millisecond where running mke2fs cost
 /// 10–20 ms per sandbox.
-pub fn writable_layer(image: &Path, limits: &Limits) -> Result<OwnedFd> {
+pub fn writable_layer(image: &Path, limits: &Limits, kept: bool) -> Result<OwnedFd> {
+    if kept && image.exists() {
+        return mount_kept(image);
+    }
     let template = template(image, limits)?;
     let file = fs::OpenOptions::new()
         .read(true)
@@ -152,18 +246,42 @@ pub fn writable_layer(image: &Path, limits: &Limits) -> Result<OwnedFd> {
             .map_err(Error::io("size writable layer", image))?;
         let (dev, _held) =
             sys::loop_attach(&file).map_err(Error::io("attach loop device", image))?;
-        let ext4 = FsContext::open("ext4").map_err(Error::sys("open ext4 context"))?;
-        ext4.set_string("source", &dev)
-            .map_err(Error::io("set ext4 source", &dev))?;
-        // The inode tables stay unwritten until used (mke2fs marks them
-        // uninitialised), instead of a kernel thread zeroing them all.
-        ext4.set_flag("noinit_itable")
-            .map_err(Error::sys("set ext4 noinit_itable"))?;
-        ext4.mount(sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
-            .map_err(Error::io("mount writable layer", &dev))
+        mount_ext4(&dev)
     })();
-    let _ = fs::remove_file(image);
+    if !kept || made.is_err() {
+        let _ = fs::remove_file(image);
+    }
     made
+}
+
+/// A kept layer's filesystem, mounted again. While anything still holds
+/// it (its running sandbox, or a view of it) it stays on the loop device
+/// it has, and mounting that device again shares its one superblock: two
+/// loop devices over one image would be two ext4 drivers writing the same
+/// blocks.
+fn mount_kept(image: &Path) -> Result<OwnedFd> {
+    if let Some((dev, _held)) = sys::loop_device_of(image) {
+        return mount_ext4(&dev);
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .map_err(Error::io("open writable layer", image))?;
+    let (dev, _held) = sys::loop_attach(&file).map_err(Error::io("attach loop device", image))?;
+    mount_ext4(&dev)
+}
+
+fn mount_ext4(dev: &str) -> Result<OwnedFd> {
+    let ext4 = FsContext::open("ext4").map_err(Error::sys("open ext4 context"))?;
+    ext4.set_string("source", dev)
+        .map_err(Error::io("set ext4 source", dev))?;
+    // The inode tables stay unwritten until used (mke2fs marks them
+    // uninitialised), instead of a kernel thread zeroing them all.
+    ext4.set_flag("noinit_itable")
+        .map_err(Error::sys("set ext4 noinit_itable"))?;
+    ext4.mount(sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
+        .map_err(Error::io("mount writable layer", dev))
 }
 
 /// The empty filesystem every writable layer of these limits starts as,

@@ -50,6 +50,13 @@ pub struct SandboxSpec {
     /// everything at that moment (SIGTERM, SIGKILL 5 s later) and exits.
     #[serde(default)]
     pub deadline_unix_ms: Option<u64>,
+    /// Keep the writable layer after the sandbox ends, and take it up again
+    /// when a sandbox of the same id starts: a container's files survive
+    /// `docker stop` and `docker start`, and can be read in between
+    /// ([`crate::Runtime::open_layer`]). Gone only with
+    /// [`crate::Runtime::remove_kept_layer`].
+    #[serde(default)]
+    pub keep_writable_layer: bool,
 }
 
 impl SandboxSpec {
@@ -69,6 +76,7 @@ impl SandboxSpec {
             links: Vec::new(),
             sibling_of: None,
             deadline_unix_ms: None,
+            keep_writable_layer: false,
         }
     }
 
@@ -204,7 +212,7 @@ impl Default for Limits {
 }
 
 impl Limits {
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidSpec(m.to_owned()));
         if self.memory_bytes < 4 << 20 {
             return bad("memory limit below 4 MiB");

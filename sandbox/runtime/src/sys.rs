@@ -309,6 +309,7 @@ pub fn open_path(path: &Path) -> io::Result<OwnedFd> {
 
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 const LO_FLAGS_DIRECT_IO: u32 = 16;
 
@@ -337,6 +338,37 @@ struct LoopConfig {
     block_size: u32,
     info: LoopInfo64,
     reserved: [u64; 8],
+}
+
+/// The loop device `image` is attached to, if any, opened (so it cannot
+/// detach itself meanwhile) and checked by device and inode number: the
+/// name in sysfs alone could be a device reused for another file since.
+pub fn loop_device_of(image: &Path) -> Option<(String, OwnedFd)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(image).ok()?;
+    let wanted = image.to_str()?;
+    for entry in std::fs::read_dir("/sys/block").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|n| n.starts_with("loop")) else {
+            continue;
+        };
+        let backing = std::fs::read_to_string(entry.path().join("loop/backing_file"));
+        if backing.ok().as_deref().map(str::trim_end) != Some(wanted) {
+            continue;
+        }
+        let path = format!("/dev/{name}");
+        let Ok(dev) = std::fs::File::open(&path) else {
+            continue;
+        };
+        // SAFETY: LoopInfo64 is plain data; the ioctl fills it.
+        let mut info: LoopInfo64 = unsafe { std::mem::zeroed() };
+        // SAFETY: the ioctl writes a loop_info64 of this layout.
+        let r = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_GET_STATUS64 as _, &mut info) };
+        if r == 0 && info.inode == meta.ino() && info.device == meta.dev() {
+            return Some((path, dev.into()));
+        }
+    }
+    None
 }
 
 /// Puts `backing` on a free loop device that detaches itself once its last

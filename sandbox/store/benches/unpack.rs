@@ -113,7 +113,7 @@ fn main() {
             &tree,
             &DiffOptions {
                 compression: Compression::Gzip,
-                clamp_mtime: None,
+                ..DiffOptions::default()
             },
         )
         .expect("layer");

@@ -61,6 +61,17 @@ impl Store {
         archive::write_layer(self.content(), dir, options)
     }
 
+    /// [`Store::create_layer_from_dir`] of a directory already open (a
+    /// container's writable layer, whose tree may change while read).
+    pub fn create_layer_at(
+        &self,
+        root: &std::fs::File,
+        shown: &Path,
+        options: &DiffOptions,
+    ) -> Result<Layer> {
+        archive::write_layer_at(self.content(), root, shown, options)
+    }
+
     /// Stores `config` (exact bytes; its digest becomes the image ID) and
     /// an OCI manifest over `layers`, which must already be stored and match
     /// the config's `rootfs.diff_ids` in order.

@@ -1,8 +1,9 @@
 //! `docker cp`: `HEAD`, `GET` and `PUT /containers/{id}/archive?path=…`.
-//! The tar streams are made and unpacked by `tar` inside the running
-//! container, through the runtime's exec, so every path is resolved in the
-//! container's own root by its own kernel view: nothing here opens a file
-//! of the container, and nothing reaches outside it.
+//! For a running container the tar streams are made and unpacked by `tar`
+//! inside it, through the runtime's exec, so every path is resolved in the
+//! container's own root by its own kernel view (its volumes included) and
+//! nothing reaches outside it. A stopped container's files are read from
+//! its kept writable layer ([`crate::files`]), resolved beneath its root.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -17,12 +18,12 @@ use tokio_stream::StreamExt as _;
 
 use super::error::{ApiError, ApiResult};
 use crate::Engine;
-use crate::containers::Container;
+use crate::containers::{Container, Status};
 use crate::error::Error;
 
 /// `stat`'s view of a path, in the JSON the CLI reads from
 /// `X-Docker-Container-Path-Stat`.
-fn stat_header(name: &str, size: u64, unix_mode: u32, mtime: i64) -> String {
+fn stat_header(name: &str, size: u64, unix_mode: u32, mtime: i64, link_target: &str) -> String {
     // Go's os.FileMode: permission bits plus a type bit.
     let kind = match unix_mode & 0o170000 {
         0o040000 => 1u32 << 31,
@@ -36,9 +37,69 @@ fn stat_header(name: &str, size: u64, unix_mode: u32, mtime: i64) -> String {
         "mtime": humantime::format_rfc3339(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.max(0) as u64)
         ).to_string(),
-        "linkTarget": "",
+        "linkTarget": link_target,
     });
     base64::engine::general_purpose::STANDARD.encode(json.to_string())
+}
+
+/// `HEAD` and `GET` of a container that is not running, from its files.
+async fn from_files(
+    engine: &Arc<Engine>,
+    container: &Arc<Container>,
+    method: &Method,
+    path: &str,
+) -> ApiResult {
+    let (c, p) = (container.clone(), path.to_owned());
+    let (files, stat) = engine
+        .blocking(move |e| {
+            let files = e.containers.files(&c)?;
+            let stat = files.path_stat(&p)?;
+            Ok((files, stat))
+        })
+        .await?;
+    // Where a symlink leads, as an absolute path in the container: the CLI
+    // copies onto that instead of the link.
+    let link_target = match stat.link_target.as_str() {
+        "" => String::new(),
+        t if t.starts_with('/') => t.to_owned(),
+        t => format!("{}/{t}", split(path).0.trim_end_matches('/')),
+    };
+    let header = stat_header(&stat.name, stat.size, stat.mode, stat.mtime, &link_target);
+    if *method == Method::HEAD {
+        return Ok((StatusCode::OK, [("x-docker-container-path-stat", header)]).into_response());
+    }
+    let path = path.to_owned();
+    let tar = super::tar_stream(move |out| files.copy_out(&path, out));
+    Ok(([("x-docker-container-path-stat", header)], tar).into_response())
+}
+
+/// `PUT` into a container that is not running, through its files.
+async fn put_stopped(
+    engine: &Arc<Engine>,
+    container: &Arc<Container>,
+    dir: &str,
+    request: Request,
+) -> ApiResult {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let (c, d) = (container.clone(), dir.to_owned());
+    let unpacker = engine.blocking(move |e| {
+        e.containers
+            .copy_into(&c, &d, crate::streams::ChannelReader::new(rx))
+    });
+    let feeder = async move {
+        let mut body = request.into_body().into_data_stream();
+        while let Some(Ok(chunk)) = body.next().await {
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    let (copied, ()) = tokio::join!(unpacker, feeder);
+    copied.map_err(|e| match e {
+        Error::Store(e) => ApiError::bad_request(format!("cannot copy into {dir}: {e}")),
+        e => e.into(),
+    })?;
+    Ok(StatusCode::OK.into_response())
 }
 
 /// A command in the container, ready to spawn.
@@ -94,8 +155,12 @@ pub(super) async fn answer(
     request: Request,
 ) -> ApiResult {
     check_path(path)?;
-    if *method == Method::PUT {
-        return put(engine, container, path, request).await;
+    let running = container.record().status == Status::Running;
+    match (method, running) {
+        (&Method::PUT, true) => return put(engine, container, path, request).await,
+        (&Method::PUT, false) => return put_stopped(engine, container, path, request).await,
+        (_, false) => return from_files(engine, container, method, path).await,
+        _ => {}
     }
     let out = in_container(engine, container, &["stat", "-c", "%s %f %Y", "--", path])?
         .stdin(Stdio::null())
@@ -123,7 +188,13 @@ pub(super) async fn answer(
         .and_then(|m| u32::from_str_radix(m, 16).ok())
         .unwrap_or(*mode as u32);
     let (_, base) = split(path);
-    let header = stat_header(base.trim_start_matches("./"), *size, mode, *mtime as i64);
+    let header = stat_header(
+        base.trim_start_matches("./"),
+        *size,
+        mode,
+        *mtime as i64,
+        "",
+    );
     if *method == Method::HEAD {
         return Ok((StatusCode::OK, [("x-docker-container-path-stat", header)]).into_response());
     }

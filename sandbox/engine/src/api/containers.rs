@@ -1,5 +1,5 @@
 //! `/containers/…`: create, list, inspect, start, stop, kill, restart,
-//! wait, attach, logs, resize, rename, remove, prune.
+//! wait, attach, logs, resize, rename, remove, prune, changes, export.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -173,11 +173,34 @@ async fn answer(
             only(method, &[Method::POST])?;
             super::exec::create(engine, &container, request).await
         }
+        Some("changes") => {
+            only(method, &[Method::GET])?;
+            changes(engine, &container).await
+        }
+        Some("export") => {
+            only(method, &[Method::GET])?;
+            let c = container.clone();
+            let files = engine.blocking(move |e| e.containers.files(&c)).await?;
+            Ok(super::tar_stream(move |out| files.export(out)))
+        }
         Some(other) => Err(Error::NotImplemented(format!(
             "docker container {other} is not supported by this engine yet"
         ))
         .into()),
     }
+}
+
+/// `docker diff`.
+async fn changes(engine: &Arc<Engine>, container: &Arc<Container>) -> ApiResult {
+    let c = container.clone();
+    let changes = engine
+        .blocking(move |e| e.containers.files(&c)?.changes())
+        .await?;
+    let list: Vec<Value> = changes
+        .iter()
+        .map(|c| json!({"Path": c.path, "Kind": c.kind as u8}))
+        .collect();
+    Ok(json(StatusCode::OK, &list))
 }
 
 fn grace(query: &Query) -> Duration {

@@ -508,25 +508,13 @@ async fn save(engine: &Arc<Engine>, names: Vec<String>) -> ApiResult {
             Ok(references)
         })
         .await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let engine = engine.clone();
-    tokio::task::spawn_blocking(move || {
-        let out = crate::streams::ChannelWriter::new(tx);
-        if let Err(e) =
-            engine
-                .store()
-                .export_docker_save(engine.images.namespace(), &references, out)
-        {
-            tracing::debug!(error = %e, "docker save ended early");
-        }
-    });
-    let body = axum::body::Body::from_stream(
-        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>),
-    );
-    Ok(axum::response::Response::builder()
-        .header("content-type", "application/x-tar")
-        .body(body)
-        .unwrap_or_default())
+    Ok(super::tar_stream(move |out| {
+        engine
+            .store()
+            .export_docker_save(engine.images.namespace(), &references, out)?;
+        Ok(())
+    }))
 }
 
 /// `docker load`: a `docker save` archive in; its images named in the lab.

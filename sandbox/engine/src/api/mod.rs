@@ -11,6 +11,7 @@
 //! reads to pick its code paths (`Api-Version`, `Ostype`, …).
 
 mod archive;
+mod commit;
 mod containers;
 pub mod error;
 mod exec;
@@ -34,7 +35,9 @@ use axum::response::{IntoResponse, Response};
 use crate::Engine;
 use error::{ApiError, ApiResult};
 pub(crate) use exec::Execs;
+use query::Query;
 pub(crate) use system::{InfoCounts, info as system_info};
+use tokio_stream::StreamExt as _;
 
 /// The API version served; the newest the 20.10 CLI asks for.
 pub const API_VERSION: &str = "1.41";
@@ -83,6 +86,10 @@ async fn route(engine: Arc<Engine>, path: &str, request: Request) -> ApiResult {
         Handled::Yes(r) => return r,
         Handled::No(request) => request,
     };
+    if path == "/commit" {
+        only(&method, &[Method::POST])?;
+        return commit::commit(engine, &Query::parse(request.uri())?).await;
+    }
     let request = match containers::handle(engine, &method, path, request).await {
         Handled::Yes(r) => return r,
         Handled::No(request) => request,
@@ -106,6 +113,26 @@ async fn route(engine: Arc<Engine>, path: &str, request: Request) -> ApiResult {
         ));
     }
     Err(ApiError::not_found())
+}
+
+/// A response streaming the tar that `write` produces on a blocking thread;
+/// an error midway ends the stream early, as with dockerd.
+pub(crate) fn tar_stream(
+    write: impl FnOnce(crate::streams::ChannelWriter) -> crate::error::Result<()> + Send + 'static,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = write(crate::streams::ChannelWriter::new(tx)) {
+            tracing::debug!(error = %e, "a tar stream ended early");
+        }
+    });
+    let body = axum::body::Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>),
+    );
+    Response::builder()
+        .header("content-type", "application/x-tar")
+        .body(body)
+        .unwrap_or_default()
 }
 
 /// Whether an area recognised the request (and its answer), or hands it on.

@@ -128,39 +128,19 @@ fn run(cfg: &HelperConfig) -> Result<Option<OwnedFd>> {
 /// Host files stay writable to us afterwards: we still own them (uid 0),
 /// only our capabilities now count inside that namespace alone.
 fn enter_sibling_userns(cfg: &HelperConfig, node: super::Sibling) -> Result<SiblingRoot> {
-    let open_ns = |kind: &str| -> Result<OwnedFd> {
-        let path = format!("/proc/{}/ns/{kind}", node.init_pid);
-        Ok(fs::File::open(&path)
-            .map_err(Error::io("open", &path))?
-            .into())
-    };
-    let userns = open_ns("user")?;
+    let userns = node.namespace("user")?;
     // Opened while we are still host root: the node's init is not dumpable.
-    let node_netns = open_ns("net")?;
-    // Opened first, checked second: the descriptor names the namespace of
-    // the process that had this start time, never a recycled pid's.
-    if state::process_start_time(node.init_pid) != Some(node.init_start_time) {
-        return Err(Error::NotRunning {
-            id: cfg.spec.sibling_of.clone().unwrap_or_default(),
-            status: "exited".into(),
-            what: "a sibling sandbox",
-        });
-    }
-    // SAFETY: plain syscalls; we are single-threaded.
-    unsafe {
-        crate::sys::check(libc::unshare(libc::CLONE_NEWNS))
-            .map_err(Error::sys("unshare mount namespace"))?;
-    }
-    crate::sys::mount(
-        None,
-        std::path::Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )
-    .map_err(Error::io("make mounts private", "/"))?;
-    let writable = rootfs::writable_layer(&cfg.disk_image, &cfg.spec.limits)?;
-    let overlay = rootfs::build_overlay(&cfg.spec, &userns, cfg.uid_base, &cfg.rootfs, &writable)?;
+    let node_netns = node.namespace("net")?;
+    node.check_alive(cfg.spec.sibling_of.as_deref().unwrap_or_default())?;
+    super::private_mount_namespace()?;
+    let writable = writable_layer(cfg)?;
+    let overlay = rootfs::build_overlay(
+        &cfg.spec.lowerdirs,
+        &userns,
+        cfg.uid_base,
+        &cfg.rootfs,
+        &writable,
+    )?;
     // SAFETY: plain syscall with a namespace descriptor; single-threaded.
     crate::sys::check(unsafe { libc::setns(userns.as_raw_fd(), libc::CLONE_NEWUSER) })
         .map_err(Error::sys("join the sibling's user namespace"))?;
@@ -168,6 +148,14 @@ fn enter_sibling_userns(cfg: &HelperConfig, node: super::Sibling) -> Result<Sibl
         overlay,
         node_netns,
     })
+}
+
+fn writable_layer(cfg: &HelperConfig) -> Result<OwnedFd> {
+    rootfs::writable_layer(
+        &cfg.disk_image,
+        &cfg.spec.limits,
+        cfg.spec.keep_writable_layer,
+    )
 }
 
 /// What a sibling's helper prepared before the clone.
@@ -212,7 +200,7 @@ fn parent(
     // and vanish with the sandbox's old root at pivot_root, and this helper
     // exits without a mount namespace of its own to tear down (which would
     // cost an RCU grace period on the critical path).
-    let writable = rootfs::writable_layer(&cfg.disk_image, &cfg.spec.limits)?;
+    let writable = writable_layer(cfg)?;
     let host_ns =
         fs::File::open("/proc/self/ns/mnt").map_err(Error::io("open", "/proc/self/ns/mnt"))?;
     let mnt_path = format!("/proc/{pid}/ns/mnt");
@@ -223,7 +211,13 @@ fn parent(
             .map_err(Error::sys("switch mount namespace"))
     };
     enter(&sandbox_ns)?;
-    let overlay = rootfs::build_overlay(&cfg.spec, &userns, cfg.uid_base, &cfg.rootfs, &writable);
+    let overlay = rootfs::build_overlay(
+        &cfg.spec.lowerdirs,
+        &userns,
+        cfg.uid_base,
+        &cfg.rootfs,
+        &writable,
+    );
     // Back home before anything else: the sandbox is about to detach the
     // tree we are standing in, and our state files live on the host.
     enter(&host_ns)?;

@@ -33,6 +33,7 @@ pub(crate) mod channel;
 pub(crate) mod create;
 pub(crate) mod exec;
 pub(crate) mod init;
+pub(crate) mod layer;
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -85,6 +86,46 @@ pub(crate) struct Attached {
 pub(crate) struct Sibling {
     pub init_pid: i32,
     pub init_start_time: u64,
+}
+
+impl Sibling {
+    /// The running sandbox's namespace of `kind` (`user`, `net`, …); check
+    /// [`Sibling::check_alive`] after opening it.
+    pub fn namespace(self, kind: &str) -> Result<std::os::fd::OwnedFd> {
+        let path = format!("/proc/{}/ns/{kind}", self.init_pid);
+        Ok(std::fs::File::open(&path)
+            .map_err(Error::io("open", &path))?
+            .into())
+    }
+
+    /// Called after opening its namespaces: the descriptors then name those
+    /// of the process that had this start time, never a recycled pid's.
+    pub fn check_alive(self, id: &str) -> Result<()> {
+        if crate::state::process_start_time(self.init_pid) != Some(self.init_start_time) {
+            return Err(Error::NotRunning {
+                id: id.to_owned(),
+                status: "exited".into(),
+                what: "a sibling sandbox",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Gives this (single-threaded) helper a mount namespace of its own whose
+/// mounts never propagate to the host's; it goes when the helper exits.
+pub(crate) fn private_mount_namespace() -> Result<()> {
+    // SAFETY: plain syscall; helpers are single-threaded.
+    crate::sys::check(unsafe { libc::unshare(libc::CLONE_NEWNS) })
+        .map_err(Error::sys("unshare mount namespace"))?;
+    crate::sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+    .map_err(Error::io("make mounts private", "/"))
 }
 
 /// A command ready to `execve`, prepared before forking so the child only

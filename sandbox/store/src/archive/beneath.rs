@@ -108,6 +108,21 @@ impl Beneath {
         })
     }
 
+    /// Beneath a directory already open; `shown` names it in messages.
+    pub(crate) fn from_fd(root: BorrowedFd<'_>, shown: &Path) -> Result<Beneath, ArchiveError> {
+        let root = root.try_clone_to_owned().map_err(|e| {
+            io_err(
+                "opening",
+                shown,
+                Errno::from_io_error(&e).unwrap_or(Errno::BADF),
+            )
+        })?;
+        Ok(Beneath {
+            root,
+            root_path: shown.to_owned(),
+        })
+    }
+
     pub(crate) fn root(&self) -> BorrowedFd<'_> {
         self.root.as_fd()
     }

@@ -3,14 +3,17 @@
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use rustix::fs::{major, minor};
+use rustix::fs::{OFlags, major, minor};
 use tar::{EntryType, Header};
 
-use super::{ArchiveError, Compression, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
+use super::{
+    ArchiveError, Compression, NOBODY, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX,
+};
 use crate::content::{ContentStore, Expected, Ingester};
 use crate::digest::{Digest, Hashing};
 use crate::error::Result;
@@ -24,6 +27,12 @@ pub struct DiffOptions {
     /// `SOURCE_DATE_EPOCH` does), so rebuilding the same tree later gives
     /// the same digest.
     pub clamp_mtime: Option<u64>,
+    /// The first host id of a user namespace whose files these are (a
+    /// container's writable layer): owners in its 65536 ids are written as
+    /// the ids inside, any other as `nobody` (65534).
+    pub id_base: Option<u32>,
+    /// Paths (relative, `etc/hosts`) left out with everything beneath them.
+    pub exclude: Vec<String>,
 }
 
 impl Default for DiffOptions {
@@ -31,6 +40,24 @@ impl Default for DiffOptions {
         DiffOptions {
             compression: Compression::Gzip,
             clamp_mtime: None,
+            id_base: None,
+            exclude: Vec::new(),
+        }
+    }
+}
+
+/// Ids a user namespace maps, from its first host id.
+const NAMESPACE_IDS: u32 = 65536;
+
+impl DiffOptions {
+    /// An owner on disk as the layer records it.
+    pub fn owner(&self, id: u32) -> u32 {
+        match self.id_base {
+            None => id,
+            Some(base) => match id.checked_sub(base) {
+                Some(inside) if inside < NAMESPACE_IDS => inside,
+                _ => NOBODY,
+            },
         }
     }
 }
@@ -58,18 +85,161 @@ fn io_err(what: &'static str, path: &Path, source: io::Error) -> ArchiveError {
 /// `.wh.` entries, hard links kept as links to the first path seen.
 /// `dir` may be an overlay upperdir or a whole rootfs.
 pub fn write_tar(dir: &Path, options: &DiffOptions, out: impl Write) -> Result<DiffSummary> {
-    let hashing = Hashing::new(out);
+    let root = open_dir(dir).map_err(|e| io_err("opening", dir, e))?;
+    write_tar_at(&root, dir, options, out)
+}
+
+/// [`write_tar`] of the directory open as `root` (`shown` names it in
+/// messages). The tree may be changing under a hostile owner (a running
+/// container's layer): every step is taken from an open directory, and
+/// nothing is followed, so a directory swapped for a symlink midway never
+/// leads the walk outside `root`.
+pub fn write_tar_at(
+    root: &File,
+    shown: &Path,
+    options: &DiffOptions,
+    out: impl Write,
+) -> Result<DiffSummary> {
+    walk(options, out, shown, |walker| {
+        walker.walk_dir(root, shown, "")
+    })
+}
+
+/// One path of the tree open as `root`, resolved as if `root` were `/`
+/// (its symlinks cannot lead out), as a tar whose top entry is the path's
+/// last component, itself never followed: what `docker cp` sends.
+pub fn write_tar_of(
+    root: &File,
+    path: &str,
+    options: &DiffOptions,
+    out: impl Write,
+) -> Result<DiffSummary> {
+    let Some((parent, name)) = parent_in_root(root, path)? else {
+        return write_tar_at(root, Path::new("/"), options, out);
+    };
+    let at_path = at(&parent, name.as_ref());
+    let meta = fs::symlink_metadata(&at_path).map_err(|e| missing(path, e))?;
+    let shown = Path::new(path);
+    walk(options, out, shown, |walker| {
+        walker.entry(&at_path, shown, &name, &name, "", &meta)
+    })
+}
+
+/// What `docker cp` reports of a path before copying it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathStat {
+    pub name: String,
+    pub size: u64,
+    /// `st_mode`: type and permission bits.
+    pub mode: u32,
+    pub mtime: i64,
+    /// For a symlink, where it points.
+    pub link_target: String,
+}
+
+/// [`PathStat`] of `path` in the tree open as `root`, resolved as
+/// [`write_tar_of`] does.
+pub fn stat_beneath(root: &File, path: &str) -> Result<PathStat> {
+    let (meta, name, link_target) = match parent_in_root(root, path)? {
+        None => (
+            root.metadata().map_err(|e| missing(path, e))?,
+            "/".to_owned(),
+            String::new(),
+        ),
+        Some((parent, name)) => {
+            let at_path = at(&parent, name.as_ref());
+            let meta = fs::symlink_metadata(&at_path).map_err(|e| missing(path, e))?;
+            let link = if meta.file_type().is_symlink() {
+                fs::read_link(&at_path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            (meta, name, link)
+        }
+    };
+    Ok(PathStat {
+        name,
+        size: meta.len(),
+        mode: meta.mode(),
+        mtime: meta.mtime(),
+        link_target,
+    })
+}
+
+fn missing(path: &str, e: io::Error) -> crate::Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        ArchiveError::NoSuchPath(path.to_owned()).into()
+    } else {
+        io_err("inspecting", Path::new(path), e).into()
+    }
+}
+
+/// The directory holding `path`'s last component, resolved inside `root`,
+/// and that component; `None` for the root itself.
+fn parent_in_root(root: &File, path: &str) -> Result<Option<(File, String)>> {
+    let mut trimmed = path.trim_end_matches('/');
+    // `DIR/.` is DIR (the caller wants its contents; the tar is the same).
+    while let Some(dir) = trimmed.strip_suffix("/.") {
+        trimmed = dir.trim_end_matches('/');
+    }
+    let (dir, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+    if name.is_empty() || name == "." || name == ".." {
+        return if dir.is_empty() && matches!(name, "" | ".") {
+            Ok(None)
+        } else {
+            Err(ArchiveError::UnsafePath {
+                path: path.to_owned(),
+                reason: "name a file or directory, not '.' or '..'",
+            }
+            .into())
+        };
+    }
+    let parent = dir_in_root(root, dir).map_err(|e| match e {
+        crate::Error::Archive(ArchiveError::NoSuchPath(_)) => {
+            ArchiveError::NoSuchPath(path.to_owned()).into()
+        }
+        e => e,
+    })?;
+    Ok(Some((parent, name.to_owned())))
+}
+
+/// Directory `path` of the tree open as `root`, resolved as if `root` were
+/// `/`: its symlinks are followed, but never out of it.
+pub fn dir_in_root(root: &File, path: &str) -> Result<File> {
+    let relative = match path.trim_start_matches('/') {
+        "" => ".",
+        p => p,
+    };
+    let dir = rustix::fs::openat2(
+        root,
+        relative,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+        rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| missing(path, e.into()))?;
+    Ok(File::from(dir))
+}
+
+fn walk<W: Write>(
+    options: &DiffOptions,
+    out: W,
+    shown: &Path,
+    body: impl FnOnce(&mut Walker<'_, Hashing<W>>) -> Result<()>,
+) -> Result<DiffSummary> {
     let mut walker = Walker {
-        builder: tar::Builder::new(hashing),
+        builder: tar::Builder::new(Hashing::new(out)),
         options,
         links: HashMap::new(),
         entries: 0,
     };
-    walker.walk_dir(dir, "")?;
+    body(&mut walker)?;
     let hashing = walker
         .builder
         .into_inner()
-        .map_err(|e| io_err("finishing tar", dir, e))?;
+        .map_err(|e| io_err("finishing tar", shown, e))?;
     let entries = walker.entries;
     let (_, diff_id, tar_size) = hashing.into_inner();
     Ok(DiffSummary {
@@ -77,6 +247,26 @@ pub fn write_tar(dir: &Path, options: &DiffOptions, out: impl Write) -> Result<D
         tar_size,
         entries,
     })
+}
+
+/// A directory, opened without following a symlink in its last component.
+fn open_dir(path: &Path) -> io::Result<File> {
+    open_nofollow(path, OFlags::DIRECTORY)
+}
+
+fn open_nofollow(path: &Path, flags: OFlags) -> io::Result<File> {
+    let fd = rustix::fs::open(
+        path,
+        flags | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// `name` in the directory open as `dir`, as a path the kernel resolves
+/// through that descriptor: the `l*` calls on it never follow `name`.
+fn at(dir: &File, name: &std::ffi::OsStr) -> std::path::PathBuf {
+    Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name)
 }
 
 struct Walker<'a, W: Write> {
@@ -88,22 +278,26 @@ struct Walker<'a, W: Write> {
 }
 
 impl<W: Write> Walker<'_, W> {
-    fn walk_dir(&mut self, dir: &Path, prefix: &str) -> Result<()> {
-        let mut names: Vec<_> = fs::read_dir(dir)
-            .map_err(|e| io_err("listing", dir, e))?
+    fn walk_dir(&mut self, dir: &File, shown: &Path, prefix: &str) -> Result<()> {
+        let mut names: Vec<_> = fs::read_dir(at(dir, ".".as_ref()))
+            .map_err(|e| io_err("listing", shown, e))?
             .map(|e| e.map(|e| e.file_name()))
             .collect::<io::Result<_>>()
-            .map_err(|e| io_err("listing", dir, e))?;
+            .map_err(|e| io_err("listing", shown, e))?;
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         for name in names {
-            let path = dir.join(&name);
+            let path = at(dir, &name);
+            let shown = shown.join(&name);
             let name = name.to_str().ok_or_else(|| ArchiveError::UnsafePath {
-                path: path.display().to_string(),
+                path: shown.display().to_string(),
                 reason: "file names in layers must be UTF-8",
             })?;
             let rel = format!("{prefix}{name}");
-            let meta = fs::symlink_metadata(&path).map_err(|e| io_err("inspecting", &path, e))?;
-            self.entry(&path, &rel, name, prefix, &meta)?;
+            if self.options.exclude.contains(&rel) {
+                continue;
+            }
+            let meta = fs::symlink_metadata(&path).map_err(|e| io_err("inspecting", &shown, e))?;
+            self.entry(&path, &shown, &rel, name, prefix, &meta)?;
         }
         Ok(())
     }
@@ -112,8 +306,8 @@ impl<W: Write> Walker<'_, W> {
         let mut h = Header::new_gnu();
         h.set_entry_type(kind);
         h.set_mode(meta.mode() & 0o7777);
-        h.set_uid(meta.uid().into());
-        h.set_gid(meta.gid().into());
+        h.set_uid(self.options.owner(meta.uid()).into());
+        h.set_gid(self.options.owner(meta.gid()).into());
         let mtime = meta.mtime().max(0) as u64;
         h.set_mtime(self.options.clamp_mtime.map_or(mtime, |c| mtime.min(c)));
         h.set_size(0);
@@ -125,17 +319,18 @@ impl<W: Write> Walker<'_, W> {
         header: &mut Header,
         rel: &str,
         data: impl io::Read,
-        fs_path: &Path,
+        shown: &Path,
     ) -> Result<()> {
         self.entries += 1;
         self.builder
             .append_data(header, rel, data)
-            .map_err(|e| io_err("adding to tar", fs_path, e).into())
+            .map_err(|e| io_err("adding to tar", shown, e).into())
     }
 
     fn entry(
         &mut self,
         path: &Path,
+        shown: &Path,
         rel: &str,
         name: &str,
         prefix: &str,
@@ -148,33 +343,35 @@ impl<W: Write> Walker<'_, W> {
                 &mut h,
                 &format!("{prefix}{WHITEOUT_PREFIX}{name}"),
                 io::empty(),
-                path,
+                shown,
             );
         }
-        self.pax_xattrs(path, rel)?;
+        self.pax_xattrs(path, shown, rel)?;
         if ft.is_dir() {
-            let mut h = self.header(meta, EntryType::Directory);
-            self.append(&mut h, &format!("{rel}/"), io::empty(), path)?;
+            let dir = open_dir(path).map_err(|e| io_err("opening", shown, e))?;
+            let meta = dir.metadata().map_err(|e| io_err("inspecting", shown, e))?;
+            let mut h = self.header(&meta, EntryType::Directory);
+            self.append(&mut h, &format!("{rel}/"), io::empty(), shown)?;
             if is_opaque(path) {
-                let mut h = self.header(meta, EntryType::Regular);
+                let mut h = self.header(&meta, EntryType::Regular);
                 h.set_mode(0o644);
                 self.append(
                     &mut h,
                     &format!("{rel}/{OPAQUE_WHITEOUT}"),
                     io::empty(),
-                    path,
+                    shown,
                 )?;
             }
-            return self.walk_dir(path, &format!("{rel}/"));
+            return self.walk_dir(&dir, shown, &format!("{rel}/"));
         }
         if ft.is_symlink() {
-            let target = fs::read_link(path).map_err(|e| io_err("reading symlink", path, e))?;
+            let target = fs::read_link(path).map_err(|e| io_err("reading symlink", shown, e))?;
             let mut h = self.header(meta, EntryType::Symlink);
             self.entries += 1;
             return self
                 .builder
                 .append_link(&mut h, rel, &target)
-                .map_err(|e| io_err("adding to tar", path, e).into());
+                .map_err(|e| io_err("adding to tar", shown, e).into());
         }
         if meta.nlink() > 1 && !ft.is_dir() {
             let key = (meta.dev(), meta.ino());
@@ -184,17 +381,32 @@ impl<W: Write> Walker<'_, W> {
                 return self
                     .builder
                     .append_link(&mut h, rel, &first)
-                    .map_err(|e| io_err("adding to tar", path, e).into());
+                    .map_err(|e| io_err("adding to tar", shown, e).into());
             }
             self.links.insert(key, rel.to_owned());
         }
         if ft.is_file() {
-            let mut h = self.header(meta, EntryType::Regular);
+            // Non-blocking: a name swapped for a FIFO must not hang us.
+            let file =
+                open_nofollow(path, OFlags::NONBLOCK).map_err(|e| io_err("opening", shown, e))?;
+            // What was opened is what is described: the name may have
+            // changed since it was listed.
+            let meta = file
+                .metadata()
+                .map_err(|e| io_err("inspecting", shown, e))?;
+            if !meta.is_file() {
+                return Err(io_err(
+                    "archiving",
+                    shown,
+                    io::Error::other("it changed while being read"),
+                )
+                .into());
+            }
+            let mut h = self.header(&meta, EntryType::Regular);
             h.set_size(meta.len());
-            let file = File::open(path).map_err(|e| io_err("opening", path, e))?;
             // A file that changes size while read would corrupt the tar; the
             // take() keeps the header honest if it grows.
-            return self.append(&mut h, rel, io::Read::take(file, meta.len()), path);
+            return self.append(&mut h, rel, io::Read::take(file, meta.len()), shown);
         }
         let kind = if ft.is_char_device() {
             EntryType::Char
@@ -204,23 +416,23 @@ impl<W: Write> Walker<'_, W> {
             EntryType::Fifo
         } else {
             // Sockets cannot be archived; tar and docker skip them too.
-            tracing::debug!(path = %path.display(), "skipping socket");
+            tracing::debug!(path = %shown.display(), "skipping socket");
             return Ok(());
         };
         let mut h = self.header(meta, kind);
         if kind != EntryType::Fifo {
             h.set_device_major(major(meta.rdev()))
-                .map_err(|e| io_err("adding to tar", path, e))?;
+                .map_err(|e| io_err("adding to tar", shown, e))?;
             h.set_device_minor(minor(meta.rdev()))
-                .map_err(|e| io_err("adding to tar", path, e))?;
+                .map_err(|e| io_err("adding to tar", shown, e))?;
         }
-        self.append(&mut h, rel, io::empty(), path)
+        self.append(&mut h, rel, io::empty(), shown)
     }
 
     /// The tar crate writes no PAX records, so xattrs go in a hand-made
     /// `x` entry (POSIX pax format: "<len> SCHILY.xattr.<name>=<value>\n").
-    fn pax_xattrs(&mut self, path: &Path, rel: &str) -> Result<()> {
-        let xattrs = read_xattrs(path).map_err(|e| io_err("reading xattrs", path, e))?;
+    fn pax_xattrs(&mut self, path: &Path, shown: &Path, rel: &str) -> Result<()> {
+        let xattrs = read_xattrs(path).map_err(|e| io_err("reading xattrs", shown, e))?;
         if xattrs.is_empty() {
             return Ok(());
         }
@@ -236,13 +448,13 @@ impl<W: Write> Walker<'_, W> {
             .rev()
             .collect();
         h.set_path(format!("PaxHeaders/{}", short.trim_start_matches('/')))
-            .map_err(|e| io_err("adding to tar", path, e))?;
+            .map_err(|e| io_err("adding to tar", shown, e))?;
         h.set_size(records.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
         self.builder
             .append(&h, records.as_slice())
-            .map_err(|e| io_err("adding to tar", path, e).into())
+            .map_err(|e| io_err("adding to tar", shown, e).into())
     }
 }
 
@@ -348,15 +560,26 @@ pub(crate) fn write_layer(
     dir: &Path,
     options: &DiffOptions,
 ) -> Result<Layer> {
+    let root = open_dir(dir).map_err(|e| io_err("opening", dir, e))?;
+    write_layer_at(content, &root, dir, options)
+}
+
+/// [`write_layer`] of the directory open as `root` (`shown` in messages).
+pub(crate) fn write_layer_at(
+    content: &ContentStore,
+    root: &File,
+    shown: &Path,
+    options: &DiffOptions,
+) -> Result<Layer> {
     let ingest_ref = crate::durable::unique_name("layer");
     let writer = content.writer(&ingest_ref, Expected::default())?;
     let result = (|| {
         let mut encoder = Encoder::new(writer, options.compression)
-            .map_err(|e| io_err("starting compression", dir, e))?;
-        let summary = write_tar(dir, options, &mut encoder)?;
+            .map_err(|e| io_err("starting compression", shown, e))?;
+        let summary = write_tar_at(root, shown, options, &mut encoder)?;
         let writer = encoder
             .finish()
-            .map_err(|e| io_err("finishing compression", dir, e))?;
+            .map_err(|e| io_err("finishing compression", shown, e))?;
         let info = writer.commit()?;
         Ok(Layer {
             digest: info.digest,

@@ -15,22 +15,27 @@
 //! the expansion ratio are bounded while the stream is read.
 
 pub(crate) mod beneath;
+mod changes;
 mod compression;
 mod diff;
 mod unpack;
 
 use std::path::PathBuf;
 
+pub use changes::{Change, ChangeKind, changes};
 pub use compression::{Compression, Limits};
-pub use diff::{DiffOptions, DiffSummary, write_tar};
-pub use unpack::{UnpackSummary, WhiteoutMode, unpack};
+pub use diff::{
+    DiffOptions, DiffSummary, PathStat, dir_in_root, stat_beneath, write_tar, write_tar_at,
+    write_tar_of,
+};
+pub use unpack::{UnpackSummary, WhiteoutMode, unpack, unpack_into};
 
 use crate::digest::Digest;
 use crate::error::ErrorKind;
 
 #[cfg(test)]
 pub(crate) use diff::pax_xattr_records;
-pub(crate) use diff::write_layer;
+pub(crate) use diff::{write_layer, write_layer_at};
 
 /// A bounded decompressing reader over a layer blob (compression detected
 /// by magic bytes), for callers that want the tar stream itself.
@@ -48,6 +53,8 @@ pub const WHITEOUT_PREFIX: &str = ".wh.";
 pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 /// The xattr overlayfs reads to treat a directory as opaque.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// `nobody` inside a user namespace: what an owner it cannot map becomes.
+pub(crate) const NOBODY: u32 = 65534;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -79,6 +86,8 @@ pub enum ArchiveError {
     Corrupt(String),
     #[error("layer diff id mismatch: expected {expected}, got {actual}")]
     DiffIdMismatch { expected: Digest, actual: Digest },
+    #[error("no such file or directory: {0}")]
+    NoSuchPath(String),
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,
@@ -92,6 +101,7 @@ impl ArchiveError {
     pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             ArchiveError::Io { .. } => ErrorKind::Internal,
+            ArchiveError::NoSuchPath(_) => ErrorKind::NotFound,
             _ => ErrorKind::InvalidArgument,
         }
     }

@@ -20,7 +20,9 @@ use super::beneath::{
     Beneath, DIR_FLAGS, RESOLVE, RelPath, clear_dir_except, file_type_at, remove_all_at,
 };
 use super::compression::{Limits, Violation, decompress_pipelined};
-use super::{ArchiveError, Compression, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
+use super::{
+    ArchiveError, Compression, NOBODY, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX,
+};
 use crate::digest::Digest;
 
 /// What to do with whiteout entries.
@@ -56,6 +58,33 @@ pub fn unpack(
     mode: WhiteoutMode,
     limits: Limits,
 ) -> crate::Result<UnpackSummary> {
+    let root = Beneath::open(target)?;
+    unpack_beneath(raw, root, mode, limits, None)
+}
+
+/// [`unpack`] into the directory open as `target` (`shown` in messages),
+/// with owners shifted into the user namespace whose first host id is
+/// `id_base` (ids past its 65536 become its `nobody`): files copied into a
+/// container's root from outside.
+pub fn unpack_into(
+    raw: impl Read + Send,
+    target: BorrowedFd<'_>,
+    shown: &Path,
+    mode: WhiteoutMode,
+    limits: Limits,
+    id_base: Option<u32>,
+) -> crate::Result<UnpackSummary> {
+    let root = Beneath::from_fd(target, shown)?;
+    unpack_beneath(raw, root, mode, limits, id_base)
+}
+
+fn unpack_beneath(
+    raw: impl Read + Send,
+    root: Beneath,
+    mode: WhiteoutMode,
+    limits: Limits,
+    id_base: Option<u32>,
+) -> crate::Result<UnpackSummary> {
     std::thread::scope(|scope| {
         let (mut stream, compression, decoder) = decompress_pipelined(scope, raw, limits)
             .map_err(|e| ArchiveError::Corrupt(format!("reading compressed stream: {e}")))?;
@@ -76,9 +105,9 @@ pub fn unpack(
             })
         };
         let corrupt = |e: io::Error| limit_error().unwrap_or(ArchiveError::Corrupt(e.to_string()));
-        let root = Beneath::open(target)?;
         let mut state = State {
             root,
+            id_base,
             mode,
             limits,
             dir_times: Vec::new(),
@@ -121,6 +150,7 @@ pub fn unpack(
 
 struct State {
     root: Beneath,
+    id_base: Option<u32>,
     mode: WhiteoutMode,
     limits: Limits,
     /// Directory mtimes are set last: creating children changes them.
@@ -167,13 +197,21 @@ impl State {
             header.device_major().ok().flatten().unwrap_or(0),
             header.device_minor().ok().flatten().unwrap_or(0),
         );
+        let owner = |id: u64| match self.id_base {
+            None => id as u32,
+            Some(base) => base + id.min(u64::from(NOBODY)) as u32,
+        };
         let meta = Meta {
-            uid: header
-                .uid()
-                .map_err(|e| ArchiveError::Corrupt(e.to_string()))? as u32,
-            gid: header
-                .gid()
-                .map_err(|e| ArchiveError::Corrupt(e.to_string()))? as u32,
+            uid: owner(
+                header
+                    .uid()
+                    .map_err(|e| ArchiveError::Corrupt(e.to_string()))?,
+            ),
+            gid: owner(
+                header
+                    .gid()
+                    .map_err(|e| ArchiveError::Corrupt(e.to_string()))?,
+            ),
             mode: header
                 .mode()
                 .map_err(|e| ArchiveError::Corrupt(e.to_string()))?

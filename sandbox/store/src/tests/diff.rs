@@ -55,6 +55,7 @@ fn same_tree_same_digest_and_mtime_clamp() {
     let options = DiffOptions {
         compression: Compression::Gzip,
         clamp_mtime: Some(1_000),
+        ..DiffOptions::default()
     };
     let l1 = s.create_layer_from_dir(a.path(), &options).expect("layer");
     let l2 = s.create_layer_from_dir(a.path(), &options).expect("layer");

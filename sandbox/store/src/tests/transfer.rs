@@ -27,6 +27,7 @@ fn build_image(s: &Store, compression: Compression) -> (ImageRef, Vec<crate::Lay
     let options = DiffOptions {
         compression,
         clamp_mtime: Some(1_700_000_000),
+        ..DiffOptions::default()
     };
     let l1 = s
         .create_layer_from_dir(base.path(), &options)

@@ -1,0 +1,232 @@
+//! `POST /commit`: a new image from a container's changes (`docker
+//! commit`), with Dockerfile-style `changes` (`-c 'CMD ["cat","/hello"]'`)
+//! applied to its config.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use store::Reference;
+
+use super::error::{ApiError, ApiResult};
+use super::json;
+use super::query::Query;
+use crate::Engine;
+use crate::error::{Error, Result};
+
+/// Image configs are small; one larger than this is not ours to extend.
+const MAX_CONFIG: u64 = 4 << 20;
+
+pub(super) async fn commit(engine: &Arc<Engine>, query: &Query) -> ApiResult {
+    let name = query
+        .str("container")
+        .ok_or_else(|| ApiError::bad_request("container is required"))?;
+    let container = engine.containers.find(name)?;
+    let repo = query.str("repo").unwrap_or_default();
+    if repo.is_empty() {
+        return Err(ApiError::bad_request(
+            "name the new image: docker commit CONTAINER REPOSITORY[:TAG] (this engine keeps no unnamed images)",
+        ));
+    }
+    let tag = query
+        .str("tag")
+        .filter(|t| !t.is_empty())
+        .unwrap_or("latest");
+    let reference = Reference::parse(&format!("{repo}:{tag}"))
+        .map_err(|e| Error::InvalidReference(e.to_string()))?;
+    let mut changes = Vec::new();
+    for change in query.all("changes") {
+        changes.extend(
+            change
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    let comment = query.str("comment").unwrap_or_default().to_owned();
+    let author = query.str("author").unwrap_or_default().to_owned();
+    let id = engine
+        .blocking(move |e| {
+            let record = container.record();
+            let base = e.images.find(&record.image).map_err(|_| {
+                Error::Conflict(format!(
+                    "the image {} of container {} is gone: it cannot be committed",
+                    record.image, record.id
+                ))
+            })?;
+            let mut config = serde_json::to_value(&record.config).map_err(bad_config)?;
+            for change in &changes {
+                apply_change(&mut config, change)?;
+            }
+            let files = e.containers.files(&container)?;
+            let layer = files.commit_layer(e.store())?;
+            let mut image: Value = serde_json::from_slice(
+                &e.store().read_blob(&base.image.config_digest, MAX_CONFIG)?,
+            )
+            .map_err(bad_config)?;
+            let now = crate::containers::now();
+            let created_by = std::iter::once(record.path.as_str())
+                .chain(record.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ");
+            image["config"] = config;
+            image["container_config"] = serde_json::to_value(&record.config).map_err(bad_config)?;
+            image["container"] = json!(record.id);
+            image["created"] = json!(now);
+            image["author"] = json!(author);
+            image["comment"] = json!(comment);
+            push(
+                &mut image["rootfs"]["diff_ids"],
+                json!(layer.diff_id.to_string()),
+            );
+            let mut step = json!({"created": now, "created_by": created_by});
+            if !author.is_empty() {
+                step["author"] = json!(author);
+            }
+            if !comment.is_empty() {
+                step["comment"] = json!(comment);
+            }
+            push(&mut image["history"], step);
+            let bytes = serde_json::to_vec(&image).map_err(bad_config)?;
+            let mut layers = base.image.layers.clone();
+            layers.push(layer);
+            let made = e.store().write_image(&bytes, &layers)?;
+            e.store()
+                .tag(e.images.namespace(), &reference, &made.manifest_digest)?;
+            Ok(made.config_digest.to_string())
+        })
+        .await?;
+    Ok(json(StatusCode::CREATED, &json!({ "Id": id })))
+}
+
+fn bad_config(e: serde_json::Error) -> Error {
+    Error::InvalidArgument(format!("the image config cannot be extended: {e}"))
+}
+
+fn push(list: &mut Value, item: Value) {
+    match list.as_array_mut() {
+        Some(items) => items.push(item),
+        None => *list = json!([item]),
+    }
+}
+
+/// Applies one Dockerfile instruction of those `docker commit --change`
+/// accepts to a container config (Docker's JSON field names).
+fn apply_change(config: &mut Value, change: &str) -> Result<()> {
+    let (instruction, rest) = change
+        .split_once(char::is_whitespace)
+        .map_or((change, ""), |(i, r)| (i, r.trim()));
+    let bad = |why: &str| Error::InvalidArgument(format!("invalid change {change:?}: {why}"));
+    match instruction.to_ascii_uppercase().as_str() {
+        "CMD" => config["Cmd"] = json!(command(rest)),
+        "ENTRYPOINT" => config["Entrypoint"] = json!(command(rest)),
+        "USER" => config["User"] = json!(rest),
+        "WORKDIR" => config["WorkingDir"] = json!(rest),
+        "STOPSIGNAL" => config["StopSignal"] = json!(rest),
+        "ENV" => {
+            let mut env: Vec<String> =
+                serde_json::from_value(config["Env"].clone()).unwrap_or_default();
+            for (key, value) in pairs(rest).ok_or_else(|| bad("write ENV KEY=VALUE"))? {
+                env.retain(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k) != key);
+                env.push(format!("{key}={value}"));
+            }
+            config["Env"] = json!(env);
+        }
+        "LABEL" => {
+            let labels = object(&mut config["Labels"]);
+            for (key, value) in pairs(rest).ok_or_else(|| bad("write LABEL KEY=VALUE"))? {
+                labels.insert(key, json!(value));
+            }
+        }
+        "EXPOSE" => {
+            let ports = object(&mut config["ExposedPorts"]);
+            for port in rest.split_whitespace() {
+                let (number, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
+                if number.parse::<u16>().is_err() || !matches!(protocol, "tcp" | "udp" | "sctp") {
+                    return Err(bad("write EXPOSE PORT[/PROTOCOL]"));
+                }
+                ports.insert(format!("{number}/{protocol}"), json!({}));
+            }
+        }
+        "VOLUME" => {
+            let paths = serde_json::from_str::<Vec<String>>(rest)
+                .unwrap_or_else(|_| rest.split_whitespace().map(str::to_owned).collect());
+            let volumes = object(&mut config["Volumes"]);
+            for path in paths {
+                volumes.insert(path, json!({}));
+            }
+        }
+        "ONBUILD" => push(&mut config["OnBuild"], json!(rest)),
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "{other} is not a valid change command: use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The exec form (`["cat","/hello"]`) as given, the shell form wrapped in
+/// `/bin/sh -c`, as a Dockerfile reads them.
+fn command(rest: &str) -> Vec<String> {
+    serde_json::from_str::<Vec<String>>(rest)
+        .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), rest.into()])
+}
+
+/// `KEY=VALUE …` (values may be double-quoted), or the old `KEY VALUE`.
+fn pairs(rest: &str) -> Option<Vec<(String, String)>> {
+    let first = rest.split_whitespace().next()?;
+    if !first.contains('=') {
+        let (key, value) = rest.split_once(char::is_whitespace)?;
+        return Some(vec![(key.to_owned(), value.trim().to_owned())]);
+    }
+    rest.split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (!k.is_empty()).then(|| (k.to_owned(), v.trim_matches('"').to_owned()))
+        })
+        .collect()
+}
+
+fn object(value: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !value.is_object() {
+        *value = json!({});
+    }
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("made an object just above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_read_like_a_dockerfile() {
+        let mut config = json!({"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"]});
+        apply_change(&mut config, r#"CMD ["cat","/hello"]"#).expect("cmd");
+        apply_change(&mut config, "ENTRYPOINT echo hi").expect("entrypoint");
+        apply_change(&mut config, "ENV A=2 B=\"x\"").expect("env");
+        apply_change(&mut config, "ENV C three").expect("old env");
+        apply_change(&mut config, "EXPOSE 80 53/udp").expect("expose");
+        apply_change(&mut config, "LABEL team=web").expect("label");
+        apply_change(&mut config, "WORKDIR /srv").expect("workdir");
+        assert_eq!(config["Cmd"], json!(["cat", "/hello"]));
+        assert_eq!(config["Entrypoint"], json!(["/bin/sh", "-c", "echo hi"]));
+        assert_eq!(config["Env"], json!(["PATH=/bin", "A=2", "B=x", "C=three"]));
+        assert_eq!(config["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
+        assert_eq!(config["Labels"], json!({"team": "web"}));
+        assert_eq!(config["WorkingDir"], json!("/srv"));
+    }
+
+    #[test]
+    fn bad_changes_are_refused_with_a_reason() {
+        let mut config = json!({});
+        for change in ["RUN rm -rf /", "EXPOSE http", "ENV", "LABEL =x", "FROM x"] {
+            let e = apply_change(&mut config, change).expect_err(change);
+            assert!(!e.to_string().is_empty());
+        }
+    }
+}

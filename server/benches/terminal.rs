@@ -466,21 +466,60 @@ async fn settle_text(socket: &mut Socket) -> Result<()> {
 
 /// The floor: a local bash on a PTY, read and written directly.
 fn bare_pty(work: &Path) -> Result<Figures> {
-    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
     let open = || -> Result<_> {
-        let pair = native_pty_system().openpty(PtySize {
-            rows: 24,
-            cols: 80,
-            pixel_width: 0,
-            pixel_height: 0,
-        })?;
-        let mut command = CommandBuilder::new("bash");
-        command.args(["--norc", "--noprofile"]);
-        command.cwd(work);
-        let child = pair.slave.spawn_command(command)?;
-        let reader = pair.master.try_clone_reader()?;
-        let writer = pair.master.take_writer()?;
-        Ok((pair.master, child, reader, writer))
+        let (mut master, mut slave) = (0, 0);
+        let size = libc::winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: valid out-pointers and winsize; no name buffer.
+        if unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        } < 0
+        {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        // SAFETY: fresh descriptors we own; the shell must not inherit the master.
+        let (master, slave) = unsafe {
+            libc::fcntl(master, libc::F_SETFD, libc::FD_CLOEXEC);
+            (
+                std::fs::File::from_raw_fd(master),
+                OwnedFd::from_raw_fd(slave),
+            )
+        };
+        let mut command = Command::new("bash");
+        command
+            .args(["--norc", "--noprofile"])
+            .current_dir(work)
+            .stdin(slave.try_clone()?)
+            .stdout(slave.try_clone()?)
+            .stderr(slave);
+        // SAFETY: setsid and ioctl only, between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::setsid();
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn()?;
+        // Our copies of the slave would keep the PTY open after bash ends.
+        drop(command);
+        let reader: Box<dyn Read + Send> = Box::new(master.try_clone()?);
+        let writer = master.try_clone()?;
+        Ok((master, child, reader, writer))
     };
     // A reader thread turns the PTY into a channel, like a web layer would
     // without any of its work.

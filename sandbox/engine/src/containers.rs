@@ -103,8 +103,8 @@ pub struct Container {
     pub output: Output,
     /// Write end of the container's stdin while it runs with `OpenStdin`.
     stdin: Mutex<Option<OwnedFd>>,
-    /// The PTY master of a `Tty` container, for resizing.
-    pty: Mutex<Option<Arc<OwnedFd>>>,
+    /// The terminal of a `Tty` container, for resizing.
+    pty: Mutex<Option<Arc<runtime::Pty>>>,
     /// Keeps the image's layers while the container exists.
     _lease: Mutex<Option<Lease>>,
     /// The accept loops of its published ports, ended when it exits.
@@ -142,7 +142,7 @@ impl Container {
             .and_then(|fd| fd.try_clone().ok())
     }
 
-    pub fn pty(&self) -> Option<Arc<OwnedFd>> {
+    pub fn pty(&self) -> Option<Arc<runtime::Pty>> {
         self.pty.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
@@ -445,11 +445,10 @@ impl Containers {
             ));
         }
         let listeners = self.bind_ports(&bindings)?;
-        let (stdio, readers) = self.stdio(container, &record)?;
         container.output.reopen();
         // Subscribed before the process exists, so no early output or
         // exit is missed by what follows.
-        let sandbox = self.runtime.create_attached(spec, stdio)?;
+        let (sandbox, readers) = self.launch(container, &record, spec)?;
         *container._lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(unpacked.lease);
         let mut published: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
         if let Some(ip) = ip {
@@ -656,25 +655,34 @@ impl Containers {
         Ok(task.abort_handle())
     }
 
-    /// Pipes, or one PTY, for the container's stdio; the ends we read.
-    fn stdio(&self, container: &Container, record: &Record) -> Result<(runtime::Stdio3, Readers)> {
+    /// Starts the container's sandbox with its stdio on pipes, or on a
+    /// terminal of its own devpts; returns the ends we read.
+    fn launch(
+        &self,
+        container: &Container,
+        record: &Record,
+        spec: runtime::SandboxSpec,
+    ) -> Result<(runtime::Sandbox, Readers)> {
         let io = |e| Error::state(&self.dir)(e);
         let open_stdin = record.config.open_stdin;
         if record.config.tty {
-            let (master, slave) = streams::pty(80, 24).map_err(io)?;
-            let master = Arc::new(master);
-            *container.pty.lock().unwrap_or_else(|p| p.into_inner()) = Some(master.clone());
-            if open_stdin {
-                *container.stdin.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(master.try_clone().map_err(io)?);
-            }
-            let stdio = runtime::Stdio3 {
-                stdin: slave.try_clone().map_err(io)?,
-                stdout: slave.try_clone().map_err(io)?,
-                stderr: slave,
-                tty: true,
+            let (sandbox, pty) = self
+                .runtime
+                .create_on_terminal(spec, streams::INITIAL_TTY)?;
+            let ends = pty.try_clone().and_then(|reader| {
+                let stdin = open_stdin.then(|| pty.try_clone()).transpose()?;
+                Ok((reader, stdin))
+            });
+            let (reader, stdin) = match ends {
+                Ok(ends) => ends,
+                Err(e) => {
+                    let _ = self.runtime.stop(&sandbox.id, Duration::ZERO);
+                    return Err(e.into());
+                }
             };
-            return Ok((stdio, Readers::Tty(master.try_clone().map_err(io)?)));
+            *container.stdin.lock().unwrap_or_else(|p| p.into_inner()) = stdin.map(OwnedFd::from);
+            *container.pty.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(pty));
+            return Ok((sandbox, Readers::Tty(reader.into())));
         }
         let stdin = if open_stdin {
             let (r, w) = streams::pipe().map_err(io)?;
@@ -685,15 +693,13 @@ impl Containers {
         };
         let (out_r, out_w) = streams::pipe().map_err(io)?;
         let (err_r, err_w) = streams::pipe().map_err(io)?;
-        Ok((
-            runtime::Stdio3 {
-                stdin,
-                stdout: out_w,
-                stderr: err_w,
-                tty: false,
-            },
-            Readers::Pipes(out_r, err_r),
-        ))
+        let stdio = runtime::Stdio3 {
+            stdin,
+            stdout: out_w,
+            stderr: err_w,
+        };
+        let sandbox = self.runtime.create_attached(spec, stdio)?;
+        Ok((sandbox, Readers::Pipes(out_r, err_r)))
     }
 
     /// After the output ended: the exit status, then the sandbox goes.

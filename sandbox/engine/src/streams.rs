@@ -187,35 +187,9 @@ pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// A PTY: (master, slave), both close-on-exec; sized `cols`×`rows`.
-pub fn pty(cols: u16, rows: u16) -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let (mut master, mut slave) = (0, 0);
-    let size = libc::winsize {
-        ws_row: rows.max(1),
-        ws_col: cols.max(1),
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: valid out-pointers; no name buffer; a valid winsize.
-    if unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            &size,
-        )
-    } < 0
-    {
-        return Err(std::io::Error::last_os_error());
-    }
-    for fd in [master, slave] {
-        // SAFETY: plain fcntl on descriptors we own.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
-    // SAFETY: fresh descriptors we own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) })
-}
+/// The size a container's or an exec's terminal starts with, until the
+/// client sends its own.
+pub const INITIAL_TTY: runtime::WindowSize = runtime::WindowSize { cols: 80, rows: 24 };
 
 fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -242,22 +216,6 @@ pub fn reader(fd: OwnedFd) -> std::io::Result<tokio::net::unix::pipe::Receiver> 
 pub fn writer(fd: OwnedFd) -> std::io::Result<tokio::net::unix::pipe::Sender> {
     set_nonblocking(&fd)?;
     tokio::net::unix::pipe::Sender::from_owned_fd_unchecked(fd)
-}
-
-/// Sets a PTY's window size.
-pub fn resize(master: &OwnedFd, cols: u16, rows: u16) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let size = libc::winsize {
-        ws_row: rows.max(1),
-        ws_col: cols.max(1),
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ with a valid winsize on a descriptor we own.
-    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -493,10 +493,8 @@ impl SandboxHost for EmbeddedHost {
 
     fn open_terminal(&self, id: &str, size: TerminalSize) -> Result<Terminal> {
         let rec = self.running(id, "a terminal")?;
-        let argv = self
-            .rt
-            .exec_command(id, &Self::exec_spec(&rec, &["bash".into(), "-l".into()]))?;
-        terminal::spawn(id, argv, size)
+        let spec = Self::exec_spec(&rec, &["bash".into(), "-l".into()]);
+        terminal::spawn(&self.rt, id, &spec, size)
     }
 
     fn exec(&self, id: &str, argv: &[String], timeout: Duration) -> Result<ExecOutput> {

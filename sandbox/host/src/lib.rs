@@ -14,9 +14,10 @@
 //!   when a session will be reaped, [`Expired`] what was and why.
 //! - [`HttpRequest`] in, [`HttpResponse`] out of [`SandboxHost::http`]:
 //!   HTTP into the node's network for the grader.
-//! - [`Terminal`]: a login shell on a PTY inside the node, split into a
-//!   blocking reader, a blocking writer, a [`Resizer`] and a
-//!   [`TerminalProcess`] to wait for or kill.
+//! - [`Terminal`]: a login shell on a PTY of the node's own devpts (so
+//!   `tty` in it names `/dev/pts/N`), split into a blocking reader, a
+//!   blocking writer, a [`Resizer`] and a [`TerminalProcess`] to wait for
+//!   or kill (from another thread with its [`Killer`]).
 //!
 //! # Invariants
 //! - The server never touches namespaces, cgroups, mounts or the store's
@@ -75,7 +76,7 @@ pub use self::http::{HttpError, HttpRequest, HttpResponse};
 pub use embedded::{EmbeddedConfig, EmbeddedHost};
 pub use error::{Error, ErrorKind, Result};
 pub use runtime::{ExecOutput, ExitStatus};
-pub use terminal::{Resizer, Terminal, TerminalProcess, TerminalSize};
+pub use terminal::{Killer, Resizer, Terminal, TerminalProcess, TerminalSize};
 
 /// Where a session is in its life, and what may be called on it (like
 /// JupyterHub's `Spawner.poll`, [`SandboxHost::sessions`] reports it):

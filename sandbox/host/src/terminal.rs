@@ -1,33 +1,20 @@
-//! A shell on a PTY inside a node. The PTY is made on the host with
-//! portable-pty; the process started on it is the runtime's exec helper,
-//! which joins the node and execs the shell, so the shell inherits the PTY
-//! as its controlling terminal.
+//! A shell on a terminal inside a node. The terminal is the node's own: the
+//! runtime's exec helper joins the node, and its fork there opens a PTY in
+//! the node's devpts, takes the slave as the shell's controlling terminal
+//! and hands the master back (see the runtime's `tty` module). So `tty`
+//! in the node prints `/dev/pts/N`, a path the node can open, and the
+//! host keeps only the master.
 
-use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::sync::Mutex;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 
-use portable_pty::{Child, ChildKiller, CommandBuilder, MasterPty, PtySize, native_pty_system};
+use runtime::{ExecSpec, Pty, Runtime};
 
 use crate::error::{Error, Result};
 
-/// Terminal dimensions in character cells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TerminalSize {
-    pub cols: u16,
-    pub rows: u16,
-}
-
-impl TerminalSize {
-    fn pty(self) -> PtySize {
-        PtySize {
-            rows: self.rows,
-            cols: self.cols,
-            pixel_width: 0,
-            pixel_height: 0,
-        }
-    }
-}
+/// Terminal dimensions in character cells, 1 to 65535 each.
+pub use runtime::WindowSize as TerminalSize;
 
 /// An open terminal, in parts that different threads own: bytes out of the
 /// shell come from `reader` (EOF once every process on the PTY is gone),
@@ -42,113 +29,158 @@ pub struct Terminal {
 
 /// Changes the size of the terminal (the shell gets SIGWINCH).
 pub struct Resizer {
-    master: Mutex<Box<dyn MasterPty + Send>>,
+    pty: Pty,
     id: String,
 }
 
 impl Resizer {
     pub fn resize(&self, size: TerminalSize) -> Result<()> {
-        let master = self.master.lock().map_err(|_| self.err("lock poisoned"))?;
-        master
-            .resize(size.pty())
-            .map_err(|e| self.err(&format!("resize: {e}")))
-    }
-
-    fn err(&self, message: &str) -> Error {
-        Error::Terminal {
-            id: self.id.clone(),
-            message: message.to_owned(),
-        }
+        self.pty.resize(size).map_err(|e| match e {
+            runtime::Error::InvalidSpec(m) => Error::InvalidSpec(m),
+            e => Error::Terminal {
+                id: self.id.clone(),
+                message: e.to_string(),
+            },
+        })
     }
 }
 
 /// The process on the terminal: the shell, through the exec helper whose
-/// exit code is the shell's.
+/// exit code is the shell's (128 + N when signal N ended it).
 pub struct TerminalProcess {
-    child: Box<dyn Child + Send + Sync>,
-    id: String,
+    child: std::process::Child,
+    killer: Killer,
 }
 
 impl TerminalProcess {
     /// Blocks until the shell ends; returns its exit code.
     pub fn wait(&mut self) -> Result<u32> {
-        let status = self.child.wait().map_err(|e| Error::Terminal {
-            id: self.id.clone(),
-            message: format!("wait for the shell: {e}"),
-        })?;
-        Ok(status.exit_code())
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| self.killer.err("wait for the shell", &e))?;
+        Ok(code(status))
     }
 
     /// The exit code if the shell has ended.
     pub fn try_wait(&mut self) -> Result<Option<u32>> {
-        let status = self.child.try_wait().map_err(|e| Error::Terminal {
-            id: self.id.clone(),
-            message: format!("poll the shell: {e}"),
-        })?;
-        Ok(status.map(|s| s.exit_code()))
+        let status = self
+            .child
+            .try_wait()
+            .map_err(|e| self.killer.err("poll the shell", &e))?;
+        Ok(status.map(code))
     }
 
     /// A handle that kills the shell from another thread while this one
     /// waits. Killing the helper kills the shell (it dies with its parent).
-    pub fn killer(&self) -> Box<dyn ChildKiller + Send + Sync> {
-        self.child.clone_killer()
+    pub fn killer(&self) -> Killer {
+        self.killer.clone()
     }
 
     pub fn kill(&mut self) -> Result<()> {
-        self.child.kill().map_err(|e| Error::Terminal {
-            id: self.id.clone(),
-            message: format!("kill the shell: {e}"),
-        })
+        self.killer.kill()
     }
 }
 
-/// Starts `argv` (the exec helper's command line) on a new PTY.
-pub(crate) fn spawn(id: &str, argv: Vec<OsString>, size: TerminalSize) -> Result<Terminal> {
+fn code(status: std::process::ExitStatus) -> u32 {
+    runtime::ExitStatus::from(status).shell_code() as u32
+}
+
+/// Kills a terminal's helper through a pidfd, so a pid reused after the
+/// waiter reaped it is never hit.
+#[derive(Clone)]
+pub struct Killer {
+    pidfd: Arc<OwnedFd>,
+    id: String,
+}
+
+impl Killer {
+    pub fn kill(&self) -> Result<()> {
+        // SAFETY: plain syscall on a pidfd we own.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                0usize,
+                0,
+            )
+        };
+        if r < 0 {
+            return Err(self.err("kill the shell", &std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    fn err(&self, what: &str, e: &dyn std::fmt::Display) -> Error {
+        Error::Terminal {
+            id: self.id.clone(),
+            message: format!("{what}: {e}"),
+        }
+    }
+}
+
+/// Starts `spec` in sandbox `id` on a new terminal of its own.
+pub(crate) fn spawn(
+    rt: &Runtime,
+    id: &str,
+    spec: &ExecSpec,
+    size: TerminalSize,
+) -> Result<Terminal> {
     let err = |what: &str, e: &dyn std::fmt::Display| Error::Terminal {
         id: id.to_owned(),
         message: format!("{what}: {e}"),
     };
-    if size.cols == 0 || size.rows == 0 {
-        return Err(Error::InvalidSpec(format!(
-            "terminal size {}x{} must be at least 1x1",
-            size.cols, size.rows
-        )));
-    }
-    let mut argv = argv.into_iter();
-    let program = argv
-        .next()
-        .ok_or_else(|| err("start", &"the runtime gave an empty command"))?;
-    let mut cmd = CommandBuilder::new(program);
-    cmd.args(argv);
-    // The helper passes the node's environment explicitly; ours must not leak.
-    cmd.env_clear();
-    let pair = native_pty_system()
-        .openpty(size.pty())
-        .map_err(|e| err("open a PTY", &e))?;
-    let child = pair
-        .slave
-        .spawn_command(cmd)
+    let (mut command, reply) = rt.terminal_command(id, spec, size)?;
+    let mut child = command
+        .spawn()
         .map_err(|e| err("run the exec helper", &e))?;
-    // Our copy of the slave side would keep the PTY open after the shell ends.
-    drop(pair.slave);
-    let reader = pair
-        .master
-        .try_clone_reader()
-        .map_err(|e| err("read the PTY", &e))?;
-    let writer = pair
-        .master
-        .take_writer()
-        .map_err(|e| err("write the PTY", &e))?;
+    // Our copy of the helper's end of the reply socket goes with it.
+    drop(command);
+    let opened = (|| {
+        // SAFETY: plain syscall; the helper is our child, not yet reaped.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id(), 0) };
+        if pidfd < 0 {
+            return Err(err(
+                "watch the exec helper",
+                &std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: a fresh descriptor we own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+        let pty = reply
+            .receive(child.id())
+            .map_err(|e| err("open a terminal in the node", &e))?;
+        let file = || -> Result<std::fs::File> {
+            Ok(pty
+                .try_clone()
+                .map_err(|e| err("duplicate the terminal", &e))?
+                .into())
+        };
+        let (reader, writer) = (file()?, file()?);
+        Ok((pty, pidfd, reader, writer))
+    })();
+    let (pty, pidfd, reader, writer) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
     Ok(Terminal {
-        reader,
-        writer,
+        reader: Box::new(reader),
+        writer: Box::new(writer),
         resizer: Resizer {
-            master: Mutex::new(pair.master),
+            pty,
             id: id.to_owned(),
         },
         process: TerminalProcess {
             child,
-            id: id.to_owned(),
+            killer: Killer {
+                pidfd: Arc::new(pidfd),
+                id: id.to_owned(),
+            },
         },
     })
 }

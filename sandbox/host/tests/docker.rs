@@ -477,6 +477,168 @@ fn stdin_and_terminals_reach_the_container() {
     assert!(!exec.contains("job control turned off"), "{exec}");
 }
 
+/// `-t` gives a container's process a terminal of the container's own
+/// devpts, as Docker does: `docker run -it` puts the main process on
+/// `/dev/pts/0`, `docker exec -it` on a pty that exists inside, both
+/// sized by the CLI's resize requests and both stopped by ^C. `script`
+/// gives the CLI the terminal a student's browser would.
+fn terminals_come_from_the_containers_devpts() {
+    let labs = Labs::new();
+    let lab = labs.lab("ttys");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    // The container polls until the CLI's resize arrives: Docker's API
+    // 1.41 has no size at create, so the CLI sends one right after start.
+    // `script`'s input, a FIFO opened for writing too, stays open and
+    // silent: at its end `script` would type a byte that the container's
+    // terminal echoes.
+    labs.ok(
+        &lab,
+        r#"mkdir -p /tmp/t && mkfifo /tmp/t/in && cat > /tmp/t/sized <<'EOF'
+tty
+i=0
+while [ "$(stty size)" != "$1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+echo "size=$(stty size)"
+stat -c "owner=%u:%g:%a" "$(tty)"
+ls /dev/pts | tr '\n' ' '
+echo
+EOF"#,
+    );
+    let run = labs.ok(
+        &lab,
+        "script -qec 'stty cols 123 rows 45; docker run -it --rm -v /tmp/t:/t busybox sh /t/sized \"45 123\"' /dev/null 0<>/tmp/t/in",
+    );
+    let lines: Vec<&str> = run.lines().map(str::trim).collect();
+    assert_eq!(lines.first(), Some(&"/dev/pts/0"), "{run}");
+    assert!(lines.contains(&"size=45 123"), "{run}");
+    assert!(lines.contains(&"owner=0:5:620"), "{run}");
+    assert!(lines.contains(&"0 ptmx"), "{run}");
+
+    labs.ok(
+        &lab,
+        "docker run -d --name box -v /tmp/t:/t busybox sleep 600",
+    );
+    let run = labs.ok(
+        &lab,
+        "script -qec 'stty cols 77 rows 21; docker exec -it box sh /t/sized \"21 77\"' /dev/null 0<>/tmp/t/in",
+    );
+    let lines: Vec<&str> = run.lines().map(str::trim).collect();
+    let tty = lines.first().copied().unwrap_or_default();
+    let n = tty
+        .strip_prefix("/dev/pts/")
+        .unwrap_or_else(|| panic!("exec -it printed no pty path: {run}"));
+    assert!(n.parse::<u32>().is_ok(), "{run}");
+    assert!(lines.contains(&"size=21 77"), "{run}");
+    assert!(lines.contains(&"owner=0:5:620"), "{run}");
+    assert!(
+        lines.iter().any(|l| l.split(' ').any(|e| e == n)),
+        "{tty} is not in the container's /dev/pts: {run}"
+    );
+
+    // A command that is not there fails on a terminal as it does on pipes.
+    let run = labs.sh(
+        &lab,
+        "script -qec 'docker run -it --rm busybox nosuchcommand' /dev/null 0<>/tmp/t/in",
+    );
+    assert_eq!(run.code, 127, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("exec: \"nosuchcommand\": executable file not found in $PATH"),
+        "{}",
+        run.stdout
+    );
+
+    // ^C is a byte on the CLI's raw terminal, typed into the container's
+    // terminal, whose line discipline interrupts the foreground process.
+    // It is typed once the process runs (earlier, it would hit the CLI).
+    for (what, command, container, process) in [
+        (
+            "run",
+            "docker run -it --rm --name fg busybox sleep 31",
+            "fg",
+            "sleep 31",
+        ),
+        ("exec", "docker exec -it box sleep 32", "box", "sleep 32"),
+    ] {
+        let run = labs.ok(
+            &lab,
+            &format!(
+                "start=$(date +%s)
+                 (until docker top {container} 2>/dev/null | grep -q '{process}'; do sleep 0.1; done
+                  sleep 0.5; printf '\\003'; sleep 1) |
+                   script -qec '{command}' /dev/null >/dev/null
+                 echo \"code=$? took=$(( $(date +%s) - start ))\""
+            ),
+        );
+        let took: u64 = run
+            .trim()
+            .rsplit("took=")
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(u64::MAX);
+        assert!(run.contains("code=130"), "{what}: ^C did not end it: {run}");
+        assert!(took < 20, "{what}: ^C did not end it: {run}");
+    }
+}
+
+/// Resizes with absurd sizes get a 400 that says what fits, for
+/// containers and execs alike, and the engine carries on.
+fn absurd_resizes_are_refused() {
+    let labs = Labs::new();
+    let lab = labs.lab("resize");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    let id = labs
+        .ok(&lab, "docker run -dit busybox sh")
+        .trim()
+        .to_owned();
+    let exec = labs.ok(
+        &lab,
+        &format!(
+            "curl -s --unix-socket /var/run/docker.sock -H 'Content-Type: application/json' \
+             -d '{{\"Cmd\":[\"sleep\",\"60\"],\"Tty\":true}}' http://x/containers/{id}/exec | jq -r .Id"
+        ),
+    );
+    let exec = exec.trim();
+    labs.ok(
+        &lab,
+        &format!(
+            "curl -s --unix-socket /var/run/docker.sock -H 'Content-Type: application/json' \
+             -d '{{\"Detach\":true,\"Tty\":true}}' http://x/exec/{exec}/start"
+        ),
+    );
+    let curl = "curl -s --unix-socket /var/run/docker.sock -X POST -w ' %{http_code}'";
+    for target in [format!("containers/{id}"), format!("exec/{exec}")] {
+        for query in [
+            "h=0&w=80",
+            "h=24&w=0",
+            "h=65535&w=80",
+            "h=24&w=70000",
+            "h=-1&w=80",
+            "h=abc&w=80",
+            "w=80",
+            "",
+        ] {
+            let answer = labs.ok(&lab, &format!("{curl} 'http://x/{target}/resize?{query}'"));
+            assert!(
+                answer.ends_with(" 400") && answer.contains("must be a number from 1 to 1000"),
+                "{target} resize?{query}: {answer}"
+            );
+        }
+        let answer = labs.ok(
+            &lab,
+            &format!("{curl} 'http://x/{target}/resize?h=40&w=100'"),
+        );
+        assert!(answer.ends_with(" 200"), "{target}: {answer}");
+    }
+    assert_eq!(
+        labs.ok(
+            &lab,
+            &format!("docker inspect -f '{{{{.State.Running}}}}' {id}")
+        )
+        .trim(),
+        "true"
+    );
+}
+
 fn names_limits_and_unsupported_features_say_so() {
     let labs = Labs::new();
     let lab = labs.lab("limits");
@@ -1463,6 +1625,11 @@ fn main() {
                 "stdin_and_terminals_reach_the_container",
                 stdin_and_terminals_reach_the_container,
             ),
+            (
+                "terminals_come_from_the_containers_devpts",
+                terminals_come_from_the_containers_devpts,
+            ),
+            ("absurd_resizes_are_refused", absurd_resizes_are_refused),
             (
                 "names_limits_and_unsupported_features_say_so",
                 names_limits_and_unsupported_features_say_so,

@@ -82,6 +82,30 @@ impl Fixture {
         runtime::Runtime::new(rc).expect("runtime on the host's state dir")
     }
 
+    /// A new session `id` and an 80x24 terminal on it, read on its own
+    /// thread.
+    fn terminal(
+        &self,
+        id: &str,
+    ) -> (
+        Screen,
+        Box<dyn Write + Send>,
+        host::Resizer,
+        host::TerminalProcess,
+    ) {
+        self.create(id);
+        let Terminal {
+            reader,
+            writer,
+            resizer,
+            process,
+        } = self
+            .host
+            .open_terminal(id, TerminalSize { cols: 80, rows: 24 })
+            .expect("open terminal");
+        (Screen::start(reader), writer, resizer, process)
+    }
+
     fn info(&self, id: &str) -> host::SessionInfo {
         self.host
             .session(id)
@@ -188,17 +212,7 @@ impl Screen {
 
 fn terminal_runs_a_shell_resizes_and_exits_with_its_code() {
     let f = Fixture::new();
-    f.create("term");
-    let Terminal {
-        reader,
-        mut writer,
-        resizer,
-        mut process,
-    } = f
-        .host
-        .open_terminal("term", TerminalSize { cols: 80, rows: 24 })
-        .expect("open terminal");
-    let mut screen = Screen::start(reader);
+    let (mut screen, mut writer, resizer, mut process) = f.terminal("term");
     writer
         .write_all(b"echo hello-$((40+2))\n")
         .expect("type into terminal");
@@ -248,6 +262,67 @@ fn terminal_runs_a_shell_resizes_and_exits_with_its_code() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(code, 3, "terminal exit code");
+}
+
+/// The terminal is the node's own: its slave is in the node's devpts,
+/// where `tty`, `script` and job control find it, owned as a login's is.
+/// Each marker is computed by the shell, so the echoed input never
+/// matches it.
+fn terminal_comes_from_the_nodes_devpts() {
+    let f = Fixture::new();
+    let (mut screen, mut writer, resizer, mut process) = f.terminal("pts");
+    let run = |writer: &mut Box<dyn Write + Send>, line: &str| {
+        writer
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("type into terminal")
+    };
+    run(&mut writer, "echo A$((1+1))$(tty)");
+    screen.wait_for("A2/dev/pts/");
+    // Made 0620 (the runtime's suite checks that); root's Debian .profile
+    // then runs `mesg n`, as on any Debian login, hence no group write.
+    run(
+        &mut writer,
+        "ls -l \"$(tty)\" | awk '{print \"B\" $1 \":\" $3 \":\" $4}'",
+    );
+    screen.wait_for("Bcrw-------:root:tty");
+    run(
+        &mut writer,
+        "t=$(tty); ls /dev/pts | grep -qx \"${t#/dev/pts/}\" && echo C$((2+2))listed",
+    );
+    screen.wait_for("C4listed");
+    resizer
+        .resize(TerminalSize {
+            cols: 132,
+            rows: 43,
+        })
+        .expect("resize");
+    run(&mut writer, "echo D$(stty size)");
+    screen.wait_for("D43 132");
+    run(
+        &mut writer,
+        "script -qc tty /dev/null | tr -d '\\r' | sed 's/^/E/'",
+    );
+    screen.wait_for("E/dev/pts/");
+    // ^C reaches the foreground job through the node's line discipline.
+    run(&mut writer, "sleep 60");
+    std::thread::sleep(Duration::from_millis(300));
+    let interrupted = Instant::now();
+    writer.write_all(b"\x03").expect("type ^C");
+    run(&mut writer, "echo F$((3+3))after");
+    screen.wait_for("F6after");
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(10),
+        "^C did not stop sleep: {:?}",
+        interrupted.elapsed()
+    );
+    assert!(
+        resizer
+            .resize(TerminalSize { cols: 0, rows: 0 })
+            .is_err_and(|e| e.kind() == ErrorKind::InvalidArgument),
+        "a 0x0 terminal was accepted"
+    );
+    run(&mut writer, "exit 0");
+    assert_eq!(process.wait().expect("wait for the shell"), 0);
 }
 
 fn exec_captures_output_times_out_and_setup_ran() {
@@ -688,6 +763,10 @@ const TESTS: &[Test] = &[
     (
         "terminal_runs_a_shell_resizes_and_exits_with_its_code",
         terminal_runs_a_shell_resizes_and_exits_with_its_code,
+    ),
+    (
+        "terminal_comes_from_the_nodes_devpts",
+        terminal_comes_from_the_nodes_devpts,
     ),
     (
         "exec_captures_output_times_out_and_setup_ran",

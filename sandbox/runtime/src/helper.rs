@@ -15,7 +15,7 @@ use std::path::PathBuf;
 /// argv[1] that runs the create helper: `<exe> __layerlab-runtime-create <config.json> [<ready-fd>]`.
 pub const CREATE: &str = "__layerlab-runtime-create";
 /// argv[1] that runs the exec helper:
-/// `<exe> __layerlab-runtime-exec --state-dir DIR [--cwd D] [--uid N] [--gid N] [--env K=V]... ID -- CMD...`.
+/// `<exe> __layerlab-runtime-exec --state-dir DIR [--cwd D] [--uid N] [--gid N] [--env K=V]... [--tty COLSxROWS] ID -- CMD...`.
 pub const EXEC: &str = "__layerlab-runtime-exec";
 /// argv[1] that runs the layer helper: `<exe> __layerlab-runtime-layer <config.json> <channel-fd>`.
 pub const LAYER: &str = "__layerlab-runtime-layer";

@@ -39,8 +39,12 @@
 //! # Principal types
 //! [`Runtime`] (created from a [`RuntimeConfig`]) owns the sandboxes of one
 //! state directory: [`Runtime::create`] from a [`SandboxSpec`] (or
-//! [`Runtime::create_attached`] with the caller's streams, [`Stdio3`]),
+//! [`Runtime::create_attached`] with the caller's streams, [`Stdio3`], or
+//! [`Runtime::create_on_terminal`]),
 //! [`Runtime::exec`] / [`Runtime::exec_command`] with an [`ExecSpec`],
+//! [`Runtime::terminal_command`] (a command on a terminal of the sandbox's
+//! own devpts; the caller gets its master, a [`Pty`], through a
+//! [`PtyReply`]),
 //! [`Runtime::connect_tcp`] and [`Runtime::listen_tcp`] (sockets inside
 //! the sandbox's network), [`Runtime::signal`], [`Runtime::wait_exit`],
 //! [`Runtime::processes`],
@@ -77,21 +81,26 @@
 //! # Using it from the server
 //! ```no_run
 //! use std::time::Duration;
-//! use runtime::{ExecSpec, Runtime, RuntimeConfig, SandboxSpec};
+//! use runtime::{ExecSpec, Runtime, RuntimeConfig, SandboxSpec, WindowSize};
 //!
 //! // `main` called `runtime::helper::main_if_requested()` first thing.
 //! let config = RuntimeConfig::new("/run/layerlab/runtime", std::env::current_exe()?);
 //! let rt = Runtime::new(config)?;
 //! let report = rt.adopt_or_cleanup()?; // once, at start-up
 //! let sb = rt.create(SandboxSpec::new("s-42", vec!["/var/lib/layerlab/layers/abc".into()]))?;
-//! // Terminal: hand this argv to portable-pty; the shell inherits the PTY.
-//! let argv = rt.exec_command(&sb.id, &ExecSpec::new(["bash", "-l"]))?;
+//! // Terminal: a shell on a PTY of the sandbox's own; we keep the master.
+//! let size = WindowSize { cols: 80, rows: 24 };
+//! let (mut command, reply) = rt.terminal_command(&sb.id, &ExecSpec::new(["bash", "-l"]), size)?;
+//! let shell = command.spawn()?;
+//! drop(command);
+//! let pty = reply.receive(shell.id())?;
+//! pty.resize(WindowSize { cols: 120, rows: 40 })?;
 //! // Grading: captured output, with a timeout.
 //! let mut check = ExecSpec::new(["cat", "/etc/hostname"]);
 //! check.timeout = Some(Duration::from_secs(10));
 //! let out = rt.exec(&sb.id, &check)?;
 //! rt.stop(&sb.id, Duration::from_secs(5))?;
-//! # let _ = (report, argv, out);
+//! # let _ = (report, out);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //! All calls block (tens of milliseconds for `create`); from async code run
@@ -146,7 +155,8 @@
 //! - Shared lower layers are never written, chowned or mounted writable.
 //! - Nothing from the host environment or its descriptors reaches a
 //!   sandboxed process: environments are built from the spec, descriptors
-//!   above stdio are closed before exec, helpers are non-dumpable.
+//!   above stdio are closed before exec, helpers are non-dumpable. Its
+//!   terminals come from its own devpts (module `tty`), never the host's.
 //! - This crate knows nothing of HTTP, databases, images or the store: it
 //!   receives lowerdir paths.
 
@@ -165,6 +175,7 @@ mod seccomp;
 pub mod spec;
 pub mod state;
 mod sys;
+mod tty;
 mod userns;
 
 pub use cgroups::Stats;
@@ -177,6 +188,7 @@ pub use spec::{
     hosts_file,
 };
 pub use state::Status;
+pub use tty::{Pty, PtyReply, WindowSize};
 pub use userns::{Claim, UidPool, claims};
 
 /// `layerlab sandbox run`: a fresh sandbox from `spec` runs `argv` with the

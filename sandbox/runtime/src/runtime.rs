@@ -23,6 +23,7 @@ use crate::process::HelperConfig;
 use crate::sealed::SealedExe;
 use crate::spec::{ExecOutput, ExecSpec, ExitStatus, SandboxSpec};
 use crate::state::{self, State, Status, now_unix_ms, process_start_time};
+use crate::tty::{Pty, PtyReply, WindowSize};
 use crate::userns::{self, Claim, UidPool};
 
 /// How long `exec` keeps reading output after its command exited, for
@@ -169,29 +170,55 @@ impl Runtime {
     /// (status Running). On failure nothing is left behind. Fails with
     /// `AlreadyExists` if `spec.id` has a record, whatever its status.
     pub fn create(&self, spec: SandboxSpec) -> Result<Sandbox> {
-        self.create_with(spec, Launch::Detached)
+        Ok(self.create_with(spec, Launch::Detached)?.0)
     }
 
     /// Like [`Runtime::create`], with the init command's stdin, stdout and
-    /// stderr given by the caller (pipes, or one PTY's slave three times
-    /// with `tty`, which becomes the command's controlling terminal): a
-    /// container whose streams the caller serves. The sandbox does not die
-    /// with the caller.
+    /// stderr given by the caller (pipes): a container whose streams the
+    /// caller serves. The sandbox does not die with the caller.
     pub fn create_attached(&self, spec: SandboxSpec, stdio: Stdio3) -> Result<Sandbox> {
-        self.create_with(spec, Launch::Attached(stdio))
+        Ok(self.create_with(spec, Launch::Attached(stdio))?.0)
     }
 
-    fn create_with(&self, spec: SandboxSpec, launch: Launch) -> Result<Sandbox> {
-        let sb = self.create_inner(spec, launch)?;
+    /// Like [`Runtime::create_attached`], with the init command on a new
+    /// terminal of the sandbox's own devpts, `size` big: its controlling
+    /// terminal and stdio (`/dev/pts/0` inside). Returns the terminal's
+    /// master, which the caller reads, writes and resizes.
+    pub fn create_on_terminal(
+        &self,
+        spec: SandboxSpec,
+        size: WindowSize,
+    ) -> Result<(Sandbox, Pty)> {
+        let (sb, master) = self.create_with(spec, Launch::Terminal(size.validate()?))?;
+        let master = master.ok_or_else(|| {
+            self.helper_error(&sb.id, "the sandbox started without its terminal".into())
+        });
+        match master {
+            Ok(master) => Ok((sb, Pty::new(master))),
+            Err(e) => {
+                let _ = self.stop(&sb.id, Duration::ZERO);
+                Err(e)
+            }
+        }
+    }
+
+    fn create_with(&self, spec: SandboxSpec, launch: Launch) -> Result<(Sandbox, Option<OwnedFd>)> {
+        let (sb, master) = self.create_inner(spec, launch)?;
         // A status reaped from an earlier sandbox of the same id is stale.
         if let Ok(mut m) = self.exited.map.lock() {
             m.remove(&sb.id);
         }
         self.reap_in_background(&sb);
-        Ok(sb)
+        Ok((sb, master))
     }
 
-    fn create_inner(&self, spec: SandboxSpec, launch: Launch) -> Result<Sandbox> {
+    /// The sandbox, and the master of its init command's terminal for a
+    /// [`Launch::Terminal`].
+    fn create_inner(
+        &self,
+        spec: SandboxSpec,
+        launch: Launch,
+    ) -> Result<(Sandbox, Option<OwnedFd>)> {
         spec.validate()?;
         for d in &spec.lowerdirs {
             if !d.is_dir() {
@@ -290,26 +317,30 @@ impl Runtime {
                 foreground: matches!(launch, Launch::Foreground { .. }),
                 terminal: matches!(launch, Launch::Foreground { terminal: true }),
                 attached: match &launch {
-                    Launch::Attached(stdio) => Some(crate::process::Attached { tty: stdio.tty }),
+                    Launch::Attached(_) => Some(crate::process::Attached { terminal: None }),
+                    Launch::Terminal(size) => Some(crate::process::Attached {
+                        terminal: Some(*size),
+                    }),
                     _ => None,
                 },
             };
             state::write_json_atomic(&self.layout.config(&id), &cfg)?;
-            self.run_create_helper(&id, launch)?;
+            let master = self.run_create_helper(&id, launch)?;
             let st = State::load(&self.layout.state(&id))?;
             let init_pid = st.init_pid.ok_or_else(|| {
                 self.helper_error(&id, "helper exited without an init pid".into())
             })?;
-            Ok(Sandbox {
+            let sb = Sandbox {
                 id: id.clone(),
                 init_pid,
                 uid_base,
-            })
+            };
+            Ok((sb, master))
         })();
         match r {
-            Ok(sb) => {
+            Ok((sb, master)) => {
                 debug!(id = %sb.id, pid = sb.init_pid, elapsed = ?started.elapsed(), "sandbox ready");
-                Ok(sb)
+                Ok((sb, master))
             }
             Err(failure) => {
                 warn!(id = %id, error = %failure, "sandbox create failed; removing its leftovers");
@@ -333,33 +364,56 @@ impl Runtime {
     }
 
     /// Runs the create helper and returns once it reports the sandbox
-    /// ready (its exit is reaped in the background, off the start-up path).
+    /// ready (its exit is reaped in the background, off the start-up path),
+    /// with the master of the init command's terminal for a
+    /// [`Launch::Terminal`].
     ///
     /// The ready byte comes over a pipe: the helper's stdout for detached
     /// sandboxes (the sandbox itself gets /dev/null), or descriptor 3 for
-    /// foreground ones, whose stdio is the caller's. Only the latter needs
-    /// `pre_exec` (and so a real fork of the caller); servers use the former.
-    fn run_create_helper(&self, id: &str, launch: Launch) -> Result<()> {
+    /// the others, whose stdio is the caller's. For a terminal, descriptor 3
+    /// is a socket and the master itself is the ready signal. Only
+    /// descriptor 3 needs `pre_exec` (and so a real fork of the caller).
+    fn run_create_helper(&self, id: &str, launch: Launch) -> Result<Option<OwnedFd>> {
         let mut cmd = StdCommand::new(self.helper.path());
         cmd.arg(helper::CREATE)
             .arg(self.layout.config(id))
             .env_clear();
         let detached = matches!(launch, Launch::Detached);
+        let terminal = matches!(launch, Launch::Terminal(_));
         if let Launch::Attached(stdio) = launch {
             // Never the caller's terminal or process group.
             cmd.process_group(0)
                 .stdin(Stdio::from(stdio.stdin))
                 .stdout(Stdio::from(stdio.stdout))
                 .stderr(Stdio::from(stdio.stderr));
+        } else if terminal {
+            cmd.process_group(0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
         }
         if !detached {
-            let (r, w) = pipe().map_err(Error::sys("create ready pipe"))?;
+            let (r, w) = if terminal {
+                crate::process::channel::pair()?
+            } else {
+                let (r, w) = pipe().map_err(Error::sys("create ready pipe"))?;
+                (r.into(), w)
+            };
             pass_as_fd3(&mut cmd, &w);
             let child = cmd
                 .spawn()
                 .map_err(Error::io("run helper", &self.config.helper_exe))?;
             drop(w);
-            return self.await_ready(id, child, Some(r));
+            if !terminal {
+                let ready = ready_byte(r.into());
+                return self.await_ready(id, child, ready).map(|()| None);
+            }
+            let master = match crate::process::channel::recv(&r) {
+                Ok(Some(crate::process::channel::Message::Terminal(master))) => Some(master),
+                _ => None,
+            };
+            self.await_ready(id, child, master.is_some())?;
+            return Ok(master);
         }
         // Its own process group: a terminal the caller may have must never
         // deliver ^C to a sandbox.
@@ -371,22 +425,17 @@ impl Runtime {
         let mut child = cmd
             .spawn()
             .map_err(Error::io("run helper", &self.config.helper_exe))?;
-        let out = child
+        let ready = child
             .stdout
             .take()
-            .map(|o| fs::File::from(OwnedFd::from(o)));
-        self.await_ready(id, child, out)
+            .is_some_and(|o| ready_byte(OwnedFd::from(o).into()));
+        self.await_ready(id, child, ready).map(|()| None)
     }
 
-    fn await_ready(
-        &self,
-        id: &str,
-        mut child: std::process::Child,
-        ready: Option<fs::File>,
-    ) -> Result<()> {
-        let mut byte = [0u8; 1];
-        let got = ready.is_some_and(|mut r| matches!(r.read(&mut byte), Ok(1)) && byte[0] == b'R');
-        if got {
+    /// Reaps the helper in the background once it reported `ready`;
+    /// otherwise waits for it and returns its error.
+    fn await_ready(&self, id: &str, mut child: std::process::Child, ready: bool) -> Result<()> {
+        if ready {
             std::thread::Builder::new()
                 .stack_size(64 * 1024)
                 .spawn(move || child.wait())
@@ -487,12 +536,47 @@ impl Runtime {
     }
 
     /// The command line that runs `spec` inside sandbox `id` with whatever
-    /// stdio it is started with — what the server hands to portable-pty for
-    /// terminals: `[helper, "__layerlab-runtime-exec", …, id, "--", argv…]`,
-    /// where `helper` is the sealed copy of the helper executable as a
-    /// `/proc/<our pid>/fd/<n>` path, valid while this process lives.
-    /// `spec.timeout` does not apply (the caller owns the process).
+    /// stdio it is started with: `[helper, "__layerlab-runtime-exec", …,
+    /// id, "--", argv…]`, where `helper` is the sealed copy of the helper
+    /// executable as a `/proc/<our pid>/fd/<n>` path, valid while this
+    /// process lives. `spec.timeout` does not apply (the caller owns the
+    /// process). For a terminal use [`Runtime::terminal_command`]: one made
+    /// by the caller would not be the sandbox's.
     pub fn exec_command(&self, id: &str, spec: &ExecSpec) -> Result<Vec<OsString>> {
+        self.exec_argv(id, spec, None)
+    }
+
+    /// `spec` ready to run inside sandbox `id` on a new terminal of the
+    /// sandbox's own devpts, `size` big, as the command's controlling
+    /// terminal and stdio (the slave belongs to `spec.uid`, group tty, mode
+    /// 0620). Spawn the command (with std or tokio), drop it, then
+    /// [`PtyReply::receive`] the terminal's master. The helper's exit
+    /// status mirrors the command's; killing the helper kills the command.
+    /// Running only; `spec.timeout` does not apply.
+    pub fn terminal_command(
+        &self,
+        id: &str,
+        spec: &ExecSpec,
+        size: WindowSize,
+    ) -> Result<(StdCommand, PtyReply)> {
+        let argv = self.exec_argv(id, spec, Some(size.validate()?))?;
+        let (ours, theirs) = crate::process::channel::pair()?;
+        let mut cmd = StdCommand::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .env_clear()
+            .process_group(0)
+            .stdin(Stdio::from(theirs))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Ok((cmd, PtyReply::new(ours, &self.config.helper_exe, id)))
+    }
+
+    fn exec_argv(
+        &self,
+        id: &str,
+        spec: &ExecSpec,
+        tty: Option<WindowSize>,
+    ) -> Result<Vec<OsString>> {
         check_id(id)?;
         spec.validate()?;
         let st = self.load(id)?;
@@ -519,6 +603,10 @@ impl Runtime {
         for (k, val) in &spec.env {
             v.push("--env".into());
             v.push(format!("{k}={val}").into());
+        }
+        if let Some(size) = tty {
+            v.push("--tty".into());
+            v.push(size.arg().into());
         }
         v.push(id.into());
         v.push("--".into());
@@ -787,6 +875,9 @@ impl Runtime {
                 Ok(Some(crate::process::channel::Message::Failed(m))) => {
                     break Err(self.helper_error(id, m));
                 }
+                Ok(Some(crate::process::channel::Message::Terminal(_))) => {
+                    break Err(self.helper_error(id, "the layer helper sent a terminal".into()));
+                }
                 Ok(None) => break Err(self.helper_error(id, "the layer helper died".into())),
                 Err(e) => break Err(e),
             }
@@ -1038,7 +1129,7 @@ impl Runtime {
     /// See [`crate::run_once`].
     pub(crate) fn run_foreground(&self, spec: SandboxSpec, terminal: bool) -> Result<ExitStatus> {
         let id = spec.id.clone();
-        let sb = self.create_inner(spec, Launch::Foreground { terminal })?;
+        let (sb, _) = self.create_inner(spec, Launch::Foreground { terminal })?;
         // The terminal's ^C and ^\ reach the sandboxed command (directly on
         // a terminal, through its init otherwise); we must outlive it to
         // clean up.
@@ -1082,15 +1173,13 @@ pub struct Stdio3 {
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
-    /// The three are one PTY slave: make it the controlling terminal.
-    pub tty: bool,
 }
 
-/// Makes the caller's pipes and PTY slave belong to the sandbox's root:
-/// a process reopening its own stdio (`/dev/stderr` is
-/// `/proc/self/fd/2`) is checked against the stream's owner, and host
-/// root means nothing inside. Anything else (a file, /dev/null) is left
-/// as it is: its owner is not ours to change.
+/// Makes the caller's pipes belong to the sandbox's root: a process
+/// reopening its own stdio (`/dev/stderr` is `/proc/self/fd/2`) is checked
+/// against the stream's owner, and host root means nothing inside.
+/// Anything else (a file, /dev/null) is left as it is: its owner is not
+/// ours to change.
 fn give_streams(stdio: &Stdio3, uid_base: u32) -> Result<()> {
     for fd in [&stdio.stdin, &stdio.stdout, &stdio.stderr] {
         // SAFETY: stat is plain data filled by fstat on a valid descriptor.
@@ -1100,10 +1189,7 @@ fn give_streams(stdio: &Stdio3, uid_base: u32) -> Result<()> {
                 .map_err(Error::sys("stat a stream"))?;
             st
         };
-        let kind = st.st_mode & libc::S_IFMT;
-        // Unix98 PTY slaves have majors 136 to 143.
-        let pty_slave = kind == libc::S_IFCHR && (136..=143).contains(&libc::major(st.st_rdev));
-        if kind == libc::S_IFIFO || pty_slave {
+        if st.st_mode & libc::S_IFMT == libc::S_IFIFO {
             // SAFETY: plain syscall on a descriptor we were given.
             crate::sys::check(unsafe { libc::fchown(fd.as_raw_fd(), uid_base, uid_base) })
                 .map_err(Error::sys("hand a stream to the sandbox"))?;
@@ -1121,6 +1207,9 @@ enum Launch {
     Foreground { terminal: bool },
     /// Streams the caller serves; lives on its own (containers).
     Attached(Stdio3),
+    /// A terminal of the sandbox's own that init makes, this big; lives
+    /// on its own (containers with a TTY).
+    Terminal(WindowSize),
 }
 
 /// The state directory's lock file, created when missing.
@@ -1132,6 +1221,12 @@ pub(crate) fn open_lock(layout: &Layout) -> Result<fs::File> {
         .write(true)
         .open(&path)
         .map_err(Error::io("open", path))
+}
+
+/// Whether the create helper wrote its ready byte on `r`.
+fn ready_byte(mut r: fs::File) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(r.read(&mut byte), Ok(1)) && byte[0] == b'R'
 }
 
 fn pipe() -> std::io::Result<(fs::File, OwnedFd)> {

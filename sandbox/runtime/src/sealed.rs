@@ -13,9 +13,8 @@
 //!
 //! The copy is made once per process and helper path, and kept: every
 //! helper is started as `/proc/<caller pid>/fd/<n>`, a path that still
-//! works when a spawner (portable-pty) closes inherited descriptors before
-//! `execve`, because it names the caller's descriptor table, not the
-//! child's. What it costs, measured here (2 cores, busy with builds):
+//! works when a spawner closes inherited descriptors before `execve`,
+//! because it names the caller's descriptor table, not the child's. What it costs, measured here (2 cores, busy with builds):
 //! copying and sealing takes 11–41 ms for the 22 MB stripped binary the
 //! images carry and 90–190 ms for the 124 MB debug build, once per process
 //! (not per exec); the copy stays resident as shared memory for the

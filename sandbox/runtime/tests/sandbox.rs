@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use runtime::{BindMount, ErrorKind, ExecSpec, Runtime, SandboxSpec};
+use runtime::{BindMount, ErrorKind, ExecSpec, Runtime, SandboxSpec, WindowSize};
 use support::Fixture;
 
 fn sh(f: &Fixture, id: &str, script: &str) -> runtime::ExecOutput {
@@ -198,43 +198,76 @@ fn exec_timeout_kills_the_command() {
     }
 }
 
+/// A terminal comes from the sandbox's own devpts: the command sees
+/// `/dev/pts/0`, a path it can open, owned by its root and group tty; the
+/// caller holds only the master and resizes it.
 fn pty_and_resize() {
     let f = Fixture::new();
     f.rt.create(f.spec("pty")).expect("create");
-    let (mut master, slave) = openpty(24, 80);
-    let argv =
-        f.rt.exec_command(
+    let (mut command, reply) =
+        f.rt.terminal_command(
             "pty",
             &ExecSpec::new([
                 "/bin/sh",
                 "-c",
-                "stty size; read line; stty size; [ -t 0 ] && echo on-a-terminal",
+                "stty size; read line; stty size; [ -t 0 ] && echo on-a-terminal; \
+                 tty; stat -c 'owner=%u:%g:%a' \"$(tty)\"; ls /dev/pts",
             ]),
+            WindowSize { cols: 80, rows: 24 },
         )
-        .expect("argv");
-    let s = slave.as_raw_fd();
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]);
-    // SAFETY: dup2/setsid/ioctl only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            libc::ioctl(s, libc::TIOCSCTTY, 0);
-            for fd in 0..3 {
-                libc::dup2(s, fd);
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().expect("spawn exec helper on pty");
-    drop(slave);
+        .expect("terminal command");
+    let mut child = command.spawn().expect("spawn exec helper");
+    drop(command);
+    let pty = reply.receive(child.id()).expect("the sandbox's terminal");
+    let mut master: std::fs::File = pty.try_clone().expect("clone").into();
     let mut seen = String::new();
     read_until(&mut master, &mut seen, "24 80");
-    set_winsize(&master, 33, 101);
+    pty.resize(WindowSize {
+        cols: 101,
+        rows: 33,
+    })
+    .expect("resize");
     master.write_all(b"\n").expect("write pty");
     read_until(&mut master, &mut seen, "33 101");
     read_until(&mut master, &mut seen, "on-a-terminal");
+    read_until(&mut master, &mut seen, "/dev/pts/0");
+    read_until(&mut master, &mut seen, "owner=0:5:620");
+    read_until(&mut master, &mut seen, "ptmx");
+    assert!(!seen.contains("not a tty"), "{seen}");
     assert!(child.wait().expect("wait").success(), "{seen}");
+    assert!(
+        pty.resize(WindowSize { cols: 0, rows: 24 })
+            .is_err_and(|e| e.to_string().contains("at least 1x1")),
+        "a 0x24 terminal was accepted"
+    );
+}
+
+/// A helper that cannot make a terminal says why, and the caller's
+/// receive does not hang on it.
+fn terminal_in_a_stopped_sandbox_fails_clearly() {
+    let f = Fixture::new();
+    f.rt.create(f.spec("ptygone")).expect("create");
+    let (mut command, reply) =
+        f.rt.terminal_command(
+            "ptygone",
+            &ExecSpec::new(["/bin/sh"]),
+            WindowSize { cols: 80, rows: 24 },
+        )
+        .expect("terminal command");
+    f.rt.stop("ptygone", Duration::ZERO).expect("stop");
+    let started = Instant::now();
+    let mut child = command.spawn().expect("spawn exec helper");
+    let err = reply
+        .receive(child.id())
+        .expect_err("a terminal from a stopped sandbox");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "receive took {:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains("failed for ptygone"), "{err}");
+    assert_eq!(child.wait().expect("wait").code(), Some(125));
+    drop(command);
 }
 
 fn init_ignores_signals_from_inside() {
@@ -1429,20 +1462,6 @@ fn openpty(rows: u16, cols: u16) -> (std::fs::File, OwnedFd) {
     unsafe { (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
 }
 
-fn set_winsize(master: &std::fs::File, rows: u16, cols: u16) {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: valid winsize for TIOCSWINSZ.
-    assert_eq!(
-        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
-        0
-    );
-}
-
 fn read_until(master: &mut std::fs::File, seen: &mut String, want: &str) {
     let t = Instant::now();
     let mut buf = [0u8; 1024];
@@ -1498,6 +1517,10 @@ fn main() {
         ),
         ("exit_codes_and_signals", exit_codes_and_signals),
         ("pty_and_resize", pty_and_resize),
+        (
+            "terminal_in_a_stopped_sandbox_fails_clearly",
+            terminal_in_a_stopped_sandbox_fails_clearly,
+        ),
         (
             "exec_timeout_kills_the_command",
             exec_timeout_kills_the_command,

@@ -13,8 +13,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
-use host::{Resizer, Terminal, TerminalSize};
-use portable_pty::ChildKiller;
+use host::{Killer, Resizer, Terminal, TerminalSize};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 
@@ -100,7 +99,7 @@ pub struct TerminalHub {
     /// Feeds the writer thread.
     input: mpsc::Sender<Vec<u8>>,
     resizer: Resizer,
-    killer: Mutex<Box<dyn ChildKiller + Send + Sync>>,
+    killer: Killer,
 }
 
 impl TerminalHub {
@@ -131,7 +130,7 @@ impl TerminalHub {
             events: events.clone(),
             input,
             resizer,
-            killer: Mutex::new(process.killer()),
+            killer: process.killer(),
         });
         std::thread::Builder::new()
             .name(format!("pty {name}"))
@@ -183,9 +182,7 @@ impl TerminalHub {
 
     /// Ends the shell; the reader thread then sees EOF and exits.
     pub fn kill(&self) {
-        if let Ok(mut killer) = self.killer.lock()
-            && let Err(err) = killer.kill()
-        {
+        if let Err(err) = self.killer.kill() {
             tracing::debug!(terminal = %self.name, error = %err, "shell already gone");
         }
     }

@@ -215,6 +215,9 @@ async fn a_lab_terminal_echoes_resizes_replays_floods_and_stops() {
     .unwrap();
     type_line(&mut term, "stty size").await;
     read_until(&mut term, "45 123").await;
+    // The terminal is the node's own, from the node's devpts.
+    type_line(&mut term, "echo tty-$((1+1))-$(tty)").await;
+    read_until(&mut term, "tty-2-/dev/pts/").await;
 
     // A new socket on the same name is the same shell, screen replayed.
     term.close(None).await.unwrap();

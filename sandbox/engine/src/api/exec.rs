@@ -39,7 +39,7 @@ struct ExecState {
     running: bool,
     exit_code: Option<i32>,
     pid: i32,
-    pty: Option<Arc<std::os::fd::OwnedFd>>,
+    pty: Option<Arc<runtime::Pty>>,
 }
 
 /// The lab's exec instances.
@@ -127,13 +127,8 @@ pub(super) async fn handle(
             }
             "resize" => {
                 only(method, &[Method::POST])?;
-                let (rows, cols) = Query::parse(request.uri())?.window_size()?;
                 let pty = exec.state.lock().ok().and_then(|s| s.pty.clone());
-                if let Some(master) = pty {
-                    streams::resize(&master, cols, rows)
-                        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                }
-                Ok(StatusCode::OK.into_response())
+                super::containers::resize_tty(pty, &Query::parse(request.uri())?)
             }
             _ => Err(ApiError::not_found()),
         }
@@ -207,10 +202,18 @@ async fn start(engine: &Arc<Engine>, exec: Arc<Exec>, request: Request) -> ApiRe
     .find(|d| !d.is_empty())
     .unwrap_or("/")
     .to_owned();
-    let argv = engine.containers.runtime().exec_command(&sandbox, &spec)?;
     let tty = start.tty || exec.config.tty;
-    let mut command = tokio::process::Command::new(&argv[0]);
-    command.args(&argv[1..]).env_clear().kill_on_drop(false);
+    let runtime = engine.containers.runtime().clone();
+    let (mut command, reply) = if tty {
+        let (command, reply) = runtime.terminal_command(&sandbox, &spec, streams::INITIAL_TTY)?;
+        (tokio::process::Command::from(command), Some(reply))
+    } else {
+        let argv = runtime.exec_command(&sandbox, &spec)?;
+        let mut command = tokio::process::Command::new(&argv[0]);
+        command.args(&argv[1..]).env_clear();
+        (command, None)
+    };
+    command.kill_on_drop(false);
     let mut reader_fds: Vec<(std::os::fd::OwnedFd, Stream)> = Vec::new();
     let mut stdin_fd = None;
     let io = |e: std::io::Error| {
@@ -218,29 +221,7 @@ async fn start(engine: &Arc<Engine>, exec: Arc<Exec>, request: Request) -> ApiRe
             "cannot start the exec: {e}"
         )))
     };
-    if tty {
-        let (master, slave) = streams::pty(80, 24).map_err(io)?;
-        command
-            .stdin(Stdio::from(slave.try_clone().map_err(io)?))
-            .stdout(Stdio::from(slave.try_clone().map_err(io)?))
-            .stderr(Stdio::from(slave));
-        let master = Arc::new(master);
-        stdin_fd = Some(master.try_clone().map_err(io)?);
-        reader_fds.push((master.try_clone().map_err(io)?, Stream::Stdout));
-        exec.state.lock().unwrap_or_else(|p| p.into_inner()).pty = Some(master);
-        // SAFETY: only setsid and ioctl between fork and exec
-        // (async-signal-safe): the PTY becomes the controlling terminal of
-        // the exec helper, and so of the command it forks inside.
-        unsafe {
-            command.pre_exec(|| {
-                libc::setsid();
-                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    } else {
+    if !tty {
         if exec.config.attach_stdin {
             let (r, w) = streams::pipe().map_err(io)?;
             command.stdin(Stdio::from(r));
@@ -259,6 +240,32 @@ async fn start(engine: &Arc<Engine>, exec: Arc<Exec>, request: Request) -> ApiRe
     let mut child = command.spawn().map_err(io)?;
     // The spawned command holds its ends now; ours must close for EOF.
     drop(command);
+    if let Some(reply) = reply {
+        // The helper joins the container before it answers: off the reactor.
+        let pid = child.id().unwrap_or_default();
+        let received = tokio::task::spawn_blocking(move || reply.receive(pid))
+            .await
+            .map_err(Error::from)
+            .and_then(|r| r.map_err(Error::from))
+            .and_then(|pty| {
+                let reader = pty.try_clone()?;
+                let writer = pty.try_clone()?;
+                Ok((pty, reader, writer))
+            });
+        let (pty, reader, writer) = match received {
+            Ok(ends) => ends,
+            Err(e) => {
+                let _ = child.kill().await;
+                let mut state = exec.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.running = false;
+                state.exit_code = Some(126);
+                return Err(e.into());
+            }
+        };
+        stdin_fd = Some(writer.into());
+        reader_fds.push((reader.into(), Stream::Stdout));
+        exec.state.lock().unwrap_or_else(|p| p.into_inner()).pty = Some(Arc::new(pty));
+    }
     exec.state.lock().unwrap_or_else(|p| p.into_inner()).pid = child.id().map_or(0, |p| p as i32);
     let detached = start.detach;
     let request = axum::extract::Request::from_parts(parts, axum::body::Body::empty());
@@ -328,12 +335,11 @@ async fn start(engine: &Arc<Engine>, exec: Arc<Exec>, request: Request) -> ApiRe
 }
 
 /// The exec helper's exit code, which mirrors the command's (128 + signal
-/// when one ended it); 137 when even that is unknown.
+/// when one ended it: the helper dies of it too); 137 when even that is
+/// unknown.
 async fn exit_code(child: &mut tokio::process::Child) -> i32 {
     child
         .wait()
         .await
-        .ok()
-        .and_then(|s| s.code())
-        .unwrap_or(137)
+        .map_or(137, |s| runtime::ExitStatus::from(s).shell_code())
 }

@@ -6,12 +6,18 @@
 //!    `SCM_RIGHTS` descriptor. It is sent only after the uid/gid maps are
 //!    written, so receiving it also means "you are mapped".
 //! 2. init → helper: `Ready` once the sandbox is fully set up, or
-//!    `Failed(reason)`. End-of-file instead means init died.
+//!    `Failed(reason)`. End-of-file instead means init died. A container
+//!    on a terminal first sends `Terminal`, the master of the PTY init made
+//!    in the sandbox's devpts, which the helper passes on to its caller as
+//!    its ready signal.
+//!
+//! The exec helper answers a caller that asked for a terminal with the
+//! same messages: `Terminal` or `Failed`.
 //!
 //! Seqpacket keeps message boundaries, so a message is one `recvmsg`.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
 
@@ -19,11 +25,14 @@ const SETUP_TIMEOUT_SECS: libc::time_t = 30;
 const ROOTFS: u8 = 1;
 const READY: u8 = 2;
 const FAILED: u8 = 3;
+const TERMINAL: u8 = 4;
 
 pub(crate) enum Message {
     Rootfs(OwnedFd),
     Ready,
     Failed(String),
+    /// A PTY master made in a sandbox's devpts.
+    Terminal(OwnedFd),
 }
 
 pub(crate) fn pair() -> Result<(OwnedFd, OwnedFd)> {
@@ -59,9 +68,10 @@ pub(crate) fn pair() -> Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-pub(crate) fn send(sock: &OwnedFd, msg: &Message) -> Result<()> {
+pub(crate) fn send(sock: impl AsFd, msg: &Message) -> Result<()> {
     let (mut body, fd) = match msg {
         Message::Rootfs(fd) => (vec![ROOTFS], Some(fd.as_raw_fd())),
+        Message::Terminal(fd) => (vec![TERMINAL], Some(fd.as_raw_fd())),
         Message::Ready => (vec![READY], None),
         Message::Failed(m) => {
             let mut b = vec![FAILED];
@@ -89,7 +99,7 @@ pub(crate) fn send(sock: &OwnedFd, msg: &Message) -> Result<()> {
             (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
             std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
         }
-        if libc::sendmsg(sock.as_raw_fd(), &hdr, libc::MSG_NOSIGNAL) < 0 {
+        if libc::sendmsg(sock.as_fd().as_raw_fd(), &hdr, libc::MSG_NOSIGNAL) < 0 {
             return Err(Error::sys("send on helper channel")(
                 io::Error::last_os_error(),
             ));
@@ -99,7 +109,7 @@ pub(crate) fn send(sock: &OwnedFd, msg: &Message) -> Result<()> {
 }
 
 /// The next message, or `None` at end-of-file (the peer is gone).
-pub(crate) fn recv(sock: &OwnedFd) -> Result<Option<Message>> {
+pub(crate) fn recv(sock: impl AsFd) -> Result<Option<Message>> {
     let mut buf = vec![0u8; 4096];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -114,7 +124,7 @@ pub(crate) fn recv(sock: &OwnedFd) -> Result<Option<Message>> {
         hdr.msg_control = cbuf.as_mut_ptr().cast();
         hdr.msg_controllen = std::mem::size_of_val(&cbuf);
         let n = loop {
-            let n = libc::recvmsg(sock.as_raw_fd(), &mut hdr, libc::MSG_CMSG_CLOEXEC);
+            let n = libc::recvmsg(sock.as_fd().as_raw_fd(), &mut hdr, libc::MSG_CMSG_CLOEXEC);
             if n >= 0 {
                 break n as usize;
             }
@@ -146,6 +156,7 @@ pub(crate) fn recv(sock: &OwnedFd) -> Result<Option<Message>> {
     };
     Ok(Some(match (buf[0], fd) {
         (ROOTFS, Some(fd)) => Message::Rootfs(fd),
+        (TERMINAL, Some(fd)) => Message::Terminal(fd),
         (READY, None) => Message::Ready,
         (FAILED, None) => Message::Failed(String::from_utf8_lossy(&buf[1..n]).into_owned()),
         _ => return Err(bad()),

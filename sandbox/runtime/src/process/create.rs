@@ -21,7 +21,8 @@ const NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
     | libc::CLONE_NEWCGROUP;
 
 /// `ready_fd` receives one byte, `R`, as soon as the sandbox is ready, so
-/// the caller does not wait for this helper to exit.
+/// the caller does not wait for this helper to exit; for a container on a
+/// terminal it is a socket, and the terminal's master is the signal.
 pub(crate) fn main(config: &Path, ready_fd: Option<i32>) -> i32 {
     let cfg: HelperConfig = match fs::read(config)
         .map_err(Error::io("read", config))
@@ -38,10 +39,18 @@ pub(crate) fn main(config: &Path, ready_fd: Option<i32>) -> i32 {
         }
     };
     match run(&cfg) {
-        Ok(()) => {
-            if let Some(fd) = ready_fd {
+        Ok(terminal) => {
+            match (ready_fd, terminal) {
+                (Some(fd), Some(master)) => {
+                    // SAFETY: a descriptor the caller handed us, open for our whole life.
+                    let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                    let _ = channel::send(sock, &Message::Terminal(master));
+                }
                 // SAFETY: writing one byte to a descriptor the caller handed us.
-                unsafe { libc::write(fd, b"R".as_ptr().cast(), 1) };
+                (Some(fd), None) => unsafe {
+                    libc::write(fd, b"R".as_ptr().cast(), 1);
+                },
+                (None, _) => {}
             }
             0
         }
@@ -53,7 +62,8 @@ pub(crate) fn main(config: &Path, ready_fd: Option<i32>) -> i32 {
     }
 }
 
-fn run(cfg: &HelperConfig) -> Result<()> {
+/// Returns the master of the init command's terminal, when it has one.
+fn run(cfg: &HelperConfig) -> Result<Option<OwnedFd>> {
     // Everything that can fail on bad input is done before cloning.
     let profile = seccomp::Profile::build()?;
     let binds = rootfs::clone_binds(&cfg.spec, cfg.sibling.map(|s| s.init_pid))?;
@@ -159,7 +169,7 @@ fn parent(
     pid: i32,
     sock: &OwnedFd,
     sibling: Option<SiblingRoot>,
-) -> Result<()> {
+) -> Result<Option<OwnedFd>> {
     if let Some(root) = sibling {
         // The maps are the running sandbox's already.
         super::sacrifice_first(pid)?;
@@ -216,23 +226,33 @@ fn parent(
     await_ready(cfg, pid, sock)
 }
 
-fn await_ready(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<()> {
+/// Waits for init's `Ready` (after its terminal's master, for a container
+/// on a terminal) and records the sandbox as running.
+fn await_ready(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<Option<OwnedFd>> {
     let failed = |message: String| Error::Helper {
         helper: std::env::current_exe().unwrap_or_default(),
         id: cfg.spec.id.clone(),
         message,
     };
-    match channel::recv(sock)? {
-        Some(Message::Ready) => {}
-        Some(Message::Failed(m)) if m.starts_with(super::init::NOT_FOUND_PREFIX) => {
-            return Err(Error::CommandNotFound(m));
+    let mut terminal = None;
+    loop {
+        match channel::recv(sock)? {
+            Some(Message::Terminal(master)) if terminal.is_none() => terminal = Some(master),
+            Some(Message::Ready) => break,
+            Some(Message::Failed(m)) if m.starts_with(super::init::NOT_FOUND_PREFIX) => {
+                return Err(Error::CommandNotFound(m));
+            }
+            Some(Message::Failed(m)) => return Err(failed(m)),
+            _ => return Err(failed("sandbox init died during setup".into())),
         }
-        Some(Message::Failed(m)) => return Err(failed(m)),
-        _ => return Err(failed("sandbox init died during setup".into())),
+    }
+    if cfg.attached.is_some_and(|a| a.terminal.is_some()) && terminal.is_none() {
+        return Err(failed("sandbox init made no terminal".into()));
     }
     let mut st = State::load(&cfg.state)?;
     st.status = Status::Running;
     st.init_pid = Some(pid);
     st.init_start_time = state::process_start_time(pid);
-    st.save(&cfg.state)
+    st.save(&cfg.state)?;
+    Ok(terminal)
 }

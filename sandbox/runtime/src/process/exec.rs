@@ -1,8 +1,10 @@
 //! The exec helper: joins a running sandbox completely — cgroups, then the
 //! user namespace and every other namespace of its init in one
-//! `setns(pidfd, …)` — and runs a command there, inheriting the stdio or PTY
-//! it was given. It stays outside as the command's parent, forwards signals
-//! to it and mirrors its exit code or terminating signal.
+//! `setns(pidfd, …)` — and runs a command there, inheriting the stdio it
+//! was given, or with `--tty` on a terminal of the sandbox's own devpts
+//! whose master goes back to the caller over the socket that is then its
+//! stdin (see `tty.rs`). It stays outside as the command's parent, forwards
+//! signals to it and mirrors its exit code or terminating signal.
 //!
 //! Host descriptors never reach the sandbox: everything above stdio is
 //! closed at start (CVE-2024-21626 leaked a cwd descriptor) and again right
@@ -14,9 +16,10 @@
 //! (CVE-2019-5736).
 
 use std::collections::BTreeMap;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 
+use super::channel::{self, Message};
 use super::{
     Command, block_all_signals, decode, fail, set_dumpable, set_ids, unblock_all_signals,
     wait_signal,
@@ -25,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::paths::{Layout, check_id};
 use crate::seccomp::Profile;
 use crate::state::{State, process_start_time};
+use crate::tty::{self, WindowSize};
 use crate::{caps, cgroups, sys};
 
 pub(crate) struct Args {
@@ -35,10 +39,12 @@ pub(crate) struct Args {
     pub gid: u32,
     pub env: BTreeMap<String, String>,
     pub argv: Vec<String>,
+    /// Run on a new terminal of this size; stdin is the reply socket.
+    pub tty: Option<WindowSize>,
 }
 
 impl Args {
-    /// `--state-dir DIR [--cwd D] [--uid N] [--gid N] [--env K=V]... ID -- CMD...`
+    /// `--state-dir DIR [--cwd D] [--uid N] [--gid N] [--env K=V]... [--tty COLSxROWS] ID -- CMD...`
     pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Self> {
         let bad = |m: &str| Error::InvalidSpec(format!("exec helper arguments: {m}"));
         let mut a = Args {
@@ -49,6 +55,7 @@ impl Args {
             gid: 0,
             env: BTreeMap::new(),
             argv: Vec::new(),
+            tty: None,
         };
         while let Some(arg) = args.next() {
             let mut value = || args.next().ok_or_else(|| bad("option without a value"));
@@ -57,6 +64,12 @@ impl Args {
                 "--cwd" => a.cwd = value()?,
                 "--uid" => a.uid = value()?.parse().map_err(|_| bad("bad uid"))?,
                 "--gid" => a.gid = value()?.parse().map_err(|_| bad("bad gid"))?,
+                "--tty" => {
+                    a.tty = Some(
+                        WindowSize::parse(&value()?)
+                            .ok_or_else(|| bad("--tty needs COLSxROWS, each 1 to 65535"))?,
+                    )
+                }
                 "--env" => {
                     let kv = value()?;
                     let (k, v) = kv
@@ -92,16 +105,34 @@ impl Args {
 }
 
 pub(crate) fn main(args: impl Iterator<Item = String>) -> i32 {
-    // Whatever the spawner left open (PTY libraries, servers) must not
+    // Whatever the spawner left open (servers, test harnesses) must not
     // survive into the sandbox.
     let _ = sys::close_from(3);
-    match Args::parse(args).and_then(run) {
+    let args = match Args::parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("layerlab: exec: {e}");
+            return 125;
+        }
+    };
+    let tty = args.tty.is_some();
+    match run(args) {
         Ok(code) => code,
         Err(e) => {
+            if tty {
+                // Our stderr is nobody's terminal: the caller reads this.
+                let _ = channel::send(reply_socket(), &Message::Failed(e.to_string()));
+            }
             eprintln!("layerlab: exec: {e}");
             125
         }
     }
+}
+
+/// With `--tty`, stdin is the socket the terminal goes back on.
+fn reply_socket() -> BorrowedFd<'static> {
+    // SAFETY: descriptor 0 stays open for the helper's whole life.
+    unsafe { BorrowedFd::borrow_raw(0) }
 }
 
 const ALL_NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
@@ -129,7 +160,7 @@ fn run(a: Args) -> Result<i32> {
     let profile = Profile::build()?;
     let mut defaults = vec![("HOME", "/root")];
     // SAFETY: plain syscall.
-    if unsafe { libc::isatty(0) } == 1 {
+    if a.tty.is_some() || unsafe { libc::isatty(0) } == 1 {
         defaults.push(("TERM", "xterm-256color"));
     }
     let cmd = Command::new(&a.argv, &a.env, &a.cwd, &defaults)?;
@@ -157,6 +188,12 @@ fn run(a: Args) -> Result<i32> {
     if child == 0 {
         enter(cmd, &a, &profile, parent)
     }
+    if a.tty.is_some() {
+        // The command answers the caller; our copy of the reply socket
+        // must not outlive its answer.
+        // SAFETY: nothing of ours uses descriptor 0 from here on.
+        unsafe { libc::close(0) };
+    }
     Ok(forward_and_wait(child))
 }
 
@@ -180,11 +217,22 @@ fn enter(cmd: Command, a: &Args, profile: &Profile, parent: i32) -> ! {
                 libc::_exit(125);
             }
         }
+        if let Some(size) = a.tty {
+            // As the command's user, so the terminal is theirs.
+            let (master, slave) = tty::open(size)?;
+            tty::take_as_controlling(&slave)?;
+            channel::send(reply_socket(), &Message::Terminal(master))?;
+            // Replaces the reply socket too: nothing in the sandbox keeps it.
+            tty::as_stdio(&slave)?;
+        }
         sys::close_from(3).map_err(Error::sys("close descriptors"))?;
         unblock_all_signals();
         profile.apply()
     })();
     if let Err(e) = r {
+        if a.tty.is_some() {
+            let _ = channel::send(reply_socket(), &Message::Failed(format!("exec: {e}")));
+        }
         fail(&format!("exec: {e}"), 125);
     }
     cmd.exec()

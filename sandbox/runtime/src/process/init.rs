@@ -12,7 +12,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::seccomp::Profile;
-use crate::{caps, net, rootfs, sys};
+use crate::{caps, net, rootfs, sys, tty};
 
 /// How a helper failure says that the init command does not exist.
 pub(crate) const NOT_FOUND_PREFIX: &str = "exec: ";
@@ -27,11 +27,14 @@ pub(crate) fn sandbox_main(
 ) -> ! {
     block_all_signals();
     hide_helper_arguments();
-    if let Err(e) = setup(cfg, &sock, binds, &profile) {
-        let _ = channel::send(&sock, &Message::Failed(e.to_string()));
-        // SAFETY: leaving the child without running the helper's destructors.
-        unsafe { libc::_exit(1) };
-    }
+    let terminal = match setup(cfg, &sock, binds, &profile) {
+        Ok(terminal) => terminal,
+        Err(e) => {
+            let _ = channel::send(&sock, &Message::Failed(e.to_string()));
+            // SAFETY: leaving the child without running the helper's destructors.
+            unsafe { libc::_exit(1) };
+        }
+    };
     // A container whose command does not exist fails to start, as
     // Docker's do, rather than starting and exiting 127.
     if cfg.attached.is_some()
@@ -46,7 +49,11 @@ pub(crate) fn sandbox_main(
         // SAFETY: as above.
         unsafe { libc::_exit(1) };
     }
-    if channel::send(&sock, &Message::Ready).is_err() {
+    let sent = terminal
+        .map(|master| channel::send(&sock, &Message::Terminal(master)))
+        .unwrap_or(Ok(()))
+        .and_then(|()| channel::send(&sock, &Message::Ready));
+    if sent.is_err() {
         // SAFETY: as above.
         unsafe { libc::_exit(1) };
     }
@@ -57,13 +64,19 @@ pub(crate) fn sandbox_main(
         .spec
         .deadline_unix_ms
         .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
-    let tty = cfg.attached.is_some_and(|a| a.tty);
+    let tty = cfg.attached.is_some_and(|a| a.terminal.is_some());
     let code = supervise(main, cfg.terminal, tty, deadline);
     // SAFETY: as above.
     unsafe { libc::_exit(code) }
 }
 
-fn setup(cfg: &HelperConfig, sock: &OwnedFd, binds: Vec<OwnedFd>, profile: &Profile) -> Result<()> {
+/// Returns the master of the init command's terminal, when it has one.
+fn setup(
+    cfg: &HelperConfig,
+    sock: &OwnedFd,
+    binds: Vec<OwnedFd>,
+    profile: &Profile,
+) -> Result<Option<OwnedFd>> {
     if cfg.foreground {
         // `run_once`: our parent (CLONE_PARENT) is the caller; if it is
         // killed, the sandbox goes with it instead of running on unowned.
@@ -113,6 +126,16 @@ fn setup(cfg: &HelperConfig, sock: &OwnedFd, binds: Vec<OwnedFd>, profile: &Prof
     sys::check(unsafe { libc::sethostname(host.as_ptr(), cfg.spec.hostname.len()) })
         .map_err(Error::sys("sethostname"))?;
     net::setup(cfg.spec.network.bridge.as_ref())?;
+    // Made here, as the sandbox's root, in its own devpts: the command
+    // gets /dev/pts/0 as on Docker, owned by root inside.
+    let terminal = match cfg.attached.and_then(|a| a.terminal) {
+        Some(size) => {
+            let (master, slave) = tty::open(size)?;
+            tty::as_stdio(&slave)?;
+            Some(master)
+        }
+        None => None,
+    };
     if !cfg.foreground && cfg.attached.is_none() {
         // SAFETY: /dev/null is the sandbox's own (bind of the host device).
         unsafe {
@@ -132,7 +155,8 @@ fn setup(cfg: &HelperConfig, sock: &OwnedFd, binds: Vec<OwnedFd>, profile: &Prof
     // Non-dumpable: nothing in the sandbox may ptrace pid 1 or open its
     // /proc/1/exe (CVE-2019-5736 targets exactly that link).
     set_dumpable(false);
-    profile.apply()
+    profile.apply()?;
+    Ok(terminal)
 }
 
 /// We are a fork of the create helper, whose command line names host
@@ -180,8 +204,8 @@ const DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// The init loop: returns the exit code for pid 1. The init command gets a
 /// session of its own unless it runs on the caller's `terminal`: a session
 /// shared with the caller would let it open the caller's controlling
-/// terminal as /dev/tty. With `tty` its stdin, a PTY slave the caller
-/// gave, becomes its controlling terminal. At `deadline` it stops the
+/// terminal as /dev/tty. With `tty` its stdin, the slave of the terminal
+/// init made, becomes its controlling terminal. At `deadline` it stops the
 /// sandbox as a stop from the host would, and kills what is left
 /// [`DEADLINE_GRACE`] later.
 fn supervise(

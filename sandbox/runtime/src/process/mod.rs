@@ -15,8 +15,9 @@
 //!
 //!  `<helper> __layerlab-runtime-exec … ID -- CMD` (exec.rs, host root)
 //!    joins the cgroups, setns(pidfd, user|mnt|pid|uts|ipc|net|cgroup),
-//!    forks CMD inside (uid set, caps, seccomp, fds closed), forwards
-//!    signals, mirrors CMD's exit code or signal
+//!    forks CMD inside (uid set, caps, with `--tty` a terminal of the
+//!    sandbox's devpts whose master goes to the caller, seccomp, fds
+//!    closed), forwards signals, mirrors CMD's exit code or signal
 //! ```
 //!
 //! `<helper>` is never the helper executable's file but its sealed memfd
@@ -65,8 +66,8 @@ pub(crate) struct HelperConfig {
     /// The init command runs on the caller's terminal (`run_once` with a
     /// tty) and stays in its session; any other gets a session of its own.
     pub terminal: bool,
-    /// The init command's stdio came from the caller (the helper's own);
-    /// keep it, and with `tty` make it the controlling terminal.
+    /// The init command's stdio came from the caller (the helper's own):
+    /// keep it, or replace it with a terminal init makes.
     #[serde(default)]
     pub attached: Option<Attached>,
 }
@@ -74,7 +75,9 @@ pub(crate) struct HelperConfig {
 /// See [`HelperConfig::attached`].
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct Attached {
-    pub tty: bool,
+    /// Put the init command on a new terminal of the sandbox's devpts,
+    /// this big, whose master goes back to the caller.
+    pub terminal: Option<crate::tty::WindowSize>,
 }
 
 /// The running sandbox a sibling joins, by its init; the start time guards

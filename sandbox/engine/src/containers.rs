@@ -373,6 +373,14 @@ impl Containers {
         spec.env
             .entry("HOSTNAME".into())
             .or_insert_with(|| spec.hostname.clone());
+        if let Some(user) = self.user_of(container, &record.config.user)? {
+            spec.env.entry("HOME".into()).or_insert(user.home);
+            spec.user = Some(runtime::User {
+                uid: user.uid,
+                gid: user.gid,
+                groups: user.groups,
+            });
+        }
         spec.init = Some(
             std::iter::once(record.path.clone())
                 .chain(record.args.iter().cloned())
@@ -810,6 +818,18 @@ impl Containers {
         Ok(())
     }
 
+    /// `--user` of a container (or its exec) resolved in its own files;
+    /// `None` for root.
+    pub fn user_of(&self, container: &Container, spec: &str) -> Result<Option<crate::users::User>> {
+        if crate::users::is_root(spec) {
+            return Ok(None);
+        }
+        let files = self.files(container)?;
+        let passwd = files.read_text("/etc/passwd")?;
+        let group = files.read_text("/etc/group")?;
+        crate::users::resolve(spec, &passwd, &group).map(Some)
+    }
+
     /// The files of a container, running or not (empty if it never ran).
     pub fn files(&self, container: &Container) -> Result<crate::files::Files> {
         let record = container.record();
@@ -1131,18 +1151,6 @@ pub fn random_id() -> String {
 
 pub fn now() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
-}
-
-/// Containers and execs run as root for now: any other `--user` is
-/// refused with a message rather than silently ignored.
-pub fn check_root_user(user: &str, what: &str) -> Result<()> {
-    if matches!(user, "" | "0" | "root" | "0:0" | "root:root") {
-        Ok(())
-    } else {
-        Err(Error::NotImplemented(format!(
-            "{what} as user {user:?} is not supported by this engine yet; run as root"
-        )))
-    }
 }
 
 /// `SIGTERM`, `TERM`, `15` → 15.

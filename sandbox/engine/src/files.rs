@@ -78,6 +78,13 @@ impl Files {
         )?)
     }
 
+    /// A small text file of the container (`/etc/passwd`), empty if absent.
+    pub fn read_text(&self, path: &str) -> Result<String> {
+        const LIMIT: u64 = 1 << 20;
+        let bytes = store::archive::read_in_root(&self.merged, path, LIMIT)?;
+        Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned())
+    }
+
     /// `docker export`: the container's whole tree as a tar.
     pub fn export(&self, out: impl Write) -> Result<()> {
         store::archive::write_tar_at(

@@ -49,6 +49,7 @@ pub mod files;
 pub mod images;
 pub mod networks;
 mod streams;
+pub mod users;
 
 use std::collections::HashMap;
 use std::fs;

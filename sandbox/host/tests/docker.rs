@@ -1569,12 +1569,125 @@ fn a_stopped_containers_files_are_kept_diffed_committed_and_exported() {
     assert_eq!(labs.ok(&lab, "docker ps -aq | wc -l"), "0\n");
 }
 
+/// `docker login` against a registry:2 that asks for an htpasswd user,
+/// then push and pull with those credentials; wrong ones are refused.
+fn login_push_and_pull_through_an_htpasswd_registry() {
+    let labs = Labs::new();
+    let lab = labs.lab("login");
+    let hash = bcrypt::hash("s3cret", 4).expect("bcrypt");
+    labs.ok(
+        &lab,
+        &format!("mkdir -p /root/auth && printf '%s\\n' 'alice:{hash}' > /root/auth/htpasswd"),
+    );
+    labs.ok(
+        &lab,
+        "docker pull -q registry:2 >/dev/null && docker pull -q busybox >/dev/null",
+    );
+    labs.ok(
+        &lab,
+        "docker run -d --name registry -p 5000:5000 -v /root/auth:/auth \
+         -e REGISTRY_AUTH=htpasswd -e REGISTRY_AUTH_HTPASSWD_REALM=lab \
+         -e REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd registry:2",
+    );
+    labs.ok(
+        &lab,
+        "until curl -s -o /dev/null localhost:5000/v2/; do sleep 0.1; done",
+    );
+    labs.ok(&lab, "docker tag busybox localhost:5000/busybox:v1");
+    let anonymous = labs.sh(&lab, "docker push localhost:5000/busybox:v1");
+    assert_ne!(anonymous.code, 0, "pushed without logging in");
+    assert!(
+        anonymous.stderr.contains("no basic auth credentials")
+            || anonymous.stderr.contains("unauthorized"),
+        "{}",
+        anonymous.stderr
+    );
+    let wrong = labs.sh(&lab, "docker login -u alice -p wrong localhost:5000");
+    assert_ne!(wrong.code, 0, "logged in with a wrong password");
+    assert!(wrong.stderr.contains("unauthorized"), "{}", wrong.stderr);
+    let login = labs.ok(
+        &lab,
+        "echo s3cret | docker login -u alice --password-stdin localhost:5000",
+    );
+    assert!(login.contains("Login Succeeded"), "{login}");
+    let pushed = labs.ok(&lab, "docker push localhost:5000/busybox:v1");
+    assert!(pushed.contains("v1: digest: sha256:"), "{pushed}");
+    labs.ok(&lab, "docker rmi localhost:5000/busybox:v1 >/dev/null");
+    let pulled = labs.ok(&lab, "docker pull localhost:5000/busybox:v1");
+    assert!(
+        pulled.contains("Downloaded newer image for localhost:5000/busybox:v1"),
+        "{pulled}"
+    );
+    labs.ok(&lab, "docker logout localhost:5000");
+    let after = labs.sh(&lab, "docker pull localhost:5000/busybox:v1");
+    assert_ne!(after.code, 0, "pulled after logging out");
+}
+
+/// `--user` by number or by name from the container's own /etc/passwd and
+/// /etc/group, for `run` and `exec`; such a process has no capabilities.
+fn containers_and_execs_run_as_the_user_asked() {
+    let labs = Labs::new();
+    let lab = labs.lab("users");
+    labs.ok(&lab, "docker pull -q busybox >/dev/null");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker run --rm --user 4242 busybox sh -c 'id -u; id -g; echo $HOME; grep CapEff /proc/self/status'"
+        ),
+        "4242\n0\n/\nCapEff:\t0000000000000000\n"
+    );
+    labs.ok(
+        &lab,
+        "docker run --name mk busybox sh -c 'echo bob:x:1000:1000::/home/bob:/bin/sh >> /etc/passwd; echo bob:x:1000: >> /etc/group; echo staff:x:50:bob >> /etc/group; mkdir -p /home/bob; chown bob /home/bob' && docker commit mk withbob >/dev/null",
+    );
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker run --rm -u bob withbob sh -c 'id -u; id -g; id -G; echo $HOME; touch /home/bob/ok && echo ok; touch /root/no 2>/dev/null || echo denied'"
+        ),
+        "1000\n1000\n1000 50\n/home/bob\nok\ndenied\n"
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker run --rm -u bob:staff withbob id -g"),
+        "50\n"
+    );
+    labs.ok(&lab, "docker run -d --name u1 withbob sleep 600");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker exec -u bob u1 sh -c 'id -u; echo $HOME'; docker exec u1 id -u"
+        ),
+        "1000\n/home/bob\n0\n"
+    );
+    let ghost = labs.sh(&lab, "docker run --rm -u ghost busybox true");
+    assert_ne!(ghost.code, 0);
+    assert!(
+        ghost
+            .stderr
+            .contains("unable to find user ghost: no matching entries in passwd file"),
+        "{}",
+        ghost.stderr
+    );
+    let far = labs.sh(&lab, "docker exec -u 70000 u1 true");
+    assert_ne!(far.code, 0);
+    assert!(far.stderr.contains("65536"), "{}", far.stderr);
+    labs.ok(&lab, "docker rm -f u1 mk >/dev/null");
+}
+
 fn main() {
     runtime::helper::main_if_requested();
     testkit::ensure_catalog();
     testkit::run(
         &[
             ("docker_cp_copies_both_ways", docker_cp_copies_both_ways),
+            (
+                "containers_and_execs_run_as_the_user_asked",
+                containers_and_execs_run_as_the_user_asked,
+            ),
+            (
+                "login_push_and_pull_through_an_htpasswd_registry",
+                login_push_and_pull_through_an_htpasswd_registry,
+            ),
             (
                 "a_stopped_containers_files_are_kept_diffed_committed_and_exported",
                 a_stopped_containers_files_are_kept_diffed_committed_and_exported,

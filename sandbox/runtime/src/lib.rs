@@ -184,7 +184,7 @@ pub use gc::{Orphan, OrphanReason, gc};
 pub use rootfs::LayerViews;
 pub use runtime::{AdoptReport, MAX_CAPTURE, Runtime, RuntimeConfig, Sandbox, SandboxInfo, Stdio3};
 pub use spec::{
-    BindMount, Bridge, ExecOutput, ExecSpec, ExitStatus, Limits, Network, SandboxSpec, Veth,
+    BindMount, Bridge, ExecOutput, ExecSpec, ExitStatus, Limits, Network, SandboxSpec, User, Veth,
     hosts_file,
 };
 pub use state::Status;

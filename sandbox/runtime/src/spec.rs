@@ -57,6 +57,20 @@ pub struct SandboxSpec {
     /// [`crate::Runtime::remove_kept_layer`].
     #[serde(default)]
     pub keep_writable_layer: bool,
+    /// Who the init command runs as (ids inside the sandbox); root when
+    /// `None`. A non-root user has no capabilities, as on Docker.
+    #[serde(default)]
+    pub user: Option<User>,
+}
+
+/// A user inside a sandbox: ids below 65536 (the mapped range).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups.
+    #[serde(default)]
+    pub groups: Vec<u32>,
 }
 
 /// The `/etc/hosts` of a sandbox named `hostname`: loopback names, then
@@ -89,10 +103,18 @@ impl SandboxSpec {
             sibling_of: None,
             deadline_unix_ms: None,
             keep_writable_layer: false,
+            user: None,
         }
     }
 
     pub fn validate(&self) -> Result<()> {
+        if let Some(u) = &self.user
+            && (u.uid > 65535 || u.gid > 65535 || u.groups.iter().any(|g| *g > 65535))
+        {
+            return Err(Error::InvalidSpec(
+                "user and group ids must be below 65536 (the mapped range)".into(),
+            ));
+        }
         check_id(&self.id)?;
         if let Some(node) = &self.sibling_of {
             check_id(node)?;

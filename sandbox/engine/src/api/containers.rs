@@ -296,7 +296,6 @@ fn merge_image_config(
     if config.user.is_empty() {
         config.user = from_image.user.clone();
     }
-    crate::containers::check_root_user(&config.user, "running")?;
     if config.stop_signal.is_empty() {
         config.stop_signal = from_image.stop_signal.clone();
     }

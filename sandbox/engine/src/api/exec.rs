@@ -90,8 +90,15 @@ pub(super) async fn create(
     if config.cmd.0.as_ref().is_none_or(Vec::is_empty) {
         return Err(ApiError::bad_request("No exec command specified"));
     }
-    crate::containers::check_root_user(&config.user, "exec")?;
     engine.containers.running_sandbox(container)?;
+    // Checked now, so a user it cannot become is the CLI's error message
+    // rather than a failed upgrade of the start request.
+    if !config.user.is_empty() {
+        let (c, u) = (container.clone(), config.user.clone());
+        engine
+            .blocking(move |e| e.containers.user_of(&c, &u))
+            .await?;
+    }
     let exec = Arc::new(Exec {
         id: random_id(),
         container: container.clone(),
@@ -185,6 +192,15 @@ async fn start(engine: &Arc<Engine>, exec: Arc<Exec>, request: Request) -> ApiRe
     let sandbox = engine.containers.running_sandbox(&exec.container)?;
     let record = exec.container.record();
     let mut spec = runtime::ExecSpec::new(exec.config.cmd.0.clone().unwrap_or_default());
+    let asked = if exec.config.user.is_empty() {
+        record.config.user.clone()
+    } else {
+        exec.config.user.clone()
+    };
+    let (c, a) = (exec.container.clone(), asked);
+    let user = engine
+        .blocking(move |e| e.containers.user_of(&c, &a))
+        .await?;
     spec.env = record
         .config
         .env
@@ -202,6 +218,11 @@ async fn start(engine: &Arc<Engine>, exec: Arc<Exec>, request: Request) -> ApiRe
     .find(|d| !d.is_empty())
     .unwrap_or("/")
     .to_owned();
+    if let Some(user) = user {
+        spec.uid = user.uid;
+        spec.gid = user.gid;
+        spec.env.entry("HOME".into()).or_insert(user.home);
+    }
     let tty = start.tty || exec.config.tty;
     let runtime = engine.containers.runtime().clone();
     let (mut command, reply) = if tty {

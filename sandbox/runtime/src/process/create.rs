@@ -78,6 +78,7 @@ fn run(cfg: &HelperConfig) -> Result<Option<OwnedFd>> {
                 &cfg.spec.cwd,
                 &[("HOSTNAME", &cfg.spec.hostname), ("HOME", "/root")],
             )
+            .map(|c| c.run_as(cfg.spec.user.clone()))
         })
         .transpose()?;
     super::set_rlimits()?;

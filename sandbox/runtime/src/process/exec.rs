@@ -201,7 +201,7 @@ fn run(a: Args) -> Result<i32> {
 fn enter(cmd: Command, a: &Args, profile: &Profile, parent: i32) -> ! {
     let r = (|| {
         caps::restrict_to_default()?;
-        set_ids(a.uid, a.gid)?;
+        set_ids(a.uid, a.gid, &[])?;
         // After the id change (which clears it): die with our helper.
         // SAFETY: plain prctl/getppid.
         unsafe {

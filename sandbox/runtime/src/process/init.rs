@@ -103,7 +103,7 @@ fn setup(
     // now, before we become the namespace's root.
     rootfs::attach(&overlay, &cfg.rootfs)?;
     drop(overlay);
-    set_ids(0, 0)?;
+    set_ids(0, 0, &[])?;
     if cfg.foreground {
         // `run_once`: our parent (CLONE_PARENT) is the caller; if it is
         // killed, the sandbox goes with it instead of running on unowned.

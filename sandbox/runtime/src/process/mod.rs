@@ -136,6 +136,8 @@ pub(crate) struct Command {
     envp: Vec<CString>,
     cwd: CString,
     display: String,
+    /// Ids to take just before `execve`: uid, gid, supplementary groups.
+    user: Option<crate::spec::User>,
 }
 
 impl Command {
@@ -169,7 +171,14 @@ impl Command {
                 .collect::<Result<_>>()?,
             cwd: cs(cwd)?,
             display: first.clone(),
+            user: None,
         })
+    }
+
+    /// Runs the command as `user` rather than as its caller.
+    pub fn run_as(mut self, user: Option<crate::spec::User>) -> Self {
+        self.user = user;
+        self
     }
 
     /// What the command is called, for messages.
@@ -205,6 +214,14 @@ impl Command {
     /// Changes to the working directory and replaces the process image;
     /// returns only by exiting with the shell's codes (126/127).
     pub fn exec(mut self) -> ! {
+        if let Some(u) = &self.user
+            && let Err(e) = set_ids(u.uid, u.gid, &u.groups)
+        {
+            fail(
+                &format!("{}: cannot become user {}: {e}", self.display, u.uid),
+                126,
+            );
+        }
         // SAFETY: valid C string.
         if unsafe { libc::chdir(self.cwd.as_ptr()) } != 0 {
             // SAFETY: "/" always exists inside the sandbox.
@@ -322,11 +339,14 @@ pub(crate) fn decode(status: libc::c_int) -> (Option<i32>, Option<i32>) {
     }
 }
 
-/// Becomes `uid`/`gid` with no supplementary groups (inside the user namespace).
-pub(crate) fn set_ids(uid: u32, gid: u32) -> Result<()> {
-    // SAFETY: plain syscalls.
+/// Becomes `uid`/`gid` with supplementary `groups` (inside the user
+/// namespace); a uid other than 0 drops every capability.
+pub(crate) fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<()> {
+    let groups: Vec<libc::gid_t> = groups.to_vec();
+    // SAFETY: plain syscalls; the group list outlives the call.
     unsafe {
-        crate::sys::check(libc::setgroups(0, std::ptr::null())).map_err(Error::sys("setgroups"))?;
+        crate::sys::check(libc::setgroups(groups.len(), groups.as_ptr()))
+            .map_err(Error::sys("setgroups"))?;
         crate::sys::check(libc::setresgid(gid, gid, gid)).map_err(Error::sys("setresgid"))?;
         crate::sys::check(libc::setresuid(uid, uid, uid)).map_err(Error::sys("setresuid"))?;
     }

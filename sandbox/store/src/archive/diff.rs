@@ -223,6 +223,32 @@ pub fn dir_in_root(root: &File, path: &str) -> Result<File> {
     Ok(File::from(dir))
 }
 
+/// The contents of regular file `path` of the tree open as `root`
+/// (resolved as [`dir_in_root`] does), if it exists; at most `limit` bytes.
+pub fn read_in_root(root: &File, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+    let file = match rustix::fs::openat2(
+        root,
+        path.trim_start_matches('/'),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        rustix::fs::Mode::empty(),
+        rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => File::from(fd),
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(io_err("opening", Path::new(path), e.into()).into()),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| io_err("inspecting", Path::new(path), e))?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, limit), &mut bytes)
+        .map_err(|e| io_err("reading", Path::new(path), e))?;
+    Ok(Some(bytes))
+}
+
 fn walk<W: Write>(
     options: &DiffOptions,
     out: W,

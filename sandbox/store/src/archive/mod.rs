@@ -25,8 +25,8 @@ use std::path::PathBuf;
 pub use changes::{Change, ChangeKind, changes};
 pub use compression::{Compression, Limits};
 pub use diff::{
-    DiffOptions, DiffSummary, PathStat, dir_in_root, stat_beneath, write_tar, write_tar_at,
-    write_tar_of,
+    DiffOptions, DiffSummary, PathStat, dir_in_root, read_in_root, stat_beneath, write_tar,
+    write_tar_at, write_tar_of,
 };
 pub use unpack::{UnpackSummary, WhiteoutMode, unpack, unpack_into};
 

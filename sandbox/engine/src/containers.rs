@@ -204,22 +204,13 @@ impl Containers {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            let Ok(mut record) = fs::read(&path)
+            let Ok(record) = fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|e| e.to_string()))
             else {
                 tracing::warn!(path = %path.display(), "skipping an unreadable container record");
                 continue;
             };
-            if record.status == Status::Running {
-                let _ = containers
-                    .runtime
-                    .stop(&record.sandbox_id(), Duration::from_secs(1));
-                record.status = Status::Exited;
-                record.exit_code = 137;
-                record.finished_at = now();
-                save(&containers.dir, &record)?;
-            }
             let container = containers.wrap(record, None);
             containers.lock().insert(container.id.clone(), container);
         }
@@ -231,11 +222,16 @@ impl Containers {
     }
 
     fn wrap(&self, record: Record, lease: Option<Lease>) -> Arc<Container> {
+        let output = Output::persistent(
+            LOG_LIMIT,
+            &self.log_path(&record.id),
+            record.status == Status::Exited,
+        );
         Arc::new(Container {
             id: record.id.clone(),
             state: Mutex::new(record),
             changed: watch::channel(0).0,
-            output: Output::new(LOG_LIMIT),
+            output,
             stdin: Mutex::new(None),
             pty: Mutex::new(None),
             _lease: Mutex::new(lease),
@@ -333,13 +329,8 @@ impl Containers {
         Ok(container)
     }
 
-    /// Starts the container's process; `on_exit` runs (on a blocking
-    /// thread) once it has ended and its state is recorded.
-    pub fn start(
-        self: &Arc<Self>,
-        container: &Arc<Container>,
-        on_exit: impl FnOnce(&Arc<Container>) + Send + 'static,
-    ) -> Result<()> {
+    /// Starts the container's process.
+    pub fn start(self: &Arc<Self>, container: &Arc<Container>) -> Result<()> {
         let record = container.record();
         if record.status == Status::Running {
             return Err(Error::NotModified);
@@ -485,17 +476,115 @@ impl Containers {
             r.network = network.map(|n| n.name).unwrap_or_default();
         })?;
         self.refresh_hosts(&container.record().network);
+        self.follow(container, readers);
+        Ok(())
+    }
+
+    /// Relays a running container's output until it ends, then records its
+    /// exit and, for `--rm`, removes it.
+    fn follow(self: &Arc<Self>, container: &Arc<Container>, readers: Readers) {
         let containers = self.clone();
         let container = container.clone();
         tokio::spawn(async move {
             relay(&container, readers).await;
-            let containers = containers.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 containers.finish(&container);
-                on_exit(&container);
+                let record = container.record();
+                if record.host_config.auto_remove
+                    && let Err(e) = containers
+                        .remove(&container)
+                        .and_then(|()| containers.remove_anonymous_volumes(&record))
+                {
+                    tracing::warn!(container = %container.id, error = %e, "cannot auto-remove a container");
+                }
             })
             .await;
         });
+    }
+
+    /// Takes up the containers a previous engine left running: their
+    /// streams back from their inits, their published ports again, and
+    /// their output from where it was. One that cannot be taken up is
+    /// stopped and recorded as killed (exit 137).
+    pub fn adopt(self: &Arc<Self>) {
+        let running: Vec<Arc<Container>> = self
+            .lock()
+            .values()
+            .filter(|c| c.record().status == Status::Running)
+            .cloned()
+            .collect();
+        for container in running {
+            if let Err(e) = self.resume(&container) {
+                let record = container.record();
+                tracing::info!(container = %record.id, error = %e, "a container that was running is not any more");
+                let _ = self
+                    .runtime
+                    .stop(&record.sandbox_id(), Duration::from_secs(1));
+                if let Err(e) = container.update(&self.dir, |r| {
+                    r.status = Status::Exited;
+                    r.pid = 0;
+                    r.exit_code = 137;
+                    r.ip.clear();
+                    r.ports.clear();
+                    r.network.clear();
+                    r.finished_at = now();
+                }) {
+                    tracing::warn!(container = %record.id, error = %e, "cannot record a container's exit");
+                }
+                container.output.end();
+            }
+        }
+    }
+
+    fn resume(self: &Arc<Self>, container: &Arc<Container>) -> Result<()> {
+        let record = container.record();
+        let mut held = self.runtime.take_back(&record.sandbox_id())?.into_iter();
+        let manifest: store::Digest = record
+            .manifest
+            .parse()
+            .map_err(|_| Error::NoSuchImage(record.image.clone()))?;
+        let lease = self.store.unpack(&manifest)?.lease;
+        let lost = || Error::Conflict(format!("the streams of container {} are gone", record.id));
+        let readers = if record.config.tty {
+            let pty = runtime::Pty::new(held.next().ok_or_else(lost)?);
+            let reader = pty.try_clone()?;
+            if record.config.open_stdin {
+                *container.stdin.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(OwnedFd::from(pty.try_clone()?));
+            }
+            *container.pty.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(pty));
+            Readers::Tty(reader.into())
+        } else {
+            let out = held.next().ok_or_else(lost)?;
+            let err = held.next().ok_or_else(lost)?;
+            Readers::Pipes(out, err)
+        };
+        *container._lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease);
+        let ip: std::net::Ipv4Addr = record.ip.parse().map_err(|_| lost())?;
+        for (key, bindings) in &record.ports {
+            let port: u16 = key
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .parse()
+                .unwrap_or(0);
+            for binding in bindings {
+                let host_port: u16 = binding.host_port.parse().unwrap_or(0);
+                let (listener, _) = self
+                    .bind_ports(&[(key.clone(), port, host_port)])?
+                    .pop()
+                    .ok_or_else(lost)?;
+                let task = self.publish(listener, std::net::SocketAddr::from((ip, port)))?;
+                container
+                    .publishers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(task);
+            }
+        }
+        container.output.reopen();
+        self.follow(container, readers);
+        tracing::info!(container = %record.id, "took up a running container");
         Ok(())
     }
 
@@ -568,6 +657,10 @@ impl Containers {
                 [(r.ip.clone(), name), (r.ip.clone(), r.id[..12].to_owned())]
             })
             .collect()
+    }
+
+    fn log_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.log"))
     }
 
     fn hosts_path(&self, id: &str) -> PathBuf {
@@ -701,10 +794,16 @@ impl Containers {
         };
         let (out_r, out_w) = streams::pipe().map_err(io)?;
         let (err_r, err_w) = streams::pipe().map_err(io)?;
+        // The init keeps the ends we read, so the container's output pipes
+        // stay open while this engine restarts (and are taken back then).
         let stdio = runtime::Stdio3 {
             stdin,
             stdout: out_w,
             stderr: err_w,
+            held: vec![
+                out_r.try_clone().map_err(io)?,
+                err_r.try_clone().map_err(io)?,
+            ],
         };
         let sandbox = self.runtime.create_attached(spec, stdio)?;
         Ok((sandbox, Readers::Pipes(out_r, err_r)))
@@ -796,6 +895,7 @@ impl Containers {
         container.update(&self.dir, |r| r.status = Status::Removing)?;
         self.runtime.remove_kept_layer(&record.sandbox_id())?;
         let _ = fs::remove_file(self.hosts_path(&record.id));
+        let _ = fs::remove_file(self.log_path(&record.id));
         self.lock().remove(&record.id);
         let path = self.dir.join(format!("{}.json", record.id));
         match fs::remove_file(&path) {

@@ -110,18 +110,19 @@ impl Engine {
     ) -> Result<Engine> {
         let ns = Engine::namespace_of(lab)?;
         let networks = Arc::new(networks::Networks::open(dir.join("networks.json"))?);
-        let containers = containers::Containers::open(
+        let containers = Arc::new(containers::Containers::open(
             lab,
             networks.clone(),
             runtime,
             store.clone(),
             dir.join("containers"),
             MAX_CONTAINERS,
-        )?;
+        )?);
+        containers.adopt();
         Ok(Engine {
             lab: lab.to_owned(),
             images: LabImages::new(store.clone(), ns, hub.clone()),
-            containers: Arc::new(containers),
+            containers,
             networks,
             execs: api::Execs::default(),
             store,

@@ -1,7 +1,10 @@
 //! A process's output as the engine keeps it: a bounded log of chunks
 //! tagged with their stream and time (what `docker logs` reads, like
 //! `json-file` with a max size) and a broadcast that attached clients
-//! follow. Memory stays bounded whatever a container prints.
+//! follow. Memory stays bounded whatever a container prints. A container's
+//! log is also written to a file, so a restarted engine shows it again;
+//! the file is rewritten from the kept chunks whenever it grows past twice
+//! the limit, so disk stays bounded too.
 
 use std::collections::VecDeque;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -46,6 +49,111 @@ struct Log {
     bytes: usize,
     limit: usize,
     ended: bool,
+    file: Option<LogFile>,
+}
+
+/// The on-disk copy of a log: records of stream (1 byte), time (u64
+/// nanoseconds since the epoch), length (u32) and bytes, little-endian.
+struct LogFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    size: u64,
+}
+
+impl LogFile {
+    fn record(chunk: &Chunk) -> Vec<u8> {
+        let nanos = chunk
+            .time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut out = Vec::with_capacity(13 + chunk.bytes.len());
+        out.push(chunk.stream as u8);
+        out.extend_from_slice(&nanos.to_le_bytes());
+        out.extend_from_slice(&(chunk.bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&chunk.bytes);
+        out
+    }
+
+    /// The chunks a log file holds; a torn last record (a crash midway)
+    /// ends the reading.
+    fn read(path: &std::path::Path) -> Vec<Chunk> {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        let mut chunks = Vec::new();
+        let mut rest = bytes.as_slice();
+        while rest.len() >= 13 {
+            let stream = match rest[0] {
+                1 => Stream::Stdout,
+                2 => Stream::Stderr,
+                _ => break,
+            };
+            let nanos = u64::from_le_bytes(rest[1..9].try_into().unwrap_or_default());
+            let len = u32::from_le_bytes(rest[9..13].try_into().unwrap_or_default()) as usize;
+            let Some(data) = rest.get(13..13 + len) else {
+                break;
+            };
+            chunks.push(Chunk {
+                stream,
+                time: std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos),
+                bytes: Bytes::copy_from_slice(data),
+            });
+            rest = &rest[13 + len..];
+        }
+        chunks
+    }
+
+    /// A fresh file holding exactly `chunks`, replacing the old one whole.
+    fn rewrite(path: &std::path::Path, chunks: &VecDeque<Chunk>) -> std::io::Result<LogFile> {
+        use std::io::Write;
+        let tmp = path.with_extension("log.tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        let mut size = 0;
+        for chunk in chunks {
+            let record = LogFile::record(chunk);
+            file.write_all(&record)?;
+            size += record.len() as u64;
+        }
+        std::fs::rename(&tmp, path)?;
+        Ok(LogFile {
+            path: path.to_owned(),
+            file,
+            size,
+        })
+    }
+}
+
+impl Log {
+    fn keep(&mut self, chunk: Chunk) {
+        self.bytes += chunk.bytes.len();
+        self.chunks.push_back(chunk);
+        while self.bytes > self.limit {
+            match self.chunks.pop_front() {
+                Some(old) => self.bytes -= old.bytes.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Appends `chunk` to the file, or rewrites the file from the kept
+    /// chunks once it has grown past twice the limit.
+    fn write(&mut self, chunk: &Chunk) {
+        use std::io::Write;
+        let limit = self.limit as u64;
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let written = if file.size > 2 * limit {
+            LogFile::rewrite(&file.path.clone(), &self.chunks).map(|f| *file = f)
+        } else {
+            let record = LogFile::record(chunk);
+            file.file
+                .write_all(&record)
+                .map(|()| file.size += record.len() as u64)
+        };
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "a container's log stays in memory only from now on");
+            self.file = None;
+        }
+    }
 }
 
 impl Output {
@@ -57,9 +165,32 @@ impl Output {
                 bytes: 0,
                 limit,
                 ended: false,
+                file: None,
             }),
             events: broadcast::channel(FOLLOW_QUEUE).0,
         }
+    }
+
+    /// An output log kept in memory and in the file at `path`, starting
+    /// with what that file holds (a restarted engine's view of a log), and
+    /// already `ended` for a process that is gone. The log is in memory
+    /// alone if the file cannot be written.
+    pub fn persistent(limit: usize, path: &std::path::Path, ended: bool) -> Output {
+        let output = Output::new(limit);
+        {
+            let mut log = output.log.lock().unwrap_or_else(|p| p.into_inner());
+            for chunk in LogFile::read(path) {
+                log.keep(chunk);
+            }
+            log.ended = ended;
+            match LogFile::rewrite(path, &log.chunks) {
+                Ok(file) => log.file = Some(file),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "a container's log stays in memory only");
+                }
+            }
+        }
+        output
     }
 
     pub fn push(&self, stream: Stream, bytes: Bytes) {
@@ -69,14 +200,8 @@ impl Output {
             bytes,
         };
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        log.bytes += chunk.bytes.len();
-        log.chunks.push_back(chunk.clone());
-        while log.bytes > log.limit {
-            match log.chunks.pop_front() {
-                Some(old) => log.bytes -= old.bytes.len(),
-                None => break,
-            }
-        }
+        log.keep(chunk.clone());
+        log.write(&chunk);
         // No follower is fine: the log keeps it.
         let _ = self.events.send(Event::Output(chunk));
     }

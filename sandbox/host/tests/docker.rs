@@ -782,6 +782,43 @@ fn containers_survive_a_restart_as_records() {
     assert_eq!(labs.ok(&lab, "docker start -a done; echo $?").trim(), "2");
 }
 
+/// Containers running when the engine restarts keep running: their
+/// output before and after, their published ports, exec, and in the end
+/// their exit code are all there for the next engine.
+fn running_containers_outlive_an_engine_restart() {
+    let mut labs = Labs::new();
+    let lab = labs.lab("outlive");
+    labs.ok(
+        &lab,
+        "docker pull -q busybox >/dev/null && docker pull -q nginx >/dev/null",
+    );
+    labs.ok(
+        &lab,
+        "docker run -d --name ticker busybox sh -c 'echo before; read line < /tmp/go 2>/dev/null; while [ ! -e /tmp/stop ]; do sleep 0.05; done; echo after; exit 7'",
+    );
+    labs.ok(&lab, "docker run -d --name web -p 8080:80 nginx");
+    labs.ok(&lab, "docker run -dit --name shell busybox sh");
+    labs.ok(
+        &lab,
+        "until docker logs ticker | grep -q before; do sleep 0.05; done",
+    );
+    labs.restart();
+    assert_eq!(
+        labs.ok(&lab, "docker ps --format '{{.Names}} {{.State}}' | sort"),
+        "shell running\nticker running\nweb running\n"
+    );
+    assert_eq!(labs.ok(&lab, "docker logs ticker"), "before\n");
+    assert_eq!(
+        labs.ok(&lab, "for i in $(seq 50); do curl -s -o /dev/null -w '%{http_code}' localhost:8080 && break; sleep 0.1; done"),
+        "200"
+    );
+    assert_eq!(labs.ok(&lab, "docker exec shell echo alive"), "alive\n");
+    labs.ok(&lab, "docker exec ticker touch /tmp/stop");
+    assert_eq!(labs.ok(&lab, "docker wait ticker"), "7\n");
+    assert_eq!(labs.ok(&lab, "docker logs ticker"), "before\nafter\n");
+    labs.ok(&lab, "docker rm -f web shell ticker >/dev/null");
+}
+
 fn ports_publish_on_the_node_and_containers_share_a_bridge() {
     let labs = Labs::new();
     let lab = labs.lab("ports");
@@ -1680,6 +1717,10 @@ fn main() {
     testkit::run(
         &[
             ("docker_cp_copies_both_ways", docker_cp_copies_both_ways),
+            (
+                "running_containers_outlive_an_engine_restart",
+                running_containers_outlive_an_engine_restart,
+            ),
             (
                 "containers_and_execs_run_as_the_user_asked",
                 containers_and_execs_run_as_the_user_asked,

@@ -294,6 +294,7 @@ impl Runtime {
                 cgroups: cgroup_dirs.clone(),
                 created_unix_ms: now_unix_ms(),
                 sibling_of: spec.sibling_of.clone(),
+                held: 0,
             };
             st.save(&self.layout.state(&id))?;
             cgroups::create(self.cgroup_version, &cgroup_dirs, &spec.limits)?;
@@ -317,9 +318,13 @@ impl Runtime {
                 foreground: matches!(launch, Launch::Foreground { .. }),
                 terminal: matches!(launch, Launch::Foreground { terminal: true }),
                 attached: match &launch {
-                    Launch::Attached(_) => Some(crate::process::Attached { terminal: None }),
+                    Launch::Attached(stdio) => Some(crate::process::Attached {
+                        terminal: None,
+                        held: stdio.held.len(),
+                    }),
                     Launch::Terminal(size) => Some(crate::process::Attached {
                         terminal: Some(*size),
+                        held: 0,
                     }),
                     _ => None,
                 },
@@ -380,12 +385,14 @@ impl Runtime {
             .env_clear();
         let detached = matches!(launch, Launch::Detached);
         let terminal = matches!(launch, Launch::Terminal(_));
+        let mut held = Vec::new();
         if let Launch::Attached(stdio) = launch {
             // Never the caller's terminal or process group.
             cmd.process_group(0)
                 .stdin(Stdio::from(stdio.stdin))
                 .stdout(Stdio::from(stdio.stdout))
                 .stderr(Stdio::from(stdio.stderr));
+            held = stdio.held;
         } else if terminal {
             cmd.process_group(0)
                 .stdin(Stdio::null())
@@ -399,7 +406,8 @@ impl Runtime {
                 let (r, w) = pipe().map_err(Error::sys("create ready pipe"))?;
                 (r.into(), w)
             };
-            pass_as_fd3(&mut cmd, &w);
+            cmd.arg("3");
+            pass_fds_from_3(&mut cmd, std::iter::once(&w).chain(&held));
             let child = cmd
                 .spawn()
                 .map_err(Error::io("run helper", &self.config.helper_exe))?;
@@ -471,6 +479,42 @@ impl Runtime {
             });
         if let Err(e) = spawned {
             warn!(error = %e, "cannot start reaper thread; the sandbox init will stay a zombie after exit");
+        }
+    }
+
+    /// Records how the init of `id` ends without reaping it (it outlived
+    /// the `Runtime` that started it): once its pidfd says it is gone,
+    /// from the exit code it wrote beside its state.
+    fn watch_foreign_exit(&self, id: &str, pidfd: OwnedFd) {
+        let exited = Arc::clone(&self.exited);
+        let path = self.layout.sandbox(id).join(crate::process::EXIT_CODE_FILE);
+        let id = id.to_owned();
+        let spawned = std::thread::Builder::new()
+            .name(format!("watch-{id}"))
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let mut p = libc::pollfd {
+                    fd: pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd; retried when a signal interrupts it.
+                while unsafe { libc::poll(&mut p, 1, -1) } < 0
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                {
+                }
+                let code = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<i32>().ok());
+                let status = ExitStatus { code, signal: None };
+                debug!(id = %id, ?status, "an adopted sandbox's init exited");
+                if let Ok(mut m) = exited.map.lock() {
+                    m.insert(id, status);
+                    exited.changed.notify_all();
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot watch an adopted sandbox; its exit code will be lost");
         }
     }
 
@@ -692,6 +736,37 @@ impl Runtime {
         self.destroy(id, Some(st.uid_base))
     }
 
+    /// The descriptors the init of running sandbox `id` holds for its caller
+    /// ([`Stdio3::held`], or its terminal's master), copied into this
+    /// process: how a restarted caller finds a container's streams again.
+    pub fn take_back(&self, id: &str) -> Result<Vec<OwnedFd>> {
+        let pidfd = self.live_pidfd(id, "taking its streams back")?;
+        let st = self.load(id)?;
+        // Whoever reaps the init now (its parent is gone, or is another
+        // `Runtime` of this process), this one learns how it ended.
+        self.watch_foreign_exit(id, pidfd.try_clone().map_err(Error::sys("copy a pidfd"))?);
+        (0..st.held as i32)
+            .map(|i| {
+                // SAFETY: plain syscall on a pidfd we own.
+                let fd = unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_getfd,
+                        pidfd.as_raw_fd(),
+                        crate::process::HELD_FD + i,
+                        0,
+                    )
+                };
+                if fd < 0 {
+                    return Err(Error::sys("take a sandbox's stream back")(
+                        std::io::Error::last_os_error(),
+                    ));
+                }
+                // SAFETY: a fresh descriptor the kernel just gave us.
+                Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+            })
+            .collect()
+    }
+
     /// Sends `signal` to the sandbox's init, which passes it on to its
     /// command (a container's main process). Running only.
     pub fn signal(&self, id: &str, signal: i32) -> Result<()> {
@@ -862,7 +937,8 @@ impl Runtime {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        pass_as_fd3(&mut cmd, &theirs);
+        cmd.arg("3");
+        pass_fds_from_3(&mut cmd, [&theirs]);
         let mut child = cmd
             .spawn()
             .map_err(Error::io("run helper", &self.config.helper_exe))?;
@@ -1150,17 +1226,28 @@ struct Exits {
     changed: std::sync::Condvar,
 }
 
-/// Makes `fd` the child's descriptor 3 and names it as the next argument.
-fn pass_as_fd3(cmd: &mut StdCommand, fd: &OwnedFd) {
-    let raw = fd.as_raw_fd();
-    cmd.arg("3");
-    // SAFETY: only dup2/fcntl between fork and exec (async-signal-safe).
+/// Makes `fds` the child's descriptors 3, 4, …, whatever their numbers
+/// here: each is first copied above every target, so none overwrites
+/// another before it is moved.
+fn pass_fds_from_3<'a>(cmd: &mut StdCommand, fds: impl IntoIterator<Item = &'a OwnedFd>) {
+    let mut raw: Vec<i32> = fds.into_iter().map(|f| f.as_raw_fd()).collect();
+    let above = 3 + raw.len() as i32;
+    // SAFETY: only fcntl/dup2/close between fork and exec (async-signal-safe),
+    // writing in place into a vector allocated before the fork.
     unsafe {
         cmd.pre_exec(move || {
-            if raw == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0);
-            } else if libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
+            for fd in raw.iter_mut() {
+                let copy = libc::fcntl(*fd, libc::F_DUPFD, above);
+                if copy < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                *fd = copy;
+            }
+            for (i, fd) in raw.iter().enumerate() {
+                if libc::dup2(*fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(*fd);
             }
             Ok(())
         });
@@ -1173,6 +1260,10 @@ pub struct Stdio3 {
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// Descriptors the sandbox's init keeps open for the caller (the other
+    /// ends of these streams), so they outlive a caller that restarts,
+    /// which takes them back with [`Runtime::take_back`].
+    pub held: Vec<OwnedFd>,
 }
 
 /// Makes the caller's pipes belong to the sandbox's root: a process

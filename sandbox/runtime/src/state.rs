@@ -63,6 +63,9 @@ pub struct State {
     /// when that one is destroyed (its cgroups are children of ours).
     #[serde(default)]
     pub sibling_of: Option<String>,
+    /// Descriptors init holds for its caller, from `HELD_FD` on.
+    #[serde(default)]
+    pub held: usize,
 }
 
 impl State {

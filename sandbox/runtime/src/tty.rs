@@ -83,7 +83,9 @@ pub struct Pty {
 }
 
 impl Pty {
-    pub(crate) fn new(master: OwnedFd) -> Pty {
+    /// A terminal by its master (one made here, or taken back from a
+    /// sandbox's init with [`crate::Runtime::take_back`]).
+    pub fn new(master: OwnedFd) -> Pty {
         Pty { master }
     }
 

@@ -606,6 +606,14 @@ async fn the_docker_cli_in_a_lab_reaches_its_engine_across_a_restart() {
     )
     .await;
     read_until(&mut term, "image-busybox image-nginx").await;
+    // The nginx started before the restart still runs and still serves.
+    type_line(
+        &mut term,
+        "docker ps --format 'state-{{.State}}'; curl -s localhost:8080 | grep -c 'shows every reque[s]t' | sed 's/^/served-/'",
+    )
+    .await;
+    read_until(&mut term, "state-running").await;
+    read_until(&mut term, "served-1").await;
 }
 
 async fn lab_json(server: &Server, token: &str, id: &str) -> Value {

@@ -320,21 +320,9 @@ fn merge_image_config(
 async fn start(engine: &Arc<Engine>, container: &Arc<Container>) -> ApiResult<()> {
     let containers = engine.containers.clone();
     let container = container.clone();
-    tokio::task::spawn_blocking(move || {
-        let after = containers.clone();
-        containers.start(&container, move |c| {
-            let record = c.record();
-            if record.host_config.auto_remove
-                && let Err(e) = after
-                    .remove(c)
-                    .and_then(|()| after.remove_anonymous_volumes(&record))
-            {
-                tracing::warn!(container = %c.id, error = %e, "cannot auto-remove a container");
-            }
-        })
-    })
-    .await
-    .map_err(Error::from)??;
+    tokio::task::spawn_blocking(move || containers.start(&container))
+        .await
+        .map_err(Error::from)??;
     Ok(())
 }
 

@@ -92,6 +92,8 @@ fn run(cfg: &HelperConfig) -> Result<Option<OwnedFd>> {
         .sibling
         .map(|s| enter_sibling_userns(cfg, s))
         .transpose()?;
+    let exit_path = cfg.state.with_file_name(super::EXIT_CODE_FILE);
+    let exit_file = fs::File::create(&exit_path).map_err(Error::io("create", &exit_path))?;
     let (ours, theirs) = channel::pair()?;
     let namespaces = match (&sibling_rootfs, cfg.spec.network.share_node) {
         (Some(root), true) => {
@@ -111,7 +113,7 @@ fn run(cfg: &HelperConfig) -> Result<Option<OwnedFd>> {
     if pid == 0 {
         drop(ours);
         drop(sibling_rootfs);
-        init::sandbox_main(cfg, theirs, binds, profile, main)
+        init::sandbox_main(cfg, theirs, binds, profile, main, exit_file)
     }
     drop(theirs);
     drop(binds);
@@ -254,6 +256,11 @@ fn await_ready(cfg: &HelperConfig, pid: i32, sock: &OwnedFd) -> Result<Option<Ow
     st.status = Status::Running;
     st.init_pid = Some(pid);
     st.init_start_time = state::process_start_time(pid);
+    st.held = match cfg.attached {
+        Some(a) if a.terminal.is_some() => 1,
+        Some(a) => a.held,
+        None => 0,
+    };
     st.save(&cfg.state)?;
     Ok(terminal)
 }

@@ -24,6 +24,7 @@ pub(crate) fn sandbox_main(
     binds: Vec<OwnedFd>,
     profile: Profile,
     mut main: Option<Command>,
+    exit_file: std::fs::File,
 ) -> ! {
     block_all_signals();
     hide_helper_arguments();
@@ -50,7 +51,13 @@ pub(crate) fn sandbox_main(
         unsafe { libc::_exit(1) };
     }
     let sent = terminal
-        .map(|master| channel::send(&sock, &Message::Terminal(master)))
+        .as_ref()
+        .map(|master| {
+            master
+                .try_clone()
+                .map_err(Error::sys("keep the terminal"))
+                .and_then(|copy| channel::send(&sock, &Message::Terminal(copy)))
+        })
         .unwrap_or(Ok(()))
         .and_then(|()| channel::send(&sock, &Message::Ready));
     if sent.is_err() {
@@ -58,16 +65,30 @@ pub(crate) fn sandbox_main(
         unsafe { libc::_exit(1) };
     }
     drop(sock);
-    // Nothing from the host stays open in pid 1 beyond stdio.
-    let _ = sys::close_from(3);
+    // SAFETY: plain syscall; descriptor 3 was the helper's, not ours.
+    unsafe {
+        libc::dup3(
+            std::os::fd::AsRawFd::as_raw_fd(&exit_file),
+            super::EXIT_FD,
+            libc::O_CLOEXEC,
+        )
+    };
+    drop(exit_file);
+    let held = keep_held(cfg, terminal);
+    // Nothing else from the host stays open in pid 1 beyond stdio.
+    let _ = sys::close_from((super::HELD_FD as usize + held) as libc::c_uint);
     let deadline = cfg
         .spec
         .deadline_unix_ms
         .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
     let tty = cfg.attached.is_some_and(|a| a.terminal.is_some());
     let code = supervise(main, cfg.terminal, tty, deadline);
-    // SAFETY: as above.
-    unsafe { libc::_exit(code) }
+    let text = format!("{code}\n");
+    // SAFETY: writing our own buffer to our own descriptor, then leaving.
+    unsafe {
+        libc::write(super::EXIT_FD, text.as_ptr().cast(), text.len());
+        libc::_exit(code)
+    }
 }
 
 /// Returns the master of the init command's terminal, when it has one.
@@ -157,6 +178,33 @@ fn setup(
     set_dumpable(false);
     profile.apply()?;
     Ok(terminal)
+}
+
+/// Keeps the descriptors init holds for its caller at `HELD_FD` on, closed
+/// on exec (the init command must not inherit them); returns how many.
+/// They keep a container's streams open while its caller restarts.
+fn keep_held(cfg: &HelperConfig, terminal: Option<std::os::fd::OwnedFd>) -> usize {
+    use std::os::fd::AsRawFd;
+    let held = match (terminal, cfg.attached) {
+        (Some(master), _) => {
+            let raw = master.as_raw_fd();
+            if raw != super::HELD_FD {
+                // SAFETY: plain syscall; HELD_FD is free (sock and the
+                // helper's descriptors are gone or about to be closed).
+                unsafe { libc::dup3(raw, super::HELD_FD, libc::O_CLOEXEC) };
+            } else {
+                std::mem::forget(master);
+            }
+            1
+        }
+        (None, Some(a)) => a.held,
+        (None, None) => 0,
+    };
+    for fd in super::HELD_FD..super::HELD_FD + held as i32 {
+        // SAFETY: plain fcntl on our own descriptor.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    held
 }
 
 /// We are a fork of the create helper, whose command line names host

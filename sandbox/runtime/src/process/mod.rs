@@ -78,7 +78,23 @@ pub(crate) struct Attached {
     /// Put the init command on a new terminal of the sandbox's devpts,
     /// this big, whose master goes back to the caller.
     pub terminal: Option<crate::tty::WindowSize>,
+    /// How many of the caller's descriptors the helper got from
+    /// [`HELD_FD`] on, for init to keep (see [`crate::Stdio3::held`]).
+    #[serde(default)]
+    pub held: usize,
 }
+
+/// Where the descriptors a sandbox's init holds for its caller start, in
+/// the create helper (as passed) and in init (as kept): the caller's
+/// streams' other ends, or a copy of the terminal's master. A caller that
+/// restarted takes them back with `pidfd_getfd` ([`crate::Runtime::take_back`]).
+pub(crate) const HELD_FD: i32 = 4;
+
+/// Init's descriptor of the file it writes its exit code to (beside the
+/// sandbox's state, [`EXIT_CODE_FILE`]), so a caller that is not its parent
+/// (one that restarted) still learns how its command ended.
+pub(crate) const EXIT_FD: i32 = 3;
+pub(crate) const EXIT_CODE_FILE: &str = "exit-code";
 
 /// The running sandbox a sibling joins, by its init; the start time guards
 /// against a recycled pid.

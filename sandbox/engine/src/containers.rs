@@ -172,6 +172,9 @@ pub struct Containers {
     dir: PathBuf,
     table: Mutex<BTreeMap<String, Arc<Container>>>,
     max: usize,
+    /// The DNS server of each user-defined network that has running
+    /// containers, by network name.
+    dns: Mutex<BTreeMap<String, tokio::task::AbortHandle>>,
 }
 
 impl Containers {
@@ -195,6 +198,7 @@ impl Containers {
             dir,
             table: Mutex::new(BTreeMap::new()),
             max,
+            dns: Mutex::new(BTreeMap::new()),
         };
         for entry in fs::read_dir(&containers.dir)
             .map_err(Error::state(&containers.dir))?
@@ -404,15 +408,23 @@ impl Containers {
                 if net.user_defined() {
                     spec.hosts.extend(self.neighbours(net, &record.id));
                     // Its own file, bound over /etc/hosts, so containers
-                    // that join later are added to it while it runs.
-                    let path = self.hosts_path(&record.id);
-                    write_in_place(&path, &runtime::hosts_file(&spec.hostname, &spec.hosts))?;
-                    spec.mounts.push(runtime::BindMount {
-                        source: path,
-                        target: "/etc/hosts".into(),
-                        readonly: true,
-                        in_node: false,
-                    });
+                    // that join later are added to it while it runs; and
+                    // the network's DNS server as its nameserver.
+                    let hosts = self.hosts_path(&record.id);
+                    write_in_place(&hosts, &runtime::hosts_file(&spec.hostname, &spec.hosts))?;
+                    let resolv = self.dir.join(format!("{}.resolv.conf", record.id));
+                    write_in_place(
+                        &resolv,
+                        &format!("nameserver {}\noptions ndots:0\n", net.gateway()),
+                    )?;
+                    for (source, target) in [(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")] {
+                        spec.mounts.push(runtime::BindMount {
+                            source,
+                            target: target.into(),
+                            readonly: true,
+                            in_node: false,
+                        });
+                    }
                 }
                 Some(ip)
             }
@@ -457,12 +469,7 @@ impl Containers {
                     host_ip: "0.0.0.0".into(),
                     host_port: host_port.to_string(),
                 });
-                let task = self.publish(listener, std::net::SocketAddr::from((ip, port)))?;
-                container
-                    .publishers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(task);
+                self.publish(container, listener, std::net::SocketAddr::from((ip, port)))?;
             }
         }
         container.update(&self.dir, |r| {
@@ -574,16 +581,12 @@ impl Containers {
                     .bind_ports(&[(key.clone(), port, host_port)])?
                     .pop()
                     .ok_or_else(lost)?;
-                let task = self.publish(listener, std::net::SocketAddr::from((ip, port)))?;
-                container
-                    .publishers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(task);
+                self.publish(container, listener, std::net::SocketAddr::from((ip, port)))?;
             }
         }
         container.output.reopen();
         self.follow(container, readers);
+        self.refresh_hosts(&record.network);
         tracing::info!(container = %record.id, "took up a running container");
         Ok(())
     }
@@ -669,7 +672,7 @@ impl Containers {
 
     /// Rewrites the `/etc/hosts` of every running container on user-defined
     /// network `name` after a container joined or left it.
-    fn refresh_hosts(&self, name: &str) {
+    fn refresh_hosts(self: &Arc<Self>, name: &str) {
         let Ok(net) = self.networks.find(name) else {
             return;
         };
@@ -682,6 +685,7 @@ impl Containers {
             .map(|c| c.record())
             .filter(|r| r.status == Status::Running && r.network == net.name)
             .collect();
+        self.serve_dns(&net, !members.is_empty());
         for r in members {
             let name = hostname(&r);
             let mut lines = vec![(r.ip.clone(), name.clone())];
@@ -692,6 +696,59 @@ impl Containers {
                 tracing::warn!(container = %r.id, error = %e, "cannot update a container's /etc/hosts");
             }
         }
+    }
+
+    /// Starts (`wanted`) or stops the DNS server of user-defined network
+    /// `net`. A port 53 the node took first leaves the network without one:
+    /// its names still resolve through `/etc/hosts`.
+    fn serve_dns(self: &Arc<Self>, net: &crate::networks::Network, wanted: bool) {
+        let mut servers = self.dns.lock().unwrap_or_else(|p| p.into_inner());
+        if !wanted {
+            if let Some(task) = servers.remove(&net.name) {
+                task.abort();
+            }
+            return;
+        }
+        if servers.contains_key(&net.name) {
+            return;
+        }
+        let addr = std::net::SocketAddr::from((net.gateway(), 53));
+        let socket = self
+            .runtime
+            .bind_udp(&self.lab, addr)
+            .map_err(Error::from)
+            .and_then(|s| {
+                s.set_nonblocking(true).map_err(Error::state(&self.dir))?;
+                tokio::net::UdpSocket::from_std(s).map_err(Error::state(&self.dir))
+            });
+        let socket = match socket {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(network = %net.name, error = %e, "no DNS server for a network");
+                return;
+            }
+        };
+        let containers = Arc::downgrade(self);
+        let network = net.name.clone();
+        let task = tokio::spawn(crate::dns::serve(socket, move |name| {
+            containers.upgrade()?.address_on(&network, name)
+        }));
+        servers.insert(net.name.clone(), task.abort_handle());
+    }
+
+    /// The address of the running container called `name` (or whose ID
+    /// starts with it, 12 digits at least) on network `network`.
+    fn address_on(&self, network: &str, name: &str) -> Option<std::net::Ipv4Addr> {
+        let name = name.to_ascii_lowercase();
+        self.lock()
+            .values()
+            .map(|c| c.record())
+            .filter(|r| r.status == Status::Running && r.network == network)
+            .find(|r| {
+                r.name.trim_start_matches('/').eq_ignore_ascii_case(&name)
+                    || (name.len() >= 12 && r.id.starts_with(&name))
+            })
+            .and_then(|r| r.ip.parse().ok())
     }
 
     /// Whether a running container is on network `name`.
@@ -722,12 +779,14 @@ impl Containers {
     }
 
     /// Forwards every connection to the node's `listener` to `target` on
-    /// the bridge, a connection made inside the lab's network.
+    /// the bridge, a connection made inside the lab's network, for as long
+    /// as `container` runs.
     fn publish(
         &self,
+        container: &Container,
         listener: std::net::TcpListener,
         target: std::net::SocketAddr,
-    ) -> Result<tokio::task::AbortHandle> {
+    ) -> Result<()> {
         let io = |e| Error::state(&self.dir)(e);
         listener.set_nonblocking(true).map_err(io)?;
         let listener = tokio::net::TcpListener::from_std(listener).map_err(io)?;
@@ -753,7 +812,12 @@ impl Containers {
                 });
             }
         });
-        Ok(task.abort_handle())
+        container
+            .publishers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task.abort_handle());
+        Ok(())
     }
 
     /// Starts the container's sandbox with its stdio on pipes, or on a
@@ -810,7 +874,7 @@ impl Containers {
     }
 
     /// After the output ended: the exit status, then the sandbox goes.
-    fn finish(&self, container: &Container) {
+    fn finish(self: &Arc<Self>, container: &Container) {
         let record = container.record();
         let sandbox = record.sandbox_id();
         let status = self.runtime.wait_exit(&sandbox, REAP_WAIT);
@@ -895,6 +959,7 @@ impl Containers {
         container.update(&self.dir, |r| r.status = Status::Removing)?;
         self.runtime.remove_kept_layer(&record.sandbox_id())?;
         let _ = fs::remove_file(self.hosts_path(&record.id));
+        let _ = fs::remove_file(self.dir.join(format!("{}.resolv.conf", record.id)));
         let _ = fs::remove_file(self.log_path(&record.id));
         self.lock().remove(&record.id);
         let path = self.dir.join(format!("{}.json", record.id));

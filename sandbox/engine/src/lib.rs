@@ -44,6 +44,7 @@
 pub mod api;
 pub mod containers;
 pub mod distribution;
+mod dns;
 mod error;
 pub mod files;
 pub mod images;

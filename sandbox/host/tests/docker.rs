@@ -1350,7 +1350,28 @@ fn user_networks_give_containers_each_others_names() {
         "02:42:ac:12:00:03\n",
         "MACs follow addresses, as on Docker"
     );
+    // And over DNS, from the network's own server at its gateway.
+    assert_eq!(
+        labs.ok(&lab, "docker exec db cat /etc/resolv.conf"),
+        "nameserver 172.18.0.1\noptions ndots:0\n"
+    );
+    let found = labs.ok(&lab, "docker exec db nslookup cache");
+    assert!(found.contains("172.18.0.3"), "{found}");
+    let short = labs.ok(&lab, "docker exec db sh -c 'nslookup $(hostname)'");
+    assert!(
+        short.contains("172.18.0.2"),
+        "a container finds its own short ID: {short}"
+    );
+    assert_ne!(
+        labs.sh(&lab, "docker exec db nslookup nope.example").code,
+        0
+    );
     labs.ok(&lab, "docker rm -f cache");
+    assert_ne!(
+        labs.sh(&lab, "docker exec db nslookup cache").code,
+        0,
+        "a removed container's name still resolves"
+    );
     assert!(
         !labs
             .ok(&lab, "docker exec db cat /etc/hosts")

@@ -132,13 +132,8 @@ pub fn connect_in(
     addr: std::net::SocketAddr,
     timeout: std::time::Duration,
 ) -> io::Result<std::net::TcpStream> {
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            crate::sys::setns_pidfd(pidfd, libc::CLONE_NEWNET)?;
-            std::net::TcpStream::connect_timeout(&addr, timeout)
-        })
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("connecting thread panicked")))
+    in_netns(pidfd, || {
+        std::net::TcpStream::connect_timeout(&addr, timeout)
     })
 }
 
@@ -149,13 +144,31 @@ pub fn listen_in(
     pidfd: BorrowedFd<'_>,
     addr: std::net::SocketAddr,
 ) -> io::Result<std::net::TcpListener> {
+    in_netns(pidfd, || std::net::TcpListener::bind(addr))
+}
+
+/// Binds a UDP socket inside the network namespace of the process behind
+/// `pidfd` (a DNS server on a node's bridge), as [`listen_in`] does.
+pub fn bind_udp_in(
+    pidfd: BorrowedFd<'_>,
+    addr: std::net::SocketAddr,
+) -> io::Result<std::net::UdpSocket> {
+    in_netns(pidfd, || std::net::UdpSocket::bind(addr))
+}
+
+/// Runs `open` (which makes one socket) on a short-lived thread that has
+/// joined the network namespace of the process behind `pidfd`.
+fn in_netns<T: Send>(
+    pidfd: BorrowedFd<'_>,
+    open: impl FnOnce() -> io::Result<T> + Send,
+) -> io::Result<T> {
     std::thread::scope(|s| {
         s.spawn(move || {
             crate::sys::setns_pidfd(pidfd, libc::CLONE_NEWNET)?;
-            std::net::TcpListener::bind(addr)
+            open()
         })
         .join()
-        .unwrap_or_else(|_| Err(io::Error::other("listening thread panicked")))
+        .unwrap_or_else(|_| Err(io::Error::other("socket thread panicked")))
     })
 }
 

@@ -693,6 +693,17 @@ impl Runtime {
         })
     }
 
+    /// A UDP socket bound to `addr` inside the sandbox's network namespace.
+    /// Running only.
+    pub fn bind_udp(&self, id: &str, addr: std::net::SocketAddr) -> Result<std::net::UdpSocket> {
+        let pidfd = self.live_pidfd(id, "a UDP socket")?;
+        crate::net::bind_udp_in(pidfd.as_fd(), addr).map_err(|source| Error::Listen {
+            id: id.to_owned(),
+            addr,
+            source,
+        })
+    }
+
     /// Adds `bridge` to the sandbox's network (a user-defined network of
     /// its siblings). Running only.
     pub fn add_bridge(&self, id: &str, bridge: &crate::spec::Bridge) -> Result<()> {

@@ -442,7 +442,7 @@ impl Containers {
                 in_node: true,
             });
         }
-        let bindings = requested_ports(&record.host_config)?;
+        let bindings = crate::ports::requested(&record.host_config)?;
         // With the node's network the ports are the node's already; dockerd
         // likewise ignores -p with --network host.
         let bindings = if spec.network.share_node {
@@ -455,7 +455,10 @@ impl Containers {
                 "a container without a network cannot publish ports".into(),
             ));
         }
-        let listeners = self.bind_ports(&bindings)?;
+        let bound = bindings
+            .iter()
+            .map(|b| crate::ports::bind(&self.runtime, &self.lab, b))
+            .collect::<Result<Vec<_>>>()?;
         container.output.reopen();
         // Subscribed before the process exists, so no early output or
         // exit is missed by what follows.
@@ -463,13 +466,12 @@ impl Containers {
         *container._lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(unpacked.lease);
         let mut published: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
         if let Some(ip) = ip {
-            for (listener, (key, port)) in listeners {
-                let host_port = listener.local_addr().map_or(0, |a| a.port());
-                published.entry(key).or_default().push(PortBinding {
-                    host_ip: "0.0.0.0".into(),
-                    host_port: host_port.to_string(),
-                });
-                self.publish(container, listener, std::net::SocketAddr::from((ip, port)))?;
+            for (socket, request) in bound.into_iter().zip(&bindings) {
+                published
+                    .entry(request.key.clone())
+                    .or_default()
+                    .push(socket.binding());
+                self.publish(container, socket, (ip, request.container_port).into())?;
             }
         }
         container.update(&self.dir, |r| {
@@ -569,19 +571,10 @@ impl Containers {
         *container._lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease);
         let ip: std::net::Ipv4Addr = record.ip.parse().map_err(|_| lost())?;
         for (key, bindings) in &record.ports {
-            let port: u16 = key
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .parse()
-                .unwrap_or(0);
             for binding in bindings {
-                let host_port: u16 = binding.host_port.parse().unwrap_or(0);
-                let (listener, _) = self
-                    .bind_ports(&[(key.clone(), port, host_port)])?
-                    .pop()
-                    .ok_or_else(lost)?;
-                self.publish(container, listener, std::net::SocketAddr::from((ip, port)))?;
+                let request = crate::ports::recorded(key, binding).ok_or_else(lost)?;
+                let socket = crate::ports::bind(&self.runtime, &self.lab, &request)?;
+                self.publish(container, socket, (ip, request.container_port).into())?;
             }
         }
         container.output.reopen();
@@ -758,65 +751,21 @@ impl Containers {
             .any(|c| c.record().status == Status::Running && c.record().network == name)
     }
 
-    /// Listeners on the node for every requested port, bound before the
-    /// container starts, so a taken port fails the start cleanly.
-    fn bind_ports(
-        &self,
-        bindings: &[(String, u16, u16)],
-    ) -> Result<Vec<(std::net::TcpListener, (String, u16))>> {
-        let mut listeners = Vec::new();
-        for (key, container_port, host_port) in bindings {
-            let addr = std::net::SocketAddr::from(([0, 0, 0, 0], *host_port));
-            let listener = self.runtime.listen_tcp(&self.lab, addr).map_err(|e| match e {
-                runtime::Error::Listen { .. } => Error::InvalidArgument(format!(
-                    "driver failed programming external connectivity: Bind for 0.0.0.0:{host_port} failed: port is already allocated"
-                )),
-                e => e.into(),
-            })?;
-            listeners.push((listener, (key.clone(), *container_port)));
-        }
-        Ok(listeners)
-    }
-
-    /// Forwards every connection to the node's `listener` to `target` on
-    /// the bridge, a connection made inside the lab's network, for as long
-    /// as `container` runs.
+    /// Forwards what reaches `socket` on the node to `target` on the
+    /// bridge, for as long as `container` runs.
     fn publish(
         &self,
         container: &Container,
-        listener: std::net::TcpListener,
+        socket: crate::ports::Bound,
         target: std::net::SocketAddr,
     ) -> Result<()> {
-        let io = |e| Error::state(&self.dir)(e);
-        listener.set_nonblocking(true).map_err(io)?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(io)?;
-        let runtime = self.runtime.clone();
-        let lab = self.lab.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let runtime = runtime.clone();
-                let lab = lab.clone();
-                tokio::spawn(async move {
-                    let connected = tokio::task::spawn_blocking(move || {
-                        runtime.connect_tcp(&lab, target, Duration::from_secs(5))
-                    })
-                    .await;
-                    let Ok(Ok(upstream)) = connected else { return };
-                    if upstream.set_nonblocking(true).is_err() {
-                        return;
-                    }
-                    let Ok(mut upstream) = tokio::net::TcpStream::from_std(upstream) else {
-                        return;
-                    };
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                });
-            }
-        });
+        let task = crate::ports::forward(self.runtime.clone(), self.lab.clone(), socket, target)
+            .map_err(Error::state(&self.dir))?;
         container
             .publishers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(task.abort_handle());
+            .push(task);
         Ok(())
     }
 
@@ -1229,38 +1178,6 @@ pub fn check_volume_name(name: &str) -> Result<()> {
 /// The node directory holding volume `name`'s data.
 pub fn volume_path(name: &str) -> String {
     format!("{VOLUMES}/{name}/_data")
-}
-
-/// `-p` as (`80/tcp`, container port, host port; 0 for any free one).
-fn requested_ports(host: &HostConfig) -> Result<Vec<(String, u16, u16)>> {
-    let mut out = Vec::new();
-    for (key, bindings) in host.port_bindings.iter().flatten() {
-        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
-        if proto != "tcp" {
-            return Err(Error::NotImplemented(format!(
-                "publishing {proto} ports is not supported by this engine yet; publish tcp ports"
-            )));
-        }
-        let container_port: u16 = port
-            .parse()
-            .map_err(|_| Error::InvalidArgument(format!("invalid container port {port:?}")))?;
-        for b in bindings.iter().flatten() {
-            if !matches!(b.host_ip.as_str(), "" | "0.0.0.0" | "::") {
-                return Err(Error::NotImplemented(format!(
-                    "publishing on {} is not supported by this engine yet; publish on all addresses",
-                    b.host_ip
-                )));
-            }
-            let host_port = match b.host_port.as_str() {
-                "" => 0,
-                p => p
-                    .parse()
-                    .map_err(|_| Error::InvalidArgument(format!("invalid host port {p:?}")))?,
-            };
-            out.push((format!("{container_port}/tcp"), container_port, host_port));
-        }
-    }
-    Ok(out)
 }
 
 /// A container name by [`valid_object_name`], with dockerd's message.

@@ -49,6 +49,7 @@ mod error;
 pub mod files;
 pub mod images;
 pub mod networks;
+mod ports;
 mod streams;
 pub mod users;
 

@@ -819,6 +819,39 @@ fn running_containers_outlive_an_engine_restart() {
     labs.ok(&lab, "docker rm -f web shell ticker >/dev/null");
 }
 
+/// `-p` on one address of the node, and `-p …/udp` relayed both ways.
+fn ports_publish_on_an_address_and_over_udp() {
+    let labs = Labs::new();
+    let lab = labs.lab("udp");
+    labs.ok(&lab, "docker pull -q debian >/dev/null");
+    // A UDP echo server in Perl, which Debian's base system has.
+    labs.ok(
+        &lab,
+        r#"docker run -d --name echo -p 127.0.0.1:5353:53/udp debian perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 53, Proto => "udp") or die; while ($s->recv($m, 1024)) { $s->send($m) }'"#,
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker port echo").trim(),
+        "53/udp -> 127.0.0.1:5353"
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker ps --format '{{.Ports}}'").trim(),
+        "127.0.0.1:5353->53/udp"
+    );
+    let echoed = labs.ok(
+        &lab,
+        "for i in $(seq 30); do r=$(exec 3<>/dev/udp/127.0.0.1/5353; echo ping-udp >&3; timeout 1 head -n1 <&3); [ -n \"$r\" ] && echo \"$r\" && break; done",
+    );
+    assert_eq!(echoed.trim(), "ping-udp");
+    let elsewhere = labs.sh(&lab, "docker run -d -p 10.9.9.9:80:80 debian true");
+    assert_ne!(elsewhere.code, 0);
+    assert!(
+        elsewhere.stderr.contains("not an address of the node"),
+        "{}",
+        elsewhere.stderr
+    );
+    labs.ok(&lab, "docker rm -f echo >/dev/null");
+}
+
 fn ports_publish_on_the_node_and_containers_share_a_bridge() {
     let labs = Labs::new();
     let lab = labs.lab("ports");
@@ -1738,6 +1771,10 @@ fn main() {
     testkit::run(
         &[
             ("docker_cp_copies_both_ways", docker_cp_copies_both_ways),
+            (
+                "ports_publish_on_an_address_and_over_udp",
+                ports_publish_on_an_address_and_over_udp,
+            ),
             (
                 "running_containers_outlive_an_engine_restart",
                 running_containers_outlive_an_engine_restart,

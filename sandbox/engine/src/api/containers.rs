@@ -429,17 +429,14 @@ fn published_ports(r: &Record) -> Vec<Value> {
     r.ports
         .iter()
         .flat_map(|(key, bindings)| {
-            let private: u16 = key
-                .split('/')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
+            let (port, kind) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+            let private: u16 = port.parse().unwrap_or(0);
             bindings.iter().map(move |b| {
                 json!({
                     "IP": b.host_ip,
                     "PrivatePort": private,
                     "PublicPort": b.host_port.parse::<u16>().unwrap_or(0),
-                    "Type": "tcp",
+                    "Type": kind,
                 })
             })
         })

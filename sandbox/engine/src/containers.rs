@@ -91,7 +91,7 @@ impl Record {
     /// The runtime sandbox of this container; ids are random, so unique
     /// on the host.
     pub fn sandbox_id(&self) -> String {
-        format!("ctr-{}", &self.id[..40])
+        sandbox_id_of(&self.id)
     }
 }
 
@@ -1041,6 +1041,11 @@ fn write_in_place(path: &std::path::Path, contents: &str) -> Result<()> {
         .open(path)
         .and_then(|mut f| f.write_all(contents.as_bytes()))
         .map_err(Error::state(path))
+}
+
+/// The runtime sandbox of the container with ID `id` (64 hex digits).
+pub fn sandbox_id_of(id: &str) -> String {
+    format!("ctr-{}", &id[..id.len().min(40)])
 }
 
 /// A container's own limits inside its lab's (its writable layer's size

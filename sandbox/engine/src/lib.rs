@@ -237,7 +237,7 @@ impl Engines {
             .enable_all()
             .build()
             .map_err(Error::state(root))?;
-        Ok(Engines {
+        let engines = Engines {
             runtime: Some(runtime),
             sandboxes,
             store,
@@ -245,7 +245,33 @@ impl Engines {
             root: root.to_owned(),
             sockets,
             serving: Mutex::new(HashMap::new()),
-        })
+        };
+        engines.sweep_kept_layers();
+        Ok(engines)
+    }
+
+    /// Deletes the kept files of containers that no lab knows any more (a
+    /// removal stopped halfway by a crash); run before any engine starts.
+    fn sweep_kept_layers(&self) {
+        let known: std::collections::HashSet<String> = fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|lab| container_ids(&lab.path()))
+            .map(|id| containers::sandbox_id_of(&id))
+            .collect();
+        for id in self.sandboxes.kept_layers() {
+            if id.starts_with("ctr-") && !known.contains(&id) {
+                match self.sandboxes.remove_kept_layer(&id) {
+                    Ok(()) => {
+                        tracing::info!(sandbox = %id, "removed the files of a container no lab knows")
+                    }
+                    Err(e) => {
+                        tracing::warn!(sandbox = %id, error = %e, "cannot remove a container's files")
+                    }
+                }
+            }
+        }
     }
 
     fn lab_dir(&self, lab: &str) -> Result<PathBuf> {
@@ -363,6 +389,15 @@ impl Engines {
             engine.containers.remove_all();
         }
         self.store.remove_namespace(&Engine::namespace_of(lab)?)?;
+        // Its containers' files, also when no engine ran for it.
+        for id in container_ids(&self.lab_dir(lab)?) {
+            if let Err(e) = self
+                .sandboxes
+                .remove_kept_layer(&containers::sandbox_id_of(&id))
+            {
+                tracing::warn!(container = %id, error = %e, "cannot remove a container's files");
+            }
+        }
         for dir in [self.lab_dir(lab)?, self.sockets.join(lab)] {
             match fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -373,6 +408,19 @@ impl Engines {
         }
         Ok(())
     }
+}
+
+/// IDs of the containers recorded in a lab's directory.
+fn container_ids(lab_dir: &Path) -> Vec<String> {
+    fs::read_dir(lab_dir.join("containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|r| {
+            let name = r.file_name().into_string().ok()?;
+            name.strip_suffix(".json").map(str::to_owned)
+        })
+        .collect()
 }
 
 impl Drop for Engines {

@@ -1655,9 +1655,26 @@ fn a_stopped_containers_files_are_kept_diffed_committed_and_exported() {
         "{}",
         bad.stderr
     );
-    // A removed container's files go with it.
+    // A removed container's files go with it, and a removed lab's with it.
+    let kept = || {
+        std::fs::read_dir(&labs.config.disk_dir)
+            .expect("disk dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".kept.ext4"))
+            .count()
+    };
+    let before = kept();
     labs.ok(&lab, "docker rm c2 c3 fresh >/dev/null");
     assert_eq!(labs.ok(&lab, "docker ps -aq | wc -l"), "0\n");
+    assert_eq!(kept(), before - 3, "docker rm leaves files behind");
+    labs.ok(&lab, "docker run --name last busybox touch /x");
+    assert_eq!(kept(), before - 2);
+    labs.host().destroy_session(&lab).expect("remove the lab");
+    assert_eq!(
+        kept(),
+        before - 3,
+        "a removed lab leaves its containers' files"
+    );
 }
 
 /// `docker login` against a registry:2 that asks for an htpasswd user,

@@ -1579,6 +1579,30 @@ fn a_stopped_containers_files_are_kept_diffed_committed_and_exported() {
     // Saved, removed and loaded again, the image runs the same.
     labs.ok(&lab, "docker save -o /root/mine.tar mine:v1 && docker rmi mine:v1 >/dev/null && docker load -i /root/mine.tar >/dev/null");
     assert_eq!(labs.ok(&lab, "docker run --rm mine:v1"), "kept\n");
+    // An export imported again is the same tree as one layer.
+    let imported = labs.ok(
+        &lab,
+        "docker export c2 | docker import -c 'CMD [\"cat\",\"/data.txt\"]' -m flat - flat:v1",
+    );
+    assert!(imported.starts_with("sha256:"), "{imported}");
+    assert_eq!(labs.ok(&lab, "docker run --rm flat:v1"), "kept\n");
+    assert_eq!(
+        labs.ok(&lab, "docker history --format '{{.Comment}}' flat:v1"),
+        "flat\n"
+    );
+    let garbage = labs.sh(&lab, "echo garbage | docker import - bad:v1");
+    assert_ne!(garbage.code, 0);
+    assert!(
+        garbage.stderr.contains("Error processing tar file"),
+        "{}",
+        garbage.stderr
+    );
+    let escape = labs.sh(
+        &lab,
+        "cd /tmp && echo x > esc && tar --transform 's,^,../../,' -cf - esc | docker import - evil:v1",
+    );
+    assert_ne!(escape.code, 0, "a tar climbing out was imported");
+    assert!(escape.stderr.contains(".."), "{}", escape.stderr);
     // While stopped: export and cp read the files, owners as inside.
     let listing = labs.ok(
         &lab,

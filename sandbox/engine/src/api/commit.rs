@@ -1,6 +1,7 @@
-//! `POST /commit`: a new image from a container's changes (`docker
-//! commit`), with Dockerfile-style `changes` (`-c 'CMD ["cat","/hello"]'`)
-//! applied to its config.
+//! New images from outside a registry: `POST /commit`, a container's
+//! changes (`docker commit`), and `POST /images/create?fromSrc=-`, a root
+//! filesystem's tar (`docker import`); both with Dockerfile-style
+//! `changes` (`-c 'CMD ["cat","/hello"]'`) applied to the config.
 
 use std::sync::Arc;
 
@@ -22,28 +23,8 @@ pub(super) async fn commit(engine: &Arc<Engine>, query: &Query) -> ApiResult {
         .str("container")
         .ok_or_else(|| ApiError::bad_request("container is required"))?;
     let container = engine.containers.find(name)?;
-    let repo = query.str("repo").unwrap_or_default();
-    if repo.is_empty() {
-        return Err(ApiError::bad_request(
-            "name the new image: docker commit CONTAINER REPOSITORY[:TAG] (this engine keeps no unnamed images)",
-        ));
-    }
-    let tag = query
-        .str("tag")
-        .filter(|t| !t.is_empty())
-        .unwrap_or("latest");
-    let reference = Reference::parse(&format!("{repo}:{tag}"))
-        .map_err(|e| Error::InvalidReference(e.to_string()))?;
-    let mut changes = Vec::new();
-    for change in query.all("changes") {
-        changes.extend(
-            change
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned),
-        );
-    }
+    let reference = new_name(query, "docker commit CONTAINER REPOSITORY[:TAG]")?;
+    let changes = changes(query);
     let comment = query.str("comment").unwrap_or_default().to_owned();
     let author = query.str("author").unwrap_or_default().to_owned();
     let id = engine
@@ -98,6 +79,135 @@ pub(super) async fn commit(engine: &Arc<Engine>, query: &Query) -> ApiResult {
         })
         .await?;
     Ok(json(StatusCode::CREATED, &json!({ "Id": id })))
+}
+
+/// `docker import - NAME`: the tar stream of a root filesystem (plain or
+/// compressed) as a one-layer image. The stream goes through the store's
+/// hostile-tar defences and is bounded as a lab's disk is.
+pub(super) async fn import(
+    engine: &Arc<Engine>,
+    query: &Query,
+    request: axum::extract::Request,
+) -> ApiResult {
+    if query.str("fromSrc") != Some("-") {
+        return Err(ApiError::bad_request(
+            "importing from a URL is not supported (nothing outside the lab is reachable): pipe the archive in with docker import - NAME",
+        ));
+    }
+    let reference = new_name(query, "docker import FILE|- REPOSITORY[:TAG]")?;
+    let changes = changes(query);
+    let message = query.str("message").unwrap_or_default().to_owned();
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let importer = engine.blocking(move |e| {
+        let mut config = json!({});
+        for change in &changes {
+            apply_change(&mut config, change)?;
+        }
+        let layer = import_layer(e.store(), crate::streams::ChannelReader::new(rx))?;
+        let now = crate::containers::now();
+        let comment = if message.is_empty() {
+            "Imported from -".to_owned()
+        } else {
+            message
+        };
+        let image = json!({
+            "architecture": store::manifests::host_architecture(),
+            "os": "linux",
+            "created": now,
+            "comment": comment,
+            "config": config,
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.to_string()]},
+            "history": [{"created": now, "comment": comment}],
+        });
+        let bytes = serde_json::to_vec(&image).map_err(bad_config)?;
+        let made = e.store().write_image(&bytes, &[layer])?;
+        e.store()
+            .tag(e.images.namespace(), &reference, &made.manifest_digest)?;
+        Ok(made.config_digest.to_string())
+    });
+    let feeder = async move {
+        let mut body = request.into_body().into_data_stream();
+        while let Some(Ok(chunk)) = tokio_stream::StreamExt::next(&mut body).await {
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    let (imported, ()) = tokio::join!(importer, feeder);
+    let id = imported.map_err(|e| match e {
+        Error::Store(e) => ApiError::bad_request(format!("Error processing tar file: {e}")),
+        e => e.into(),
+    })?;
+    let mut line = serde_json::to_vec(&json!({ "status": id })).unwrap_or_default();
+    line.extend_from_slice(b"\r\n");
+    Ok(axum::response::Response::builder()
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(line))
+        .unwrap_or_default())
+}
+
+/// A lab's disk limit, as the bound of what one import may unpack.
+const MAX_IMPORT: u64 = 1 << 30;
+
+/// Unpacks `tar` into a fresh snapshot (every hostile-tar check applies)
+/// and stores it as a layer.
+fn import_layer(store: &store::Store, tar: impl std::io::Read + Send) -> Result<store::Layer> {
+    let key = format!("import-{}", crate::containers::random_id());
+    let mounts = store.snapshots().prepare(&key, None)?;
+    let unpacked = (|| {
+        let dir = mounts
+            .upperdir
+            .clone()
+            .ok_or_else(|| Error::InvalidArgument("the import snapshot has no directory".into()))?;
+        let limits = store::Limits {
+            max_expanded: MAX_IMPORT,
+            ..store::Limits::default()
+        };
+        store::archive::unpack(tar, &dir, store::archive::WhiteoutMode::Apply, limits)?;
+        Ok(store
+            .snapshots()
+            .commit(&key, &store::DiffOptions::default())?
+            .0)
+    })();
+    if unpacked.is_err() {
+        let _ = store.snapshots().remove(&key);
+    }
+    unpacked
+}
+
+/// `repo` and `tag` of the query as the new image's name; this engine keeps
+/// no unnamed images, so one is required (`usage` says how to give it).
+fn new_name(query: &Query, usage: &str) -> ApiResult<Reference> {
+    let repo = query.str("repo").unwrap_or_default();
+    if repo.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "name the new image: {usage} (this engine keeps no unnamed images)"
+        )));
+    }
+    // `docker import` sends the whole name as `repo`, `docker commit`
+    // splits it into `repo` and `tag`.
+    let full = match query.str("tag").filter(|t| !t.is_empty()) {
+        Some(tag) => format!("{repo}:{tag}"),
+        None => repo.to_owned(),
+    };
+    let invalid = |e: store::reference::ReferenceError| Error::InvalidReference(e.to_string());
+    let reference = Reference::parse(&full).map_err(invalid)?;
+    if reference.tag().is_some() || reference.digest().is_some() {
+        return Ok(reference);
+    }
+    Ok(Reference::parse(&format!("{full}:latest")).map_err(invalid)?)
+}
+
+/// Every `changes` value, one instruction a line.
+fn changes(query: &Query) -> Vec<String> {
+    query
+        .all("changes")
+        .iter()
+        .flat_map(|c| c.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn bad_config(e: serde_json::Error) -> Error {

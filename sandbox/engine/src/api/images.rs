@@ -91,6 +91,10 @@ async fn answer(
             only(method, &[Method::GET])?;
             list(engine, &query).await
         }
+        Target::Create if query.str("fromSrc").is_some() => {
+            only(method, &[Method::POST])?;
+            super::commit::import(engine, &query, request).await
+        }
         Target::Create => {
             only(method, &[Method::POST])?;
             pull(engine, &query, credentials(&request)).await
@@ -725,12 +729,6 @@ pub(super) async fn login(engine: &Arc<Engine>, request: Request) -> ApiResult {
 
 /// `POST /images/create?fromImage=busybox&tag=latest`.
 async fn pull(engine: &Arc<Engine>, query: &Query, credentials: Option<Credentials>) -> ApiResult {
-    if query.str("fromSrc").is_some() {
-        return Err(Error::NotImplemented(
-            "docker import is not supported by this engine yet".into(),
-        )
-        .into());
-    }
     let from = query
         .str("fromImage")
         .ok_or_else(|| ApiError::bad_request("fromImage is required"))?;

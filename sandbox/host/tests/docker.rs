@@ -1603,6 +1603,14 @@ fn a_stopped_containers_files_are_kept_diffed_committed_and_exported() {
     );
     assert_ne!(escape.code, 0, "a tar climbing out was imported");
     assert!(escape.stderr.contains(".."), "{}", escape.stderr);
+    // Nor copied into a stopped container, whatever the API is sent.
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "cd /tmp && tar --transform 's,^,../../,' -cf - esc | curl -s --unix-socket /var/run/docker.sock -o /dev/null -w '%{http_code}' -X PUT 'http://x/v1.41/containers/c2/archive?path=/tmp' --data-binary @-",
+        ),
+        "400"
+    );
     // While stopped: export and cp read the files, owners as inside.
     let listing = labs.ok(
         &lab,

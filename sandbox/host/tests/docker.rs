@@ -280,6 +280,12 @@ fn errors_read_like_dockers() {
         1,
         "swarm mode is not available in a layerlab lab",
     );
+    labs.fails(
+        &lab,
+        "mkdir -p /tmp/ctx && echo 'FROM busybox' > /tmp/ctx/Dockerfile && docker build /tmp/ctx",
+        1,
+        "docker build is not supported by this engine yet",
+    );
 }
 
 fn hostile_requests_get_answers_not_crashes() {

@@ -33,6 +33,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::Engine;
+use crate::error::Error;
 use error::{ApiError, ApiResult};
 pub(crate) use exec::Execs;
 use query::Query;
@@ -86,6 +87,22 @@ async fn route(engine: Arc<Engine>, path: &str, request: Request) -> ApiResult {
         Handled::Yes(r) => return r,
         Handled::No(request) => request,
     };
+    if path == "/build" {
+        // Read (and drop) the context first: answering while the CLI still
+        // sends it would show a broken pipe instead of this message.
+        let mut body = request.into_body().into_data_stream();
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = body.next().await {
+            seen += chunk.len();
+            if seen > MAX_DRAINED_CONTEXT {
+                break;
+            }
+        }
+        return Err(Error::NotImplemented(
+            "docker build is not supported by this engine yet: build the image elsewhere and docker load it, or docker commit a container".into(),
+        )
+        .into());
+    }
     if path == "/commit" {
         only(&method, &[Method::POST])?;
         return commit::commit(engine, &Query::parse(request.uri())?).await;
@@ -134,6 +151,10 @@ pub(crate) fn tar_stream(
         .body(body)
         .unwrap_or_default()
 }
+
+/// Bytes of a build context read before answering that building is not
+/// available; a larger one sees its connection closed.
+const MAX_DRAINED_CONTEXT: usize = 64 << 20;
 
 /// Whether an area recognised the request (and its answer), or hands it on.
 pub(crate) enum Handled {

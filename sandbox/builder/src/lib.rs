@@ -1,0 +1,25 @@
+//! Docker's classic builder (`docker build` as dockerd 20.10 runs it) for a
+//! lab's engine. Today this crate holds the Dockerfile language, as
+//! BuildKit's v0.8 front end (which moby 20.10 vendors) reads it:
+//!
+//! - [`parser`] turns bytes into [`parser::Node`]s: the `escape` and
+//!   `syntax` directives, comments, line continuations, the instruction
+//!   word, its `--flags` and its arguments (exec form when they are a JSON
+//!   list of strings), with the lines each came from. It does not reject
+//!   an instruction it does not know; that is [`instructions`]' job.
+//! - [`shell`] is the word lexer: quotes, the escape character and
+//!   `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR:+alternative}`.
+//! - [`instructions`] types each node (FROM, RUN, COPY, …), with errors in
+//!   Docker's words: `dockerfile parse error line 3: unknown instruction:
+//!   RUNN`.
+//!
+//! Planned (not here yet): the build context, dispatching each instruction
+//! in a container of the lab, the cache and the build stream.
+//!
+//! Everything here reads hostile input: sizes are bounded
+//! ([`parser::MAX_DOCKERFILE`], [`parser::MAX_INSTRUCTIONS`]) and no input
+//! makes it panic.
+
+pub mod instructions;
+pub mod parser;
+pub mod shell;

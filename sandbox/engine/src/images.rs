@@ -2,7 +2,10 @@
 //!
 //! A lab holds an image while one of its names points at it; names live in
 //! the store namespace `engine-<lab>`, so GC keeps what they reach and no
-//! other lab sees them. Docker Hub names (`busybox`, `library/busybox`,
+//! other lab sees them. An image without a name of the student's (made by
+//! `docker commit` or `import` without one, or left when its tag moved to
+//! another image) is held by a name of the engine's own, in the
+//! [`UNNAMED`] repository, and shows as `<none>`: a dangling image. Docker Hub names (`busybox`, `library/busybox`,
 //! `docker.io/library/busybox:latest`) are pulled from the hub namespace,
 //! which holds the catalog; blobs and unpacked layers are never copied.
 
@@ -12,6 +15,29 @@ use store::manifests::chain_ids;
 use store::{Digest, Image, Namespace, Reference, Store};
 
 use crate::error::{Error, Result};
+
+/// The repository of the names that hold unnamed images; the tag is the
+/// image ID's hex. Reserved: no client may name an image in it.
+pub const UNNAMED: &str = "layerlab-unnamed";
+
+fn unnamed_ref(config: &Digest) -> Reference {
+    Reference::parse(&format!("{UNNAMED}:{}", config.hex()))
+        .expect("a repository and 64 hex digits make a valid reference")
+}
+
+pub fn is_unnamed(reference: &Reference) -> bool {
+    reference.familiar_name() == UNNAMED
+}
+
+/// Refuses a name in the reserved repository.
+pub fn check_name(reference: &Reference) -> Result<()> {
+    if is_unnamed(reference) {
+        return Err(Error::InvalidArgument(format!(
+            "the repository name {UNNAMED} is reserved by this engine: choose another"
+        )));
+    }
+    Ok(())
+}
 
 /// One image the lab holds, with every name it has there.
 #[derive(Debug, Clone)]
@@ -27,11 +53,16 @@ impl LabImage {
         self.image.config_digest.to_string()
     }
 
+    /// Held by no name of the student's (`<none>` in `docker images`).
+    pub fn dangling(&self) -> bool {
+        self.references.iter().all(is_unnamed)
+    }
+
     /// `repo:tag` for every tagged name.
     pub fn repo_tags(&self) -> Vec<String> {
         self.references
             .iter()
-            .filter(|r| r.tag().is_some())
+            .filter(|r| r.tag().is_some() && !is_unnamed(r))
             .map(Reference::familiar)
             .collect()
     }
@@ -42,6 +73,7 @@ impl LabImage {
         let mut names: Vec<String> = self
             .references
             .iter()
+            .filter(|r| !is_unnamed(r))
             .map(|r| format!("{}@{}", r.familiar_name(), self.image.manifest_digest))
             .collect();
         names.dedup();
@@ -146,6 +178,7 @@ impl LabImages {
         let no_such = || Error::NoSuchImage(display_name(name_or_id));
         let images = self.list()?;
         if let Ok(reference) = Reference::parse(name_or_id)
+            && !is_unnamed(&reference)
             && let Some(found) = images.iter().find(|i| i.references.contains(&reference))
         {
             return Ok(found.clone());
@@ -198,7 +231,7 @@ impl LabImages {
         // Unpacking now makes the first `docker run` as fast as a later one;
         // the lease is dropped at once, the lab's name keeps the blobs.
         drop(self.store.unpack(&manifest)?);
-        let before = self.store.tag(&self.ns, reference, &manifest)?;
+        let before = self.name(reference, &manifest)?;
         Ok(Pulled {
             reference: reference.clone(),
             image,
@@ -206,12 +239,41 @@ impl LabImages {
         })
     }
 
+    /// Names `manifest` `reference` in the lab; an image the name leaves,
+    /// with no other name then, stays as an unnamed one (as Docker keeps
+    /// the image a rebuilt tag moved off). Returns what the name held.
+    pub fn name(&self, reference: &Reference, manifest: &Digest) -> Result<Option<Digest>> {
+        check_name(reference)?;
+        let before = self.store.tag(&self.ns, reference, manifest)?;
+        // Named now, so no longer dangling.
+        let config = self.store.image(manifest)?.config_digest;
+        match self.store.untag(&self.ns, &unnamed_ref(&config)) {
+            Err(e) if e.kind() != store::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        if let Some(old) = before.as_ref().filter(|old| *old != manifest) {
+            let still_named = self.store.list(&self.ns)?.iter().any(|t| &t.digest == old);
+            if !still_named {
+                self.keep_unnamed(old)?;
+            }
+        }
+        Ok(before)
+    }
+
+    /// Holds `manifest` in the lab without a name of the student's.
+    pub fn keep_unnamed(&self, manifest: &Digest) -> Result<()> {
+        let image = self.store.image(manifest)?;
+        self.store
+            .tag(&self.ns, &unnamed_ref(&image.config_digest), manifest)?;
+        Ok(())
+    }
+
     /// Names `manifest` (already in the store) `reference` in the lab:
     /// the end of a pull from a registry in the lab.
     pub fn adopt(&self, reference: &Reference, manifest: &Digest) -> Result<Pulled> {
         let image = self.store.image(manifest)?;
         drop(self.store.unpack(manifest)?);
-        let before = self.store.tag(&self.ns, reference, manifest)?;
+        let before = self.name(reference, manifest)?;
         Ok(Pulled {
             reference: reference.clone(),
             image,
@@ -227,8 +289,7 @@ impl LabImages {
             ));
         }
         let found = self.find(source)?;
-        self.store
-            .tag(&self.ns, target, &found.image.manifest_digest)?;
+        self.name(target, &found.image.manifest_digest)?;
         Ok(())
     }
 
@@ -240,11 +301,16 @@ impl LabImages {
         let found = self.find(name_or_id)?;
         let by_name = Reference::parse(name_or_id)
             .ok()
-            .filter(|r| found.references.contains(r));
+            .filter(|r| !is_unnamed(r) && found.references.contains(r));
         let doomed: Vec<Reference> = match by_name {
             Some(r) => vec![r],
             None => {
-                let mut repos: Vec<String> = found.references.iter().map(Reference::name).collect();
+                let mut repos: Vec<String> = found
+                    .references
+                    .iter()
+                    .filter(|r| !is_unnamed(r))
+                    .map(Reference::name)
+                    .collect();
                 repos.dedup();
                 if repos.len() > 1 && !force {
                     return Err(Error::Conflict(format!(
@@ -258,6 +324,9 @@ impl LabImages {
         let mut removed = Vec::new();
         for r in &doomed {
             self.store.untag(&self.ns, r)?;
+            if is_unnamed(r) {
+                continue;
+            }
             removed.push(Removed::Untagged(if r.tag().is_some() {
                 r.familiar()
             } else {

@@ -23,7 +23,7 @@ pub(super) async fn commit(engine: &Arc<Engine>, query: &Query) -> ApiResult {
         .str("container")
         .ok_or_else(|| ApiError::bad_request("container is required"))?;
     let container = engine.containers.find(name)?;
-    let reference = new_name(query, "docker commit CONTAINER REPOSITORY[:TAG]")?;
+    let reference = new_name(query)?;
     let changes = changes(query);
     let comment = query.str("comment").unwrap_or_default().to_owned();
     let author = query.str("author").unwrap_or_default().to_owned();
@@ -73,8 +73,7 @@ pub(super) async fn commit(engine: &Arc<Engine>, query: &Query) -> ApiResult {
             let mut layers = base.image.layers.clone();
             layers.push(layer);
             let made = e.store().write_image(&bytes, &layers)?;
-            e.store()
-                .tag(e.images.namespace(), &reference, &made.manifest_digest)?;
+            hold(e, reference.as_ref(), &made.manifest_digest)?;
             Ok(made.config_digest.to_string())
         })
         .await?;
@@ -94,7 +93,7 @@ pub(super) async fn import(
             "importing from a URL is not supported (nothing outside the lab is reachable): pipe the archive in with docker import - NAME",
         ));
     }
-    let reference = new_name(query, "docker import FILE|- REPOSITORY[:TAG]")?;
+    let reference = new_name(query)?;
     let changes = changes(query);
     let message = query.str("message").unwrap_or_default().to_owned();
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
@@ -121,8 +120,7 @@ pub(super) async fn import(
         });
         let bytes = serde_json::to_vec(&image).map_err(bad_config)?;
         let made = e.store().write_image(&bytes, &[layer])?;
-        e.store()
-            .tag(e.images.namespace(), &reference, &made.manifest_digest)?;
+        hold(e, reference.as_ref(), &made.manifest_digest)?;
         Ok(made.config_digest.to_string())
     });
     let feeder = async move {
@@ -175,14 +173,11 @@ fn import_layer(store: &store::Store, tar: impl std::io::Read + Send) -> Result<
     unpacked
 }
 
-/// `repo` and `tag` of the query as the new image's name; this engine keeps
-/// no unnamed images, so one is required (`usage` says how to give it).
-fn new_name(query: &Query, usage: &str) -> ApiResult<Reference> {
+/// `repo` and `tag` of the query as the new image's name, if it has one.
+fn new_name(query: &Query) -> ApiResult<Option<Reference>> {
     let repo = query.str("repo").unwrap_or_default();
     if repo.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "name the new image: {usage} (this engine keeps no unnamed images)"
-        )));
+        return Ok(None);
     }
     // `docker import` sends the whole name as `repo`, `docker commit`
     // splits it into `repo` and `tag`.
@@ -192,10 +187,21 @@ fn new_name(query: &Query, usage: &str) -> ApiResult<Reference> {
     };
     let invalid = |e: store::reference::ReferenceError| Error::InvalidReference(e.to_string());
     let reference = Reference::parse(&full).map_err(invalid)?;
-    if reference.tag().is_some() || reference.digest().is_some() {
-        return Ok(reference);
+    let reference = if reference.tag().is_some() || reference.digest().is_some() {
+        reference
+    } else {
+        Reference::parse(&format!("{full}:latest")).map_err(invalid)?
+    };
+    crate::images::check_name(&reference)?;
+    Ok(Some(reference))
+}
+
+/// Holds a new image in the lab: under `reference`, or unnamed.
+fn hold(engine: &Engine, reference: Option<&Reference>, manifest: &store::Digest) -> Result<()> {
+    match reference {
+        Some(r) => engine.images.name(r, manifest).map(drop),
+        None => engine.images.keep_unnamed(manifest),
     }
-    Ok(Reference::parse(&format!("{full}:latest")).map_err(invalid)?)
 }
 
 /// Every `changes` value, one instruction a line.

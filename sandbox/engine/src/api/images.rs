@@ -114,11 +114,7 @@ async fn answer(
         }
         Target::Prune => {
             only(method, &[Method::POST])?;
-            // Every image a lab holds has a name, so none is dangling.
-            Ok(json(
-                StatusCode::OK,
-                &json!({ "ImagesDeleted": null, "SpaceReclaimed": 0 }),
-            ))
+            prune(engine).await
         }
         Target::Named { name, action } => {
             let name = decode(name)?;
@@ -223,7 +219,7 @@ async fn list(engine: &Arc<Engine>, query: &Query) -> ApiResult {
         .await?;
     let rows: Vec<ImageSummary> = held
         .iter()
-        .filter(|_| !dangling_only)
+        .filter(|(i, _)| !dangling_only || i.dangling())
         .filter(|(i, _)| {
             references.is_empty()
                 || i.references
@@ -363,8 +359,16 @@ fn summary(found: &LabImage, size: u64) -> ImageSummary {
         id: found.id(),
         labels: labels(&value),
         parent_id: String::new(),
-        repo_digests: Some(found.repo_digests()),
-        repo_tags: Some(found.repo_tags()),
+        repo_digests: Some(if found.dangling() {
+            vec!["<none>@<none>".into()]
+        } else {
+            found.repo_digests()
+        }),
+        repo_tags: Some(if found.dangling() {
+            vec!["<none>:<none>".into()]
+        } else {
+            found.repo_tags()
+        }),
         shared_size: -1,
         size,
         virtual_size: size,
@@ -519,6 +523,30 @@ async fn save(engine: &Arc<Engine>, names: Vec<String>) -> ApiResult {
             .export_docker_save(engine.images.namespace(), &references, out)?;
         Ok(())
     }))
+}
+
+/// `docker image prune`: the dangling images go (those a container still
+/// uses too: this engine does not track that yet).
+async fn prune(engine: &Arc<Engine>) -> ApiResult {
+    let (deleted, reclaimed) = engine
+        .blocking(|e| {
+            let mut deleted = Vec::new();
+            let mut reclaimed = 0;
+            for image in e.images.list()?.into_iter().filter(|i| i.dangling()) {
+                reclaimed += image.size(e.store());
+                e.images.remove(&image.id(), true)?;
+                deleted.push(json!({ "Deleted": image.id() }));
+            }
+            Ok((deleted, reclaimed))
+        })
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "ImagesDeleted": if deleted.is_empty() { Value::Null } else { Value::Array(deleted) },
+            "SpaceReclaimed": reclaimed,
+        }),
+    ))
 }
 
 /// `docker load`: a `docker save` archive in; its images named in the lab.

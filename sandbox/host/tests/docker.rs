@@ -1683,18 +1683,44 @@ fn a_stopped_containers_files_are_kept_diffed_committed_and_exported() {
     let unnamed = labs.ok(&lab, "docker commit c2");
     let short = &unnamed.trim().trim_start_matches("sha256:")[..12];
     assert_eq!(
-        labs.ok(&lab, "docker images -f dangling=true --format '{{.Repository}}:{{.Tag}} {{.ID}}'"),
+        labs.ok(
+            &lab,
+            "docker images -f dangling=true --format '{{.Repository}}:{{.Tag}} {{.ID}}'"
+        ),
         format!("<none>:<none> {short}\n")
     );
-    assert_eq!(labs.ok(&lab, &format!("docker run --rm {short} cat /data.txt")), "kept\n");
+    assert_eq!(
+        labs.ok(&lab, &format!("docker run --rm {short} cat /data.txt")),
+        "kept\n"
+    );
     // A tag moved to a new image leaves the old one dangling, as a rebuild does.
-    labs.ok(&lab, "docker commit c2 moving:v1 >/dev/null && sleep 1 && docker commit c2 moving:v1 >/dev/null");
-    assert_eq!(labs.ok(&lab, "docker images -qf dangling=true | wc -l"), "2\n");
+    labs.ok(
+        &lab,
+        "docker commit c2 moving:v1 >/dev/null && sleep 1 && docker commit c2 moving:v1 >/dev/null",
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker images -qf dangling=true | wc -l"),
+        "2\n"
+    );
     let pruned = labs.ok(&lab, "docker image prune -f");
-    assert!(pruned.contains(&format!("deleted: sha256:{}", unnamed.trim().trim_start_matches("sha256:"))), "{pruned}");
-    assert_eq!(labs.ok(&lab, "docker images -qf dangling=true | wc -l"), "0\n");
+    assert!(
+        pruned.contains(&format!(
+            "deleted: sha256:{}",
+            unnamed.trim().trim_start_matches("sha256:")
+        )),
+        "{pruned}"
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker images -qf dangling=true | wc -l"),
+        "0\n"
+    );
     assert_eq!(labs.ok(&lab, "docker images -q moving:v1 | wc -l"), "1\n");
-    labs.fails(&lab, "docker tag busybox layerlab-unnamed:x", 1, "is reserved");
+    labs.fails(
+        &lab,
+        "docker tag busybox layerlab-unnamed:x",
+        1,
+        "is reserved",
+    );
     let bad = labs.sh(&lab, "docker commit -c 'RUN rm -rf /' c2 bad:v1");
     assert_ne!(bad.code, 0);
     assert!(

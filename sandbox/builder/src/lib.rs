@@ -12,6 +12,8 @@
 //! - [`instructions`] types each node (FROM, RUN, COPY, …), with errors in
 //!   Docker's words: `dockerfile parse error line 3: unknown instruction:
 //!   RUNN`.
+//! - [`dockerignore`] decides which paths of a context `.dockerignore`
+//!   leaves out, by Docker's pattern rules.
 //!
 //! Planned (not here yet): the build context, dispatching each instruction
 //! in a container of the lab, the cache and the build stream.
@@ -20,6 +22,7 @@
 //! ([`parser::MAX_DOCKERFILE`], [`parser::MAX_INSTRUCTIONS`]) and no input
 //! makes it panic.
 
+pub mod dockerignore;
 pub mod instructions;
 pub mod parser;
 pub mod shell;

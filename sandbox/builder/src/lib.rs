@@ -14,14 +14,18 @@
 //!   RUNN`.
 //! - [`dockerignore`] decides which paths of a context `.dockerignore`
 //!   leaves out, by Docker's pattern rules.
+//! - [`context`] unpacks the context the CLI sends (through the store's
+//!   hostile-tar defences, bounded), reads its Dockerfile and applies
+//!   `.dockerignore`.
 //!
-//! Planned (not here yet): the build context, dispatching each instruction
+//! Planned (not here yet): dispatching each instruction
 //! in a container of the lab, the cache and the build stream.
 //!
 //! Everything here reads hostile input: sizes are bounded
 //! ([`parser::MAX_DOCKERFILE`], [`parser::MAX_INSTRUCTIONS`]) and no input
 //! makes it panic.
 
+pub mod context;
 pub mod dockerignore;
 pub mod instructions;
 pub mod parser;

@@ -17,6 +17,8 @@
 //! - [`context`] unpacks the context the CLI sends (through the store's
 //!   hostile-tar defences, bounded), reads its Dockerfile and applies
 //!   `.dockerignore`.
+//! - [`history`] writes each step's `created_by` line (its history line
+//!   and cache key) as dockerd does.
 //!
 //! Planned (not here yet): dispatching each instruction
 //! in a container of the lab, the cache and the build stream.
@@ -27,6 +29,7 @@
 
 pub mod context;
 pub mod dockerignore;
+pub mod history;
 pub mod instructions;
 pub mod parser;
 pub mod shell;

@@ -333,6 +333,16 @@ impl Containers {
         Ok(container)
     }
 
+    /// The layers of the image `record` was created from, unpacked and
+    /// leased.
+    fn unpack(&self, record: &Record) -> Result<store::Unpacked> {
+        let manifest: store::Digest = record
+            .manifest
+            .parse()
+            .map_err(|_| Error::NoSuchImage(record.image.clone()))?;
+        Ok(self.store.unpack(&manifest)?)
+    }
+
     /// Starts the container's process.
     pub fn start(self: &Arc<Self>, container: &Arc<Container>) -> Result<()> {
         let record = container.record();
@@ -346,11 +356,7 @@ impl Containers {
                 record.status.as_str()
             )));
         }
-        let manifest: store::Digest = record
-            .manifest
-            .parse()
-            .map_err(|_| Error::NoSuchImage(record.image.clone()))?;
-        let unpacked = self.store.unpack(&manifest)?;
+        let unpacked = self.unpack(&record)?;
         let mut spec = runtime::SandboxSpec::new(record.sandbox_id(), unpacked.lowerdirs.clone());
         spec.sibling_of = Some(self.lab.clone());
         spec.keep_writable_layer = true;
@@ -412,7 +418,7 @@ impl Containers {
                     // the network's DNS server as its nameserver.
                     let hosts = self.hosts_path(&record.id);
                     write_in_place(&hosts, &runtime::hosts_file(&spec.hostname, &spec.hosts))?;
-                    let resolv = self.dir.join(format!("{}.resolv.conf", record.id));
+                    let resolv = self.resolv_path(&record.id);
                     write_in_place(
                         &resolv,
                         &format!("nameserver {}\noptions ndots:0\n", net.gateway()),
@@ -548,11 +554,7 @@ impl Containers {
     fn resume(self: &Arc<Self>, container: &Arc<Container>) -> Result<()> {
         let record = container.record();
         let mut held = self.runtime.take_back(&record.sandbox_id())?.into_iter();
-        let manifest: store::Digest = record
-            .manifest
-            .parse()
-            .map_err(|_| Error::NoSuchImage(record.image.clone()))?;
-        let lease = self.store.unpack(&manifest)?.lease;
+        let lease = self.unpack(&record)?.lease;
         let lost = || Error::Conflict(format!("the streams of container {} are gone", record.id));
         let readers = if record.config.tty {
             let pty = runtime::Pty::new(held.next().ok_or_else(lost)?);
@@ -657,6 +659,10 @@ impl Containers {
 
     fn log_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.log"))
+    }
+
+    fn resolv_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.resolv.conf"))
     }
 
     fn hosts_path(&self, id: &str) -> PathBuf {
@@ -908,7 +914,7 @@ impl Containers {
         container.update(&self.dir, |r| r.status = Status::Removing)?;
         self.runtime.remove_kept_layer(&record.sandbox_id())?;
         let _ = fs::remove_file(self.hosts_path(&record.id));
-        let _ = fs::remove_file(self.dir.join(format!("{}.resolv.conf", record.id)));
+        let _ = fs::remove_file(self.resolv_path(&record.id));
         let _ = fs::remove_file(self.log_path(&record.id));
         self.lock().remove(&record.id);
         let path = self.dir.join(format!("{}.json", record.id));
@@ -947,11 +953,7 @@ impl Containers {
     /// The files of a container, running or not (empty if it never ran).
     pub fn files(&self, container: &Container) -> Result<crate::files::Files> {
         let record = container.record();
-        let manifest: store::Digest = record
-            .manifest
-            .parse()
-            .map_err(|_| Error::NoSuchImage(record.image.clone()))?;
-        let unpacked = self.store.unpack(&manifest)?;
+        let unpacked = self.unpack(&record)?;
         let views = self.runtime.open_layer(
             &record.sandbox_id(),
             &self.lab,
@@ -971,11 +973,7 @@ impl Containers {
         archive: impl std::io::Read + Send,
     ) -> Result<()> {
         let record = container.record();
-        let manifest: store::Digest = record
-            .manifest
-            .parse()
-            .map_err(|_| Error::NoSuchImage(record.image.clone()))?;
-        let unpacked = self.store.unpack(&manifest)?;
+        let unpacked = self.unpack(&record)?;
         let root = fs::File::from(self.runtime.open_layer_writable(
             &record.sandbox_id(),
             &self.lab,

@@ -80,21 +80,11 @@ async fn put_stopped(
     dir: &str,
     request: Request,
 ) -> ApiResult {
-    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let (c, d) = (container.clone(), dir.to_owned());
-    let unpacker = engine.blocking(move |e| {
-        e.containers
-            .copy_into(&c, &d, crate::streams::ChannelReader::new(rx))
-    });
-    let feeder = async move {
-        let mut body = request.into_body().into_data_stream();
-        while let Some(Ok(chunk)) = body.next().await {
-            if tx.send(chunk).await.is_err() {
-                break;
-            }
-        }
-    };
-    let (copied, ()) = tokio::join!(unpacker, feeder);
+    let copied = super::with_body(engine, request, move |e, tar| {
+        e.containers.copy_into(&c, &d, tar)
+    })
+    .await;
     copied.map_err(|e| match e {
         Error::Store(e) => ApiError::bad_request(format!("cannot copy into {dir}: {e}")),
         e => e.into(),

@@ -96,13 +96,12 @@ pub(super) async fn import(
     let reference = new_name(query)?;
     let changes = changes(query);
     let message = query.str("message").unwrap_or_default().to_owned();
-    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-    let importer = engine.blocking(move |e| {
+    let imported = super::with_body(engine, request, move |e, tar| {
         let mut config = json!({});
         for change in &changes {
             apply_change(&mut config, change)?;
         }
-        let layer = import_layer(e.store(), crate::streams::ChannelReader::new(rx))?;
+        let layer = import_layer(e.store(), tar)?;
         let now = crate::containers::now();
         let comment = if message.is_empty() {
             "Imported from -".to_owned()
@@ -122,16 +121,8 @@ pub(super) async fn import(
         let made = e.store().write_image(&bytes, &[layer])?;
         hold(e, reference.as_ref(), &made.manifest_digest)?;
         Ok(made.config_digest.to_string())
-    });
-    let feeder = async move {
-        let mut body = request.into_body().into_data_stream();
-        while let Some(Ok(chunk)) = tokio_stream::StreamExt::next(&mut body).await {
-            if tx.send(chunk).await.is_err() {
-                break;
-            }
-        }
-    };
-    let (imported, ()) = tokio::join!(importer, feeder);
+    })
+    .await;
     let id = imported.map_err(|e| match e {
         Error::Store(e) => ApiError::bad_request(format!("Error processing tar file: {e}")),
         e => e.into(),

@@ -8,7 +8,6 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use store::Reference;
 use store::reference::DEFAULT_REGISTRY;
-use tokio_stream::StreamExt as _;
 
 use super::error::{ApiError, ApiResult};
 use super::progress::Progress;
@@ -551,24 +550,15 @@ async fn prune(engine: &Arc<Engine>) -> ApiResult {
 
 /// `docker load`: a `docker save` archive in; its images named in the lab.
 async fn load(engine: &Arc<Engine>, request: Request) -> ApiResult {
-    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-    let store = engine.store().clone();
-    let ns = engine.images.namespace().clone();
-    let importer = tokio::task::spawn_blocking(move || {
-        store.import_docker_save(&ns, crate::streams::ChannelReader::new(rx))
-    });
-    let mut body = request.into_body().into_data_stream();
-    while let Some(chunk) = body.next().await {
-        let Ok(chunk) = chunk else { break };
-        if tx.send(chunk).await.is_err() {
-            break;
-        }
-    }
-    drop(tx);
-    let imported = importer
-        .await
-        .map_err(Error::from)?
-        .map_err(|e| ApiError::bad_request(format!("cannot load the archive: {e}")))?;
+    let imported = super::with_body(engine, request, |e, archive| {
+        Ok(e.store()
+            .import_docker_save(e.images.namespace(), archive)?)
+    })
+    .await
+    .map_err(|e| match e {
+        Error::Store(e) => ApiError::bad_request(format!("cannot load the archive: {e}")),
+        e => e.into(),
+    })?;
     let lines: Vec<Value> = imported
         .iter()
         .map(|i| {

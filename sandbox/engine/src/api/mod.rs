@@ -132,6 +132,49 @@ async fn route(engine: Arc<Engine>, path: &str, request: Request) -> ApiResult {
     Err(ApiError::not_found())
 }
 
+/// The `Name` of a `{"Name": …, "Driver": …}` create body (networks,
+/// volumes), whose driver must be `driver` or empty.
+pub(crate) async fn read_create(request: Request, kind: &str, driver: &str) -> ApiResult<String> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default, rename_all = "PascalCase")]
+    struct Create {
+        name: String,
+        driver: String,
+    }
+    let body: Create = read_json(request).await?;
+    if !body.driver.is_empty() && body.driver != driver {
+        return Err(Error::NotImplemented(format!(
+            "{kind} driver {:?} is not available in a lab; use {driver}",
+            body.driver
+        ))
+        .into());
+    }
+    Ok(body.name)
+}
+
+/// Runs `work` on a blocking thread with the request's body as a reader,
+/// fed as it arrives, so an archive (`load`, `import`, `cp` into a stopped
+/// container) is never held in memory whole.
+pub(crate) async fn with_body<T: Send + 'static>(
+    engine: &Arc<Engine>,
+    request: Request,
+    work: impl FnOnce(&Engine, crate::streams::ChannelReader) -> crate::error::Result<T>
+    + Send
+    + 'static,
+) -> crate::error::Result<T> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let worker = engine.blocking(move |e| work(e, crate::streams::ChannelReader::new(rx)));
+    let feeder = async move {
+        let mut body = request.into_body().into_data_stream();
+        while let Some(Ok(chunk)) = body.next().await {
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::join!(worker, feeder).0
+}
+
 /// A response streaming the tar that `write` produces on a blocking thread;
 /// an error midway ends the stream early, as with dockerd.
 pub(crate) fn tar_stream(

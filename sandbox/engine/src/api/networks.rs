@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
-use super::{Handled, json, only, read_json};
+use super::{Handled, json, only};
 use crate::Engine;
 use crate::containers::{BRIDGE_PREFIX, Status};
 use crate::error::Error;
@@ -139,23 +139,10 @@ fn inspect(engine: &Arc<Engine>, name_or_id: &str) -> ApiResult {
 }
 
 async fn create(engine: &Arc<Engine>, request: Request) -> ApiResult {
-    #[derive(serde::Deserialize, Default)]
-    #[serde(default, rename_all = "PascalCase")]
-    struct Create {
-        name: String,
-        driver: String,
-    }
-    let body: Create = read_json(request).await?;
-    if !matches!(body.driver.as_str(), "" | "bridge") {
-        return Err(Error::NotImplemented(format!(
-            "network driver {:?} is not available in a lab; use bridge",
-            body.driver
-        ))
-        .into());
-    }
+    let name = super::read_create(request, "network", "bridge").await?;
     let network = engine
         .blocking(move |e| {
-            let n = e.networks.create(&body.name)?;
+            let n = e.networks.create(&name)?;
             let bridge = runtime::Bridge {
                 name: n.bridge(),
                 address: n.gateway().octets(),

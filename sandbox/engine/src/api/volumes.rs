@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::error::ApiResult;
-use super::{Handled, json, only, read_json};
+use super::{Handled, json, only};
 use crate::Engine;
 use crate::containers::{Status, VOLUMES, check_volume_name, mounts, volume_path};
 use crate::error::Error;
@@ -103,24 +103,11 @@ async fn list(engine: &Arc<Engine>) -> ApiResult {
 }
 
 async fn create(engine: &Arc<Engine>, request: Request) -> ApiResult {
-    #[derive(serde::Deserialize, Default)]
-    #[serde(default, rename_all = "PascalCase")]
-    struct Create {
-        name: String,
-        driver: String,
-    }
-    let body: Create = read_json(request).await?;
-    if !matches!(body.driver.as_str(), "" | "local") {
-        return Err(Error::NotImplemented(format!(
-            "volume driver {:?} is not available in a lab; use local",
-            body.driver
-        ))
-        .into());
-    }
-    let name = if body.name.is_empty() {
+    let name = super::read_create(request, "volume", "local").await?;
+    let name = if name.is_empty() {
         crate::containers::random_id()
     } else {
-        body.name
+        name
     };
     check_volume_name(&name)?;
     let created = name.clone();

@@ -1,34 +1,39 @@
-//! The `created_by` line each step records, which is at once its
-//! `docker history` line and its cache key, written exactly as dockerd
-//! 20.10 writes it: metadata steps as the shell with `#(nop)` and two
-//! spaces (`/bin/sh -c #(nop)  CMD ["nginx" "-g" "daemon off;"]`, the list
-//! in Go's `%q`), WORKDIR, COPY and ADD with one (COPY and ADD with a
-//! trailing space), RUN as the shell and its command.
+//! The command each step records, which is at once its cache key (as the
+//! step's `container_config.Cmd`) and its `docker history` line (that list
+//! joined with spaces), made exactly as dockerd 20.10 makes it: metadata
+//! steps as the shell, `#(nop) ` and their text as two words, so the line
+//! reads `/bin/sh -c #(nop)  CMD ["nginx" "-g" "daemon off;"]` (a list in
+//! Go's `%q`); WORKDIR, COPY and ADD as the shell and one word, so they
+//! have one space (COPY and ADD a trailing one too); RUN as the shell and
+//! its command.
 
-/// The `#(nop)` line of a metadata step: `text` is the instruction as it
-/// records itself (`CMD ["nginx"]`, `ENV A=1`).
-pub fn nop(shell: &[String], text: &str) -> String {
-    format!("{} #(nop)  {text}", shell.join(" "))
+/// The Cmd of a metadata step: `text` is the instruction as it records
+/// itself (`CMD ["nginx"]`, `ENV A=1`).
+pub fn nop(shell: &[String], text: &str) -> Vec<String> {
+    let mut cmd = shell.to_vec();
+    cmd.push("#(nop) ".into());
+    cmd.push(text.into());
+    cmd
 }
 
-/// WORKDIR's line: one space after `#(nop)`.
-pub fn workdir(shell: &[String], dir: &str) -> String {
-    format!("{} #(nop) WORKDIR {dir}", shell.join(" "))
+/// The Cmd of WORKDIR, COPY and ADD: one word after the shell.
+pub fn nop_word(shell: &[String], text: &str) -> Vec<String> {
+    let mut cmd = shell.to_vec();
+    cmd.push(format!("#(nop) {text}"));
+    cmd
 }
 
-/// COPY's or ADD's line: `source` is `file:<sum>`, `dir:<sum>` or
-/// `multi:<sum>`, `dest` as written; one space after `#(nop)` and a
-/// trailing one.
-pub fn copy(shell: &[String], instruction: &str, source: &str, dest: &str) -> String {
-    format!(
-        "{} #(nop) {instruction} {source} in {dest} ",
-        shell.join(" ")
-    )
+/// COPY's or ADD's text: `source` is `file:<sum>`, `dir:<sum>` or
+/// `multi:<sum>`, `dest` as written, with a trailing space; `--chown`
+/// runs into the source with no space between, as dockerd writes it.
+pub fn copy(instruction: &str, chown: Option<&str>, source: &str, dest: &str) -> String {
+    let chown = chown.map(|c| format!("--chown={c}")).unwrap_or_default();
+    format!("{instruction} {chown}{source} in {dest} ")
 }
 
-/// RUN's line in shell form: the shell and the command.
-pub fn run(shell: &[String], command: &str) -> String {
-    format!("{} {command}", shell.join(" "))
+/// The `docker history` line of a step whose Cmd is `cmd`.
+pub fn created_by(cmd: &[String]) -> String {
+    cmd.join(" ")
 }
 
 /// A command list as Go's `%q` prints a `[]string`: `["a" "b c"]`.
@@ -78,37 +83,51 @@ mod tests {
 
     #[test]
     fn lines_read_as_dockerds() {
+        // Each line as Debian's dockerd 20.10 wrote it for the same step here.
+        let line = |cmd: Vec<String>| created_by(&cmd);
         assert_eq!(
-            nop(
+            line(nop(
                 &sh(),
                 &format!("CMD {}", go_list(&list(&["nginx", "-g", "daemon off;"])))
-            ),
+            )),
             r#"/bin/sh -c #(nop)  CMD ["nginx" "-g" "daemon off;"]"#
         );
-        // Captured from Debian's dockerd 20.10 building the same steps here.
         assert_eq!(
-            nop(
+            line(nop(
                 &sh(),
                 &format!("CMD {}", go_list(&list(&["sh", "-c", "echo \"x\"\ttab"])))
-            ),
+            )),
             r#"/bin/sh -c #(nop)  CMD ["sh" "-c" "echo \"x\"\ttab"]"#
         );
         assert_eq!(
-            nop(&sh(), "ENV A=1 B=two words"),
+            line(nop(&sh(), "ENV A=1 B=two words")),
             "/bin/sh -c #(nop)  ENV A=1 B=two words"
         );
         assert_eq!(
-            run(&sh(), r#"echo "run \"q\"" > /r"#),
-            r#"/bin/sh -c echo "run \"q\"" > /r"#
+            line(nop_word(&sh(), "WORKDIR /app")),
+            "/bin/sh -c #(nop) WORKDIR /app"
         );
-        assert_eq!(workdir(&sh(), "/app"), "/bin/sh -c #(nop) WORKDIR /app");
         assert_eq!(
-            copy(&sh(), "COPY", "file:abc", "/app"),
-            "/bin/sh -c #(nop) COPY file:abc in /app "
+            line(nop_word(&sh(), &copy("COPY", None, "file:abc", "."))),
+            "/bin/sh -c #(nop) COPY file:abc in . "
         );
-        assert_eq!(run(&sh(), "apt-get update"), "/bin/sh -c apt-get update");
+        assert_eq!(
+            line(nop_word(
+                &sh(),
+                &copy("COPY", Some("app:app"), "file:abc", "/f")
+            )),
+            "/bin/sh -c #(nop) COPY --chown=app:appfile:abc in /f "
+        );
         let bash = list(&["/bin/bash", "-c"]);
-        assert_eq!(run(&bash, "echo hi"), "/bin/bash -c echo hi");
+        assert_eq!(
+            line([bash.clone(), list(&["echo hi"])].concat()),
+            "/bin/bash -c echo hi"
+        );
+        // The cache key keeps the words apart.
+        assert_eq!(
+            nop(&sh(), "USER app"),
+            list(&["/bin/sh", "-c", "#(nop) ", "USER app"])
+        );
     }
 
     #[test]

@@ -93,7 +93,7 @@ fn error(node: &Node, message: String) -> ParseError {
     }
 }
 
-fn typed(node: &Node) -> Result<Instruction, ParseError> {
+pub fn typed(node: &Node) -> Result<Instruction, ParseError> {
     let name = node.instruction.to_uppercase();
     let shell = || match &node.args {
         Args::Shell(s) => s.clone(),

@@ -20,16 +20,24 @@
 //! - [`history`] writes each step's `created_by` line (its history line
 //!   and cache key) as dockerd does.
 //!
-//! Planned (not here yet): dispatching each instruction
-//! in a container of the lab, the cache and the build stream.
+//! - [`dispatch`] runs the steps against a [`backend::Backend`] (the
+//!   lab's engine, or a recorder in tests), each step's result an image
+//!   whose `container_config` is its cache key; [`copy`] finds, sums and
+//!   rewrites COPY and ADD sources; [`config`] is Docker's run config;
+//!   [`progress`] the events the engine turns into the build stream.
 //!
 //! Everything here reads hostile input: sizes are bounded
 //! ([`parser::MAX_DOCKERFILE`], [`parser::MAX_INSTRUCTIONS`]) and no input
 //! makes it panic.
 
+pub mod backend;
+pub mod config;
 pub mod context;
+pub mod copy;
+pub mod dispatch;
 pub mod dockerignore;
 pub mod history;
 pub mod instructions;
 pub mod parser;
+pub mod progress;
 pub mod shell;

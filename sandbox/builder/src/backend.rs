@@ -64,7 +64,7 @@ pub trait Backend {
         &mut self,
         container: &StepContainer,
         dir: &str,
-        archive: &mut dyn Read,
+        archive: &mut (dyn Read + Send),
     ) -> BackendResult<()>;
 
     /// `path` of `image` as a tar whose top entry is its last component

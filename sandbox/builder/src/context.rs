@@ -6,6 +6,7 @@
 //! them only if they are ignored.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -52,7 +53,12 @@ impl Context {
             max_expanded: MAX_CONTEXT,
             ..store::Limits::default()
         };
-        store::archive::unpack(tar, dir, store::archive::WhiteoutMode::Apply, limits)?;
+        store::archive::unpack(
+            Padded::new(tar),
+            dir,
+            store::archive::WhiteoutMode::Apply,
+            limits,
+        )?;
         let root = File::open(dir).map_err(|source| ContextError::Io {
             path: dir.to_owned(),
             source,
@@ -113,6 +119,55 @@ impl Context {
     }
 }
 
+/// The CLI's `docker build -f` rewrites the context tar and ends it right
+/// after the last file's bytes, with neither padding nor end-of-archive
+/// blocks, which Go's reader (and so dockerd) accepts. A plain tar that
+/// ends early is completed here with zeros to its next 512-byte block and
+/// two empty blocks; a compressed stream is passed on as it is.
+struct Padded<R> {
+    inner: R,
+    /// Bytes read so far (plain tar only), and whether it was plain.
+    read: u64,
+    plain: Option<bool>,
+    /// Zeros still owed once the stream ended.
+    owed: Option<u64>,
+}
+
+impl<R: Read> Padded<R> {
+    fn new(inner: R) -> Padded<R> {
+        Padded {
+            inner,
+            read: 0,
+            plain: None,
+            owed: None,
+        }
+    }
+}
+
+impl<R: Read> Read for Padded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(owed) = &mut self.owed {
+            let n = buf.len().min(*owed as usize);
+            buf[..n].fill(0);
+            *owed -= n as u64;
+            return Ok(n);
+        }
+        let n = self.inner.read(buf)?;
+        if self.plain.is_none() && n > 0 {
+            let compressed = buf[..n].starts_with(&[0x1f, 0x8b])
+                || buf[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+            self.plain = Some(!compressed);
+        }
+        self.read += n as u64;
+        if n == 0 && self.plain == Some(true) {
+            let to_block = (512 - self.read % 512) % 512;
+            self.owed = Some(to_block + 1024);
+            return self.read(buf);
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +209,20 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, [".dockerignore", "Dockerfile", "app.py"]);
+    }
+
+    #[test]
+    fn a_context_cut_after_its_last_file_is_read_whole() {
+        // As `docker build -f` sends it: no padding, no end blocks.
+        let full = tar(&[("Dockerfile", b"FROM a\n"), ("x", b"last file")]);
+        let cut = &full[..512 + 512 + 512 + 9];
+        let dir = tempfile::tempdir().expect("dir");
+        let context = Context::receive(cut, dir.path(), "Dockerfile").expect("cut context");
+        assert_eq!(context.dockerfile, b"FROM a\n");
+        assert_eq!(
+            std::fs::read(dir.path().join("x")).expect("x"),
+            b"last file"
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ impl Source {
     fn spool(
         shown: &str,
         scratch: &Path,
+        whole_tree: bool,
         write: impl FnOnce(&mut File) -> Result<(), BuildError>,
     ) -> Result<Source, BuildError> {
         let mut spool = tempfile::tempfile_in(scratch)
@@ -46,7 +47,8 @@ impl Source {
             |e: std::io::Error| BuildError::failed(format!("reading COPY source {shown}: {e}"));
         spool.seek(SeekFrom::Start(0)).map_err(io)?;
         let mut hasher = Sha256::new();
-        let mut top: Option<(String, bool)> = None;
+        // A whole tree (the context's root) has no top entry of its own.
+        let mut top: Option<(String, bool)> = whole_tree.then(|| (String::new(), true));
         let mut archive = tar::Archive::new(&spool);
         for entry in archive.entries().map_err(io)? {
             let mut entry = entry.map_err(io)?;
@@ -108,7 +110,9 @@ impl Source {
         let target = |path: &[u8]| -> Option<PathBuf> {
             let path = String::from_utf8_lossy(path).into_owned();
             let path = path.trim_end_matches('/');
-            if is_dir {
+            if is_dir && top.is_empty() {
+                Some(PathBuf::from(path)).filter(|p| !p.as_os_str().is_empty())
+            } else if is_dir {
                 path.strip_prefix(&top)
                     .and_then(|rest| rest.strip_prefix('/'))
                     .filter(|rest| !rest.is_empty())
@@ -260,7 +264,7 @@ pub fn from_context(
             } else {
                 path.clone()
             };
-            sources.push(Source::spool(&shown, scratch, |spool| {
+            sources.push(Source::spool(&shown, scratch, path.is_empty(), |spool| {
                 store::archive::write_tar_of(
                     root,
                     &path,
@@ -376,7 +380,7 @@ pub fn from_image(
     scratch: &Path,
     copy_out: impl FnOnce(&mut File) -> Result<(), BuildError>,
 ) -> Result<Source, BuildError> {
-    Source::spool(shown, scratch, copy_out)
+    Source::spool(shown, scratch, false, copy_out)
 }
 
 #[cfg(test)]
@@ -452,11 +456,16 @@ mod tests {
         let mut sources = from_context(
             &root,
             dir.path(),
-            &["src".into(), "*.txt".into()],
+            &["src".into(), "*.txt".into(), ".".into()],
             scratch.path(),
         )
         .expect("sources");
-        assert_eq!(sources.len(), 3);
+        assert_eq!(sources.len(), 4);
+        // The context itself: its contents, no top entry.
+        assert!(sources[3].is_dir);
+        let all = names(&mut sources[3], None);
+        assert!(all.iter().any(|(n, _)| n == "a.txt"), "{all:?}");
+        assert!(all.iter().any(|(n, _)| n == "src/lib/x.rs"), "{all:?}");
         assert!(sources[0].is_dir);
         assert_eq!(
             names(&mut sources[0], None),

@@ -94,7 +94,7 @@ impl Backend for Recorder {
         &mut self,
         _: &StepContainer,
         dir: &str,
-        archive: &mut dyn Read,
+        archive: &mut (dyn Read + Send),
     ) -> BackendResult<()> {
         let mut names = Vec::new();
         for entry in tar::Archive::new(archive)

@@ -9,7 +9,7 @@
 //! `docker.io/library/busybox:latest`) are pulled from the hub namespace,
 //! which holds the catalog; blobs and unpacked layers are never copied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use store::manifests::chain_ids;
 use store::{Digest, Image, Namespace, Reference, Store};
@@ -56,6 +56,23 @@ impl LabImage {
     /// Held by no name of the student's (`<none>` in `docker images`).
     pub fn dangling(&self) -> bool {
         self.references.iter().all(is_unnamed)
+    }
+
+    /// The image a Dockerfile step built this one on (its `config.Image`,
+    /// when that is an image ID).
+    pub fn parent(&self) -> Option<String> {
+        let config: serde_json::Value = serde_json::from_slice(&self.image.config_bytes).ok()?;
+        config["config"]["Image"]
+            .as_str()
+            .filter(|p| p.starts_with("sha256:"))
+            .map(str::to_owned)
+    }
+
+    /// An unnamed step of a build that later steps were built on: Docker
+    /// hides these from `docker images` (not from `-a`) and keeps them
+    /// from `image prune`, as the build cache.
+    pub fn intermediate(&self, parents: &HashSet<String>) -> bool {
+        self.dangling() && parents.contains(&self.id())
     }
 
     /// `repo:tag` for every tagged name.
@@ -105,6 +122,11 @@ impl LabImage {
             .collect();
         chain_ids(&diff_ids)
     }
+}
+
+/// IDs of the images in `images` that another of them was built on.
+pub fn parents(images: &[LabImage]) -> HashSet<String> {
+    images.iter().filter_map(LabImage::parent).collect()
 }
 
 /// What a pull did, for the progress stream.

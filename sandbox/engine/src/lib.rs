@@ -42,6 +42,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod build;
 pub mod containers;
 pub mod distribution;
 mod dns;
@@ -85,6 +86,8 @@ pub struct LabResources {
 /// One lab's engine.
 pub struct Engine {
     lab: String,
+    /// The lab's directory: records, and build contexts while they last.
+    dir: std::path::PathBuf,
     pub(crate) images: LabImages,
     pub(crate) containers: Arc<containers::Containers>,
     pub(crate) networks: Arc<networks::Networks>,
@@ -123,6 +126,7 @@ impl Engine {
         containers.adopt();
         Ok(Engine {
             lab: lab.to_owned(),
+            dir: dir.to_owned(),
             images: LabImages::new(store.clone(), ns, hub.clone()),
             containers,
             networks,
@@ -139,6 +143,11 @@ impl Engine {
 
     pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Where a build unpacks its context.
+    pub(crate) fn builds_dir(&self) -> std::path::PathBuf {
+        self.dir.join("builds")
     }
 
     pub(crate) fn resources(&self) -> &LabResources {

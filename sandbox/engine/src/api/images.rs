@@ -131,14 +131,14 @@ async fn answer(
                 }
                 "history" => {
                     only(method, &[Method::GET])?;
-                    let (found, sizes) = engine
+                    let (sizes, ancestors) = engine
                         .blocking(move |e| {
                             let found = e.images.find(&name)?;
                             let sizes = found.layer_sizes(e.store());
-                            Ok((found, sizes))
+                            Ok((sizes, ancestors(e, found)))
                         })
                         .await?;
-                    Ok(json(StatusCode::OK, &history(&found, &sizes)))
+                    Ok(json(StatusCode::OK, &history(&ancestors, &sizes)))
                 }
                 "tag" => {
                     only(method, &[Method::POST])?;
@@ -216,9 +216,13 @@ async fn list(engine: &Arc<Engine>, query: &Query) -> ApiResult {
                 .collect::<Vec<_>>())
         })
         .await?;
+    let all = query.bool("all");
+    let images: Vec<LabImage> = held.iter().map(|(i, _)| i.clone()).collect();
+    let parents = crate::images::parents(&images);
     let rows: Vec<ImageSummary> = held
         .iter()
-        .filter(|(i, _)| !dangling_only || i.dangling())
+        .filter(|(i, _)| all || !i.intermediate(&parents))
+        .filter(|(i, _)| !dangling_only || (i.dangling() && !i.intermediate(&parents)))
         .filter(|(i, _)| {
             references.is_empty()
                 || i.references
@@ -418,10 +422,31 @@ fn inspect(found: &LabImage, size: u64) -> ImageInspect {
     }
 }
 
-/// Newest first; the image itself is the only local entry, older steps
-/// are `<missing>` as for any pulled image. Each non-empty step is paired
-/// with the next layer, bottom up.
-fn history(found: &LabImage, layer_sizes: &[u64]) -> Vec<HistoryItem> {
+/// The image and the lab's images it was built on, newest first, as far
+/// as the chain of `config.Image` stays in the lab.
+fn ancestors(engine: &Engine, found: LabImage) -> Vec<LabImage> {
+    let mut chain = vec![found];
+    while chain.len() < MAX_HISTORY {
+        let Some(parent) = chain.last().and_then(LabImage::parent) else {
+            break;
+        };
+        match engine.images.find(&parent) {
+            Ok(image) => chain.push(image),
+            Err(_) => break,
+        }
+    }
+    chain
+}
+
+/// Steps of an image's history followed through its parents.
+const MAX_HISTORY: usize = 1000;
+
+/// Newest first; a step whose image the lab holds (the image itself and,
+/// for a build, each step's image before it) shows that image's ID, older
+/// steps are `<missing>` as for any pulled image. Each non-empty step is
+/// paired with the next layer, bottom up.
+fn history(ancestors: &[LabImage], layer_sizes: &[u64]) -> Vec<HistoryItem> {
+    let found = &ancestors[0];
     let value = config_value(found);
     let steps = value["history"].as_array().cloned().unwrap_or_default();
     let mut layers = layer_sizes.iter();
@@ -445,10 +470,10 @@ fn history(found: &LabImage, layer_sizes: &[u64]) -> Vec<HistoryItem> {
         })
         .collect();
     items.reverse();
-    if let Some(top) = items.first_mut() {
-        top.id = found.id();
-        let tags = found.repo_tags();
-        top.tags = (!tags.is_empty()).then_some(tags);
+    for (item, image) in items.iter_mut().zip(ancestors) {
+        item.id = image.id();
+        let tags = image.repo_tags();
+        item.tags = (!tags.is_empty()).then_some(tags);
     }
     items
 }
@@ -525,16 +550,28 @@ async fn save(engine: &Arc<Engine>, names: Vec<String>) -> ApiResult {
 }
 
 /// `docker image prune`: the dangling images go (those a container still
-/// uses too: this engine does not track that yet).
+/// uses too: this engine does not track that yet), then the build steps
+/// they alone were built on, as dockerd deletes untagged parents.
 async fn prune(engine: &Arc<Engine>) -> ApiResult {
     let (deleted, reclaimed) = engine
         .blocking(|e| {
             let mut deleted = Vec::new();
             let mut reclaimed = 0;
-            for image in e.images.list()?.into_iter().filter(|i| i.dangling()) {
-                reclaimed += image.size(e.store());
-                e.images.remove(&image.id(), true)?;
-                deleted.push(json!({ "Deleted": image.id() }));
+            loop {
+                let images = e.images.list()?;
+                let parents = crate::images::parents(&images);
+                let gone: Vec<LabImage> = images
+                    .into_iter()
+                    .filter(|i| i.dangling() && !i.intermediate(&parents))
+                    .collect();
+                if gone.is_empty() {
+                    break;
+                }
+                for image in gone {
+                    reclaimed += image.size(e.store());
+                    e.images.remove(&image.id(), true)?;
+                    deleted.push(json!({ "Deleted": image.id() }));
+                }
             }
             Ok((deleted, reclaimed))
         })

@@ -11,6 +11,7 @@
 //! reads to pick its code paths (`Api-Version`, `Ostype`, …).
 
 mod archive;
+mod build;
 mod commit;
 mod containers;
 pub mod error;
@@ -88,20 +89,8 @@ async fn route(engine: Arc<Engine>, path: &str, request: Request) -> ApiResult {
         Handled::No(request) => request,
     };
     if path == "/build" {
-        // Read (and drop) the context first: answering while the CLI still
-        // sends it would show a broken pipe instead of this message.
-        let mut body = request.into_body().into_data_stream();
-        let mut seen = 0usize;
-        while let Some(Ok(chunk)) = body.next().await {
-            seen += chunk.len();
-            if seen > MAX_DRAINED_CONTEXT {
-                break;
-            }
-        }
-        return Err(Error::NotImplemented(
-            "docker build is not supported by this engine yet: build the image elsewhere and docker load it, or docker commit a container".into(),
-        )
-        .into());
+        only(&method, &[Method::POST])?;
+        return build::build(engine, &Query::parse(request.uri())?, request).await;
     }
     if path == "/commit" {
         only(&method, &[Method::POST])?;
@@ -194,10 +183,6 @@ pub(crate) fn tar_stream(
         .body(body)
         .unwrap_or_default()
 }
-
-/// Bytes of a build context read before answering that building is not
-/// available; a larger one sees its connection closed.
-const MAX_DRAINED_CONTEXT: usize = 64 << 20;
 
 /// Whether an area recognised the request (and its answer), or hands it on.
 pub(crate) enum Handled {

@@ -57,6 +57,19 @@ impl Progress {
         self.send(json!({ "progressDetail": {}, "aux": aux }));
     }
 
+    /// Text for the client's output (`docker build`'s lines).
+    pub fn stream(&self, text: &str) {
+        self.send(json!({ "stream": text }));
+    }
+
+    /// A failure whose `code` becomes the CLI's exit status.
+    pub fn error_with_code(&self, message: &str, code: i64) {
+        self.send(json!({
+            "errorDetail": { "code": code, "message": message },
+            "error": message,
+        }));
+    }
+
     pub fn error(&self, message: &str) {
         self.send(json!({
             "errorDetail": { "message": message },

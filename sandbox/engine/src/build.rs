@@ -1,0 +1,387 @@
+//! `docker build` in a lab: the builder's [`Backend`] over this engine.
+//! Steps run in containers of the lab (its isolation, limits and bridge
+//! network), their changes become layers in the shared store, and every
+//! step's image is kept in the lab unnamed, a child of the image before
+//! it; `docker images` hides such intermediate images, as Docker does.
+//!
+//! The cache is the lab's own images: a probe looks among the children of
+//! the parent (its `config.Image`) for one made by an equal step
+//! (`container_config`), newest first. No other lab's image ever answers.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use builder::backend::{Backend, BackendError, BackendResult, StepContainer};
+use builder::config::{Config, Image};
+use builder::progress::Event;
+use serde_json::Value;
+use store::Reference;
+
+use crate::Engine;
+use crate::containers::{Container, CreateRequest, Status};
+use crate::error::{Error, Result};
+use crate::images::LabImage;
+
+/// An image config read for the cache is small; a larger one is skipped.
+const MAX_CONFIG: u64 = 4 << 20;
+
+/// The engine as the builder sees it, for one build.
+pub struct LabBackend {
+    engine: Arc<Engine>,
+    tokio: tokio::runtime::Handle,
+    /// The lab's images by parent ID, read on the first probe.
+    children: Option<HashMap<String, Vec<Image>>>,
+    /// The network RUN steps join (`--network`).
+    network: String,
+    /// Step containers not yet removed.
+    containers: HashMap<String, Arc<Container>>,
+}
+
+fn failed(e: impl std::fmt::Display) -> BackendError {
+    BackendError(e.to_string())
+}
+
+impl LabBackend {
+    /// Must be made on a blocking thread of the engine's runtime.
+    pub fn new(engine: Arc<Engine>, network: String) -> LabBackend {
+        LabBackend {
+            engine,
+            tokio: tokio::runtime::Handle::current(),
+            children: None,
+            network,
+            containers: HashMap::new(),
+        }
+    }
+
+    fn lab_image(&self, image: &Image) -> BackendResult<Option<LabImage>> {
+        if image.is_scratch() {
+            return Ok(None);
+        }
+        self.engine.images.find(&image.id).map(Some).map_err(failed)
+    }
+
+    fn read_image(&self, found: &LabImage) -> Result<Image> {
+        let bytes = self
+            .engine
+            .store()
+            .read_blob(&found.image.config_digest, MAX_CONFIG)?;
+        let json: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::InvalidArgument(format!("an image config is not JSON: {e}")))?;
+        Ok(Image {
+            id: found.id(),
+            json,
+        })
+    }
+
+    fn index(&mut self) -> BackendResult<&mut HashMap<String, Vec<Image>>> {
+        if self.children.is_none() {
+            let mut children: HashMap<String, Vec<Image>> = HashMap::new();
+            for found in self.engine.images.list().map_err(failed)? {
+                let Ok(image) = self.read_image(&found) else {
+                    continue;
+                };
+                if let Some(parent) = image.parent() {
+                    children.entry(parent.to_owned()).or_default().push(image);
+                }
+            }
+            self.children = Some(children);
+        }
+        Ok(self.children.get_or_insert_with(HashMap::new))
+    }
+
+    fn container(&self, step: &StepContainer) -> BackendResult<Arc<Container>> {
+        self.containers
+            .get(&step.id)
+            .cloned()
+            .ok_or_else(|| BackendError(format!("no step container {}", step.id)))
+    }
+
+    /// Creates `dir` and its missing parents in a stopped container, as
+    /// root's with mode 0755.
+    fn make_dirs(&self, container: &Container, dir: &str) -> Result<()> {
+        let files = self.engine.containers.files(container)?;
+        let mut missing = Vec::new();
+        let mut path = String::new();
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
+            path.push('/');
+            path.push_str(part);
+            if !missing.is_empty() || files.path_stat(&path).is_err() {
+                missing.push(path.trim_start_matches('/').to_owned());
+            }
+        }
+        drop(files);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut tar = tar::Builder::new(Vec::new());
+        for dir in &missing {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_size(0);
+            header.set_mtime(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default(),
+            );
+            tar.append_data(&mut header, format!("{dir}/"), std::io::empty())
+                .map_err(|e| Error::InvalidArgument(format!("making {dir}: {e}")))?;
+        }
+        let bytes = tar
+            .into_inner()
+            .map_err(|e| Error::InvalidArgument(format!("making {dir}: {e}")))?;
+        self.engine.containers.copy_into(container, "/", &bytes[..])
+    }
+}
+
+impl Backend for LabBackend {
+    fn image(
+        &mut self,
+        name: &str,
+        pull: bool,
+        progress: &mut dyn FnMut(Event),
+    ) -> BackendResult<Image> {
+        if !pull && let Ok(found) = self.engine.images.find(name) {
+            return self.read_image(&found).map_err(failed);
+        }
+        let reference =
+            Reference::parse(name).map_err(|_| failed(Error::InvalidReference(name.to_owned())))?;
+        let reference = if reference.tag().is_none() && reference.digest().is_none() {
+            Reference::parse(&format!("{name}:latest")).map_err(failed)?
+        } else {
+            reference
+        };
+        progress(Event::Status(format!(
+            "{}: Pulling from {}",
+            reference.tag().unwrap_or("latest"),
+            reference.repository()
+        )));
+        let manifest = if reference.registry() == store::reference::DEFAULT_REGISTRY {
+            self.engine
+                .images
+                .pull(&reference)
+                .map_err(failed)?
+                .image
+                .manifest_digest
+        } else {
+            let registry = crate::distribution::Registry::new(
+                self.engine.containers.runtime().clone(),
+                self.engine.containers.lab(),
+                reference.registry(),
+                None,
+            )
+            .map_err(failed)?;
+            let store = self.engine.store().clone();
+            let silent = SilentReport;
+            let manifest = self
+                .tokio
+                .block_on(registry.pull(&store, &reference, &silent))
+                .map_err(failed)?;
+            self.engine
+                .images
+                .adopt(&reference, &manifest)
+                .map_err(failed)?;
+            manifest
+        };
+        progress(Event::Status(format!("Digest: {manifest}")));
+        progress(Event::Status(format!(
+            "Status: Downloaded newer image for {}",
+            reference.familiar()
+        )));
+        let found = self
+            .engine
+            .images
+            .find(&reference.familiar())
+            .map_err(failed)?;
+        self.read_image(&found).map_err(failed)
+    }
+
+    fn probe(&mut self, parent: &Image, step: &Config) -> BackendResult<Option<Image>> {
+        let index = self.index()?;
+        Ok(index
+            .get(&parent.id)
+            .into_iter()
+            .flatten()
+            .filter(|child| child.container_config().same_step(step))
+            .max_by(|a, b| a.created().cmp(b.created()))
+            .cloned())
+    }
+
+    fn create(&mut self, parent: &Image, config: &Config) -> BackendResult<StepContainer> {
+        let image = self.lab_image(parent)?.ok_or_else(|| {
+            BackendError("a step needs a base image: FROM scratch has no files to run".into())
+        })?;
+        let config: crate::api::types::ContainerConfig = serde_json::to_value(config)
+            .and_then(serde_json::from_value)
+            .map_err(failed)?;
+        let host_config = crate::api::types::HostConfig {
+            network_mode: self.network.clone(),
+            ..Default::default()
+        };
+        let container = self
+            .engine
+            .containers
+            .create(CreateRequest {
+                name: None,
+                config,
+                host_config,
+                image,
+            })
+            .map_err(failed)?;
+        let step = StepContainer {
+            id: container.id.clone(),
+        };
+        self.containers.insert(container.id.clone(), container);
+        Ok(step)
+    }
+
+    fn run(&mut self, step: &StepContainer, progress: &mut dyn FnMut(Event)) -> BackendResult<i64> {
+        let container = self.container(step)?;
+        let mut events = container.output.subscribe();
+        self.engine.containers.start(&container).map_err(failed)?;
+        loop {
+            match self.tokio.block_on(events.recv()) {
+                Ok(crate::streams::Event::Output(chunk)) => {
+                    let text = String::from_utf8_lossy(&chunk.bytes).into_owned();
+                    progress(match chunk.stream {
+                        crate::streams::Stream::Stdout => Event::Stream(text),
+                        crate::streams::Stream::Stderr => Event::Stderr(text),
+                    });
+                }
+                Ok(crate::streams::Event::End) => break,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        let (mut record, mut changes) = container.watch();
+        while record.status == Status::Running {
+            if self.tokio.block_on(changes.changed()).is_err() {
+                break;
+            }
+            record = container.record();
+        }
+        Ok(i64::from(record.exit_code))
+    }
+
+    fn is_dir(&mut self, step: &StepContainer, path: &str) -> BackendResult<Option<bool>> {
+        let container = self.container(step)?;
+        let files = self.engine.containers.files(&container).map_err(failed)?;
+        Ok(files
+            .path_stat(path)
+            .ok()
+            .map(|stat| stat.mode & libc::S_IFMT == libc::S_IFDIR))
+    }
+
+    fn read_file(&mut self, step: &StepContainer, path: &str) -> BackendResult<String> {
+        let container = self.container(step)?;
+        let files = self.engine.containers.files(&container).map_err(failed)?;
+        files.read_text(path).map_err(failed)
+    }
+
+    fn copy_into(
+        &mut self,
+        step: &StepContainer,
+        dir: &str,
+        archive: &mut (dyn Read + Send),
+    ) -> BackendResult<()> {
+        let container = self.container(step)?;
+        self.make_dirs(&container, dir).map_err(failed)?;
+        self.engine
+            .containers
+            .copy_into(&container, dir, archive)
+            .map_err(failed)
+    }
+
+    fn copy_out(&mut self, image: &Image, path: &str, out: &mut dyn Write) -> BackendResult<()> {
+        let config = Config {
+            cmd: Some(vec!["/bin/sh".into()]),
+            ..Config::default()
+        };
+        let step = self.create(image, &config)?;
+        let container = self.container(&step)?;
+        let copied = self
+            .engine
+            .containers
+            .files(&container)
+            .and_then(|files| files.copy_out(path, out))
+            .map_err(failed);
+        self.remove(&step)?;
+        copied
+    }
+
+    fn commit(
+        &mut self,
+        parent: &Image,
+        step: Option<&StepContainer>,
+        mut json: Value,
+    ) -> BackendResult<Image> {
+        let mut layers = match self.lab_image(parent)? {
+            Some(found) => found.image.layers,
+            None => Vec::new(),
+        };
+        if let Some(step) = step {
+            let container = self.container(step)?;
+            let files = self.engine.containers.files(&container).map_err(failed)?;
+            let layer = files.commit_layer(self.engine.store()).map_err(failed)?;
+            match json["rootfs"]["diff_ids"].as_array_mut() {
+                Some(ids) => ids.push(Value::String(layer.diff_id.to_string())),
+                None => {
+                    json["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": [layer.diff_id.to_string()]})
+                }
+            }
+            layers.push(layer);
+        }
+        if layers.is_empty() {
+            return Err(BackendError(
+                "an image needs at least one layer: COPY or RUN something into a scratch image first".into(),
+            ));
+        }
+        let bytes = serde_json::to_vec(&json).map_err(failed)?;
+        let made = self
+            .engine
+            .store()
+            .write_image(&bytes, &layers)
+            .map_err(failed)?;
+        self.engine
+            .images
+            .keep_unnamed(&made.manifest_digest)
+            .map_err(failed)?;
+        if step.is_some() {
+            // The next step, or the first run, unpacks it anyway; now its
+            // size is known to `docker history` at once.
+            drop(
+                self.engine
+                    .store()
+                    .unpack(&made.manifest_digest)
+                    .map_err(failed)?,
+            );
+        }
+        let image = Image {
+            id: made.config_digest.to_string(),
+            json,
+        };
+        if let Some(parent) = image.parent().map(str::to_owned) {
+            self.index()?.entry(parent).or_default().push(image.clone());
+        }
+        Ok(image)
+    }
+
+    fn remove(&mut self, step: &StepContainer) -> BackendResult<()> {
+        let Some(container) = self.containers.remove(&step.id) else {
+            return Ok(());
+        };
+        self.engine.containers.remove(&container).map_err(failed)
+    }
+}
+
+/// A pull's layer lines are not part of a build's output.
+struct SilentReport;
+
+impl crate::distribution::Report for SilentReport {
+    fn layer(&self, _: &str, _: &str) {}
+    fn status(&self, _: &str) {}
+}

@@ -147,9 +147,9 @@ fn errors_read_like_dockers() {
     );
     labs.fails(
         &lab,
-        "mkdir -p /tmp/ctx && echo 'FROM busybox' > /tmp/ctx/Dockerfile && docker build /tmp/ctx",
+        "mkdir -p /tmp/ctx && echo 'FROM busybox' > /tmp/ctx/Dockerfile && DOCKER_BUILDKIT=1 docker build /tmp/ctx",
         1,
-        "docker build is not supported by this engine yet",
+        "unable to upgrade to h2c, received 501",
     );
 }
 

@@ -43,6 +43,11 @@ fn layerlab() -> PathBuf {
     std::env::current_exe().expect("the test's own executable")
 }
 
+/// The package repository of the shared catalog, beside its store.
+fn mirror() -> images::packages::Mirror {
+    images::packages::Mirror::new(&Path::new(SHARED_ROOT).join("packages"))
+}
+
 /// The one shared catalog build.
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
@@ -50,7 +55,7 @@ fn shared() -> &'static Shared {
         let root = Path::new(SHARED_ROOT);
         let store = Store::open(&root.join("store")).expect("cannot open the shared test store");
         let cache = root.join("cache").join("images");
-        let built = images::build_catalog(&store, &cache, &layerlab(), |event| {
+        let built = images::build_catalog(&store, &cache, &layerlab(), &mirror(), |event| {
             // Visible with --nocapture: the first build takes minutes.
             eprintln!("{event}");
         })
@@ -81,7 +86,7 @@ fn in_layers(lowerdirs: &[PathBuf], rel: &str) -> bool {
 #[test]
 fn every_catalog_image_resolves_in_the_hub() {
     let s = shared();
-    for recipe in images::catalog(&layerlab()) {
+    for recipe in images::catalog(&layerlab(), &mirror().public_key()) {
         let built = s.image(recipe.name());
         for tag in &recipe.tags {
             assert_eq!(hub_digest(&s.store, tag), built.manifest_digest, "{tag}");
@@ -218,7 +223,7 @@ fn configs_carry_env_cmd_ports_labels_and_history() {
             .and_then(|i| i.config())
             .unwrap_or_else(|e| panic!("{name}: config: {e}"))
     };
-    for recipe in images::catalog(&layerlab()) {
+    for recipe in images::catalog(&layerlab(), &mirror().public_key()) {
         let c = config(recipe.name());
         assert_eq!(c.architecture().to_string(), "amd64");
         assert_eq!(c.os().to_string(), "linux");
@@ -394,7 +399,7 @@ fn hello_world_runs_on_the_host_and_explains_itself() {
 fn second_build_is_a_verified_cache_hit() {
     let s = shared();
     let mut statuses = Vec::new();
-    let again = images::build_catalog(&s.store, &s.cache, &layerlab(), |event| {
+    let again = images::build_catalog(&s.store, &s.cache, &layerlab(), &mirror(), |event| {
         if let Progress::Step {
             image,
             step,
@@ -592,7 +597,7 @@ fn a_cache_record_whose_blob_is_gone_is_rebuilt() {
 fn skopeo_accepts_every_export() {
     let s = shared();
     let dir = tempfile::tempdir().expect("tempdir");
-    for recipe in images::catalog(&layerlab()) {
+    for recipe in images::catalog(&layerlab(), &mirror().public_key()) {
         let name = recipe.name();
         let path = dir
             .path()

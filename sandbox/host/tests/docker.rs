@@ -1867,7 +1867,7 @@ fn containers_and_execs_run_as_the_user_asked() {
 /// bridge and user-defined networks) and in its node is served by the
 /// lab's engine from the signed repository the catalog build made.
 fn apt_installs_from_the_labs_package_repository() {
-    let labs = Labs::new();
+    let mut labs = Labs::new();
     let lab = labs.lab("apt");
     let out = labs.ok(
         &lab,
@@ -1898,6 +1898,15 @@ fn apt_installs_from_the_labs_package_repository() {
     );
     assert!(out.contains("FIGlet"), "{out}");
     assert!(out.contains("ping from iputils"), "{out}");
+
+    // A restarted server serves the labs that outlived it again, once
+    // the old listener has let go of the port.
+    labs.restart();
+    labs.ok(
+        &lab,
+        "timeout 20 sh -c 'until apt-get update -qq; do sleep 0.5; done' \
+         && docker run --rm debian sh -c 'apt-get update -qq && apt-get install -y -qq figlet >/dev/null'",
+    );
 }
 
 /// A repository whose Release does not match its signature is refused.

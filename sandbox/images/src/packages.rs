@@ -155,14 +155,7 @@ impl Mirror {
     pub(crate) fn lock(&self) -> Result<File, PackagesError> {
         fs::create_dir_all(&self.dir).map_err(io_err("create", &self.dir))?;
         let path = self.dir.join("lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
-        lock.lock().map_err(io_err("lock", &path))?;
-        Ok(lock)
+        crate::cache::flock(&path).map_err(io_err("lock", &path))
     }
 
     /// The package list: the built-in one plus [`EXTRA_LIST`] if present,

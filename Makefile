@@ -16,7 +16,7 @@ HUB_LISTEN ?= 127.0.0.1:5001
 
 # Debian packages: to build, to run labs, and to test (browser, image tools).
 APT_BUILD := gcc libc6-dev pkg-config make ca-certificates
-APT_RUN := busybox-static debootstrap binutils e2fsprogs
+APT_RUN := busybox-static debootstrap binutils e2fsprogs gnupg dpkg-dev
 APT_TEST := chromium skopeo docker.io
 # Comparisons the benchmarks measure against (dockerd and skopeo come
 # with APT_TEST).

@@ -410,7 +410,10 @@ impl Containers {
                     prefix_len: BRIDGE_PREFIX,
                     gateway: net.gateway().octets(),
                 });
-                spec.hosts = vec![(ip.to_string(), spec.hostname.clone())];
+                spec.hosts = vec![
+                    (ip.to_string(), spec.hostname.clone()),
+                    crate::packages::hosts_line(net.gateway()),
+                ];
                 if net.user_defined() {
                     spec.hosts.extend(self.neighbours(net, &record.id));
                     // Its own file, bound over /etc/hosts, so containers
@@ -436,6 +439,12 @@ impl Containers {
             }
             None => {
                 spec.hosts = vec![("127.0.1.1".into(), spec.hostname.clone())];
+                if spec.network.share_node {
+                    // The node's own network: the repository's listener
+                    // answers on its loopback too.
+                    spec.hosts
+                        .push(crate::packages::hosts_line(std::net::Ipv4Addr::LOCALHOST));
+                }
                 None
             }
         };
@@ -687,7 +696,10 @@ impl Containers {
         self.serve_dns(&net, !members.is_empty());
         for r in members {
             let name = hostname(&r);
-            let mut lines = vec![(r.ip.clone(), name.clone())];
+            let mut lines = vec![
+                (r.ip.clone(), name.clone()),
+                crate::packages::hosts_line(net.gateway()),
+            ];
             lines.extend(self.neighbours(&net, &r.id));
             if let Err(e) =
                 write_in_place(&self.hosts_path(&r.id), &runtime::hosts_file(&name, &lines))

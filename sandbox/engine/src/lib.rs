@@ -50,6 +50,7 @@ mod error;
 pub mod files;
 pub mod images;
 pub mod networks;
+pub mod packages;
 mod ports;
 mod streams;
 pub mod users;
@@ -205,6 +206,19 @@ impl Engine {
 struct Serving {
     stop: oneshot::Sender<()>,
     engine: Arc<Engine>,
+    /// The lab's package repository server, if the host has a repository.
+    packages: Option<tokio::task::AbortHandle>,
+}
+
+impl Serving {
+    /// Stops the listener and the lab's package repository server.
+    fn end(self) -> Arc<Engine> {
+        let _ = self.stop.send(());
+        if let Some(packages) = self.packages {
+            packages.abort();
+        }
+        self.engine
+    }
 }
 
 /// Every lab's engine on this host.
@@ -220,6 +234,8 @@ pub struct Engines {
     /// node sees a bind mount's source in its `/proc/self/mountinfo`.
     sockets: PathBuf,
     serving: Mutex<HashMap<String, Serving>>,
+    /// The Debian package repository served in every lab ([`packages`]).
+    packages: Option<PathBuf>,
 }
 
 /// The host-wide directory holding engines' socket directories, one
@@ -254,9 +270,17 @@ impl Engines {
             root: root.to_owned(),
             sockets,
             serving: Mutex::new(HashMap::new()),
+            packages: None,
         };
         engines.sweep_kept_layers();
         Ok(engines)
+    }
+
+    /// Serves the Debian package repository in `dir` in every lab started
+    /// from now on (see [`packages`]); a missing directory answers 404s.
+    pub fn with_packages(mut self, dir: PathBuf) -> Engines {
+        self.packages = Some(dir);
+        self
     }
 
     /// Deletes the kept files of containers that no lab knows any more (a
@@ -343,9 +367,15 @@ impl Engines {
             )?)
         };
         let (stop, stopped) = oneshot::channel::<()>();
+        let packages = self.packages.clone().map(|dir| {
+            runtime
+                .spawn(packages::serve(self.sandboxes.clone(), lab.to_owned(), dir))
+                .abort_handle()
+        });
         let serving = Serving {
             stop,
             engine: engine.clone(),
+            packages,
         };
         let Some(runtime) = self.runtime.as_ref() else {
             return Err(Error::InvalidArgument(
@@ -374,7 +404,7 @@ impl Engines {
             .unwrap_or_else(|p| p.into_inner())
             .insert(lab.to_owned(), serving)
         {
-            let _ = old.stop.send(());
+            old.end();
         }
         tracing::debug!(lab, "engine started");
         Ok(())
@@ -387,8 +417,7 @@ impl Engines {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(lab)?;
-        let _ = serving.stop.send(());
-        Some(serving.engine)
+        Some(serving.end())
     }
 
     /// Stops lab `lab`'s engine and removes everything it had: its names

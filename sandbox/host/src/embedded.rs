@@ -47,6 +47,9 @@ pub struct EmbeddedConfig {
     pub disk_dir: PathBuf,
     /// How long a node may take to end after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
+    /// The Debian package repository labs install from
+    /// (`images::packages::Mirror::repository`); `None` serves none.
+    pub packages_dir: Option<PathBuf>,
 }
 
 impl EmbeddedConfig {
@@ -64,6 +67,7 @@ impl EmbeddedConfig {
             cgroup_parent: rt.cgroup_parent,
             disk_dir: rt.disk_dir,
             stop_grace: Duration::from_secs(5),
+            packages_dir: None,
         }
     }
 
@@ -128,12 +132,15 @@ impl EmbeddedHost {
         rt.adopt_or_cleanup()?;
         let records = config.runtime_state_dir.join("host-sessions");
         fs::create_dir_all(&records).map_err(|e| record_err(&records, e))?;
-        let engines = engine::Engines::new(
+        let mut engines = engine::Engines::new(
             store.clone(),
             images::hub(),
             rt.clone(),
             &config.runtime_state_dir.join("engines"),
         )?;
+        if let Some(dir) = &config.packages_dir {
+            engines = engines.with_packages(dir.clone());
+        }
         let host = Self {
             config,
             rt,
@@ -372,6 +379,9 @@ impl EmbeddedHost {
             address: engine::containers::GATEWAY.octets(),
             prefix_len: engine::containers::BRIDGE_PREFIX,
         });
+        // apt in the node uses the lab's package repository too.
+        sb.hosts
+            .push(engine::packages::hosts_line(engine::containers::GATEWAY));
         // The directory, not the socket, so a restarted engine's fresh
         // socket is seen; read-only, so the node cannot unlink it.
         sb.mounts.push(BindMount {

@@ -1635,11 +1635,99 @@ fn containers_and_execs_run_as_the_user_asked() {
     labs.ok(&lab, "docker rm -f u1 mk >/dev/null");
 }
 
+/// Without internet, `apt-get install` in a lab's containers (default
+/// bridge and user-defined networks) and in its node is served by the
+/// lab's engine from the signed repository the catalog build made.
+fn apt_installs_from_the_labs_package_repository() {
+    let mut labs = Labs::new();
+    let lab = labs.lab("apt");
+    let out = labs.ok(
+        &lab,
+        "docker run --rm debian sh -c 'apt-get update && apt-get install -y figlet && figlet hi'",
+    );
+    assert!(out.contains("| '_ \\| |"), "figlet did not draw:\n{out}");
+    labs.fails(
+        &lab,
+        "docker run --rm debian sh -c 'apt-get update -qq && apt-get install -y nope'",
+        100,
+        "Unable to locate package nope",
+    );
+    labs.ok(&lab, "docker network create apps >/dev/null");
+    let out = labs.ok(
+        &lab,
+        "docker run --rm --network apps debian sh -c \
+         'grep packages.layerlab.internal /etc/hosts && apt-get update -qq && apt-get install -y -qq jq >/dev/null && echo [7] | jq .[0]'",
+    );
+    assert!(
+        out.starts_with("172.18.0.1\tpackages.layerlab.internal\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("\n7\n"), "jq did not run:\n{out}");
+    let out = labs.ok(
+        &lab,
+        "apt-get update -qq && apt-get install -y -qq figlet iputils-ping >/dev/null \
+         && figlet -v | head -1 && ping -V",
+    );
+    assert!(out.contains("FIGlet"), "{out}");
+    assert!(out.contains("ping from iputils"), "{out}");
+
+    // A restarted server serves the labs that outlived it again, once
+    // the old listener has let go of the port.
+    labs.restart();
+    labs.ok(
+        &lab,
+        "timeout 20 sh -c 'until apt-get update -qq; do sleep 0.5; done' \
+         && docker run --rm debian sh -c 'apt-get update -qq && apt-get install -y -qq figlet >/dev/null'",
+    );
+}
+
+/// A repository whose Release does not match its signature is refused.
+fn a_tampered_package_repository_is_refused() {
+    let mirror = images::packages::Mirror::new(testkit::CATALOG_PACKAGES.as_ref());
+    let dists = mirror.repository().join("dists/bookworm");
+    let tampered = tempfile::tempdir().expect("temp dir");
+    let copy = tampered.path().join("dists/bookworm");
+    std::fs::create_dir_all(copy.join("main")).expect("create dists");
+    let status = std::process::Command::new("cp")
+        .args(["-a"])
+        .arg(dists.join("main"))
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    for name in ["InRelease", "Release", "Release.gpg"] {
+        let text = std::fs::read_to_string(dists.join(name)).expect("read the repository");
+        let forged = text.replace("Label: layerlab", "Label: forged!!");
+        std::fs::write(copy.join(name), forged).expect("write the forgery");
+    }
+    let labs = Labs::with_packages(tampered.path().to_owned());
+    let lab = labs.lab("apt-tampered");
+    let run = labs.sh(&lab, "docker run --rm debian apt-get update");
+    assert_ne!(
+        run.code, 0,
+        "apt accepted a forged Release:\n{}",
+        run.stdout
+    );
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        said.contains("BADSIG") && said.contains("is not signed"),
+        "apt should refuse the signature:\n{said}"
+    );
+}
+
 fn main() {
     runtime::helper::main_if_requested();
     testkit::ensure_catalog();
     testkit::run(
         &[
+            (
+                "apt_installs_from_the_labs_package_repository",
+                apt_installs_from_the_labs_package_repository,
+            ),
+            (
+                "a_tampered_package_repository_is_refused",
+                a_tampered_package_repository_is_refused,
+            ),
             ("docker_cp_copies_both_ways", docker_cp_copies_both_ways),
             (
                 "ports_publish_on_an_address_and_over_udp",

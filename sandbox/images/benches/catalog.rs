@@ -29,6 +29,7 @@ fn main() {
         &store,
         &root.join("cache").join("images"),
         &std::env::current_exe().expect("the bench's own executable"),
+        &images::packages::Mirror::new(&root.join("packages")),
         |event| match event {
             images::Progress::Output { .. } => {}
             other => eprintln!("{other}"),

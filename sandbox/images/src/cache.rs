@@ -83,13 +83,7 @@ impl Cache {
             fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         }
         let path = root.join("lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
-        lock.lock().map_err(io_err("lock", &path))?;
+        let lock = flock(&path).map_err(io_err("lock", &path))?;
         // Holding the lock, anything in work/ was left by a build that died;
         // its mounts died with its private mount namespace.
         let work = root.join("work");
@@ -150,6 +144,18 @@ impl Cache {
         })?;
         Ok(())
     }
+}
+
+/// Opens (creating) the lock file `path` and waits for its exclusive
+/// flock, which lives as long as the returned handle.
+pub(crate) fn flock(path: &Path) -> io::Result<File> {
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    lock.lock()?;
+    Ok(lock)
 }
 
 /// The cache key of a step applied on `state`. `extra` carries what the

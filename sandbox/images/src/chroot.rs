@@ -23,6 +23,14 @@ use std::process::Command;
 use rustix::mount::{MountFlags, MountPropagationFlags};
 
 use crate::command::{self, CommandError};
+use crate::recipes::{DEBIAN_MIRROR, SUITE};
+
+/// apt's configuration for build scripts, staged in the chroot's `/tmp`:
+/// the catalog's Debian images list only the labs' own repository, which
+/// exists inside labs, so builds fetch from Debian's archive instead.
+const BUILD_APT_CONFIG: &str = "apt-build.conf";
+const BUILD_SOURCES: &str = "apt-build.list";
+const BUILD_SOURCE_PARTS: &str = "apt-build.list.d";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChrootError {
@@ -185,12 +193,37 @@ pub fn run_script(
             source,
         }
     })?;
+    let prepare = |path: &Path, result: io::Result<()>| {
+        result.map_err(|source| ChrootError::Prepare {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let parts = overlay.tmp.join(BUILD_SOURCE_PARTS);
+    prepare(&parts, fs::create_dir_all(&parts))?;
+    let sources = overlay.tmp.join(BUILD_SOURCES);
+    prepare(
+        &sources,
+        fs::write(&sources, format!("deb {DEBIAN_MIRROR} {SUITE} main\n")),
+    )?;
+    let config = overlay.tmp.join(BUILD_APT_CONFIG);
+    prepare(
+        &config,
+        fs::write(
+            &config,
+            format!(
+                "Dir::Etc::SourceList \"/tmp/{BUILD_SOURCES}\";\n\
+                 Dir::Etc::SourceParts \"/tmp/{BUILD_SOURCE_PARTS}\";\n"
+            ),
+        ),
+    )?;
     let root = cpath(overlay.merged)?;
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-ec")
         .arg(script)
         .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)));
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("APT_CONFIG", format!("/tmp/{BUILD_APT_CONFIG}"));
     // SAFETY: `enter` only makes system calls on memory prepared before the
     // fork, which is what `pre_exec` requires.
     unsafe {

@@ -87,3 +87,27 @@ pub fn run(mut cmd: Command, on_line: &mut dyn FnMut(&str)) -> Result<(), Comman
         })
     }
 }
+
+/// Runs `cmd` to completion with stdin closed and returns what it wrote
+/// to stdout; a failure quotes the end of its stderr.
+pub fn output(mut cmd: Command) -> Result<Vec<u8>, CommandError> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    tracing::debug!(?cmd, "running");
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| CommandError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    Err(CommandError::Failed {
+        program,
+        status: out.status,
+        tail: lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n"),
+    })
+}

@@ -34,6 +34,12 @@ pub enum RecipeError {
         /// The parent it names.
         parent: String,
     },
+    /// The catalog has no Debian image to make the package repository for.
+    #[error(
+        "the catalog has no {} recipe, which the package repository is made for",
+        crate::recipes::DEBIAN
+    )]
+    NoDebian,
     /// The parent image in the hub has a config this crate cannot read.
     #[error("recipe {recipe}: the parent image {parent} has a config we cannot read: {source}")]
     ParentConfig {
@@ -147,6 +153,9 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// The labs' package repository or its key could not be made.
+    #[error("the package repository: {0}")]
+    Packages(#[from] crate::packages::PackagesError),
 }
 
 /// Result with this crate's [`Error`].

@@ -13,6 +13,9 @@
 //!   events (debootstrap and apt-get output included, line by line), and
 //!   tag the results in the hub. The binary wires this as
 //!   `layerlab images build`.
+//! - [`packages`]: the Debian package repository labs install from
+//!   offline, signed with the installation's key, which the catalog's
+//!   Debian images trust; [`build_catalog`] keeps it current.
 //! - [`list`] and [`export`]: `layerlab images list` and
 //!   `layerlab images export NAME FILE` (an OCI archive that
 //!   `skopeo inspect oci-archive:FILE` accepts).
@@ -21,7 +24,8 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = store::Store::open("/var/lib/layerlab/store".as_ref())?;
 //! let layerlab = std::env::current_exe()?;
-//! let built = images::build_catalog(&store, "/var/tmp/layerlab/images".as_ref(), &layerlab, |event| {
+//! let mirror = images::packages::Mirror::new("/var/lib/layerlab/packages".as_ref());
+//! let built = images::build_catalog(&store, "/var/tmp/layerlab/images".as_ref(), &layerlab, &mirror, |event| {
 //!     println!("{event}");
 //! })?;
 //! for summary in images::list(&store)? {
@@ -46,7 +50,9 @@
 //!
 //! Host packages needed: `debootstrap`, `busybox-static`, `gcc` and
 //! `libc6-dev` (the static hello program), `binutils` (`strip` for the
-//! layerlab binary in `registry` and `workstation`); `skopeo` for the tests.
+//! layerlab binary in `registry` and `workstation`), `gnupg` and
+//! `dpkg-dev` (the package repository's key, signatures and index);
+//! `skopeo` for the tests.
 
 #![deny(missing_docs)]
 
@@ -56,6 +62,7 @@ mod chroot;
 mod command;
 mod config;
 mod error;
+pub mod packages;
 pub mod recipes;
 mod rootfs;
 
@@ -123,6 +130,8 @@ pub enum Progress {
     },
     /// The image is stored and tagged in the hub.
     Done(BuiltImage),
+    /// The labs' package repository is ready.
+    Packages(packages::Repository),
 }
 
 /// How a step is carried out.
@@ -172,14 +181,26 @@ pub struct ImageSummary {
 
 /// Builds [`catalog`] into the hub namespace of `store`, with the build
 /// cache in `cache_dir` (e.g. `/var/tmp/layerlab/images`); `layerlab` is
-/// the executable the `registry` and `workstation` images carry.
+/// the executable the `registry` and `workstation` images carry. Then
+/// makes `mirror`'s package repository on the built Debian image (its key
+/// first, the first time: the Debian images carry it).
 pub fn build_catalog(
     store: &Store,
     cache_dir: &Path,
     layerlab: &Path,
+    mirror: &packages::Mirror,
     mut progress: impl FnMut(Progress),
 ) -> Result<Vec<BuiltImage>> {
-    build::build(store, cache_dir, &catalog(layerlab), &mut progress)
+    let _lock = mirror.lock()?;
+    let key = mirror.ensure_key(&mut progress)?;
+    let built = build::build(store, cache_dir, &catalog(layerlab, &key), &mut progress)?;
+    let debian = built
+        .iter()
+        .find(|b| b.name == recipes::DEBIAN)
+        .ok_or(RecipeError::NoDebian)?;
+    let repository = mirror.build(store, cache_dir, debian, &mut progress)?;
+    progress(Progress::Packages(repository));
+    Ok(built)
 }
 
 /// Builds `recipes` in order into the hub namespace. A recipe's parent must
@@ -196,13 +217,16 @@ pub fn build(
 /// Every image in the hub namespace, sorted by name.
 pub fn list(store: &Store) -> Result<Vec<ImageSummary>> {
     // Recipes are data: the binary path is read only when one is built.
-    let internal: BTreeSet<String> = catalog(Path::new(recipes::LAYERLAB_PATH))
-        .iter()
-        .filter(|r| r.internal)
-        .flat_map(|r| r.tags.iter())
-        .filter_map(|t| Reference::parse(t).ok())
-        .map(|r| r.familiar())
-        .collect();
+    let internal: BTreeSet<String> = catalog(
+        Path::new(recipes::LAYERLAB_PATH),
+        Path::new(packages::KEYRING_PATH),
+    )
+    .iter()
+    .filter(|r| r.internal)
+    .flat_map(|r| r.tags.iter())
+    .filter_map(|t| Reference::parse(t).ok())
+    .map(|r| r.familiar())
+    .collect();
     let mut out = Vec::new();
     for tag in store.list(&hub())? {
         let image = store.image(&tag.digest)?;
@@ -286,6 +310,16 @@ impl fmt::Display for Progress {
                 layer.digest,
                 layer.size as f64 / 1e6,
                 elapsed.as_secs_f64()
+            ),
+            Progress::Packages(repository) => write!(
+                f,
+                "Package repository: {} packages ({})",
+                repository.packages,
+                if repository.rebuilt {
+                    "built"
+                } else {
+                    "cached"
+                }
             ),
             Progress::Done(image) => write!(
                 f,

@@ -21,7 +21,8 @@
 //!     })
 //!     .config(ConfigChange::Expose("8000/tcp".into()))
 //!     .config(ConfigChange::Entrypoint(vec!["/usr/local/bin/tool".into()]));
-//! let mut recipes = images::catalog(&std::env::current_exe()?);
+//! let key = images::packages::Mirror::new("/var/lib/layerlab/packages".as_ref()).public_key();
+//! let mut recipes = images::catalog(&std::env::current_exe()?, &key);
 //! recipes.push(tool);
 //! images::build(&store, "/var/tmp/layerlab/images".as_ref(), &recipes, |e| println!("{e}"))?;
 //! # Ok(()) }
@@ -40,6 +41,13 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 /// Debian's package archive; this machine reaches it, not Docker Hub.
 pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+
+/// The catalog's Debian image, which the package repository is made for.
+pub const DEBIAN: &str = "debian:bookworm";
+
+/// The Debian release of the catalog's Debian images and of the labs'
+/// package repository.
+pub const SUITE: &str = "bookworm";
 
 /// How one image is built.
 #[derive(Debug, Clone, Serialize)]
@@ -119,6 +127,8 @@ pub enum FileSource {
     /// symbols no image needs). The cache key is the sha256 of the
     /// unstripped file.
     HostStripped(PathBuf),
+    /// The given text.
+    Text(String),
 }
 
 /// A file made available to a [`Step::Run`] script as `/tmp/NAME`.
@@ -309,29 +319,54 @@ fn layerlab_layer(binary: &Path) -> Step {
     }
 }
 
+/// The layer that points apt at the labs' package repository
+/// ([`crate::packages`]) instead of Debian's archive, which labs cannot
+/// reach: the installation's public key, which apt's gpgv checks the
+/// repository's signature with, and a sources list naming only that
+/// repository. The key is per installation, so this layer is too.
+fn apt_sources_layer(apt_key: &Path) -> Step {
+    Step::Add {
+        files: vec![
+            AddFile {
+                path: crate::packages::KEYRING_PATH.into(),
+                mode: 0o644,
+                source: FileSource::Host(apt_key.to_owned()),
+            },
+            AddFile {
+                path: "/etc/apt/sources.list".into(),
+                mode: 0o644,
+                source: FileSource::Text(crate::packages::sources_list()),
+            },
+        ],
+    }
+}
+
 /// The catalog, parents before children. `layerlab` is the executable
 /// that `registry:2` runs and the lab node carries (normally
-/// `std::env::current_exe()` of the layerlab binary); it is read only
-/// when a recipe is built.
-pub fn catalog(layerlab: &Path) -> Vec<Recipe> {
+/// `std::env::current_exe()` of the layerlab binary); `apt_key` is the
+/// installation's public key for the package repository
+/// ([`crate::packages::Mirror::public_key`]). Both are read only when a
+/// recipe is built.
+pub fn catalog(layerlab: &Path, apt_key: &Path) -> Vec<Recipe> {
     vec![
         Recipe::new("busybox:latest")
             .step(Step::Busybox)
             .env_path()
             .describe("BusyBox: one static binary providing a shell and the common Unix tools")
             .cmd(&["sh"]),
-        Recipe::new("debian:bookworm")
+        Recipe::new(DEBIAN)
             .tag("debian:latest")
             .step(Step::Debootstrap {
-                suite: "bookworm".into(),
+                suite: SUITE.into(),
                 variant: "minbase".into(),
                 mirror: DEBIAN_MIRROR.into(),
             })
+            .step(apt_sources_layer(apt_key))
             .env_path()
             .describe("Debian 12 (bookworm), minimal base system")
             .cmd(&["bash"]),
         Recipe::new("nginx:latest")
-            .from("debian:bookworm")
+            .from(DEBIAN)
             .run_with(
                 &format!(
                     "{} \
@@ -359,7 +394,7 @@ pub fn catalog(layerlab: &Path) -> Vec<Recipe> {
             .cmd(&["nginx", "-g", "daemon off;"]),
         Recipe::new("registry:2")
             .tag("registry:latest")
-            .from("debian:bookworm")
+            .from(DEBIAN)
             .step(layerlab_layer(layerlab))
             .describe("OCI distribution registry (layerlab's own) on port 5000")
             .config(ConfigChange::Expose("5000/tcp".into()))
@@ -382,7 +417,7 @@ pub fn catalog(layerlab: &Path) -> Vec<Recipe> {
             .describe("Prints a greeting that explains how it got to your terminal")
             .cmd(&["/hello"]),
         Recipe::new("workstation:latest")
-            .from("debian:bookworm")
+            .from(DEBIAN)
             .internal()
             .run(&apt_install(&[
                 "bash",

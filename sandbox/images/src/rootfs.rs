@@ -218,6 +218,9 @@ pub fn add_files(
             FileSource::Host(path) => {
                 fs::copy(path, &dest).map_err(io_err("copy", path))?;
             }
+            FileSource::Text(text) => {
+                fs::write(&dest, text).map_err(io_err("write", &dest))?;
+            }
             FileSource::HostStripped(path) => {
                 let mut cmd = Command::new("strip");
                 cmd.arg("--strip-all").arg("-o").arg(&dest).arg(path);

@@ -43,6 +43,11 @@ fn layerlab() -> PathBuf {
     std::env::current_exe().expect("the test's own executable")
 }
 
+/// The package repository of the shared catalog, beside its store.
+fn mirror() -> images::packages::Mirror {
+    images::packages::Mirror::new(&Path::new(SHARED_ROOT).join("packages"))
+}
+
 /// The one shared catalog build.
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
@@ -50,7 +55,7 @@ fn shared() -> &'static Shared {
         let root = Path::new(SHARED_ROOT);
         let store = Store::open(&root.join("store")).expect("cannot open the shared test store");
         let cache = root.join("cache").join("images");
-        let built = images::build_catalog(&store, &cache, &layerlab(), |event| {
+        let built = images::build_catalog(&store, &cache, &layerlab(), &mirror(), |event| {
             // Visible with --nocapture: the first build takes minutes.
             eprintln!("{event}");
         })
@@ -81,7 +86,7 @@ fn in_layers(lowerdirs: &[PathBuf], rel: &str) -> bool {
 #[test]
 fn every_catalog_image_resolves_in_the_hub() {
     let s = shared();
-    for recipe in images::catalog(&layerlab()) {
+    for recipe in images::catalog(&layerlab(), &mirror().public_key()) {
         let built = s.image(recipe.name());
         for tag in &recipe.tags {
             assert_eq!(hub_digest(&s.store, tag), built.manifest_digest, "{tag}");
@@ -136,26 +141,94 @@ fn images_built_on_debian_share_its_layer() {
     let debian = s.image("debian:bookworm");
     let nginx = s.image("nginx:latest");
     let workstation = s.image("workstation:latest");
-    assert_eq!(debian.layers.len(), 1);
+    assert_eq!(debian.layers.len(), 2, "debootstrap, then apt's sources");
     assert_eq!(
         nginx.layers.len(),
-        2,
-        "nginx is debian's layer plus one apt-get layer"
+        3,
+        "nginx is debian's layers plus one apt-get layer"
     );
-    assert_eq!(nginx.layers[0], debian.layers[0]);
-    assert_eq!(workstation.layers[0], debian.layers[0]);
+    assert_eq!(nginx.layers[..2], debian.layers[..]);
+    assert_eq!(workstation.layers[..2], debian.layers[..]);
     assert_eq!(
         workstation.layers.len(),
-        4,
+        5,
         "debian, tools, docker CLI, layerlab"
     );
     let registry = s.image("registry:2");
-    assert_eq!(registry.layers.len(), 2, "debian plus layerlab");
-    assert_eq!(registry.layers[0], debian.layers[0]);
+    assert_eq!(registry.layers.len(), 3, "debian plus layerlab");
+    assert_eq!(registry.layers[..2], debian.layers[..]);
     assert_eq!(
-        registry.layers[1], workstation.layers[3],
+        registry.layers[2], workstation.layers[4],
         "registry and workstation store one layerlab layer, byte for byte"
     );
+}
+
+#[test]
+fn debian_trusts_only_the_installations_signed_repository() {
+    let s = shared();
+    let unpacked = s
+        .store
+        .unpack(&s.image("debian:bookworm").manifest_digest)
+        .expect("unpack");
+    // Top-most layer first: the first hit is what the image shows.
+    let read = |rel: &str| {
+        unpacked
+            .lowerdirs
+            .iter()
+            .find_map(|dir| std::fs::read(dir.join(rel)).ok())
+            .unwrap_or_else(|| panic!("{rel} is not in debian"))
+    };
+    let sources = String::from_utf8(read("etc/apt/sources.list")).expect("text");
+    let sources: Vec<&str> = sources.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        sources,
+        [
+            "deb [signed-by=/etc/apt/keyrings/layerlab.gpg] http://packages.layerlab.internal:3142/debian bookworm main"
+        ]
+    );
+    assert!(!in_layers(
+        &unpacked.lowerdirs,
+        "etc/apt/sources.list.d/debian.sources"
+    ));
+    let key = std::fs::read(mirror().public_key()).expect("the installation's key");
+    assert_eq!(read("etc/apt/keyrings/layerlab.gpg"), key);
+
+    // The repository is signed with that key, and lists what it holds.
+    let dists = mirror().repository().join("dists/bookworm");
+    let verified = Command::new("gpgv")
+        .arg("--keyring")
+        .arg(mirror().public_key())
+        .arg(dists.join("InRelease"))
+        .output()
+        .expect("gpgv");
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let index = std::fs::read_to_string(dists.join("main/binary-amd64/Packages"))
+        .expect("the repository's index");
+    for package in [
+        "figlet",
+        "nmap",
+        "python3",
+        "iputils-ping",
+        "netcat-openbsd",
+    ] {
+        assert!(
+            index.contains(&format!("Package: {package}\n")),
+            "{package} is not in the repository"
+        );
+    }
+    let pool = mirror().repository().join("pool/main");
+    for line in index.lines().filter_map(|l| l.strip_prefix("Filename: ")) {
+        assert!(
+            mirror().repository().join(line).is_file(),
+            "{line} is listed but missing"
+        );
+        assert!(!line.contains('%'), "{line} would be encoded twice");
+    }
+    assert!(pool.is_dir());
 }
 
 #[test]
@@ -218,7 +291,7 @@ fn configs_carry_env_cmd_ports_labels_and_history() {
             .and_then(|i| i.config())
             .unwrap_or_else(|e| panic!("{name}: config: {e}"))
     };
-    for recipe in images::catalog(&layerlab()) {
+    for recipe in images::catalog(&layerlab(), &mirror().public_key()) {
         let c = config(recipe.name());
         assert_eq!(c.architecture().to_string(), "amd64");
         assert_eq!(c.os().to_string(), "linux");
@@ -394,7 +467,7 @@ fn hello_world_runs_on_the_host_and_explains_itself() {
 fn second_build_is_a_verified_cache_hit() {
     let s = shared();
     let mut statuses = Vec::new();
-    let again = images::build_catalog(&s.store, &s.cache, &layerlab(), |event| {
+    let again = images::build_catalog(&s.store, &s.cache, &layerlab(), &mirror(), |event| {
         if let Progress::Step {
             image,
             step,
@@ -592,7 +665,7 @@ fn a_cache_record_whose_blob_is_gone_is_rebuilt() {
 fn skopeo_accepts_every_export() {
     let s = shared();
     let dir = tempfile::tempdir().expect("tempdir");
-    for recipe in images::catalog(&layerlab()) {
+    for recipe in images::catalog(&layerlab(), &mirror().public_key()) {
         let name = recipe.name();
         let path = dir
             .path()

@@ -36,19 +36,30 @@ pub fn disk_dir() -> tempfile::TempDir {
 #[cfg(feature = "catalog")]
 pub const CATALOG_STORE: &str = "/var/tmp/layerlab/test-data/store";
 
-/// Builds the shared catalog when it has no `workstation` yet. Only then:
-/// the server's tests keep it current with the real layerlab binary, and
-/// this suite's own executable (the stand-in put in its place) only fills
-/// an empty catalog.
+/// The package repository (and its key) of the shared catalog.
+#[cfg(feature = "catalog")]
+pub const CATALOG_PACKAGES: &str = "/var/tmp/layerlab/test-data/packages";
+
+/// Builds the shared catalog when it has no `workstation` yet, or when its
+/// package repository was not made for its Debian image. Only then: the
+/// server's tests keep it current with the real layerlab binary, and this
+/// suite's own executable (the stand-in put in its place) only fills a
+/// catalog that lacks something.
 #[cfg(feature = "catalog")]
 pub fn ensure_catalog() {
     let store =
         store::Store::open(std::path::Path::new(CATALOG_STORE)).expect("open the test store");
-    let name = store::Reference::parse("workstation").expect("parse reference");
-    if store.resolve(&images::hub(), &name).is_err() {
+    let mirror = images::packages::Mirror::new(std::path::Path::new(CATALOG_PACKAGES));
+    let resolve = |name: &str| {
+        let reference = store::Reference::parse(name).expect("parse reference");
+        store.resolve(&images::hub(), &reference).ok()
+    };
+    let current = resolve("workstation").is_some()
+        && resolve(images::recipes::DEBIAN).is_some_and(|debian| mirror.is_current(&debian));
+    if !current {
         let layerlab = std::env::current_exe().expect("the test's own executable");
         let cache = std::path::Path::new("/var/tmp/layerlab/test-data/cache/images");
-        images::build_catalog(&store, cache, &layerlab, |_| {})
+        images::build_catalog(&store, cache, &layerlab, &mirror, |_| {})
             .expect("build the image catalog into the test store");
     }
 }

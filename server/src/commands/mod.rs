@@ -167,6 +167,8 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     let hub_store_dir = store_dir.clone();
     let helper = std::env::current_exe().context("cannot find the layerlab executable")?;
     let mut config = host::EmbeddedConfig::new(&store_dir, &runtime_dir, helper);
+    let packages = images::packages::Mirror::new(&sandbox::packages_dir(&global.data_dir));
+    config.packages_dir = Some(packages.repository());
     if let Some(parent) = &args.cgroup_parent {
         config.cgroup_parent = parent.clone();
     }

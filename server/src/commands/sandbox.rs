@@ -19,6 +19,11 @@ fn image_cache_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("cache").join("images")
 }
 
+/// The labs' Debian package repository and its signing key.
+pub fn packages_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("packages")
+}
+
 /// Per-sandbox state: allocated uid ranges, state.json, pids to adopt.
 pub fn runtime_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("runtime")
@@ -37,11 +42,15 @@ pub fn images(data_dir: &Path, command: ImagesCommand) -> anyhow::Result<ExitCod
             // registry:2 and the lab node carry this very binary.
             let layerlab =
                 std::env::current_exe().context("cannot find the layerlab executable")?;
-            let built =
-                images::build_catalog(&store, &image_cache_dir(data_dir), &layerlab, |event| {
-                    eprintln!("{event}")
-                })
-                .context("building the catalog failed")?;
+            let mirror = images::packages::Mirror::new(&packages_dir(data_dir));
+            let built = images::build_catalog(
+                &store,
+                &image_cache_dir(data_dir),
+                &layerlab,
+                &mirror,
+                |event| eprintln!("{event}"),
+            )
+            .context("building the catalog failed")?;
             eprintln!("{} catalog images ready", built.len());
         }
         ImagesCommand::List => {

@@ -29,7 +29,14 @@ pub struct Run {
 }
 
 impl Labs {
+    /// Labs served the shared catalog's package repository.
     pub fn new() -> Labs {
+        let mirror = images::packages::Mirror::new(testkit::CATALOG_PACKAGES.as_ref());
+        Labs::with_packages(mirror.repository())
+    }
+
+    /// Labs served the package repository in `packages`.
+    pub fn with_packages(packages: std::path::PathBuf) -> Labs {
         let dir = tempfile::Builder::new()
             .prefix("layerlab-docker-")
             .tempdir_in("/dev/shm")
@@ -42,6 +49,7 @@ impl Labs {
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
         config.stop_grace = Duration::from_secs(1);
+        config.packages_dir = Some(packages);
         let disk = testkit::disk_dir();
         config.disk_dir = disk.path().to_owned();
         let host = EmbeddedHost::new(config.clone()).expect("create embedded host");

@@ -75,7 +75,13 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
+# The suites share one catalog in $(STATE)/test-data; it is brought up to
+# date first with the real layerlab binary, which registry:2 and the lab
+# node carry (a suite that found it missing could only put its own
+# executable there).
 unit:
+	cargo build --locked -p server
+	$(CARGO_TARGET_DIR)/debug/layerlab images build --data-dir $(STATE)/test-data
 	cargo test --locked --workspace
 
 browser:

@@ -566,6 +566,81 @@ fn builds_match_dockerds() {
     );
 }
 
+/// The lessons' Dockerfiles, on the Debian-based catalog, with the lab's
+/// package repository standing in for the internet.
+fn lesson_dockerfiles_build_offline() {
+    let labs = Labs::new();
+    let lab = labs.lab("build-lessons");
+    write_files(
+        &labs,
+        &lab,
+        "/figlet",
+        &[(
+            "Dockerfile",
+            "FROM debian\nRUN apt-get update && apt-get install -y figlet\nENTRYPOINT [\"figlet\"]\nCMD [\"hello\"]\n",
+        )],
+    );
+    let built = labs.ok(&lab, "cd /figlet && docker build -t figlet .");
+    assert!(built.contains("Setting up figlet"), "{built}");
+    let hello = labs.ok(&lab, "docker run --rm figlet");
+    assert!(hello.contains("| |__   ___| | |"), "{hello}");
+    let class = labs.ok(&lab, "docker run --rm figlet -f small class");
+    assert_ne!(class, hello);
+
+    write_files(
+        &labs,
+        &lab,
+        "/nmap",
+        &[(
+            "Dockerfile",
+            "FROM debian\nRUN apt-get update && apt-get install -y nmap\nENTRYPOINT [\"nmap\"]\n",
+        )],
+    );
+    labs.ok(&lab, "cd /nmap && docker build -q -t nmap .");
+    assert!(
+        labs.ok(&lab, "docker run --rm nmap --version")
+            .contains("Nmap version")
+    );
+
+    write_files(
+        &labs,
+        &lab,
+        "/banner",
+        &[(
+            "Dockerfile",
+            "FROM debian AS build\nRUN apt-get update && apt-get install -y figlet && figlet -f small hi > /banner.txt\nFROM busybox\nCOPY --from=build /banner.txt /banner.txt\nCMD [\"cat\", \"/banner.txt\"]\n",
+        )],
+    );
+    labs.ok(&lab, "cd /banner && docker build -q -t banner .");
+    assert_eq!(
+        labs.ok(&lab, "docker run --rm banner"),
+        labs.ok(&lab, "docker run --rm figlet -f small hi")
+    );
+
+    // A package the repository lacks fails as apt says it, with apt's code.
+    write_files(
+        &labs,
+        &lab,
+        "/nope",
+        &[(
+            "Dockerfile",
+            "FROM debian\nRUN apt-get update && apt-get install -y nope\n",
+        )],
+    );
+    labs.fails(
+        &lab,
+        "cd /nope && docker build .",
+        100,
+        "The command '/bin/sh -c apt-get update && apt-get install -y nope' returned a non-zero code: 100",
+    );
+    let log = labs.sh(&lab, "cd /nope && docker build . 2>&1");
+    assert!(
+        log.stdout.contains("Unable to locate package nope"),
+        "{}",
+        log.stdout
+    );
+}
+
 fn main() {
     runtime::helper::main_if_requested();
     testkit::ensure_catalog();
@@ -575,6 +650,10 @@ fn main() {
             (
                 "every_instruction_builds_runs_and_caches",
                 every_instruction_builds_runs_and_caches,
+            ),
+            (
+                "lesson_dockerfiles_build_offline",
+                lesson_dockerfiles_build_offline,
             ),
             (
                 "failures_and_hostile_contexts_read_like_dockers",

@@ -83,25 +83,46 @@ impl Config {
         }
     }
 
+    /// What a cached step must share with this one to stand for it:
+    /// moby's `image/cache/compare.go` (everything that shapes the
+    /// container, not its hostname, image or working dir), with empty and
+    /// absent lists and maps alike.
+    fn step_fields(&self) -> Value {
+        let list = |v: &Option<Vec<String>>| v.clone().filter(|v| !v.is_empty());
+        serde_json::json!({
+            "OpenStdin": self.open_stdin,
+            "Tty": self.tty,
+            "User": self.user,
+            "AttachStdin": self.attach_stdin,
+            "AttachStdout": self.attach_stdout,
+            "AttachStderr": self.attach_stderr,
+            "StdinOnce": self.stdin_once,
+            "Cmd": list(&self.cmd),
+            "Env": list(&self.env),
+            "Entrypoint": list(&self.entrypoint),
+            "Labels": self.labels.clone().unwrap_or_default(),
+            "ExposedPorts": self.exposed_ports.clone().unwrap_or_default(),
+            "Volumes": self.volumes.clone().unwrap_or_default(),
+        })
+    }
+
     /// Whether a cached step made with `other` can stand for a step with
-    /// this config: moby's `image/cache/compare.go` (everything that
-    /// shapes the container, not its hostname, image or working dir).
+    /// this config.
     pub fn same_step(&self, other: &Config) -> bool {
-        let empty_to_none = |v: &Option<Vec<String>>| v.clone().filter(|v| !v.is_empty());
-        self.open_stdin == other.open_stdin
-            && self.tty == other.tty
-            && self.user == other.user
-            && self.attach_stdin == other.attach_stdin
-            && self.attach_stdout == other.attach_stdout
-            && self.attach_stderr == other.attach_stderr
-            && self.stdin_once == other.stdin_once
-            && empty_to_none(&self.cmd) == empty_to_none(&other.cmd)
-            && empty_to_none(&self.env) == empty_to_none(&other.env)
-            && empty_to_none(&self.entrypoint) == empty_to_none(&other.entrypoint)
-            && self.labels.clone().unwrap_or_default() == other.labels.clone().unwrap_or_default()
-            && self.exposed_ports.clone().unwrap_or_default()
-                == other.exposed_ports.clone().unwrap_or_default()
-            && self.volumes.clone().unwrap_or_default() == other.volumes.clone().unwrap_or_default()
+        self.step_fields() == other.step_fields()
+    }
+
+    /// The step's key on the machine: `sha256` (hex) of the image it
+    /// starts from and what [`Config::same_step`] compares, so equal
+    /// steps on equal parents have equal keys.
+    pub fn step_key(&self, parent: &str) -> String {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(parent.as_bytes());
+        hasher.update([0]);
+        // serde_json writes maps sorted, so the text is canonical.
+        hasher.update(self.step_fields().to_string().as_bytes());
+        hex::encode(hasher.finalize())
     }
 }
 
@@ -199,7 +220,17 @@ mod tests {
         assert!(!a.same_step(&b));
         a.set_env("A", "1");
         assert!(a.same_step(&b));
+        assert_eq!(a.step_key("sha256:p"), b.step_key("sha256:p"));
+        assert_ne!(a.step_key("sha256:p"), b.step_key("sha256:q"));
         a.labels = Some(BTreeMap::from([("x".into(), "y".into())]));
         assert!(!a.same_step(&b));
+        assert_ne!(a.step_key("sha256:p"), b.step_key("sha256:p"));
+        // Empty and absent are alike.
+        b.labels = Some(BTreeMap::new());
+        b.labels = None;
+        let mut c = b.clone();
+        c.volumes = Some(BTreeMap::new());
+        assert!(b.same_step(&c));
+        assert_eq!(b.step_key("sha256:p"), c.step_key("sha256:p"));
     }
 }

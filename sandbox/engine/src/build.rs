@@ -4,9 +4,23 @@
 //! step's image is kept in the lab unnamed, a child of the image before
 //! it; `docker images` hides such intermediate images, as Docker does.
 //!
-//! The cache is the lab's own images: a probe looks among the children of
-//! the parent (its `config.Image`) for one made by an equal step
-//! (`container_config`), newest first. No other lab's image ever answers.
+//! The cache has two levels. First the lab's own images: a probe looks
+//! among the children of the parent (its `config.Image`) for one made by
+//! an equal step (`container_config`), newest first. Then the machine's:
+//! every step a lab builds is also named in the store namespace
+//! [`SHARED_CACHE`] by its key (the parent's ID and the compared config,
+//! [`Config::step_key`]), so a class building the same lesson builds each
+//! step once and every lab names the result in its own namespace.
+//!
+//! A shared step must be what its key says. Its key covers everything a
+//! Dockerfile and context put into it (COPY sources by content), and while
+//! a build holds a step's container the lab cannot see or touch it (no
+//! `exec`, `cp` or `start` into it midway); a failed step's container is
+//! shown afterwards, as dockerd keeps it, and never shared. What the key
+//! cannot cover is what a RUN fetches over the lab's network: apt's
+//! downloads are signed, but a RUN that fetches unsigned data from an
+//! address in the lab gets whatever answers there, and that answer could
+//! reach another lab building the identical step on the identical parent.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -25,6 +39,23 @@ use crate::images::LabImage;
 
 /// An image config read for the cache is small; a larger one is skipped.
 const MAX_CONFIG: u64 = 4 << 20;
+
+/// The store namespace naming every lab's build steps by their key.
+pub const SHARED_CACHE: &str = "build-cache";
+
+/// Steps the shared cache names before it forgets some (the store's
+/// collector then frees what no lab holds).
+const MAX_SHARED_STEPS: usize = 4096;
+
+fn shared_cache() -> store::Namespace {
+    store::Namespace::new(SHARED_CACHE)
+        .unwrap_or_else(|_| unreachable!("\"build-cache\" is a valid namespace"))
+}
+
+fn step_reference(key: &str) -> Reference {
+    Reference::parse(&format!("step:{key}"))
+        .unwrap_or_else(|_| unreachable!("64 hex digits make a valid tag"))
+}
 
 /// The engine as the builder sees it, for one build.
 pub struct LabBackend {
@@ -138,6 +169,41 @@ impl LabBackend {
     }
 }
 
+impl LabBackend {
+    /// Names a step's image in the machine's cache. Failing to is no
+    /// failure of the build: the step is only not shared.
+    fn share(&self, manifest: &store::Digest, parent: &Image, json: &Value) {
+        let Ok(step) = serde_json::from_value::<Config>(json["container_config"].clone()) else {
+            return;
+        };
+        let store = self.engine.store();
+        let ns = shared_cache();
+        let shared = (|| -> store::Result<()> {
+            let names = store.list(&ns)?;
+            if names.len() >= MAX_SHARED_STEPS {
+                for old in names.iter().take(MAX_SHARED_STEPS / 4) {
+                    store.untag(&ns, &old.reference)?;
+                }
+            }
+            store.tag(&ns, &step_reference(&step.step_key(&parent.id)), manifest)?;
+            Ok(())
+        })();
+        if let Err(e) = shared {
+            tracing::warn!(error = %e, "a build step is not shared with other labs");
+        }
+    }
+}
+
+/// A build that ends leaves only failed steps' containers: they are shown
+/// to the lab, as dockerd keeps them for a look.
+impl Drop for LabBackend {
+    fn drop(&mut self) {
+        for container in self.containers.values() {
+            self.engine.containers.reveal(container);
+        }
+    }
+}
+
 impl Backend for LabBackend {
     fn image(
         &mut self,
@@ -202,13 +268,35 @@ impl Backend for LabBackend {
 
     fn probe(&mut self, parent: &Image, step: &Config) -> BackendResult<Option<Image>> {
         let index = self.index()?;
-        Ok(index
+        let own = index
             .get(&parent.id)
             .into_iter()
             .flatten()
             .filter(|child| child.container_config().same_step(step))
             .max_by(|a, b| a.created().cmp(b.created()))
-            .cloned())
+            .cloned();
+        if own.is_some() {
+            return Ok(own);
+        }
+        let store = self.engine.store();
+        let Ok(manifest) =
+            store.resolve(&shared_cache(), &step_reference(&step.step_key(&parent.id)))
+        else {
+            return Ok(None);
+        };
+        self.engine.images.keep_unnamed(&manifest).map_err(failed)?;
+        let image = store.image(&manifest).map_err(failed)?;
+        let found = self
+            .engine
+            .images
+            .find(&image.config_digest.to_string())
+            .map_err(failed)?;
+        let image = self.read_image(&found).map_err(failed)?;
+        self.index()?
+            .entry(parent.id.clone())
+            .or_default()
+            .push(image.clone());
+        Ok(Some(image))
     }
 
     fn create(&mut self, parent: &Image, config: &Config) -> BackendResult<StepContainer> {
@@ -230,6 +318,7 @@ impl Backend for LabBackend {
                 config,
                 host_config,
                 image,
+                hidden: true,
             })
             .map_err(failed)?;
         let step = StepContainer {
@@ -360,6 +449,7 @@ impl Backend for LabBackend {
                     .map_err(failed)?,
             );
         }
+        self.share(&made.manifest_digest, parent, &json);
         let image = Image {
             id: made.config_digest.to_string(),
             json,

@@ -109,6 +109,10 @@ pub struct Container {
     _lease: Mutex<Option<Lease>>,
     /// The accept loops of its published ports, ended when it exits.
     publishers: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// A build step's container, out of the lab's sight (and reach) until
+    /// [`Containers::reveal`]: what it makes may stand for another lab's
+    /// step, so nobody may touch it midway.
+    hidden: std::sync::atomic::AtomicBool,
 }
 
 impl Container {
@@ -162,6 +166,8 @@ pub struct CreateRequest {
     pub config: ContainerConfig,
     pub host_config: HostConfig,
     pub image: LabImage,
+    /// A build step's container, hidden from the lab.
+    pub hidden: bool,
 }
 
 pub struct Containers {
@@ -240,11 +246,30 @@ impl Containers {
             pty: Mutex::new(None),
             _lease: Mutex::new(lease),
             publishers: Mutex::new(Vec::new()),
+            hidden: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
+    fn visible(container: &Arc<Container>) -> bool {
+        !container.hidden.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Shows a hidden build step's container to the lab (a failed step's,
+    /// kept for a look as dockerd keeps it).
+    pub fn reveal(&self, container: &Container) {
+        container
+            .hidden
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The containers the lab sees.
     pub fn list(&self) -> Vec<Arc<Container>> {
-        let mut all: Vec<Arc<Container>> = self.lock().values().cloned().collect();
+        let mut all: Vec<Arc<Container>> = self
+            .lock()
+            .values()
+            .filter(|c| Containers::visible(c))
+            .cloned()
+            .collect();
         all.sort_by_key(|c| std::cmp::Reverse(c.record().created));
         all
     }
@@ -256,14 +281,18 @@ impl Containers {
             return Err(no_such());
         }
         let table = self.lock();
-        if let Some(c) = table.get(name_or_id) {
+        let mut seen = table.values().filter(|c| Containers::visible(c));
+        if let Some(c) = table.get(name_or_id).filter(|c| Containers::visible(c)) {
             return Ok(c.clone());
         }
         let wanted = format!("/{}", name_or_id.trim_start_matches('/'));
-        if let Some(c) = table.values().find(|c| c.record().name == wanted) {
+        if let Some(c) = seen.find(|c| c.record().name == wanted) {
             return Ok(c.clone());
         }
-        let mut by_prefix = table.values().filter(|c| c.id.starts_with(name_or_id));
+        let mut by_prefix = table
+            .values()
+            .filter(|c| Containers::visible(c))
+            .filter(|c| c.id.starts_with(name_or_id));
         match (by_prefix.next(), by_prefix.next()) {
             (Some(c), None) => Ok(c.clone()),
             (Some(_), Some(_)) => Err(Error::InvalidArgument(format!(
@@ -329,6 +358,9 @@ impl Containers {
         };
         save(&self.dir, &record)?;
         let container = self.wrap(record, None);
+        container
+            .hidden
+            .store(request.hidden, std::sync::atomic::Ordering::SeqCst);
         table.insert(id, container.clone());
         Ok(container)
     }

@@ -63,7 +63,7 @@ fn every_instruction_builds_runs_and_caches() {
     );
     let built = labs.ok(
         &lab,
-        "cd /src && docker build --build-arg WHO=tester -t app:v1 -t app:latest .",
+        "cd /src && docker build --no-cache --build-arg WHO=tester -t app:v1 -t app:latest .",
     );
     for line in [
         "Step 1/20 : ARG BASE=busybox",
@@ -155,7 +155,8 @@ fn every_instruction_builds_runs_and_caches() {
     labs.ok(&lab, "cd /src && sleep 1 && touch hello.txt");
     let touched = labs.ok(&lab, "cd /src && docker build --build-arg WHO=tester -q .");
     assert_eq!(touched.trim(), id("app:v1").trim());
-    labs.ok(&lab, "cd /src && echo changed > hello.txt");
+    // (New contents each run: the machine's cache remembers old ones.)
+    labs.ok(&lab, "cd /src && date +%s%N > hello.txt");
     let changed = labs.ok(&lab, "cd /src && docker build --build-arg WHO=tester .");
     assert_eq!(changed.matches(" ---> Using cache").count(), 4, "{changed}");
     // --no-cache builds every step.
@@ -485,9 +486,16 @@ fn builds_match_dockerds() {
         .expect("export busybox");
     assert_eq!(dockerd.run("docker load -i busybox.tar").code, 0);
     labs.ok(&lab, "docker pull -q busybox >/dev/null");
-    let dockerfile = "FROM busybox\nLABEL x=y\nENV A=1 B=\"two words\"\nWORKDIR /app\nCOPY a.txt .\nCOPY sub /app/sub/\nRUN echo built > /r && echo err >&2\nUSER 1000:1000\nEXPOSE 80\nVOLUME /data\nHEALTHCHECK --interval=5s CMD true\nSTOPSIGNAL SIGQUIT\nENTRYPOINT [\"cat\"]\nCMD [\"/r\"]\n";
+    // A nonce keeps the machine's shared cache, which dockerd lacks, out.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let dockerfile = format!(
+        "FROM busybox\nLABEL x=y nonce={nonce}\nENV A=1 B=\"two words\"\nWORKDIR /app\nCOPY a.txt .\nCOPY sub /app/sub/\nRUN echo built > /r && echo err >&2\nUSER 1000:1000\nEXPOSE 80\nVOLUME /data\nHEALTHCHECK --interval=5s CMD true\nSTOPSIGNAL SIGQUIT\nENTRYPOINT [\"cat\"]\nCMD [\"/r\"]\n"
+    );
     let files = [
-        ("Dockerfile", dockerfile),
+        ("Dockerfile", dockerfile.as_str()),
         ("a.txt", "hello\n"),
         ("sub/b.txt", "sub\n"),
     ];
@@ -580,7 +588,8 @@ fn lesson_dockerfiles_build_offline() {
             "FROM debian\nRUN apt-get update && apt-get install -y figlet\nENTRYPOINT [\"figlet\"]\nCMD [\"hello\"]\n",
         )],
     );
-    let built = labs.ok(&lab, "cd /figlet && docker build -t figlet .");
+    // --no-cache: apt runs, whatever an earlier build left in the cache.
+    let built = labs.ok(&lab, "cd /figlet && docker build --no-cache -t figlet .");
     assert!(built.contains("Setting up figlet"), "{built}");
     let hello = labs.ok(&lab, "docker run --rm figlet");
     assert!(hello.contains("| |__   ___| | |"), "{hello}");
@@ -641,6 +650,62 @@ fn lesson_dockerfiles_build_offline() {
     );
 }
 
+/// Two labs building the same Dockerfile: the second takes every step
+/// from the machine's cache, and each keeps its own names; a step's
+/// container is out of the lab's reach while the build holds it.
+fn labs_share_build_steps_but_not_names() {
+    let labs = Labs::new();
+    let first = labs.lab("build-share-a");
+    let second = labs.lab("build-share-b");
+    // A nonce in the Dockerfile keeps earlier runs' shared steps out.
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let dockerfile = format!(
+        "FROM busybox\nLABEL nonce=\"{nonce}\"\nCOPY app.txt /app/\nRUN sleep 2 && echo ran > /ran\nCMD [\"cat\", \"/ran\"]\n"
+    );
+    for lab in [&first, &second] {
+        write_files(
+            &labs,
+            lab,
+            "/share",
+            &[("Dockerfile", &dockerfile), ("app.txt", "same\n")],
+        );
+    }
+    let during = labs.ok(
+        &first,
+        "cd /share && (docker build -t mine . > /tmp/build.log 2>&1 &) && sleep 1.5 && docker ps -aq | wc -l; wait; sleep 2; cat /tmp/build.log",
+    );
+    assert!(
+        during.starts_with("0\n"),
+        "a step's container was visible:\n{during}"
+    );
+    assert!(
+        during.contains("Successfully tagged mine:latest"),
+        "{during}"
+    );
+    let built = labs.ok(&second, "cd /share && docker build -t theirs .");
+    assert_eq!(built.matches(" ---> Using cache").count(), 4, "{built}");
+    let id = |lab: &str, name: &str| {
+        labs.ok(
+            lab,
+            &format!("docker image inspect -f '{{{{.Id}}}}' {name}"),
+        )
+    };
+    assert_eq!(id(&first, "mine"), id(&second, "theirs"));
+    assert_eq!(labs.ok(&second, "docker run --rm theirs").trim(), "ran");
+    labs.fails(
+        &second,
+        "docker image inspect mine",
+        1,
+        "No such image: mine",
+    );
+    labs.fails(
+        &first,
+        "docker image inspect theirs",
+        1,
+        "No such image: theirs",
+    );
+}
+
 fn main() {
     runtime::helper::main_if_requested();
     testkit::ensure_catalog();
@@ -650,6 +715,10 @@ fn main() {
             (
                 "every_instruction_builds_runs_and_caches",
                 every_instruction_builds_runs_and_caches,
+            ),
+            (
+                "labs_share_build_steps_but_not_names",
+                labs_share_build_steps_but_not_names,
             ),
             (
                 "lesson_dockerfiles_build_offline",

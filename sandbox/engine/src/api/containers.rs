@@ -241,6 +241,7 @@ async fn create(engine: &Arc<Engine>, query: &Query, request: Request) -> ApiRes
                 config,
                 host_config,
                 image,
+                hidden: false,
             })
         })
         .await?;

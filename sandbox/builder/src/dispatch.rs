@@ -4,10 +4,12 @@
 //! step's result an image whose `container_config` is its cache key.
 //!
 //! Every step goes the same way: derive the step's config from the
-//! stage's, probe the cache with it (unless an earlier step of the stage
-//! missed, or `--no-cache`), and on a miss do the work and commit an
-//! image recording that config, so history, cache and `Step` lines cannot
-//! drift apart. Metadata steps commit without starting anything; the
+//! stage's, probe the cache with it (unless `--no-cache`), and on a miss
+//! do the work and commit an image recording that config, so history,
+//! cache and `Step` lines cannot drift apart. Unlike dockerd, a miss does
+//! not stop the probing for the rest of the stage: the image a miss makes
+//! is new, so only another lab's build of the same steps at the same time
+//! can give it children, and those are what the probes then find. Metadata steps commit without starting anything; the
 //! `Running in` they print names the step, as dockerd's never-started
 //! container does.
 
@@ -261,8 +263,8 @@ struct Stage {
     args: BTreeMap<String, Option<String>>,
     cmd_set: bool,
     maintainer: Option<String>,
-    /// An earlier step missed the cache: the rest of the stage is built.
-    busted: bool,
+    /// `--no-cache`: every step is built.
+    no_cache: bool,
 }
 
 impl Stage {
@@ -393,7 +395,7 @@ impl Run<'_> {
             args: BTreeMap::new(),
             cmd_set: false,
             maintainer: None,
-            busted: self.build.options.no_cache,
+            no_cache: self.build.options.no_cache,
         };
         self.emit_id(&stage);
         if !triggers.is_empty() {
@@ -623,9 +625,9 @@ impl Run<'_> {
     }
 
     /// The cached child of the stage's image made by `step`, unless the
-    /// cache is off or already missed in this stage.
+    /// cache is off.
     fn probe(&mut self, stage: &mut Stage, step: &Config) -> Result<bool, BuildError> {
-        if stage.busted {
+        if stage.no_cache {
             return Ok(false);
         }
         match self.backend.probe(&stage.image, step)? {
@@ -634,10 +636,7 @@ impl Run<'_> {
                 stage.image = hit;
                 Ok(true)
             }
-            None => {
-                stage.busted = true;
-                Ok(false)
-            }
+            None => Ok(false),
         }
     }
 

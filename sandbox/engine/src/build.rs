@@ -12,6 +12,11 @@
 //! [`Config::step_key`]), so a class building the same lesson builds each
 //! step once and every lab names the result in its own namespace.
 //!
+//! Steps in flight are shared too: when labs of a class build the same
+//! Dockerfile at once, the first to miss a step builds it while the others
+//! wait for it ([`InFlight`]) and then take it from the cache, so each
+//! step is built once on the machine, not once per lab.
+//!
 //! A shared step must be what its key says. Its key covers everything a
 //! Dockerfile and context put into it (COPY sources by content), and while
 //! a build holds a step's container the lab cannot see or touch it (no
@@ -52,6 +57,52 @@ fn shared_cache() -> store::Namespace {
         .unwrap_or_else(|_| unreachable!("\"build-cache\" is a valid namespace"))
 }
 
+/// The longest a lab waits for another lab's build of a step before it
+/// builds the step itself.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The step keys some build on this machine is building now, each with
+/// the condition its waiters sleep on.
+#[derive(Default)]
+struct InFlight {
+    keys: std::sync::Mutex<HashMap<String, Arc<std::sync::Condvar>>>,
+}
+
+impl InFlight {
+    fn get() -> &'static InFlight {
+        static IN_FLIGHT: std::sync::OnceLock<InFlight> = std::sync::OnceLock::new();
+        IN_FLIGHT.get_or_init(InFlight::default)
+    }
+
+    /// Takes `key` for the caller to build (true), or waits while another
+    /// build has it and returns false once it is done (or given up).
+    fn take_or_wait(&self, key: &str) -> bool {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(done) = keys.get(key).cloned() else {
+            keys.insert(key.to_owned(), Arc::new(std::sync::Condvar::new()));
+            return true;
+        };
+        let start = std::time::Instant::now();
+        while keys.contains_key(key) {
+            let Some(left) = MAX_WAIT.checked_sub(start.elapsed()) else {
+                break;
+            };
+            keys = done
+                .wait_timeout(keys, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        false
+    }
+
+    fn release(&self, key: &str) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(done) = keys.remove(key) {
+            done.notify_all();
+        }
+    }
+}
+
 fn step_reference(key: &str) -> Reference {
     Reference::parse(&format!("step:{key}"))
         .unwrap_or_else(|_| unreachable!("64 hex digits make a valid tag"))
@@ -67,6 +118,8 @@ pub struct LabBackend {
     network: String,
     /// Step containers not yet removed.
     containers: HashMap<String, Arc<Container>>,
+    /// Step keys this build took to build (see [`InFlight`]).
+    building: Vec<String>,
 }
 
 fn failed(e: impl std::fmt::Display) -> BackendError {
@@ -82,6 +135,7 @@ impl LabBackend {
             children: None,
             network,
             containers: HashMap::new(),
+            building: Vec::new(),
         }
     }
 
@@ -172,10 +226,11 @@ impl LabBackend {
 impl LabBackend {
     /// Names a step's image in the machine's cache. Failing to is no
     /// failure of the build: the step is only not shared.
-    fn share(&self, manifest: &store::Digest, parent: &Image, json: &Value) {
+    fn share(&mut self, manifest: &store::Digest, parent: &Image, json: &Value) {
         let Ok(step) = serde_json::from_value::<Config>(json["container_config"].clone()) else {
             return;
         };
+        let key = step.step_key(&parent.id);
         let store = self.engine.store();
         let ns = shared_cache();
         let shared = (|| -> store::Result<()> {
@@ -185,12 +240,14 @@ impl LabBackend {
                     store.untag(&ns, &old.reference)?;
                 }
             }
-            store.tag(&ns, &step_reference(&step.step_key(&parent.id)), manifest)?;
+            store.tag(&ns, &step_reference(&key), manifest)?;
             Ok(())
         })();
         if let Err(e) = shared {
             tracing::warn!(error = %e, "a build step is not shared with other labs");
         }
+        self.building.retain(|k| *k != key);
+        InFlight::get().release(&key);
     }
 }
 
@@ -200,6 +257,10 @@ impl Drop for LabBackend {
     fn drop(&mut self) {
         for container in self.containers.values() {
             self.engine.containers.reveal(container);
+        }
+        // Steps this build took and never finished: others may go on.
+        for key in &self.building {
+            InFlight::get().release(key);
         }
     }
 }
@@ -278,11 +339,18 @@ impl Backend for LabBackend {
         if own.is_some() {
             return Ok(own);
         }
+        let key = step.step_key(&parent.id);
+        let reference = step_reference(&key);
         let store = self.engine.store();
-        let Ok(manifest) =
-            store.resolve(&shared_cache(), &step_reference(&step.step_key(&parent.id)))
-        else {
-            return Ok(None);
+        let manifest = loop {
+            if let Ok(manifest) = store.resolve(&shared_cache(), &reference) {
+                break manifest;
+            }
+            if InFlight::get().take_or_wait(&key) {
+                self.building.push(key);
+                return Ok(None);
+            }
+            // Another lab built it (or gave up on it): look again.
         };
         self.engine.images.keep_unnamed(&manifest).map_err(failed)?;
         let image = store.image(&manifest).map_err(failed)?;

@@ -704,6 +704,32 @@ fn labs_share_build_steps_but_not_names() {
         1,
         "No such image: theirs",
     );
+
+    // At once: one lab builds the step, the other waits for it and takes
+    // it, so the RUN ran once (its output, a random UUID, is the same).
+    let dockerfile = format!(
+        "FROM busybox\nLABEL nonce=\"{nonce} again\"\nRUN sleep 1 && cat /proc/sys/kernel/random/uuid > /ran\n"
+    );
+    for lab in [&first, &second] {
+        write_files(&labs, lab, "/again", &[("Dockerfile", &dockerfile)]);
+    }
+    // Started in the background in both labs, so neither waits for the
+    // other's command to come back.
+    for lab in [&first, &second] {
+        labs.ok(
+            lab,
+            "cd /again && (docker build -t again . > /tmp/again.log 2>&1; echo $? > /tmp/again.done) > /dev/null 2>&1 &",
+        );
+    }
+    let outputs: Vec<(String, String)> = [&first, &second]
+        .into_iter()
+        .map(|lab| {
+            let done = labs.ok(lab, "timeout 60 sh -c 'until [ -e /tmp/again.done ]; do sleep 0.1; done'; cat /tmp/again.done /tmp/again.log");
+            assert!(done.starts_with("0\n"), "{done}");
+            (labs.ok(lab, "docker run --rm again cat /ran"), done)
+        })
+        .collect();
+    assert_eq!(outputs[0].0, outputs[1].0, "{outputs:?}");
 }
 
 fn main() {

@@ -98,6 +98,7 @@ bench: deps deps-test apt-bench
 	cargo bench --locked -p server --bench terminal
 	cargo bench --locked -p registry --bench push_pull
 	cargo bench --locked -p host --bench engine
+	cargo bench --locked -p host --bench build
 
 clean-state:
 	rm -rf $(STATE)/target $(STATE)/test-output

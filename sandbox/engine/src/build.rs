@@ -74,25 +74,31 @@ impl InFlight {
         IN_FLIGHT.get_or_init(InFlight::default)
     }
 
-    /// Takes `key` for the caller to build (true), or waits while another
-    /// build has it and returns false once it is done (or given up).
-    fn take_or_wait(&self, key: &str) -> bool {
+    /// What `look` finds of `key` in the shared cache, or `None` when the
+    /// caller is to build it: then it holds the key until
+    /// [`InFlight::release`] unless `claimed` says it waited for another
+    /// build too long and builds it alongside. `look` runs under the lock,
+    /// so a step published and released between a look and a claim
+    /// cannot be built twice.
+    fn claim<T>(&self, key: &str, look: impl Fn() -> Option<T>) -> (Option<T>, bool) {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(done) = keys.get(key).cloned() else {
-            keys.insert(key.to_owned(), Arc::new(std::sync::Condvar::new()));
-            return true;
-        };
         let start = std::time::Instant::now();
-        while keys.contains_key(key) {
+        loop {
+            if let Some(found) = look() {
+                return (Some(found), false);
+            }
+            let Some(done) = keys.get(key).cloned() else {
+                keys.insert(key.to_owned(), Arc::new(std::sync::Condvar::new()));
+                return (None, true);
+            };
             let Some(left) = MAX_WAIT.checked_sub(start.elapsed()) else {
-                break;
+                return (None, false);
             };
             keys = done
                 .wait_timeout(keys, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        false
     }
 
     fn release(&self, key: &str) {
@@ -118,6 +124,9 @@ pub struct LabBackend {
     network: String,
     /// Step containers not yet removed.
     containers: HashMap<String, Arc<Container>>,
+    /// Views of a step container's files, opened once per step (each
+    /// opening is a helper process).
+    views: HashMap<String, crate::files::Files>,
     /// Step keys this build took to build (see [`InFlight`]).
     building: Vec<String>,
 }
@@ -127,7 +136,7 @@ fn failed(e: impl std::fmt::Display) -> BackendError {
 }
 
 impl LabBackend {
-    /// Must be made on a blocking thread of the engine's runtime.
+    /// Must be made where the engine's runtime is entered.
     pub fn new(engine: Arc<Engine>, network: String) -> LabBackend {
         LabBackend {
             engine,
@@ -135,6 +144,7 @@ impl LabBackend {
             children: None,
             network,
             containers: HashMap::new(),
+            views: HashMap::new(),
             building: Vec::new(),
         }
     }
@@ -182,45 +192,52 @@ impl LabBackend {
             .ok_or_else(|| BackendError(format!("no step container {}", step.id)))
     }
 
-    /// Creates `dir` and its missing parents in a stopped container, as
-    /// root's with mode 0755.
-    fn make_dirs(&self, container: &Container, dir: &str) -> Result<()> {
-        let files = self.engine.containers.files(container)?;
-        let mut missing = Vec::new();
-        let mut path = String::new();
-        for part in dir.split('/').filter(|p| !p.is_empty()) {
-            path.push('/');
-            path.push_str(part);
-            if !missing.is_empty() || files.path_stat(&path).is_err() {
-                missing.push(path.trim_start_matches('/').to_owned());
-            }
+    /// The views of a step container's files.
+    fn files(&mut self, step: &StepContainer) -> BackendResult<&crate::files::Files> {
+        if !self.views.contains_key(&step.id) {
+            let container = self.container(step)?;
+            let files = self.engine.containers.files(&container).map_err(failed)?;
+            self.views.insert(step.id.clone(), files);
         }
-        drop(files);
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let mut tar = tar::Builder::new(Vec::new());
-        for dir in &missing {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(0o755);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_size(0);
-            header.set_mtime(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default(),
-            );
-            tar.append_data(&mut header, format!("{dir}/"), std::io::empty())
-                .map_err(|e| Error::InvalidArgument(format!("making {dir}: {e}")))?;
-        }
-        let bytes = tar
-            .into_inner()
-            .map_err(|e| Error::InvalidArgument(format!("making {dir}: {e}")))?;
-        self.engine.containers.copy_into(container, "/", &bytes[..])
+        Ok(&self.views[&step.id])
     }
+}
+
+/// Creates `dir` and its missing parents under `root` (a stopped
+/// container's, open for writing), as root's with mode 0755.
+fn make_dirs(root: &std::fs::File, dir: &str, id_base: u32) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut path = String::new();
+    for part in dir.split('/').filter(|p| !p.is_empty()) {
+        path.push('/');
+        path.push_str(part);
+        if !missing.is_empty() || store::archive::stat_beneath(root, &path).is_err() {
+            missing.push(path.trim_start_matches('/').to_owned());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let mut tar = tar::Builder::new(Vec::new());
+    for dir in &missing {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_size(0);
+        header.set_mtime(now);
+        tar.append_data(&mut header, format!("{dir}/"), std::io::empty())
+            .map_err(|e| Error::InvalidArgument(format!("making {dir}: {e}")))?;
+    }
+    let bytes = tar
+        .into_inner()
+        .map_err(|e| Error::InvalidArgument(format!("making {dir}: {e}")))?;
+    crate::files::copy_into(root, "/", &bytes[..], id_base)
 }
 
 impl LabBackend {
@@ -246,8 +263,10 @@ impl LabBackend {
         if let Err(e) = shared {
             tracing::warn!(error = %e, "a build step is not shared with other labs");
         }
-        self.building.retain(|k| *k != key);
-        InFlight::get().release(&key);
+        if let Some(at) = self.building.iter().position(|k| *k == key) {
+            self.building.swap_remove(at);
+            InFlight::get().release(&key);
+        }
     }
 }
 
@@ -342,15 +361,14 @@ impl Backend for LabBackend {
         let key = step.step_key(&parent.id);
         let reference = step_reference(&key);
         let store = self.engine.store();
-        let manifest = loop {
-            if let Ok(manifest) = store.resolve(&shared_cache(), &reference) {
-                break manifest;
-            }
-            if InFlight::get().take_or_wait(&key) {
+        let (found, claimed) = InFlight::get().claim(&key, || {
+            store.resolve(&shared_cache(), &reference).ok()
+        });
+        let Some(manifest) = found else {
+            if claimed {
                 self.building.push(key);
-                return Ok(None);
             }
-            // Another lab built it (or gave up on it): look again.
+            return Ok(None);
         };
         self.engine.images.keep_unnamed(&manifest).map_err(failed)?;
         let image = store.image(&manifest).map_err(failed)?;
@@ -425,18 +443,15 @@ impl Backend for LabBackend {
     }
 
     fn is_dir(&mut self, step: &StepContainer, path: &str) -> BackendResult<Option<bool>> {
-        let container = self.container(step)?;
-        let files = self.engine.containers.files(&container).map_err(failed)?;
-        Ok(files
+        Ok(self
+            .files(step)?
             .path_stat(path)
             .ok()
             .map(|stat| stat.mode & libc::S_IFMT == libc::S_IFDIR))
     }
 
     fn read_file(&mut self, step: &StepContainer, path: &str) -> BackendResult<String> {
-        let container = self.container(step)?;
-        let files = self.engine.containers.files(&container).map_err(failed)?;
-        files.read_text(path).map_err(failed)
+        self.files(step)?.read_text(path).map_err(failed)
     }
 
     fn copy_into(
@@ -446,11 +461,14 @@ impl Backend for LabBackend {
         archive: &mut (dyn Read + Send),
     ) -> BackendResult<()> {
         let container = self.container(step)?;
-        self.make_dirs(&container, dir).map_err(failed)?;
-        self.engine
-            .containers
-            .copy_into(&container, dir, archive)
-            .map_err(failed)
+        let containers = &self.engine.containers;
+        (|| {
+            let root = containers.writable_root(&container)?;
+            let id_base = containers.id_base()?;
+            make_dirs(&root, dir, id_base)?;
+            crate::files::copy_into(&root, dir, archive, id_base)
+        })()
+        .map_err(failed)
     }
 
     fn copy_out(&mut self, image: &Image, path: &str, out: &mut dyn Write) -> BackendResult<()> {
@@ -481,9 +499,8 @@ impl Backend for LabBackend {
             None => Vec::new(),
         };
         if let Some(step) = step {
-            let container = self.container(step)?;
-            let files = self.engine.containers.files(&container).map_err(failed)?;
-            let layer = files.commit_layer(self.engine.store()).map_err(failed)?;
+            let store = self.engine.store().clone();
+            let layer = self.files(step)?.commit_layer(&store).map_err(failed)?;
             match json["rootfs"]["diff_ids"].as_array_mut() {
                 Some(ids) => ids.push(Value::String(layer.diff_id.to_string())),
                 None => {
@@ -529,6 +546,8 @@ impl Backend for LabBackend {
     }
 
     fn remove(&mut self, step: &StepContainer) -> BackendResult<()> {
+        // Its views go first: they hold its files open.
+        self.views.remove(&step.id);
         let Some(container) = self.containers.remove(&step.id) else {
             return Ok(());
         };

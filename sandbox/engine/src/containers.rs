@@ -1016,16 +1016,26 @@ impl Containers {
         dir: &str,
         archive: impl std::io::Read + Send,
     ) -> Result<()> {
+        let root = self.writable_root(container)?;
+        crate::files::copy_into(&root, dir, archive, self.id_base()?)
+    }
+
+    /// The root of a container that is not running, open for writing.
+    pub fn writable_root(&self, container: &Container) -> Result<fs::File> {
         let record = container.record();
         let unpacked = self.unpack(&record)?;
-        let root = fs::File::from(self.runtime.open_layer_writable(
+        Ok(fs::File::from(self.runtime.open_layer_writable(
             &record.sandbox_id(),
             &self.lab,
             &unpacked.lowerdirs,
             &container_limits(),
-        )?);
-        let id_base = self.runtime.get(&self.lab)?.uid_base;
-        crate::files::copy_into(&root, dir, archive, id_base)
+        )?))
+    }
+
+    /// The first host id of the lab's user namespace, which owns every
+    /// file its containers write.
+    pub fn id_base(&self) -> Result<u32> {
+        Ok(self.runtime.get(&self.lab)?.uid_base)
     }
 
     /// The sandbox of a running container, for `exec`.

@@ -74,7 +74,10 @@ impl Files {
         Ok(store.create_layer_at(
             &self.upper,
             Path::new("<writable layer>"),
-            &self.changed_only(Compression::Gzip),
+            &DiffOptions {
+                fast: true,
+                ..self.changed_only(Compression::Gzip)
+            },
         )?)
     }
 

@@ -323,10 +323,19 @@ fn layerlab_layer(binary: &Path) -> Step {
 /// ([`crate::packages`]) instead of Debian's archive, which labs cannot
 /// reach: the installation's public key, which apt's gpgv checks the
 /// repository's signature with, and a sources list naming only that
-/// repository. The key is per installation, so this layer is too.
+/// repository. The key is per installation, so this layer is too. It
+/// also tells dpkg not to sync every file it unpacks, as Docker's official
+/// Debian images do (`docker-apt-speedup`): a container's layer is thrown
+/// away or committed whole, so a per-file sync buys nothing and makes
+/// `apt-get install` in a Dockerfile several times slower.
 fn apt_sources_layer(apt_key: &Path) -> Step {
     Step::Add {
         files: vec![
+            AddFile {
+                path: "/etc/dpkg/dpkg.cfg.d/docker-apt-speedup".into(),
+                mode: 0o644,
+                source: FileSource::Text("force-unsafe-io\n".into()),
+            },
             AddFile {
                 path: crate::packages::KEYRING_PATH.into(),
                 mode: 0o644,

@@ -79,45 +79,61 @@ pub(super) async fn build(engine: &Arc<Engine>, query: &Query, request: Request)
     // From here on the answer is 200 and failures travel in the stream.
     let (progress, response) = Progress::channel();
     let engine = engine.clone();
-    tokio::task::spawn_blocking(move || {
-        let root = match std::fs::File::open(&context_dir) {
-            Ok(root) => root,
-            Err(e) => return progress.error(&format!("opening the build context: {e}")),
-        };
-        let mut backend = LabBackend::new(engine.clone(), network);
-        let mut report = |event: Event| match event {
-            Event::Stream(text) if !quiet => progress.stream(&text),
-            Event::Stderr(text) if !quiet => progress.stream(&format!("\u{1b}[91m{text}\u{1b}[0m")),
-            Event::Status(text) if !quiet => progress.status(&text),
-            Event::ImageId(id) => progress.aux(serde_json::json!({ "ID": id })),
-            _ => {}
-        };
-        let built = build.run(&root, &context_dir, &mut backend, &mut report);
-        match built {
-            Ok(image) => {
-                if !quiet {
-                    progress.stream(&format!("Successfully built {}\n", short(&image.id)));
+    // A build runs on a thread of its own: it lasts as long as its steps,
+    // and may wait for another lab's build of a step, so it must not hold
+    // one of the runtime's few blocking threads, which its own containers
+    // need meanwhile.
+    let tokio = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new()
+        .name("build".into())
+        .spawn(move || {
+            let _runtime = tokio.enter();
+            let root = match std::fs::File::open(&context_dir) {
+                Ok(root) => root,
+                Err(e) => return progress.error(&format!("opening the build context: {e}")),
+            };
+            let mut backend = LabBackend::new(engine.clone(), network);
+            let mut report = |event: Event| match event {
+                Event::Stream(text) if !quiet => progress.stream(&text),
+                Event::Stderr(text) if !quiet => {
+                    progress.stream(&format!("\u{1b}[91m{text}\u{1b}[0m"))
                 }
-                for tag in &tags {
-                    if let Err(e) = engine.images.tag(&image.id, tag) {
-                        return progress.error(&e.to_string());
-                    }
+                Event::Status(text) if !quiet => progress.status(&text),
+                Event::ImageId(id) => progress.aux(serde_json::json!({ "ID": id })),
+                _ => {}
+            };
+            let built = build.run(&root, &context_dir, &mut backend, &mut report);
+            match built {
+                Ok(image) => {
                     if !quiet {
-                        progress.stream(&format!("Successfully tagged {}\n", tag.familiar()));
+                        progress.stream(&format!("Successfully built {}\n", short(&image.id)));
+                    }
+                    for tag in &tags {
+                        if let Err(e) = engine.images.tag(&image.id, tag) {
+                            return progress.error(&e.to_string());
+                        }
+                        if !quiet {
+                            progress.stream(&format!("Successfully tagged {}\n", tag.familiar()));
+                        }
+                    }
+                    if quiet {
+                        progress.stream(&format!("{}\n", image.id));
                     }
                 }
-                if quiet {
-                    progress.stream(&format!("{}\n", image.id));
-                }
+                Err(BuildError::Failed {
+                    message,
+                    code: Some(code),
+                }) => progress.error_with_code(&message, code),
+                Err(e) => progress.error(&e.to_string()),
             }
-            Err(BuildError::Failed {
-                message,
-                code: Some(code),
-            }) => progress.error_with_code(&message, code),
-            Err(e) => progress.error(&e.to_string()),
-        }
-        drop(work);
-    });
+            drop(work);
+        });
+    if let Err(e) = spawned {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot start the build: {e}; try again shortly"),
+        ));
+    }
     Ok(response)
 }
 

@@ -33,6 +33,10 @@ pub struct DiffOptions {
     pub id_base: Option<u32>,
     /// Paths (relative, `etc/hosts`) left out with everything beneath them.
     pub exclude: Vec<String>,
+    /// Compress for speed rather than size: for layers made while someone
+    /// waits (a build step, `docker commit`), where the default gzip level
+    /// costs several times the time for a few percent of size.
+    pub fast: bool,
 }
 
 impl Default for DiffOptions {
@@ -42,6 +46,7 @@ impl Default for DiffOptions {
             clamp_mtime: None,
             id_base: None,
             exclude: Vec::new(),
+            fast: false,
         }
     }
 }
@@ -542,12 +547,16 @@ enum Encoder<W: Write> {
 }
 
 impl<W: Write> Encoder<W> {
-    fn new(w: W, c: Compression) -> io::Result<Encoder<W>> {
+    fn new(w: W, c: Compression, fast: bool) -> io::Result<Encoder<W>> {
         Ok(match c {
             Compression::None => Encoder::None(w),
             Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
                 w,
-                flate2::Compression::default(),
+                if fast {
+                    flate2::Compression::fast()
+                } else {
+                    flate2::Compression::default()
+                },
             )),
             Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(w, 3)?),
         })
@@ -600,7 +609,7 @@ pub(crate) fn write_layer_at(
     let ingest_ref = crate::durable::unique_name("layer");
     let writer = content.writer(&ingest_ref, Expected::default())?;
     let result = (|| {
-        let mut encoder = Encoder::new(writer, options.compression)
+        let mut encoder = Encoder::new(writer, options.compression, options.fast)
             .map_err(|e| io_err("starting compression", shown, e))?;
         let summary = write_tar_at(root, shown, options, &mut encoder)?;
         let writer = encoder

@@ -129,6 +129,15 @@ pub struct LabBackend {
     views: HashMap<String, crate::files::Files>,
     /// Step keys this build took to build (see [`InFlight`]).
     building: Vec<String>,
+    /// Whether the client went away: the build stops, as dockerd's does.
+    cancelled: Box<dyn Fn() -> bool + Send>,
+}
+
+/// How often a running step looks whether its build's client is gone.
+const CANCEL_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
+fn cancelled() -> BackendError {
+    BackendError("the build was cancelled: its client went away".into())
 }
 
 fn failed(e: impl std::fmt::Display) -> BackendError {
@@ -137,7 +146,11 @@ fn failed(e: impl std::fmt::Display) -> BackendError {
 
 impl LabBackend {
     /// Must be made where the engine's runtime is entered.
-    pub fn new(engine: Arc<Engine>, network: String) -> LabBackend {
+    pub fn new(
+        engine: Arc<Engine>,
+        network: String,
+        cancelled: Box<dyn Fn() -> bool + Send>,
+    ) -> LabBackend {
         LabBackend {
             engine,
             tokio: tokio::runtime::Handle::current(),
@@ -146,6 +159,7 @@ impl LabBackend {
             containers: HashMap::new(),
             views: HashMap::new(),
             building: Vec::new(),
+            cancelled,
         }
     }
 
@@ -361,9 +375,8 @@ impl Backend for LabBackend {
         let key = step.step_key(&parent.id);
         let reference = step_reference(&key);
         let store = self.engine.store();
-        let (found, claimed) = InFlight::get().claim(&key, || {
-            store.resolve(&shared_cache(), &reference).ok()
-        });
+        let (found, claimed) =
+            InFlight::get().claim(&key, || store.resolve(&shared_cache(), &reference).ok());
         let Some(manifest) = found else {
             if claimed {
                 self.building.push(key);
@@ -386,6 +399,9 @@ impl Backend for LabBackend {
     }
 
     fn create(&mut self, parent: &Image, config: &Config) -> BackendResult<StepContainer> {
+        if (self.cancelled)() {
+            return Err(cancelled());
+        }
         let image = self.lab_image(parent)?.ok_or_else(|| {
             BackendError("a step needs a base image: FROM scratch has no files to run".into())
         })?;
@@ -418,8 +434,22 @@ impl Backend for LabBackend {
         let container = self.container(step)?;
         let mut events = container.output.subscribe();
         self.engine.containers.start(&container).map_err(failed)?;
+        let mut killed = false;
         loop {
-            match self.tokio.block_on(events.recv()) {
+            let next = self
+                .tokio
+                .block_on(tokio::time::timeout(CANCEL_CHECK, events.recv()));
+            let Ok(next) = next else {
+                if !killed && (self.cancelled)() {
+                    killed = true;
+                    let _ = self
+                        .engine
+                        .containers
+                        .kill(&container, libc::SIGKILL, &container.id);
+                }
+                continue;
+            };
+            match next {
                 Ok(crate::streams::Event::Output(chunk)) => {
                     let text = String::from_utf8_lossy(&chunk.bytes).into_owned();
                     progress(match chunk.stream {
@@ -438,6 +468,10 @@ impl Backend for LabBackend {
                 break;
             }
             record = container.record();
+        }
+        if killed {
+            self.remove(step)?;
+            return Err(cancelled());
         }
         Ok(i64::from(record.exit_code))
     }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Dockerd, Labs, Run, normalized};
+use common::{Dockerd, Labs};
 
 /// Writes `files` (path, contents) under `dir` in the lab's node.
 fn write_files(labs: &Labs, lab: &str, dir: &str, files: &[(&str, &str)]) {
@@ -183,73 +183,61 @@ fn post_build(labs: &Labs, lab: &str, tar_script: &str, query: &str) -> (String,
 fn failures_and_hostile_contexts_read_like_dockers() {
     let labs = Labs::new();
     let lab = labs.lab("build-bad");
-    let build = |files: &[(&str, &str)], args: &str| {
+    let fails = |files: &[(&str, &str)], args: &str, code: i32, message: &str| {
         write_files(&labs, &lab, "/bad", files);
-        labs.sh(&lab, &format!("cd /bad && docker build {args} ."))
-    };
-    let check = |run: Run, code: i32, message: &str| {
-        assert_eq!(
-            run.code, code,
-            "stdout: {}\nstderr: {}",
-            run.stdout, run.stderr
-        );
-        assert!(
-            run.stderr.contains(message),
-            "no {message:?} in: {}",
-            run.stderr
+        labs.fails(
+            &lab,
+            &format!("cd /bad && docker build {args} ."),
+            code,
+            message,
         );
     };
-    check(
-        build(&[("Dockerfile", "FROM busybox\n\nRUNN x\n")], ""),
+    fails(
+        &[("Dockerfile", "FROM busybox\n\nRUNN x\n")],
+        "",
         1,
         "Error response from daemon: dockerfile parse error line 3: unknown instruction: RUNN",
     );
     // A RUN's exit status becomes the CLI's; its container stays for a
     // look, unless --force-rm.
-    check(
-        build(
-            &[(
-                "Dockerfile",
-                "FROM busybox\nRUN echo partial > /p && exit 3\n",
-            )],
-            "",
-        ),
+    fails(
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo partial > /p && exit 3\n",
+        )],
+        "",
         3,
         "The command '/bin/sh -c echo partial > /p && exit 3' returned a non-zero code: 3",
     );
     assert_eq!(labs.ok(&lab, "docker ps -aq | wc -l").trim(), "1");
-    check(
-        build(
-            &[("Dockerfile", "FROM busybox\nRUN exit 4\n")],
-            "--force-rm",
-        ),
+    fails(
+        &[("Dockerfile", "FROM busybox\nRUN exit 4\n")],
+        "--force-rm",
         4,
         "returned a non-zero code: 4",
     );
     assert_eq!(labs.ok(&lab, "docker ps -aq | wc -l").trim(), "1");
-    check(
-        build(&[("Dockerfile", "FROM busybox\nCOPY nope.txt /\n")], ""),
+    fails(
+        &[("Dockerfile", "FROM busybox\nCOPY nope.txt /\n")],
+        "",
         1,
         "COPY failed: file not found in build context or excluded by .dockerignore: stat nope.txt: file does not exist",
     );
-    check(
-        build(
-            &[("Dockerfile", "FROM busybox\nCOPY ../../etc/passwd /x\n")],
-            "",
-        ),
+    fails(
+        &[("Dockerfile", "FROM busybox\nCOPY ../../etc/passwd /x\n")],
+        "",
         1,
         "forbidden path outside the build context: ../../etc/passwd ()",
     );
-    check(
-        build(
-            &[("Dockerfile", "FROM busybox\nADD http://example.com/x /x\n")],
-            "",
-        ),
+    fails(
+        &[("Dockerfile", "FROM busybox\nADD http://example.com/x /x\n")],
+        "",
         1,
         "reaches nothing outside it",
     );
-    check(
-        build(&[("Dockerfile", "FROM nosuchimage\n")], ""),
+    fails(
+        &[("Dockerfile", "FROM nosuchimage\n")],
+        "",
         1,
         "pull access denied for nosuchimage",
     );
@@ -258,11 +246,7 @@ fn failures_and_hostile_contexts_read_like_dockers() {
         "${B:-".repeat(40),
         "}".repeat(40)
     );
-    check(
-        build(&[("Dockerfile", &deep)], ""),
-        1,
-        "nested more than 32 deep",
-    );
+    fails(&[("Dockerfile", &deep)], "", 1, "nested more than 32 deep");
     // A link in the context that points at the host's /etc is copied as
     // a link, and a path through it stays inside the context.
     write_files(
@@ -275,8 +259,9 @@ fn failures_and_hostile_contexts_read_like_dockers() {
         )],
     );
     labs.ok(&lab, "cd /bad && ln -s /etc link");
-    check(
-        labs.sh(&lab, "cd /bad && docker build ."),
+    labs.fails(
+        &lab,
+        "cd /bad && docker build .",
         1,
         "stat link/passwd: file does not exist",
     );
@@ -540,38 +525,11 @@ fn builds_match_dockerds() {
         ("docker images -a -q | sort -u | wc -l", ""),
         ("docker history -q cmp:v1 | grep -c -v missing", ""),
     ];
-    let mut differences = Vec::new();
-    for (theirs_script, ours_script) in steps {
-        let ours_script = if ours_script.is_empty() {
-            theirs_script
-        } else {
-            ours_script
-        };
-        let ours = labs.sh(&lab, ours_script);
-        let theirs = dockerd.run(theirs_script);
-        let shape = |r: &Run| {
-            format!(
-                "exit {}\n{}{}",
-                r.code,
-                normalized(&r.stdout),
-                normalized(&r.stderr)
-            )
-        };
-        if shape(&ours) != shape(&theirs) {
-            differences.push(format!(
-                "$ {ours_script}\n--- layerlab\n{}\n--- dockerd\n{}",
-                shape(&ours),
-                shape(&theirs)
-            ));
-        }
-    }
-    assert!(
-        differences.is_empty(),
-        "{} of {} steps differ from dockerd:\n\n{}",
-        differences.len(),
-        steps.len(),
-        differences.join("\n\n")
-    );
+    let steps: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|&(theirs, ours)| (if ours.is_empty() { theirs } else { ours }, theirs))
+        .collect();
+    common::assert_same_as_dockerd(&labs, &lab, &dockerd, &steps);
 }
 
 /// The lessons' Dockerfiles, on the Debian-based catalog, with the lab's
@@ -732,11 +690,59 @@ fn labs_share_build_steps_but_not_names() {
     assert_eq!(outputs[0].0, outputs[1].0, "{outputs:?}");
 }
 
+/// A build whose client goes away (Ctrl-C on `docker build`) stops: its
+/// running step is killed, as dockerd cancels it, rather than looping on
+/// unseen. The step calls a server in the node while it runs, so the
+/// calls stopping is what shows it.
+fn an_interrupted_build_stops_its_running_step() {
+    let labs = Labs::new();
+    let lab = labs.lab("build-cancel");
+    labs.ok(
+        &lab,
+        "rm -f /tmp/hits; (perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 9999, Listen => 50, ReuseAddr => 1) or die; while ($c = $s->accept) { open F, \">>\", \"/tmp/hits\"; print F \"hit\\n\"; close F; print $c \"HTTP/1.0 200 OK\\r\\n\\r\\nok\"; close $c }' > /dev/null 2>&1 &)",
+    );
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    write_files(
+        &labs,
+        &lab,
+        "/loop",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\nLABEL nonce=\"{nonce}\"\nRUN while true; do wget -q -O /dev/null http://172.17.0.1:9999/; sleep 0.2; done\n"
+            ),
+        )],
+    );
+    let interrupted = labs.sh(&lab, "cd /loop && timeout -s INT 3 docker build .");
+    assert_ne!(interrupted.code, 0, "{}", interrupted.stdout);
+    let hits = || {
+        labs.ok(&lab, "wc -l < /tmp/hits")
+            .trim()
+            .parse::<u32>()
+            .expect("a count")
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after_stop = hits();
+    assert!(after_stop > 0, "the step never ran");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        hits(),
+        after_stop,
+        "the step kept running after its build was interrupted"
+    );
+    // Nothing of it is left for the lab to see.
+    assert_eq!(labs.ok(&lab, "docker ps -aq | wc -l").trim(), "0");
+}
+
 fn main() {
     runtime::helper::main_if_requested();
     testkit::ensure_catalog();
     testkit::run(
         &[
+            (
+                "an_interrupted_build_stops_its_running_step",
+                an_interrupted_build_stops_its_running_step,
+            ),
             ("builds_match_dockerds", builds_match_dockerds),
             (
                 "every_instruction_builds_runs_and_caches",

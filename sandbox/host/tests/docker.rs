@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Dockerd, Labs, Run, STORE, hub_image_id, normalized};
+use common::{Dockerd, Labs, STORE, hub_image_id};
 use host::SandboxHost;
 use store::{Namespace, Reference, Store};
 
@@ -973,33 +973,8 @@ fn the_engine_answers_like_dockerd() {
         "docker rm cmp4 && docker rmi snap:v1 | grep -c Untagged",
         "docker ps -aq | wc -l",
     ];
-    let mut differences = Vec::new();
-    for step in steps {
-        let ours = labs.sh(&lab, step);
-        let theirs = dockerd.run(step);
-        let shape = |r: &Run| {
-            format!(
-                "exit {}\nstdout:\n{}\nstderr:\n{}",
-                r.code,
-                normalized(&r.stdout),
-                normalized(&r.stderr)
-            )
-        };
-        if shape(&ours) != shape(&theirs) {
-            differences.push(format!(
-                "$ {step}\n--- layerlab\n{}\n--- dockerd\n{}",
-                shape(&ours),
-                shape(&theirs)
-            ));
-        }
-    }
-    assert!(
-        differences.is_empty(),
-        "{} of {} steps differ from dockerd:\n\n{}",
-        differences.len(),
-        steps.len(),
-        differences.join("\n\n")
-    );
+    let steps: Vec<(&str, &str)> = steps.iter().map(|&step| (step, step)).collect();
+    common::assert_same_as_dockerd(&labs, &lab, &dockerd, &steps);
 }
 
 fn volumes_and_bind_mounts_come_from_the_node() {

@@ -92,7 +92,12 @@ pub(super) async fn build(engine: &Arc<Engine>, query: &Query, request: Request)
                 Ok(root) => root,
                 Err(e) => return progress.error(&format!("opening the build context: {e}")),
             };
-            let mut backend = LabBackend::new(engine.clone(), network);
+            let watched = progress.clone();
+            let mut backend = LabBackend::new(
+                engine.clone(),
+                network,
+                Box::new(move || watched.client_left()),
+            );
             let mut report = |event: Event| match event {
                 Event::Stream(text) if !quiet => progress.stream(&text),
                 Event::Stderr(text) if !quiet => {

@@ -44,6 +44,11 @@ impl Progress {
         }
     }
 
+    /// The client stopped reading (the CLI was interrupted).
+    pub fn client_left(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     pub fn status(&self, status: &str) {
         self.send(json!({ "status": status }));
     }

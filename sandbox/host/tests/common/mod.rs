@@ -236,3 +236,34 @@ pub fn normalized(text: &str) -> String {
     let text = ids.replace_all(text, "<id>");
     ago.replace_all(&text, "<time>").into_owned()
 }
+
+/// Runs each `(in the lab, on dockerd)` pair of scripts on both sides
+/// through the same CLI: exit codes, output and messages must match once
+/// IDs and times are masked.
+pub fn assert_same_as_dockerd(labs: &Labs, lab: &str, dockerd: &Dockerd, steps: &[(&str, &str)]) {
+    let shape = |r: &Run| {
+        format!(
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            r.code,
+            normalized(&r.stdout),
+            normalized(&r.stderr)
+        )
+    };
+    let mut differences = Vec::new();
+    for &(ours_script, theirs_script) in steps {
+        let ours = shape(&labs.sh(lab, ours_script));
+        let theirs = shape(&dockerd.run(theirs_script));
+        if ours != theirs {
+            differences.push(format!(
+                "$ {ours_script}\n--- layerlab\n{ours}\n--- dockerd\n{theirs}"
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} steps differ from dockerd:\n\n{}",
+        differences.len(),
+        steps.len(),
+        differences.join("\n\n")
+    );
+}

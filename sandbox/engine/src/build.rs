@@ -131,6 +131,8 @@ pub struct LabBackend {
     building: Vec<String>,
     /// Whether the client went away: the build stops, as dockerd's does.
     cancelled: Box<dyn Fn() -> bool + Send>,
+    /// Whether this build looked at how many steps the shared cache names.
+    shared_size_checked: bool,
 }
 
 /// How often a running step looks whether its build's client is gone.
@@ -160,6 +162,7 @@ impl LabBackend {
             views: HashMap::new(),
             building: Vec::new(),
             cancelled,
+            shared_size_checked: false,
         }
     }
 
@@ -264,8 +267,15 @@ impl LabBackend {
         let key = step.step_key(&parent.id);
         let store = self.engine.store();
         let ns = shared_cache();
+        let check_size = !self.shared_size_checked;
+        self.shared_size_checked = true;
         let shared = (|| -> store::Result<()> {
-            let names = store.list(&ns)?;
+            // Once a build is enough: a build adds a few steps at most.
+            let names = if check_size {
+                store.list(&ns)?
+            } else {
+                Vec::new()
+            };
             if names.len() >= MAX_SHARED_STEPS {
                 for old in names.iter().take(MAX_SHARED_STEPS / 4) {
                     store.untag(&ns, &old.reference)?;

@@ -266,6 +266,11 @@ impl LabImages {
     /// the image a rebuilt tag moved off). Returns what the name held.
     pub fn name(&self, reference: &Reference, manifest: &Digest) -> Result<Option<Digest>> {
         check_name(reference)?;
+        // Naming an image what it is already named changes nothing: no
+        // write (a rebuild that changed nothing tags its image again).
+        if self.store.resolve(&self.ns, reference).ok().as_ref() == Some(manifest) {
+            return Ok(Some(manifest.clone()));
+        }
         let before = self.store.tag(&self.ns, reference, manifest)?;
         // Named now, so no longer dangling.
         let config = self.store.image(manifest)?.config_digest;

@@ -192,6 +192,18 @@ fn debian_trusts_only_the_installations_signed_repository() {
     ));
     let key = std::fs::read(mirror().public_key()).expect("the installation's key");
     assert_eq!(read("etc/apt/keyrings/layerlab.gpg"), key);
+    // Set up for containers as Docker's Debian images are: no per-file
+    // sync in dpkg, no apt caches or translations left in a layer.
+    assert_eq!(
+        read("etc/dpkg/dpkg.cfg.d/docker-apt-speedup"),
+        b"force-unsafe-io\n"
+    );
+    let clean = String::from_utf8(read("etc/apt/apt.conf.d/docker-clean")).expect("text");
+    assert!(clean.contains("Dir::Cache::pkgcache \"\";"), "{clean}");
+    assert_eq!(
+        read("etc/apt/apt.conf.d/docker-no-languages"),
+        b"Acquire::Languages \"none\";\n"
+    );
 
     // The repository is signed with that key, and lists what it holds.
     let dists = mirror().repository().join("dists/bookworm");

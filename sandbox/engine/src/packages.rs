@@ -31,6 +31,9 @@ pub const HOST: &str = "packages.layerlab.internal";
 pub const PORT: u16 = 3142;
 /// The URL prefix of the repository (`deb http://HOST:PORT/debian …`).
 const PREFIX: &str = "/debian/";
+/// Bytes read from a file at a time.
+const READ_CHUNK: usize = 256 << 10;
+
 /// Connections one lab may hold open at once; apt uses one or two.
 const MAX_CONNECTIONS: usize = 16;
 /// How long a client may take to send a request's headers.
@@ -132,7 +135,11 @@ async fn respond(root: &Path, method: &Method, path: &str) -> Response<Body> {
     if !meta.is_file() {
         return status(StatusCode::NOT_FOUND);
     }
-    let mut response = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(opened)));
+    // Large reads: every read of a tokio file is a trip to a blocking
+    // thread, and the default 4 KiB would make a package hundreds of them.
+    let mut response = Response::new(Body::from_stream(
+        tokio_util::io::ReaderStream::with_capacity(opened, READ_CHUNK),
+    ));
     let headers = response.headers_mut();
     headers.insert(CONTENT_LENGTH, meta.len().into());
     headers.insert(

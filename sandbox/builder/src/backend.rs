@@ -67,6 +67,10 @@ pub trait Backend {
         archive: &mut (dyn Read + Send),
     ) -> BackendResult<()>;
 
+    /// The body of `url` (`ADD http://…`), fetched through the lab's
+    /// network.
+    fn fetch(&mut self, url: &str, out: &mut dyn Write) -> BackendResult<()>;
+
     /// `path` of `image` as a tar whose top entry is its last component
     /// (`COPY --from`).
     fn copy_out(&mut self, image: &Image, path: &str, out: &mut dyn Write) -> BackendResult<()>;

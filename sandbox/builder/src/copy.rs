@@ -30,6 +30,8 @@ pub struct Source {
     pub name: String,
     /// `sha256` of its entries' headers and contents, hex.
     pub sum: String,
+    /// Fetched from a URL: never unpacked, as dockerd leaves remote files.
+    pub fetched: bool,
 }
 
 impl Source {
@@ -88,6 +90,7 @@ impl Source {
             is_dir,
             name,
             sum: hex::encode(hasher.finalize()),
+            fetched: false,
         })
     }
 
@@ -372,6 +375,48 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     go(&p, &n)
+}
+
+/// A file fetched from `url` (`ADD http://…`) by `fetch`: a source named
+/// by the URL's last path segment, mode 0600 as dockerd gives a remote
+/// file, never unpacked.
+pub fn from_url(
+    url: &str,
+    scratch: &Path,
+    fetch: impl FnOnce(&mut File) -> Result<(), BuildError>,
+) -> Result<Source, BuildError> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let name = path
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.split_once('/'))
+        .and_then(|(_, path)| path.rsplit('/').next())
+        .filter(|name| !name.is_empty() && *name != "." && *name != "..")
+        .ok_or_else(|| {
+            BuildError::failed(format!(
+                "cannot determine a file name from the URL {url}: name the file in the URL's path"
+            ))
+        })?
+        .to_owned();
+    let io = |e: std::io::Error| BuildError::failed(format!("ADD {url}: {e}"));
+    let mut body = tempfile::tempfile_in(scratch).map_err(io)?;
+    fetch(&mut body)?;
+    let size = body.metadata().map_err(io)?.len();
+    body.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut source = Source::spool(url, scratch, false, |spool| {
+        let mut tar = tar::Builder::new(spool);
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(size);
+        header.set_mode(0o600);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        tar.append_data(&mut header, &name, &mut body).map_err(io)?;
+        tar.finish().map_err(io)
+    })?;
+    source.fetched = true;
+    Ok(source)
 }
 
 /// Spools `path` of another stage's image (`COPY --from`).

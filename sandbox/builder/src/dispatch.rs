@@ -826,16 +826,29 @@ impl Run<'_> {
                     .ok_or_else(|| BuildError::failed(format!("invalid chmod parameter: {m}")))
             })
             .transpose()?;
-        if instruction == "ADD"
-            && let Some(url) = paths.iter().find(|p| p.contains("://"))
-        {
-            return Err(BuildError::failed(format!(
-                "ADD failed: cannot fetch {url}: this lab reaches nothing outside it. Put the file in the build context and ADD or COPY it from there"
-            )));
+        let is_url = |p: &String| p.contains("://");
+        if instruction == "COPY" && paths.iter().any(is_url) {
+            return Err(BuildError::failed(
+                "COPY failed: source can't be a URL for COPY: use ADD to fetch a file",
+            ));
         }
         let scratch = self.build.options.scratch.clone();
         let mut sources: Vec<Source> = match &c.from {
-            None => copy::from_context(self.context, self.context_dir, &paths, &scratch)?,
+            None => {
+                let (urls, local): (Vec<String>, Vec<String>) =
+                    paths.iter().cloned().partition(is_url);
+                let mut sources =
+                    copy::from_context(self.context, self.context_dir, &local, &scratch)?;
+                for url in &urls {
+                    let backend = &mut *self.backend;
+                    sources.push(copy::from_url(url, &scratch, |body| {
+                        backend
+                            .fetch(url, body)
+                            .map_err(|e| BuildError::failed(format!("ADD failed: {e}")))
+                    })?);
+                }
+                sources
+            }
             Some(from) => {
                 let image = self.source_image(from)?;
                 let mut sources = Vec::new();
@@ -882,7 +895,10 @@ impl Run<'_> {
                     || sources.first().is_some_and(|s| s.is_dir)
                     || run.backend.is_dir(container, &target)? == Some(true);
                 for source in &mut sources {
-                    if unpack && let Some(mut archive) = source.archive()? {
+                    if unpack
+                        && !source.fetched
+                        && let Some(mut archive) = source.archive()?
+                    {
                         run.backend.copy_into(container, &target, &mut archive)?;
                         continue;
                     }

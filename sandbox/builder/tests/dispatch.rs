@@ -118,6 +118,15 @@ impl Backend for Recorder {
         Ok(())
     }
 
+    fn fetch(&mut self, url: &str, out: &mut dyn Write) -> BackendResult<()> {
+        self.calls.push(format!("fetch {url}"));
+        if url.ends_with("/missing") {
+            return Err(BackendError(format!("GET {url}: 404 Not Found")));
+        }
+        out.write_all(b"fetched")
+            .map_err(|e| BackendError(e.to_string()))
+    }
+
     fn copy_out(&mut self, image: &Image, path: &str, out: &mut dyn Write) -> BackendResult<()> {
         self.calls
             .push(format!("copy out {} {path}", &image.id[..12]));
@@ -448,15 +457,44 @@ fn copy_lands_under_its_destination_with_owners_and_modes() {
     .image
     .expect_err("no such user");
     assert!(e.to_string().contains("no such user: nobody"), "{e}");
-    let e = build_with(
+    // ADD fetches a URL (through the backend: the lab's network), names
+    // the file after the URL, mode 0600, and never unpacks it.
+    build_with(
         &mut backend,
-        "FROM base\nADD http://example.com/x /x\n",
+        "FROM base\nADD http://10.0.0.1:8000/files/app.tar?v=1 /srv/\n",
         options(scratch.path()),
         &[],
     )
     .image
-    .expect_err("url");
-    assert!(e.to_string().contains("reaches nothing outside"), "{e}");
+    .expect("fetched");
+    let last_copy = backend
+        .calls
+        .iter()
+        .rfind(|c| c.starts_with("copy into"))
+        .cloned();
+    assert_eq!(
+        last_copy.as_deref(),
+        Some("copy into /srv [\"app.tar:0:0:600\"]")
+    );
+    for (dockerfile, message) in [
+        (
+            "FROM base\nADD http://10.0.0.1/missing /x\n",
+            "ADD failed: GET http://10.0.0.1/missing: 404 Not Found",
+        ),
+        (
+            "FROM base\nADD http://10.0.0.1/ /x\n",
+            "cannot determine a file name from the URL",
+        ),
+        (
+            "FROM base\nCOPY http://10.0.0.1/x /x\n",
+            "source can't be a URL for COPY",
+        ),
+    ] {
+        let e = build_with(&mut backend, dockerfile, options(scratch.path()), &[])
+            .image
+            .expect_err(dockerfile);
+        assert!(e.to_string().contains(message), "{dockerfile}: {e}");
+    }
 }
 
 #[test]

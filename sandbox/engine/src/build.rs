@@ -135,6 +135,9 @@ pub struct LabBackend {
     shared_size_checked: bool,
 }
 
+/// Bytes `ADD http://…` fetches at most: a lab's disk.
+const MAX_FETCH: u64 = 1 << 30;
+
 /// How often a running step looks whether its build's client is gone.
 const CANCEL_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -513,6 +516,68 @@ impl Backend for LabBackend {
             crate::files::copy_into(&root, dir, archive, id_base)
         })()
         .map_err(failed)
+    }
+
+    fn fetch(&mut self, url: &str, out: &mut dyn Write) -> BackendResult<()> {
+        let unreachable = |why: &str| {
+            BackendError(format!(
+                "cannot fetch {url}: {why} (nothing outside the lab is reachable: put the file in the build context)"
+            ))
+        };
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            unreachable("only http:// URLs of the lab's own network can be fetched")
+        })?;
+        let (host, path) = rest
+            .split_once('/')
+            .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+        let addr = crate::distribution::lab_address(host, 80).ok_or_else(|| {
+            unreachable(&format!(
+                "{host} is not an address in this lab; use a container's IP address or localhost"
+            ))
+        })?;
+        let runtime = self.engine.containers.runtime().clone();
+        let lab = self.engine.containers.lab().to_owned();
+        self.tokio.block_on(async move {
+            use http_body_util::BodyExt as _;
+            let get = |e: String| BackendError(format!("GET {url}: {e}"));
+            let mut sender = crate::distribution::connect_in_lab(runtime, &lab, addr)
+                .await
+                .map_err(get)?;
+            let request = hyper::Request::get(path)
+                .header("host", host)
+                .header(
+                    "user-agent",
+                    concat!("layerlab-engine/", env!("CARGO_PKG_VERSION")),
+                )
+                .body(
+                    http_body_util::Empty::<bytes::Bytes>::new()
+                        .map_err(|never| match never {})
+                        .boxed(),
+                )
+                .map_err(|e| get(e.to_string()))?;
+            let mut response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| get(e.to_string()))?;
+            if !response.status().is_success() {
+                return Err(get(response.status().to_string()));
+            }
+            let mut fetched = 0u64;
+            while let Some(frame) = response.body_mut().frame().await {
+                let frame = frame.map_err(|e| get(e.to_string()))?;
+                if let Some(data) = frame.data_ref() {
+                    fetched += data.len() as u64;
+                    if fetched > MAX_FETCH {
+                        return Err(get(format!(
+                            "the file is larger than {} MiB, the most ADD fetches",
+                            MAX_FETCH >> 20
+                        )));
+                    }
+                    out.write_all(data).map_err(|e| get(e.to_string()))?;
+                }
+            }
+            Ok(())
+        })
     }
 
     fn copy_out(&mut self, image: &Image, path: &str, out: &mut dyn Write) -> BackendResult<()> {

@@ -74,6 +74,48 @@ pub trait Report: Send + Sync {
     fn status(&self, status: &str);
 }
 
+/// A body of any kind, as requests in the lab send them.
+pub(crate) type AnyBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// An HTTP/1.1 connection to `addr` made in the lab's network (the node's
+/// `node`), for one request after another; the error in Go's words, as
+/// the CLI prints a dial failure.
+pub(crate) async fn connect_in_lab(
+    runtime: Arc<runtime::Runtime>,
+    node: &str,
+    addr: SocketAddr,
+) -> std::result::Result<hyper::client::conn::http1::SendRequest<AnyBody>, String> {
+    let node = node.to_owned();
+    let stream = tokio::task::spawn_blocking(move || runtime.connect_tcp(&node, addr, CONNECT))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| match e {
+            runtime::Error::Connect { source, .. } => format!("dial tcp {addr}: connect: {source}"),
+            e => e.to_string(),
+        })?;
+    stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let stream = tokio::net::TcpStream::from_std(stream).map_err(|e| e.to_string())?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// `host` or `host:port` of a URL as an address in the lab: an IP, or
+/// `localhost` (the node); the lab has no names beyond those.
+pub(crate) fn lab_address(host: &str, default_port: u16) -> Option<SocketAddr> {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, port.parse().ok()?),
+        None => (host, default_port),
+    };
+    let ip: IpAddr = match name {
+        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        other => other.parse().ok()?,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
 impl Registry {
     /// `host` is the reference's registry part (`localhost:5000`,
     /// `172.17.0.2:5000`); `node` the lab's node, whose network it is in.
@@ -88,17 +130,15 @@ impl Registry {
                 "registry {host} is not reachable from this lab: use localhost:PORT (a published port) or a container's IP:PORT"
             ))
         };
-        let (name, port) = host.rsplit_once(':').ok_or_else(unreachable)?;
-        let port: u16 = port.parse().map_err(|_| unreachable())?;
-        let ip: IpAddr = match name {
-            "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            other => other.parse().map_err(|_| unreachable())?,
-        };
+        if !host.contains(':') {
+            return Err(unreachable());
+        }
+        let addr = lab_address(host, 0).ok_or_else(unreachable)?;
         Ok(Registry {
             runtime,
             node: node.to_owned(),
             host: host.to_owned(),
-            addr: SocketAddr::new(ip, port),
+            addr,
             credentials,
         })
     }
@@ -108,27 +148,11 @@ impl Registry {
         method: Method,
         path: &str,
         headers: &[(&str, &str)],
-        body: http_body_util::combinators::BoxBody<Bytes, std::io::Error>,
+        body: AnyBody,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
-        let runtime = self.runtime.clone();
-        let (node, addr) = (self.node.clone(), self.addr);
-        let stream = tokio::task::spawn_blocking(move || runtime.connect_tcp(&node, addr, CONNECT))
-            .await?
-            .map_err(|e| match e {
-                runtime::Error::Connect { source, .. } => {
-                    self.failed(&format!("dial tcp {addr}: connect: {source}"))
-                }
-                e => self.failed(&e.to_string()),
-            })?;
-        stream
-            .set_nonblocking(true)
-            .map_err(|e| self.failed(&e.to_string()))?;
-        let stream =
-            tokio::net::TcpStream::from_std(stream).map_err(|e| self.failed(&e.to_string()))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let mut sender = connect_in_lab(self.runtime.clone(), &self.node, self.addr)
             .await
-            .map_err(|e| self.failed(&e.to_string()))?;
-        tokio::spawn(connection);
+            .map_err(|e| self.failed(&e))?;
         let mut request = Request::builder()
             .method(method)
             .uri(path)
@@ -172,7 +196,7 @@ impl Registry {
         ))
     }
 
-    fn empty() -> http_body_util::combinators::BoxBody<Bytes, std::io::Error> {
+    fn empty() -> AnyBody {
         Full::new(Bytes::new())
             .map_err(|never| match never {})
             .boxed()

@@ -233,7 +233,7 @@ fn failures_and_hostile_contexts_read_like_dockers() {
         &[("Dockerfile", "FROM busybox\nADD http://example.com/x /x\n")],
         "",
         1,
-        "reaches nothing outside it",
+        "cannot fetch http://example.com/x: example.com is not an address in this lab",
     );
     fails(
         &[("Dockerfile", "FROM nosuchimage\n")],
@@ -451,6 +451,44 @@ fn stages_targets_triggers_and_entrypoints() {
         .trim(),
         "101"
     );
+
+    // ADD fetches from a server in the lab, through the lab's network.
+    labs.ok(
+        &lab,
+        "docker run -d --name web busybox sh -c 'mkdir /www && echo remote file > /www/file.txt && exec httpd -f -p 8000 -h /www' >/dev/null",
+    );
+    let ip = labs.ok(
+        &lab,
+        "docker inspect -f '{{.NetworkSettings.IPAddress}}' web",
+    );
+    let ip = ip.trim();
+    write_files(
+        &labs,
+        &lab,
+        "/fetch",
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nADD http://{ip}:8000/file.txt /fetched/\n"),
+        )],
+    );
+    labs.ok(&lab, "cd /fetch && docker build -q -t fetched .");
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker run --rm fetched sh -c 'cat /fetched/file.txt; stat -c %a /fetched/file.txt'"
+        ),
+        "remote file\n600\n"
+    );
+    write_files(
+        &labs,
+        &lab,
+        "/fetch",
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nADD http://{ip}:8000/nope /x\n"),
+        )],
+    );
+    labs.fails(&lab, "cd /fetch && docker build .", 1, "404 Not Found");
 }
 
 /// The same Dockerfile and context through the same CLI, built by a lab's

@@ -462,15 +462,11 @@ fn stages_targets_triggers_and_entrypoints() {
         "docker inspect -f '{{.NetworkSettings.IPAddress}}' web",
     );
     let ip = ip.trim();
-    write_files(
-        &labs,
-        &lab,
-        "/fetch",
-        &[(
-            "Dockerfile",
-            &format!("FROM busybox\nADD http://{ip}:8000/file.txt /fetched/\n"),
-        )],
-    );
+    let add = |path: &str, dest: &str| {
+        let dockerfile = format!("FROM busybox\nADD http://{ip}:8000/{path} {dest}\n");
+        write_files(&labs, &lab, "/fetch", &[("Dockerfile", &dockerfile)]);
+    };
+    add("file.txt", "/fetched/");
     labs.ok(&lab, "cd /fetch && docker build -q -t fetched .");
     assert_eq!(
         labs.ok(
@@ -479,15 +475,7 @@ fn stages_targets_triggers_and_entrypoints() {
         ),
         "remote file\n600\n"
     );
-    write_files(
-        &labs,
-        &lab,
-        "/fetch",
-        &[(
-            "Dockerfile",
-            &format!("FROM busybox\nADD http://{ip}:8000/nope /x\n"),
-        )],
-    );
+    add("nope", "/x");
     labs.fails(&lab, "cd /fetch && docker build .", 1, "404 Not Found");
 }
 

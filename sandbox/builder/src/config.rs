@@ -1,14 +1,17 @@
-//! The run config a step works on (Docker's `container.Config` as images
-//! store it under `config` and `container_config`), and an image as the
-//! builder sees one: its ID and its whole config JSON.
+//! The run config a step works on (Docker's `container.Config`, as images
+//! store it under `config` and `container_config` and the engine's API
+//! reads and writes it), and an image as the builder sees one: its ID and
+//! its whole config JSON.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-/// Docker's `container.Config`, field for field as moby 20.10 writes it
-/// into an image (Go's `omitempty` where Go has it).
+/// Docker's `container.Config`, field for field as moby 20.10's
+/// `api/types` writes it (Go's `omitempty` where Go has it, Go's zero
+/// values elsewhere, so `--format` templates see what they see against
+/// dockerd). `Cmd`, `Entrypoint` and `Shell` accept a string too.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Config {
@@ -35,10 +38,16 @@ pub struct Config {
     pub working_dir: String,
     #[serde(deserialize_with = "str_slice")]
     pub entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub network_disabled: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
     pub on_build: Option<Vec<String>>,
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub stop_signal: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         deserialize_with = "str_slice"
@@ -46,8 +55,9 @@ pub struct Config {
     pub shell: Option<Vec<String>>,
 }
 
-/// Docker's `StrSlice`: a list, or one string meaning a list of one.
-fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+/// Docker's `StrSlice`: a list, or one string meaning a list of one, or
+/// `null`.
+pub fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {
@@ -199,6 +209,11 @@ mod tests {
         }))
         .expect("config");
         assert_eq!(config.cmd, Some(vec!["sh".to_owned()]));
+        assert_eq!(config.entrypoint, None);
+        let many: Config =
+            serde_json::from_value(serde_json::json!({"Cmd": ["a", "b"]})).expect("list");
+        assert_eq!(many.cmd, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert!(serde_json::from_value::<Config>(serde_json::json!({"Cmd": [1]})).is_err());
         assert_eq!(config.env_var("A"), Some("1"));
         let written = serde_json::to_value(&config).expect("json");
         assert_eq!(written["Entrypoint"], Value::Null);

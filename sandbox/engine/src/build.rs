@@ -418,9 +418,6 @@ impl Backend for LabBackend {
         let image = self.lab_image(parent)?.ok_or_else(|| {
             BackendError("a step needs a base image: FROM scratch has no files to run".into())
         })?;
-        let config: crate::api::types::ContainerConfig = serde_json::to_value(config)
-            .and_then(serde_json::from_value)
-            .map_err(failed)?;
         let host_config = crate::api::types::HostConfig {
             network_mode: self.network.clone(),
             ..Default::default()
@@ -430,7 +427,7 @@ impl Backend for LabBackend {
             .containers
             .create(CreateRequest {
                 name: None,
-                config,
+                config: config.clone(),
                 host_config,
                 image,
                 hidden: true,

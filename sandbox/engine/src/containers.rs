@@ -327,10 +327,9 @@ impl Containers {
         let argv: Vec<String> = request
             .config
             .entrypoint
-            .0
             .iter()
             .flatten()
-            .chain(request.config.cmd.0.iter().flatten())
+            .chain(request.config.cmd.iter().flatten())
             .cloned()
             .collect();
         let Some((path, args)) = argv.split_first() else {

@@ -285,9 +285,9 @@ fn merge_image_config(
         env.push(kv.clone());
     }
     config.env = Some(env);
-    if config.entrypoint.0.is_none() {
+    if config.entrypoint.is_none() {
         config.entrypoint = from_image.entrypoint.clone();
-        if config.cmd.0.is_none() {
+        if config.cmd.is_none() {
             config.cmd = from_image.cmd.clone();
         }
     }

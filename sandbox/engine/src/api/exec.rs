@@ -87,7 +87,7 @@ pub(super) async fn create(
     request: Request,
 ) -> ApiResult {
     let config: ExecCreate = read_json(request).await?;
-    if config.cmd.0.as_ref().is_none_or(Vec::is_empty) {
+    if config.cmd.as_ref().is_none_or(Vec::is_empty) {
         return Err(ApiError::bad_request("No exec command specified"));
     }
     engine.containers.running_sandbox(container)?;
@@ -145,7 +145,7 @@ pub(super) async fn handle(
 
 fn inspect(exec: &Exec) -> serde_json::Value {
     let state = exec.state.lock().unwrap_or_else(|p| p.into_inner());
-    let argv = exec.config.cmd.0.clone().unwrap_or_default();
+    let argv = exec.config.cmd.clone().unwrap_or_default();
     json!({
         "ID": exec.id,
         "Running": state.running,
@@ -191,7 +191,7 @@ async fn start(engine: &Arc<Engine>, exec: Arc<Exec>, request: Request) -> ApiRe
     }
     let sandbox = engine.containers.running_sandbox(&exec.container)?;
     let record = exec.container.record();
-    let mut spec = runtime::ExecSpec::new(exec.config.cmd.0.clone().unwrap_or_default());
+    let mut spec = runtime::ExecSpec::new(exec.config.cmd.clone().unwrap_or_default());
     let asked = if exec.config.user.is_empty() {
         record.config.user.clone()
     } else {

@@ -5,33 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 /// Go's zero `time.Time`, as dockerd prints it.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
-
-/// `Cmd`, `Entrypoint` and `Shell`: Docker accepts a string as well as a
-/// list, and `null`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct StrSlice(pub Option<Vec<String>>);
-
-impl<'de> Deserialize<'de> for StrSlice {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            One(String),
-            Many(Vec<String>),
-        }
-        Ok(StrSlice(Option::<Either>::deserialize(d)?.map(
-            |e| match e {
-                Either::One(s) => vec![s],
-                Either::Many(v) => v,
-            },
-        )))
-    }
-}
 
 /// `GET /version`.
 #[derive(Debug, Serialize)]
@@ -80,44 +57,9 @@ pub struct ImageSummary {
     pub virtual_size: i64,
 }
 
-/// `container.Config` as an image carries it (and, later, containers).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct ContainerConfig {
-    pub hostname: String,
-    pub domainname: String,
-    pub user: String,
-    pub attach_stdin: bool,
-    pub attach_stdout: bool,
-    pub attach_stderr: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
-    pub tty: bool,
-    pub open_stdin: bool,
-    pub stdin_once: bool,
-    pub env: Option<Vec<String>>,
-    pub cmd: StrSlice,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub args_escaped: bool,
-    pub image: String,
-    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
-    pub working_dir: String,
-    pub entrypoint: StrSlice,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub network_disabled: bool,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub mac_address: String,
-    pub on_build: Option<Vec<String>>,
-    pub labels: Option<BTreeMap<String, String>>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub stop_signal: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stop_timeout: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shell: Option<Vec<String>>,
-}
+/// Docker's `container.Config`, as images and containers carry it: one
+/// transcription for the API and for the images the builder makes.
+pub use builder::config::Config as ContainerConfig;
 
 /// `GET /images/{name}/json`.
 #[derive(Debug, Serialize)]
@@ -270,7 +212,8 @@ pub struct ExecCreate {
     pub detach_keys: String,
     pub env: Option<Vec<String>>,
     pub working_dir: String,
-    pub cmd: StrSlice,
+    #[serde(deserialize_with = "builder::config::str_slice")]
+    pub cmd: Option<Vec<String>>,
 }
 
 /// `POST /exec/{id}/start`.
@@ -284,17 +227,6 @@ pub struct ExecStart {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strslice_takes_a_string_a_list_or_null() {
-        let one: StrSlice = serde_json::from_str(r#""echo hi""#).unwrap();
-        assert_eq!(one.0, Some(vec!["echo hi".to_owned()]));
-        let many: StrSlice = serde_json::from_str(r#"["a","b"]"#).unwrap();
-        assert_eq!(many.0, Some(vec!["a".to_owned(), "b".to_owned()]));
-        let none: StrSlice = serde_json::from_str("null").unwrap();
-        assert_eq!(none.0, None);
-        assert!(serde_json::from_str::<StrSlice>("[1]").is_err());
-    }
 
     #[test]
     fn config_keeps_go_zero_values_and_omits_omitempty() {

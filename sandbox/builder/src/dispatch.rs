@@ -155,7 +155,7 @@ impl Build {
         for step in &self.meta_args {
             run.announce(step);
             if let Instruction::Arg(text) = &step.instruction {
-                let (key, value) = run.arg(text, &|k| run_meta(&run.meta, &self.options, k))?;
+                let (key, value) = run.arg(text, &|k| run.meta.get(k).cloned().flatten())?;
                 let value = self
                     .options
                     .build_args
@@ -236,14 +236,6 @@ fn stage_name(steps: &[Step]) -> Option<&str> {
         Instruction::From { stage, .. } => stage.as_deref(),
         _ => None,
     }
-}
-
-fn run_meta(
-    meta: &BTreeMap<String, Option<String>>,
-    _options: &Options,
-    key: &str,
-) -> Option<String> {
-    meta.get(key).cloned().flatten()
 }
 
 fn quote_label(value: &str) -> String {

@@ -42,9 +42,6 @@ use crate::containers::{Container, CreateRequest, Status};
 use crate::error::{Error, Result};
 use crate::images::LabImage;
 
-/// An image config read for the cache is small; a larger one is skipped.
-const MAX_CONFIG: u64 = 4 << 20;
-
 /// The store namespace naming every lab's build steps by their key.
 pub const SHARED_CACHE: &str = "build-cache";
 
@@ -145,6 +142,16 @@ fn cancelled() -> BackendError {
     BackendError("the build was cancelled: its client went away".into())
 }
 
+/// The builder's view of an image, from the config the store read with it.
+fn builder_image(image: &store::Image) -> Result<Image> {
+    let json: Value = serde_json::from_slice(&image.config_bytes)
+        .map_err(|e| Error::InvalidArgument(format!("an image config is not JSON: {e}")))?;
+    Ok(Image {
+        id: image.config_digest.to_string(),
+        json,
+    })
+}
+
 fn failed(e: impl std::fmt::Display) -> BackendError {
     BackendError(e.to_string())
 }
@@ -176,24 +183,11 @@ impl LabBackend {
         self.engine.images.find(&image.id).map(Some).map_err(failed)
     }
 
-    fn read_image(&self, found: &LabImage) -> Result<Image> {
-        let bytes = self
-            .engine
-            .store()
-            .read_blob(&found.image.config_digest, MAX_CONFIG)?;
-        let json: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::InvalidArgument(format!("an image config is not JSON: {e}")))?;
-        Ok(Image {
-            id: found.id(),
-            json,
-        })
-    }
-
     fn index(&mut self) -> BackendResult<&mut HashMap<String, Vec<Image>>> {
         if self.children.is_none() {
             let mut children: HashMap<String, Vec<Image>> = HashMap::new();
             for found in self.engine.images.list().map_err(failed)? {
-                let Ok(image) = self.read_image(&found) else {
+                let Ok(image) = builder_image(&found.image) else {
                     continue;
                 };
                 if let Some(parent) = image.parent() {
@@ -319,7 +313,7 @@ impl Backend for LabBackend {
         progress: &mut dyn FnMut(Event),
     ) -> BackendResult<Image> {
         if !pull && let Ok(found) = self.engine.images.find(name) {
-            return self.read_image(&found).map_err(failed);
+            return builder_image(&found.image).map_err(failed);
         }
         let reference =
             Reference::parse(name).map_err(|_| failed(Error::InvalidReference(name.to_owned())))?;
@@ -370,7 +364,7 @@ impl Backend for LabBackend {
             .images
             .find(&reference.familiar())
             .map_err(failed)?;
-        self.read_image(&found).map_err(failed)
+        builder_image(&found.image).map_err(failed)
     }
 
     fn probe(&mut self, parent: &Image, step: &Config) -> BackendResult<Option<Image>> {
@@ -397,13 +391,7 @@ impl Backend for LabBackend {
             return Ok(None);
         };
         self.engine.images.keep_unnamed(&manifest).map_err(failed)?;
-        let image = store.image(&manifest).map_err(failed)?;
-        let found = self
-            .engine
-            .images
-            .find(&image.config_digest.to_string())
-            .map_err(failed)?;
-        let image = self.read_image(&found).map_err(failed)?;
+        let image = builder_image(&store.image(&manifest).map_err(failed)?).map_err(failed)?;
         self.index()?
             .entry(parent.id.clone())
             .or_default()

@@ -125,8 +125,8 @@ impl LabImage {
 }
 
 /// IDs of the images in `images` that another of them was built on.
-pub fn parents(images: &[LabImage]) -> HashSet<String> {
-    images.iter().filter_map(LabImage::parent).collect()
+pub fn parents<'a>(images: impl IntoIterator<Item = &'a LabImage>) -> HashSet<String> {
+    images.into_iter().filter_map(LabImage::parent).collect()
 }
 
 /// What a pull did, for the progress stream.

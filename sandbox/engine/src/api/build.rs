@@ -38,7 +38,6 @@ pub(super) async fn build(engine: &Arc<Engine>, query: &Query, request: Request)
         ));
     }
     let tags = tags(query)?;
-    let options = options(engine, query)?;
     let quiet = query.bool("q");
     let network = match query.str("networkmode").unwrap_or_default() {
         "" | "default" => "bridge".to_owned(),
@@ -58,6 +57,7 @@ pub(super) async fn build(engine: &Arc<Engine>, query: &Query, request: Request)
     for dir in [&context_dir, &scratch] {
         std::fs::create_dir(dir).map_err(Error::state(dir))?;
     }
+    let options = options(query, scratch)?;
     let received = {
         let context_dir = context_dir.clone();
         super::with_body(engine, request, move |_, tar| {
@@ -71,7 +71,6 @@ pub(super) async fn build(engine: &Arc<Engine>, query: &Query, request: Request)
             e => ApiError::bad_request(e.to_string()),
         })?
     };
-    let options = Options { scratch, ..options };
     let build = Build::new(&received.dockerfile, options).map_err(|e| match e {
         BuildError::Parse(e) => ApiError::bad_request(e.to_string()),
         e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -169,8 +168,9 @@ fn tags(query: &Query) -> ApiResult<Vec<Reference>> {
         .collect()
 }
 
-/// The build's options from the query, as the CLI sends them.
-fn options(engine: &Engine, query: &Query) -> ApiResult<Options> {
+/// The build's options from the query, as the CLI sends them; sources are
+/// spooled in `scratch`.
+fn options(query: &Query, scratch: std::path::PathBuf) -> ApiResult<Options> {
     let json_map = |key: &str| -> ApiResult<BTreeMap<String, Option<String>>> {
         match query.str(key).filter(|v| !v.is_empty()) {
             None => Ok(BTreeMap::new()),
@@ -194,6 +194,6 @@ fn options(engine: &Engine, query: &Query) -> ApiResult<Options> {
             .map(|(k, v)| (k, v.unwrap_or_default()))
             .collect(),
         docker_version: format!("layerlab {}", env!("CARGO_PKG_VERSION")),
-        scratch: engine.builds_dir(),
+        scratch,
     })
 }

@@ -217,8 +217,7 @@ async fn list(engine: &Arc<Engine>, query: &Query) -> ApiResult {
         })
         .await?;
     let all = query.bool("all");
-    let images: Vec<LabImage> = held.iter().map(|(i, _)| i.clone()).collect();
-    let parents = crate::images::parents(&images);
+    let parents = crate::images::parents(held.iter().map(|(i, _)| i));
     let rows: Vec<ImageSummary> = held
         .iter()
         .filter(|(i, _)| all || !i.intermediate(&parents))

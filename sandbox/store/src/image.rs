@@ -62,14 +62,34 @@ impl Store {
     }
 
     /// [`Store::create_layer_from_dir`] of a directory already open (a
-    /// container's writable layer, whose tree may change while read).
+    /// container's writable layer, whose tree may change while read),
+    /// unpacked in the same pass as a snapshot over `below` (the layers
+    /// under it, bottom first): an image it tops is ready to run without
+    /// reading the layer again. The layer is made even if that unpack
+    /// fails (it is then unpacked from the blob when needed).
     pub fn create_layer_at(
         &self,
         root: &std::fs::File,
         shown: &Path,
         options: &DiffOptions,
+        below: &[Layer],
     ) -> Result<Layer> {
-        archive::write_layer_at(self.content(), root, shown, options)
+        let diff_ids: Vec<Digest> = below.iter().map(|l| l.diff_id.clone()).collect();
+        let parent = manifests::chain_ids(&diff_ids).pop();
+        let snapshots = self.snapshots();
+        let unpack = |tar: archive::TarChunks| {
+            let chain = |diff_id: &Digest| {
+                Ok(match &parent {
+                    Some(p) => manifests::chain_ids(&[p.clone(), diff_id.clone()]).remove(1),
+                    None => diff_id.clone(),
+                })
+            };
+            if let Err(e) = snapshots.unpack_stream(tar, parent.clone(), chain) {
+                tracing::debug!(error = %e, "a new layer is unpacked later, from its blob");
+            }
+        };
+        let _gc = FileLock::shared(&self.layout().lock())?;
+        archive::write_layer_at(self.content(), root, shown, options, Some(&unpack))
     }
 
     /// Stores `config` (exact bytes; its digest becomes the image ID) and

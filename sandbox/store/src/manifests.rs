@@ -300,6 +300,16 @@ fn image_from_manifest(
 
 /// The chain id of each layer: the first is its diff id, each next one
 /// `sha256(parent_chain + " " + diff_id)` (OCI image spec, config.md).
+/// Whether a layer with this diff ID changes nothing: the tar of no
+/// entries, which Docker leaves out of an image it commits.
+pub fn is_empty_layer(diff_id: &Digest) -> bool {
+    diff_id.to_string() == EMPTY_LAYER_DIFF_ID
+}
+
+/// The diff ID of a tar with no entries (two zero blocks).
+const EMPTY_LAYER_DIFF_ID: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
 pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
     for d in diff_ids {

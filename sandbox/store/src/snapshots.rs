@@ -195,38 +195,52 @@ impl Snapshots {
     }
 
     fn unpack_one(&self, layer: &Layer, parent: Option<Digest>, chain_id: &Digest) -> Result<()> {
+        let blob = self.content.open(&layer.digest)?;
+        self.unpack_stream(
+            io::BufReader::with_capacity(1 << 20, blob),
+            parent,
+            |diff_id| {
+                if *diff_id != layer.diff_id {
+                    return Err(ArchiveError::DiffIdMismatch {
+                        expected: layer.diff_id.clone(),
+                        actual: diff_id.clone(),
+                    }
+                    .into());
+                }
+                Ok(chain_id.clone())
+            },
+        )
+    }
+
+    /// Unpacks the layer `tar` (compressed or not) into a snapshot over
+    /// `parent`, committed under the chain ID `name` gives for the diff ID
+    /// the stream turned out to have (or not, if it fails).
+    pub(crate) fn unpack_stream(
+        &self,
+        tar: impl io::Read + Send,
+        parent: Option<Digest>,
+        name: impl FnOnce(&Digest) -> Result<Digest>,
+    ) -> Result<()> {
         let tmp = self.layout.snapshot_tmp().join(unique_name("unpack"));
         let fs_dir = layout::snapshot_fs(&tmp);
         fs::create_dir_all(&fs_dir).ctx("creating snapshot directory", &fs_dir)?;
         let result = (|| {
-            let blob = self.content.open(&layer.digest)?;
-            let summary = archive::unpack(
-                io::BufReader::with_capacity(1 << 20, blob),
-                &fs_dir,
-                WhiteoutMode::Overlay,
-                self.limits,
-            )?;
-            if summary.diff_id != layer.diff_id {
-                return Err(ArchiveError::DiffIdMismatch {
-                    expected: layer.diff_id.clone(),
-                    actual: summary.diff_id,
-                }
-                .into());
-            }
+            let summary = archive::unpack(tar, &fs_dir, WhiteoutMode::Overlay, self.limits)?;
+            let chain_id = name(&summary.diff_id)?;
             // The tree must be on disk before its name is: one syncfs is far
             // cheaper than an fsync per file.
             let fs_fd = fs::File::open(&fs_dir).ctx("opening snapshot", &fs_dir)?;
             rustix::fs::syncfs(&fs_fd).ctx("syncing snapshot", &fs_dir)?;
             let info = CommittedInfo {
                 parent,
-                diff_id: layer.diff_id.clone(),
+                diff_id: summary.diff_id,
             };
             let bytes = serde_json::to_vec(&info).map_err(|source| SnapshotError::Corrupt {
                 path: tmp.clone(),
                 source,
             })?;
             write_atomic(&self.layout.tmp(), &layout::snapshot_info(&tmp), &bytes)?;
-            self.publish(&tmp, chain_id)
+            self.publish(&tmp, &chain_id)
         })();
         if result.is_err() {
             let _ = fs::remove_dir_all(&tmp);

@@ -589,6 +589,155 @@ impl<W: Write> Write for Encoder<W> {
     }
 }
 
+/// Bytes of tar handed to the compressing thread at a time, and how many
+/// such chunks may wait for it.
+const CHUNK: usize = 256 << 10;
+const CHUNKS_WAITING: usize = 8;
+
+/// What reads a layer's tar as it is written, beside its compression
+/// (the snapshot unpacked in the same pass).
+pub(crate) type TarReader<'a> = &'a (dyn Fn(TarChunks) + Sync);
+
+/// The tar of the tree open as `root`, compressed into `writer` on a
+/// thread of its own while the tree is read and tarred on the caller's
+/// (and given to `also` on a third): on two cores a layer then takes about
+/// the longest of them rather than their sum.
+fn tar_compressed<W: Write + Send>(
+    root: &File,
+    shown: &Path,
+    options: &DiffOptions,
+    writer: W,
+    also: Option<TarReader<'_>>,
+) -> Result<(DiffSummary, W)> {
+    let (to_compress, chunks) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_WAITING);
+    std::thread::scope(|scope| {
+        let compressing = scope.spawn(move || -> io::Result<W> {
+            let mut encoder = Encoder::new(writer, options.compression, options.fast)?;
+            for chunk in chunks {
+                encoder.write_all(&chunk)?;
+            }
+            encoder.finish()
+        });
+        let to_also = also.map(|read| {
+            let (to, chunks) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_WAITING);
+            scope.spawn(move || {
+                read(TarChunks {
+                    chunks,
+                    current: Chunk::default(),
+                    at: 0,
+                    ended: false,
+                })
+            });
+            to
+        });
+        let mut tar = Chunks {
+            buf: Vec::with_capacity(CHUNK),
+            to: to_compress,
+            also: to_also,
+        };
+        let summary = write_tar_at(root, shown, options, &mut tar).and_then(|summary| {
+            tar.finish()
+                .map_err(|e| io_err("compressing", shown, e).into())
+                .map(|()| summary)
+        });
+        // The channel closes: the compression sees its end.
+        drop(tar);
+        let compressed = compressing
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the compressing thread panicked")));
+        match (summary, compressed) {
+            (Ok(summary), Ok(writer)) => Ok((summary, writer)),
+            // A failed compression is why the tar could not be sent.
+            (_, Err(e)) => Err(io_err("compressing", shown, e).into()),
+            (Err(e), Ok(_)) => Err(e),
+        }
+    })
+}
+
+type Chunk = std::sync::Arc<Vec<u8>>;
+
+/// The tar's end of the pipes to the compressing thread and the other
+/// reader.
+struct Chunks {
+    buf: Vec<u8>,
+    to: std::sync::mpsc::SyncSender<Chunk>,
+    also: Option<std::sync::mpsc::SyncSender<Chunk>>,
+}
+
+impl Write for Chunks {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Chunk::new(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        // The other reader may stop early (it failed, and said so): the
+        // layer is still whole.
+        if let Some(also) = &self.also
+            && also.send(chunk.clone()).is_err()
+        {
+            self.also = None;
+        }
+        self.to
+            .send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the compression stopped"))
+    }
+}
+
+impl Chunks {
+    /// The rest sent, and the other reader told the tar is whole: an
+    /// empty chunk, where a closed pipe without one means cut short.
+    fn finish(&mut self) -> io::Result<()> {
+        self.flush()?;
+        if let Some(also) = &self.also {
+            let _ = also.send(Chunk::default());
+        }
+        Ok(())
+    }
+}
+
+/// A layer's tar as it is written, for [`TarReader`]s.
+pub(crate) struct TarChunks {
+    chunks: std::sync::mpsc::Receiver<Chunk>,
+    current: Chunk,
+    at: usize,
+    ended: bool,
+}
+
+impl io::Read for TarChunks {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.chunks.recv() {
+                Ok(next) if next.is_empty() => self.ended = true,
+                Ok(next) => {
+                    self.current = next;
+                    self.at = 0;
+                }
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the layer's tar was cut short: its writing failed",
+                    ));
+                }
+            }
+        }
+        let n = out.len().min(self.current.len() - self.at);
+        out[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// Diffs `dir` into a compressed layer blob in `content`.
 pub(crate) fn write_layer(
     content: &ContentStore,
@@ -596,25 +745,22 @@ pub(crate) fn write_layer(
     options: &DiffOptions,
 ) -> Result<Layer> {
     let root = open_dir(dir).map_err(|e| io_err("opening", dir, e))?;
-    write_layer_at(content, &root, dir, options)
+    write_layer_at(content, &root, dir, options, None)
 }
 
-/// [`write_layer`] of the directory open as `root` (`shown` in messages).
+/// [`write_layer`] of the directory open as `root` (`shown` in messages),
+/// its tar also given to `also` as it is written.
 pub(crate) fn write_layer_at(
     content: &ContentStore,
     root: &File,
     shown: &Path,
     options: &DiffOptions,
+    also: Option<TarReader<'_>>,
 ) -> Result<Layer> {
     let ingest_ref = crate::durable::unique_name("layer");
     let writer = content.writer(&ingest_ref, Expected::default())?;
     let result = (|| {
-        let mut encoder = Encoder::new(writer, options.compression, options.fast)
-            .map_err(|e| io_err("starting compression", shown, e))?;
-        let summary = write_tar_at(root, shown, options, &mut encoder)?;
-        let writer = encoder
-            .finish()
-            .map_err(|e| io_err("finishing compression", shown, e))?;
+        let (summary, writer) = tar_compressed(root, shown, options, writer, also)?;
         let info = writer.commit()?;
         Ok(Layer {
             digest: info.digest,

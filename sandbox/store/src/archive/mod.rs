@@ -18,6 +18,7 @@ pub(crate) mod beneath;
 mod changes;
 mod compression;
 mod diff;
+mod lookup;
 mod unpack;
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub use diff::{
     DiffOptions, DiffSummary, PathStat, dir_in_root, read_in_root, stat_beneath, write_tar,
     write_tar_at, write_tar_of,
 };
+pub use lookup::kind_in_layers;
 pub use unpack::{UnpackSummary, WhiteoutMode, unpack, unpack_into};
 
 use crate::digest::Digest;
@@ -35,7 +37,7 @@ use crate::error::ErrorKind;
 
 #[cfg(test)]
 pub(crate) use diff::pax_xattr_records;
-pub(crate) use diff::{write_layer, write_layer_at};
+pub(crate) use diff::{TarChunks, write_layer, write_layer_at};
 
 /// A bounded decompressing reader over a layer blob (compression detected
 /// by magic bytes), for callers that want the tar stream itself.

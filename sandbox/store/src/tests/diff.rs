@@ -109,6 +109,72 @@ fn diff_round_trip_keeps_everything() {
     );
 }
 
+/// A layer made from an open tree (a container's writable layer) is
+/// unpacked as it is written: its snapshot is there before any image
+/// names it, the same tree an unpack of its blob gives, and an image over
+/// it is ready to run without reading the blob again.
+#[test]
+fn a_committed_layer_is_unpacked_in_the_same_pass() {
+    let (_d, s) = store();
+    let base = tempfile::tempdir().expect("tempdir");
+    make_tree(base.path());
+    let below = s
+        .create_layer_from_dir(base.path(), &DiffOptions::default())
+        .expect("base layer");
+    let base_image = s
+        .write_image(
+            &super::gc::config_for(&[&below]),
+            std::slice::from_ref(&below),
+        )
+        .expect("base image");
+    s.unpack(&base_image.manifest_digest).expect("unpack base");
+    let upper = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(upper.path().join("etc/conf.d")).expect("mkdir");
+    std::fs::write(upper.path().join("etc/hostname"), "changed\n").expect("write");
+    std::fs::write(upper.path().join("new"), vec![7u8; 700_000]).expect("write");
+    // An overlay whiteout: the committed layer deletes etc/conf.d/a.
+    super::whiteout(&upper.path().join("etc/conf.d/a"));
+    let root = std::fs::File::open(upper.path()).expect("open upper");
+    let options = DiffOptions {
+        compression: Compression::Gzip,
+        fast: true,
+        ..DiffOptions::default()
+    };
+    let layer = s
+        .create_layer_at(
+            &root,
+            Path::new("<upper>"),
+            &options,
+            std::slice::from_ref(&below),
+        )
+        .expect("layer");
+
+    let chain =
+        crate::manifests::chain_ids(&[below.diff_id.clone(), layer.diff_id.clone()]).remove(1);
+    assert!(
+        s.snapshots().exists(&chain),
+        "the new layer's snapshot exists at once"
+    );
+    let snapshot = s.snapshots().lowerdirs(&chain).expect("lowerdirs");
+    let from_blob = tempfile::tempdir().expect("tempdir");
+    let blob = s.content().open(&layer.digest).expect("open");
+    let summary = unpack(
+        blob,
+        from_blob.path(),
+        WhiteoutMode::Overlay,
+        Limits::default(),
+    )
+    .expect("unpack");
+    assert_eq!(summary.diff_id, layer.diff_id, "the blob is the tar hashed");
+    assert_eq!(listing(&snapshot[0]), listing(from_blob.path()));
+
+    let config = super::gc::config_for(&[&below, &layer]);
+    let image = s.write_image(&config, &[below, layer]).expect("image");
+    let unpacked = s.unpack(&image.manifest_digest).expect("unpack the image");
+    assert_eq!(unpacked.chain_id, Some(chain));
+    assert_eq!(unpacked.lowerdirs[0], snapshot[0]);
+}
+
 /// unpack → modify (as a container would, through an overlay) → diff the
 /// upperdir → apply that diff on top of a copy of the base: the result is
 /// the modified tree.

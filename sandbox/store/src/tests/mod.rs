@@ -7,6 +7,7 @@
 //! - `unpack`: layer formats, whiteouts, metadata
 //! - `hostile`: one test per class of bad tar
 //! - `diff`: directory → layer → directory round trips
+//! - `lookup`: paths of an image found in its unpacked layers
 //! - `gc`: what GC keeps and what it frees
 //! - `transfer`: OCI layout and docker-save round trips, skopeo interop
 
@@ -14,6 +15,7 @@ mod content;
 mod diff;
 mod gc;
 mod hostile;
+mod lookup;
 mod names;
 mod reference;
 mod transfer;
@@ -26,6 +28,18 @@ use tar::{EntryType, Header};
 
 use crate::archive::pax_xattr_records;
 use crate::{Store, archive};
+
+/// An overlay whiteout (a 0:0 character device) at `path`.
+pub(crate) fn whiteout(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::empty(),
+        0,
+    )
+    .expect("whiteout");
+}
 
 pub(crate) fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");

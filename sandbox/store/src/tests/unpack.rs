@@ -242,14 +242,7 @@ fn unpacked_layers_mount_as_overlay_lowerdirs() {
     std::fs::create_dir(lower.path().join("dir")).expect("mkdir");
     std::fs::write(lower.path().join("dir/old"), "old").expect("write");
     let upper = tempfile::tempdir().expect("tempdir");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        upper.path().join("doomed"),
-        rustix::fs::FileType::CharacterDevice,
-        rustix::fs::Mode::empty(),
-        0,
-    )
-    .expect("whiteout");
+    super::whiteout(&upper.path().join("doomed"));
     std::fs::create_dir(upper.path().join("dir")).expect("mkdir");
     rustix::fs::setxattr(
         upper.path().join("dir"),

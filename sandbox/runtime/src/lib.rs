@@ -181,7 +181,7 @@ mod userns;
 pub use cgroups::Stats;
 pub use error::{Error, ErrorKind, Result};
 pub use gc::{Orphan, OrphanReason, gc};
-pub use rootfs::LayerViews;
+pub use rootfs::{LayerViews, WritableViews};
 pub use runtime::{AdoptReport, MAX_CAPTURE, Runtime, RuntimeConfig, Sandbox, SandboxInfo, Stdio3};
 pub use spec::{
     BindMount, Bridge, ExecOutput, ExecSpec, ExitStatus, Limits, Network, SandboxSpec, User, Veth,

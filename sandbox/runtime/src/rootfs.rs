@@ -99,7 +99,7 @@ pub fn build_overlay(
 ) -> Result<OwnedFd> {
     sys::move_mount_to(writable.as_fd(), scratch)
         .map_err(Error::io("attach writable layer", scratch))?;
-    let upper = scratch.join("upper");
+    let upper = scratch.join(UPPER);
     let work = scratch.join("work");
     for d in [&upper, &work] {
         // The upper root becomes the sandbox's `/`: owned by root inside.
@@ -112,6 +112,28 @@ pub fn build_overlay(
         .map_err(Error::sys("set overlay workdir"))?;
     ovl.mount(sys::MOUNT_ATTR_NODEV)
         .map_err(Error::sys("create overlay mount"))
+}
+
+/// The writable layer's own tree, in the directory its filesystem is
+/// attached at.
+const UPPER: &str = "upper";
+
+/// The root of a stopped sandbox as it would start, open for writing, and
+/// its writable layer's own tree (what a commit reads), from one mount.
+pub struct WritableViews {
+    pub root: OwnedFd,
+    pub upper: OwnedFd,
+}
+
+/// [`WritableViews`] from the root [`build_overlay`] made over `scratch`.
+pub fn writable_views(root: OwnedFd, scratch: &Path) -> Result<WritableViews> {
+    let upper = scratch.join(UPPER);
+    Ok(WritableViews {
+        root,
+        upper: fs::File::open(&upper)
+            .map_err(Error::io("open", &upper))?
+            .into(),
+    })
 }
 
 /// Read-only views of a kept writable layer and the image under it, made
@@ -138,7 +160,7 @@ pub fn layer_views(
 ) -> Result<LayerViews> {
     sys::move_mount_to(writable.as_fd(), scratch)
         .map_err(Error::io("attach writable layer", scratch))?;
-    let upper = scratch.join("upper");
+    let upper = scratch.join(UPPER);
     ensure_dir(&upper, root_uid)?;
     let empty = scratch.join("empty");
     ensure_dir(&empty, root_uid)?;

@@ -878,22 +878,26 @@ impl Runtime {
     }
 
     /// The root of `id` as it would start, writable: its kept layer (made
-    /// as in [`Runtime::open_layer`]) over `lowerdirs`. Only while no
-    /// sandbox of that id runs. What is written must be owned by host ids
-    /// of the node's range.
+    /// as in [`Runtime::open_layer`]) over `lowerdirs`, and that layer's
+    /// own tree. Only while no sandbox of that id runs. What is written
+    /// must be owned by host ids of the node's range.
     pub fn open_layer_writable(
         &self,
         id: &str,
         node: &str,
         lowerdirs: &[PathBuf],
         limits: &crate::spec::Limits,
-    ) -> Result<OwnedFd> {
+    ) -> Result<crate::rootfs::WritableViews> {
         if self.load(id).is_ok_and(|st| self.alive(&st)) {
             return Err(Error::Running(id.to_owned()));
         }
-        self.run_layer_helper(id, node, lowerdirs, limits, true)?
-            .pop()
-            .ok_or_else(|| self.helper_error(id, "the layer helper sent no view".into()))
+        let mut views = self
+            .run_layer_helper(id, node, lowerdirs, limits, true)?
+            .into_iter();
+        match (views.next(), views.next()) {
+            (Some(root), Some(upper)) => Ok(crate::rootfs::WritableViews { root, upper }),
+            _ => Err(self.helper_error(id, "the layer helper sent too few views".into())),
+        }
     }
 
     fn run_layer_helper(

@@ -8,7 +8,7 @@
 //! ```text
 //!  caller ── `<helper> __layerlab-runtime-layer <config.json> 3` ──► helper
 //!         ◄── Rootfs(upper), Rootfs(image), Rootfs(merged), Ready ──   (read)
-//!         ◄── Rootfs(merged, writable), Ready ──                       (write)
+//!         ◄── Rootfs(merged, writable), Rootfs(upper), Ready ──        (write)
 //!         ◄── Failed(reason) ──                                        (either)
 //! ```
 
@@ -40,9 +40,9 @@ pub(crate) struct LayerConfig {
     pub limits: crate::spec::Limits,
     /// An empty directory to mount on inside the helper's namespace.
     pub scratch: PathBuf,
-    /// One writable merged view instead of the three read-only ones; only
-    /// for a sandbox that is not running (overlayfs refuses an upper layer
-    /// in use, which keeps two writers apart).
+    /// A writable merged view and the upper tree instead of the three
+    /// read-only views; only for a sandbox that is not running (overlayfs
+    /// refuses an upper layer in use, which keeps two writers apart).
     pub writable: bool,
 }
 
@@ -69,7 +69,11 @@ fn run(config: &Path, sock: &OwnedFd) -> Result<()> {
     if cfg.writable {
         let merged =
             rootfs::build_overlay(&cfg.lowerdirs, &userns, cfg.uid_base, &cfg.scratch, &layer)?;
-        return channel::send(sock, &Message::Rootfs(merged));
+        let views = rootfs::writable_views(merged, &cfg.scratch)?;
+        for view in [views.root, views.upper] {
+            channel::send(sock, &Message::Rootfs(view))?;
+        }
+        return Ok(());
     }
     let views = rootfs::layer_views(&cfg.lowerdirs, &userns, cfg.uid_base, &cfg.scratch, &layer)?;
     for view in [views.upper, views.image, views.merged] {

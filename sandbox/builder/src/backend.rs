@@ -58,6 +58,10 @@ pub trait Backend {
     /// A small file of `container` (`/etc/passwd`), empty when absent.
     fn read_file(&mut self, container: &StepContainer, path: &str) -> BackendResult<String>;
 
+    /// Creates directory `dir` and its missing parents (root's, 0755) in
+    /// `container` (WORKDIR).
+    fn make_dirs(&mut self, container: &StepContainer, dir: &str) -> BackendResult<()>;
+
     /// Unpacks the tar `archive` into directory `dir` of `container`,
     /// creating `dir` and its missing parents (root's, 0755) first.
     fn copy_into(

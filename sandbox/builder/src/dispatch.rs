@@ -563,12 +563,7 @@ impl Run<'_> {
                 self.commit_step(
                     stage,
                     history::nop_word(&stage.shell(), &comment),
-                    |run, stage, container| {
-                        run.backend
-                            .copy_into(container, &dir, &mut std::io::empty())?;
-                        let _ = stage;
-                        Ok(())
-                    },
+                    |run, _, container| Ok(run.backend.make_dirs(container, &dir)?),
                 )
             }
             // RUN command | RUN ["executable", "param"]

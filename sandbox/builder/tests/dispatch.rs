@@ -90,6 +90,11 @@ impl Backend for Recorder {
         .into())
     }
 
+    fn make_dirs(&mut self, _: &StepContainer, dir: &str) -> BackendResult<()> {
+        self.calls.push(format!("make dirs {dir}"));
+        Ok(())
+    }
+
     fn copy_into(
         &mut self,
         _: &StepContainer,
@@ -393,12 +398,12 @@ fn copy_lands_under_its_destination_with_owners_and_modes() {
     let copies: Vec<&String> = backend
         .calls
         .iter()
-        .filter(|c| c.starts_with("copy into"))
+        .filter(|c| c.starts_with("copy into") || c.starts_with("make dirs"))
         .collect();
     assert_eq!(
         copies,
         [
-            "copy into /app []",
+            "make dirs /app",
             "copy into /app [\"a.txt:0:0:644\"]",
             "copy into /srv [\"x:1000:50:600\", \"x/y:1000:50:600\"]",
             "copy into /etc [\"renamed:0:0:644\"]",

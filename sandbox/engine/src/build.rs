@@ -128,8 +128,56 @@ pub struct LabBackend {
     building: Vec<String>,
     /// Whether the client went away: the build stops, as dockerd's does.
     cancelled: Box<dyn Fn() -> bool + Send>,
-    /// Whether this build looked at how many steps the shared cache names.
-    shared_size_checked: bool,
+    /// The thread naming finished steps in the machine's cache.
+    sharer: Option<std::sync::mpsc::Sender<Share>>,
+}
+
+/// A finished step for the machine's cache; `claimed` if this build took
+/// its key, which is then released once it is named.
+struct Share {
+    manifest: store::Digest,
+    key: String,
+    claimed: bool,
+}
+
+/// Names finished steps in the machine's cache on a thread of its own, in
+/// the order they come, so that no step waits for the store's names.
+/// Failing to is no failure of the build: the step is only not shared.
+fn spawn_sharer(store: store::Store) -> std::sync::mpsc::Sender<Share> {
+    let (to, shares) = std::sync::mpsc::channel::<Share>();
+    let sharing = move || {
+        let ns = shared_cache();
+        let mut size_checked = false;
+        for share in shares {
+            let shared = (|| -> store::Result<()> {
+                // Once a build is enough: a build adds a few steps at most.
+                if !std::mem::replace(&mut size_checked, true) {
+                    let names = store.list(&ns)?;
+                    if names.len() >= MAX_SHARED_STEPS {
+                        for old in names.iter().take(MAX_SHARED_STEPS / 4) {
+                            store.untag(&ns, &old.reference)?;
+                        }
+                    }
+                }
+                store.tag(&ns, &step_reference(&share.key), &share.manifest)?;
+                Ok(())
+            })();
+            if let Err(e) = shared {
+                tracing::warn!(error = %e, "a build step is not shared with other labs");
+            }
+            if share.claimed {
+                InFlight::get().release(&share.key);
+            }
+        }
+    };
+    // Without the thread, sends fail and their keys are released at once.
+    if let Err(e) = std::thread::Builder::new()
+        .name("build-share".into())
+        .spawn(sharing)
+    {
+        tracing::warn!(error = %e, "build steps are not shared with other labs");
+    }
+    to
 }
 
 /// Bytes `ADD http://…` fetches at most: a lab's disk.
@@ -172,7 +220,7 @@ impl LabBackend {
             views: HashMap::new(),
             building: Vec::new(),
             cancelled,
-            shared_size_checked: false,
+            sharer: None,
         }
     }
 
@@ -206,88 +254,71 @@ impl LabBackend {
             .ok_or_else(|| BackendError(format!("no step container {}", step.id)))
     }
 
-    /// The views of a step container's files.
+    /// The views of a step container's files: those its run opened, or
+    /// for a step that never runs (COPY, WORKDIR), its root open for
+    /// writing, whose one mount also serves the commit.
     fn files(&mut self, step: &StepContainer) -> BackendResult<&crate::files::Files> {
         if !self.views.contains_key(&step.id) {
             let container = self.container(step)?;
-            let files = self.engine.containers.files(&container).map_err(failed)?;
+            let files = self
+                .engine
+                .containers
+                .writable_files(&container)
+                .map_err(failed)?;
             self.views.insert(step.id.clone(), files);
         }
         Ok(&self.views[&step.id])
     }
 }
 
-/// Creates `dir` and its missing parents under `root` (a stopped
-/// container's, open for writing), as root's with mode 0755.
-fn make_dirs(root: &std::fs::File, dir: &str, id_base: u32) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut path = String::new();
-    for part in dir.split('/').filter(|p| !p.is_empty()) {
-        path.push('/');
-        path.push_str(part);
-        if !missing.is_empty() || store::archive::stat_beneath(root, &path).is_err() {
-            missing.push(path.trim_start_matches('/').to_owned());
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    let mut tar = tar::Builder::new(Vec::new());
-    for dir in &missing {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_mode(0o755);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_size(0);
-        header.set_mtime(now);
-        tar.append_data(&mut header, format!("{dir}/"), std::io::empty())
-            .map_err(|e| Error::InvalidArgument(format!("making {dir}: {e}")))?;
-    }
-    let bytes = tar
-        .into_inner()
-        .map_err(|e| Error::InvalidArgument(format!("making {dir}: {e}")))?;
-    crate::files::copy_into(root, "/", &bytes[..], id_base)
-}
-
 impl LabBackend {
-    /// Names a step's image in the machine's cache. Failing to is no
-    /// failure of the build: the step is only not shared.
+    /// Names a step's image in the machine's cache (see [`spawn_sharer`]).
     fn share(&mut self, manifest: &store::Digest, parent: &Image, json: &Value) {
         let Ok(step) = serde_json::from_value::<Config>(json["container_config"].clone()) else {
             return;
         };
         let key = step.step_key(&parent.id);
-        let store = self.engine.store();
-        let ns = shared_cache();
-        let check_size = !self.shared_size_checked;
-        self.shared_size_checked = true;
-        let shared = (|| -> store::Result<()> {
-            // Once a build is enough: a build adds a few steps at most.
-            let names = if check_size {
-                store.list(&ns)?
-            } else {
-                Vec::new()
-            };
-            if names.len() >= MAX_SHARED_STEPS {
-                for old in names.iter().take(MAX_SHARED_STEPS / 4) {
-                    store.untag(&ns, &old.reference)?;
-                }
+        let claimed = match self.building.iter().position(|k| *k == key) {
+            Some(at) => {
+                self.building.swap_remove(at);
+                true
             }
-            store.tag(&ns, &step_reference(&key), manifest)?;
-            Ok(())
-        })();
-        if let Err(e) = shared {
-            tracing::warn!(error = %e, "a build step is not shared with other labs");
+            None => false,
+        };
+        let store = self.engine.store();
+        let sharer = self
+            .sharer
+            .get_or_insert_with(|| spawn_sharer(store.clone()));
+        let share = Share {
+            manifest: manifest.clone(),
+            key,
+            claimed,
+        };
+        if let Err(unsent) = sharer.send(share)
+            && unsent.0.claimed
+        {
+            InFlight::get().release(&unsent.0.key);
         }
-        if let Some(at) = self.building.iter().position(|k| *k == key) {
-            self.building.swap_remove(at);
-            InFlight::get().release(&key);
-        }
+    }
+
+    /// Whether `dir` is a directory in the image `step` was made from,
+    /// read from its layers on the host; `false` when that cannot be told
+    /// there (a symlink on the way: only the step's own view resolves it).
+    fn is_dir_in_image(&self, step: &StepContainer, dir: &str) -> bool {
+        let layers = self.container(step).ok().and_then(|container| {
+            let image = self.engine.images.find(&container.record().image).ok()?;
+            let diff_ids: Vec<store::Digest> = image
+                .image
+                .layers
+                .iter()
+                .map(|l| l.diff_id.clone())
+                .collect();
+            let top = store::manifests::chain_ids(&diff_ids).pop()?;
+            self.engine.store().snapshots().lowerdirs(&top).ok()
+        });
+        layers.is_some_and(|layers| {
+            matches!(store::archive::kind_in_layers(&layers, dir), Ok(Some(true)))
+        })
     }
 }
 
@@ -430,8 +461,14 @@ impl Backend for LabBackend {
 
     fn run(&mut self, step: &StepContainer, progress: &mut dyn FnMut(Event)) -> BackendResult<i64> {
         let container = self.container(step)?;
+        // A writable root keeps the layer from being the running one's.
+        self.views.remove(&step.id);
         let mut events = container.output.subscribe();
         self.engine.containers.start(&container).map_err(failed)?;
+        // Opened while the step runs rather than after: the commit then
+        // reads at once what the step wrote.
+        let files = self.engine.containers.files(&container).map_err(failed)?;
+        self.views.insert(step.id.clone(), files);
         let mut killed = false;
         loop {
             let next = self
@@ -486,21 +523,26 @@ impl Backend for LabBackend {
         self.files(step)?.read_text(path).map_err(failed)
     }
 
+    fn make_dirs(&mut self, step: &StepContainer, dir: &str) -> BackendResult<()> {
+        // An untouched step over an image that has `dir` has nothing to
+        // make: no view of it is opened, and its commit is an empty layer.
+        if !self.views.contains_key(&step.id) && self.is_dir_in_image(step, dir) {
+            return Ok(());
+        }
+        self.files(step)?.make_dirs(dir).map_err(failed)
+    }
+
     fn copy_into(
         &mut self,
         step: &StepContainer,
         dir: &str,
         archive: &mut (dyn Read + Send),
     ) -> BackendResult<()> {
-        let container = self.container(step)?;
-        let containers = &self.engine.containers;
-        (|| {
-            let root = containers.writable_root(&container)?;
-            let id_base = containers.id_base()?;
-            make_dirs(&root, dir, id_base)?;
-            crate::files::copy_into(&root, dir, archive, id_base)
-        })()
-        .map_err(failed)
+        let files = self.files(step)?;
+        files
+            .make_dirs(dir)
+            .and_then(|()| files.copy_into(dir, archive))
+            .map_err(failed)
     }
 
     fn fetch(&mut self, url: &str, out: &mut dyn Write) -> BackendResult<()> {
@@ -592,16 +634,20 @@ impl Backend for LabBackend {
             Some(found) => found.image.layers,
             None => Vec::new(),
         };
+        let mut added = false;
         if let Some(step) = step {
             let store = self.engine.store().clone();
-            let layer = self.files(step)?.commit_layer(&store).map_err(failed)?;
-            match json["rootfs"]["diff_ids"].as_array_mut() {
-                Some(ids) => ids.push(Value::String(layer.diff_id.to_string())),
-                None => {
-                    json["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": [layer.diff_id.to_string()]})
-                }
+            // A step never run nor opened changed nothing.
+            let layer = match self.views.get(&step.id) {
+                Some(files) => Some(files.commit_layer(&store, &layers).map_err(failed)?),
+                None => None,
+            };
+            if crate::files::add_layer(&mut json, layer.as_ref())
+                && let Some(layer) = layer
+            {
+                layers.push(layer);
+                added = true;
             }
-            layers.push(layer);
         }
         if layers.is_empty() {
             return Err(BackendError(
@@ -618,7 +664,7 @@ impl Backend for LabBackend {
             .images
             .keep_unnamed(&made.manifest_digest)
             .map_err(failed)?;
-        if step.is_some() {
+        if added {
             // The next step, or the first run, unpacks it anyway; now its
             // size is known to `docker history` at once.
             drop(

@@ -1015,20 +1015,25 @@ impl Containers {
         dir: &str,
         archive: impl std::io::Read + Send,
     ) -> Result<()> {
-        let root = self.writable_root(container)?;
-        crate::files::copy_into(&root, dir, archive, self.id_base()?)
+        self.writable_files(container)?.copy_into(dir, archive)
     }
 
-    /// The root of a container that is not running, open for writing.
-    pub fn writable_root(&self, container: &Container) -> Result<fs::File> {
+    /// The files of a container that is not running, its root open for
+    /// writing.
+    pub fn writable_files(&self, container: &Container) -> Result<crate::files::Files> {
         let record = container.record();
         let unpacked = self.unpack(&record)?;
-        Ok(fs::File::from(self.runtime.open_layer_writable(
+        let views = self.runtime.open_layer_writable(
             &record.sandbox_id(),
             &self.lab,
             &unpacked.lowerdirs,
             &container_limits(),
-        )?))
+        )?;
+        Ok(crate::files::Files::writable(
+            views,
+            self.id_base()?,
+            unpacked.lease,
+        ))
     }
 
     /// The first host id of the lab's user namespace, which owns every

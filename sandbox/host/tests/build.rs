@@ -503,7 +503,7 @@ fn builds_match_dockerds() {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     let dockerfile = format!(
-        "FROM busybox\nLABEL x=y nonce={nonce}\nENV A=1 B=\"two words\"\nWORKDIR /app\nCOPY a.txt .\nCOPY sub /app/sub/\nRUN echo built > /r && echo err >&2\nUSER 1000:1000\nEXPOSE 80\nVOLUME /data\nHEALTHCHECK --interval=5s CMD true\nSTOPSIGNAL SIGQUIT\nENTRYPOINT [\"cat\"]\nCMD [\"/r\"]\n"
+        "FROM busybox\nLABEL x=y nonce={nonce}\nENV A=1 B=\"two words\"\nWORKDIR /app\nCOPY a.txt .\nCOPY sub /app/sub/\nWORKDIR /tmp\nRUN echo built > /r && echo err >&2\nUSER 1000:1000\nEXPOSE 80\nVOLUME /data\nHEALTHCHECK --interval=5s CMD true\nSTOPSIGNAL SIGQUIT\nENTRYPOINT [\"cat\"]\nCMD [\"/r\"]\n"
     );
     let files = [
         ("Dockerfile", dockerfile.as_str()),
@@ -537,6 +537,11 @@ fn builds_match_dockerds() {
         ),
         (
             "docker image inspect cmp:v1 -f '{{json .ContainerConfig.Cmd}} {{.ContainerConfig.User}}'",
+            "",
+        ),
+        // WORKDIR of a directory that exists commits Docker's empty layer.
+        (
+            "docker image inspect cmp:v1 -f '{{len .RootFS.Layers}} {{index .RootFS.Layers 4}}'",
             "",
         ),
         ("docker run --rm cmp:v1", ""),
@@ -760,6 +765,48 @@ fn an_interrupted_build_stops_its_running_step() {
     assert_eq!(labs.ok(&lab, "docker ps -aq | wc -l").trim(), "0");
 }
 
+/// WORKDIR makes only what is missing, through symlinks inside the image
+/// too; an existing directory, found with or without a symlink on the way,
+/// adds no layer, as with dockerd.
+fn workdir_makes_only_what_is_missing() {
+    let labs = Labs::new();
+    let lab = labs.lab("build-workdir");
+    write_files(
+        &labs,
+        &lab,
+        "/w",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nWORKDIR /tmp\nRUN ln -s /tmp /linked && mkdir /tmp/there\nWORKDIR /linked/there\nWORKDIR /linked/new/deeper\nRUN pwd > /where && ls -d /tmp/new/deeper\n",
+        )],
+    );
+    labs.ok(&lab, "cd /w && docker build --no-cache -q -t workdir .");
+    let layers = labs.ok(
+        &lab,
+        "docker image inspect workdir -f '{{range .RootFS.Layers}}{{println .}}{{end}}'",
+    );
+    // busybox, the first RUN, WORKDIR /linked/new/deeper, the second RUN.
+    assert_eq!(layers.split_whitespace().count(), 4, "{layers}");
+    assert_eq!(
+        labs.ok(&lab, "docker run --rm workdir cat /where").trim(),
+        "/tmp/new/deeper",
+        "the step ran in the directory made through the symlink"
+    );
+    let history = labs.ok(
+        &lab,
+        "docker history --format '{{.Size}} {{.CreatedBy}}' workdir",
+    );
+    let sizes: Vec<&str> = history
+        .lines()
+        .map(|l| l.split(' ').next().unwrap_or_default())
+        .collect();
+    // Newest first: RUN pwd, WORKDIR deeper, WORKDIR there, RUN ln,
+    // WORKDIR /tmp; directories weigh nothing, as in dockerd's history.
+    assert_ne!(sizes[0], "0B", "RUN pwd:\n{history}");
+    assert_eq!(sizes[2], "0B", "WORKDIR /linked/there:\n{history}");
+    assert_eq!(sizes[4], "0B", "WORKDIR /tmp:\n{history}");
+}
+
 fn main() {
     runtime::helper::main_if_requested();
     testkit::ensure_catalog();
@@ -770,6 +817,10 @@ fn main() {
                 an_interrupted_build_stops_its_running_step,
             ),
             ("builds_match_dockerds", builds_match_dockerds),
+            (
+                "workdir_makes_only_what_is_missing",
+                workdir_makes_only_what_is_missing,
+            ),
             (
                 "every_instruction_builds_runs_and_caches",
                 every_instruction_builds_runs_and_caches,

@@ -41,7 +41,7 @@ pub(super) async fn commit(engine: &Arc<Engine>, query: &Query) -> ApiResult {
                 apply_change(&mut config, change)?;
             }
             let files = e.containers.files(&container)?;
-            let layer = files.commit_layer(e.store())?;
+            let layer = files.commit_layer(e.store(), &base.image.layers)?;
             let mut image: Value = serde_json::from_slice(
                 &e.store().read_blob(&base.image.config_digest, MAX_CONFIG)?,
             )
@@ -57,10 +57,6 @@ pub(super) async fn commit(engine: &Arc<Engine>, query: &Query) -> ApiResult {
             image["created"] = json!(now);
             image["author"] = json!(author);
             image["comment"] = json!(comment);
-            push(
-                &mut image["rootfs"]["diff_ids"],
-                json!(layer.diff_id.to_string()),
-            );
             let mut step = json!({"created": now, "created_by": created_by});
             if !author.is_empty() {
                 step["author"] = json!(author);
@@ -69,9 +65,11 @@ pub(super) async fn commit(engine: &Arc<Engine>, query: &Query) -> ApiResult {
                 step["comment"] = json!(comment);
             }
             push(&mut image["history"], step);
-            let bytes = serde_json::to_vec(&image).map_err(bad_config)?;
             let mut layers = base.image.layers.clone();
-            layers.push(layer);
+            if crate::files::add_layer(&mut image, Some(&layer)) {
+                layers.push(layer);
+            }
+            let bytes = serde_json::to_vec(&image).map_err(bad_config)?;
             let made = e.store().write_image(&bytes, &layers)?;
             hold(e, reference.as_ref(), &made.manifest_digest)?;
             Ok(made.config_digest.to_string())

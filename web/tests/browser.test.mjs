@@ -172,6 +172,7 @@ test("a student checks a task without a lab and reveals a hint", async () => {
     assert.match(await task.locator(".task-notice").textContent(), /Start the lab first/);
 
     // The hint is swapped in with its cost; the next one offers its own price.
+    page.once("dialog", (dialog) => dialog.accept());
     await page.locator("#task-save-hostname .hint-button").click();
     await page.locator("#task-save-hostname .hint-text").waitFor();
     assert.match(await page.locator("#task-save-hostname .hint-text").textContent(), /hostname/);

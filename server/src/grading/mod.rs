@@ -9,7 +9,8 @@
 //!   runs never pile up.
 //! - Every manual attempt is recorded; continuous mode records only the
 //!   run that passes a task (a re-check every 2 s is not an attempt).
-//! - A passed task stays passed, whatever later runs say.
+//! - A passed task stays passed, whatever later runs say, and reveals no
+//!   more hints (they could only cost points).
 //! - A score is the points of the passed tasks (as the course gives them
 //!   now) minus the costs recorded for revealed hints, never below zero.
 
@@ -74,6 +75,17 @@ pub struct CheckOutcome {
     pub points: u32,
     /// This run's results, one per check.
     pub checks: Vec<grader::CheckResult>,
+}
+
+/// What asking for a task's next hint did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HintReveal {
+    /// The hint at this index is now shown, its cost recorded.
+    Revealed(usize),
+    /// Every hint of the task is shown already.
+    NoneLeft,
+    /// The task is passed; nothing was revealed or charged.
+    Passed,
 }
 
 pub struct Grading {
@@ -229,22 +241,23 @@ impl Grading {
             .collect())
     }
 
-    /// Reveals the next hint of `task` not yet revealed to `user_id` (or
-    /// the last one again when all are), recording its cost.
+    /// Reveals the next hint of `task` not yet revealed to `user_id`,
+    /// recording its cost. A passed task sells no more hints: they could
+    /// only cost points.
     pub async fn reveal_next_hint(
         &self,
         user_id: &str,
         lesson: &course::Lesson,
         task: &course::Task,
-    ) -> Result<Option<usize>, DbError> {
+    ) -> Result<HintReveal, DbError> {
         let progress = self.progress(lesson, user_id).await?;
-        let shown = progress
-            .tasks
-            .iter()
-            .find(|t| t.id == task.id)
-            .map_or(0, |t| t.hints.len());
+        let mine = progress.tasks.iter().find(|t| t.id == task.id);
+        if mine.is_some_and(|t| t.passed) {
+            return Ok(HintReveal::Passed);
+        }
+        let shown = mine.map_or(0, |t| t.hints.len());
         let Some(hint) = task.hints.get(shown) else {
-            return Ok(None);
+            return Ok(HintReveal::NoneLeft);
         };
         self.db
             .reveal_hint(
@@ -255,7 +268,7 @@ impl Grading {
                 i64::from(hint.cost),
             )
             .await?;
-        Ok(Some(shown))
+        Ok(HintReveal::Revealed(shown))
     }
 
     /// One student's standing in a lesson.

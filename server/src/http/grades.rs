@@ -14,7 +14,7 @@ use super::SharedState;
 use super::error::{AppError, PageError};
 use super::session::{ApiUser, CsrfToken, Viewer};
 use crate::db::{Attempt, Lab, LabState, User};
-use crate::grading::{CheckOutcome, GradingError, Mode, TaskView};
+use crate::grading::{CheckOutcome, GradingError, HintReveal, Mode, TaskView};
 use crate::templates::{self, PageContext};
 
 /// Attempts shown in one student's history.
@@ -118,15 +118,26 @@ async fn hint_api(
 ) -> Result<Response, AppError> {
     let lesson = lesson(&state, &slug)?;
     let task = task(lesson, &task_id)?;
-    let Some(index) = state
+    let index = match state
         .grading
         .reveal_next_hint(&user.id, lesson, task)
         .await?
-    else {
-        return Err(AppError::new(
-            StatusCode::CONFLICT,
-            format!("every hint of task {task_id:?} is already shown"),
-        ));
+    {
+        HintReveal::Revealed(index) => index,
+        HintReveal::NoneLeft => {
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                format!("every hint of task {task_id:?} is already shown"),
+            ));
+        }
+        HintReveal::Passed => {
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "task {task_id:?} is already passed; its hints are for tasks still open and were not charged"
+                ),
+            ));
+        }
     };
     let progress = state.grading.progress(lesson, &user.id).await?;
     let hint = &task.hints[index];

@@ -102,3 +102,36 @@ test("a hint asks before it costs points, and a passed task offers neither Check
     await context.close();
   }
 });
+
+test("Check is disabled while its check runs, so pressing it again sends nothing", async () => {
+  const { context, page, errors } = await student("clicker");
+  try {
+    await startLab(page);
+    const task = page.locator("#task-save-kernel");
+    const button = task.getByRole("button", { name: /Check/ });
+    // Hold the check at the browser until the button has been pressed again.
+    let requests = 0;
+    let release;
+    const held = new Promise((resolve) => (release = resolve));
+    await page.route(`**${LESSON}/tasks/save-kernel/check`, async (route) => {
+      requests += 1;
+      await held;
+      await route.continue();
+    });
+    await button.click();
+    await page.waitForFunction(() => document.querySelector("#task-save-kernel .check-button")?.disabled);
+    assert.equal(await button.innerText(), "Checking…");
+    for (let i = 0; i < 3; i++) await button.click({ force: true });
+    await page.waitForTimeout(200);
+    release();
+    await task.locator(".check-results").waitFor();
+    assert.equal(requests, 1, "one check sent for four presses");
+    assert.equal(await task.getByRole("button", { name: "Check" }).innerText(), "Check");
+    await page.unroute(`**${LESSON}/tasks/save-kernel/check`);
+
+    await stopLab(page);
+    assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  } finally {
+    await context.close();
+  }
+});

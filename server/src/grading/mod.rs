@@ -6,7 +6,8 @@
 //! - At most one check run per lab at a time. A manual check waits briefly
 //!   for a run in progress; a continuous-mode run skips a busy lab. Manual
 //!   checks are also rate-limited per user, continuous runs per lab, so
-//!   runs never pile up.
+//!   runs never pile up. A manual check of a task the same user is
+//!   having checked already is refused, not run and recorded again.
 //! - Every manual attempt is recorded; continuous mode records only the
 //!   run that passes a task (a re-check every 2 s is not an attempt).
 //! - A passed task stays passed, whatever later runs say, and reveals no
@@ -42,6 +43,8 @@ pub enum GradingError {
     TooMany(u64),
     #[error("a check of this lab is still running; wait for its result")]
     Busy,
+    #[error("task {0:?} is being checked already; wait for that check's result")]
+    AlreadyChecking(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("a grading task failed: {0}")]
@@ -97,6 +100,31 @@ pub struct Grading {
     /// One lock per lab with a run in progress or waiting; entries go
     /// when nobody holds them. A std mutex: never held across an await.
     runs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Manual checks running or waiting, by user, lesson and task: the
+    /// same check asked for again meanwhile (a double click, a retrying
+    /// client) is refused rather than run and recorded twice.
+    checking: Mutex<HashSet<CheckKey>>,
+}
+
+type CheckKey = (String, String, String);
+
+/// A claim on manual checks of some tasks; dropping it releases them.
+struct CheckClaim<'a> {
+    grading: &'a Grading,
+    keys: Vec<CheckKey>,
+}
+
+impl Drop for CheckClaim<'_> {
+    fn drop(&mut self) {
+        let mut checking = self
+            .grading
+            .checking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for key in &self.keys {
+            checking.remove(key);
+        }
+    }
 }
 
 impl Grading {
@@ -112,7 +140,31 @@ impl Grading {
             limiter: DefaultKeyedRateLimiter::keyed(quota(MANUAL_BURST, MANUAL_PERIOD)),
             auto_limiter: DefaultKeyedRateLimiter::keyed(quota(AUTO_BURST, AUTO_PERIOD)),
             runs: Mutex::new(HashMap::new()),
+            checking: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Claims manual checks of `tasks` for the lab's user, or names the
+    /// first task already being checked.
+    fn claim(
+        &self,
+        lab: &Lab,
+        lesson: &course::Lesson,
+        tasks: &[&course::Task],
+    ) -> Result<CheckClaim<'_>, GradingError> {
+        let keys: Vec<CheckKey> = tasks
+            .iter()
+            .map(|t| (lab.user_id.clone(), lesson.slug.clone(), t.id.clone()))
+            .collect();
+        let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(busy) = keys.iter().find(|k| checking.contains(*k)) {
+            return Err(GradingError::AlreadyChecking(busy.2.clone()));
+        }
+        checking.extend(keys.iter().cloned());
+        Ok(CheckClaim {
+            grading: self,
+            keys,
+        })
     }
 
     /// Drops rate-limit state of users and labs back at full budget.
@@ -143,6 +195,11 @@ impl Grading {
         tasks: &[&course::Task],
         mode: Mode,
     ) -> Result<Option<Vec<(String, CheckOutcome)>>, GradingError> {
+        // Held until the run is recorded.
+        let _claim = match mode {
+            Mode::Manual => Some(self.claim(lab, lesson, tasks)?),
+            Mode::Auto => None,
+        };
         match mode {
             Mode::Manual => {
                 self.limiter.check_key(&lab.user_id).map_err(|e| {

@@ -43,7 +43,9 @@ impl From<GradingError> for AppError {
             GradingError::TooMany(_) => {
                 AppError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())
             }
-            GradingError::Busy => AppError::new(StatusCode::CONFLICT, err.to_string()),
+            GradingError::Busy | GradingError::AlreadyChecking(_) => {
+                AppError::new(StatusCode::CONFLICT, err.to_string())
+            }
             GradingError::Db(err) => err.into(),
             other => AppError::internal(other),
         }
@@ -268,9 +270,10 @@ async fn check_fragment(
         Ok(None) => {
             view.notice = Some("Start the lab first: checks look at your lab machine.".into())
         }
-        Err(err @ (GradingError::TooMany(_) | GradingError::Busy)) => {
-            view.notice = Some(capitalized(&err.to_string()))
-        }
+        Err(
+            err
+            @ (GradingError::TooMany(_) | GradingError::Busy | GradingError::AlreadyChecking(_)),
+        ) => view.notice = Some(capitalized(&err.to_string())),
         Err(err) => return Err(err.into()),
     }
     Ok(fragment(vec![view]))

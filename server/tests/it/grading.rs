@@ -448,6 +448,45 @@ async fn continuous_checks_turn_tasks_green_and_http_reaches_only_the_node() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_asked_for_again_while_it_runs_is_refused_and_recorded_once() {
+    let data = temp_dir();
+    let token = user_token(&data, "ada");
+    let course = custom_course(1);
+    let server = lab_server_with(&data, &["--lessons", course.path().to_str().unwrap()]);
+    let (lab, _guard, _term) = lab_with_terminal(&server, &token, "01-web").await;
+
+    // `hang` takes its 2 s timeout: the four requests overlap.
+    let responses =
+        futures_util::future::join_all((0..4).map(|_| check(&server, &token, &lab, "hang"))).await;
+    let mut statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409, 409, 409]);
+    for response in responses.into_iter().filter(|r| r.status() == 409) {
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["error"],
+            "task \"hang\" is being checked already; wait for that check's result"
+        );
+    }
+
+    add_user(data.path(), "iris", "instructor", "correct horse battery");
+    let iris = create_token(&data, "iris");
+    let history: Value = get(&server, &iris, "/api/lessons/01-web/grades/ada")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        history["attempts"].as_array().unwrap().len(),
+        1,
+        "{history}"
+    );
+
+    // Once it has answered, the task can be checked again.
+    assert_eq!(check(&server, &token, &lab, "hang").await.status(), 200);
+}
+
 /// Pushes `demo:v1` (one gzip layer, a config, an OCI manifest) to the
 /// registry at 127.0.0.1:5000 with curl, the distribution API by hand:
 /// POST an upload, PUT each blob with its digest, PUT the manifest.

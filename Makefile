@@ -64,9 +64,9 @@ apt-test:
 apt-bench:
 	$(call apt_install,$(APT_BENCH))
 
-# Front-end packages from npm, copied into web/static/vendor for embedding.
+# Front-end packages from npm; the server's build script embeds their
+# browser files from web/node_modules and refuses to build without them.
 web: web/node_modules/.installed
-	@cd web && node scripts/vendor.mjs
 web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
 	@touch $@

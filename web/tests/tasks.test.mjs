@@ -129,6 +129,17 @@ test("Check is disabled while its check runs, so pressing it again sends nothing
     assert.equal(await task.getByRole("button", { name: "Check" }).innerText(), "Check");
     await page.unroute(`**${LESSON}/tasks/save-kernel/check`);
 
+    // Pressed again and again, checks are rate-limited, in plain words.
+    let notice = "";
+    for (let i = 0; i < 8 && !/Too many/.test(notice); i++) {
+      // The answer replaces the task's item, mark and all.
+      await task.evaluate((item) => (item.dataset.answered = "no"));
+      await task.getByRole("button", { name: "Check" }).click();
+      await page.locator("#task-save-kernel:not([data-answered])").waitFor();
+      notice = (await task.locator(".task-notice").count()) ? await task.locator(".task-notice").textContent() : "";
+    }
+    assert.match(notice, /^Too many checks; wait (1 second|[2-9] seconds) and check again$/);
+
     await stopLab(page);
     assert.deepEqual(errors, [], "no script errors and no CSP violations");
   } finally {

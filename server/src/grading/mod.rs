@@ -20,11 +20,11 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use host::SandboxHost;
 use serde::Serialize;
 
+use crate::auth::limits::{seconds, wait_secs};
 use crate::db::{Db, DbError, Lab, NewAttempt, UserRow};
 
 /// Manual checks per user: a burst of 5, then one every 2 seconds.
@@ -39,7 +39,7 @@ const WAIT_FOR_RUN: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GradingError {
-    #[error("too many checks; wait {0} seconds and check again")]
+    #[error("too many checks; wait {} and check again", seconds(.0))]
     TooMany(u64),
     #[error("a check of this lab is still running; wait for its result")]
     Busy,
@@ -202,13 +202,9 @@ impl Grading {
         };
         match mode {
             Mode::Manual => {
-                self.limiter.check_key(&lab.user_id).map_err(|e| {
-                    GradingError::TooMany(
-                        e.wait_time_from(DefaultClock::default().now())
-                            .as_secs()
-                            .max(1),
-                    )
-                })?;
+                self.limiter
+                    .check_key(&lab.user_id)
+                    .map_err(|e| GradingError::TooMany(wait_secs(e)))?;
             }
             Mode::Auto => {
                 if self.auto_limiter.check_key(&lab.id).is_err() {
@@ -681,6 +677,18 @@ mod tests {
             ]
         );
         assert_eq!(segments(""), vec![]);
+    }
+
+    #[test]
+    fn a_wait_of_one_second_is_one_second() {
+        assert_eq!(
+            GradingError::TooMany(1).to_string(),
+            "too many checks; wait 1 second and check again"
+        );
+        assert_eq!(
+            GradingError::TooMany(2).to_string(),
+            "too many checks; wait 2 seconds and check again"
+        );
     }
 
     #[test]

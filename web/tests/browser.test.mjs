@@ -129,6 +129,27 @@ test("a student starts a lab, types in its terminal, runs a lesson command and k
   await context.close();
 });
 
+test("the lesson text keeps its place across a reload", async () => {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 700 } });
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  try {
+    await page.goto(`${baseUrl}/lessons/01-what-is-a-container`);
+    const lesson = page.locator("#lesson");
+    await lesson.evaluate((text) => text.scrollTo(0, 600));
+    await page.waitForFunction(() => sessionStorage.length > 0, null, { timeout: 5000 });
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById("lesson").scrollTop > 0, null, { timeout: 5000 });
+    assert.equal(await lesson.evaluate((text) => text.scrollTop), 600);
+    // Another lesson starts at its top.
+    await page.goto(`${baseUrl}/lessons/02-images-vs-containers`);
+    assert.equal(await page.locator("#lesson").evaluate((text) => text.scrollTop), 0);
+    assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  } finally {
+    await context.close();
+  }
+});
+
 test("an idle lab warns the student, then stops and says why", async () => {
   const dir = mkdtempSync(join(tmpdir(), "layerlab-browser-idle-"));
   addUser(dir, "idler", "idler password");

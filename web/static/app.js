@@ -12,6 +12,7 @@ document.addEventListener("htmx:configRequest", (event) => {
 // running (the terminal registers `window.layerlab.typeIntoTerminal`);
 // until then it copies the command.
 window.layerlab = window.layerlab ?? {};
+window.layerlab.csrfToken = csrfToken;
 
 async function copyText(text) {
   try {

@@ -113,6 +113,15 @@ test("a student starts a lab, types in its terminal, runs a lesson command and k
   await page.getByRole("tab", { name: "shell-2" }).click();
   await waitForScreen(page, /second-5/);
 
+  // A shell's tab closes, ending the shell: a reload does not bring it back.
+  await page.getByRole("button", { name: "Close shell-2" }).click();
+  await page.getByRole("tab", { name: "shell-2" }).waitFor({ state: "detached" });
+  assert.equal(await page.getByRole("tab", { name: "node1" }).getAttribute("aria-selected"), "true");
+  assert.equal(await page.getByRole("button", { name: "Close node1" }).count(), 0, "node1 stays");
+  await page.reload();
+  await waitForScreen(page, /typed-42/);
+  assert.deepEqual(await page.getByRole("tab").allTextContents(), ["node1"]);
+
   // Stopping the lab brings back the start button and says why it ended,
   // in the pane beside the lesson, from where a new lab starts at once.
   await page.getByRole("button", { name: "Stop" }).click();

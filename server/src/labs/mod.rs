@@ -371,6 +371,23 @@ impl Labs {
         Ok(kept)
     }
 
+    /// Ends terminal `name` of a lab (its shell is killed) and forgets it,
+    /// so a reload does not bring it back; `false` when it was not open.
+    pub fn close_terminal(&self, lab_id: &str, name: &str) -> bool {
+        let hub = self
+            .terminals
+            .lock()
+            .ok()
+            .and_then(|mut t| t.remove(&(lab_id.to_owned(), name.to_owned())));
+        match hub {
+            Some(hub) => {
+                hub.kill();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Names of the lab's open terminals, `node1` first, then by name.
     pub fn terminal_names(&self, lab_id: &str) -> Vec<String> {
         let mut names: Vec<String> = match self.terminals.lock() {

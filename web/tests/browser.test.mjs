@@ -80,10 +80,15 @@ test("a student starts a lab, types in its terminal, runs a lesson command and k
 
   await logIn(page, baseUrl, "student1", "student1 password", "/lessons/01-what-is-a-container");
 
+  // Start lab answers once the node is up, with its terminal: nothing
+  // polls for the lab on a timer.
+  const labRequests = [];
+  page.on("request", (request) => new URL(request.url()).pathname.endsWith("/lab") && labRequests.push(request.method()));
   await page.getByRole("button", { name: "Start lab" }).click();
   await page.locator("#lab-status[data-state=ready]").waitFor({ timeout: 120_000 });
   await page.locator(".lab-screen .xterm").first().waitFor();
   await waitForScreen(page, /node1/);
+  assert.deepEqual(labRequests, ["POST"], "one request from Start lab to its terminal");
   assert.match(await page.locator(".lab-time").textContent(), /\d+:\d\d left/, "time left is shown");
 
   // Typing goes to the shell and its output comes back.

@@ -33,7 +33,7 @@ export function startServer(dir, name, uidFirst, extra = []) {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 60_000);
     child.stderr.on("data", (chunk) => {
       log += chunk;
-      const match = log.match(/listening on (http:\/\/\S+)/);
+      const match = log.match(/listening on (http:\/\/[^\s"]+)/);
       if (match) {
         clearTimeout(timer);
         resolve({ child, url: match[1], log: () => log });

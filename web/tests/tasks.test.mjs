@@ -50,11 +50,26 @@ async function type(page, line) {
   await waitForScreen(page, /\ndone-42/);
 }
 
+async function assertInView(page, locator) {
+  const box = await locator.boundingBox();
+  const { height } = page.viewportSize();
+  assert.ok(box && box.y >= 0 && box.y + box.height <= height, `in view: ${JSON.stringify(box)}`);
+}
+
 const progress = (page) => page.evaluate((url) => fetch(url).then((r) => r.json()), `/api${LESSON}/progress`);
 
-test("a hint asks before it costs points, and a passed task offers neither Check nor hints", async () => {
+test("the tasks and the score stay in view; a hint asks before it costs points; a passed task offers neither Check nor hints", async () => {
   const { context, page, errors } = await student("achiever");
   try {
+    // The tasks and the standing stay in view wherever the text is.
+    const standing = page.locator("#task-standing");
+    assert.equal(await standing.textContent(), "0/5 tasks · 0/55 points");
+    for (const top of [100_000, 0]) {
+      await page.locator("#lesson").evaluate((text, y) => text.scrollTo(0, y), top);
+      await assertInView(page, standing);
+      await assertInView(page, page.locator("#task-save-hostname"));
+    }
+
     // Declining the question reveals nothing and costs nothing.
     const kernel = page.locator("#task-save-kernel");
     const questions = [];
@@ -80,12 +95,15 @@ test("a hint asks before it costs points, and a passed task offers neither Check
     await type(page, "hostname > /root/hostname.txt");
     const task = page.locator("#task-save-hostname");
     await page.locator("#task-save-hostname.passed").waitFor({ timeout: 15_000 });
+    // 10 points, less the 2 the hint cost.
+    await page.waitForFunction(() => document.getElementById("task-standing").textContent === "1/5 tasks · 8/55 points");
     assert.equal(await task.getByRole("button", { name: "Check" }).count(), 0, "no Check on a passed task");
     assert.equal(await task.locator(".hint-button").count(), 0, "no paid hint on a passed task");
     await page.reload();
     await page.locator("#task-save-hostname.passed").waitFor();
     assert.equal(await task.getByRole("button", { name: "Check" }).count(), 0, "no Check after a reload");
     assert.equal(await task.locator(".hint-button").count(), 0, "no paid hint after a reload");
+    assert.equal(await standing.textContent(), "1/5 tasks · 8/55 points");
 
     // Nor does the API sell one.
     const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");
@@ -97,6 +115,12 @@ test("a hint asks before it costs points, and a passed task offers neither Check
     assert.equal((await progress(page)).hint_cost, 2, "the passed task's hint cost nothing");
 
     await stopLab(page);
+    await page.goto(`${baseUrl}/`);
+    assert.equal(
+      await page.locator(`.lesson-card a[href="${LESSON}"] .standing`).textContent(),
+      "1/5 tasks · 8/55 points",
+      "the course page shows the standing too",
+    );
     assert.deepEqual(errors, [], "no script errors and no CSP violations");
   } finally {
     await context.close();

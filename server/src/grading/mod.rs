@@ -621,6 +621,22 @@ impl TaskView {
     }
 }
 
+/// A lesson's standing in one line, as the task panel and the course page
+/// show it: `3/5 tasks · 32/55 points` for a student, `5 tasks · 55
+/// points` for a visitor.
+pub fn standing(lesson: &course::Lesson, progress: Option<&Progress>) -> String {
+    let total = lesson.tasks.len();
+    let max: u32 = lesson.tasks.iter().map(|t| t.points).sum();
+    let tasks = if total == 1 { "task" } else { "tasks" };
+    match progress {
+        Some(p) => {
+            let passed = p.tasks.iter().filter(|t| t.passed).count();
+            format!("{passed}/{total} {tasks} · {}/{max} points", p.score)
+        }
+        None => format!("{total} {tasks} · {max} points"),
+    }
+}
+
 /// A piece of a task title or hint: backticks mark commands, as in the
 /// lesson body, and the page shows them as code.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use super::SharedState;
 use super::error::{AppError, PageError};
 use super::session::{ApiUser, CsrfToken, Viewer};
 use crate::db::{Attempt, Lab, LabState, User};
-use crate::grading::{CheckOutcome, GradingError, HintReveal, Mode, TaskView};
+use crate::grading::{CheckOutcome, GradingError, HintReveal, Mode, Progress, TaskView, standing};
 use crate::templates::{self, PageContext};
 
 /// Attempts shown in one student's history.
@@ -232,13 +232,18 @@ async fn history_api(
 }
 
 #[derive(Template)]
-#[template(path = "partials/task_items.html")]
+#[template(path = "partials/task_fragment.html")]
 struct TaskItems {
     tasks: Vec<TaskView>,
+    /// The lesson's standing, swapped out of band into the task panel.
+    standing: String,
 }
 
-fn fragment(tasks: Vec<TaskView>) -> Response {
-    templates::render(&TaskItems { tasks })
+fn fragment(lesson: &course::Lesson, progress: &Progress, tasks: Vec<TaskView>) -> Response {
+    templates::render(&TaskItems {
+        tasks,
+        standing: standing(lesson, Some(progress)),
+    })
 }
 
 /// The task's `<li>` after a check; problems with the request itself
@@ -276,7 +281,7 @@ async fn check_fragment(
         ) => view.notice = Some(capitalized(&err.to_string())),
         Err(err) => return Err(err.into()),
     }
-    Ok(fragment(vec![view]))
+    Ok(fragment(lesson, &progress, vec![view]))
 }
 
 async fn hint_fragment(
@@ -291,7 +296,11 @@ async fn hint_fragment(
         .reveal_next_hint(&user.id, lesson, task)
         .await?;
     let progress = state.grading.progress(lesson, &user.id).await?;
-    Ok(fragment(vec![TaskView::of(lesson, task, Some(&progress))]))
+    Ok(fragment(
+        lesson,
+        &progress,
+        vec![TaskView::of(lesson, task, Some(&progress))],
+    ))
 }
 
 /// Continuous mode: re-checks the unfinished tasks of the user's ready lab
@@ -335,7 +344,7 @@ async fn auto_fragment(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let done = newly.len() == open.len();
-    let mut response = fragment(newly);
+    let mut response = fragment(lesson, &progress, newly);
     if done {
         *response.status_mut() = StatusCode::from_u16(STOP_POLLING).unwrap_or(StatusCode::OK);
     }

@@ -166,8 +166,14 @@ async fn a_task_passes_after_work_in_the_terminal_and_hints_cost_points() {
         .unwrap();
     assert!(page.contains("id=\"task-save-hostname\""), "{page}");
     assert!(page.contains(&format!(
-        "hx-post=\"/lessons/{LESSON}/tasks/save-hostname/check\""
+        "hx-post=\"/lessons/{LESSON}/tasks/save-kernel/check\""
     )));
+    assert!(
+        !page.contains(&format!(
+            "hx-post=\"/lessons/{LESSON}/tasks/save-hostname/check\""
+        )),
+        "a passed task has nothing left to check"
+    );
     assert!(page.contains("hx-trigger=\"every 2s\""));
     assert!(
         page.contains("class=\"hint-text\">Run <code>uname -r &#62; /root/kernel.txt</code>"),

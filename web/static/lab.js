@@ -93,10 +93,12 @@
     shell.remove();
     state.shells.delete(name);
     if (state.active === name) activate(state, "node1");
+    // keepalive: a reload right after the click must not cancel it.
     fetch(`/api/sessions/${state.id}/terminals/${name}`, {
       method: "DELETE",
       headers: { "X-CSRF-Token": window.layerlab.csrfToken() },
-    }).catch(() => {});
+      keepalive: true,
+    }).catch((err) => console.warn(`${name} may still run on the node: ${err}`));
   }
 
   function open(state, name) {

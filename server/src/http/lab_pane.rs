@@ -1,8 +1,9 @@
 //! The lab pane of a lesson page, driven by htmx: start and stop the
 //! lesson's lab, follow it while it starts (each request waits for the
 //! start to end, so the pane turns into terminals the moment the node is
-//! up), and refresh its state and time left while it runs. The same `Labs` calls as the JSON API
-//! (`/api/sessions`), answered with HTML fragments.
+//! up), and refresh its state and time left while it runs. The same
+//! `Labs` calls as the JSON API (`/api/sessions`), answered with HTML
+//! fragments.
 
 use std::time::Duration;
 

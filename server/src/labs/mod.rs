@@ -254,7 +254,6 @@ impl Labs {
             .db
             .insert_lab(&id, user_id, &lesson.slug, lifetime)
             .await?;
-        let lab_id = id.clone();
         let mut spec = SessionSpec::new(&id);
         spec.image = lesson.node.image.clone();
         spec.setup = lesson.node.setup.clone();
@@ -272,7 +271,7 @@ impl Labs {
             labs.starting
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&lab_id);
+                .remove(&id);
             drop(started);
         });
         Ok((lab, true))

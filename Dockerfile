@@ -3,7 +3,7 @@ FROM rust:1-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cd web && npm ci --no-audit --no-fund && node scripts/vendor.mjs
+RUN cd web && npm ci --no-audit --no-fund
 RUN cargo build --release --locked -p server
 
 FROM debian:bookworm-slim

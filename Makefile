@@ -64,9 +64,9 @@ apt-test:
 apt-bench:
 	$(call apt_install,$(APT_BENCH))
 
-# Front-end packages from npm, copied into web/static/vendor for embedding.
+# Front-end packages from npm; the server's build script embeds their
+# browser files from web/node_modules and refuses to build without them.
 web: web/node_modules/.installed
-	@cd web && node scripts/vendor.mjs
 web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
 	@touch $@
@@ -91,7 +91,7 @@ browser:
 
 # Benchmarks: each prints layerlab's figure beside its comparison, measured
 # in the same run. Release builds; they need root like the tests.
-bench: deps deps-test apt-bench
+bench: deps deps-test apt-bench build
 	cargo bench --locked -p store --bench unpack
 	cargo bench --locked -p images --bench catalog
 	cargo bench --locked -p runtime --bench start
@@ -99,6 +99,7 @@ bench: deps deps-test apt-bench
 	cargo bench --locked -p registry --bench push_pull
 	cargo bench --locked -p host --bench engine
 	cargo bench --locked -p host --bench build
+	cd web && LAYERLAB_BIN=$(LAYERLAB) node bench/click-to-prompt.mjs
 
 clean-state:
 	rm -rf $(STATE)/target $(STATE)/test-output

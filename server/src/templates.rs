@@ -67,8 +67,8 @@ pub struct LessonCard<'a> {
     pub title: &'a str,
     pub summary: &'a str,
     pub duration: String,
-    pub tasks: usize,
-    pub points: u32,
+    /// Tasks and points, with the viewer's own when signed in.
+    pub standing: String,
     pub progress: Progress,
 }
 
@@ -93,6 +93,8 @@ pub struct LessonPage<'a> {
     pub duration: String,
     pub body: &'a str,
     pub tasks: Vec<crate::grading::TaskView>,
+    /// Tasks passed and score, kept in view beside the task list.
+    pub standing: String,
     pub previous: Option<(&'a str, &'a str)>,
     pub next: Option<(&'a str, &'a str)>,
     pub pane: LabPane,

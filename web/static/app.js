@@ -1,5 +1,5 @@
-// Page behaviour that needs no framework: CSRF header for htmx calls and
-// the Run buttons of lesson code blocks.
+// Page behaviour that needs no framework: CSRF header for htmx calls, the
+// Run buttons of lesson code blocks, and the lesson text's scroll position.
 "use strict";
 
 const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
@@ -12,6 +12,7 @@ document.addEventListener("htmx:configRequest", (event) => {
 // running (the terminal registers `window.layerlab.typeIntoTerminal`);
 // until then it copies the command.
 window.layerlab = window.layerlab ?? {};
+window.layerlab.csrfToken = csrfToken;
 
 async function copyText(text) {
   try {
@@ -48,3 +49,32 @@ document.addEventListener("click", async (event) => {
     button.classList.remove("done");
   }, 1500);
 });
+
+// The lesson text scrolls in a column of its own, whose position browsers
+// do not restore on a reload: keep it per page for the tab's session.
+const lessonText = document.getElementById("lesson");
+if (lessonText) {
+  const key = `layerlab:scroll:${location.pathname}`;
+  const saved = Number(sessionStorage.getItem(key));
+  let scrolled = false;
+  const restore = () => {
+    if (saved && !scrolled) lessonText.scrollTop = saved;
+  };
+  restore();
+  // Images above the place may load later and push it down.
+  window.addEventListener("load", restore, { once: true });
+  let queued = false;
+  lessonText.addEventListener(
+    "scroll",
+    () => {
+      if (queued) return;
+      queued = true;
+      requestAnimationFrame(() => {
+        queued = false;
+        scrolled = lessonText.scrollTop !== saved;
+        sessionStorage.setItem(key, String(lessonText.scrollTop));
+      });
+    },
+    { passive: true },
+  );
+}

@@ -47,6 +47,7 @@
       }
     });
     tabs.append(add);
+    state.add = add;
     const names = (root.dataset.terminals ?? "").split(" ").filter(Boolean);
     if (!names.includes("node1")) names.unshift("node1");
     for (const name of names) open(state, name);
@@ -85,6 +86,21 @@
     state.shells.get(name)?.term.focus();
   }
 
+  // Ends the shell on the server too, so a reload does not bring it back.
+  function closeShell(state, name) {
+    const shell = state.shells.get(name);
+    if (!shell) return;
+    shell.remove();
+    state.shells.delete(name);
+    if (state.active === name) activate(state, "node1");
+    // keepalive: a reload right after the click must not cancel it.
+    fetch(`/api/sessions/${state.id}/terminals/${name}`, {
+      method: "DELETE",
+      headers: { "X-CSRF-Token": window.layerlab.csrfToken() },
+      keepalive: true,
+    }).catch((err) => console.warn(`${name} may still run on the node: ${err}`));
+  }
+
   function open(state, name) {
     if (state.shells.has(name)) return activate(state, name);
     const tab = document.createElement("button");
@@ -93,7 +109,19 @@
     tab.setAttribute("role", "tab");
     tab.textContent = name;
     tab.addEventListener("click", () => activate(state, name));
-    state.tabs.insertBefore(tab, state.tabs.lastElementChild);
+    state.tabs.insertBefore(tab, state.add);
+    // node1 is the lab's own shell; the others can be closed.
+    let closer = null;
+    if (name !== "node1") {
+      closer = document.createElement("button");
+      closer.type = "button";
+      closer.className = "lab-tab-close";
+      closer.setAttribute("aria-label", `Close ${name}`);
+      closer.title = `Close ${name} and end its shell`;
+      closer.textContent = "×";
+      closer.addEventListener("click", () => closeShell(state, name));
+      state.tabs.insertBefore(closer, state.add);
+    }
     const screen = document.createElement("div");
     screen.className = "lab-screen";
     screen.setAttribute("role", "tabpanel");
@@ -131,6 +159,12 @@
       shell.closed = true;
       shell.socket?.close();
       term.dispose();
+    };
+    shell.remove = () => {
+      shell.close();
+      tab.remove();
+      closer?.remove();
+      screen.remove();
     };
 
     let retry = 0;
@@ -244,7 +278,8 @@
     syncClock();
     tick();
   }
-  document.addEventListener("htmx:afterSettle", refresh);
+  // After the swap, not the settle: the terminals connect 20 ms sooner.
+  document.addEventListener("htmx:afterSwap", refresh);
   document.addEventListener("htmx:beforeSwap", (event) => {
     if (event.detail.target?.id === "lab") unmount();
   });

@@ -1,96 +1,21 @@
 // Browser test: the real layerlab binary, driven through Debian's Chromium.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, existsSync, readdirSync, rmdirSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-
-const BIN = process.env.LAYERLAB_BIN;
-const OUTPUT = process.env.LAYERLAB_TEST_OUTPUT ?? join(tmpdir(), "layerlab-test-output");
-const CHROMIUM = "/usr/bin/chromium";
-// The catalog the server's tests build and share (images build is cached).
-const CATALOG = "/var/tmp/layerlab/test-data";
+import { OUTPUT, addUser, launchBrowser, logIn, startServer, stopServer, waitForScreen, watchErrors } from "./harness.mjs";
 
 let server;
 let baseUrl;
 let browser;
 const dataDir = mkdtempSync(join(tmpdir(), "layerlab-browser-"));
 
-// Labs from the shared catalog, under a cgroup parent and uid range of
-// their own so nothing collides with other servers on the machine (the
-// Rust suites reserve blocks in regions below 7 << 28).
-function startServer(dir, name, uidFirst, extra = []) {
-  return new Promise((resolve, reject) => {
-    const args = [
-      "serve", "--listen", "127.0.0.1:0", "--data-dir", dir,
-      "--store-dir", join(CATALOG, "store"),
-      "--cgroup-parent", `layerlab-${name}-${process.pid}`,
-      "--lab-uid-first", String(uidFirst), "--lab-uid-slots", "4",
-      ...extra,
-    ];
-    const child = spawn(BIN, args, {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let log = "";
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 60_000);
-    child.stderr.on("data", (chunk) => {
-      log += chunk;
-      const match = log.match(/listening on (http:\/\/\S+)/);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, url: match[1] });
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
-  });
-}
-
-function addUser(dir, name, password) {
-  const add = spawnSync(BIN, ["user", "add", name, "--password-stdin", "--data-dir", dir], {
-    input: `${password}\n`,
-  });
-  assert.equal(add.status, 0, `user add failed: ${add.stderr}`);
-}
-
-async function stopServer(child, name) {
-  child.kill("SIGTERM");
-  await new Promise((resolve) => (child.exitCode === null ? child.on("exit", resolve) : resolve()));
-  for (const controller of readdirSync("/sys/fs/cgroup")) {
-    try {
-      rmdirSync(join("/sys/fs/cgroup", controller, `layerlab-${name}-${process.pid}`));
-    } catch {
-      // Not every controller got the directory.
-    }
-  }
-}
-
-async function logIn(page, url, name, password, next) {
-  await page.goto(`${url}/login?next=${next}`);
-  await page.getByLabel("User name").fill(name);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await page.waitForURL((u) => u.pathname === next);
-}
-
 before(async () => {
-  assert.ok(BIN && existsSync(BIN), "LAYERLAB_BIN must point at the layerlab binary (make browser sets it)");
-  assert.ok(existsSync(CHROMIUM), "Debian's chromium is required: apt-get install chromium");
-  mkdirSync(OUTPUT, { recursive: true });
+  browser = await launchBrowser();
   addUser(dataDir, "student1", "student1 password");
   addUser(dataDir, "wanderer", "wanderer password");
-  const images = spawnSync(BIN, ["images", "build", "--data-dir", CATALOG], { stdio: ["ignore", "ignore", "pipe"] });
-  assert.equal(images.status, 0, `the catalog could not be built: ${images.stderr}`);
   ({ child: server, url: baseUrl } = await startServer(dataDir, "browser", 7 << 28));
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-    // playwright gives every launch a fresh, empty profile of its own.
-  });
 });
 
 after(async () => {
@@ -98,12 +23,19 @@ after(async () => {
   if (server) await stopServer(server, "browser");
 });
 
+// The lab pane is the page's right-hand column, beside the lesson text.
+async function assertBesideTheLesson(page) {
+  const lesson = await page.locator("#lesson").boundingBox();
+  const lab = await page.locator("aside#lab").boundingBox({ timeout: 5000 });
+  assert.ok(lab, "the lab pane is on the page");
+  assert.ok(lab.x >= lesson.x + lesson.width - 1, `the lab pane is beside the lesson: ${JSON.stringify({ lesson, lab })}`);
+  assert.ok(lab.height > 400, `the lab pane fills the column: ${JSON.stringify(lab)}`);
+}
+
 test("a student logs in, reads a lesson and uses a run button", async () => {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (err) => errors.push(err.message));
-  page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
+  const errors = watchErrors(page);
 
   await page.goto(`${baseUrl}/`);
   await assert.doesNotReject(page.getByRole("link", { name: /what is a container/i }).first().waitFor());
@@ -144,56 +76,92 @@ test("a student logs in, reads a lesson and uses a run button", async () => {
 test("a student starts a lab, types in its terminal, runs a lesson command and keeps the shell across a reload", async () => {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (err) => errors.push(err.message));
-  page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
-  const screenText = () => page.evaluate(() => window.layerlab.terminalText());
-  const waitForScreen = (pattern) =>
-    page.waitForFunction((source) => new RegExp(source).test(window.layerlab.terminalText()), pattern.source, {
-      timeout: 30_000,
-    });
+  const errors = watchErrors(page);
 
   await logIn(page, baseUrl, "student1", "student1 password", "/lessons/01-what-is-a-container");
 
+  // Start lab answers once the node is up, with its terminal: nothing
+  // polls for the lab on a timer.
+  const labRequests = [];
+  page.on("request", (request) => new URL(request.url()).pathname.endsWith("/lab") && labRequests.push(request.method()));
   await page.getByRole("button", { name: "Start lab" }).click();
   await page.locator("#lab-status[data-state=ready]").waitFor({ timeout: 120_000 });
   await page.locator(".lab-screen .xterm").first().waitFor();
-  await waitForScreen(/node1/);
+  await waitForScreen(page, /node1/);
+  assert.deepEqual(labRequests, ["POST"], "one request from Start lab to its terminal");
   assert.match(await page.locator(".lab-time").textContent(), /\d+:\d\d left/, "time left is shown");
 
   // Typing goes to the shell and its output comes back.
   await page.locator(".lab-screen:not([hidden]) .xterm").click();
   await page.keyboard.type("echo typed-$((6*7))\n");
-  await waitForScreen(/typed-42/);
+  await waitForScreen(page, /typed-42/);
 
   // A run button types its command into the terminal and presses Enter:
   // `cat /etc/os-release` prints the node's distribution.
   await page.locator('.run-button[data-command="cat /etc/os-release"]').click();
-  await waitForScreen(/cat \/etc\/os-release\s*\n(.*\n)*PRETTY_NAME="Debian/);
+  await waitForScreen(page, /cat \/etc\/os-release\s*\n(.*\n)*PRETTY_NAME="Debian/);
 
   // A second shell in its own tab.
   await page.getByRole("button", { name: "Open another shell" }).click();
   await page.getByRole("tab", { name: "shell-2" }).waitFor();
-  await waitForScreen(/node1/);
+  await waitForScreen(page, /node1/);
   await page.keyboard.type("echo second-$((2+3))\n");
-  await waitForScreen(/second-5/);
+  await waitForScreen(page, /second-5/);
   await page.getByRole("tab", { name: "node1" }).click();
-  await waitForScreen(/typed-42/);
+  await waitForScreen(page, /typed-42/);
   await page.screenshot({ path: join(OUTPUT, "lab.png"), fullPage: false });
 
   // A reload brings back the same shells and their screens.
   await page.reload();
   await page.locator("#lab-status[data-state=ready]").waitFor();
-  await waitForScreen(/typed-42/);
+  await waitForScreen(page, /typed-42/);
   await page.getByRole("tab", { name: "shell-2" }).click();
-  await waitForScreen(/second-5/);
+  await waitForScreen(page, /second-5/);
 
-  // Stopping the lab brings back the start button and says why it ended.
+  // A shell's tab closes, ending the shell: a reload does not bring it back.
+  await page.getByRole("button", { name: "Close shell-2" }).click();
+  await page.getByRole("tab", { name: "shell-2" }).waitFor({ state: "detached" });
+  assert.equal(await page.getByRole("tab", { name: "node1" }).getAttribute("aria-selected"), "true");
+  assert.equal(await page.getByRole("button", { name: "Close node1" }).count(), 0, "node1 stays");
+  await page.reload();
+  await waitForScreen(page, /typed-42/);
+  assert.deepEqual(await page.getByRole("tab").allTextContents(), ["node1"]);
+
+  // Stopping the lab brings back the start button and says why it ended,
+  // in the pane beside the lesson, from where a new lab starts at once.
   await page.getByRole("button", { name: "Stop" }).click();
   await page.getByRole("button", { name: "Start lab" }).waitFor();
   assert.match(await page.locator(".lab-ended").textContent(), /stopped by its user/);
+  await assertBesideTheLesson(page);
+  await page.getByRole("button", { name: "Start lab" }).click();
+  await page.locator("#lab-status[data-state=ready]").waitFor({ timeout: 120_000 });
+  await waitForScreen(page, /node1/);
+  await assertBesideTheLesson(page);
+  await page.getByRole("button", { name: "Stop" }).click();
+  await page.getByRole("button", { name: "Start lab" }).waitFor();
   assert.deepEqual(errors, [], "no script errors and no CSP violations");
   await context.close();
+});
+
+test("the lesson text keeps its place across a reload", async () => {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 700 } });
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  try {
+    await page.goto(`${baseUrl}/lessons/01-what-is-a-container`);
+    const lesson = page.locator("#lesson");
+    await lesson.evaluate((text) => text.scrollTo(0, 600));
+    await page.waitForFunction(() => sessionStorage.length > 0, null, { timeout: 5000 });
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById("lesson").scrollTop > 0, null, { timeout: 5000 });
+    assert.equal(await lesson.evaluate((text) => text.scrollTop), 600);
+    // Another lesson starts at its top.
+    await page.goto(`${baseUrl}/lessons/02-images-vs-containers`);
+    assert.equal(await page.locator("#lesson").evaluate((text) => text.scrollTop), 0);
+    assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  } finally {
+    await context.close();
+  }
 });
 
 test("an idle lab warns the student, then stops and says why", async () => {
@@ -203,9 +171,7 @@ test("an idle lab warns the student, then stops and says why", async () => {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   try {
     const page = await context.newPage();
-    const errors = [];
-    page.on("pageerror", (err) => errors.push(err.message));
-    page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
+    const errors = watchErrors(page);
     await logIn(page, url, "idler", "idler password", "/lessons/01-what-is-a-container");
     assert.match(await page.locator(".lab-body").textContent(), /stops after 18 s without activity/);
     await page.getByRole("button", { name: "Start lab" }).click();
@@ -231,9 +197,7 @@ test("an idle lab warns the student, then stops and says why", async () => {
 test("a student checks a task without a lab and reveals a hint", async () => {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (err) => errors.push(err.message));
-  page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
+  const errors = watchErrors(page);
   try {
     await logIn(page, baseUrl, "student1", "student1 password", "/lessons/01-what-is-a-container");
 
@@ -243,6 +207,7 @@ test("a student checks a task without a lab and reveals a hint", async () => {
     assert.match(await task.locator(".task-notice").textContent(), /Start the lab first/);
 
     // The hint is swapped in with its cost; the next one offers its own price.
+    page.once("dialog", (dialog) => dialog.accept());
     await page.locator("#task-save-hostname .hint-button").click();
     await page.locator("#task-save-hostname .hint-text").waitFor();
     assert.match(await page.locator("#task-save-hostname .hint-text").textContent(), /hostname/);

@@ -37,11 +37,20 @@ fn quota(burst: u32, period: Duration) -> Quota {
 }
 
 /// Whole seconds until a refused attempt would be allowed, at least 1.
-fn wait_secs(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> u64 {
+pub fn wait_secs(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> u64 {
     not_until
         .wait_time_from(DefaultClock::default().now())
         .as_secs()
         .max(1)
+}
+
+/// `1 second`, `5 seconds`: how long a refused client should wait.
+pub fn seconds(n: &u64) -> String {
+    if *n == 1 {
+        "1 second".to_owned()
+    } else {
+        format!("{n} seconds")
+    }
 }
 
 pub struct LoginLimiter {
@@ -52,10 +61,14 @@ pub struct LoginLimiter {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Limited {
     #[error(
-        "too many login attempts for this account from your network address; wait {0} seconds and try again"
+        "too many login attempts for this account from your network address; wait {} and try again",
+        seconds(.0)
     )]
     Account(u64),
-    #[error("too many login attempts from your network address; wait {0} seconds and try again")]
+    #[error(
+        "too many login attempts from your network address; wait {} and try again",
+        seconds(.0)
+    )]
     Address(u64),
 }
 
@@ -99,10 +112,14 @@ pub struct SignupLimiter {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignupLimited {
     #[error(
-        "too many accounts were created from your network address; wait {0} seconds and try again"
+        "too many accounts were created from your network address; wait {} and try again",
+        seconds(.0)
     )]
     Address(u64),
-    #[error("too many accounts are being created right now; wait {0} seconds and try again")]
+    #[error(
+        "too many accounts are being created right now; wait {} and try again",
+        seconds(.0)
+    )]
     Server(u64),
 }
 
@@ -137,6 +154,18 @@ impl SignupLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_counted_in_seconds_in_plain_english() {
+        assert_eq!(
+            Limited::Address(1).to_string(),
+            "too many login attempts from your network address; wait 1 second and try again"
+        );
+        assert_eq!(
+            SignupLimited::Server(30).to_string(),
+            "too many accounts are being created right now; wait 30 seconds and try again"
+        );
+    }
 
     #[test]
     fn account_budget_runs_out_and_other_accounts_are_unaffected() {

@@ -6,10 +6,12 @@
 //! - At most one check run per lab at a time. A manual check waits briefly
 //!   for a run in progress; a continuous-mode run skips a busy lab. Manual
 //!   checks are also rate-limited per user, continuous runs per lab, so
-//!   runs never pile up.
+//!   runs never pile up. A manual check of a task the same user is
+//!   having checked already is refused, not run and recorded again.
 //! - Every manual attempt is recorded; continuous mode records only the
 //!   run that passes a task (a re-check every 2 s is not an attempt).
-//! - A passed task stays passed, whatever later runs say.
+//! - A passed task stays passed, whatever later runs say, and reveals no
+//!   more hints (they could only cost points).
 //! - A score is the points of the passed tasks (as the course gives them
 //!   now) minus the costs recorded for revealed hints, never below zero.
 
@@ -18,11 +20,11 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use host::SandboxHost;
 use serde::Serialize;
 
+use crate::auth::limits::{seconds, wait_secs};
 use crate::db::{Db, DbError, Lab, NewAttempt, UserRow};
 
 /// Manual checks per user: a burst of 5, then one every 2 seconds.
@@ -37,10 +39,12 @@ const WAIT_FOR_RUN: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GradingError {
-    #[error("too many checks; wait {0} seconds and check again")]
+    #[error("too many checks; wait {} and check again", seconds(.0))]
     TooMany(u64),
     #[error("a check of this lab is still running; wait for its result")]
     Busy,
+    #[error("task {0:?} is being checked already; wait for that check's result")]
+    AlreadyChecking(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("a grading task failed: {0}")]
@@ -76,6 +80,17 @@ pub struct CheckOutcome {
     pub checks: Vec<grader::CheckResult>,
 }
 
+/// What asking for a task's next hint did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HintReveal {
+    /// The hint at this index is now shown, its cost recorded.
+    Revealed(usize),
+    /// Every hint of the task is shown already.
+    NoneLeft,
+    /// The task is passed; nothing was revealed or charged.
+    Passed,
+}
+
 pub struct Grading {
     host: Arc<dyn SandboxHost>,
     db: Db,
@@ -85,6 +100,31 @@ pub struct Grading {
     /// One lock per lab with a run in progress or waiting; entries go
     /// when nobody holds them. A std mutex: never held across an await.
     runs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Manual checks running or waiting, by user, lesson and task: the
+    /// same check asked for again meanwhile (a double click, a retrying
+    /// client) is refused rather than run and recorded twice.
+    checking: Mutex<HashSet<CheckKey>>,
+}
+
+type CheckKey = (String, String, String);
+
+/// A claim on manual checks of some tasks; dropping it releases them.
+struct CheckClaim<'a> {
+    grading: &'a Grading,
+    keys: Vec<CheckKey>,
+}
+
+impl Drop for CheckClaim<'_> {
+    fn drop(&mut self) {
+        let mut checking = self
+            .grading
+            .checking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for key in &self.keys {
+            checking.remove(key);
+        }
+    }
 }
 
 impl Grading {
@@ -100,7 +140,31 @@ impl Grading {
             limiter: DefaultKeyedRateLimiter::keyed(quota(MANUAL_BURST, MANUAL_PERIOD)),
             auto_limiter: DefaultKeyedRateLimiter::keyed(quota(AUTO_BURST, AUTO_PERIOD)),
             runs: Mutex::new(HashMap::new()),
+            checking: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Claims manual checks of `tasks` for the lab's user, or names the
+    /// first task already being checked.
+    fn claim(
+        &self,
+        lab: &Lab,
+        lesson: &course::Lesson,
+        tasks: &[&course::Task],
+    ) -> Result<CheckClaim<'_>, GradingError> {
+        let keys: Vec<CheckKey> = tasks
+            .iter()
+            .map(|t| (lab.user_id.clone(), lesson.slug.clone(), t.id.clone()))
+            .collect();
+        let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(busy) = keys.iter().find(|k| checking.contains(*k)) {
+            return Err(GradingError::AlreadyChecking(busy.2.clone()));
+        }
+        checking.extend(keys.iter().cloned());
+        Ok(CheckClaim {
+            grading: self,
+            keys,
+        })
     }
 
     /// Drops rate-limit state of users and labs back at full budget.
@@ -131,15 +195,16 @@ impl Grading {
         tasks: &[&course::Task],
         mode: Mode,
     ) -> Result<Option<Vec<(String, CheckOutcome)>>, GradingError> {
+        // Held until the run is recorded.
+        let _claim = match mode {
+            Mode::Manual => Some(self.claim(lab, lesson, tasks)?),
+            Mode::Auto => None,
+        };
         match mode {
             Mode::Manual => {
-                self.limiter.check_key(&lab.user_id).map_err(|e| {
-                    GradingError::TooMany(
-                        e.wait_time_from(DefaultClock::default().now())
-                            .as_secs()
-                            .max(1),
-                    )
-                })?;
+                self.limiter
+                    .check_key(&lab.user_id)
+                    .map_err(|e| GradingError::TooMany(wait_secs(e)))?;
             }
             Mode::Auto => {
                 if self.auto_limiter.check_key(&lab.id).is_err() {
@@ -229,22 +294,23 @@ impl Grading {
             .collect())
     }
 
-    /// Reveals the next hint of `task` not yet revealed to `user_id` (or
-    /// the last one again when all are), recording its cost.
+    /// Reveals the next hint of `task` not yet revealed to `user_id`,
+    /// recording its cost. A passed task sells no more hints: they could
+    /// only cost points.
     pub async fn reveal_next_hint(
         &self,
         user_id: &str,
         lesson: &course::Lesson,
         task: &course::Task,
-    ) -> Result<Option<usize>, DbError> {
+    ) -> Result<HintReveal, DbError> {
         let progress = self.progress(lesson, user_id).await?;
-        let shown = progress
-            .tasks
-            .iter()
-            .find(|t| t.id == task.id)
-            .map_or(0, |t| t.hints.len());
+        let mine = progress.tasks.iter().find(|t| t.id == task.id);
+        if mine.is_some_and(|t| t.passed) {
+            return Ok(HintReveal::Passed);
+        }
+        let shown = mine.map_or(0, |t| t.hints.len());
         let Some(hint) = task.hints.get(shown) else {
-            return Ok(None);
+            return Ok(HintReveal::NoneLeft);
         };
         self.db
             .reveal_hint(
@@ -255,7 +321,7 @@ impl Grading {
                 i64::from(hint.cost),
             )
             .await?;
-        Ok(Some(shown))
+        Ok(HintReveal::Revealed(shown))
     }
 
     /// One student's standing in a lesson.
@@ -555,6 +621,22 @@ impl TaskView {
     }
 }
 
+/// A lesson's standing in one line, as the task panel and the course page
+/// show it: `3/5 tasks · 32/55 points` for a student, `5 tasks · 55
+/// points` for a visitor.
+pub fn standing(lesson: &course::Lesson, progress: Option<&Progress>) -> String {
+    let total = lesson.tasks.len();
+    let max: u32 = lesson.tasks.iter().map(|t| t.points).sum();
+    let tasks = if total == 1 { "task" } else { "tasks" };
+    match progress {
+        Some(p) => {
+            let passed = p.tasks.iter().filter(|t| t.passed).count();
+            format!("{passed}/{total} {tasks} · {}/{max} points", p.score)
+        }
+        None => format!("{total} {tasks} · {max} points"),
+    }
+}
+
 /// A piece of a task title or hint: backticks mark commands, as in the
 /// lesson body, and the page shows them as code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -611,6 +693,18 @@ mod tests {
             ]
         );
         assert_eq!(segments(""), vec![]);
+    }
+
+    #[test]
+    fn a_wait_of_one_second_is_one_second() {
+        assert_eq!(
+            GradingError::TooMany(1).to_string(),
+            "too many checks; wait 1 second and check again"
+        );
+        assert_eq!(
+            GradingError::TooMany(2).to_string(),
+            "too many checks; wait 2 seconds and check again"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::SharedState;
 use super::error::{AppError, PageError};
 use super::session::{ApiUser, CsrfToken, Viewer};
 use crate::db::{Attempt, Lab, LabState, User};
-use crate::grading::{CheckOutcome, GradingError, Mode, TaskView};
+use crate::grading::{CheckOutcome, GradingError, HintReveal, Mode, Progress, TaskView, standing};
 use crate::templates::{self, PageContext};
 
 /// Attempts shown in one student's history.
@@ -43,7 +43,9 @@ impl From<GradingError> for AppError {
             GradingError::TooMany(_) => {
                 AppError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())
             }
-            GradingError::Busy => AppError::new(StatusCode::CONFLICT, err.to_string()),
+            GradingError::Busy | GradingError::AlreadyChecking(_) => {
+                AppError::new(StatusCode::CONFLICT, err.to_string())
+            }
             GradingError::Db(err) => err.into(),
             other => AppError::internal(other),
         }
@@ -118,15 +120,26 @@ async fn hint_api(
 ) -> Result<Response, AppError> {
     let lesson = lesson(&state, &slug)?;
     let task = task(lesson, &task_id)?;
-    let Some(index) = state
+    let index = match state
         .grading
         .reveal_next_hint(&user.id, lesson, task)
         .await?
-    else {
-        return Err(AppError::new(
-            StatusCode::CONFLICT,
-            format!("every hint of task {task_id:?} is already shown"),
-        ));
+    {
+        HintReveal::Revealed(index) => index,
+        HintReveal::NoneLeft => {
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                format!("every hint of task {task_id:?} is already shown"),
+            ));
+        }
+        HintReveal::Passed => {
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "task {task_id:?} is already passed; its hints are for tasks still open and were not charged"
+                ),
+            ));
+        }
     };
     let progress = state.grading.progress(lesson, &user.id).await?;
     let hint = &task.hints[index];
@@ -219,13 +232,18 @@ async fn history_api(
 }
 
 #[derive(Template)]
-#[template(path = "partials/task_items.html")]
+#[template(path = "partials/task_fragment.html")]
 struct TaskItems {
     tasks: Vec<TaskView>,
+    /// The lesson's standing, swapped out of band into the task panel.
+    standing: String,
 }
 
-fn fragment(tasks: Vec<TaskView>) -> Response {
-    templates::render(&TaskItems { tasks })
+fn fragment(lesson: &course::Lesson, progress: &Progress, tasks: Vec<TaskView>) -> Response {
+    templates::render(&TaskItems {
+        tasks,
+        standing: standing(lesson, Some(progress)),
+    })
 }
 
 /// The task's `<li>` after a check; problems with the request itself
@@ -257,12 +275,13 @@ async fn check_fragment(
         Ok(None) => {
             view.notice = Some("Start the lab first: checks look at your lab machine.".into())
         }
-        Err(err @ (GradingError::TooMany(_) | GradingError::Busy)) => {
-            view.notice = Some(capitalized(&err.to_string()))
-        }
+        Err(
+            err
+            @ (GradingError::TooMany(_) | GradingError::Busy | GradingError::AlreadyChecking(_)),
+        ) => view.notice = Some(capitalized(&err.to_string())),
         Err(err) => return Err(err.into()),
     }
-    Ok(fragment(vec![view]))
+    Ok(fragment(lesson, &progress, vec![view]))
 }
 
 async fn hint_fragment(
@@ -277,7 +296,11 @@ async fn hint_fragment(
         .reveal_next_hint(&user.id, lesson, task)
         .await?;
     let progress = state.grading.progress(lesson, &user.id).await?;
-    Ok(fragment(vec![TaskView::of(lesson, task, Some(&progress))]))
+    Ok(fragment(
+        lesson,
+        &progress,
+        vec![TaskView::of(lesson, task, Some(&progress))],
+    ))
 }
 
 /// Continuous mode: re-checks the unfinished tasks of the user's ready lab
@@ -321,7 +344,7 @@ async fn auto_fragment(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let done = newly.len() == open.len();
-    let mut response = fragment(newly);
+    let mut response = fragment(lesson, &progress, newly);
     if done {
         *response.status_mut() = StatusCode::from_u16(STOP_POLLING).unwrap_or(StatusCode::OK);
     }

@@ -1,7 +1,11 @@
 //! The lab pane of a lesson page, driven by htmx: start and stop the
-//! lesson's lab, follow it while it starts, and refresh its state and time
-//! left while it runs. The same `Labs` calls as the JSON API
-//! (`/api/sessions`), answered with HTML fragments.
+//! lesson's lab, follow it while it starts (each request waits for the
+//! start to end, so the pane turns into terminals the moment the node is
+//! up), and refresh its state and time left while it runs. The same
+//! `Labs` calls as the JSON API (`/api/sessions`), answered with HTML
+//! fragments.
+
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -15,6 +19,13 @@ use super::session::ApiUser;
 use crate::db::{LabState, User, now};
 use crate::labs::{LabError, human_duration};
 use crate::templates::{self, LabPane, LabPanel, LabStatusPanel};
+
+/// How long a request about a starting lab waits for its start to end
+/// before it answers "starting": long enough that a start (tens of
+/// milliseconds) answers with the terminal at once, and a slow one (the
+/// first lab after the catalog changed) is followed by a request that
+/// waits again, without polling on a timer.
+const START_WAIT: Duration = Duration::from_secs(10);
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -71,6 +82,11 @@ async fn show(
     Path(slug): Path<String>,
 ) -> Result<Response, AppError> {
     lesson(&state, &slug)?;
+    if let Some(lab) = state.db.active_lab(&user.id, &slug).await?
+        && lab.state == LabState::Starting
+    {
+        state.labs.wait_started(&lab.id, START_WAIT).await;
+    }
     let pane = pane(&state, Some(&user), &slug).await?;
     Ok(templates::render(&LabPanel { pane }))
 }
@@ -84,7 +100,10 @@ async fn start(
     // A full server or a user at their limit is an answer to show in the
     // pane, not a failed request.
     let refused = match state.labs.start(&user.id, lesson).await {
-        Ok(_) => None,
+        Ok((lab, _)) => {
+            state.labs.wait_started(&lab.id, START_WAIT).await;
+            None
+        }
         Err(
             err @ (LabError::ServerFull(_) | LabError::UserFull(_) | LabError::MemoryFull { .. }),
         ) => Some(err.to_string()),

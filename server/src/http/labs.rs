@@ -27,7 +27,10 @@ pub fn router() -> Router<SharedState> {
     Router::new()
         .route("/api/sessions", axum::routing::post(create))
         .route("/api/sessions/{id}", get(show).delete(remove))
-        .route("/api/sessions/{id}/terminals/{name}", get(terminal))
+        .route(
+            "/api/sessions/{id}/terminals/{name}",
+            get(terminal).delete(close_terminal),
+        )
 }
 
 impl From<LabError> for AppError {
@@ -177,6 +180,22 @@ async fn terminal(
             }
         })
         .into_response())
+}
+
+/// Ends a terminal and its shell; the lab and its other terminals go on.
+async fn close_terminal(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<StatusCode, AppError> {
+    let lab = owned_lab(&state, &user, &id).await?;
+    if state.labs.close_terminal(&lab.id, &name) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::not_found(format!(
+            "lab {id} has no open terminal {name:?}; GET /api/sessions/{id} shows whether the lab runs"
+        )))
+    }
 }
 
 /// Largest message or frame a browser may send: keystrokes and pastes are

@@ -9,7 +9,7 @@ use axum::routing::get;
 use super::SharedState;
 use super::error::{AppError, PageError};
 use super::session::{CsrfToken, Viewer};
-use crate::grading::TaskView;
+use crate::grading::{TaskView, standing};
 use crate::templates::{self, IndexPage, LessonCard, LessonPage, PageContext, Progress};
 
 pub fn router() -> Router<SharedState> {
@@ -36,24 +36,25 @@ async fn index(
         Some(user) => Some(state.db.visited_lessons(&user.id).await?),
         None => None,
     };
-    let lessons = state
-        .course
-        .lessons
-        .iter()
-        .map(|lesson| LessonCard {
+    let mut lessons = Vec::with_capacity(state.course.lessons.len());
+    for lesson in &state.course.lessons {
+        let mine = match &user {
+            Some(user) => Some(state.grading.progress(lesson, &user.id).await?),
+            None => None,
+        };
+        lessons.push(LessonCard {
             slug: &lesson.slug,
             title: &lesson.title,
             summary: lesson.summary.as_deref().unwrap_or(""),
             duration: duration_label(lesson.duration_minutes),
-            tasks: lesson.tasks.len(),
-            points: lesson.tasks.iter().map(|t| t.points).sum(),
+            standing: standing(lesson, mine.as_ref()),
             progress: match &visited {
                 None => Progress::Anonymous,
                 Some(v) if v.contains(&lesson.slug) => Progress::Started,
                 Some(_) => Progress::NotStarted,
             },
-        })
-        .collect();
+        });
+    }
     let page = PageContext {
         user,
         csrf: csrf.0,
@@ -97,6 +98,7 @@ async fn lesson(
         duration: duration_label(lesson.duration_minutes),
         body: &lesson.html,
         tasks: TaskView::list(lesson, progress.as_ref()),
+        standing: standing(lesson, progress.as_ref()),
         previous: neighbour(index.checked_sub(1)),
         next: neighbour(Some(index + 1)),
         pane,

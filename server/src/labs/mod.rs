@@ -104,6 +104,9 @@ pub struct Labs {
     touched: Mutex<HashMap<String, Instant>>,
     /// Open terminal websockets per user id and per (lab, terminal).
     sockets: Mutex<SocketCounts>,
+    /// Labs whose node is being built: each receiver sees its sender
+    /// dropped when the start has ended, ready or not.
+    starting: Mutex<HashMap<String, tokio::sync::watch::Receiver<()>>>,
 }
 
 #[derive(Default)]
@@ -156,6 +159,7 @@ impl Labs {
             terminals: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
             sockets: Mutex::new(SocketCounts::default()),
+            starting: Mutex::new(HashMap::new()),
         }
     }
 
@@ -213,6 +217,7 @@ impl Labs {
         user_id: &str,
         lesson: &course::Lesson,
     ) -> Result<(Lab, bool), LabError> {
+        let began = Instant::now();
         let _admission = self.admission.lock().await;
         if let Some(lab) = self.db.active_lab(user_id, &lesson.slug).await? {
             return Ok((lab, false));
@@ -255,19 +260,47 @@ impl Labs {
         spec.limits = self.limits_of(&lesson.slug);
         // Holds even if this server is gone by then.
         spec.max_lifetime = Some(expiry.max_lifetime);
+        let (started, receiver) = tokio::sync::watch::channel(());
+        self.starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), receiver);
         let labs = self.clone();
-        tokio::spawn(async move { labs.build(spec).await });
+        tokio::spawn(async move {
+            labs.clone().build(spec, began).await;
+            labs.starting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            drop(started);
+        });
         Ok((lab, true))
     }
 
-    async fn build(self: Arc<Self>, spec: SessionSpec) {
+    /// Waits until the lab's start has ended (it is ready, or stopped for
+    /// failing), at most `limit`; at once when it is not starting.
+    pub async fn wait_started(&self, lab_id: &str, limit: Duration) {
+        let receiver = self
+            .starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(lab_id)
+            .cloned();
+        if let Some(mut receiver) = receiver {
+            // Never sent on: resolves with an error once the sender is gone.
+            let _ = tokio::time::timeout(limit, receiver.changed()).await;
+        }
+    }
+
+    async fn build(self: Arc<Self>, spec: SessionSpec, began: Instant) {
         let id = spec.id.clone();
         let host = self.host.clone();
         let created = tokio::task::spawn_blocking(move || host.create_session(spec)).await;
         match created {
             Ok(Ok(_)) => match self.db.lab_ready(&id).await {
                 Ok(true) => {
-                    tracing::info!(lab = %id, "lab ready");
+                    let took_ms = began.elapsed().as_millis() as u64;
+                    tracing::info!(lab = %id, took_ms, "lab ready");
                 }
                 // Stopped while it was starting: the node must go too.
                 Ok(false) => self.destroy_node(&id).await,
@@ -369,6 +402,23 @@ impl Labs {
             hub.kill();
         }
         Ok(kept)
+    }
+
+    /// Ends terminal `name` of a lab (its shell is killed) and forgets it,
+    /// so a reload does not bring it back; `false` when it was not open.
+    pub fn close_terminal(&self, lab_id: &str, name: &str) -> bool {
+        let hub = self
+            .terminals
+            .lock()
+            .ok()
+            .and_then(|mut t| t.remove(&(lab_id.to_owned(), name.to_owned())));
+        match hub {
+            Some(hub) => {
+                hub.kill();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Names of the lab's open terminals, `node1` first, then by name.

@@ -166,8 +166,14 @@ async fn a_task_passes_after_work_in_the_terminal_and_hints_cost_points() {
         .unwrap();
     assert!(page.contains("id=\"task-save-hostname\""), "{page}");
     assert!(page.contains(&format!(
-        "hx-post=\"/lessons/{LESSON}/tasks/save-hostname/check\""
+        "hx-post=\"/lessons/{LESSON}/tasks/save-kernel/check\""
     )));
+    assert!(
+        !page.contains(&format!(
+            "hx-post=\"/lessons/{LESSON}/tasks/save-hostname/check\""
+        )),
+        "a passed task has nothing left to check"
+    );
     assert!(page.contains("hx-trigger=\"every 2s\""));
     assert!(
         page.contains("class=\"hint-text\">Run <code>uname -r &#62; /root/kernel.txt</code>"),
@@ -446,6 +452,45 @@ async fn continuous_checks_turn_tasks_green_and_http_reaches_only_the_node() {
         1,
         "only the passing auto run is recorded: {modes:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_asked_for_again_while_it_runs_is_refused_and_recorded_once() {
+    let data = temp_dir();
+    let token = user_token(&data, "ada");
+    let course = custom_course(1);
+    let server = lab_server_with(&data, &["--lessons", course.path().to_str().unwrap()]);
+    let (lab, _guard, _term) = lab_with_terminal(&server, &token, "01-web").await;
+
+    // `hang` takes its 2 s timeout: the four requests overlap.
+    let responses =
+        futures_util::future::join_all((0..4).map(|_| check(&server, &token, &lab, "hang"))).await;
+    let mut statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409, 409, 409]);
+    for response in responses.into_iter().filter(|r| r.status() == 409) {
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["error"],
+            "task \"hang\" is being checked already; wait for that check's result"
+        );
+    }
+
+    add_user(data.path(), "iris", "instructor", "correct horse battery");
+    let iris = create_token(&data, "iris");
+    let history: Value = get(&server, &iris, "/api/lessons/01-web/grades/ada")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        history["attempts"].as_array().unwrap().len(),
+        1,
+        "{history}"
+    );
+
+    // Once it has answered, the task can be checked again.
+    assert_eq!(check(&server, &token, &lab, "hang").await.status(), 200);
 }
 
 /// Pushes `demo:v1` (one gzip layer, a config, an OCI manifest) to the

@@ -193,14 +193,7 @@ async fn static_assets_are_versioned_and_cached() {
     let dir = temp_dir();
     let server = Server::start(dir.path(), &[]);
     let client = reqwest::Client::new();
-    let home = client
-        .get(server.at("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = get_page(&client, &server.at("/")).await;
     let start = home.find("/static/").expect("home links a static asset");
     let css = &home[start..home[start..].find(".css").unwrap() + start + 4];
     let response = client.get(server.at(css)).send().await.unwrap();
@@ -228,6 +221,29 @@ async fn static_assets_are_versioned_and_cached() {
         StatusCode::OK,
         "htmx is bundled, not loaded from a CDN"
     );
+    // Every script and stylesheet a lesson page names is in the binary.
+    let lesson = get_page(&client, &server.at("/lessons/01-what-is-a-container")).await;
+    let assets: Vec<&str> = lesson
+        .split('"')
+        .filter(|part| part.starts_with("/static/"))
+        .collect();
+    for name in [
+        "htmx.min.js",
+        "xterm.js",
+        "xterm.css",
+        "addon-fit.js",
+        "lab.js",
+    ] {
+        assert!(
+            assets.iter().any(|a| a.ends_with(&format!("/{name}"))),
+            "the lesson page loads {name}: {assets:?}"
+        );
+    }
+    for asset in assets {
+        let response = client.get(server.at(asset)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        assert!(!response.bytes().await.unwrap().is_empty(), "{asset}");
+    }
     let missing = client
         .get(server.at("/static/x/../../Cargo.toml"))
         .send()

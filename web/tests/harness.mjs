@@ -1,0 +1,108 @@
+// What the browser suites share: the real layerlab binary on a free port,
+// accounts made with its CLI, and Debian's Chromium through playwright-core.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, rmdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+export const BIN = process.env.LAYERLAB_BIN;
+export const OUTPUT = process.env.LAYERLAB_TEST_OUTPUT ?? join(tmpdir(), "layerlab-test-output");
+const CHROMIUM = "/usr/bin/chromium";
+// The catalog the server's tests build and share (images build is cached).
+const CATALOG = "/var/tmp/layerlab/test-data";
+
+// Labs from the shared catalog, under a cgroup parent and uid range of
+// their own so nothing collides with other servers on the machine (the
+// Rust suites reserve blocks in regions below 7 << 28; each browser server
+// takes a block of 4 slots from `uidFirst`).
+export function startServer(dir, name, uidFirst, extra = []) {
+  return new Promise((resolve, reject) => {
+    const args = [
+      "serve", "--listen", "127.0.0.1:0", "--data-dir", dir,
+      "--store-dir", join(CATALOG, "store"),
+      "--cgroup-parent", `layerlab-${name}-${process.pid}`,
+      "--lab-uid-first", String(uidFirst), "--lab-uid-slots", "4",
+      ...extra,
+    ];
+    const child = spawn(BIN, args, {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let log = "";
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 60_000);
+    child.stderr.on("data", (chunk) => {
+      log += chunk;
+      const match = log.match(/listening on (http:\/\/[^\s"]+)/);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, url: match[1], log: () => log });
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
+  });
+}
+
+export function addUser(dir, name, password, role = "student") {
+  const add = spawnSync(BIN, ["user", "add", name, "--role", role, "--password-stdin", "--data-dir", dir], {
+    input: `${password}\n`,
+  });
+  assert.equal(add.status, 0, `user add failed: ${add.stderr}`);
+}
+
+export async function stopServer(child, name) {
+  child.kill("SIGTERM");
+  await new Promise((resolve) => (child.exitCode === null ? child.on("exit", resolve) : resolve()));
+  for (const controller of readdirSync("/sys/fs/cgroup")) {
+    try {
+      rmdirSync(join("/sys/fs/cgroup", controller, `layerlab-${name}-${process.pid}`));
+    } catch {
+      // Not every controller got the directory.
+    }
+  }
+}
+
+export async function logIn(page, url, name, password, next) {
+  await page.goto(`${url}/login?next=${next}`);
+  await page.getByLabel("User name").fill(name);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL((u) => u.pathname === next);
+}
+
+// Checks the binary and Chromium are there, brings the shared catalog up to
+// date, and launches the browser.
+export async function launchBrowser() {
+  assert.ok(BIN && existsSync(BIN), "LAYERLAB_BIN must point at the layerlab binary (make browser sets it)");
+  assert.ok(existsSync(CHROMIUM), "Debian's chromium is required: apt-get install chromium");
+  mkdirSync(OUTPUT, { recursive: true });
+  const images = spawnSync(BIN, ["images", "build", "--data-dir", CATALOG], { stdio: ["ignore", "ignore", "pipe"] });
+  assert.equal(images.status, 0, `the catalog could not be built: ${images.stderr}`);
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+    // playwright gives every launch a fresh, empty profile of its own.
+  });
+}
+
+// Script errors, console errors (CSP violations, htmx errors) and failed
+// loads of the page, collected for a final `assert.deepEqual(errors, [])`.
+export function watchErrors(page) {
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+  page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
+  page.on("response", (response) => {
+    if (response.status() >= 400) errors.push(`${response.status()} ${response.url()}`);
+  });
+  return errors;
+}
+
+// Waits until the terminal in front shows text matching `pattern`.
+export function waitForScreen(page, pattern, timeout = 30_000) {
+  return page.waitForFunction((source) => new RegExp(source).test(window.layerlab.terminalText()), pattern.source, {
+    timeout,
+  });
+}

@@ -1,0 +1,172 @@
+// Browser test of the task list beside a running lab: checks, hints and
+// what a passed task still offers.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { addUser, launchBrowser, logIn, startServer, stopServer, waitForScreen, watchErrors } from "./harness.mjs";
+
+const LESSON = "/lessons/01-what-is-a-container";
+let server;
+let baseUrl;
+let browser;
+const dataDir = mkdtempSync(join(tmpdir(), "layerlab-browser-tasks-"));
+
+before(async () => {
+  browser = await launchBrowser();
+  ({ child: server, url: baseUrl } = await startServer(dataDir, "browser-tasks", (7 << 28) + 8 * 65536));
+});
+
+after(async () => {
+  await browser?.close();
+  if (server) await stopServer(server, "browser-tasks");
+});
+
+// A fresh student on the lesson page, with their errors watched.
+async function student(name) {
+  addUser(dataDir, name, `${name} password`);
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  await logIn(page, baseUrl, name, `${name} password`, LESSON);
+  return { context, page, errors };
+}
+
+async function startLab(page) {
+  await page.getByRole("button", { name: "Start lab" }).click();
+  await page.locator("#lab-status[data-state=ready]").waitFor({ timeout: 120_000 });
+  await waitForScreen(page, /node1/);
+}
+
+async function stopLab(page) {
+  await page.getByRole("button", { name: "Stop" }).click();
+  await page.getByRole("button", { name: "Start lab" }).waitFor();
+}
+
+async function type(page, line) {
+  await page.locator(".lab-screen:not([hidden]) .xterm").click();
+  await page.keyboard.type(`${line}; echo done-$((40+2))\n`);
+  await waitForScreen(page, /\ndone-42/);
+}
+
+async function assertInView(page, locator) {
+  const box = await locator.boundingBox();
+  const { height } = page.viewportSize();
+  assert.ok(box && box.y >= 0 && box.y + box.height <= height, `in view: ${JSON.stringify(box)}`);
+}
+
+const progress = (page) => page.evaluate((url) => fetch(url).then((r) => r.json()), `/api${LESSON}/progress`);
+
+test("the tasks and the score stay in view; a hint asks before it costs points; a passed task offers neither Check nor hints", async () => {
+  const { context, page, errors } = await student("achiever");
+  try {
+    // The tasks and the standing stay in view wherever the text is.
+    const standing = page.locator("#task-standing");
+    assert.equal(await standing.textContent(), "0/5 tasks · 0/55 points");
+    for (const top of [100_000, 0]) {
+      await page.locator("#lesson").evaluate((text, y) => text.scrollTo(0, y), top);
+      await assertInView(page, standing);
+      await assertInView(page, page.locator("#task-save-hostname"));
+    }
+
+    // Declining the question reveals nothing and costs nothing.
+    const kernel = page.locator("#task-save-kernel");
+    const questions = [];
+    page.once("dialog", (dialog) => {
+      questions.push(dialog.message());
+      dialog.dismiss();
+    });
+    await kernel.locator(".hint-button").click();
+    await page.waitForTimeout(300);
+    assert.equal(questions.length, 1, "revealing a hint asks first");
+    assert.match(questions[0], /costs 2 points/);
+    assert.equal(await kernel.locator(".hint-text").count(), 0, "a declined hint stays hidden");
+    assert.equal((await progress(page)).hint_cost, 0);
+
+    page.once("dialog", (dialog) => dialog.accept());
+    await kernel.locator(".hint-button").click();
+    await kernel.locator(".hint-text").waitFor();
+    assert.equal((await progress(page)).hint_cost, 2);
+
+    // The hostname task passes by itself once the work is done; from then
+    // on it has nothing to check and no hint to buy.
+    await startLab(page);
+    await type(page, "hostname > /root/hostname.txt");
+    const task = page.locator("#task-save-hostname");
+    await page.locator("#task-save-hostname.passed").waitFor({ timeout: 15_000 });
+    // 10 points, less the 2 the hint cost.
+    await page.waitForFunction(() => document.getElementById("task-standing").textContent === "1/5 tasks · 8/55 points");
+    assert.equal(await task.getByRole("button", { name: "Check" }).count(), 0, "no Check on a passed task");
+    assert.equal(await task.locator(".hint-button").count(), 0, "no paid hint on a passed task");
+    await page.reload();
+    await page.locator("#task-save-hostname.passed").waitFor();
+    assert.equal(await task.getByRole("button", { name: "Check" }).count(), 0, "no Check after a reload");
+    assert.equal(await task.locator(".hint-button").count(), 0, "no paid hint after a reload");
+    assert.equal(await standing.textContent(), "1/5 tasks · 8/55 points");
+
+    // Nor does the API sell one.
+    const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");
+    const refused = await page.request.post(`${baseUrl}/api${LESSON}/tasks/save-hostname/hints`, {
+      headers: { "X-CSRF-Token": csrf },
+    });
+    assert.equal(refused.status(), 409);
+    assert.match((await refused.json()).error, /already passed/);
+    assert.equal((await progress(page)).hint_cost, 2, "the passed task's hint cost nothing");
+
+    await stopLab(page);
+    await page.goto(`${baseUrl}/`);
+    assert.equal(
+      await page.locator(`.lesson-card a[href="${LESSON}"] .standing`).textContent(),
+      "1/5 tasks · 8/55 points",
+      "the course page shows the standing too",
+    );
+    assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  } finally {
+    await context.close();
+  }
+});
+
+test("Check is disabled while its check runs, so pressing it again sends nothing", async () => {
+  const { context, page, errors } = await student("clicker");
+  try {
+    await startLab(page);
+    const task = page.locator("#task-save-kernel");
+    const button = task.getByRole("button", { name: /Check/ });
+    // Hold the check at the browser until the button has been pressed again.
+    let requests = 0;
+    let release;
+    const held = new Promise((resolve) => (release = resolve));
+    await page.route(`**${LESSON}/tasks/save-kernel/check`, async (route) => {
+      requests += 1;
+      await held;
+      await route.continue();
+    });
+    await button.click();
+    await page.waitForFunction(() => document.querySelector("#task-save-kernel .check-button")?.disabled);
+    assert.equal(await button.innerText(), "Checking…");
+    for (let i = 0; i < 3; i++) await button.click({ force: true });
+    await page.waitForTimeout(200);
+    release();
+    await task.locator(".check-results").waitFor();
+    assert.equal(requests, 1, "one check sent for four presses");
+    assert.equal(await task.getByRole("button", { name: "Check" }).innerText(), "Check");
+    await page.unroute(`**${LESSON}/tasks/save-kernel/check`);
+
+    // Pressed again and again, checks are rate-limited, in plain words.
+    let notice = "";
+    for (let i = 0; i < 8 && !/Too many/.test(notice); i++) {
+      // The answer replaces the task's item, mark and all.
+      await task.evaluate((item) => (item.dataset.answered = "no"));
+      await task.getByRole("button", { name: "Check" }).click();
+      await page.locator("#task-save-kernel:not([data-answered])").waitFor();
+      notice = (await task.locator(".task-notice").count()) ? await task.locator(".task-notice").textContent() : "";
+    }
+    assert.match(notice, /^Too many checks; wait (1 second|[2-9] seconds) and check again$/);
+
+    await stopLab(page);
+    assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  } finally {
+    await context.close();
+  }
+});

@@ -14,6 +14,7 @@
 //!   read-only; basic auth.
 //! - `upstream`: the hub pulling what the catalog lacks through from an
 //!   upstream registry, and serving it once the upstream is gone.
+//! - `sha512`: every blob and manifest operation with sha512 digests.
 
 mod clients;
 mod discovery;
@@ -23,4 +24,5 @@ mod hostile;
 mod management;
 mod pull;
 mod push;
+mod sha512;
 mod upstream;

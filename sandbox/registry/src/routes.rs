@@ -95,6 +95,7 @@ pub(crate) fn router(registry: Registry) -> Router {
             crate::auth::require,
         ))
         .layer(middleware::from_fn(api_version))
+        .layer(middleware::from_fn(crate::keep_alive::drain_unread))
         .with_state(registry)
 }
 

@@ -14,9 +14,10 @@
 //! Modules: [`error`] (the spec's error table), [`names`] (repository
 //! names, tags and their store references), `documents` (what a manifest
 //! references), `links` (which blobs each repository holds), `upstream`
-//! (the hub's pull-through), and one module per area of the protocol:
-//! `blobs`, `uploads`, `manifests`, `listing` (tags and catalog), `auth`,
-//! `routes` (URL parsing and dispatch), `gc`.
+//! (the hub's pull-through), [`keep_alive`] (answers sent before the
+//! request's body was read, also used by the web server), and one module
+//! per area of the protocol: `blobs`, `uploads`, `manifests`, `listing`
+//! (tags and catalog), `auth`, `routes` (URL parsing and dispatch), `gc`.
 //!
 //! Where things live:
 //!
@@ -55,6 +56,7 @@ mod blobs;
 mod documents;
 pub mod error;
 mod gc;
+pub mod keep_alive;
 mod links;
 mod listing;
 mod manifests;

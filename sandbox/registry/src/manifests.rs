@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Serialize;
-use store::Digest;
+use store::{Digest, Expected};
 
 use crate::blobs::{insert_digest, parse_digest};
 use crate::documents::{self, Descriptor, is_index};
@@ -127,7 +127,7 @@ async fn pull_through(
         .reference(name, &ManifestRef::Digest(digest.clone()))?;
     let kept = digest.clone();
     tokio::task::spawn_blocking(move || -> Result<()> {
-        store.write_blob_bytes(&bytes)?;
+        store.write_blob(&bytes[..], Expected::digest(kept.clone()))?;
         store.tag(&mirror, &member, &kept)?;
         store.tag(&mirror, &store_ref, &kept)?;
         Ok(())
@@ -270,7 +270,7 @@ pub(crate) async fn put(
             });
         }
     }
-    let digest = Digest::of(&bytes);
+    let digest = reference.digest_of(&bytes);
     if let ManifestRef::Digest(expected) = reference
         && *expected != digest
     {
@@ -314,7 +314,9 @@ pub(crate) async fn put(
                 ));
             }
         }
-        registry.store().write_blob_bytes(&bytes)?;
+        registry
+            .store()
+            .write_blob(&bytes[..], Expected::digest(digest2.clone()))?;
         let member = registry
             .naming()
             .reference(&name, &ManifestRef::Digest(digest2.clone()))?;

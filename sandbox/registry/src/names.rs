@@ -60,7 +60,7 @@ pub fn check_name(name: &str) -> Result<()> {
 pub enum ManifestRef {
     /// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
     Tag(String),
-    /// `sha256:<64 hex>`.
+    /// `sha256:<64 hex>` or `sha512:<128 hex>`.
     Digest(Digest),
 }
 
@@ -89,6 +89,15 @@ impl ManifestRef {
                     text.chars().take(200).collect::<String>()
                 ),
             ))
+        }
+    }
+
+    /// The digest a document's `bytes` have when addressed by this
+    /// reference: in the algorithm of a digest, in sha256 for a tag.
+    pub fn digest_of(&self, bytes: &[u8]) -> Digest {
+        match self {
+            ManifestRef::Digest(d) => d.algorithm().digest(bytes),
+            ManifestRef::Tag(_) => Digest::of(bytes),
         }
     }
 }

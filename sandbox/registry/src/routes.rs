@@ -95,6 +95,7 @@ pub(crate) fn router(registry: Registry) -> Router {
             crate::auth::require,
         ))
         .layer(middleware::from_fn(api_version))
+        .layer(middleware::from_fn(crate::keep_alive::drain_unread))
         .with_state(registry)
 }
 
@@ -207,7 +208,22 @@ async fn route(registry: &Registry, path: &str, call: Call) -> Result<Response> 
             _ => Ok(unsupported()),
         },
         (Target::Manifest { name, reference }, method) => {
-            let reference = ManifestRef::parse(reference)?;
+            let reference = match ManifestRef::parse(reference) {
+                Ok(reference) => reference,
+                // A tag the pattern refuses names no manifest: reading or
+                // deleting it is the 404 of any absent one, and only a
+                // push is told the tag is malformed.
+                Err(Error::Protocol {
+                    code: Code::ManifestInvalid,
+                    detail,
+                }) if method != Method::PUT => {
+                    return Err(Error::protocol(
+                        Code::ManifestUnknown,
+                        format!("repository {name} has no such manifest: {detail}"),
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
             match method {
                 Method::GET | Method::HEAD => {
                     manifests::get(registry, name, &reference, call).await

@@ -4,7 +4,10 @@
 //!
 //! An upload is a store ingestion under the ref `registry/<namespace>/<uuid>`:
 //! its bytes are on disk as they arrive, invisible until the final `PUT`
-//! checked the digest, and the store hashes them as they are written. The
+//! checked the digest, and the store hashes them as they are written: in
+//! sha256, or in the algorithm the `POST` named (`?digest=` or
+//! `?digest-algorithm=`); a final digest in another algorithm has the
+//! store read the bytes once more. The
 //! writer of an upload stays open in this process between requests (so a
 //! chunk does not re-read what came before); after a restart, or a
 //! `kill -9`, the next request resumes the ingestion from disk, and the
@@ -20,8 +23,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use store::Digest;
-use store::content::{Expected, IngestManager, Ingester, Writer};
+use store::content::{ContentError, Expected, IngestManager, Ingester, Writer};
+use store::{Algorithm, Digest};
 
 use crate::blobs::{hold, holds, insert_digest, parse_digest};
 use crate::error::{Code, Error, Result};
@@ -98,14 +101,12 @@ async fn slot(registry: &Registry, uuid: &str) -> Result<Arc<tokio::sync::Mutex<
         .clone())
 }
 
-/// Opens (or resumes) the writer of `uuid`.
-async fn open_writer(registry: &Registry, uuid: &str) -> Result<Writer> {
+/// Opens (or resumes) the writer of `uuid`, hashing in `algorithm`.
+async fn open_writer(registry: &Registry, uuid: &str, algorithm: Algorithm) -> Result<Writer> {
     let store = registry.store().clone();
     let ingest = ingest_ref(registry, uuid);
-    Ok(
-        tokio::task::spawn_blocking(move || store.content().writer(&ingest, Expected::default()))
-            .await??,
-    )
+    let expected = Expected::hashed_in(algorithm);
+    Ok(tokio::task::spawn_blocking(move || store.content().writer(&ingest, expected)).await??)
 }
 
 /// Body chunks waiting for the disk, per upload. hyper hands over chunks
@@ -234,9 +235,16 @@ pub(crate) async fn start(registry: &Registry, name: &str, call: Call) -> Result
         .get("digest")
         .map(|d| parse_digest(d))
         .transpose()?;
+    let algorithm = match (&digest, call.query.get("digest-algorithm")) {
+        (Some(digest), _) => digest.algorithm(),
+        (None, Some(name)) => name.parse().map_err(|e: store::digest::DigestError| {
+            Error::protocol(Code::DigestInvalid, e.to_string())
+        })?,
+        (None, None) => Algorithm::Sha256,
+    };
     evict_idle(registry);
     let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
-    let writer = open_writer(registry, &uuid).await?;
+    let writer = open_writer(registry, &uuid, algorithm).await?;
     if let Some(digest) = digest {
         let (writer, appended) = append(writer, call.body).await?;
         return commit(registry, name, &uuid, writer, appended, &digest).await;
@@ -288,19 +296,21 @@ async fn commit(
         abort(registry, uuid).await;
         return Err(e);
     }
-    let actual = writer.digest();
-    if actual != *digest {
-        let size = writer.offset();
-        drop(writer);
-        abort(registry, uuid).await;
-        return Err(Error::protocol(
-            Code::DigestInvalid,
-            format!(
-                "the {size} bytes uploaded have digest {actual}, not {digest}; the upload was discarded"
-            ),
-        ));
-    }
-    let info = tokio::task::spawn_blocking(move || writer.commit()).await??;
+    let size = writer.offset();
+    let expected = digest.clone();
+    let info = match tokio::task::spawn_blocking(move || writer.commit_as(expected)).await? {
+        Ok(info) => info,
+        Err(store::Error::Content(ContentError::DigestMismatch { actual, .. })) => {
+            abort(registry, uuid).await;
+            return Err(Error::protocol(
+                Code::DigestInvalid,
+                format!(
+                    "the {size} bytes uploaded have digest {actual}, not {digest}; the upload was discarded"
+                ),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     lock(&registry.inner.uploads.live).remove(uuid);
     hold(registry, name, info.digest.clone()).await?;
     tracing::debug!(digest = %info.digest, size = info.size, "blob pushed");
@@ -315,7 +325,9 @@ async fn take_writer(registry: &Registry, uuid: &str, slot: &mut Slot) -> Result
     slot.touched = Instant::now();
     match slot.writer.take() {
         Some(w) => Ok(w),
-        None => open_writer(registry, uuid).await,
+        // Resumed from disk: the algorithm the POST named is not known
+        // here any more, and a final digest in another one costs a re-read.
+        None => open_writer(registry, uuid, Algorithm::Sha256).await,
     }
 }
 
@@ -355,7 +367,12 @@ pub(crate) async fn finish(
     let digest = call
         .query
         .get("digest")
-        .ok_or_else(|| Error::protocol(Code::DigestInvalid, "PUT needs ?digest=sha256:…"))
+        .ok_or_else(|| {
+            Error::protocol(
+                Code::DigestInvalid,
+                "PUT needs ?digest=<algorithm>:<hex>, e.g. sha256:…",
+            )
+        })
         .and_then(|d| parse_digest(d))?;
     let writer = take_writer(registry, uuid, &mut slot).await?;
     if let Err(e) = check_chunk(&call.headers, writer.offset()) {

@@ -275,7 +275,7 @@ impl Upstream {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let bytes = read_limited(response, MAX_MANIFEST_SIZE).await?;
-        let digest = Digest::of(&bytes);
+        let digest = reference.digest_of(&bytes);
         if let ManifestRef::Digest(asked) = reference
             && *asked != digest
         {

@@ -20,7 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::digest::{Digest, Hashing};
+use crate::digest::{Algorithm, Digest, Hashing};
 use crate::durable::{FileLock, Writeback, sync_dir};
 use crate::error::{ErrorKind, IoContext, Result};
 use crate::layout::{self, Layout};
@@ -75,19 +75,24 @@ pub struct Info {
     pub committed_at: SystemTime,
 }
 
-/// What the caller claims about the bytes it is about to write. Each field
-/// that is set is checked at commit (and the size already while writing).
+/// What the caller claims about the bytes it is about to write. Each of
+/// `digest` and `size` that is set is checked at commit (the size already
+/// while writing).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expected {
     pub digest: Option<Digest>,
     pub size: Option<u64>,
+    /// The algorithm the bytes are hashed in as they arrive: that of
+    /// `digest` when one is set, else this, else sha256. A commit that
+    /// expects another algorithm reads the bytes once more.
+    pub algorithm: Option<Algorithm>,
 }
 
 impl Expected {
     pub fn digest(digest: Digest) -> Expected {
         Expected {
             digest: Some(digest),
-            size: None,
+            ..Expected::default()
         }
     }
 
@@ -95,7 +100,24 @@ impl Expected {
         Expected {
             digest: Some(digest),
             size: Some(size),
+            ..Expected::default()
         }
+    }
+
+    /// A write whose digest is named only at commit, hashed in `algorithm`.
+    pub fn hashed_in(algorithm: Algorithm) -> Expected {
+        Expected {
+            algorithm: Some(algorithm),
+            ..Expected::default()
+        }
+    }
+
+    fn hashing_algorithm(&self) -> Algorithm {
+        self.digest
+            .as_ref()
+            .map(Digest::algorithm)
+            .or(self.algorithm)
+            .unwrap_or(Algorithm::Sha256)
     }
 }
 
@@ -276,7 +298,7 @@ impl Ingester for ContentStore {
             .ctx("opening ingest data", &data)?;
         let writeback = Writeback::new(&file);
         // Resume: what an earlier writer left is part of the blob, so hash it again.
-        let mut resumed = Hashing::new(file);
+        let mut resumed = Hashing::new_in(expected.hashing_algorithm(), file);
         let existing = File::open(&data).ctx("re-reading ingest data", &data)?;
         resumed
             .absorb(existing)
@@ -342,17 +364,19 @@ impl Manager for ContentStore {
     }
 
     fn walk(&self, f: &mut dyn FnMut(Info) -> Result<()>) -> Result<()> {
-        let dir = self.layout.blobs();
         let mut digests = Vec::new();
-        for entry in fs::read_dir(&dir).ctx("listing blobs", &dir)? {
-            let entry = entry.ctx("listing blobs", &dir)?;
-            // Anything that is not a digest-named file was not put there by us; skip it.
-            if let Some(d) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| Digest::from_hex(n).ok())
-            {
-                digests.push(d);
+        for algorithm in Algorithm::ALL {
+            let dir = self.layout.blobs(algorithm);
+            for entry in fs::read_dir(&dir).ctx("listing blobs", &dir)? {
+                let entry = entry.ctx("listing blobs", &dir)?;
+                // Anything that is not a digest-named file was not put there by us; skip it.
+                if let Some(d) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| Digest::new(algorithm, n).ok())
+                {
+                    digests.push(d);
+                }
             }
         }
         digests.sort();
@@ -397,9 +421,23 @@ impl Writer {
         self.file.count()
     }
 
-    /// Digest of the bytes written so far.
+    /// Digest of the bytes written so far, in the algorithm they are
+    /// hashed in as they arrive (see [`Expected::algorithm`]).
     pub fn digest(&self) -> Digest {
         self.file.digest()
+    }
+
+    /// The digest in `algorithm` of the bytes written so far: the running
+    /// hash when it is in that algorithm, else the bytes read once more.
+    fn digest_in(&self, algorithm: Algorithm) -> Result<Digest> {
+        if algorithm == self.file.algorithm() {
+            return Ok(self.file.digest());
+        }
+        let data = layout::ingest_data(&self.dir);
+        let mut hashing = Hashing::new_in(algorithm, io::sink());
+        let file = File::open(&data).ctx("re-reading ingest data", &data)?;
+        hashing.absorb(file).ctx("re-reading ingest data", &data)?;
+        Ok(hashing.digest())
     }
 
     pub fn ingest_ref(&self) -> &str {
@@ -428,10 +466,18 @@ impl Writer {
             .ctx("writing ingest data", &self.dir)
     }
 
+    /// [`Writer::commit`] expecting `digest`, named only now (a registry
+    /// upload's final `PUT`).
+    pub fn commit_as(mut self, digest: Digest) -> Result<Info> {
+        self.expected.digest = Some(digest);
+        self.commit()
+    }
+
     /// Checks size and digest, then publishes the blob. On a mismatch the
     /// ingestion is discarded: its bytes can never become the expected blob.
     pub fn commit(self) -> Result<Info> {
-        let actual = self.file.digest();
+        let algorithm = self.expected.hashing_algorithm();
+        let actual = self.digest_in(algorithm)?;
         let size = self.file.count();
         let mismatch = match (&self.expected.digest, self.expected.size) {
             (_, Some(expected)) if expected != size => Some(ContentError::SizeMismatch {
@@ -471,7 +517,7 @@ impl Writer {
         let target = layout.blob(&actual);
         // Renaming over an existing blob is safe: same digest, same bytes.
         fs::rename(&data, &target).ctx("committing blob", &target)?;
-        sync_dir(&layout.blobs())?;
+        sync_dir(&layout.blobs(actual.algorithm()))?;
         let _ = fs::remove_dir_all(&dir);
         tracing::debug!(digest = %actual, size, "blob committed");
         let committed_at = fs::metadata(&target)

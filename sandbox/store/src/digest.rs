@@ -1,91 +1,159 @@
-//! Content digests (`sha256:<64 hex>`), the only addresses blobs have.
+//! Content digests (`<algorithm>:<hex>`), the only addresses blobs have.
+//!
+//! Two algorithms are accepted, the two the OCI image spec registers:
+//! sha256 (what every image uses, and what the store computes on its own)
+//! and sha512 (which OCI clients may push). Anything else is refused with
+//! [`DigestError::UnsupportedAlgorithm`], so a client can tell "not this
+//! algorithm" from "malformed".
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 
 /// Why a string is not a digest we accept.
 #[derive(Debug, thiserror::Error)]
 pub enum DigestError {
-    #[error("invalid digest {0:?}: expected sha256: followed by 64 lower-case hex digits")]
+    #[error(
+        "invalid digest {0:?}: expected sha256: followed by 64 or sha512: followed by 128 lower-case hex digits"
+    )]
     Invalid(String),
-    #[error("unsupported digest algorithm in {0:?}: only sha256 is supported")]
+    #[error("unsupported digest algorithm in {0:?}: use sha256 or sha512")]
     UnsupportedAlgorithm(String),
 }
 
-/// A validated `sha256:<hex>` digest.
-///
-/// Only sha256 is accepted: it is what every OCI and Docker image uses, and
-/// a single algorithm keeps the on-disk layout one level deep.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest {
-    hex: String,
+/// A digest algorithm the store can address blobs by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    Sha256,
+    Sha512,
 }
 
-impl Digest {
-    /// The sha256 digest of `bytes`.
-    pub fn of(bytes: &[u8]) -> Digest {
-        Digest::from_sha256(Sha256::digest(bytes).into())
-    }
+impl Algorithm {
+    /// Every algorithm, in the order blobs are walked.
+    pub const ALL: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
 
-    pub(crate) fn from_sha256(raw: [u8; 32]) -> Digest {
-        Digest {
-            hex: hex::encode(raw),
+    /// The name before the `:` of a digest, and the blob directory's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
         }
     }
 
-    /// Parses a bare 64-digit hex string (as used in file names and image IDs).
-    pub fn from_hex(hex: &str) -> Result<Digest, DigestError> {
-        if hex.len() == 64
+    /// Hex digits of a digest in this algorithm.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+
+    /// The digest of `bytes` in this algorithm.
+    pub fn digest(self, bytes: &[u8]) -> Digest {
+        let mut hasher = Hasher::new(self);
+        hasher.update(bytes);
+        hasher.finish()
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = DigestError;
+    fn from_str(s: &str) -> Result<Algorithm, DigestError> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| DigestError::UnsupportedAlgorithm(s.to_owned()))
+    }
+}
+
+/// A validated `<algorithm>:<hex>` digest.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest {
+    algorithm: Algorithm,
+    /// A boxed `str` keeps a digest as small as a `String` alone, so the
+    /// errors that carry two of them stay small too.
+    hex: Box<str>,
+}
+
+impl Digest {
+    /// The sha256 digest of `bytes`: what the store computes on its own
+    /// (image IDs, chain IDs, manifests it writes).
+    pub fn of(bytes: &[u8]) -> Digest {
+        Algorithm::Sha256.digest(bytes)
+    }
+
+    /// Checks `hex` as the encoded part of an `algorithm` digest (as used
+    /// in file names).
+    pub fn new(algorithm: Algorithm, hex: &str) -> Result<Digest, DigestError> {
+        if hex.len() == algorithm.hex_len()
             && hex
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             Ok(Digest {
-                hex: hex.to_owned(),
+                algorithm,
+                hex: hex.into(),
             })
         } else {
-            Err(DigestError::Invalid(hex.to_owned()))
+            Err(DigestError::Invalid(format!("{algorithm}:{hex}")))
         }
     }
 
-    /// The 64 hex digits without the algorithm prefix.
+    /// Parses a bare 64-digit sha256 hex string (as used in file names and
+    /// image IDs).
+    pub fn from_hex(hex: &str) -> Result<Digest, DigestError> {
+        Digest::new(Algorithm::Sha256, hex).map_err(|_| DigestError::Invalid(hex.to_owned()))
+    }
+
+    /// The hex digits without the algorithm prefix.
     pub fn hex(&self) -> &str {
         &self.hex
     }
 
-    /// Always `sha256`.
-    pub fn algorithm(&self) -> &'static str {
-        "sha256"
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
     }
 }
 
 impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Digest, DigestError> {
-        match s.split_once(':') {
-            Some(("sha256", hex)) => {
-                Digest::from_hex(hex).map_err(|_| DigestError::Invalid(s.to_owned()))
-            }
-            Some((alg, _)) if !alg.is_empty() => {
-                Err(DigestError::UnsupportedAlgorithm(s.to_owned()))
-            }
-            _ => Err(DigestError::Invalid(s.to_owned())),
+        let invalid = || DigestError::Invalid(s.to_owned());
+        let (algorithm, hex) = s.split_once(':').ok_or_else(invalid)?;
+        // The OCI grammar: components of [a-z0-9] joined by [+._-].
+        let well_formed = !algorithm.is_empty()
+            && algorithm.split(['+', '.', '_', '-']).all(|c| {
+                !c.is_empty()
+                    && c.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
+        if !well_formed {
+            return Err(invalid());
         }
+        let algorithm = algorithm
+            .parse::<Algorithm>()
+            .map_err(|_| DigestError::UnsupportedAlgorithm(s.to_owned()))?;
+        Digest::new(algorithm, hex).map_err(|_| invalid())
     }
 }
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex)
+        write!(f, "{}:{}", self.algorithm, self.hex)
     }
 }
 
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex)
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -111,17 +179,57 @@ impl TryFrom<&oci_spec::image::Digest> for Digest {
 
 impl From<&Digest> for oci_spec::image::Digest {
     fn from(d: &Digest) -> oci_spec::image::Digest {
-        // A validated sha256 digest is always a valid OCI digest.
-        oci_spec::image::Sha256Digest::from_str(&d.hex)
-            .map(Into::into)
-            .unwrap_or_else(|_| unreachable!("validated sha256 hex"))
+        // A validated digest of a registered algorithm is always a valid OCI digest.
+        oci_spec::image::Digest::from_str(&d.to_string())
+            .unwrap_or_else(|_| unreachable!("validated {} hex", d.algorithm))
+    }
+}
+
+/// A running hash in one algorithm.
+#[derive(Clone)]
+pub(crate) enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    pub(crate) fn new(algorithm: Algorithm) -> Hasher {
+        match algorithm {
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        match self {
+            Hasher::Sha256(_) => Algorithm::Sha256,
+            Hasher::Sha512(_) => Algorithm::Sha512,
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Digest {
+        let (algorithm, hex) = match self {
+            Hasher::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
+            Hasher::Sha512(h) => (Algorithm::Sha512, hex::encode(h.finalize())),
+        };
+        Digest {
+            algorithm,
+            hex: hex.into(),
+        }
     }
 }
 
 /// Hashes and counts everything that passes through, in either direction.
 pub(crate) struct Hashing<T> {
     inner: T,
-    hasher: Sha256,
+    hasher: Hasher,
     count: u64,
 }
 
@@ -134,12 +242,21 @@ impl<T> std::fmt::Debug for Hashing<T> {
 }
 
 impl<T> Hashing<T> {
+    /// Hashes in sha256, the store's own algorithm.
     pub(crate) fn new(inner: T) -> Self {
+        Hashing::new_in(Algorithm::Sha256, inner)
+    }
+
+    pub(crate) fn new_in(algorithm: Algorithm, inner: T) -> Self {
         Hashing {
             inner,
-            hasher: Sha256::new(),
+            hasher: Hasher::new(algorithm),
             count: 0,
         }
+    }
+
+    pub(crate) fn algorithm(&self) -> Algorithm {
+        self.hasher.algorithm()
     }
 
     pub(crate) fn count(&self) -> u64 {
@@ -147,7 +264,7 @@ impl<T> Hashing<T> {
     }
 
     pub(crate) fn digest(&self) -> Digest {
-        Digest::from_sha256(self.hasher.clone().finalize().into())
+        self.hasher.clone().finish()
     }
 
     /// Accounts for bytes that are already in the inner sink (a resumed write).
@@ -167,7 +284,7 @@ impl<T> Hashing<T> {
     }
 
     pub(crate) fn into_inner(self) -> (T, Digest, u64) {
-        let digest = Digest::from_sha256(self.hasher.finalize().into());
+        let digest = self.hasher.finish();
         (self.inner, digest, self.count)
     }
 }

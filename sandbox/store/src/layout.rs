@@ -1,6 +1,7 @@
 //! The one place that maps store objects to paths. Nothing else in the crate
 //! formats a path under the store root, so traversal checks live here: every
-//! component that comes from a caller is a [`Digest`] (hex only) or an id
+//! component that comes from a caller is a [`Digest`] (an algorithm of a
+//! closed set and hex only) or an id
 //! checked by [`is_safe_id`].
 //!
 //! ```text
@@ -8,7 +9,8 @@
 //! ├── lock                          flock: shared by writers, exclusive by gc
 //! ├── tmp/                          staging for files published by rename
 //! ├── content/
-//! │   ├── blobs/sha256/<hex>        committed blob, mode 0444, never rewritten
+//! │   ├── blobs/<algorithm>/<hex>   committed blob, mode 0444, never rewritten
+//! │   │                             (sha256/ and sha512/)
 //! │   └── ingest/<sha256(ref)>/     one write in flight under a ref
 //! │       ├── ref                   the ref as the caller gave it
 //! │       ├── lock                  flock held by the ref's single writer
@@ -32,7 +34,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::digest::Digest;
+use crate::digest::{Algorithm, Digest};
 
 /// Ids that become a single path component: namespaces, snapshot keys,
 /// lease ids. Lower-case letters, digits, `-`, `_` and `.`, starting with a
@@ -63,11 +65,13 @@ impl Layout {
     }
 
     /// Directories created by `Store::open`.
-    pub(crate) fn dirs(&self) -> [PathBuf; 10] {
+    pub(crate) fn dirs(&self) -> [PathBuf; 12] {
         [
             self.tmp(),
             self.root.join("content"),
-            self.blobs(),
+            self.root.join("content/blobs"),
+            self.blobs(Algorithm::Sha256),
+            self.blobs(Algorithm::Sha512),
             self.ingests(),
             self.names(),
             self.root.join("snapshots"),
@@ -86,12 +90,12 @@ impl Layout {
         self.root.join("tmp")
     }
 
-    pub(crate) fn blobs(&self) -> PathBuf {
-        self.root.join("content/blobs/sha256")
+    pub(crate) fn blobs(&self, algorithm: Algorithm) -> PathBuf {
+        self.root.join("content/blobs").join(algorithm.name())
     }
 
     pub(crate) fn blob(&self, digest: &Digest) -> PathBuf {
-        self.blobs().join(digest.hex())
+        self.blobs(digest.algorithm()).join(digest.hex())
     }
 
     pub(crate) fn ingests(&self) -> PathBuf {

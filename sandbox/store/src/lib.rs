@@ -3,8 +3,9 @@
 //! Everything the engine, registry, builder and runtime know about images
 //! lives here, under one root directory (its layout is drawn in `layout.rs`):
 //!
-//! - **Content** ([`content`]): blobs addressed by sha256, written under an
-//!   ingest ref, checked (size and digest) and published by atomic rename.
+//! - **Content** ([`content`]): blobs addressed by digest (sha256, or
+//!   sha512 when a client names one), written under an ingest ref,
+//!   checked (size and digest) and published by atomic rename.
 //! - **Manifests** ([`manifests`]): OCI manifests/indexes and Docker schema2
 //!   manifests/lists, always kept as the exact bytes received, so an image
 //!   ID is the sha256 of its raw config and a manifest digest that of its
@@ -71,7 +72,7 @@ use std::sync::Arc;
 
 pub use archive::{Compression, DiffOptions, Limits};
 pub use content::{ContentStore, Expected, Info};
-pub use digest::Digest;
+pub use digest::{Algorithm, Digest};
 pub use error::{Error, ErrorKind, Result};
 pub use gc::{GcOptions, GcReport};
 pub use image::{ImageRef, Unpacked};

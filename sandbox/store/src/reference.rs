@@ -1,6 +1,6 @@
 //! Image references, parsed and normalized the way the Docker CLI does:
 //! `busybox` is `docker.io/library/busybox:latest`, `localhost:5000/x:1`
-//! keeps its registry, and `name@sha256:…` / `name:tag@sha256:…` pin a digest.
+//! keeps its registry, and `name@sha256:…` / `name:tag@sha512:…` pin a digest.
 //!
 //! The grammar (from the distribution project's reference package):
 //!
@@ -31,13 +31,15 @@ pub enum ReferenceError {
     Empty(String),
     #[error("invalid reference {0:?}: repository name must be lowercase")]
     Uppercase(String),
-    #[error("invalid reference {0:?}: expected [registry/]name[:tag][@sha256:digest]")]
+    #[error("invalid reference {0:?}: expected [registry/]name[:tag][@algorithm:digest]")]
     Format(String),
     #[error(
         "invalid reference {0:?}: invalid tag (use letters, digits, '_', '.', '-', at most 128 characters)"
     )]
     Tag(String),
-    #[error("invalid reference {0:?}: invalid digest (expected sha256: and 64 hex digits)")]
+    #[error(
+        "invalid reference {0:?}: invalid digest (expected sha256: and 64 or sha512: and 128 lower-case hex digits)"
+    )]
     Digest(String),
     #[error("invalid reference {0:?}: invalid registry host")]
     Domain(String),

@@ -12,10 +12,15 @@
 //!   share, in [`CATALOG_STORE`].
 //! - [`start_distribution`]: Debian's `docker-registry` (distribution 2.8)
 //!   on a loopback port, the registry the benchmarks compare with.
+//! - [`http`] (feature `http`): a keep-alive client that holds a request's
+//!   body back until the server has answered, for early answers.
 //!
 //! Sandboxes of the suites take their uid ranges from the runtime's
 //! host-wide allocator, like every server, so no suite needs a uid region
 //! of its own.
+
+#[cfg(feature = "http")]
+pub mod http;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

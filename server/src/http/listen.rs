@@ -2,7 +2,9 @@
 //! sets no timer and so enforces no deadline on request headers. Every
 //! connection gets TCP_NODELAY (terminal keystrokes are tiny writes that
 //! must not wait for an ACK), its peer address for rate limits, and a
-//! graceful shutdown that lets requests in flight finish.
+//! graceful shutdown that lets requests in flight finish; every request
+//! goes through `registry::keep_alive::drain_unread`, so an early answer
+//! never leaves a keep-alive client a dead connection.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,6 +27,11 @@ pub async fn run(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // A handler that answers before reading the body must not leave a
+    // keep-alive client a connection that closes under it.
+    let app = app.layer(axum::middleware::from_fn(
+        ::registry::keep_alive::drain_unread,
+    ));
     let mut make_service = app.into_make_service_with_connect_info::<SocketAddr>();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())

@@ -425,3 +425,44 @@ async fn over_https_the_csrf_cookie_is_host_only() {
     );
     assert!(!cookie.contains("Domain"), "{cookie}");
 }
+
+/// An answer sent before the request's body arrived (an API call without
+/// credentials is refused at once) leaves a keep-alive client a usable
+/// connection; a rest too large to read for nothing gets `Connection:
+/// close` instead of a connection that closes unannounced.
+#[tokio::test]
+async fn an_answer_before_the_body_keeps_the_connection_usable() {
+    use axum::body::Bytes;
+    use axum::http::{Method, Request};
+
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("server address");
+    let create_lab = |len: usize| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/sessions")
+            .header("Content-Type", "application/json")
+            .body(Bytes::from(vec![b' '; len]))
+            .expect("request")
+    };
+    let healthz = || {
+        Request::builder()
+            .uri("/healthz")
+            .body(())
+            .expect("request")
+    };
+
+    let answer = testkit::http::answer_before_body(addr, create_lab(64), healthz()).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(!answer.says_close(), "{answer:?}");
+    assert_eq!(answer.next, Ok(StatusCode::OK));
+
+    let answer = testkit::http::answer_before_body(addr, create_lab(2 << 20), healthz()).await;
+    assert!(answer.status.is_client_error(), "{answer:?}");
+    assert!(answer.says_close(), "{answer:?}");
+}

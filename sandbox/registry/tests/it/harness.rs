@@ -5,7 +5,7 @@ use std::path::Path;
 
 use registry::{Config, Registry};
 use reqwest::{Client, Response, StatusCode};
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 use store::{Namespace, Store};
 use tokio::sync::oneshot;
 
@@ -122,7 +122,11 @@ impl Server {
 
     /// Pushes `bytes` as one blob with a single POST.
     pub async fn push_blob(&self, name: &str, bytes: &[u8]) -> String {
-        let digest = digest_of(bytes);
+        self.push_blob_as(name, bytes, digest_of(bytes)).await
+    }
+
+    /// Pushes `bytes` as one blob with a single POST naming `digest`.
+    pub async fn push_blob_as(&self, name: &str, bytes: &[u8], digest: String) -> String {
         let r = self
             .client
             .post(self.at(&format!("/v2/{name}/blobs/uploads/?digest={digest}")))
@@ -167,12 +171,29 @@ impl Server {
     /// Pushes a one-layer image (config, layer, manifest) under `tag`;
     /// returns the manifest's bytes and digest.
     pub async fn push_image(&self, name: &str, tag: &str, seed: &str) -> (Vec<u8>, String) {
+        self.push_image_as(name, Some(tag), seed, digest_of).await
+    }
+
+    /// Pushes a one-layer image whose every digest `digest` makes, under
+    /// `tag` or, with none, by its own digest; returns the manifest's
+    /// bytes and digest.
+    pub async fn push_image_as(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        seed: &str,
+        digest: fn(&[u8]) -> String,
+    ) -> (Vec<u8>, String) {
         let config = format!(
             r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}},"config":{{"Env":["SEED={seed}"]}}}}"#,
-            digest_of(seed.as_bytes())
+            digest(seed.as_bytes())
         );
-        let config_digest = self.push_blob(name, config.as_bytes()).await;
-        let layer_digest = self.push_blob(name, seed.as_bytes()).await;
+        let config_digest = self
+            .push_blob_as(name, config.as_bytes(), digest(config.as_bytes()))
+            .await;
+        let layer_digest = self
+            .push_blob_as(name, seed.as_bytes(), digest(seed.as_bytes()))
+            .await;
         let manifest = manifest_json(
             OCI_MANIFEST,
             OCI_CONFIG,
@@ -181,8 +202,14 @@ impl Server {
             &[(layer_digest, seed.len())],
             None,
         );
+        let manifest_digest = digest(manifest.as_bytes());
         let r = self
-            .put_manifest(name, tag, OCI_MANIFEST, manifest.as_bytes())
+            .put_manifest(
+                name,
+                tag.unwrap_or(&manifest_digest),
+                OCI_MANIFEST,
+                manifest.as_bytes(),
+            )
             .await;
         assert_eq!(
             r.status(),
@@ -190,8 +217,7 @@ impl Server {
             "{}",
             r.text().await.unwrap_or_default()
         );
-        let digest = digest_of(manifest.as_bytes());
-        (manifest.into_bytes(), digest)
+        (manifest.into_bytes(), manifest_digest)
     }
 }
 
@@ -220,6 +246,10 @@ pub async fn skopeo(args: &[&str]) -> String {
 
 pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+pub fn sha512_of(bytes: &[u8]) -> String {
+    format!("sha512:{}", hex::encode(Sha512::digest(bytes)))
 }
 
 /// A manifest document; `extra` is spliced in as further top-level fields.

@@ -68,38 +68,42 @@ async fn path_tricks_in_names_are_refused() {
 async fn wrong_digests_store_nothing() {
     let s = Server::start().await;
     let before = store_counts(&s);
-    let wrong = format!("sha256:{}", "6".repeat(64));
-    // Single POST.
-    let r = s
-        .client
-        .post(s.at(&format!("/v2/app/blobs/uploads/?digest={wrong}")))
-        .body(b"some bytes".to_vec())
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(r).await, "DIGEST_INVALID");
-    // POST, PATCH, then PUT with the wrong digest: the upload is discarded.
-    let r = s.post("/v2/app/blobs/uploads/").await;
-    let loc = r.headers()["Location"].to_str().expect("loc").to_owned();
-    s.client
-        .patch(s.at(&loc))
-        .body(b"chunk".to_vec())
-        .send()
-        .await
-        .expect("patch");
-    let r = s.put(&format!("{loc}?digest={wrong}")).await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(r).await, "DIGEST_INVALID");
-    let r = s
-        .client
-        .patch(s.at(&loc))
-        .body(b"more".to_vec())
-        .send()
-        .await
-        .expect("patch");
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+    for wrong in [
+        format!("sha256:{}", "6".repeat(64)),
+        format!("sha512:{}", "6".repeat(128)),
+    ] {
+        // Single POST.
+        let r = s
+            .client
+            .post(s.at(&format!("/v2/app/blobs/uploads/?digest={wrong}")))
+            .body(b"some bytes".to_vec())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error_code(r).await, "DIGEST_INVALID");
+        // POST, PATCH, then PUT with the wrong digest: the upload is discarded.
+        let r = s.post("/v2/app/blobs/uploads/").await;
+        let loc = r.headers()["Location"].to_str().expect("loc").to_owned();
+        s.client
+            .patch(s.at(&loc))
+            .body(b"chunk".to_vec())
+            .send()
+            .await
+            .expect("patch");
+        let r = s.put(&format!("{loc}?digest={wrong}")).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error_code(r).await, "DIGEST_INVALID");
+        let r = s
+            .client
+            .patch(s.at(&loc))
+            .body(b"more".to_vec())
+            .send()
+            .await
+            .expect("patch");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+    }
     // Malformed digests and upload ids.
     for bad in ["sha256:xyz", "sha512:00", "nodigest"] {
         let r = s
@@ -203,4 +207,138 @@ async fn read_only_registries_refuse_writes() {
     assert_eq!(error_code(r).await, "UNSUPPORTED");
     let r = s.put_manifest("app", "v1", OCI_MANIFEST, b"{}").await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// Each class of bad digest gets the spec's `400 DIGEST_INVALID` on every
+/// endpoint that takes a digest; a well-formed sha512 digest that names
+/// nothing is simply unknown.
+#[tokio::test]
+async fn every_class_of_bad_digest_is_digest_invalid_everywhere() {
+    let s = Server::start().await;
+    let (_, manifest) = s.push_image("app", "v1", "a layer").await;
+    let upload = s.post("/v2/app/blobs/uploads/").await;
+    let loc = upload.headers()["Location"]
+        .to_str()
+        .expect("loc")
+        .to_owned();
+    let before = store_counts(&s);
+    let hex128 = "ab".repeat(64);
+    let classes = [
+        ("unknown algorithm", format!("md5:{}", "0".repeat(32))),
+        (
+            "unregistered algorithm",
+            format!("sha384:{}", "0".repeat(96)),
+        ),
+        ("malformed algorithm", format!("SHA256:{}", "0".repeat(64))),
+        (
+            "separator without component",
+            format!("sha+:{}", "0".repeat(64)),
+        ),
+        (
+            "sha512 with 64 digits",
+            format!("sha512:{}", "0".repeat(64)),
+        ),
+        ("sha256 with 128 digits", format!("sha256:{hex128}")),
+        (
+            "upper-case hex",
+            format!("sha512:{}", hex128.to_uppercase()),
+        ),
+        ("not hex", format!("sha512:{}", "g".repeat(128))),
+        ("empty hex", "sha512:".to_owned()),
+        ("no algorithm", format!(":{hex128}")),
+    ];
+    for (class, bad) in &classes {
+        let bad = bad.as_str();
+        let answers = [
+            ("GET blob", s.get(&format!("/v2/app/blobs/{bad}")).await),
+            (
+                "DELETE blob",
+                s.delete(&format!("/v2/app/blobs/{bad}")).await,
+            ),
+            (
+                "POST ?digest",
+                s.client
+                    .post(s.at(&format!("/v2/app/blobs/uploads/?digest={bad}")))
+                    .body(b"x".to_vec())
+                    .send()
+                    .await
+                    .expect("post"),
+            ),
+            (
+                "POST ?mount",
+                s.post(&format!("/v2/app/blobs/uploads/?mount={bad}&from=app"))
+                    .await,
+            ),
+            ("PUT ?digest", s.put(&format!("{loc}?digest={bad}")).await),
+            (
+                "GET manifest",
+                s.get_accepting(&format!("/v2/app/manifests/{bad}"), OCI_MANIFEST)
+                    .await,
+            ),
+            (
+                "PUT manifest",
+                s.put_manifest("app", bad, OCI_MANIFEST, b"{}").await,
+            ),
+            (
+                "DELETE manifest",
+                s.delete(&format!("/v2/app/manifests/{bad}")).await,
+            ),
+            (
+                "referrers",
+                s.get(&format!("/v2/app/referrers/{bad}")).await,
+            ),
+        ];
+        for (endpoint, r) in answers {
+            assert_eq!(
+                r.status(),
+                StatusCode::BAD_REQUEST,
+                "{class} {bad}: {endpoint}"
+            );
+            assert_eq!(
+                error_code(r).await,
+                "DIGEST_INVALID",
+                "{class} {bad}: {endpoint}"
+            );
+        }
+        let r = s.head(&format!("/v2/app/blobs/{bad}")).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::BAD_REQUEST,
+            "{class} {bad}: HEAD blob"
+        );
+    }
+    for algorithm in ["md5", "SHA512", "sha384", ""] {
+        let r = s
+            .post(&format!(
+                "/v2/app/blobs/uploads/?digest-algorithm={algorithm}"
+            ))
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::BAD_REQUEST,
+            "digest-algorithm={algorithm}"
+        );
+        assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    }
+    // The upload whose PUTs were refused is still there, and empty.
+    let r = s.get(&loc).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    // A sha512 digest that does not match the bytes.
+    let mismatch = format!("sha512:{hex128}");
+    let r = s.put_manifest("app", &mismatch, OCI_MANIFEST, b"{}").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    // Well-formed and absent: unknown, not invalid.
+    let r = s.get(&format!("/v2/app/blobs/{mismatch}")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
+    let r = s.get(&format!("/v2/app/manifests/{mismatch}")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN");
+    assert_eq!(store_counts(&s), before);
+    let r = s
+        .get_accepting(&format!("/v2/app/manifests/{manifest}"), OCI_MANIFEST)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
 }

@@ -14,13 +14,18 @@
 //!   read-only; basic auth.
 //! - `upstream`: the hub pulling what the catalog lacks through from an
 //!   upstream registry, and serving it once the upstream is gone.
+//! - `sha512`: every blob and manifest operation with sha512 digests.
+//! - `keep_alive`: answers sent before a request's body arrived leave a
+//!   keep-alive client a usable connection.
 
 mod clients;
 mod discovery;
 mod durability;
 mod harness;
 mod hostile;
+mod keep_alive;
 mod management;
 mod pull;
 mod push;
+mod sha512;
 mod upstream;

@@ -144,6 +144,29 @@ async fn missing_things_answer_with_spec_errors() {
     }
 }
 
+/// A tag the pattern refuses can name no manifest: reading or deleting it
+/// is the 404 of any missing manifest, and only a push is told the tag is
+/// malformed.
+#[tokio::test]
+async fn an_invalid_tag_is_a_missing_manifest() {
+    let s = Server::start().await;
+    s.push_image("app", "v1", "a layer").await;
+    for tag in [".INVALID_MANIFEST_NAME", "-dash", &"t".repeat(129), "a%2fb"] {
+        let path = format!("/v2/app/manifests/{tag}");
+        let r = s.head(&path).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "HEAD {tag}");
+        let r = s.get_accepting(&path, OCI_MANIFEST).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "GET {tag}");
+        assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN", "GET {tag}");
+        let r = s.delete(&path).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "DELETE {tag}");
+        assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN", "DELETE {tag}");
+        let r = s.put_manifest("app", tag, OCI_MANIFEST, b"{}").await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "PUT {tag}");
+        assert_eq!(error_code(r).await, "MANIFEST_INVALID", "PUT {tag}");
+    }
+}
+
 #[tokio::test]
 async fn a_blob_pushed_elsewhere_in_the_store_is_not_visible() {
     let s = Server::start().await;

@@ -335,3 +335,37 @@ async fn what_a_lying_upstream_sends_is_refused_and_not_kept() {
     use store::content::IngestManager as _;
     assert!(store.content().ingests().expect("ingests").is_empty());
 }
+
+/// A manifest asked for by its sha512 digest is fetched, checked in that
+/// algorithm and kept under it, with its sha512 blobs.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hub_pulls_a_sha512_image_through_by_digest() {
+    let upstream = Server::start().await;
+    let (manifest, digest) = upstream
+        .push_image_as("library/app", None, "sha512 through the hub", sha512_of)
+        .await;
+    let document: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest json");
+    let root = tempfile::tempdir().expect("hub dir");
+    let hub = hub_over(root.path(), &upstream.url).await;
+    let r = hub
+        .get_accepting(&format!("/v2/app/manifests/{digest}"), OCI_MANIFEST)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["Docker-Content-Digest"], digest.as_str());
+    assert_eq!(r.bytes().await.expect("body").as_ref(), &manifest[..]);
+    let blobs = std::iter::once(&document["config"])
+        .chain(document["layers"].as_array().expect("layers"))
+        .map(|d| d["digest"].as_str().expect("digest").to_owned());
+    for blob in blobs {
+        let r = hub.get(&format!("/v2/app/blobs/{blob}")).await;
+        assert_eq!(r.status(), StatusCode::OK, "{blob}");
+        assert_eq!(sha512_of(&r.bytes().await.expect("blob")), blob);
+    }
+    // Kept: served with the upstream gone.
+    upstream.stop().await;
+    let r = hub
+        .get_accepting(&format!("/v2/app/manifests/{digest}"), OCI_MANIFEST)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(hub.store.blob_exists(&digest.parse().expect("digest")));
+}

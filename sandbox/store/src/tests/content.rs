@@ -1,7 +1,8 @@
 use std::io::Write;
 
 use crate::content::{Expected, IngestManager, Ingester, Manager, Provider};
-use crate::{Digest, ErrorKind};
+use crate::digest::DigestError;
+use crate::{Algorithm, Digest, ErrorKind};
 
 use super::store;
 
@@ -130,23 +131,139 @@ fn concurrent_writers_of_the_same_blob() {
 
 #[test]
 fn digest_parsing() {
-    assert!("sha256:abc".parse::<Digest>().is_err());
-    assert!(
-        format!("sha512:{}", "a".repeat(128))
-            .parse::<Digest>()
-            .is_err()
-    );
-    assert!(
-        format!("sha256:{}", "A".repeat(64))
-            .parse::<Digest>()
-            .is_err()
-    );
+    let sha512 = format!("sha512:{}", "a".repeat(128));
+    let d: Digest = sha512.parse().expect("sha512");
+    assert_eq!(d.algorithm(), Algorithm::Sha512);
+    assert_eq!(d.hex(), "a".repeat(128));
+    assert_eq!(d.to_string(), sha512);
     let d = Digest::of(b"");
     assert_eq!(d.to_string().parse::<Digest>().expect("roundtrip"), d);
     assert_eq!(
         d.to_string(),
         "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
+    assert_eq!(
+        Algorithm::Sha512.digest(b"").to_string(),
+        "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"
+    );
+    // Each class of bad digest, and the error it gets.
+    let unsupported = [
+        format!("md5:{}", "0".repeat(32)),
+        format!("sha384:{}", "0".repeat(96)),
+        format!("sha512+b64u:{}", "0".repeat(86)),
+    ];
+    for bad in &unsupported {
+        assert!(
+            matches!(
+                bad.parse::<Digest>(),
+                Err(DigestError::UnsupportedAlgorithm(_))
+            ),
+            "{bad}"
+        );
+    }
+    let invalid = [
+        "sha256:abc".to_owned(),
+        format!("sha256:{}", "A".repeat(64)),
+        format!("sha512:{}", "A".repeat(128)),
+        format!("sha512:{}", "a".repeat(64)),
+        format!("sha256:{}", "a".repeat(128)),
+        format!("sha512:{}", "g".repeat(128)),
+        format!("SHA256:{}", "a".repeat(64)),
+        format!("sha+:{}", "a".repeat(64)),
+        format!(":{}", "a".repeat(64)),
+        "sha512:".to_owned(),
+        "nodigest".to_owned(),
+        String::new(),
+    ];
+    for bad in &invalid {
+        assert!(
+            matches!(bad.parse::<Digest>(), Err(DigestError::Invalid(_))),
+            "{bad}"
+        );
+    }
+    // Bare hex names a sha256 digest (file names, image IDs) only.
+    assert!(Digest::from_hex(&"a".repeat(64)).is_ok());
+    assert!(Digest::from_hex(&"a".repeat(128)).is_err());
+}
+
+#[test]
+fn sha512_blobs_are_written_walked_and_read_apart_from_sha256() {
+    let (_d, s) = store();
+    let d512 = Algorithm::Sha512.digest(b"hello");
+    let info = s
+        .write_blob(&b"hello"[..], Expected::exact(d512.clone(), 5))
+        .expect("write sha512");
+    assert_eq!(info.digest, d512);
+    let d256 = s.write_blob_bytes(b"hello").expect("write sha256").digest;
+    assert_ne!(d256, d512);
+    assert!(
+        s.blob_path(&d512)
+            .expect("path")
+            .ends_with(format!("sha512/{}", d512.hex()))
+    );
+    assert_eq!(s.read_blob(&d512, 100).expect("read"), b"hello");
+    let mut seen = Vec::new();
+    s.content()
+        .walk(&mut |i| {
+            seen.push(i.digest);
+            Ok(())
+        })
+        .expect("walk");
+    assert_eq!(seen, vec![d256.clone(), d512.clone()]);
+    s.delete_blob(&d512).expect("delete");
+    assert!(!s.blob_exists(&d512));
+    assert!(s.blob_exists(&d256));
+    // The wrong sha512 digest is refused and nothing is kept.
+    let err = s
+        .write_blob(
+            &b"hello"[..],
+            Expected::digest(Algorithm::Sha512.digest(b"other")),
+        )
+        .expect_err("mismatch");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(!s.blob_exists(&Algorithm::Sha512.digest(b"hello")));
+}
+
+/// An upload hashed in one algorithm and named in the other at commit
+/// (what a registry sees when the client names the digest only at the
+/// end), across a resume.
+#[test]
+fn a_write_is_committed_under_a_digest_of_another_algorithm() {
+    let (_d, s) = store();
+    for (hashed_in, named) in [
+        (Algorithm::Sha256, Algorithm::Sha512),
+        (Algorithm::Sha512, Algorithm::Sha256),
+        (Algorithm::Sha512, Algorithm::Sha512),
+    ] {
+        let data = format!("{hashed_in} then {named}").into_bytes();
+        let ingest = format!("upload-{hashed_in}-{named}");
+        let mut w = s
+            .content()
+            .writer(&ingest, Expected::hashed_in(hashed_in))
+            .expect("writer");
+        w.write_all(&data[..4]).expect("write");
+        assert_eq!(w.digest().algorithm(), hashed_in);
+        drop(w);
+        let mut w = s
+            .content()
+            .writer(&ingest, Expected::hashed_in(hashed_in))
+            .expect("resume");
+        w.write_all(&data[4..]).expect("write");
+        let wrong = named.digest(b"not these bytes");
+        let info = w.commit_as(named.digest(&data)).expect("commit");
+        assert_eq!(info.digest, named.digest(&data));
+        assert_eq!(s.read_blob(&info.digest, 100).expect("read"), data);
+
+        let mut w = s
+            .content()
+            .writer("mismatch", Expected::hashed_in(hashed_in))
+            .expect("writer");
+        w.write_all(&data).expect("write");
+        let err = w.commit_as(wrong.clone()).expect_err("mismatch");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        assert!(!s.blob_exists(&wrong));
+        assert!(s.content().ingests().expect("ingests").is_empty());
+    }
 }
 
 #[test]

@@ -123,6 +123,14 @@ const VALID: &[Case] = &[
         true,
         "busybox:1@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     ),
+    (
+        "localhost/team/app@sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e",
+        "localhost",
+        "team/app",
+        None,
+        true,
+        "localhost/team/app@sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e",
+    ),
 ];
 
 const INVALID: &[&str] = &[
@@ -132,6 +140,7 @@ const INVALID: &[&str] = &[
     "busybox:-bad",
     "busybox::1",
     "busybox@sha256:abc",
+    "busybox@sha512:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     "busybox@md5:d41d8cd98f00b204e9800998ecf8427e",
     "/busybox",
     "busybox/",

@@ -212,7 +212,7 @@ fn reachable(store: &Store, digest: &Digest) -> Result<BTreeMap<Digest, u64>> {
     Ok(out)
 }
 
-/// Ingests an archive member whose digest the archive names (`blobs/sha256/<hex>`).
+/// Ingests an archive member whose digest the archive names (`blobs/<algorithm>/<hex>`).
 fn ingest_named(store: &Store, digest: Digest, r: impl Read) -> Result<()> {
     store
         .content()

@@ -1,4 +1,4 @@
-//! The OCI image layout: `oci-layout`, `index.json`, `blobs/sha256/<hex>`,
+//! The OCI image layout: `oci-layout`, `index.json`, `blobs/<algorithm>/<hex>`,
 //! as a directory or as a tar of one (`oci-archive`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -51,7 +51,7 @@ fn check_layout(bytes: &[u8]) -> Result<()> {
 fn blob_rel(digest: &Digest) -> RelPath {
     RelPath::from_parts(vec![
         "blobs".into(),
-        "sha256".into(),
+        digest.algorithm().name().into(),
         digest.hex().to_owned(),
     ])
 }
@@ -176,12 +176,15 @@ impl Store {
                 LAYOUT_FILE => layout = Some(read_small(LAYOUT_FILE, entry)?),
                 INDEX_FILE => index = Some(read_small(INDEX_FILE, entry)?),
                 p => {
-                    if let Some(hex) = p.strip_prefix("blobs/sha256/") {
-                        let digest = Digest::from_hex(hex).map_err(|_| {
-                            TransferError::Invalid(format!(
-                                "blob name {p:?} is not a sha256 digest"
-                            ))
-                        })?;
+                    if let Some((algorithm, hex)) = p
+                        .strip_prefix("blobs/")
+                        .and_then(|name| name.split_once('/'))
+                    {
+                        let digest = format!("{algorithm}:{hex}").parse().map_err(
+                            |e: crate::digest::DigestError| {
+                                TransferError::Invalid(format!("blob name {p:?}: {e}"))
+                            },
+                        )?;
                         ingest_named(self, digest, entry)?;
                     }
                 }
@@ -241,9 +244,9 @@ impl Store {
     ) -> Result<()> {
         let _gc = FileLock::shared(&self.layout().lock())?;
         let (index, blobs) = self.export_index(namespace, references)?;
-        let blob_dir = dir.join("blobs/sha256");
-        fs::create_dir_all(&blob_dir).ctx("creating layout", &blob_dir)?;
         for digest in blobs.keys() {
+            let blob_dir = dir.join("blobs").join(digest.algorithm().name());
+            fs::create_dir_all(&blob_dir).ctx("creating layout", &blob_dir)?;
             let dest = blob_dir.join(digest.hex());
             let mut src = open_blob(self, digest)?;
             let mut f = fs::File::create(&dest).ctx("writing layout blob", &dest)?;
@@ -266,7 +269,11 @@ impl Store {
         let mut tar = tar::Builder::new(out);
         let io = |e: std::io::Error| TransferError::Invalid(format!("writing archive: {e}"));
         append_bytes(&mut tar, LAYOUT_FILE, LAYOUT_JSON).map_err(io)?;
-        for dir in ["blobs/", "blobs/sha256/"] {
+        let algorithms: std::collections::BTreeSet<&str> =
+            blobs.keys().map(|d| d.algorithm().name()).collect();
+        let dirs = std::iter::once("blobs/".to_owned())
+            .chain(algorithms.iter().map(|a| format!("blobs/{a}/")));
+        for dir in dirs {
             let mut h = tar_header(tar::EntryType::Directory, 0, 0o755);
             tar.append_data(&mut h, dir, std::io::empty()).map_err(io)?;
         }
@@ -274,7 +281,7 @@ impl Store {
             let mut h = tar_header(tar::EntryType::Regular, *size, 0o644);
             tar.append_data(
                 &mut h,
-                format!("blobs/sha256/{}", digest.hex()),
+                format!("blobs/{}/{}", digest.algorithm(), digest.hex()),
                 open_blob(self, digest)?,
             )
             .map_err(io)?;

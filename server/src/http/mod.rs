@@ -12,6 +12,7 @@ mod lab_pane;
 mod labs;
 mod listen;
 mod pages;
+mod preview;
 pub mod session;
 
 use std::sync::Arc;
@@ -94,6 +95,7 @@ pub fn app(state: SharedState) -> Router {
         .merge(labs::router())
         .merge(grades::router())
         .merge(lab_pane::router())
+        .merge(preview::router())
         .merge(assets::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::ensure_csrf_cookie))
         .with_state(state)

@@ -485,6 +485,11 @@ impl Labs {
         });
     }
 
+    /// Where the labs run, for the port preview's connections.
+    pub fn host(&self) -> Arc<dyn SandboxHost> {
+        self.host.clone()
+    }
+
     /// Whether terminal input reached the lab lately (a quarter of the idle
     /// timeout, at most two minutes). Continuous grading runs only then:
     /// its commands count as activity and would otherwise keep an

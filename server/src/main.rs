@@ -11,6 +11,7 @@ mod db;
 mod grading;
 mod http;
 mod labs;
+mod live_course;
 mod templates;
 
 use clap::Parser;

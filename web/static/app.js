@@ -78,3 +78,18 @@ if (lessonText) {
     { passive: true },
   );
 }
+
+// An author's server (`serve --watch`) reloads the course when its files
+// change; the page follows.
+const courseWatch = document.getElementById("course-watch");
+if (courseWatch) {
+  const seen = courseWatch.dataset.version;
+  setInterval(async () => {
+    try {
+      const res = await fetch("/api/course/version");
+      if (res.ok && String((await res.json()).version) !== seen) location.reload();
+    } catch {
+      // The server is restarting; the next poll tries again.
+    }
+  }, 1000);
+}

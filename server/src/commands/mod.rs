@@ -21,7 +21,7 @@ mod sandbox;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Lessons(LessonsCommand::Check { dir }) => lessons_check(&dir),
+        Command::Lessons(LessonsCommand::Check { dir, watch }) => lessons_check(&dir, watch),
         // Blocking work, and the sandbox helper must not start from a
         // multi-threaded process: no async runtime for these.
         Command::Images(command) => sandbox::images(&cli.global.data_dir, command),
@@ -92,14 +92,31 @@ fn load_course(dir: &Path) -> anyhow::Result<course::Course> {
     }
 }
 
-fn lessons_check(dir: &Path) -> anyhow::Result<ExitCode> {
-    let course = load_course(dir)?;
-    eprintln!(
-        "{}: {} lessons, no problems",
-        dir.display(),
-        course.lessons.len()
-    );
-    Ok(ExitCode::SUCCESS)
+fn lessons_check(dir: &Path, watch: bool) -> anyhow::Result<ExitCode> {
+    if !watch {
+        let course = load_course(dir)?;
+        eprintln!(
+            "{}: {} lessons, no problems",
+            dir.display(),
+            course.lessons.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        match load_course(dir) {
+            Ok(course) => eprintln!(
+                "{}: {} lessons, no problems",
+                dir.display(),
+                course.lessons.len()
+            ),
+            Err(e) => eprintln!("{e}"),
+        }
+        eprintln!("watching {} for changes (Ctrl-C to stop)", dir.display());
+        let seen = crate::live_course::fingerprint(dir);
+        while crate::live_course::fingerprint(dir) == seen {
+            std::thread::sleep(crate::live_course::WATCH_INTERVAL);
+        }
+    }
 }
 
 /// The server's own OOM priority, as dockerd's default: the host's OOM
@@ -208,6 +225,10 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         .context("cannot reconcile the labs left by the last run")?;
     let hasher = password::Hasher::new(HASH_THREADS, HASH_QUEUE)
         .context("cannot start the password hashing threads")?;
+    let course = Arc::new(crate::live_course::LiveCourse::new(course, args.watch));
+    if args.watch {
+        course.watch(lessons_dir.clone());
+    }
     let state = Arc::new(http::AppState {
         hasher,
         db,
@@ -219,7 +240,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         login_limiter: Default::default(),
         signup_limiter: Default::default(),
     });
-    tracing::info!(lessons = state.course.lessons.len(), dir = %lessons_dir.display(), "course loaded");
+    tracing::info!(lessons = state.course.course().lessons.len(), dir = %lessons_dir.display(), watch = args.watch, "course loaded");
     // Tools read the first word after "listening on": the address itself.
     if args.base_url.is_some() {
         tracing::info!("listening on http://{local} (public address {public_url})");

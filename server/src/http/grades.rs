@@ -15,6 +15,7 @@ use super::error::{AppError, PageError};
 use super::session::{ApiUser, CsrfToken, Viewer};
 use crate::db::{Attempt, Lab, LabState, User};
 use crate::grading::{CheckOutcome, GradingError, HintReveal, Mode, Progress, TaskView, standing};
+use crate::live_course::LessonRef;
 use crate::templates::{self, PageContext};
 
 /// Attempts shown in one student's history.
@@ -52,7 +53,7 @@ impl From<GradingError> for AppError {
     }
 }
 
-fn lesson<'a>(state: &'a SharedState, slug: &str) -> Result<&'a course::Lesson, AppError> {
+fn lesson(state: &SharedState, slug: &str) -> Result<LessonRef, AppError> {
     state.course.lesson(slug).ok_or_else(|| {
         AppError::not_found(format!(
             "there is no lesson {slug:?}; GET /api/lessons lists them"
@@ -99,7 +100,8 @@ async fn check_api(
     Path((id, task_id)): Path<(String, String)>,
 ) -> Result<Json<CheckOutcome>, AppError> {
     let lab = super::labs::owned_lab(&state, &user, &id).await?;
-    let lesson = lesson(&state, &lab.lesson)?;
+    let found = lesson(&state, &lab.lesson)?;
+    let lesson = &*found;
     let task = task(lesson, &task_id)?;
     ready(&lab)?;
     let mut outcomes = state
@@ -118,7 +120,8 @@ async fn hint_api(
     ApiUser(user): ApiUser,
     Path((slug, task_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let task = task(lesson, &task_id)?;
     let index = match state
         .grading
@@ -157,7 +160,8 @@ async fn progress_api(
     ApiUser(user): ApiUser,
     Path(slug): Path<String>,
 ) -> Result<Response, AppError> {
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     Ok(Json(state.grading.progress(lesson, &user.id).await?).into_response())
 }
 
@@ -173,7 +177,8 @@ async fn grades_api(
     Query(query): Query<GradesQuery>,
 ) -> Result<Response, AppError> {
     instructor(&user)?;
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let book = state.grading.gradebook(lesson).await?;
     match query.format.as_deref() {
         None | Some("json") => Ok(Json(book).into_response()),
@@ -220,7 +225,8 @@ async fn history_api(
     Path((slug, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     instructor(&user)?;
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let (student, attempts) = student_attempts(&state, lesson, &name).await?;
     let progress = state.grading.progress(lesson, &student.id).await?;
     Ok(Json(serde_json::json!({
@@ -254,7 +260,8 @@ async fn check_fragment(
     ApiUser(user): ApiUser,
     Path((slug, task_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let task = task(lesson, &task_id)?;
     let lab = state.db.active_lab(&user.id, &slug).await?;
     let outcome = match lab {
@@ -289,7 +296,8 @@ async fn hint_fragment(
     ApiUser(user): ApiUser,
     Path((slug, task_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let task = task(lesson, &task_id)?;
     state
         .grading
@@ -312,7 +320,8 @@ async fn auto_fragment(
     ApiUser(user): ApiUser,
     Path(slug): Path<String>,
 ) -> Result<Response, AppError> {
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let passed = state.grading.passed(&slug, &user.id).await?;
     let open: Vec<&course::Task> = lesson
         .tasks
@@ -399,7 +408,8 @@ async fn gradebook_page(
 ) -> Result<Response, PageError> {
     let user = user.ok_or_else(AppError::unauthorized)?;
     instructor(&user)?;
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let book = state.grading.gradebook(lesson).await?;
     let last = book
         .students
@@ -442,7 +452,8 @@ async fn history_page(
 ) -> Result<Response, PageError> {
     let user = user.ok_or_else(AppError::unauthorized)?;
     instructor(&user)?;
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let (student, attempts) = student_attempts(&state, lesson, &name).await?;
     let progress = state.grading.progress(lesson, &student.id).await?;
     let attempts = attempts

@@ -72,7 +72,7 @@ async fn create(
             body.lesson
         ))
     })?;
-    let (lab, created) = state.labs.start(&user.id, lesson).await?;
+    let (lab, created) = state.labs.start(&user.id, &lesson).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

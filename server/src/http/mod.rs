@@ -72,7 +72,7 @@ pub struct Settings {
 
 pub struct AppState {
     pub db: Db,
-    pub course: course::Course,
+    pub course: Arc<crate::live_course::LiveCourse>,
     pub settings: Settings,
     pub csrf: CsrfKey,
     pub login_limiter: LoginLimiter,

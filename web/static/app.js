@@ -93,3 +93,12 @@ if (courseWatch) {
     }
   }, 1000);
 }
+
+// Times are sent in UTC to the second; show them in the viewer's zone,
+// with the UTC text kept as the tooltip.
+for (const time of document.querySelectorAll("time.local-time")) {
+  const when = new Date(time.getAttribute("datetime"));
+  if (Number.isNaN(when.getTime())) continue;
+  time.title = time.textContent;
+  time.textContent = when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+}

@@ -34,6 +34,7 @@ pub fn router() -> Router<SharedState> {
         .route("/lessons/{slug}/tasks/{task}/check", post(check_fragment))
         .route("/lessons/{slug}/tasks/{task}/hints", post(hint_fragment))
         .route("/lessons/{slug}/tasks/auto", post(auto_fragment))
+        .route("/teach", get(teach_page))
         .route("/lessons/{slug}/grades", get(gradebook_page))
         .route("/lessons/{slug}/grades/{name}", get(history_page))
 }
@@ -382,11 +383,18 @@ fn page(state: &SharedState, user: User, csrf: CsrfToken) -> PageContext {
     }
 }
 
-/// `2026-11-28 08:12 UTC`, for tables.
-fn utc(unix: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute()),
-        Err(_) => unix.to_string(),
+/// A moment as the pages show it: UTC to the second, which `app.js`
+/// turns into the viewer's own time zone.
+struct Stamp {
+    iso: String,
+    utc: String,
+}
+
+impl Stamp {
+    fn of(unix: i64) -> Stamp {
+        let iso = crate::grading::iso_time(unix);
+        let utc = iso.replacen('T', " ", 1).replacen('Z', " UTC", 1);
+        Stamp { iso, utc }
     }
 }
 
@@ -396,8 +404,8 @@ struct GradebookPage<'a> {
     page: PageContext,
     title: &'a str,
     book: crate::grading::Gradebook,
-    /// Each student's last activity, formatted, in `book.students` order.
-    last: Vec<String>,
+    /// Each student's last activity, in `book.students` order.
+    last: Vec<Option<Stamp>>,
 }
 
 async fn gradebook_page(
@@ -414,13 +422,91 @@ async fn gradebook_page(
     let last = book
         .students
         .iter()
-        .map(|s| s.last_activity.map(utc).unwrap_or_default())
+        .map(|s| s.last_activity.map(Stamp::of))
         .collect();
     Ok(templates::render(&GradebookPage {
         page: page(&state, user, csrf),
         title: &lesson.title,
         book,
         last,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "teach.html")]
+struct TeachPage {
+    page: PageContext,
+    lessons: Vec<LessonSummary>,
+    labs: Vec<ActiveLab>,
+}
+
+struct LessonSummary {
+    slug: String,
+    title: String,
+    tasks: usize,
+    /// Students in the gradebook: they started a lab or checked a task.
+    students: usize,
+    /// Of those, how many passed every task.
+    finished: usize,
+}
+
+struct ActiveLab {
+    student: String,
+    lesson: String,
+    state: &'static str,
+    started: Stamp,
+}
+
+/// `/teach`: an instructor's landing page: every lesson with its
+/// gradebook, and the labs running now.
+async fn teach_page(
+    State(state): State<SharedState>,
+    Viewer(user): Viewer,
+    csrf: CsrfToken,
+) -> Result<Response, PageError> {
+    let user = user.ok_or_else(AppError::unauthorized)?;
+    instructor(&user)?;
+    let course = state.course.course();
+    let mut lessons = Vec::with_capacity(course.lessons.len());
+    for lesson in &course.lessons {
+        let book = state.grading.gradebook(lesson).await?;
+        lessons.push(LessonSummary {
+            slug: lesson.slug.clone(),
+            title: lesson.title.clone(),
+            tasks: lesson.tasks.len(),
+            students: book.students.len(),
+            finished: book
+                .students
+                .iter()
+                .filter(|s| !s.tasks.is_empty() && s.tasks.iter().all(|t| t.passed))
+                .count(),
+        });
+    }
+    let names: std::collections::HashMap<String, String> = state
+        .db
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.name))
+        .collect();
+    let labs = state
+        .db
+        .active_labs()
+        .await?
+        .into_iter()
+        .map(|lab| ActiveLab {
+            student: names.get(&lab.user_id).cloned().unwrap_or_default(),
+            lesson: course
+                .lesson(&lab.lesson)
+                .map_or_else(|| lab.lesson.clone(), |l| l.title.clone()),
+            state: lab.state.as_str(),
+            started: Stamp::of(lab.created_at),
+        })
+        .collect();
+    Ok(templates::render(&TeachPage {
+        page: page(&state, user, csrf),
+        lessons,
+        labs,
     }))
 }
 
@@ -436,12 +522,15 @@ struct HistoryPage<'a> {
     attempts: Vec<AttemptRow>,
 }
 
+/// An attempt, or a hint revealed (`hint`: what it cost).
 struct AttemptRow {
     task: String,
-    when: String,
+    when: Stamp,
+    at: i64,
     mode: String,
     passed: bool,
     checks: Vec<grader::CheckResult>,
+    hint: Option<String>,
 }
 
 async fn history_page(
@@ -456,16 +545,33 @@ async fn history_page(
     let lesson = &*found;
     let (student, attempts) = student_attempts(&state, lesson, &name).await?;
     let progress = state.grading.progress(lesson, &student.id).await?;
-    let attempts = attempts
+    let hints = state
+        .db
+        .hint_reveals(&lesson.slug, Some(&student.id))
+        .await
+        .map_err(AppError::from)?;
+    let mut attempts: Vec<AttemptRow> = attempts
         .into_iter()
         .map(|a| AttemptRow {
             checks: serde_json::from_value(a.checks).unwrap_or_default(),
             task: a.task,
-            when: utc(a.created_at),
+            when: Stamp::of(a.created_at),
+            at: a.created_at,
             mode: a.mode,
             passed: a.passed,
+            hint: None,
         })
+        .chain(hints.into_iter().map(|h| AttemptRow {
+            hint: Some(format!("hint {} revealed (−{})", h.hint + 1, h.cost)),
+            task: h.task,
+            when: Stamp::of(h.at),
+            at: h.at,
+            mode: "hint".to_owned(),
+            passed: false,
+            checks: Vec::new(),
+        }))
         .collect();
+    attempts.sort_by_key(|row| std::cmp::Reverse(row.at));
     Ok(templates::render(&HistoryPage {
         page: page(&state, user, csrf),
         slug: &lesson.slug,

@@ -137,6 +137,8 @@ pub struct LabPane {
     pub warn_secs: u64,
     /// Server time (unix seconds), so the page can correct its clock.
     pub now: i64,
+    /// Instructors watching the lab's terminals right now.
+    pub watchers: Vec<String>,
 }
 
 /// The lab pane alone, for htmx swaps.

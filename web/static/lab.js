@@ -5,16 +5,6 @@
 "use strict";
 
 (() => {
-  // xterm.js creates <style> elements; the page's CSP admits those that
-  // carry its nonce.
-  const styleNonce = document.querySelector('meta[name="style-nonce"]')?.content ?? "";
-  const createElement = Document.prototype.createElement;
-  document.createElement = function (tag, options) {
-    const element = createElement.call(this, tag, options);
-    if (String(tag).toLowerCase() === "style") element.nonce = styleNonce;
-    return element;
-  };
-
   const MAX_TERMINALS = 4;
   // Output the browser may hold undrawn before it asks the server to pause.
   const HIGH_WATER = 512 * 1024;

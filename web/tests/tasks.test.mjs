@@ -198,6 +198,15 @@ test("an instructor sees the running labs, the gradebook by task title and times
   });
   assert.equal(await when.textContent(), tokyo, "the time is Tokyo's");
   await page.screenshot({ path: join(process.env.LAYERLAB_TEST_OUTPUT ?? tmpdir(), "gradebook.png") });
+
+  // The student's own terminal, live and read-only; the student is told.
+  await page.getByRole("link", { name: "tasks-graded" }).click();
+  await page.getByRole("link", { name: "Watch their lab live" }).click();
+  await page.getByText("Watching live, read-only").waitFor();
+  await type(studentPage, "echo live-$((6*7))");
+  await page.waitForFunction(() => /live-42/.test(document.querySelector("#live-terminal .xterm-rows")?.textContent ?? ""));
+  await studentPage.getByText("tasks-teacher is watching your terminal").waitFor({ timeout: 15_000 });
+  await page.screenshot({ path: join(process.env.LAYERLAB_TEST_OUTPUT ?? tmpdir(), "live.png") });
   assert.deepEqual(errors, [], "no script errors and no CSP violations");
   await context.close();
   await stopLab(studentPage);

@@ -37,6 +37,7 @@ pub fn router() -> Router<SharedState> {
         .route("/teach", get(teach_page))
         .route("/lessons/{slug}/grades", get(gradebook_page))
         .route("/lessons/{slug}/grades/{name}", get(history_page))
+        .route("/lessons/{slug}/grades/{name}/live", get(live_page))
 }
 
 impl From<GradingError> for AppError {
@@ -517,6 +518,8 @@ struct HistoryPage<'a> {
     slug: &'a str,
     title: &'a str,
     student: String,
+    /// The student has a lab of this lesson running: it can be watched.
+    live: bool,
     score: u32,
     max_points: u32,
     attempts: Vec<AttemptRow>,
@@ -572,13 +575,70 @@ async fn history_page(
         }))
         .collect();
     attempts.sort_by_key(|row| std::cmp::Reverse(row.at));
+    let live = state
+        .db
+        .active_lab(&student.id, &lesson.slug)
+        .await?
+        .is_some_and(|lab| lab.state == crate::db::LabState::Ready);
     Ok(templates::render(&HistoryPage {
         page: page(&state, user, csrf),
         slug: &lesson.slug,
         title: &lesson.title,
         student: student.name,
+        live,
         score: progress.score,
         max_points: progress.max_points,
         attempts,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "live.html")]
+struct LivePage<'a> {
+    page: PageContext,
+    slug: &'a str,
+    title: &'a str,
+    student: String,
+    lab_id: String,
+    /// Lets the terminal's own `<style>` elements past the page's CSP.
+    style_nonce: String,
+}
+
+/// `/lessons/{slug}/grades/{name}/live`: an instructor watches the
+/// student's running lab of the lesson, read-only.
+async fn live_page(
+    State(state): State<SharedState>,
+    Viewer(user): Viewer,
+    csrf: CsrfToken,
+    Path((slug, name)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let user = user.ok_or_else(AppError::unauthorized)?;
+    instructor(&user)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
+    let student = state
+        .db
+        .user_by_name(&name)
+        .await
+        .map_err(|_| AppError::not_found(format!("there is no user {name:?}")))?;
+    let lab = state
+        .db
+        .active_lab(&student.id, &lesson.slug)
+        .await?
+        .filter(|lab| lab.state == crate::db::LabState::Ready)
+        .ok_or_else(|| {
+            AppError::not_found(format!(
+                "{name} has no lab of this lesson running; their history is at /lessons/{slug}/grades/{name}"
+            ))
+        })?;
+    Ok(super::with_terminal_styles(|style_nonce| {
+        templates::render(&LivePage {
+            page: page(&state, user, csrf),
+            slug: &lesson.slug,
+            title: &lesson.title,
+            student: student.name,
+            lab_id: lab.id,
+            style_nonce,
+        })
     }))
 }

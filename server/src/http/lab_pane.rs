@@ -62,6 +62,7 @@ pub async fn pane(
         idle_label: human_duration(expiry.idle),
         warn_secs: labs.idle_warning().as_secs(),
         now: now(),
+        watchers: Vec::new(),
     };
     let Some(user) = user else {
         return Ok(pane);
@@ -70,6 +71,7 @@ pub async fn pane(
         Some(lab) if lab.state == LabState::Stopped => pane.last_end = lab.end_reason,
         Some(lab) => {
             pane.terminals = labs.terminal_names(&lab.id);
+            pane.watchers = labs.watchers(&lab.id);
             pane.lab = Some(labs.live(lab).await?);
         }
         None => {}

@@ -53,6 +53,22 @@ pub fn content_security_policy(style_nonce: Option<&str>) -> String {
     )
 }
 
+/// A page that shows terminals: rendered with a fresh style nonce (its
+/// template puts it in `<meta name="style-nonce">`) and served under the
+/// policy that admits the terminal's styles carrying it.
+pub fn with_terminal_styles(
+    render: impl FnOnce(String) -> axum::response::Response,
+) -> axum::response::Response {
+    let nonce = crate::db::random_secret();
+    let mut response = render(nonce.clone());
+    if let Ok(policy) = HeaderValue::from_str(&content_security_policy(Some(&nonce))) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
+}
+
 pub struct Settings {
     /// Scheme, host and port browsers use to reach us (from `--base-url`);
     /// forms and sockets from any other Origin are refused. Without it the

@@ -94,31 +94,27 @@ async fn lesson(
             .map(|l| (l.slug.as_str(), l.title.as_str()))
     };
     let pane = super::lab_pane::pane(&state, user.as_ref(), &lesson.slug).await?;
-    let style_nonce = crate::db::random_secret();
-    let page = LessonPage {
-        page: PageContext {
-            user,
-            csrf: csrf.0,
-            signup_open: state.settings.signup_open,
-        },
-        title: &lesson.title,
-        duration: duration_label(lesson.duration_minutes),
-        body: &lesson.html,
-        tasks: TaskView::list(lesson, progress.as_ref()),
-        standing: standing(lesson, progress.as_ref()),
-        previous: neighbour(index.checked_sub(1)),
-        next: neighbour(Some(index + 1)),
-        pane,
-        style_nonce: style_nonce.clone(),
-        watch: templates::CourseWatch::of(&state.course),
+    let page = PageContext {
+        user,
+        csrf: csrf.0,
+        signup_open: state.settings.signup_open,
     };
-    let mut response = templates::render(&page);
-    if let Ok(policy) = HeaderValue::from_str(&super::content_security_policy(Some(&style_nonce))) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, policy);
-    }
-    Ok(response)
+    let watch = templates::CourseWatch::of(&state.course);
+    Ok(super::with_terminal_styles(|style_nonce| {
+        templates::render(&LessonPage {
+            page,
+            title: &lesson.title,
+            duration: duration_label(lesson.duration_minutes),
+            body: &lesson.html,
+            tasks: TaskView::list(lesson, progress.as_ref()),
+            standing: standing(lesson, progress.as_ref()),
+            previous: neighbour(index.checked_sub(1)),
+            next: neighbour(Some(index + 1)),
+            pane,
+            style_nonce,
+            watch,
+        })
+    }))
 }
 
 async fn lesson_asset(

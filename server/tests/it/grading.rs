@@ -6,6 +6,7 @@
 use std::net::TcpListener;
 
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::harness::*;
 use crate::labs::{
@@ -702,4 +703,75 @@ Nothing to do.
 fn lesson_task_title(lesson: &str, index: usize) -> String {
     let course = course::Course::load(bundled_lessons()).unwrap();
     course.lesson(lesson).unwrap().tasks[index].title.clone()
+}
+
+/// An instructor follows a student's terminal read-only: the same output,
+/// nothing typed reaches the lab, and the student's pane names the watcher
+/// while the view is open.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instructor_watches_a_students_terminal_read_only() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    add_user(data.path(), "iris", "instructor", "correct horse battery");
+    let iris = create_token(&data, "iris");
+    let server = lab_server(&data);
+    let (lab, _guard, mut term) = lab_with_terminal(&server, &ada, LESSON).await;
+    shell(&mut term, "echo before-$((20+1))").await;
+
+    let watch_url = |token: &str| {
+        let url = server
+            .at(&format!("/api/sessions/{lab}/terminals/node1/watch"))
+            .replacen("http://", "ws://", 1);
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    };
+    match tokio_tungstenite::connect_async(watch_url(&ada)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403, "a student watches nobody")
+        }
+        other => panic!("a student opened a watch socket: {:?}", other.map(|_| ())),
+    }
+    let (mut watch, _) = tokio_tungstenite::connect_async(watch_url(&iris))
+        .await
+        .expect("the instructor's watch socket");
+    read_until(&mut watch, "before-21").await;
+
+    let status = get(&server, &ada, &format!("/lessons/{LESSON}/lab/status"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        status.contains("iris is watching your terminal"),
+        "{status}"
+    );
+
+    type_line(&mut watch, "touch /root/typed-by-the-watcher").await;
+    shell(&mut term, "echo after-$((20+2))").await;
+    read_until(&mut watch, "after-22").await;
+    shell(
+        &mut term,
+        "test -e /root/typed-by-the-watcher && echo leaked-$((1+1)) || echo sealed-$((1+1))",
+    )
+    .await;
+    let seen = read_until(&mut watch, "sealed-2").await;
+    assert!(!seen.contains("leaked-2"), "{seen}");
+
+    drop(watch);
+    let mut gone = String::new();
+    for _ in 0..50 {
+        gone = get(&server, &ada, &format!("/lessons/{LESSON}/lab/status"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if !gone.contains("watching") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!gone.contains("watching"), "the watcher left: {gone}");
 }

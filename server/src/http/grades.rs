@@ -86,6 +86,17 @@ fn ready(lab: &Lab) -> Result<(), AppError> {
     }
 }
 
+/// The instructor asking for a page about lesson `slug`, and the lesson.
+fn instructor_lesson(
+    state: &SharedState,
+    user: Option<User>,
+    slug: &str,
+) -> Result<(User, LessonRef), AppError> {
+    let user = user.ok_or_else(AppError::unauthorized)?;
+    instructor(&user)?;
+    Ok((user, lesson(state, slug)?))
+}
+
 fn instructor(user: &User) -> Result<(), AppError> {
     if user.role.can_teach() {
         Ok(())
@@ -415,9 +426,7 @@ async fn gradebook_page(
     csrf: CsrfToken,
     Path(slug): Path<String>,
 ) -> Result<Response, PageError> {
-    let user = user.ok_or_else(AppError::unauthorized)?;
-    instructor(&user)?;
-    let found = lesson(&state, &slug)?;
+    let (user, found) = instructor_lesson(&state, user, &slug)?;
     let lesson = &*found;
     let book = state.grading.gradebook(lesson).await?;
     let last = book
@@ -542,9 +551,7 @@ async fn history_page(
     csrf: CsrfToken,
     Path((slug, name)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let user = user.ok_or_else(AppError::unauthorized)?;
-    instructor(&user)?;
-    let found = lesson(&state, &slug)?;
+    let (user, found) = instructor_lesson(&state, user, &slug)?;
     let lesson = &*found;
     let (student, attempts) = student_attempts(&state, lesson, &name).await?;
     let progress = state.grading.progress(lesson, &student.id).await?;
@@ -612,9 +619,7 @@ async fn live_page(
     csrf: CsrfToken,
     Path((slug, name)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let user = user.ok_or_else(AppError::unauthorized)?;
-    instructor(&user)?;
-    let found = lesson(&state, &slug)?;
+    let (user, found) = instructor_lesson(&state, user, &slug)?;
     let lesson = &*found;
     let student = state
         .db

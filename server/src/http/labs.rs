@@ -142,11 +142,7 @@ async fn terminal(
     Path((id, name)): Path<(String, String)>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
-    if !valid_name(&name) {
-        return Err(AppError::bad_request(
-            "terminal names are 1 to 32 of a-z, 0-9 and -",
-        ));
-    }
+    check_terminal_name(&name)?;
     let lab = owned_lab(&state, &user, &id).await?;
     if lab.state != LabState::Ready {
         return Err(AppError::new(
@@ -177,11 +173,7 @@ async fn watch_terminal(
             "only instructors and admins watch a student's lab",
         ));
     }
-    if !valid_name(&name) {
-        return Err(AppError::bad_request(
-            "terminal names are 1 to 32 of a-z, 0-9 and -",
-        ));
-    }
+    check_terminal_name(&name)?;
     let lab = state
         .db
         .lab(&id)
@@ -237,6 +229,16 @@ fn serve_terminal(
             }
         })
         .into_response()
+}
+
+fn check_terminal_name(name: &str) -> Result<(), AppError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(
+            "terminal names are 1 to 32 of a-z, 0-9 and -",
+        ))
+    }
 }
 
 /// Ends a terminal and its shell; the lab and its other terminals go on.

@@ -5,6 +5,7 @@
 //! The work itself lives in the library crates and in the modules below.
 
 mod auth;
+mod bundled;
 mod cli;
 mod commands;
 mod db;

@@ -2,7 +2,7 @@
 //! calls into the library code, and adds context to errors.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -71,11 +71,6 @@ async fn run_async(global: GlobalArgs, command: Command) -> anyhow::Result<ExitC
 const HASH_THREADS: usize = 2;
 const HASH_QUEUE: usize = 32;
 
-/// The course shipped with layerlab, used when `--lessons` is not given.
-fn bundled_course() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../lessons"))
-}
-
 fn load_course(dir: &Path) -> anyhow::Result<course::Course> {
     match course::Course::load(dir) {
         Ok(course) => Ok(course),
@@ -134,7 +129,13 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         overcommit = args.lab_memory_overcommit,
         "labs may reserve this much memory in total"
     );
-    let lessons_dir = args.lessons.clone().unwrap_or_else(bundled_course);
+    let lessons_dir = match args.lessons.clone() {
+        Some(dir) => dir,
+        None if args.watch => {
+            bail!("--watch reloads a course you are writing: give its folder with --lessons DIR")
+        }
+        None => crate::bundled::course_dir(&global.data_dir)?,
+    };
     let course = load_course(&lessons_dir)?;
     let csrf = crate::auth::csrf::CsrfKey::load_or_create(&global.data_dir.join("form-key"))
         .context("cannot read or create the form signing key in the data directory")?;

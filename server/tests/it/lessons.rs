@@ -370,3 +370,31 @@ fn check_watch_reports_each_change() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn the_bundled_course_comes_from_the_binary_into_the_data_directory() {
+    let data = temp_dir();
+    let server = Server::start(data.path(), &[]);
+    let page = get_page(&browser(), &server.at(&format!("/lessons/{FIRST}"))).await;
+    assert!(page.contains("What is a container?"), "{page}");
+    let written: Vec<_> = std::fs::read_dir(data.path().join("course"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(written.len(), 1, "one copy per content: {written:?}");
+    assert!(written[0].join(FIRST).join("lesson.md").is_file());
+    drop(server);
+
+    let watch = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--watch", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!watch.status.success());
+    assert!(
+        text(&watch.stderr).contains(
+            "--watch reloads a course you are writing: give its folder with --lessons DIR"
+        )
+    );
+}

@@ -88,11 +88,12 @@ impl LiveCourse {
     }
 
     /// Loads `dir` again whenever a file in it changes, until the server
-    /// stops.
-    pub fn watch(self: &Arc<Self>, dir: PathBuf) {
+    /// stops; `seen` is its [`fingerprint`] from before the current course
+    /// was loaded.
+    pub fn watch(self: &Arc<Self>, dir: PathBuf, seen: u64) {
         let live = self.clone();
         tokio::spawn(async move {
-            let mut seen = fingerprint_blocking(dir.clone()).await;
+            let mut seen = seen;
             loop {
                 tokio::time::sleep(WATCH_INTERVAL).await;
                 let now = fingerprint_blocking(dir.clone()).await;

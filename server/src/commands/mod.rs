@@ -98,6 +98,8 @@ fn lessons_check(dir: &Path, watch: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     loop {
+        // Taken before loading, so a change made while it loads is seen.
+        let seen = crate::live_course::fingerprint(dir);
         match load_course(dir) {
             Ok(course) => eprintln!(
                 "{}: {} lessons, no problems",
@@ -107,7 +109,6 @@ fn lessons_check(dir: &Path, watch: bool) -> anyhow::Result<ExitCode> {
             Err(e) => eprintln!("{e}"),
         }
         eprintln!("watching {} for changes (Ctrl-C to stop)", dir.display());
-        let seen = crate::live_course::fingerprint(dir);
         while crate::live_course::fingerprint(dir) == seen {
             std::thread::sleep(crate::live_course::WATCH_INTERVAL);
         }
@@ -136,6 +137,8 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         }
         None => crate::bundled::course_dir(&global.data_dir)?,
     };
+    // Taken before loading, so a change made meanwhile reloads it.
+    let fingerprint = crate::live_course::fingerprint(&lessons_dir);
     let course = load_course(&lessons_dir)?;
     let csrf = crate::auth::csrf::CsrfKey::load_or_create(&global.data_dir.join("form-key"))
         .context("cannot read or create the form signing key in the data directory")?;
@@ -228,7 +231,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         .context("cannot start the password hashing threads")?;
     let course = Arc::new(crate::live_course::LiveCourse::new(course, args.watch));
     if args.watch {
-        course.watch(lessons_dir.clone());
+        course.watch(lessons_dir.clone(), fingerprint);
     }
     let state = Arc::new(http::AppState {
         hasher,

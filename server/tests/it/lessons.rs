@@ -99,6 +99,9 @@ async fn lesson_assets_are_served_and_traversal_is_refused() {
     for path in [
         "../lesson.md",
         "..%2Flesson.md",
+        "../solution.sh",
+        "..%2Fsolution.sh",
+        "solution.sh",
         "%2e%2e/%2e%2e/Cargo.toml",
         "/etc/passwd",
         ".hidden",
@@ -109,6 +112,14 @@ async fn lesson_assets_are_served_and_traversal_is_refused() {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // A lesson's solution lives beside lesson.md, outside assets/.
+    for url in [
+        format!("/lessons/{SECOND}/solution.sh"),
+        format!("/lessons/{SECOND}/assets/../solution.sh"),
+    ] {
+        let response = client.get(server.at(&url)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{url}");
     }
 }
 

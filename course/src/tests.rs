@@ -688,11 +688,31 @@ fn the_bundled_course_loads_cleanly() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lessons");
     let course = Course::load(&dir).unwrap_or_else(|d| panic!("bundled course has problems:\n{d}"));
     let slugs: Vec<&str> = course.lessons.iter().map(|l| l.slug.as_str()).collect();
-    assert_eq!(slugs, ["01-what-is-a-container", "02-images-vs-containers"]);
+    assert_eq!(
+        slugs,
+        [
+            "01-what-is-a-container",
+            "02-images-vs-containers",
+            "03-running-containers",
+            "04-images-from-containers",
+            "05-writing-a-dockerfile",
+            "06-entrypoint-and-cmd",
+            "07-layers-and-the-build-cache",
+            "08-inspecting-images",
+            "09-registries",
+            "10-saving-and-loading-images",
+            "11-best-practices",
+        ]
+    );
     for lesson in &course.lessons {
         assert!(
             lesson.dir.join("solution.sh").is_file(),
             "{}: has a solution.sh",
+            lesson.slug
+        );
+        assert!(
+            lesson.html.contains(">What you learned</h2>"),
+            "{}: ends with what was learned",
             lesson.slug
         );
         assert!(

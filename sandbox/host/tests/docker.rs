@@ -830,6 +830,23 @@ fn push_and_pull_through_a_registry_in_the_lab() {
     labs.ok(&lab, "docker rmi localhost:5000/busybox:v1");
     let pulled = labs.ok(&lab, "docker pull localhost:5000/busybox:v1");
     assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
+    // One progress line per layer, as dockerd prints; none for the config.
+    let config = labs.ok(&lab, "docker image inspect -f '{{.Id}}' busybox");
+    let config = &config.trim().trim_start_matches("sha256:")[..12];
+    assert!(!pulled.contains(&format!("{config}: ")), "{pulled}");
+    assert_eq!(
+        pulled
+            .lines()
+            .filter(|l| l.ends_with(": Already exists") || l.ends_with(": Pull complete"))
+            .count()
+            .to_string(),
+        labs.ok(
+            &lab,
+            "docker image inspect -f '{{len .RootFS.Layers}}' busybox"
+        )
+        .trim(),
+        "{pulled}"
+    );
     assert_eq!(
         labs.ok(
             &lab,

@@ -68,7 +68,8 @@ use std::path::{Path, PathBuf};
 
 pub use assets::{AssetError, content_type};
 pub use checks::{
-    Check, CheckKind, CommandCheck, FileCheck, HttpCheck, Pattern, RegistryCheck, Run,
+    Check, CheckKind, CommandCheck, ContainerCheck, ContainerState, EnvRule, FileCheck, HttpCheck,
+    ImageCheck, LayerCount, MadeBy, MountRule, Pattern, PortRule, RegistryCheck, Run, Words,
 };
 pub use diagnostics::{Diagnostic, Diagnostics};
 pub use lesson::{

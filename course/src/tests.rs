@@ -142,11 +142,11 @@ fn unknown_keys_point_at_their_line() {
             "01-x/lesson.md",
             "---\ntitle: X\ntasks:\n  - id: a\n    title: A\n    points: 1\n    checks:\n      - file: {path: /a, contans: b}\n        fial: x\ntitel: y\n---\n",
         )],
-        expect![[r##"
+        expect![[r#"
             01-x/lesson.md:8: unknown key `contans` in `file` check (expected one of: path, exists, mode, owner, contains, regex)
-            01-x/lesson.md:9: unknown key `fial` in check (expected one of: command, file, http, registry, fail, name)
+            01-x/lesson.md:9: unknown key `fial` in check (expected one of: command, file, http, registry, image, container, fail, name)
             01-x/lesson.md:10: unknown key `titel` in front matter (expected one of: title, summary, duration, node, tasks)
-        "##]],
+        "#]],
     );
 }
 
@@ -282,15 +282,104 @@ fn check_types_must_be_exactly_one() {
     check(
         &[(
             "01-x/lesson.md",
-            "---\ntitle: X\ntasks:\n  - id: a\n    title: A\n    points: 1\n    checks:\n      - fail: no type\n      - file: {path: /a}\n        command: {run: ls}\n      - image: {name: nginx}\n  - id: b\n    title: B\n    points: 1\n    checks: []\n---\n",
+            "---\ntitle: X\ntasks:\n  - id: a\n    title: A\n    points: 1\n    checks:\n      - fail: no type\n      - file: {path: /a}\n        command: {run: ls}\n      - layers: {name: nginx}\n  - id: b\n    title: B\n    points: 1\n    checks: []\n---\n",
         )],
-        expect![[r##"
-            01-x/lesson.md:8: check has no type: add one of command, file, http, registry
+        expect![[r#"
+            01-x/lesson.md:8: check has no type: add one of command, file, http, registry, image, container
             01-x/lesson.md:10: check has two types, `file` and `command`: split it into two checks
-            01-x/lesson.md:11: check has no type: add one of command, file, http, registry
-            01-x/lesson.md:11: unknown key `image` in check (expected one of: command, file, http, registry, fail, name)
+            01-x/lesson.md:11: check has no type: add one of command, file, http, registry, image, container
+            01-x/lesson.md:11: unknown key `layers` in check (expected one of: command, file, http, registry, image, container, fail, name)
             01-x/lesson.md:15: `checks` is empty: a task needs at least one check to be gradable
-        "##]],
+        "#]],
+    );
+}
+
+#[test]
+fn engine_checks_parse_with_their_defaults() {
+    let dir = course_dir(&[(
+        "01-x/lesson.md",
+        "---\ntitle: X\ntasks:\n  - id: a\n    title: A\n    points: 1\n    checks:\n      - image: {name: \"localhost:5000/tool:v1\", cmd: [figlet, hi], entrypoint: \"^nmap\", exposed_ports: [\"8080\", 53/udp], env: [A=1, PATH], labels: {a.b: c}, layers: {at_most: 3}, made_by: build}\n      - container: {name: /web, ports: [\"8080:80\", 53/udp], mounts: [\"/root/site:/usr/share/nginx/html\", /data]}\n      - container: {image: busybox, exit_code: 3}\n      - registry: {host: \"localhost:5000\", repository: tool, same_as: \"localhost:5000/tool:v1\"}\n---\n",
+    )]);
+    let course = Course::load(dir.path()).unwrap_or_else(|d| panic!("{d}"));
+    let checks = &course.lessons[0].tasks[0].checks;
+    let CheckKind::Image(image) = &checks[0].kind else {
+        panic!("not an image check: {:?}", checks[0])
+    };
+    assert_eq!(image.name, "localhost:5000/tool:v1");
+    assert_eq!(
+        image.cmd,
+        Some(crate::Words::Exactly(vec!["figlet".into(), "hi".into()]))
+    );
+    assert!(matches!(&image.entrypoint, Some(crate::Words::Matching(p)) if p.as_str() == "^nmap"));
+    assert_eq!(image.exposed_ports, ["8080/tcp", "53/udp"]);
+    assert!(image.env[0].holds(&["A=1".into()]) && !image.env[0].holds(&["A=12".into()]));
+    assert!(image.env[1].holds(&["PATH=/bin".into()]) && !image.env[1].holds(&["PATHS=x".into()]));
+    assert_eq!(image.labels.get("a.b").map(String::as_str), Some("c"));
+    assert_eq!(image.layers.and_then(|l| l.at_most), Some(3));
+    assert_eq!(image.made_by, Some(crate::MadeBy::Build));
+    assert_eq!(checks[0].name(), "image localhost:5000/tool:v1");
+    let CheckKind::Container(web) = &checks[1].kind else {
+        panic!("not a container check: {:?}", checks[1])
+    };
+    assert_eq!(web.name.as_deref(), Some("web"));
+    assert_eq!(
+        web.state,
+        crate::ContainerState::Running,
+        "running unless told"
+    );
+    assert_eq!(web.ports[0].to_string(), "8080:80");
+    assert_eq!(
+        (
+            web.ports[1].host,
+            web.ports[1].container,
+            web.ports[1].protocol.as_str()
+        ),
+        (None, 53, "udp")
+    );
+    assert_eq!(web.mounts[0].source.as_deref(), Some("/root/site"));
+    assert_eq!(web.mounts[1].source, None);
+    let CheckKind::Container(once) = &checks[2].kind else {
+        panic!("not a container check: {:?}", checks[2])
+    };
+    assert_eq!(
+        once.state,
+        crate::ContainerState::Exited,
+        "an exit code means it exited"
+    );
+    assert_eq!(checks[2].name(), "container of busybox");
+    let CheckKind::Registry(registry) = &checks[3].kind else {
+        panic!("not a registry check: {:?}", checks[3])
+    };
+    assert_eq!(registry.same_as.as_deref(), Some("localhost:5000/tool:v1"));
+    assert_eq!(registry.tag.as_deref(), Some("latest"));
+}
+
+#[test]
+fn bad_engine_checks_are_all_reported() {
+    check(
+        &[(
+            "01-x/lesson.md",
+            "---\ntitle: X\ntasks:\n  - id: a\n    title: A\n    points: 1\n    checks:\n      - image: {cmd: [a]}\n      - image: {name: \"Bad Name\", env: [\"=x\"], exposed_ports: [http], labels: [a], layers: {at_least: 3, at_most: 2}, made_by: magic, workdir: srv, history: \"(\"}\n      - image: {name: a, layers: {}}\n      - container: {state: running}\n      - container: {name: \"-x\", image: nginx, state: sleeping, ports: [\"80:\", \"x:80\", \"8080:80/icmp\"], mounts: [data, \"a:b:c\"]}\n      - container: {name: web, state: running, exit_code: 1}\n      - registry: {host: \"localhost:5000\", repository: a, digest: \"sha256:0000000000000000000000000000000000000000000000000000000000000000\", same_as: a}\n---\n",
+        )],
+        expect![[r#"
+            01-x/lesson.md:8: missing required key `name` in `image` check
+            01-x/lesson.md:9: `env` entry `=x` is not NAME=value or NAME
+            01-x/lesson.md:9: `exposed_ports` entry `http` is not a port: write 80 or 53/udp
+            01-x/lesson.md:9: `history` is not a valid regular expression: unclosed group
+            01-x/lesson.md:9: `labels` must be a mapping of `label: value` lines, found a list
+            01-x/lesson.md:9: `layers` asks for at least 3 and at most 2: no image has both
+            01-x/lesson.md:9: `made_by` must be build or commit, found `magic`
+            01-x/lesson.md:9: `name` `Bad Name` is not an image name: write it as for docker run, like nginx, app:v1 or localhost:5000/app:v1
+            01-x/lesson.md:9: `workdir` must be an absolute path (start with /), found `srv`
+            01-x/lesson.md:10: `layers` needs `at_least`, `at_most` or both
+            01-x/lesson.md:11: `container` check needs `name` or `image` to find the container
+            01-x/lesson.md:12: `mounts` entry `data` is not a mount: write /root/site:/usr/share/nginx/html, volume:/data or just /data
+            01-x/lesson.md:12: `name` `-x` is not a container name: letters, digits and _ . - only
+            01-x/lesson.md:12: `ports` entry `80:` is not a published port: write 8080:80, 53:53/udp or just 80
+            01-x/lesson.md:12: `state` must be running, exited, created or any, found `sleeping`
+            01-x/lesson.md:13: `exit_code` needs a container that exited: drop it or say `state: exited`
+            01-x/lesson.md:14: `registry` check has both `digest` and `same_as`: keep one
+        "#]],
     );
 }
 

@@ -8,7 +8,9 @@
 //! - One module per check type, each implementing [`Evaluate`] for the
 //!   course crate's struct of that type: `command` (run in the node),
 //!   `file` (read in the node), `http` and `registry` (HTTP into the node's
-//!   network with [`host::SandboxHost::http`]). A new check type is one
+//!   network with [`host::SandboxHost::http`]), `image` and `container`
+//!   (the node's Docker engine as [`host::SandboxHost::engine_image`] and
+//!   [`host::SandboxHost::engine_containers`] read it). A new check type is one
 //!   variant of [`course::CheckKind`] plus one module here; the match in
 //!   [`evaluate`] makes the compiler ask for it.
 //!
@@ -32,8 +34,10 @@
 //! Every function blocks; call it from a blocking thread.
 
 mod command;
+mod container;
 mod file;
 mod http;
+mod image;
 mod registry;
 
 use std::time::Duration;
@@ -99,6 +103,8 @@ pub fn evaluate(host: &dyn SandboxHost, session: &str, check: &course::Check) ->
         CheckKind::File(c) => c.evaluate(host, session),
         CheckKind::Http(c) => c.evaluate(host, session),
         CheckKind::Registry(c) => c.evaluate(host, session),
+        CheckKind::Image(c) => c.evaluate(host, session),
+        CheckKind::Container(c) => c.evaluate(host, session),
     };
     tracing::debug!(session, check = check.name(), ?verdict, "check evaluated");
     let (passed, message) = match verdict {

@@ -76,6 +76,9 @@ impl Evaluate for RegistryCheck {
         if response.truncated {
             return Verdict::Fail(format!("the manifest of {shown} is larger than 4 MiB"));
         }
+        if let Some(local) = &self.same_as {
+            return same_as_local(host, session, &response, &shown, local);
+        }
         match (&self.tag, &self.digest) {
             (Some(_), Some(want)) => {
                 let got = digest_of(&response, want);
@@ -90,6 +93,35 @@ impl Evaluate for RegistryCheck {
             }
             _ => Verdict::Pass(format!("{shown} is in the registry at {}", self.host)),
         }
+    }
+}
+
+/// Whether what the registry serves is the lab's image `local`, manifest
+/// for manifest.
+fn same_as_local(
+    host: &dyn SandboxHost,
+    session: &str,
+    response: &HttpResponse,
+    shown: &str,
+    local: &str,
+) -> Verdict {
+    let image = match host.engine_image(session, local) {
+        Ok(Some(image)) => image,
+        Ok(None) => {
+            return Verdict::Fail(format!(
+                "{shown} is in the registry, but there is no image {local} here to compare it with"
+            ));
+        }
+        Err(e) => return host_failure(&e),
+    };
+    let want = image.manifest_digest;
+    match digest_of(response, &want) {
+        Some(got) if got == want => Verdict::Pass(format!(
+            "{shown} in the registry is the image {local} ({want})"
+        )),
+        _ => Verdict::Fail(format!(
+            "{shown} in the registry is not the image {local} you have: push {local} again"
+        )),
     }
 }
 

@@ -367,6 +367,139 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .to_owned()
 }
 
+/// `image`, `container` and `registry … same_as` read the lab's engine:
+/// each fails with what is missing in words a student acts on, then
+/// passes once the work is done.
+fn engine_checks_say_what_is_missing_then_pass() {
+    let lab = Lab::new(
+        r#"  - id: web
+    title: Publish nginx on 8080 with a site and MODE=dev
+    points: 10
+    checks:
+      - container:
+          name: web
+          image: nginx
+          ports: ["8080:80"]
+          env: [MODE=dev]
+          mounts: ["/root/site:/usr/share/nginx/html"]
+          command: "^nginx -g"
+  - id: failed
+    title: A container that exited with 3
+    points: 1
+    checks:
+      - container: {name: once, exit_code: 3}
+  - id: built
+    title: Build tool:v1
+    points: 10
+    checks:
+      - image:
+          name: tool:v1
+          env: [GREETING=hi, PATH]
+          cmd: [echo, hi]
+          entrypoint: []
+          user: nobody
+          workdir: /srv
+          exposed_ports: ["8080"]
+          labels: {title: tool}
+          layers: {at_least: 1, at_most: 2}
+          history: "EXPOSE"
+          shares_base_with: busybox
+          made_by: build
+  - id: committed
+    title: Commit snap:v1
+    points: 5
+    checks:
+      - image: {name: snap:v1, made_by: commit, layers: {at_least: 2}}
+  - id: pushed
+    title: Push tool:v1 as localhost:5000/tool:v1
+    points: 5
+    checks:
+      - registry: {host: "localhost:5000", repository: tool, tag: v1, same_as: "localhost:5000/tool:v1"}
+"#,
+    );
+    let message = |task: &str| {
+        let result = lab.grade(task);
+        assert!(!result.passed, "{task} passed too early: {result:?}");
+        result.checks[0].message.clone()
+    };
+    assert_eq!(
+        message("web"),
+        "there is no container named web (docker ps -a lists them all)"
+    );
+    assert_eq!(
+        message("built"),
+        "there is no image tool:v1 yet (docker images lists what there is)"
+    );
+
+    lab.sh("docker run -d --name web nginx");
+    assert_eq!(
+        message("web"),
+        "web (from nginx) is running, but it publishes no port; run it with -p 8080:80; \
+         nothing is mounted at /usr/share/nginx/html (-v SOURCE:/usr/share/nginx/html); \
+         its environment lacks MODE=dev (-e MODE=dev)"
+    );
+    lab.sh("docker stop -t 1 web");
+    assert!(
+        message("web").contains("is exited with code")
+            && message("web").contains("docker start web"),
+        "{}",
+        message("web")
+    );
+    lab.sh("docker rm web && mkdir -p /root/site && \
+            docker run -d --name web -p 8080:80 -e MODE=dev -v /root/site:/usr/share/nginx/html nginx");
+    let web = lab.grade("web");
+    assert!(web.passed, "{web:?}");
+
+    lab.sh("docker run --name once busybox sh -c 'exit 2' || true");
+    assert!(
+        message("failed").contains("exited with code 2, not 3"),
+        "{}",
+        message("failed")
+    );
+    lab.sh("docker rm once && (docker run --name once busybox sh -c 'exit 3' || true)");
+    assert!(lab.grade("failed").passed, "{:?}", lab.grade("failed"));
+
+    lab.sh("mkdir -p /root/tool && cd /root/tool && printf '%s\\n' \
+            'FROM busybox' 'ENV GREETING=hi' 'LABEL title=tool' 'EXPOSE 8080' \
+            'WORKDIR /srv' 'USER nobody' 'CMD [\"echo\", \"hello\"]' > Dockerfile && \
+            docker build -q -t tool:v1 .");
+    let wrong_cmd = message("built");
+    assert!(
+        wrong_cmd.contains(r#"its CMD is ["echo","hello"], not ["echo","hi"]"#),
+        "{wrong_cmd}"
+    );
+    lab.sh("cd /root/tool && sed -i 's/hello/hi/' Dockerfile && docker build -q -t tool:v1 .");
+    let built = lab.grade("built");
+    assert!(built.passed, "{built:?}");
+
+    lab.sh("docker run --name snapper busybox touch /made && docker commit snapper snap:v1");
+    assert!(
+        lab.grade("committed").passed,
+        "{:?}",
+        lab.grade("committed")
+    );
+    lab.sh("docker tag tool:v1 snap:v1");
+    assert!(
+        message("committed").contains(
+            "it was built with docker build, not made from a container with docker commit"
+        ),
+        "{}",
+        message("committed")
+    );
+
+    lab.sh("docker run -d -p 5000:5000 registry:2 && \
+            until curl -sf localhost:5000/v2/ >/dev/null; do sleep 0.1; done && \
+            docker tag tool:v1 localhost:5000/tool:v1 && docker push -q localhost:5000/tool:v1");
+    let pushed = lab.grade("pushed");
+    assert!(pushed.passed, "{pushed:?}");
+    lab.sh("docker tag busybox localhost:5000/tool:v1");
+    assert!(
+        message("pushed").contains("is not the image localhost:5000/tool:v1 you have: push"),
+        "{}",
+        message("pushed")
+    );
+}
+
 use testkit::Test;
 
 const TESTS: &[Test] = &[
@@ -389,6 +522,10 @@ const TESTS: &[Test] = &[
     (
         "the_bundled_docker_lesson_grades_the_engines_state",
         the_bundled_docker_lesson_grades_the_engines_state,
+    ),
+    (
+        "engine_checks_say_what_is_missing_then_pass",
+        engine_checks_say_what_is_missing_then_pass,
     ),
 ];
 

@@ -37,6 +37,9 @@ pub struct RegistryCheck {
     pub tag: Option<String>,
     /// When given with a tag, the tag must point at this digest.
     pub digest: Option<String>,
+    /// The tag must point at the manifest of this image of the lab's
+    /// engine (what was pushed is what the lab has).
+    pub same_as: Option<String>,
 }
 
 impl CheckSpec for RegistryCheck {
@@ -44,7 +47,7 @@ impl CheckSpec for RegistryCheck {
         let f = reader.fields(
             node,
             "`registry` check",
-            &["host", "repository", "tag", "digest"],
+            &["host", "repository", "tag", "digest", "same_as"],
         )?;
         let host = f.required(reader, "host").and_then(|n| {
             shaped(
@@ -77,7 +80,18 @@ impl CheckSpec for RegistryCheck {
                 "write sha256: and 64 hex digits",
             )
         }));
-        let (tag, digest) = (tag.ok()?, digest.ok()?);
+        let same_as = optional(
+            f.get("same_as")
+                .map(|n| super::engine::image_name(reader, n, "same_as")),
+        );
+        let (tag, digest, same_as) = (tag.ok()?, digest.ok()?, same_as.ok()?);
+        if digest.is_some() && same_as.is_some() {
+            reader.error(
+                f.line(),
+                "`registry` check has both `digest` and `same_as`: keep one",
+            );
+            return None;
+        }
         let tag = if tag.is_none() && digest.is_none() {
             Some("latest".to_string())
         } else {
@@ -88,6 +102,7 @@ impl CheckSpec for RegistryCheck {
             repository: repository?,
             tag,
             digest,
+            same_as,
         })
     }
 

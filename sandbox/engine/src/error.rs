@@ -20,6 +20,8 @@ pub enum ErrorKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("lab {0} has no running engine")]
+    NoEngine(String),
     #[error("No such image: {0}")]
     NoSuchImage(String),
     #[error("No such container: {0}")]
@@ -65,7 +67,8 @@ pub enum Error {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NoSuchImage(_)
+            Error::NoEngine(_)
+            | Error::NoSuchImage(_)
             | Error::NoSuchContainer(_)
             | Error::NoSuchExec(_)
             | Error::NoSuchPath(_)

@@ -111,6 +111,15 @@ impl LabImage {
         self.layer_sizes(store).iter().sum()
     }
 
+    /// Diff IDs of the layers, bottom first, as `RootFS.Layers` lists them.
+    pub fn diff_ids(&self) -> Vec<String> {
+        self.image
+            .layers
+            .iter()
+            .map(|l| l.diff_id.to_string())
+            .collect()
+    }
+
     /// Chain IDs of the layers, bottom first: what `RootFS.Layers` lists
     /// are the diff IDs, these identify unpacked snapshots.
     pub fn chain_ids(&self) -> Vec<Digest> {

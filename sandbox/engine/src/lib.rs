@@ -14,6 +14,8 @@
 //!   instances, and the facts `docker info` reports.
 //! - [`distribution::Registry`]: push, pull and login against registries
 //!   inside the lab, over connections made in the lab's network.
+//! - [`facts`]: a lab's images and containers as plain facts, what
+//!   grading reads ([`Engines::image_facts`], [`Engines::container_facts`]).
 //! - [`api`]: the Docker Engine API 1.41 as an axum service on the lab's
 //!   socket; only it speaks HTTP, and `api::error` alone picks statuses.
 //!
@@ -47,6 +49,7 @@ pub mod containers;
 pub mod distribution;
 mod dns;
 mod error;
+pub mod facts;
 pub mod files;
 pub mod images;
 pub mod networks;
@@ -408,6 +411,37 @@ impl Engines {
         }
         tracing::debug!(lab, "engine started");
         Ok(())
+    }
+
+    fn serving_engine(&self, lab: &str) -> Result<Arc<Engine>> {
+        self.serving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(lab)
+            .map(|s| s.engine.clone())
+            .ok_or_else(|| Error::NoEngine(lab.to_owned()))
+    }
+
+    /// The image `name_or_id` of lab `lab` (as `docker image inspect` finds
+    /// it), `None` when the lab has none by that name.
+    pub fn image_facts(&self, lab: &str, name_or_id: &str) -> Result<Option<facts::ImageFacts>> {
+        let engine = self.serving_engine(lab)?;
+        match engine.images.find(name_or_id) {
+            Ok(found) => Ok(Some(facts::image(&found))),
+            Err(Error::NoSuchImage(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every container lab `lab` sees (`docker ps -a`), newest first.
+    pub fn container_facts(&self, lab: &str) -> Result<Vec<facts::ContainerFacts>> {
+        let engine = self.serving_engine(lab)?;
+        Ok(engine
+            .containers
+            .list()
+            .iter()
+            .map(|c| facts::container(&c.record()))
+            .collect())
     }
 
     /// Stops serving lab `lab` (its names stay, for a later `start`).

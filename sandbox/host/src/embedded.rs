@@ -25,7 +25,10 @@ use tracing::{debug, info, warn};
 use crate::error::{Error, Result};
 use crate::http::{self, HttpError, HttpRequest, HttpResponse};
 use crate::terminal::{self, Terminal, TerminalSize};
-use crate::{Expired, Expiry, SandboxHost, SessionInfo, SessionSpec, SessionState};
+use crate::{
+    ContainerFacts, Expired, Expiry, ImageFacts, SandboxHost, SessionInfo, SessionSpec,
+    SessionState,
+};
 
 /// Where an [`EmbeddedHost`] keeps its state, and how it stops nodes.
 #[derive(Debug, Clone)]
@@ -510,6 +513,16 @@ impl SandboxHost for EmbeddedHost {
     fn exec(&self, id: &str, argv: &[String], timeout: Duration) -> Result<ExecOutput> {
         let rec = self.running(id, "exec")?;
         self.run(&rec, argv, timeout)
+    }
+
+    fn engine_image(&self, id: &str, name: &str) -> Result<Option<ImageFacts>> {
+        self.running(id, "reading its Docker images")?;
+        Ok(self.engines.image_facts(id, name)?)
+    }
+
+    fn engine_containers(&self, id: &str) -> Result<Vec<ContainerFacts>> {
+        self.running(id, "reading its Docker containers")?;
+        Ok(self.engines.container_facts(id)?)
     }
 
     fn http(&self, id: &str, request: &HttpRequest) -> Result<HttpResponse> {

@@ -13,7 +13,10 @@
 //!   [`SandboxHost::expire`] enforces; [`SessionInfo::expires_at`] says
 //!   when a session will be reaped, [`Expired`] what was and why.
 //! - [`HttpRequest`] in, [`HttpResponse`] out of [`SandboxHost::http`]:
-//!   HTTP into the node's network for the grader.
+//!   HTTP into the node's network for the grader; [`ImageFacts`] and
+//!   [`ContainerFacts`] out of [`SandboxHost::engine_image`] and
+//!   [`SandboxHost::engine_containers`]: the node's Docker engine as the
+//!   grader reads it.
 //! - [`Terminal`]: a login shell on a PTY of the node's own devpts (so
 //!   `tty` in it names `/dev/pts/N`), split into a blocking reader, a
 //!   blocking writer, a [`Resizer`] and a [`TerminalProcess`] to wait for
@@ -74,6 +77,7 @@ use std::time::{Duration, SystemTime};
 
 pub use self::http::{HttpError, HttpRequest, HttpResponse};
 pub use embedded::{EmbeddedConfig, EmbeddedHost};
+pub use engine::facts::{ContainerFacts, ImageFacts, MountFacts, Origin, Published};
 pub use error::{Error, ErrorKind, Result};
 pub use runtime::{ExecOutput, ExitStatus};
 pub use terminal::{Killer, Resizer, Terminal, TerminalProcess, TerminalSize};
@@ -274,6 +278,15 @@ pub trait SandboxHost: Send + Sync {
     /// `request.max_body`. Fails with `Unavailable` (an [`Error::Http`]
     /// saying why) when nothing answers in time. Running only.
     fn http(&self, id: &str, request: &HttpRequest) -> Result<HttpResponse>;
+
+    /// The image `name` (or ID) of the node's Docker engine, as `docker
+    /// image inspect` in the node would find it; `None` when it has none
+    /// by that name. Running only.
+    fn engine_image(&self, id: &str, name: &str) -> Result<Option<ImageFacts>>;
+
+    /// Every container of the node's Docker engine (`docker ps -a`),
+    /// newest first. Running only.
+    fn engine_containers(&self, id: &str) -> Result<Vec<ContainerFacts>>;
 
     /// Records activity now (the server calls it on terminal input), which
     /// moves the session's idle deadline. Running only.

@@ -680,7 +680,7 @@ fn running_containers_outlive_an_engine_restart() {
     );
     assert_eq!(labs.ok(&lab, "docker logs ticker"), "before\n");
     assert_eq!(
-        labs.ok(&lab, "for i in $(seq 50); do code=$(curl -s -o /dev/null -w '%{http_code}' localhost:8080) && break; sleep 0.1; done; echo $code"),
+        labs.ok(&lab, "for i in $(seq 50); do code=$(curl -s -o /dev/null -w '%{http_code}' localhost:8080) && break; sleep 0.1; done; printf %s $code"),
         "200"
     );
     assert_eq!(labs.ok(&lab, "docker exec shell echo alive"), "alive\n");
@@ -732,7 +732,7 @@ fn ports_publish_on_the_node_and_containers_share_a_bridge() {
     );
     labs.ok(&lab, "docker run -d --name web -p 8080:80 nginx");
     assert_eq!(
-        labs.ok(&lab, "for i in $(seq 50); do code=$(curl -s -o /dev/null -w '%{http_code}' localhost:8080) && break; sleep 0.1; done; echo $code"),
+        labs.ok(&lab, "for i in $(seq 50); do code=$(curl -s -o /dev/null -w '%{http_code}' localhost:8080) && break; sleep 0.1; done; printf %s $code"),
         "200"
     );
     assert_eq!(

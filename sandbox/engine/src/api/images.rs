@@ -408,12 +408,7 @@ fn inspect(found: &LabImage, size: u64) -> ImageInspect {
         },
         root_fs: RootFs {
             kind: "layers".into(),
-            layers: found
-                .image
-                .layers
-                .iter()
-                .map(|l| l.diff_id.to_string())
-                .collect(),
+            layers: found.diff_ids(),
         },
         metadata: ImageMetadata {
             last_tag_time: ZERO_TIME.into(),

@@ -1487,6 +1487,35 @@ fn a_stopped_containers_files_are_kept_diffed_committed_and_exported() {
         "0\n"
     );
     assert_eq!(labs.ok(&lab, "docker images -q moving:v1 | wc -l"), "1\n");
+    // Images filtered by label, every filter at once, as dockerd does.
+    labs.ok(
+        &lab,
+        "docker commit -c 'LABEL stage=test' c2 labelled:v1 >/dev/null",
+    );
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker images -f label=stage --format '{{.Repository}}:{{.Tag}}'"
+        ),
+        "labelled:v1\n"
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker images -qf label=stage=other | wc -l"),
+        "0\n"
+    );
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker images -f label=stage=test -f reference=moving --format '{{.Repository}}' | wc -l"
+        ),
+        "0\n"
+    );
+    labs.fails(
+        &lab,
+        "docker images -f colour=blue",
+        1,
+        "invalid filter 'colour'",
+    );
     labs.fails(
         &lab,
         "docker tag busybox layerlab-unnamed:x",

@@ -295,6 +295,32 @@ fn solutions_are_split_into_what_a_student_types() {
     assert_eq!(heredoc_terminator("echo '<<'"), None);
 }
 
+#[test]
+fn every_solution_can_be_typed_into_bash() {
+    for slug in lesson_slugs() {
+        let path = bundled_lessons().join(&slug).join("solution.sh");
+        let script = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{slug} has no solution.sh: {e}"));
+        for command in commands(&script) {
+            // A tab completes, `!` expands history, and a terminal attached
+            // with -it swallows the lines typed after it.
+            assert!(
+                !command.contains('\t') && !command.contains('!'),
+                "{slug}: {command:?} has a tab or a `!`"
+            );
+            let words: Vec<&str> = command.split_whitespace().collect();
+            let runs = matches!(words.get(..2), Some(["docker", "run" | "exec"]));
+            assert!(
+                !words.iter().any(|word| {
+                    matches!(*word, "-it" | "-ti" | "--interactive" | "--tty")
+                        || (runs && matches!(*word, "-i" | "-t"))
+                }),
+                "{slug}: {command:?} waits for a terminal"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_lesson_solution_earns_full_points_on_a_real_lab() {
     let slugs = lesson_slugs();

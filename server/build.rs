@@ -21,6 +21,7 @@ const VENDOR: &[(&str, &str)] = &[
 
 fn main() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    bundled_course(Path::new(&manifest));
     let web = Path::new(&manifest).join("../web");
     let modules = web.join("node_modules");
     println!(
@@ -58,4 +59,24 @@ fn main() {
     }
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     std::fs::write(Path::new(&out).join("vendor.rs"), table).expect("OUT_DIR is writable");
+}
+
+/// The binary carries `lessons/` (`src/bundled.rs`); a build without a
+/// single lesson there would serve an empty course, so it stops instead.
+fn bundled_course(manifest: &Path) {
+    let lessons = manifest.join("../lessons");
+    println!("cargo::rerun-if-changed={}", lessons.display());
+    let found = std::fs::read_dir(&lessons)
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().join("lesson.md").is_file())
+        })
+        .unwrap_or(false);
+    if !found {
+        println!(
+            "cargo::error=the bundled course is missing: {} holds no lesson folder with a lesson.md",
+            lessons.display()
+        );
+    }
 }

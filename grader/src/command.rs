@@ -49,7 +49,17 @@ impl Evaluate for CommandCheck {
                 ));
             }
         }
-        Verdict::Pass(format!("the command exited with {code} as expected"))
+        let shown = match &self.run {
+            Run::Shell(script) => quote(script, 60),
+            Run::Argv(argv) => quote(&argv.join(" "), 60),
+        };
+        let mut seen = format!("{shown} exited with {code}");
+        for (stream, pattern) in [("printed", &self.stdout), ("reported", &self.stderr)] {
+            if let Some(pattern) = pattern {
+                seen.push_str(&format!(" and {stream} what /{}/ asks", pattern.as_str()));
+            }
+        }
+        Verdict::Pass(seen)
     }
 }
 

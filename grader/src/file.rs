@@ -124,5 +124,24 @@ pub(crate) fn judge(check: &FileCheck, seen: Seen) -> Verdict {
             return Verdict::Fail(format!("{path} does not match /{}/", pattern.as_str()));
         }
     }
-    Verdict::Pass(format!("{path} is as expected"))
+    Verdict::Pass(verified(check, &kind, mode, &owner))
+}
+
+/// What a passing check saw, property by property, so the student reads
+/// what was verified.
+fn verified(check: &FileCheck, kind: &str, mode: u32, owner: &str) -> String {
+    let mut seen = vec![format!("{} is a {kind}", check.path)];
+    if check.mode.is_some() {
+        seen.push(format!("with mode {mode:04o}"));
+    }
+    if check.owner.is_some() {
+        seen.push(format!("owned by {owner}"));
+    }
+    if let Some(want) = &check.contains {
+        seen.push(format!("containing {}", quote(want, 60)));
+    }
+    if let Some(pattern) = &check.regex {
+        seen.push(format!("matching /{}/", pattern.as_str()));
+    }
+    seen.join(", ")
 }

@@ -58,7 +58,9 @@ fn file_properties_are_each_compared() {
     check.contains = Some("hi".into());
     assert_eq!(
         judge(&check, present("regular file", 0o600, Some("oh hi"))),
-        Verdict::Pass("/root/a is as expected".into())
+        Verdict::Pass(
+            "/root/a is a regular file, with mode 0600, owned by root, containing \"hi\"".into()
+        )
     );
     assert!(matches!(
         judge(&check, present("regular file", 0o644, Some("oh hi"))),

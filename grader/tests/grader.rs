@@ -193,7 +193,17 @@ fn file_and_command_tasks_fail_then_pass_once_the_work_is_done() {
     lab.sh("chmod 600 /root/hello.txt && useradd student");
     let after = lab.grade("hello");
     assert!(after.passed, "{after:?}");
-    assert!(lab.grade("user").passed);
+    assert_eq!(
+        after.checks[0].message,
+        "/root/hello.txt is a regular file, with mode 0600, owned by root, containing \"hi\"",
+        "a pass says what was verified"
+    );
+    let user = lab.grade("user");
+    assert!(user.passed);
+    assert_eq!(
+        user.checks[0].message,
+        "\"id -un student\" exited with 0 and printed what /(?m)^student$/ asks"
+    );
     let gone = lab.grade("gone");
     assert!(!gone.passed);
     assert!(

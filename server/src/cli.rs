@@ -88,6 +88,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LAYERLAB_LESSONS")]
     pub lessons: Option<PathBuf>,
 
+    /// Reload the course whenever a file in it changes (for authors): open
+    /// lesson pages reload themselves, and a change that does not load
+    /// shows its problems on the pages while the last good course stays.
+    #[arg(long, env = "LAYERLAB_WATCH")]
+    pub watch: bool,
+
     /// Public URL of this server, e.g. https://labs.example.org. Used for
     /// links and for the Origin check; an https URL also marks cookies
     /// Secure. Defaults to http://<listen address>.
@@ -236,7 +242,13 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum LessonsCommand {
     /// Validate a course directory and print every problem as `file:line: message`.
-    Check { dir: PathBuf },
+    Check {
+        dir: PathBuf,
+        /// Check again whenever a file in the directory changes, until
+        /// interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,12 +5,14 @@
 //! The work itself lives in the library crates and in the modules below.
 
 mod auth;
+mod bundled;
 mod cli;
 mod commands;
 mod db;
 mod grading;
 mod http;
 mod labs;
+mod live_course;
 mod templates;
 
 use clap::Parser;

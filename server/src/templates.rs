@@ -83,6 +83,23 @@ pub enum Progress {
 pub struct IndexPage<'a> {
     pub page: PageContext,
     pub lessons: Vec<LessonCard<'a>>,
+    pub watch: CourseWatch,
+}
+
+/// For authors (`serve --watch`): what keeps the changed course from
+/// loading, and the version open pages compare to reload.
+pub struct CourseWatch {
+    pub problems: std::sync::Arc<Vec<String>>,
+    pub version: Option<u64>,
+}
+
+impl CourseWatch {
+    pub fn of(course: &crate::live_course::LiveCourse) -> CourseWatch {
+        CourseWatch {
+            problems: course.problems(),
+            version: course.version(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -100,6 +117,7 @@ pub struct LessonPage<'a> {
     pub pane: LabPane,
     /// Lets the terminal's own `<style>` elements past the page's CSP.
     pub style_nonce: String,
+    pub watch: CourseWatch,
 }
 
 /// The lab pane of a lesson page (`partials/lab.html`).
@@ -119,6 +137,8 @@ pub struct LabPane {
     pub warn_secs: u64,
     /// Server time (unix seconds), so the page can correct its clock.
     pub now: i64,
+    /// Instructors watching the lab's terminals right now.
+    pub watchers: Vec<String>,
 }
 
 /// The lab pane alone, for htmx swaps.

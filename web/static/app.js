@@ -78,3 +78,27 @@ if (lessonText) {
     { passive: true },
   );
 }
+
+// An author's server (`serve --watch`) reloads the course when its files
+// change; the page follows.
+const courseWatch = document.getElementById("course-watch");
+if (courseWatch) {
+  const seen = courseWatch.dataset.version;
+  setInterval(async () => {
+    try {
+      const res = await fetch("/api/course/version");
+      if (res.ok && String((await res.json()).version) !== seen) location.reload();
+    } catch {
+      // The server is restarting; the next poll tries again.
+    }
+  }, 1000);
+}
+
+// Times are sent in UTC to the second; show them in the viewer's zone,
+// with the UTC text kept as the tooltip.
+for (const time of document.querySelectorAll("time.local-time")) {
+  const when = new Date(time.getAttribute("datetime"));
+  if (Number.isNaN(when.getTime())) continue;
+  time.title = time.textContent;
+  time.textContent = when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+}

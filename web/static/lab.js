@@ -5,16 +5,6 @@
 "use strict";
 
 (() => {
-  // xterm.js creates <style> elements; the page's CSP admits those that
-  // carry its nonce.
-  const styleNonce = document.querySelector('meta[name="style-nonce"]')?.content ?? "";
-  const createElement = Document.prototype.createElement;
-  document.createElement = function (tag, options) {
-    const element = createElement.call(this, tag, options);
-    if (String(tag).toLowerCase() === "style") element.nonce = styleNonce;
-    return element;
-  };
-
   const MAX_TERMINALS = 4;
   // Output the browser may hold undrawn before it asks the server to pause.
   const HIGH_WATER = 512 * 1024;
@@ -48,6 +38,7 @@
     });
     tabs.append(add);
     state.add = add;
+    mountPorts(state);
     const names = (root.dataset.terminals ?? "").split(" ").filter(Boolean);
     if (!names.includes("node1")) names.unshift("node1");
     for (const name of names) open(state, name);
@@ -56,11 +47,80 @@
     state.observer.observe(screens);
     lab = state;
     window.layerlab.typeIntoTerminal = (command) => {
+      if (state.active === PORTS) activate(state, "node1");
       const shell = state.shells.get(state.active);
       if (!shell) return;
       shell.send(new TextEncoder().encode(`${command}\r`));
       shell.term.focus();
     };
+  }
+
+  // The Ports tab: what listens in the node, each opened through the
+  // server's preview in a tab of its own.
+  const PORTS = "ports";
+
+  function mountPorts(state) {
+    const tab = document.createElement("button");
+    tab.type = "button";
+    tab.className = "lab-tab lab-ports-tab";
+    tab.setAttribute("role", "tab");
+    tab.textContent = "Ports";
+    tab.title = "Web servers listening in node1";
+    const screen = document.createElement("div");
+    screen.className = "lab-screen lab-ports";
+    screen.setAttribute("role", "tabpanel");
+    screen.setAttribute("aria-live", "polite");
+    screen.hidden = true;
+    state.tabs.append(tab);
+    state.screens.append(screen);
+    tab.addEventListener("click", () => {
+      activate(state, PORTS);
+      showPorts(state);
+    });
+    state.ports = { tab, screen };
+  }
+
+  function line(tag, text) {
+    const el = document.createElement(tag);
+    el.textContent = text;
+    return el;
+  }
+
+  async function showPorts(state) {
+    const { screen } = state.ports;
+    const refresh = line("button", "Refresh");
+    refresh.type = "button";
+    refresh.className = "button secondary";
+    refresh.addEventListener("click", () => showPorts(state));
+    screen.replaceChildren(line("p", "Looking for servers in node1…"));
+    let found;
+    try {
+      const res = await fetch(`/api/sessions/${state.id}/ports`, { headers: { accept: "application/json" } });
+      if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error ?? `the server answered ${res.status}`);
+      found = (await res.json()).ports;
+    } catch (err) {
+      screen.replaceChildren(line("p", `The ports could not be listed: ${err.message}`), refresh);
+      return;
+    }
+    if (found.length === 0) {
+      screen.replaceChildren(
+        line("p", "Nothing listens in node1 yet. Start a web server, for example docker run -d -p 8080:80 nginx, then refresh."),
+        refresh,
+      );
+      return;
+    }
+    const list = document.createElement("ul");
+    list.className = "port-list";
+    for (const { port, url } of found) {
+      const link = line("a", `localhost:${port}`);
+      link.href = url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      const item = document.createElement("li");
+      item.append(link, line("span", " opens in a new tab"));
+      list.append(item);
+    }
+    screen.replaceChildren(line("p", "Servers listening in node1:"), list, refresh);
   }
 
   function unmount() {
@@ -82,6 +142,8 @@
       shell.tab.setAttribute("aria-selected", String(key === name));
       shell.screen.hidden = key !== name;
     }
+    state.ports.tab.setAttribute("aria-selected", String(name === PORTS));
+    state.ports.screen.hidden = name !== PORTS;
     fitActive(state);
     state.shells.get(name)?.term.focus();
   }

@@ -125,7 +125,7 @@ test("a student starts a lab, types in its terminal, runs a lesson command and k
   assert.equal(await page.getByRole("button", { name: "Close node1" }).count(), 0, "node1 stays");
   await page.reload();
   await waitForScreen(page, /typed-42/);
-  assert.deepEqual(await page.getByRole("tab").allTextContents(), ["node1"]);
+  assert.deepEqual(await page.getByRole("tab").allTextContents(), ["node1", "Ports"]);
 
   // Stopping the lab brings back the start button and says why it ended,
   // in the pane beside the lesson, from where a new lab starts at once.
@@ -137,6 +137,41 @@ test("a student starts a lab, types in its terminal, runs a lesson command and k
   await page.locator("#lab-status[data-state=ready]").waitFor({ timeout: 120_000 });
   await waitForScreen(page, /node1/);
   await assertBesideTheLesson(page);
+  await page.getByRole("button", { name: "Stop" }).click();
+  await page.getByRole("button", { name: "Start lab" }).waitFor();
+  assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  await context.close();
+});
+
+test("a student opens a container's published port from the Ports tab", async () => {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  await logIn(page, baseUrl, "student1", "student1 password", "/lessons/02-images-vs-containers");
+  await page.getByRole("button", { name: "Start lab" }).click();
+  await page.locator("#lab-status[data-state=ready]").waitFor({ timeout: 120_000 });
+  await waitForScreen(page, /node1/);
+
+  await page.getByRole("tab", { name: "Ports" }).click();
+  await page.getByText("Nothing listens in node1 yet").waitFor();
+
+  await page.getByRole("tab", { name: "node1" }).click();
+  await page.locator(".lab-screen:not([hidden]) .xterm").click();
+  await page.keyboard.type("docker run -d -p 8080:80 nginx && until curl -sf -o /dev/null localhost:8080; do sleep 0.1; done; echo up-$((40+2))\n");
+  await waitForScreen(page, /up-42/);
+
+  await page.getByRole("tab", { name: "Ports" }).click();
+  const link = page.getByRole("link", { name: "localhost:8080" });
+  await link.waitFor();
+  const [preview] = await Promise.all([context.waitForEvent("page"), link.click()]);
+  await preview.waitForLoadState();
+  assert.match(new URL(preview.url()).pathname, /^\/labs\/[^/]+\/ports\/8080\/$/);
+  assert.match(await preview.locator("h1").textContent(), /nginx is running/);
+  // The lab's page runs as a site of its own: it cannot read ours.
+  assert.equal(await preview.evaluate(() => { try { return document.cookie; } catch { return "blocked"; } }), "blocked");
+  await preview.screenshot({ path: join(OUTPUT, "preview.png"), fullPage: false });
+  await preview.close();
+
   await page.getByRole("button", { name: "Stop" }).click();
   await page.getByRole("button", { name: "Start lab" }).waitFor();
   assert.deepEqual(errors, [], "no script errors and no CSP violations");

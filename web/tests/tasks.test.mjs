@@ -170,3 +170,45 @@ test("Check is disabled while its check runs, so pressing it again sends nothing
     await context.close();
   }
 });
+
+test("an instructor sees the running labs, the gradebook by task title and times in their own zone", async () => {
+  const { context: studentContext, page: studentPage } = await student("tasks-graded");
+  await startLab(studentPage);
+  await type(studentPage, "hostname > /root/hostname.txt");
+  await studentPage.getByRole("button", { name: "Check" }).first().click();
+  await studentPage.locator(".task.passed").first().waitFor();
+
+  addUser(dataDir, "tasks-teacher", "tasks-teacher password", "instructor");
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: "Asia/Tokyo" });
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  await logIn(page, baseUrl, "tasks-teacher", "tasks-teacher password", "/");
+  await page.getByRole("link", { name: "Teaching" }).click();
+  await page.waitForURL(/\/teach$/);
+  await page.getByRole("rowheader", { name: "tasks-graded" }).waitFor();
+  await page.screenshot({ path: join(process.env.LAYERLAB_TEST_OUTPUT ?? tmpdir(), "teach.png") });
+
+  await page.locator(`a[href="${LESSON}/grades"]`).click();
+  await page.getByRole("columnheader", { name: "Save the node's hostname in /root/hostname.txt" }).waitFor();
+  const when = page.locator("td time.local-time").first();
+  assert.match(await when.getAttribute("title"), / UTC$/, "the UTC time stays as the tooltip");
+  assert.doesNotMatch(await when.textContent(), /UTC/, "shown in the viewer's zone");
+  const tokyo = new Date(await when.getAttribute("datetime")).toLocaleString("en-US", {
+    timeZone: "Asia/Tokyo", dateStyle: "medium", timeStyle: "medium",
+  });
+  assert.equal(await when.textContent(), tokyo, "the time is Tokyo's");
+  await page.screenshot({ path: join(process.env.LAYERLAB_TEST_OUTPUT ?? tmpdir(), "gradebook.png") });
+
+  // The student's own terminal, live and read-only; the student is told.
+  await page.getByRole("link", { name: "tasks-graded" }).click();
+  await page.getByRole("link", { name: "Watch their lab live" }).click();
+  await page.getByText("Watching live, read-only").waitFor();
+  await type(studentPage, "echo live-$((6*7))");
+  await page.waitForFunction(() => /live-42/.test(document.querySelector("#live-terminal .xterm-rows")?.textContent ?? ""));
+  await studentPage.getByText("tasks-teacher is watching your terminal").waitFor({ timeout: 15_000 });
+  await page.screenshot({ path: join(process.env.LAYERLAB_TEST_OUTPUT ?? tmpdir(), "live.png") });
+  assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  await context.close();
+  await stopLab(studentPage);
+  await studentContext.close();
+});

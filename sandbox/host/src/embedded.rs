@@ -515,6 +515,23 @@ impl SandboxHost for EmbeddedHost {
         self.run(&rec, argv, timeout)
     }
 
+    fn listening_ports(&self, id: &str) -> Result<Vec<u16>> {
+        self.running(id, "a list of its ports")?;
+        let mut ports = self.rt.listening_tcp_ports(id)?;
+        // The lab's package repository is the engine's, not the student's.
+        ports.retain(|p| *p != engine::packages::PORT);
+        Ok(ports)
+    }
+
+    fn connect(&self, id: &str, port: u16, timeout: Duration) -> Result<std::net::TcpStream> {
+        self.running(id, "a connection")?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        self.rt.connect_tcp(id, addr, timeout).map_err(|e| match e {
+            runtime::Error::Connect { source, .. } => HttpError::Connect { addr, source }.into(),
+            e => e.into(),
+        })
+    }
+
     fn engine_image(&self, id: &str, name: &str) -> Result<Option<ImageFacts>> {
         self.running(id, "reading its Docker images")?;
         Ok(self.engines.image_facts(id, name)?)

@@ -279,6 +279,18 @@ pub trait SandboxHost: Send + Sync {
     /// saying why) when nothing answers in time. Running only.
     fn http(&self, id: &str, request: &HttpRequest) -> Result<HttpResponse>;
 
+    /// The TCP ports something listens on in the node, on every address
+    /// or on loopback (its own servers and the ports its containers
+    /// publish; not the lab's package repository), ascending. Nothing runs
+    /// in the node for it. Running only.
+    fn listening_ports(&self, id: &str) -> Result<Vec<u16>>;
+
+    /// A TCP connection to `port` on the node's loopback, made inside its
+    /// network namespace, so only what the node itself reaches is
+    /// reachable (the port preview). Fails with `Unavailable` when nothing
+    /// answers within `timeout`. Running only.
+    fn connect(&self, id: &str, port: u16, timeout: Duration) -> Result<std::net::TcpStream>;
+
     /// The image `name` (or ID) of the node's Docker engine, as `docker
     /// image inspect` in the node would find it; `None` when it has none
     /// by that name. Running only.

@@ -347,3 +347,46 @@ fn netlink_new_veth(
     }
     Ok(())
 }
+
+/// Ports in the `LISTEN` state of a `/proc/net/tcp` or `tcp6` table bound
+/// to every address or to loopback. Hand-parsed: the kernel's fixed
+/// format is a header line, then `sl local_address rem_address st …`
+/// with addresses as hex `ADDR:PORT`.
+pub fn listening_ports(table: &str) -> Vec<u16> {
+    const LISTEN: &str = "0A";
+    const REACHABLE: &[&str] = &[
+        "00000000",                         // 0.0.0.0
+        "0100007F",                         // 127.0.0.1, as the kernel prints it
+        "00000000000000000000000000000000", // ::
+        "00000000000000000000000001000000", // ::1
+    ];
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1)?;
+            let state = fields.nth(1)?;
+            let (address, port) = local.split_once(':')?;
+            (state == LISTEN && REACHABLE.contains(&address))
+                .then(|| u16::from_str_radix(port, 16).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn listening_ports_are_read_from_the_kernels_table() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n\
+   1: 0100007F:1388 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0\n\
+   2: 0100A8C0:0C46 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0\n\
+   3: 0100007F:1F90 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 4 1 0 100 0 0 10 0\n\
+   garbage\n";
+        assert_eq!(super::listening_ports(table), [8080, 5000]);
+        let six = "header\n   0: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 0\n";
+        assert_eq!(super::listening_ports(six), [80]);
+    }
+}

@@ -677,6 +677,38 @@ impl Runtime {
         })
     }
 
+    /// The TCP ports something listens on inside the sandbox's network
+    /// namespace on every address or on loopback (what
+    /// [`Runtime::connect_tcp`] to `127.0.0.1` reaches), ascending. Read
+    /// from the kernel's tables of its init (`/proc/<pid>/net/tcp{,6}`),
+    /// so nothing runs in the sandbox and its idle clock does not move.
+    /// Running only.
+    pub fn listening_tcp_ports(&self, id: &str) -> Result<Vec<u16>> {
+        check_id(id)?;
+        let st = self.load(id)?;
+        let pid = st
+            .init_pid
+            .filter(|_| self.alive(&st))
+            .ok_or_else(|| Error::NotRunning {
+                id: id.to_owned(),
+                status: Status::Exited.as_str().into(),
+                what: "a list of its ports",
+            })?;
+        let mut ports = Vec::new();
+        for table in ["tcp", "tcp6"] {
+            let path = format!("/proc/{pid}/net/{table}");
+            match std::fs::read_to_string(&path) {
+                Ok(text) => ports.extend(crate::net::listening_ports(&text)),
+                // A kernel without IPv6 has no tcp6 table.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("reading the port table", path)(e)),
+            }
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        Ok(ports)
+    }
+
     /// A TCP listener bound to `addr` inside the sandbox's network
     /// namespace: a port published on a node. Running only.
     pub fn listen_tcp(

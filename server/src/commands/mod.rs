@@ -2,7 +2,7 @@
 //! calls into the library code, and adds context to errors.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ mod sandbox;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Lessons(LessonsCommand::Check { dir }) => lessons_check(&dir),
+        Command::Lessons(LessonsCommand::Check { dir, watch }) => lessons_check(&dir, watch),
         // Blocking work, and the sandbox helper must not start from a
         // multi-threaded process: no async runtime for these.
         Command::Images(command) => sandbox::images(&cli.global.data_dir, command),
@@ -71,11 +71,6 @@ async fn run_async(global: GlobalArgs, command: Command) -> anyhow::Result<ExitC
 const HASH_THREADS: usize = 2;
 const HASH_QUEUE: usize = 32;
 
-/// The course shipped with layerlab, used when `--lessons` is not given.
-fn bundled_course() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../lessons"))
-}
-
 fn load_course(dir: &Path) -> anyhow::Result<course::Course> {
     match course::Course::load(dir) {
         Ok(course) => Ok(course),
@@ -92,14 +87,31 @@ fn load_course(dir: &Path) -> anyhow::Result<course::Course> {
     }
 }
 
-fn lessons_check(dir: &Path) -> anyhow::Result<ExitCode> {
-    let course = load_course(dir)?;
-    eprintln!(
-        "{}: {} lessons, no problems",
-        dir.display(),
-        course.lessons.len()
-    );
-    Ok(ExitCode::SUCCESS)
+fn lessons_check(dir: &Path, watch: bool) -> anyhow::Result<ExitCode> {
+    if !watch {
+        let course = load_course(dir)?;
+        eprintln!(
+            "{}: {} lessons, no problems",
+            dir.display(),
+            course.lessons.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        match load_course(dir) {
+            Ok(course) => eprintln!(
+                "{}: {} lessons, no problems",
+                dir.display(),
+                course.lessons.len()
+            ),
+            Err(e) => eprintln!("{e}"),
+        }
+        eprintln!("watching {} for changes (Ctrl-C to stop)", dir.display());
+        let seen = crate::live_course::fingerprint(dir);
+        while crate::live_course::fingerprint(dir) == seen {
+            std::thread::sleep(crate::live_course::WATCH_INTERVAL);
+        }
+    }
 }
 
 /// The server's own OOM priority, as dockerd's default: the host's OOM
@@ -117,7 +129,13 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         overcommit = args.lab_memory_overcommit,
         "labs may reserve this much memory in total"
     );
-    let lessons_dir = args.lessons.clone().unwrap_or_else(bundled_course);
+    let lessons_dir = match args.lessons.clone() {
+        Some(dir) => dir,
+        None if args.watch => {
+            bail!("--watch reloads a course you are writing: give its folder with --lessons DIR")
+        }
+        None => crate::bundled::course_dir(&global.data_dir)?,
+    };
     let course = load_course(&lessons_dir)?;
     let csrf = crate::auth::csrf::CsrfKey::load_or_create(&global.data_dir.join("form-key"))
         .context("cannot read or create the form signing key in the data directory")?;
@@ -208,6 +226,10 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         .context("cannot reconcile the labs left by the last run")?;
     let hasher = password::Hasher::new(HASH_THREADS, HASH_QUEUE)
         .context("cannot start the password hashing threads")?;
+    let course = Arc::new(crate::live_course::LiveCourse::new(course, args.watch));
+    if args.watch {
+        course.watch(lessons_dir.clone());
+    }
     let state = Arc::new(http::AppState {
         hasher,
         db,
@@ -219,7 +241,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         login_limiter: Default::default(),
         signup_limiter: Default::default(),
     });
-    tracing::info!(lessons = state.course.lessons.len(), dir = %lessons_dir.display(), "course loaded");
+    tracing::info!(lessons = state.course.course().lessons.len(), dir = %lessons_dir.display(), watch = args.watch, "course loaded");
     // Tools read the first word after "listening on": the address itself.
     if args.base_url.is_some() {
         tracing::info!("listening on http://{local} (public address {public_url})");

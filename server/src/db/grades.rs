@@ -151,6 +151,23 @@ impl Db {
         .await
     }
 
+    /// Who started a lab for a lesson, every user or one, with the time of
+    /// their first (`task` is empty, `hint` and `cost` are 0).
+    pub async fn lab_starts(
+        &self,
+        lesson: &str,
+        user_id: Option<&str>,
+    ) -> Result<Vec<UserRow>, DbError> {
+        self.user_rows(
+            "SELECT l.user_id, u.name, '' AS task, 0 AS hint, 0 AS cost, MIN(l.created_at) AS at \
+             FROM labs l JOIN users u ON u.id = l.user_id \
+             WHERE l.lesson = $1 AND ($2 = '' OR l.user_id = $2) GROUP BY l.user_id, u.name",
+            lesson,
+            user_id,
+        )
+        .await
+    }
+
     /// Runs a query selecting `user_id, name, task, hint, cost, at` for a
     /// lesson and an optional user. (An empty id stands for "every user",
     /// so PostgreSQL can type the parameter.)

@@ -340,10 +340,12 @@ impl Grading {
         let passes = self.db.task_passes(&lesson.slug, None).await?;
         let hints = self.db.hint_reveals(&lesson.slug, None).await?;
         let counts = self.db.attempt_counts(&lesson.slug).await?;
+        let labs = self.db.lab_starts(&lesson.slug, None).await?;
         let mut names: BTreeMap<String, String> = BTreeMap::new();
         for (id, name) in passes
             .iter()
             .chain(&hints)
+            .chain(&labs)
             .map(|r| (&r.user_id, &r.name))
             .chain(counts.iter().map(|c| (&c.user_id, &c.name)))
         {
@@ -374,11 +376,13 @@ impl Grading {
                 let last_activity = passes
                     .iter()
                     .chain(&hints)
+                    .chain(&labs)
                     .filter(|r| r.user_id == id)
                     .map(|r| r.at)
                     .chain(counts.iter().filter(|c| c.user_id == id).map(|c| c.last))
                     .max();
                 StudentGrades {
+                    checked: counts.iter().any(|c| c.user_id == id),
                     name,
                     score: progress.score,
                     hint_cost: progress.hint_cost,
@@ -391,6 +395,7 @@ impl Grading {
             lesson: lesson.slug.clone(),
             max_points: lesson.tasks.iter().map(|t| t.points).sum(),
             tasks: lesson.tasks.iter().map(|t| t.id.clone()).collect(),
+            task_titles: lesson.tasks.iter().map(|t| t.title.clone()).collect(),
             students,
         })
     }
@@ -494,6 +499,8 @@ pub struct Gradebook {
     pub max_points: u32,
     /// Task ids, in the lesson's order (the CSV's columns).
     pub tasks: Vec<String>,
+    /// Their titles, in the same order (the page's columns).
+    pub task_titles: Vec<String>,
     /// By name.
     pub students: Vec<StudentGrades>,
 }
@@ -503,8 +510,11 @@ pub struct StudentGrades {
     pub name: String,
     pub score: u32,
     pub hint_cost: u32,
-    /// Unix seconds of the last attempt, pass or hint.
+    /// Unix seconds of the last attempt, pass, hint or lab start.
     pub last_activity: Option<i64>,
+    /// Whether they ever checked a task; a student who only started a
+    /// lab is listed too.
+    pub checked: bool,
     pub tasks: Vec<StudentTask>,
 }
 
@@ -518,23 +528,66 @@ pub struct StudentTask {
 }
 
 impl Gradebook {
-    /// The gradebook as CSV: `student,score,<task…>,hint_cost,last_activity`
-    /// with each task's earned points. Cells that a spreadsheet would read
-    /// as a formula are prefixed with `'`.
+    /// The gradebook as CSV, one row per student: `student, score,
+    /// max_points`, then for each task `<id> passed` (`yes`/`no`), `<id>
+    /// points` and `<id> attempts`, then `hint_cost`, `last_activity` (ISO
+    /// 8601, UTC) and `checked` (`no` for a student who started a lab but
+    /// never checked). Cells that a spreadsheet would read as a formula are
+    /// prefixed with `'`.
     pub fn to_csv(&self) -> String {
         let mut out = String::new();
-        let mut header = vec!["student".to_owned(), "score".to_owned()];
-        header.extend(self.tasks.iter().cloned());
-        header.extend(["hint_cost".to_owned(), "last_activity".to_owned()]);
+        let mut header = vec![
+            "student".to_owned(),
+            "score".to_owned(),
+            "max_points".to_owned(),
+        ];
+        for task in &self.tasks {
+            header.extend([
+                format!("{task} passed"),
+                format!("{task} points"),
+                format!("{task} attempts"),
+            ]);
+        }
+        header.extend([
+            "hint_cost".to_owned(),
+            "last_activity".to_owned(),
+            "checked".to_owned(),
+        ]);
         push_row(&mut out, &header);
+        let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
         for s in &self.students {
-            let mut row = vec![s.name.clone(), s.score.to_string()];
-            row.extend(s.tasks.iter().map(|t| t.points.to_string()));
+            let mut row = vec![
+                s.name.clone(),
+                s.score.to_string(),
+                self.max_points.to_string(),
+            ];
+            for t in &s.tasks {
+                row.extend([
+                    yes_no(t.passed),
+                    t.points.to_string(),
+                    t.attempts.to_string(),
+                ]);
+            }
             row.push(s.hint_cost.to_string());
-            row.push(s.last_activity.map(|t| t.to_string()).unwrap_or_default());
+            row.push(s.last_activity.map(iso_time).unwrap_or_default());
+            row.push(yes_no(s.checked));
             push_row(&mut out, &row);
         }
         out
+    }
+}
+
+/// `2026-12-05T22:10:45Z`.
+pub fn iso_time(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{}T{:02}:{:02}:{:02}Z",
+            t.date(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => unix.to_string(),
     }
 }
 

@@ -15,6 +15,7 @@ use super::error::{AppError, PageError};
 use super::session::{ApiUser, CsrfToken, Viewer};
 use crate::db::{Attempt, Lab, LabState, User};
 use crate::grading::{CheckOutcome, GradingError, HintReveal, Mode, Progress, TaskView, standing};
+use crate::live_course::LessonRef;
 use crate::templates::{self, PageContext};
 
 /// Attempts shown in one student's history.
@@ -33,8 +34,10 @@ pub fn router() -> Router<SharedState> {
         .route("/lessons/{slug}/tasks/{task}/check", post(check_fragment))
         .route("/lessons/{slug}/tasks/{task}/hints", post(hint_fragment))
         .route("/lessons/{slug}/tasks/auto", post(auto_fragment))
+        .route("/teach", get(teach_page))
         .route("/lessons/{slug}/grades", get(gradebook_page))
         .route("/lessons/{slug}/grades/{name}", get(history_page))
+        .route("/lessons/{slug}/grades/{name}/live", get(live_page))
 }
 
 impl From<GradingError> for AppError {
@@ -52,7 +55,7 @@ impl From<GradingError> for AppError {
     }
 }
 
-fn lesson<'a>(state: &'a SharedState, slug: &str) -> Result<&'a course::Lesson, AppError> {
+fn lesson(state: &SharedState, slug: &str) -> Result<LessonRef, AppError> {
     state.course.lesson(slug).ok_or_else(|| {
         AppError::not_found(format!(
             "there is no lesson {slug:?}; GET /api/lessons lists them"
@@ -83,6 +86,17 @@ fn ready(lab: &Lab) -> Result<(), AppError> {
     }
 }
 
+/// The instructor asking for a page about lesson `slug`, and the lesson.
+fn instructor_lesson(
+    state: &SharedState,
+    user: Option<User>,
+    slug: &str,
+) -> Result<(User, LessonRef), AppError> {
+    let user = user.ok_or_else(AppError::unauthorized)?;
+    instructor(&user)?;
+    Ok((user, lesson(state, slug)?))
+}
+
 fn instructor(user: &User) -> Result<(), AppError> {
     if user.role.can_teach() {
         Ok(())
@@ -99,7 +113,8 @@ async fn check_api(
     Path((id, task_id)): Path<(String, String)>,
 ) -> Result<Json<CheckOutcome>, AppError> {
     let lab = super::labs::owned_lab(&state, &user, &id).await?;
-    let lesson = lesson(&state, &lab.lesson)?;
+    let found = lesson(&state, &lab.lesson)?;
+    let lesson = &*found;
     let task = task(lesson, &task_id)?;
     ready(&lab)?;
     let mut outcomes = state
@@ -118,7 +133,8 @@ async fn hint_api(
     ApiUser(user): ApiUser,
     Path((slug, task_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let task = task(lesson, &task_id)?;
     let index = match state
         .grading
@@ -157,7 +173,8 @@ async fn progress_api(
     ApiUser(user): ApiUser,
     Path(slug): Path<String>,
 ) -> Result<Response, AppError> {
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     Ok(Json(state.grading.progress(lesson, &user.id).await?).into_response())
 }
 
@@ -173,7 +190,8 @@ async fn grades_api(
     Query(query): Query<GradesQuery>,
 ) -> Result<Response, AppError> {
     instructor(&user)?;
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let book = state.grading.gradebook(lesson).await?;
     match query.format.as_deref() {
         None | Some("json") => Ok(Json(book).into_response()),
@@ -220,7 +238,8 @@ async fn history_api(
     Path((slug, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     instructor(&user)?;
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let (student, attempts) = student_attempts(&state, lesson, &name).await?;
     let progress = state.grading.progress(lesson, &student.id).await?;
     Ok(Json(serde_json::json!({
@@ -254,7 +273,8 @@ async fn check_fragment(
     ApiUser(user): ApiUser,
     Path((slug, task_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let task = task(lesson, &task_id)?;
     let lab = state.db.active_lab(&user.id, &slug).await?;
     let outcome = match lab {
@@ -289,7 +309,8 @@ async fn hint_fragment(
     ApiUser(user): ApiUser,
     Path((slug, task_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let task = task(lesson, &task_id)?;
     state
         .grading
@@ -312,7 +333,8 @@ async fn auto_fragment(
     ApiUser(user): ApiUser,
     Path(slug): Path<String>,
 ) -> Result<Response, AppError> {
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     let passed = state.grading.passed(&slug, &user.id).await?;
     let open: Vec<&course::Task> = lesson
         .tasks
@@ -373,11 +395,18 @@ fn page(state: &SharedState, user: User, csrf: CsrfToken) -> PageContext {
     }
 }
 
-/// `2026-11-28 08:12 UTC`, for tables.
-fn utc(unix: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute()),
-        Err(_) => unix.to_string(),
+/// A moment as the pages show it: UTC to the second, which `app.js`
+/// turns into the viewer's own time zone.
+struct Stamp {
+    iso: String,
+    utc: String,
+}
+
+impl Stamp {
+    fn of(unix: i64) -> Stamp {
+        let iso = crate::grading::iso_time(unix);
+        let utc = iso.replacen('T', " ", 1).replacen('Z', " UTC", 1);
+        Stamp { iso, utc }
     }
 }
 
@@ -387,8 +416,8 @@ struct GradebookPage<'a> {
     page: PageContext,
     title: &'a str,
     book: crate::grading::Gradebook,
-    /// Each student's last activity, formatted, in `book.students` order.
-    last: Vec<String>,
+    /// Each student's last activity, in `book.students` order.
+    last: Vec<Option<Stamp>>,
 }
 
 async fn gradebook_page(
@@ -397,14 +426,13 @@ async fn gradebook_page(
     csrf: CsrfToken,
     Path(slug): Path<String>,
 ) -> Result<Response, PageError> {
-    let user = user.ok_or_else(AppError::unauthorized)?;
-    instructor(&user)?;
-    let lesson = lesson(&state, &slug)?;
+    let (user, found) = instructor_lesson(&state, user, &slug)?;
+    let lesson = &*found;
     let book = state.grading.gradebook(lesson).await?;
     let last = book
         .students
         .iter()
-        .map(|s| s.last_activity.map(utc).unwrap_or_default())
+        .map(|s| s.last_activity.map(Stamp::of))
         .collect();
     Ok(templates::render(&GradebookPage {
         page: page(&state, user, csrf),
@@ -415,23 +443,106 @@ async fn gradebook_page(
 }
 
 #[derive(Template)]
+#[template(path = "teach.html")]
+struct TeachPage {
+    page: PageContext,
+    lessons: Vec<LessonSummary>,
+    labs: Vec<ActiveLab>,
+}
+
+struct LessonSummary {
+    slug: String,
+    title: String,
+    tasks: usize,
+    /// Students in the gradebook: they started a lab or checked a task.
+    students: usize,
+    /// Of those, how many passed every task.
+    finished: usize,
+}
+
+struct ActiveLab {
+    student: String,
+    lesson: String,
+    state: &'static str,
+    started: Stamp,
+}
+
+/// `/teach`: an instructor's landing page: every lesson with its
+/// gradebook, and the labs running now.
+async fn teach_page(
+    State(state): State<SharedState>,
+    Viewer(user): Viewer,
+    csrf: CsrfToken,
+) -> Result<Response, PageError> {
+    let user = user.ok_or_else(AppError::unauthorized)?;
+    instructor(&user)?;
+    let course = state.course.course();
+    let mut lessons = Vec::with_capacity(course.lessons.len());
+    for lesson in &course.lessons {
+        let book = state.grading.gradebook(lesson).await?;
+        lessons.push(LessonSummary {
+            slug: lesson.slug.clone(),
+            title: lesson.title.clone(),
+            tasks: lesson.tasks.len(),
+            students: book.students.len(),
+            finished: book
+                .students
+                .iter()
+                .filter(|s| !s.tasks.is_empty() && s.tasks.iter().all(|t| t.passed))
+                .count(),
+        });
+    }
+    let names: std::collections::HashMap<String, String> = state
+        .db
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.name))
+        .collect();
+    let labs = state
+        .db
+        .active_labs()
+        .await?
+        .into_iter()
+        .map(|lab| ActiveLab {
+            student: names.get(&lab.user_id).cloned().unwrap_or_default(),
+            lesson: course
+                .lesson(&lab.lesson)
+                .map_or_else(|| lab.lesson.clone(), |l| l.title.clone()),
+            state: lab.state.as_str(),
+            started: Stamp::of(lab.created_at),
+        })
+        .collect();
+    Ok(templates::render(&TeachPage {
+        page: page(&state, user, csrf),
+        lessons,
+        labs,
+    }))
+}
+
+#[derive(Template)]
 #[template(path = "attempts.html")]
 struct HistoryPage<'a> {
     page: PageContext,
     slug: &'a str,
     title: &'a str,
     student: String,
+    /// The student has a lab of this lesson running: it can be watched.
+    live: bool,
     score: u32,
     max_points: u32,
     attempts: Vec<AttemptRow>,
 }
 
+/// An attempt, or a hint revealed (`hint`: what it cost).
 struct AttemptRow {
     task: String,
-    when: String,
+    when: Stamp,
+    at: i64,
     mode: String,
     passed: bool,
     checks: Vec<grader::CheckResult>,
+    hint: Option<String>,
 }
 
 async fn history_page(
@@ -440,28 +551,99 @@ async fn history_page(
     csrf: CsrfToken,
     Path((slug, name)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let user = user.ok_or_else(AppError::unauthorized)?;
-    instructor(&user)?;
-    let lesson = lesson(&state, &slug)?;
+    let (user, found) = instructor_lesson(&state, user, &slug)?;
+    let lesson = &*found;
     let (student, attempts) = student_attempts(&state, lesson, &name).await?;
     let progress = state.grading.progress(lesson, &student.id).await?;
-    let attempts = attempts
+    let hints = state
+        .db
+        .hint_reveals(&lesson.slug, Some(&student.id))
+        .await
+        .map_err(AppError::from)?;
+    let mut attempts: Vec<AttemptRow> = attempts
         .into_iter()
         .map(|a| AttemptRow {
             checks: serde_json::from_value(a.checks).unwrap_or_default(),
             task: a.task,
-            when: utc(a.created_at),
+            when: Stamp::of(a.created_at),
+            at: a.created_at,
             mode: a.mode,
             passed: a.passed,
+            hint: None,
         })
+        .chain(hints.into_iter().map(|h| AttemptRow {
+            hint: Some(format!("hint {} revealed (−{})", h.hint + 1, h.cost)),
+            task: h.task,
+            when: Stamp::of(h.at),
+            at: h.at,
+            mode: "hint".to_owned(),
+            passed: false,
+            checks: Vec::new(),
+        }))
         .collect();
+    attempts.sort_by_key(|row| std::cmp::Reverse(row.at));
+    let live = state
+        .db
+        .active_lab(&student.id, &lesson.slug)
+        .await?
+        .is_some_and(|lab| lab.state == crate::db::LabState::Ready);
     Ok(templates::render(&HistoryPage {
         page: page(&state, user, csrf),
         slug: &lesson.slug,
         title: &lesson.title,
         student: student.name,
+        live,
         score: progress.score,
         max_points: progress.max_points,
         attempts,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "live.html")]
+struct LivePage<'a> {
+    page: PageContext,
+    slug: &'a str,
+    title: &'a str,
+    student: String,
+    lab_id: String,
+    /// Lets the terminal's own `<style>` elements past the page's CSP.
+    style_nonce: String,
+}
+
+/// `/lessons/{slug}/grades/{name}/live`: an instructor watches the
+/// student's running lab of the lesson, read-only.
+async fn live_page(
+    State(state): State<SharedState>,
+    Viewer(user): Viewer,
+    csrf: CsrfToken,
+    Path((slug, name)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let (user, found) = instructor_lesson(&state, user, &slug)?;
+    let lesson = &*found;
+    let student = state
+        .db
+        .user_by_name(&name)
+        .await
+        .map_err(|_| AppError::not_found(format!("there is no user {name:?}")))?;
+    let lab = state
+        .db
+        .active_lab(&student.id, &lesson.slug)
+        .await?
+        .filter(|lab| lab.state == crate::db::LabState::Ready)
+        .ok_or_else(|| {
+            AppError::not_found(format!(
+                "{name} has no lab of this lesson running; their history is at /lessons/{slug}/grades/{name}"
+            ))
+        })?;
+    Ok(super::with_terminal_styles(|style_nonce| {
+        templates::render(&LivePage {
+            page: page(&state, user, csrf),
+            slug: &lesson.slug,
+            title: &lesson.title,
+            student: student.name,
+            lab_id: lab.id,
+            style_nonce,
+        })
     }))
 }

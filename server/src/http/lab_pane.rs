@@ -18,6 +18,7 @@ use super::error::AppError;
 use super::session::ApiUser;
 use crate::db::{LabState, User, now};
 use crate::labs::{LabError, human_duration};
+use crate::live_course::LessonRef;
 use crate::templates::{self, LabPane, LabPanel, LabStatusPanel};
 
 /// How long a request about a starting lab waits for its start to end
@@ -33,7 +34,7 @@ pub fn router() -> Router<SharedState> {
         .route("/lessons/{slug}/lab/status", get(status))
 }
 
-fn lesson<'a>(state: &'a SharedState, slug: &str) -> Result<&'a course::Lesson, AppError> {
+fn lesson(state: &SharedState, slug: &str) -> Result<LessonRef, AppError> {
     state.course.lesson(slug).ok_or_else(|| {
         AppError::not_found(format!(
             "there is no lesson {slug:?}; pick one from the course page"
@@ -61,6 +62,7 @@ pub async fn pane(
         idle_label: human_duration(expiry.idle),
         warn_secs: labs.idle_warning().as_secs(),
         now: now(),
+        watchers: Vec::new(),
     };
     let Some(user) = user else {
         return Ok(pane);
@@ -69,6 +71,7 @@ pub async fn pane(
         Some(lab) if lab.state == LabState::Stopped => pane.last_end = lab.end_reason,
         Some(lab) => {
             pane.terminals = labs.terminal_names(&lab.id);
+            pane.watchers = labs.watchers(&lab.id);
             pane.lab = Some(labs.live(lab).await?);
         }
         None => {}
@@ -96,7 +99,8 @@ async fn start(
     ApiUser(user): ApiUser,
     Path(slug): Path<String>,
 ) -> Result<Response, AppError> {
-    let lesson = lesson(&state, &slug)?;
+    let found = lesson(&state, &slug)?;
+    let lesson = &*found;
     // A full server or a user at their limit is an answer to show in the
     // pane, not a failed request.
     let refused = match state.labs.start(&user.id, lesson).await {

@@ -31,6 +31,10 @@ pub fn router() -> Router<SharedState> {
             "/api/sessions/{id}/terminals/{name}",
             get(terminal).delete(close_terminal),
         )
+        .route(
+            "/api/sessions/{id}/terminals/{name}/watch",
+            get(watch_terminal),
+        )
 }
 
 impl From<LabError> for AppError {
@@ -72,7 +76,7 @@ async fn create(
             body.lesson
         ))
     })?;
-    let (lab, created) = state.labs.start(&user.id, lesson).await?;
+    let (lab, created) = state.labs.start(&user.id, &lesson).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -138,11 +142,7 @@ async fn terminal(
     Path((id, name)): Path<(String, String)>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
-    if !valid_name(&name) {
-        return Err(AppError::bad_request(
-            "terminal names are 1 to 32 of a-z, 0-9 and -",
-        ));
-    }
+    check_terminal_name(&name)?;
     let lab = owned_lab(&state, &user, &id).await?;
     if lab.state != LabState::Ready {
         return Err(AppError::new(
@@ -155,18 +155,67 @@ async fn terminal(
     }
     let slot = state.labs.admit_socket(&user.id, &lab.id, &name)?;
     let hub = state.labs.terminal(&lab.id, &name).await?;
+    Ok(serve_terminal(&state, upgrade, lab, hub, slot, None))
+}
+
+/// An instructor's read-only view of a student's terminal: the same output
+/// as the student sees, no input, no resizing; the student's lab pane
+/// names who is watching while the socket is open.
+async fn watch_terminal(
+    State(state): State<SharedState>,
+    SameOrigin: SameOrigin,
+    ApiUser(user): ApiUser,
+    Path((id, name)): Path<(String, String)>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    if !user.role.can_teach() {
+        return Err(AppError::forbidden(
+            "only instructors and admins watch a student's lab",
+        ));
+    }
+    check_terminal_name(&name)?;
+    let lab = state
+        .db
+        .lab(&id)
+        .await?
+        .filter(|lab| lab.state == LabState::Ready)
+        .ok_or_else(|| AppError::not_found(format!("there is no running lab {id:?}")))?;
+    let slot = state.labs.admit_socket(&user.id, &lab.id, &name)?;
+    let hub = state.labs.terminal(&lab.id, &name).await?;
+    let watching = state.labs.watch(&lab.id, &user.name);
+    Ok(serve_terminal(
+        &state,
+        upgrade,
+        lab,
+        hub,
+        slot,
+        Some(watching),
+    ))
+}
+
+/// Relays a terminal over the upgraded socket; with `watching`, read-only.
+fn serve_terminal(
+    state: &SharedState,
+    upgrade: WebSocketUpgrade,
+    lab: Lab,
+    hub: Arc<TerminalHub>,
+    slot: crate::labs::SocketSlot,
+    watching: Option<crate::labs::Watching>,
+) -> Response {
     let labs = state.labs.clone();
     let timeout = state.settings.socket_timeout;
-    Ok(upgrade
+    upgrade
         .max_message_size(MAX_INPUT_BYTES)
         .max_frame_size(MAX_INPUT_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
+            let read_only = watching.is_some();
+            let _watching = watching;
             let activity = || labs.note_activity(&lab.id);
             let mut socket = Socket { socket, timeout };
-            if let Err(err) = relay(&mut socket, hub, activity).await {
+            if let Err(err) = relay(&mut socket, hub, activity, read_only).await {
                 tracing::debug!(error = %err, "terminal socket ended");
                 if let RelayError::Silent(_) = err {
                     // Tell a client that may still be listening why.
@@ -179,7 +228,17 @@ async fn terminal(
                 }
             }
         })
-        .into_response())
+        .into_response()
+}
+
+fn check_terminal_name(name: &str) -> Result<(), AppError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(
+            "terminal names are 1 to 32 of a-z, 0-9 and -",
+        ))
+    }
 }
 
 /// Ends a terminal and its shell; the lab and its other terminals go on.
@@ -223,6 +282,7 @@ async fn relay(
     socket: &mut Socket,
     hub: Arc<TerminalHub>,
     activity: impl Fn(),
+    read_only: bool,
 ) -> Result<(), RelayError> {
     let mut catchup = hub.catch_up(0)?;
     let mut seen = catchup.end;
@@ -273,11 +333,13 @@ async fn relay(
             message = socket.socket.recv(), if pending.is_none() => match message {
                 None => return Ok(()),
                 Some(message) => match message.inspect(|_| heard = Instant::now())? {
+                    Message::Binary(_) if read_only => {}
                     Message::Binary(bytes) => {
                         activity();
                         pending = Some(bytes.to_vec());
                     }
                     Message::Text(text) => match parse_control(&text) {
+                        Ok(Control::Resize(_)) if read_only => {}
                         Ok(Control::Resize(size)) => hub.resize(size)?,
                         Ok(Control::Pause) => paused = true,
                         Ok(Control::Resume) if paused => {

@@ -12,6 +12,7 @@ mod lab_pane;
 mod labs;
 mod listen;
 mod pages;
+mod preview;
 pub mod session;
 
 use std::sync::Arc;
@@ -52,6 +53,22 @@ pub fn content_security_policy(style_nonce: Option<&str>) -> String {
     )
 }
 
+/// A page that shows terminals: rendered with a fresh style nonce (its
+/// template puts it in `<meta name="style-nonce">`) and served under the
+/// policy that admits the terminal's styles carrying it.
+pub fn with_terminal_styles(
+    render: impl FnOnce(String) -> axum::response::Response,
+) -> axum::response::Response {
+    let nonce = crate::db::random_secret();
+    let mut response = render(nonce.clone());
+    if let Ok(policy) = HeaderValue::from_str(&content_security_policy(Some(&nonce))) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
+}
+
 pub struct Settings {
     /// Scheme, host and port browsers use to reach us (from `--base-url`);
     /// forms and sockets from any other Origin are refused. Without it the
@@ -71,7 +88,7 @@ pub struct Settings {
 
 pub struct AppState {
     pub db: Db,
-    pub course: course::Course,
+    pub course: Arc<crate::live_course::LiveCourse>,
     pub settings: Settings,
     pub csrf: CsrfKey,
     pub login_limiter: LoginLimiter,
@@ -94,6 +111,7 @@ pub fn app(state: SharedState) -> Router {
         .merge(labs::router())
         .merge(grades::router())
         .merge(lab_pane::router())
+        .merge(preview::router())
         .merge(assets::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::ensure_csrf_cookie))
         .with_state(state)

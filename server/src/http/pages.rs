@@ -36,8 +36,9 @@ async fn index(
         Some(user) => Some(state.db.visited_lessons(&user.id).await?),
         None => None,
     };
-    let mut lessons = Vec::with_capacity(state.course.lessons.len());
-    for lesson in &state.course.lessons {
+    let course = state.course.course();
+    let mut lessons = Vec::with_capacity(course.lessons.len());
+    for lesson in &course.lessons {
         let mine = match &user {
             Some(user) => Some(state.grading.progress(lesson, &user.id).await?),
             None => None,
@@ -60,7 +61,12 @@ async fn index(
         csrf: csrf.0,
         signup_open: state.settings.signup_open,
     };
-    Ok(templates::render(&IndexPage { page, lessons }))
+    let watch = templates::CourseWatch::of(&state.course);
+    Ok(templates::render(&IndexPage {
+        page,
+        lessons,
+        watch,
+    }))
 }
 
 async fn lesson(
@@ -69,7 +75,8 @@ async fn lesson(
     csrf: CsrfToken,
     Path(slug): Path<String>,
 ) -> Result<Response, PageError> {
-    let lessons = &state.course.lessons;
+    let course = state.course.course();
+    let lessons = &course.lessons;
     let Some(index) = lessons.iter().position(|l| l.slug == slug) else {
         return Err(AppError::not_found(format!(
             "there is no lesson {slug:?}; pick one from the course page"
@@ -87,30 +94,27 @@ async fn lesson(
             .map(|l| (l.slug.as_str(), l.title.as_str()))
     };
     let pane = super::lab_pane::pane(&state, user.as_ref(), &lesson.slug).await?;
-    let style_nonce = crate::db::random_secret();
-    let page = LessonPage {
-        page: PageContext {
-            user,
-            csrf: csrf.0,
-            signup_open: state.settings.signup_open,
-        },
-        title: &lesson.title,
-        duration: duration_label(lesson.duration_minutes),
-        body: &lesson.html,
-        tasks: TaskView::list(lesson, progress.as_ref()),
-        standing: standing(lesson, progress.as_ref()),
-        previous: neighbour(index.checked_sub(1)),
-        next: neighbour(Some(index + 1)),
-        pane,
-        style_nonce: style_nonce.clone(),
+    let page = PageContext {
+        user,
+        csrf: csrf.0,
+        signup_open: state.settings.signup_open,
     };
-    let mut response = templates::render(&page);
-    if let Ok(policy) = HeaderValue::from_str(&super::content_security_policy(Some(&style_nonce))) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, policy);
-    }
-    Ok(response)
+    let watch = templates::CourseWatch::of(&state.course);
+    Ok(super::with_terminal_styles(|style_nonce| {
+        templates::render(&LessonPage {
+            page,
+            title: &lesson.title,
+            duration: duration_label(lesson.duration_minutes),
+            body: &lesson.html,
+            tasks: TaskView::list(lesson, progress.as_ref()),
+            standing: standing(lesson, progress.as_ref()),
+            previous: neighbour(index.checked_sub(1)),
+            next: neighbour(Some(index + 1)),
+            pane,
+            style_nonce,
+            watch,
+        })
+    }))
 }
 
 async fn lesson_asset(

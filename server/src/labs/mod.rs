@@ -107,6 +107,30 @@ pub struct Labs {
     /// Labs whose node is being built: each receiver sees its sender
     /// dropped when the start has ended, ready or not.
     starting: Mutex<HashMap<String, tokio::sync::watch::Receiver<()>>>,
+    /// Who is watching each lab's terminals read-only, by lab id: the
+    /// student's pane names them.
+    watchers: Arc<Mutex<HashMap<String, Vec<String>>>>,
+}
+
+/// An instructor watching a lab; the name goes when this is dropped.
+pub struct Watching {
+    watchers: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    lab_id: String,
+    name: String,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(names) = watchers.get_mut(&self.lab_id) {
+            if let Some(at) = names.iter().position(|n| *n == self.name) {
+                names.remove(at);
+            }
+            if names.is_empty() {
+                watchers.remove(&self.lab_id);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -160,7 +184,37 @@ impl Labs {
             touched: Mutex::new(HashMap::new()),
             sockets: Mutex::new(SocketCounts::default()),
             starting: Mutex::new(HashMap::new()),
+            watchers: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Records that `name` watches lab `lab_id` until the guard is dropped.
+    pub fn watch(&self, lab_id: &str, name: &str) -> Watching {
+        self.watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(lab_id.to_owned())
+            .or_default()
+            .push(name.to_owned());
+        Watching {
+            watchers: self.watchers.clone(),
+            lab_id: lab_id.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// Who watches lab `lab_id` now, each name once, sorted.
+    pub fn watchers(&self, lab_id: &str) -> Vec<String> {
+        let mut names = self
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(lab_id)
+            .cloned()
+            .unwrap_or_default();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Counts a new websocket on terminal `name` of `lab_id` for `user_id`,
@@ -483,6 +537,11 @@ impl Labs {
                 tracing::debug!(lab = %id, error = %err, "cannot record lab activity");
             }
         });
+    }
+
+    /// Where the labs run, for the port preview's connections.
+    pub fn host(&self) -> Arc<dyn SandboxHost> {
+        self.host.clone()
     }
 
     /// Whether terminal input reached the lab lately (a quarter of the idle

@@ -6,6 +6,7 @@
 use std::net::TcpListener;
 
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::harness::*;
 use crate::labs::{
@@ -255,27 +256,54 @@ async fn grades_survive_a_restart_match_as_csv_and_stay_private() {
         .iter()
         .map(|t| t.as_str().unwrap())
         .collect();
-    let mut header = vec!["student", "score"];
-    header.extend(&tasks);
-    header.extend(["hint_cost", "last_activity"]);
-    assert_eq!(rows[0], header);
+    let mut header = vec!["student".to_owned(), "score".into(), "max_points".into()];
+    for task in &tasks {
+        header.extend([
+            format!("{task} passed"),
+            format!("{task} points"),
+            format!("{task} attempts"),
+        ]);
+    }
+    header.extend(["hint_cost".into(), "last_activity".into(), "checked".into()]);
+    assert_eq!(
+        rows[0],
+        header.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     assert_eq!(rows.len(), 1 + students.len());
     for (row, student) in rows[1..].iter().zip(students) {
         let mut want = vec![
             student["name"].as_str().unwrap().to_string(),
             student["score"].to_string(),
+            book["max_points"].to_string(),
         ];
-        want.extend(
-            student["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["points"].to_string()),
-        );
+        for task in student["tasks"].as_array().unwrap() {
+            want.push(if task["passed"] == true { "yes" } else { "no" }.into());
+            want.push(task["points"].to_string());
+            want.push(task["attempts"].to_string());
+        }
         want.push(student["hint_cost"].to_string());
-        want.push(student["last_activity"].to_string());
+        let when =
+            time::OffsetDateTime::from_unix_timestamp(student["last_activity"].as_i64().unwrap())
+                .unwrap();
+        want.push(format!(
+            "{}T{:02}:{:02}:{:02}Z",
+            when.date(),
+            when.hour(),
+            when.minute(),
+            when.second()
+        ));
+        want.push(
+            if student["checked"] == true {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+        );
         assert_eq!(row, &want.iter().map(String::as_str).collect::<Vec<_>>());
     }
+    assert_eq!(rows[1][rows[1].len() - 1], "yes", "ada checked");
+    assert_eq!(rows[2][rows[2].len() - 1], "no", "bob only revealed a hint");
 
     // Attempt history and the instructor's pages.
     let history: Value = get(&server, &iris, &format!("/api/lessons/{LESSON}/grades/ada"))
@@ -303,6 +331,31 @@ async fn grades_survive_a_restart_match_as_csv_and_stay_private() {
         .await
         .unwrap();
     assert!(page.contains("does not hold the line node1 yet"), "{page}");
+    assert!(
+        page.contains("datetime=\""),
+        "times carry their ISO form: {page}"
+    );
+    let bobs = get(&server, &iris, &format!("/lessons/{LESSON}/grades/bob"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(bobs.contains("hint 1 revealed (−2)"), "{bobs}");
+    let book_page = get(&server, &iris, &format!("/lessons/{LESSON}/grades"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let first_title = lesson_task_title(LESSON, 0)
+        .replace('&', "&#38;")
+        .replace('\'', "&#39;")
+        .replace('"', "&#34;")
+        .replace('<', "&#60;")
+        .replace('>', "&#62;");
+    assert!(
+        book_page.contains(&format!(">{first_title}</th>")),
+        "columns by task title: {book_page}"
+    );
 
     // Students see only their own standing.
     for path in [
@@ -323,6 +376,35 @@ async fn grades_survive_a_restart_match_as_csv_and_stay_private() {
     assert_eq!(own["tasks"][0]["passed"], false, "ada's pass is not bob's");
     // Nor can they check someone else's lab.
     let (ada_lab, _guard) = start_lesson_lab(&server, &ada, LESSON).await;
+    let carol = user_token(&data, "carol");
+    let (_, _carol_lab) = start_lesson_lab(&server, &carol, LESSON).await;
+    let teach = get(&server, &iris, "/teach").await.text().await.unwrap();
+    assert!(
+        teach.contains("<th scope=\"row\">ada</th>")
+            && teach.contains("<th scope=\"row\">carol</th>"),
+        "labs running now: {teach}"
+    );
+    assert!(
+        teach.contains(&format!("href=\"/lessons/{LESSON}/grades\"")),
+        "{teach}"
+    );
+    assert_eq!(get(&server, &bob, "/teach").await.status(), 403);
+    let book: Value = get(&server, &iris, &format!("/api/lessons/{LESSON}/grades"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let carol_row = book["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "carol")
+        .cloned();
+    assert_eq!(
+        carol_row.map(|r| r["checked"].clone()),
+        Some(Value::Bool(false)),
+        "a student who only started a lab is listed: {book}"
+    );
     assert_eq!(
         check(&server, &bob, &ada_lab, "save-hostname")
             .await
@@ -615,4 +697,81 @@ Nothing to do.
         .unwrap_or_else(|| panic!("no count in {out:?}"));
     assert!(asked > 10, "only {asked} polls in 4 s");
     assert!(runs <= 5, "{runs} check runs from {asked} polls in 4 s");
+}
+
+/// The title of a bundled lesson's task, as its front matter gives it.
+fn lesson_task_title(lesson: &str, index: usize) -> String {
+    let course = course::Course::load(bundled_lessons()).unwrap();
+    course.lesson(lesson).unwrap().tasks[index].title.clone()
+}
+
+/// An instructor follows a student's terminal read-only: the same output,
+/// nothing typed reaches the lab, and the student's pane names the watcher
+/// while the view is open.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instructor_watches_a_students_terminal_read_only() {
+    let data = temp_dir();
+    let ada = user_token(&data, "ada");
+    add_user(data.path(), "iris", "instructor", "correct horse battery");
+    let iris = create_token(&data, "iris");
+    let server = lab_server(&data);
+    let (lab, _guard, mut term) = lab_with_terminal(&server, &ada, LESSON).await;
+    shell(&mut term, "echo before-$((20+1))").await;
+
+    let watch_url = |token: &str| {
+        let url = server
+            .at(&format!("/api/sessions/{lab}/terminals/node1/watch"))
+            .replacen("http://", "ws://", 1);
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    };
+    match tokio_tungstenite::connect_async(watch_url(&ada)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403, "a student watches nobody")
+        }
+        other => panic!("a student opened a watch socket: {:?}", other.map(|_| ())),
+    }
+    let (mut watch, _) = tokio_tungstenite::connect_async(watch_url(&iris))
+        .await
+        .expect("the instructor's watch socket");
+    read_until(&mut watch, "before-21").await;
+
+    let status = get(&server, &ada, &format!("/lessons/{LESSON}/lab/status"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        status.contains("iris is watching your terminal"),
+        "{status}"
+    );
+
+    type_line(&mut watch, "touch /root/typed-by-the-watcher").await;
+    shell(&mut term, "echo after-$((20+2))").await;
+    read_until(&mut watch, "after-22").await;
+    shell(
+        &mut term,
+        "test -e /root/typed-by-the-watcher && echo leaked-$((1+1)) || echo sealed-$((1+1))",
+    )
+    .await;
+    let seen = read_until(&mut watch, "sealed-2").await;
+    assert!(!seen.contains("leaked-2"), "{seen}");
+
+    drop(watch);
+    let mut gone = String::new();
+    for _ in 0..50 {
+        gone = get(&server, &ada, &format!("/lessons/{LESSON}/lab/status"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if !gone.contains("watching") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!gone.contains("watching"), "the watcher left: {gone}");
 }

@@ -243,3 +243,173 @@ async fn lesson_html_is_sanitized() {
         assert!(!body.contains(bad), "{bad} survived sanitizing: {body}");
     }
 }
+
+/// Polls `path` until its page satisfies `done`, for up to ten seconds.
+async fn page_until(server: &Server, path: &str, done: impl Fn(&str) -> bool) -> String {
+    let client = browser();
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = get_page(&client, &server.at(path)).await;
+        if done(&page) {
+            return page;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{path} never changed as expected: {page}");
+}
+
+#[tokio::test]
+async fn a_watched_course_reloads_and_shows_what_keeps_a_change_from_loading() {
+    let course = temp_dir();
+    write(
+        course.path(),
+        "01-draft/lesson.md",
+        "---\ntitle: First draft\n---\nHello\n",
+    );
+    let data = temp_dir();
+    let lessons = course.path().to_str().unwrap();
+    let server = Server::start(data.path(), &["--lessons", lessons, "--watch"]);
+    let version = || async {
+        let answer: serde_json::Value = browser()
+            .get(server.at("/api/course/version"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["version"].as_u64().unwrap()
+    };
+    let first = get_page(&browser(), &server.at("/lessons/01-draft")).await;
+    assert!(
+        first.contains("First draft") && first.contains("id=\"course-watch\""),
+        "{first}"
+    );
+    assert_eq!(version().await, 0);
+
+    write(
+        course.path(),
+        "01-draft/lesson.md",
+        "---\ntitle: Second draft\n---\nHello\n",
+    );
+    page_until(&server, "/lessons/01-draft", |p| p.contains("Second draft")).await;
+    assert_eq!(version().await, 1);
+
+    write(
+        course.path(),
+        "01-draft/lesson.md",
+        "---\ntitle: Broken draft\ntitel: typo\n---\nHello\n",
+    );
+    let broken = page_until(&server, "/lessons/01-draft", |p| {
+        p.contains("course-problems")
+    })
+    .await;
+    assert!(
+        broken.contains("Second draft"),
+        "the last good course stays: {broken}"
+    );
+    assert!(
+        broken.contains("01-draft/lesson.md:3: unknown key `titel`"),
+        "{broken}"
+    );
+    assert!(
+        get_page(&browser(), &server.at("/"))
+            .await
+            .contains("course-problems")
+    );
+
+    write(
+        course.path(),
+        "02-more/lesson.md",
+        "---\ntitle: Another lesson\n---\nMore\n",
+    );
+    write(
+        course.path(),
+        "01-draft/lesson.md",
+        "---\ntitle: Fixed draft\n---\nHello\n",
+    );
+    let fixed = page_until(&server, "/lessons/01-draft", |p| p.contains("Fixed draft")).await;
+    assert!(!fixed.contains("course-problems"), "{fixed}");
+    assert!(
+        get_page(&browser(), &server.at("/lessons/02-more"))
+            .await
+            .contains("Another lesson")
+    );
+}
+
+#[test]
+fn check_watch_reports_each_change() {
+    use std::io::{BufRead, BufReader};
+    let course = temp_dir();
+    write(
+        course.path(),
+        "01-draft/lesson.md",
+        "---\ntitle: Draft\n---\nHello\n",
+    );
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "lessons",
+            "check",
+            "--watch",
+            course.path().to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut read_until = |want: &str| {
+        let mut seen = String::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(want) {
+                return seen;
+            }
+        }
+        panic!("`lessons check --watch` ended before {want:?}: {seen}");
+    };
+    assert!(read_until("watching").contains("1 lessons, no problems"));
+    write(
+        course.path(),
+        "01-draft/lesson.md",
+        "---\ntitle: Draft\ntitel: typo\n---\nHello\n",
+    );
+    assert!(read_until("watching").contains("01-draft/lesson.md:3: unknown key `titel`"));
+    write(
+        course.path(),
+        "01-draft/lesson.md",
+        "---\ntitle: Draft\n---\nHello again\n",
+    );
+    assert!(read_until("watching").contains("no problems"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn the_bundled_course_comes_from_the_binary_into_the_data_directory() {
+    let data = temp_dir();
+    let server = Server::start(data.path(), &[]);
+    let page = get_page(&browser(), &server.at(&format!("/lessons/{FIRST}"))).await;
+    assert!(page.contains("What is a container?"), "{page}");
+    let written: Vec<_> = std::fs::read_dir(data.path().join("course"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(written.len(), 1, "one copy per content: {written:?}");
+    assert!(written[0].join(FIRST).join("lesson.md").is_file());
+    drop(server);
+
+    let watch = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--watch", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!watch.status.success());
+    assert!(
+        text(&watch.stderr).contains(
+            "--watch reloads a course you are writing: give its folder with --lessons DIR"
+        )
+    );
+}

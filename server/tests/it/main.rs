@@ -25,6 +25,7 @@ mod grading;
 mod harness;
 mod labs;
 mod lessons;
+mod preview;
 mod protection;
 mod registry;
 mod sandbox;

@@ -512,6 +512,29 @@ fn asset_lookup_for_serving() {
 }
 
 #[test]
+fn a_solution_script_beside_lesson_md_is_accepted_and_never_served() {
+    let dir = course_dir(&[
+        (
+            "01-x/lesson.md",
+            "---\ntitle: X\n---\n![pic](assets/pic.png)\n",
+        ),
+        ("01-x/solution.sh", "hostname > /root/hostname.txt\n"),
+        ("01-x/assets/pic.png", "png"),
+    ]);
+    check_dir(dir.path(), expect![[""]]);
+    let course = Course::load(dir.path()).unwrap_or_else(|d| panic!("{d}"));
+    let lesson = course.lesson("01-x").expect("lesson");
+    assert!(lesson.asset("pic.png").is_some());
+    for refused in ["solution.sh", "../solution.sh", "./../solution.sh"] {
+        assert_eq!(
+            lesson.asset(refused),
+            None,
+            "asset({refused:?}) must not serve the solution"
+        );
+    }
+}
+
+#[test]
 fn non_utf8_and_missing_lesson_md() {
     let dir = course_dir(&[("02-empty/assets/a.png", "png")]);
     fs::create_dir_all(dir.path().join("01-bin")).expect("dir");
@@ -754,8 +777,33 @@ fn the_bundled_course_loads_cleanly() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lessons");
     let course = Course::load(&dir).unwrap_or_else(|d| panic!("bundled course has problems:\n{d}"));
     let slugs: Vec<&str> = course.lessons.iter().map(|l| l.slug.as_str()).collect();
-    assert_eq!(slugs, ["01-what-is-a-container", "02-images-vs-containers"]);
+    assert_eq!(
+        slugs,
+        [
+            "01-what-is-a-container",
+            "02-images-vs-containers",
+            "03-running-containers",
+            "04-images-from-containers",
+            "05-writing-a-dockerfile",
+            "06-entrypoint-and-cmd",
+            "07-layers-and-the-build-cache",
+            "08-inspecting-images",
+            "09-registries",
+            "10-saving-and-loading-images",
+            "11-best-practices",
+        ]
+    );
     for lesson in &course.lessons {
+        assert!(
+            lesson.dir.join("solution.sh").is_file(),
+            "{}: has a solution.sh",
+            lesson.slug
+        );
+        assert!(
+            lesson.html.contains(">What you learned</h2>"),
+            "{}: ends with what was learned",
+            lesson.slug
+        );
         assert!(
             lesson.tasks.len() >= 2,
             "{}: at least 2 tasks to grade",

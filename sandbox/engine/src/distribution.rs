@@ -381,14 +381,22 @@ impl Registry {
                 "nested manifest lists are not supported".into(),
             ));
         };
-        let mut blobs = vec![(doc.config().digest().clone(), doc.config().size())];
-        blobs.extend(doc.layers().iter().map(|l| (l.digest().clone(), l.size())));
-        for (digest, size) in blobs {
+        // The config is fetched like a layer but, as dockerd does, only
+        // layers get a progress line.
+        let mut blobs = vec![(doc.config().digest().clone(), doc.config().size(), false)];
+        blobs.extend(
+            doc.layers()
+                .iter()
+                .map(|l| (l.digest().clone(), l.size(), true)),
+        );
+        for (digest, size, is_layer) in blobs {
             let digest =
                 Digest::try_from(&digest).map_err(|e| Error::InvalidArgument(e.to_string()))?;
             let id = crate::images::short_id(&digest);
             if store.blob_exists(&digest) {
-                report.layer(&id, "Already exists");
+                if is_layer {
+                    report.layer(&id, "Already exists");
+                }
                 continue;
             }
             let response = self
@@ -419,7 +427,9 @@ impl Registry {
             }
             drop(tx);
             writer.await??;
-            report.layer(&id, "Pull complete");
+            if is_layer {
+                report.layer(&id, "Pull complete");
+            }
         }
         Ok(manifest)
     }

@@ -830,6 +830,23 @@ fn push_and_pull_through_a_registry_in_the_lab() {
     labs.ok(&lab, "docker rmi localhost:5000/busybox:v1");
     let pulled = labs.ok(&lab, "docker pull localhost:5000/busybox:v1");
     assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
+    // One progress line per layer, as dockerd prints; none for the config.
+    let config = labs.ok(&lab, "docker image inspect -f '{{.Id}}' busybox");
+    let config = &config.trim().trim_start_matches("sha256:")[..12];
+    assert!(!pulled.contains(&format!("{config}: ")), "{pulled}");
+    assert_eq!(
+        pulled
+            .lines()
+            .filter(|l| l.ends_with(": Already exists") || l.ends_with(": Pull complete"))
+            .count()
+            .to_string(),
+        labs.ok(
+            &lab,
+            "docker image inspect -f '{{len .RootFS.Layers}}' busybox"
+        )
+        .trim(),
+        "{pulled}"
+    );
     assert_eq!(
         labs.ok(
             &lab,
@@ -1470,6 +1487,35 @@ fn a_stopped_containers_files_are_kept_diffed_committed_and_exported() {
         "0\n"
     );
     assert_eq!(labs.ok(&lab, "docker images -q moving:v1 | wc -l"), "1\n");
+    // Images filtered by label, every filter at once, as dockerd does.
+    labs.ok(
+        &lab,
+        "docker commit -c 'LABEL stage=test' c2 labelled:v1 >/dev/null",
+    );
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker images -f label=stage --format '{{.Repository}}:{{.Tag}}'"
+        ),
+        "labelled:v1\n"
+    );
+    assert_eq!(
+        labs.ok(&lab, "docker images -qf label=stage=other | wc -l"),
+        "0\n"
+    );
+    assert_eq!(
+        labs.ok(
+            &lab,
+            "docker images -f label=stage=test -f reference=moving --format '{{.Repository}}' | wc -l"
+        ),
+        "0\n"
+    );
+    labs.fails(
+        &lab,
+        "docker images -f colour=blue",
+        1,
+        "invalid filter 'colour'",
+    );
     labs.fails(
         &lab,
         "docker tag busybox layerlab-unnamed:x",

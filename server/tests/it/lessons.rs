@@ -23,11 +23,15 @@ async fn course_page_lists_lessons_and_shows_progress() {
     );
 
     signup(&client, &server, "ivy", "ivy's password").await;
+    let lessons = std::fs::read_dir(bundled_lessons())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("lesson.md").is_file())
+        .count();
     let before = get_page(&client, &server.at("/")).await;
-    assert_eq!(before.matches("not started").count(), 2, "{before}");
+    assert_eq!(before.matches("not started").count(), lessons, "{before}");
     get_page(&client, &server.at(&format!("/lessons/{FIRST}"))).await;
     let after = get_page(&client, &server.at("/")).await;
-    assert_eq!(after.matches("not started").count(), 1);
+    assert_eq!(after.matches("not started").count(), lessons - 1);
     assert!(after.contains("progress started"));
 }
 
@@ -99,6 +103,9 @@ async fn lesson_assets_are_served_and_traversal_is_refused() {
     for path in [
         "../lesson.md",
         "..%2Flesson.md",
+        "../solution.sh",
+        "..%2Fsolution.sh",
+        "solution.sh",
         "%2e%2e/%2e%2e/Cargo.toml",
         "/etc/passwd",
         ".hidden",
@@ -109,6 +116,14 @@ async fn lesson_assets_are_served_and_traversal_is_refused() {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // A lesson's solution lives beside lesson.md, outside assets/.
+    for url in [
+        format!("/lessons/{SECOND}/solution.sh"),
+        format!("/lessons/{SECOND}/assets/../solution.sh"),
+    ] {
+        let response = client.get(server.at(&url)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{url}");
     }
 }
 

@@ -11,12 +11,15 @@
 //! - `durability`: what survives a restart and a crash.
 //! - `labs`: lab sessions and their terminal websockets, on real nodes.
 //! - `grading`: checks, hints, scores and gradebooks, on real nodes.
+//! - `course`: every bundled lesson's solution, typed into a real lab,
+//!   earns full points after every task failed on the fresh lab.
 //! - `sandbox`: the catalog and `layerlab sandbox run`, on real namespaces.
 //! - `registry`: `layerlab registry serve` with skopeo and `kill -9`, in a
 //!   lab node, and the hub of `layerlab serve --hub-listen`.
 
 mod abuse;
 mod accounts;
+mod course;
 mod durability;
 mod grading;
 mod harness;

@@ -200,7 +200,19 @@ fn decode(raw: &str) -> ApiResult<String> {
 
 async fn list(engine: &Arc<Engine>, query: &Query) -> ApiResult {
     let filters = query.filters()?;
+    for key in filters.keys() {
+        match key.as_str() {
+            "reference" | "dangling" | "label" => {}
+            "before" | "since" => {
+                return Err(ApiError::bad_request(format!(
+                    "the filter '{key}' is not supported by this engine yet"
+                )));
+            }
+            _ => return Err(ApiError::bad_request(format!("invalid filter '{key}'"))),
+        }
+    }
     let references = filters.get("reference").cloned().unwrap_or_default();
+    let wanted_labels = filters.get("label").cloned().unwrap_or_default();
     let dangling_only = filters
         .get("dangling")
         .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
@@ -229,8 +241,24 @@ async fn list(engine: &Arc<Engine>, query: &Query) -> ApiResult {
                     .any(|r| references.iter().any(|f| reference_matches(f, r)))
         })
         .map(|(i, size)| summary(i, *size))
+        .filter(|row| labels_match(&wanted_labels, row.labels.as_ref()))
         .collect();
     Ok(json(StatusCode::OK, &rows))
+}
+
+/// `label=KEY` (present) and `label=KEY=VALUE` (equal), every one of them,
+/// as dockerd filters images and containers.
+fn labels_match(wanted: &[String], labels: Option<&BTreeMap<String, String>>) -> bool {
+    wanted.iter().all(|filter| {
+        let (key, value) = match filter.split_once('=') {
+            Some((key, value)) => (key, Some(value)),
+            None => (filter.as_str(), None),
+        };
+        match labels.and_then(|l| l.get(key)) {
+            Some(have) => value.is_none_or(|v| v == have),
+            None => false,
+        }
+    })
 }
 
 /// `docker system df`: images with how many containers use each, the

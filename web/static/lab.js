@@ -2,6 +2,9 @@
 // per shell. The pane itself (start, stop, state, time left) is server
 // rendered and swapped by htmx; this file mounts terminals into it whenever
 // it shows a running lab, and takes them down before it is swapped away.
+// xterm.js, its stylesheet and addons load only then (their addresses are
+// on #lab), or from the moment Start lab is pressed, so the download
+// overlaps the lab's start.
 "use strict";
 
 (() => {
@@ -30,6 +33,37 @@
 
   window.layerlab = window.layerlab ?? {};
   let lab = null;
+
+  let terminalCode = null;
+  function loadTerminalCode() {
+    if (window.Terminal && window.FitAddon && window.WebLinksAddon) return Promise.resolve();
+    if (terminalCode) return terminalCode;
+    const urls = document.getElementById("lab")?.dataset ?? {};
+    const load = (element, url) =>
+      new Promise((resolve, reject) => {
+        element.addEventListener("load", resolve, { once: true });
+        element.addEventListener("error", () => reject(new Error(`${url} did not load`)), { once: true });
+        document.head.append(element);
+      });
+    const styles = [urls.xtermCss].map((href) => {
+      const link = document.createElement("link");
+      link.rel = "stylesheet";
+      link.href = href;
+      return load(link, href);
+    });
+    const scripts = [urls.xterm, urls.addonFit, urls.addonWebLinks].map((src) => {
+      const script = document.createElement("script");
+      // Fetched at once, run in order.
+      script.async = false;
+      script.src = src;
+      return load(script, src);
+    });
+    terminalCode = Promise.all([...styles, ...scripts]).catch((err) => {
+      terminalCode = null;
+      throw err;
+    });
+    return terminalCode;
+  }
 
   function mount(root) {
     const tabs = root.querySelector(".lab-tabs");
@@ -328,7 +362,7 @@
     time.textContent = `${clock(left)} left`;
     const warn = left <= Number(time.dataset.warn);
     time.classList.toggle("warn", warn);
-    if (!warning) return;
+    if (!warning || warning.dataset.sticky) return;
     warning.hidden = !warn;
     if (warn) {
       warning.textContent =
@@ -343,13 +377,34 @@
   }
   setInterval(tick, 1000);
 
-  function refresh() {
+  let loading = null;
+  async function refresh() {
     const root = document.getElementById("lab-terminals");
     if (lab && lab.root !== root) unmount();
-    if (root && !lab) mount(root);
     syncClock();
     tick();
+    if (!root || lab || loading === root) return;
+    loading = root;
+    try {
+      await loadTerminalCode();
+    } catch (err) {
+      const warning = document.getElementById("lab-warning");
+      if (warning) {
+        warning.hidden = false;
+        warning.dataset.sticky = "1";
+        warning.textContent = `The terminal could not load (${err.message}); reload the page.`;
+      }
+      return;
+    } finally {
+      loading = null;
+    }
+    // The pane may have changed while the code loaded.
+    if (root.isConnected && !lab) mount(root);
   }
+  // Start lab: fetch the terminal's code while the lab starts.
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    if (event.detail.elt?.id === "start-lab") loadTerminalCode().catch(() => {});
+  });
   // After the swap, not the settle: the terminals connect 20 ms sooner.
   document.addEventListener("htmx:afterSwap", refresh);
   document.addEventListener("htmx:beforeSwap", (event) => {

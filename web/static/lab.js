@@ -425,7 +425,13 @@
     // The pane may have changed while the code loaded.
     if (root.isConnected && !lab) mount(root);
   }
-  // Start lab: fetch the terminal's code while the lab starts.
+  // Start lab: fetch the terminal's code while the lab starts, from the
+  // moment the button goes down (a click comes a tenth of a second later).
+  const starting = (event) => {
+    if (event.target.closest?.("#start-lab")) loadTerminalCode().catch(() => {});
+  };
+  document.addEventListener("pointerdown", starting);
+  document.addEventListener("keydown", starting);
   document.addEventListener("htmx:beforeRequest", (event) => {
     if (event.detail.elt?.id === "start-lab") loadTerminalCode().catch(() => {});
   });

@@ -148,8 +148,12 @@ test("wide screen: a running lab loads the terminal, names its time limit, and C
   const time = page.locator(".lab-time");
   assert.match(await time.textContent(), /^\d+:\d\d left · idle limit$/);
   assert.match(await page.locator(".lab-time-note").textContent(), /typing in the terminal restarts the clock/i);
+  // A page opened while the lab runs has the terminal's code in its head.
+  terminalCode.length = 0;
   await page.reload();
   await waitForScreen(page, /node1/);
+  assert.equal(terminalCode.length, 4, `loaded with the page: ${terminalCode}`);
+  assert.equal(await page.locator('head script[src*="vendor/xterm.js"]').count(), 1);
   assert.match(await time.textContent(), /^(29|30):\d\d left · idle limit$/, "the same after a reload");
 
   // Ctrl+] takes the focus out of the terminal to its tab; Tab goes on.

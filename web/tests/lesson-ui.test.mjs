@@ -181,7 +181,7 @@ test("wide screen: a running lab loads the terminal, names its time limit, and C
   await context.close();
 });
 
-test("phone: nothing scrolls sideways, Lesson | Lab tabs, and Run shows the terminal it types into", async () => {
+test("phone: nothing scrolls sideways; Lesson | Lab tabs; skip link, time limit, Ctrl+] and focus; Run shows the terminal it types into", async () => {
   const context = await suite.browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
   const page = await context.newPage();
   const errors = watchErrors(page);
@@ -193,20 +193,35 @@ test("phone: nothing scrolls sideways, Lesson | Lab tabs, and Run shows the term
   await assertNoSideways(page, "the lesson page, logged out");
   await context.close();
 
-  const { context: own, page: phone, errors: more } = await student("walker", PHONE, { isMobile: true, hasTouch: true });
+  const { context: own, page: phone, errors: more, terminalCode } = await student("walker", PHONE, { isMobile: true, hasTouch: true });
   const lessonTab = phone.getByRole("tab", { name: "Lesson" });
   const labTab = phone.getByRole("tab", { name: "Lab" });
   assert.equal(await lessonTab.getAttribute("aria-selected"), "true");
   assert.ok(await phone.locator("#lesson").isVisible());
   assert.equal(await phone.locator("#lab").isVisible(), false, "one view at a time");
+  assert.equal(await phone.locator("#split-toggle").isVisible(), false, "the tabs replace the split");
   await assertNoSideways(phone, "the lesson page");
 
-  await labTab.tap();
+  // The skip link leads to the lab, which the Lab view shows.
+  await phone.evaluate(() => document.querySelector(".skip-link").focus());
+  await phone.keyboard.press("Enter");
+  assert.equal(await labTab.getAttribute("aria-selected"), "true");
+  assert.equal(await phone.evaluate(() => document.activeElement.id), "lab");
   assert.equal(await phone.locator("#lesson").isVisible(), false);
+  assert.deepEqual(terminalCode, [], "no xterm.js before a lab runs");
   await startLab(phone);
+  assert.equal(terminalCode.length, 4, `xterm.js once the lab runs: ${terminalCode}`);
   await assertNoSideways(phone, "the lesson page with a running lab");
-  const time = await phone.locator(".lab-time").boundingBox();
-  assert.ok(time.x >= 0 && time.x + time.width <= PHONE.width, "time left is on screen");
+  const time = phone.locator(".lab-time");
+  assert.match(await time.textContent(), /^\d+:\d\d left · idle limit$/);
+  const box = await time.boundingBox();
+  assert.ok(box.x >= 0 && box.x + box.width <= PHONE.width, "time left is on screen");
+  assert.ok(await phone.locator(".lab-time-note").isVisible(), "and what moves it");
+  assert.ok(await phone.locator("#lab-keys").isVisible(), "the key that leaves the terminal is shown");
+  await phone.locator(".lab-screen:not([hidden]) .xterm").tap();
+  await phone.keyboard.press("Control+BracketRight");
+  assert.equal(await phone.evaluate(() => document.activeElement.textContent), "node1", "Ctrl+] leaves the terminal");
+  await assertFocusShows(phone, 40);
 
   // Back to the text; Run brings the lab into view before it types.
   await lessonTab.tap();

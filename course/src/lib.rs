@@ -15,7 +15,8 @@
 //! checked and rewritten to `/lessons/{slug}/assets/…` and `/lessons/{slug}`.
 //! A fenced block whose info string has the word `run` (```` ```bash run ````)
 //! renders as `<div class="code-run"><pre><code class="language-bash">…</code></pre>
-//! <button type="button" class="run-button" data-command="…">Run</button></div>`.
+//! <button type="button" class="run-button" data-command="…" aria-label="Run …">Run</button></div>`
+//! (the label is the command on one line, for screen readers).
 //!
 //! Principal types: [`Course`] (the ordered lessons), [`Lesson`] (front matter
 //! values plus the rendered body), [`Task`] and [`Check`] (what the grader

@@ -236,6 +236,12 @@ fn code_block(info: Option<&str>, text: &str) -> String {
         let command = text.strip_suffix('\n').unwrap_or(text);
         out.push_str("<button type=\"button\" class=\"run-button\" data-command=\"");
         push_escaped(&mut out, command);
+        // Screen readers name each button by its command, on one line.
+        out.push_str("\" aria-label=\"Run ");
+        push_escaped(
+            &mut out,
+            &command.split_whitespace().collect::<Vec<_>>().join(" "),
+        );
         out.push_str("\">Run</button></div>");
     }
     out.push('\n');

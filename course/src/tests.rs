@@ -662,11 +662,11 @@ fn renders_gfm() {
 fn run_blocks_get_a_button_with_the_escaped_command() {
     expect![[r#"
         <div class="code-run"><pre><code class="language-bash">echo "&lt;hi&gt;" &amp;&amp; ls 'a b'
-        </code></pre><button type="button" class="run-button" data-command="echo &quot;&lt;hi&gt;&quot; &amp;&amp; ls &#39;a b&#39;">Run</button></div>
+        </code></pre><button type="button" class="run-button" data-command="echo &quot;&lt;hi&gt;&quot; &amp;&amp; ls &#39;a b&#39;" aria-label="Run echo &quot;&lt;hi&gt;&quot; &amp;&amp; ls &#39;a b&#39;">Run</button></div>
         <div class="code-run"><pre><code class="language-sh">docker ps
         docker images
         </code></pre><button type="button" class="run-button" data-command="docker ps
-        docker images">Run</button></div>
+        docker images" aria-label="Run docker ps docker images">Run</button></div>
         <pre><code class="language-rust">fn main() {}
         </code></pre>
         <pre><code>indented
@@ -676,7 +676,7 @@ fn run_blocks_get_a_button_with_the_escaped_command() {
         <li>
         <p>In a list:</p>
         <div class="code-run"><pre><code class="language-bash">id
-        </code></pre><button type="button" class="run-button" data-command="id">Run</button></div>
+        </code></pre><button type="button" class="run-button" data-command="id" aria-label="Run id">Run</button></div>
         </li>
         </ul>
     "#]]

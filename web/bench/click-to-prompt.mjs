@@ -47,7 +47,7 @@ try {
       { polling: 1, timeout: 60_000 },
     );
     if (run > 0) clicks.push(await took.jsonValue());
-    await page.getByRole("button", { name: "Stop" }).click();
+    await page.getByRole("button", { name: "Stop", exact: true }).click();
   }
 } finally {
   await browser.close();

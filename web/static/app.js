@@ -1,5 +1,7 @@
 // Page behaviour that needs no framework: CSRF header for htmx calls, the
-// Run buttons of lesson code blocks, and the lesson text's scroll position.
+// Run buttons of lesson code blocks, the lesson text's scroll position, and
+// the lesson page's layout (the split between text and lab, and the
+// Lesson | Lab switch of narrow screens).
 "use strict";
 
 const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
@@ -37,6 +39,8 @@ document.addEventListener("click", async (event) => {
   if (!button) return;
   const command = button.dataset.command ?? "";
   if (typeof window.layerlab.typeIntoTerminal === "function") {
+    // On a narrow screen the terminal may be out of view: bring it first.
+    window.layerlab.showLab?.();
     window.layerlab.typeIntoTerminal(command);
     return;
   }
@@ -101,4 +105,94 @@ for (const time of document.querySelectorAll("time.local-time")) {
   if (Number.isNaN(when.getTime())) continue;
   time.title = time.textContent;
   time.textContent = when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+}
+
+// The lesson page's layout. Wide screens: the text and the lab side by side,
+// split by a separator that a pointer drags and arrow keys move (its place
+// kept in localStorage), and a button that hides the text so the lab takes
+// the whole width. Narrow screens: one of the two at a time, chosen by the
+// Lesson | Lab tabs at the top.
+const split = document.getElementById("split");
+if (split) {
+  const narrow = window.matchMedia("(max-width: 760px)");
+  const tabs = [...document.querySelectorAll(".view-tab")];
+  const viewKey = `layerlab:view:${location.pathname}`;
+  const showView = (view, focus = false) => {
+    split.dataset.view = view;
+    for (const tab of tabs) {
+      const selected = tab.dataset.view === view;
+      tab.setAttribute("aria-selected", String(selected));
+      tab.tabIndex = selected ? 0 : -1;
+      if (selected && focus) tab.focus();
+    }
+    sessionStorage.setItem(viewKey, view);
+  };
+  showView(sessionStorage.getItem(viewKey) === "lab" ? "lab" : "lesson");
+  for (const tab of tabs) {
+    tab.addEventListener("click", () => showView(tab.dataset.view));
+    tab.addEventListener("keydown", (event) => {
+      if (!["ArrowLeft", "ArrowRight", "Home", "End"].includes(event.key)) return;
+      event.preventDefault();
+      const other = tabs.find((t) => t !== tab);
+      const to = event.key === "Home" ? tabs[0] : event.key === "End" ? tabs.at(-1) : other;
+      showView(to.dataset.view, true);
+    });
+  }
+  window.layerlab.showLab = () => {
+    if (narrow.matches) showView("lab");
+  };
+  // The skip link leads to the lab, which a narrow screen may be hiding.
+  document.querySelector('.skip-link[href="#lab"]')?.addEventListener("click", () => window.layerlab.showLab());
+
+  // The split: the text's share of the width, in percent.
+  const MIN = 20;
+  const MAX = 75;
+  const widthKey = "layerlab:text-width";
+  const hiddenKey = "layerlab:text-hidden";
+  const splitter = document.getElementById("splitter");
+  const toggle = document.getElementById("split-toggle");
+  const setWidth = (percent, keep) => {
+    const p = Math.round(Math.min(MAX, Math.max(MIN, percent)));
+    split.style.setProperty("--text-width", `${p}%`);
+    splitter.setAttribute("aria-valuenow", String(p));
+    splitter.setAttribute("aria-valuetext", `${p}% of the width`);
+    if (keep) localStorage.setItem(widthKey, String(p));
+  };
+  const saved = Number(localStorage.getItem(widthKey));
+  if (saved) setWidth(saved, false);
+  const current = () => Number(splitter.getAttribute("aria-valuenow"));
+
+  splitter.addEventListener("keydown", (event) => {
+    const step = event.shiftKey ? 10 : 2;
+    const to = { ArrowLeft: current() - step, ArrowRight: current() + step, Home: MIN, End: MAX }[event.key];
+    if (to === undefined) return;
+    event.preventDefault();
+    setWidth(to, true);
+  });
+  splitter.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    event.preventDefault();
+    splitter.setPointerCapture(event.pointerId);
+    split.classList.add("dragging");
+    const box = split.getBoundingClientRect();
+    const move = (e) => setWidth(((e.clientX - box.left) / box.width) * 100, false);
+    const end = () => {
+      split.classList.remove("dragging");
+      splitter.removeEventListener("pointermove", move);
+      localStorage.setItem(widthKey, String(current()));
+    };
+    splitter.addEventListener("pointermove", move);
+    splitter.addEventListener("lostpointercapture", end, { once: true });
+  });
+
+  const setHidden = (hidden, keep) => {
+    split.classList.toggle("text-hidden", hidden);
+    splitter.hidden = hidden;
+    const label = hidden ? "Show the lesson text" : "Hide the lesson text";
+    toggle.setAttribute("aria-label", label);
+    toggle.title = label;
+    if (keep) localStorage.setItem(hiddenKey, hidden ? "1" : "");
+  };
+  setHidden(localStorage.getItem(hiddenKey) === "1", false);
+  toggle.addEventListener("click", () => setHidden(!split.classList.contains("text-hidden"), true));
 }

@@ -2,6 +2,9 @@
 // per shell. The pane itself (start, stop, state, time left) is server
 // rendered and swapped by htmx; this file mounts terminals into it whenever
 // it shows a running lab, and takes them down before it is swapped away.
+// xterm.js, its stylesheet and addons load only then (their addresses are
+// on #lab), or from the moment Start lab is pressed, so the download
+// overlaps the lab's start.
 "use strict";
 
 (() => {
@@ -21,10 +24,42 @@
   window.layerlab = window.layerlab ?? {};
   let lab = null;
 
+  let terminalCode = null;
+  function loadTerminalCode() {
+    if (window.Terminal && window.FitAddon && window.WebLinksAddon) return Promise.resolve();
+    if (terminalCode) return terminalCode;
+    const urls = document.getElementById("lab")?.dataset ?? {};
+    const load = (element, url) =>
+      new Promise((resolve, reject) => {
+        element.addEventListener("load", resolve, { once: true });
+        element.addEventListener("error", () => reject(new Error(`${url} did not load`)), { once: true });
+        document.head.append(element);
+      });
+    const styles = [urls.xtermCss].map((href) => {
+      const link = document.createElement("link");
+      link.rel = "stylesheet";
+      link.href = href;
+      return load(link, href);
+    });
+    const scripts = [urls.xterm, urls.addonFit, urls.addonWebLinks].map((src) => {
+      const script = document.createElement("script");
+      // Fetched at once, run in order.
+      script.async = false;
+      script.src = src;
+      return load(script, src);
+    });
+    terminalCode = Promise.all([...styles, ...scripts]).catch((err) => {
+      terminalCode = null;
+      throw err;
+    });
+    return terminalCode;
+  }
+
   function mount(root) {
     const tabs = root.querySelector(".lab-tabs");
     const screens = root.querySelector(".lab-screens");
-    const state = { id: root.dataset.lab, root, tabs, screens, shells: new Map(), active: null };
+    const tablist = root.querySelector(".lab-tablist");
+    const state = { id: root.dataset.lab, root, tabs, tablist, screens, shells: new Map(), active: null };
     const add = document.createElement("button");
     add.type = "button";
     add.className = "lab-tab lab-add";
@@ -71,7 +106,7 @@
     screen.setAttribute("role", "tabpanel");
     screen.setAttribute("aria-live", "polite");
     screen.hidden = true;
-    state.tabs.append(tab);
+    state.tablist.append(tab);
     state.screens.append(screen);
     tab.addEventListener("click", () => {
       activate(state, PORTS);
@@ -123,6 +158,19 @@
     screen.replaceChildren(line("p", "Servers listening in node1:"), list, refresh);
   }
 
+  // Only tabs may be in the tablist, so the close buttons and + sit
+  // beside it; the tablist does not make a box of its own (display:
+  // contents), and each close button is shown after its tab.
+  function placeTabs(state) {
+    let order = 0;
+    for (const tab of state.tablist.children) {
+      if (tab === state.ports.tab) state.add.style.order = String(order++);
+      tab.style.order = String(order++);
+      const shell = [...state.shells.values()].find((s) => s.tab === tab);
+      if (shell?.closer) shell.closer.style.order = String(order++);
+    }
+  }
+
   function unmount() {
     if (!lab) return;
     lab.observer.disconnect();
@@ -133,7 +181,8 @@
 
   function fitActive(state) {
     const shell = state.shells.get(state.active);
-    if (shell && !shell.screen.hidden) shell.fit.fit();
+    // Not while the lab is out of view (the Lesson view of a narrow screen).
+    if (shell && !shell.screen.hidden && state.screens.clientWidth > 0) shell.fit.fit();
   }
 
   function activate(state, name) {
@@ -171,7 +220,7 @@
     tab.setAttribute("role", "tab");
     tab.textContent = name;
     tab.addEventListener("click", () => activate(state, name));
-    state.tabs.insertBefore(tab, state.add);
+    state.tablist.insertBefore(tab, state.ports.tab);
     // node1 is the lab's own shell; the others can be closed.
     let closer = null;
     if (name !== "node1") {
@@ -182,7 +231,7 @@
       closer.title = `Close ${name} and end its shell`;
       closer.textContent = "×";
       closer.addEventListener("click", () => closeShell(state, name));
-      state.tabs.insertBefore(closer, state.add);
+      state.tabs.append(closer);
     }
     const screen = document.createElement("div");
     screen.className = "lab-screen";
@@ -202,10 +251,18 @@
     term.loadAddon(fit);
     term.loadAddon(new window.WebLinksAddon.WebLinksAddon());
     term.open(screen);
+    term.textarea?.setAttribute("aria-describedby", "lab-keys");
     // Ctrl+Shift+C copies, Ctrl+Shift+V pastes (the browser's own paste,
     // which xterm.js picks up); Ctrl+C with text selected copies it too.
+    // Ctrl+] leaves the terminal, which otherwise keeps Tab and Escape:
+    // focus goes to the shell's tab, and Tab goes on from there.
     term.attachCustomKeyEventHandler((event) => {
       if (event.type !== "keydown" || !event.ctrlKey) return true;
+      if (event.code === "BracketRight" || event.key === "]") {
+        event.preventDefault();
+        tab.focus();
+        return false;
+      }
       const key = event.key.toLowerCase();
       if (key === "c" && (event.shiftKey || term.hasSelection())) {
         navigator.clipboard?.writeText(term.getSelection()).catch(() => {});
@@ -214,7 +271,7 @@
       return !(key === "v" && event.shiftKey);
     });
 
-    const shell = { term, fit, tab, screen, socket: null, closed: false, pending: 0, paused: false };
+    const shell = { term, fit, tab, closer, screen, socket: null, closed: false, pending: 0, paused: false };
     shell.send = (bytes) => shell.socket?.readyState === WebSocket.OPEN && shell.socket.send(bytes);
     const control = (message) => shell.socket?.readyState === WebSocket.OPEN && shell.socket.send(JSON.stringify(message));
     shell.close = () => {
@@ -289,6 +346,7 @@
     term.onBinary((data) => shell.send(Uint8Array.from(data, (c) => c.charCodeAt(0))));
     term.onResize(({ cols, rows }) => control({ type: "resize", cols, rows }));
     state.shells.set(name, shell);
+    placeTabs(state);
     connect();
     activate(state, name);
   }
@@ -315,14 +373,14 @@
     const warning = document.getElementById("lab-warning");
     if (!time) return;
     const left = Number(time.dataset.expiresAt) - (Date.now() / 1000 + skew);
-    time.textContent = `${clock(left)} left`;
+    const idle = time.dataset.because === "idle";
+    time.textContent = `${clock(left)} left · ${idle ? "idle limit" : "time limit"}`;
     const warn = left <= Number(time.dataset.warn);
     time.classList.toggle("warn", warn);
-    if (!warning) return;
+    if (!warning || warning.dataset.sticky) return;
     warning.hidden = !warn;
     if (warn) {
-      warning.textContent =
-        time.dataset.because === "idle"
+      warning.textContent = idle
           ? `No activity: this lab stops in ${clock(left)}. Type in the terminal to keep it.`
           : `This lab reaches its time limit in ${clock(left)}. Save what you need.`;
     }
@@ -333,13 +391,40 @@
   }
   setInterval(tick, 1000);
 
-  function refresh() {
+  let loading = null;
+  async function refresh() {
     const root = document.getElementById("lab-terminals");
     if (lab && lab.root !== root) unmount();
-    if (root && !lab) mount(root);
     syncClock();
     tick();
+    if (!root || lab || loading === root) return;
+    loading = root;
+    try {
+      await loadTerminalCode();
+    } catch (err) {
+      const warning = document.getElementById("lab-warning");
+      if (warning) {
+        warning.hidden = false;
+        warning.dataset.sticky = "1";
+        warning.textContent = `The terminal could not load (${err.message}); reload the page.`;
+      }
+      return;
+    } finally {
+      loading = null;
+    }
+    // The pane may have changed while the code loaded.
+    if (root.isConnected && !lab) mount(root);
   }
+  // Start lab: fetch the terminal's code while the lab starts, from the
+  // moment the button goes down (a click comes a tenth of a second later).
+  const starting = (event) => {
+    if (event.target.closest?.("#start-lab")) loadTerminalCode().catch(() => {});
+  };
+  document.addEventListener("pointerdown", starting);
+  document.addEventListener("keydown", starting);
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    if (event.detail.elt?.id === "start-lab") loadTerminalCode().catch(() => {});
+  });
   // After the swap, not the settle: the terminals connect 20 ms sooner.
   document.addEventListener("htmx:afterSwap", refresh);
   document.addEventListener("htmx:beforeSwap", (event) => {

@@ -129,7 +129,7 @@ test("a student starts a lab, types in its terminal, runs a lesson command and k
 
   // Stopping the lab brings back the start button and says why it ended,
   // in the pane beside the lesson, from where a new lab starts at once.
-  await page.getByRole("button", { name: "Stop" }).click();
+  await page.getByRole("button", { name: "Stop", exact: true }).click();
   await page.getByRole("button", { name: "Start lab" }).waitFor();
   assert.match(await page.locator(".lab-ended").textContent(), /stopped by its user/);
   await assertBesideTheLesson(page);
@@ -137,7 +137,7 @@ test("a student starts a lab, types in its terminal, runs a lesson command and k
   await page.locator("#lab-status[data-state=ready]").waitFor({ timeout: 120_000 });
   await waitForScreen(page, /node1/);
   await assertBesideTheLesson(page);
-  await page.getByRole("button", { name: "Stop" }).click();
+  await page.getByRole("button", { name: "Stop", exact: true }).click();
   await page.getByRole("button", { name: "Start lab" }).waitFor();
   assert.deepEqual(errors, [], "no script errors and no CSP violations");
   await context.close();
@@ -172,7 +172,7 @@ test("a student opens a container's published port from the Ports tab", async ()
   await preview.screenshot({ path: join(OUTPUT, "preview.png"), fullPage: false });
   await preview.close();
 
-  await page.getByRole("button", { name: "Stop" }).click();
+  await page.getByRole("button", { name: "Stop", exact: true }).click();
   await page.getByRole("button", { name: "Start lab" }).waitFor();
   assert.deepEqual(errors, [], "no script errors and no CSP violations");
   await context.close();

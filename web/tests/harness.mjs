@@ -2,9 +2,10 @@
 // accounts made with its CLI, and Debian's Chromium through playwright-core.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export const BIN = process.env.LAYERLAB_BIN;
@@ -41,6 +42,23 @@ export function startServer(dir, name, uidFirst, extra = []) {
     });
     child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
   });
+}
+
+// A suite's browser and server, there from before its first test to after
+// its last: `suite.browser`, `suite.url`, and `suite.dir` for its accounts.
+export function suiteServer(name, uidFirst, extra = []) {
+  const suite = { dir: mkdtempSync(join(tmpdir(), `layerlab-${name}-`)) };
+  before(async () => {
+    suite.browser = await launchBrowser();
+    const { child, url } = await startServer(suite.dir, name, uidFirst, extra);
+    suite.child = child;
+    suite.url = url;
+  });
+  after(async () => {
+    await suite.browser?.close();
+    if (suite.child) await stopServer(suite.child, name);
+  });
+  return suite;
 }
 
 export function addUser(dir, name, password, role = "student") {
@@ -105,4 +123,17 @@ export function waitForScreen(page, pattern, timeout = 30_000) {
   return page.waitForFunction((source) => new RegExp(source).test(window.layerlab.terminalText()), pattern.source, {
     timeout,
   });
+}
+
+// Start lab on a lesson page, until its shell shows; Stop, until the pane
+// offers a new start.
+export async function startLab(page) {
+  await page.getByRole("button", { name: "Start lab" }).click();
+  await page.locator("#lab-status[data-state=ready]").waitFor({ timeout: 120_000 });
+  await waitForScreen(page, /node1/);
+}
+
+export async function stopLab(page) {
+  await page.getByRole("button", { name: "Stop", exact: true }).click();
+  await page.getByRole("button", { name: "Start lab" }).waitFor();
 }

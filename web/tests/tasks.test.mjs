@@ -1,47 +1,20 @@
 // Browser test of the task list beside a running lab: checks, hints and
 // what a passed task still offers.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { addUser, launchBrowser, logIn, startServer, stopServer, waitForScreen, watchErrors } from "./harness.mjs";
+import { addUser, logIn, startLab, stopLab, suiteServer, waitForScreen, watchErrors } from "./harness.mjs";
 
 const LESSON = "/lessons/01-what-is-a-container";
-let server;
-let baseUrl;
-let browser;
-const dataDir = mkdtempSync(join(tmpdir(), "layerlab-browser-tasks-"));
-
-before(async () => {
-  browser = await launchBrowser();
-  ({ child: server, url: baseUrl } = await startServer(dataDir, "browser-tasks", (7 << 28) + 8 * 65536));
-});
-
-after(async () => {
-  await browser?.close();
-  if (server) await stopServer(server, "browser-tasks");
-});
+const suite = suiteServer("browser-tasks", (7 << 28) + 8 * 65536);
 
 // A fresh student on the lesson page, with their errors watched.
 async function student(name) {
-  addUser(dataDir, name, `${name} password`);
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  addUser(suite.dir, name, `${name} password`);
+  const context = await suite.browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
   const errors = watchErrors(page);
-  await logIn(page, baseUrl, name, `${name} password`, LESSON);
+  await logIn(page, suite.url, name, `${name} password`, LESSON);
   return { context, page, errors };
-}
-
-async function startLab(page) {
-  await page.getByRole("button", { name: "Start lab" }).click();
-  await page.locator("#lab-status[data-state=ready]").waitFor({ timeout: 120_000 });
-  await waitForScreen(page, /node1/);
-}
-
-async function stopLab(page) {
-  await page.getByRole("button", { name: "Stop" }).click();
-  await page.getByRole("button", { name: "Start lab" }).waitFor();
 }
 
 async function type(page, line) {
@@ -107,7 +80,7 @@ test("the tasks and the score stay in view; a hint asks before it costs points; 
 
     // Nor does the API sell one.
     const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");
-    const refused = await page.request.post(`${baseUrl}/api${LESSON}/tasks/save-hostname/hints`, {
+    const refused = await page.request.post(`${suite.url}/api${LESSON}/tasks/save-hostname/hints`, {
       headers: { "X-CSRF-Token": csrf },
     });
     assert.equal(refused.status(), 409);
@@ -115,7 +88,7 @@ test("the tasks and the score stay in view; a hint asks before it costs points; 
     assert.equal((await progress(page)).hint_cost, 2, "the passed task's hint cost nothing");
 
     await stopLab(page);
-    await page.goto(`${baseUrl}/`);
+    await page.goto(`${suite.url}/`);
     assert.equal(
       await page.locator(`.lesson-card a[href="${LESSON}"] .standing`).textContent(),
       "1/5 tasks · 8/55 points",

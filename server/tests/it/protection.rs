@@ -221,7 +221,8 @@ async fn static_assets_are_versioned_and_cached() {
         StatusCode::OK,
         "htmx is bundled, not loaded from a CDN"
     );
-    // Every script and stylesheet a lesson page names is in the binary.
+    // Every script and stylesheet a lesson page names (xterm.js and its
+    // addons to load once a lab runs) is in the binary.
     let lesson = get_page(&client, &server.at("/lessons/01-what-is-a-container")).await;
     let assets: Vec<&str> = lesson
         .split('"')
@@ -236,7 +237,7 @@ async fn static_assets_are_versioned_and_cached() {
     ] {
         assert!(
             assets.iter().any(|a| a.ends_with(&format!("/{name}"))),
-            "the lesson page loads {name}: {assets:?}"
+            "the lesson page names {name}: {assets:?}"
         );
     }
     for asset in assets {

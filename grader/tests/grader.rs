@@ -49,10 +49,11 @@ struct Lab {
     cgroup_parent: String,
     course: course::Course,
     slug: String,
+    /// The node's id, unique in this process: a lab's engine names its
+    /// images in the shared store under it.
+    id: String,
     _dirs: (tempfile::TempDir, tempfile::TempDir, tempfile::TempDir),
 }
-
-const ID: &str = "grader-node";
 
 impl Lab {
     /// A running node and the course made of `tasks` (front matter YAML).
@@ -80,23 +81,22 @@ impl Lab {
             state.path(),
             std::env::current_exe().expect("current exe"),
         );
-        let cgroup_parent = format!(
-            "layerlab-grader-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let cgroup_parent = format!("layerlab-grader-test-{}-{n}", std::process::id());
+        let id = format!("grader-node-{n}");
         config.cgroup_parent = cgroup_parent.clone();
         config.stop_grace = Duration::from_secs(1);
         let disk = testkit::disk_dir();
         config.disk_dir = disk.path().to_owned();
         let host = EmbeddedHost::new(config).expect("create embedded host");
-        host.create_session(SessionSpec::new(ID))
+        host.create_session(SessionSpec::new(id.clone()))
             .expect("create the node");
         Lab {
             host,
             cgroup_parent,
             course,
             slug: slug.to_owned(),
+            id,
             _dirs: (lessons, state, disk),
         }
     }
@@ -111,14 +111,14 @@ impl Lab {
         let task = lesson
             .task(task)
             .unwrap_or_else(|| panic!("no task {task}"));
-        grader::grade(&self.host, ID, task)
+        grader::grade(&self.host, &self.id, task)
     }
 
     fn sh(&self, script: &str) {
         let out = self
             .host
             .exec(
-                ID,
+                &self.id,
                 &["bash".into(), "-c".into(), script.into()],
                 Duration::from_secs(120),
             )
@@ -146,7 +146,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = self.host.destroy_session(ID);
+        let _ = self.host.destroy_session(&self.id);
         testkit::remove_cgroup_parent(&self.cgroup_parent);
     }
 }

@@ -137,3 +137,12 @@ export async function stopLab(page) {
   await page.getByRole("button", { name: "Stop", exact: true }).click();
   await page.getByRole("button", { name: "Start lab" }).waitFor();
 }
+
+// No page is wider than the screen.
+export async function assertNoSideways(page, what) {
+  const { scroll, width } = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    width: window.innerWidth,
+  }));
+  assert.ok(scroll <= width, `${what} scrolls sideways: ${scroll} px wide on a ${width} px screen`);
+}

@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { OUTPUT, addUser, logIn, startServer, stopServer, startLab, stopLab, suiteServer, waitForScreen, watchErrors } from "./harness.mjs";
+import { OUTPUT, addUser, assertNoSideways, logIn, startServer, stopServer, startLab, stopLab, suiteServer, waitForScreen, watchErrors } from "./harness.mjs";
 
 const LESSON = "/lessons/01-what-is-a-container";
 const WIDE = { width: 1280, height: 800 };
@@ -34,15 +34,6 @@ async function student(name, viewport, options = {}) {
   page.on("request", (request) => /\/vendor\/(xterm|addon-)/.test(request.url()) && terminalCode.push(request.url()));
   await logIn(page, suite.url, name, `${name} password`, LESSON);
   return { context, page, errors, terminalCode };
-}
-
-// No page is wider than the screen.
-async function assertNoSideways(page, what) {
-  const { scroll, width } = await page.evaluate(() => ({
-    scroll: document.documentElement.scrollWidth,
-    width: window.innerWidth,
-  }));
-  assert.ok(scroll <= width, `${what} scrolls sideways: ${scroll} px wide on a ${width} px screen`);
 }
 
 // Tabs through the page: every stop shows where the focus is.

@@ -2,7 +2,8 @@
 // what a passed task still offers.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { addUser, logIn, startLab, stopLab, suiteServer, waitForScreen, watchErrors } from "./harness.mjs";
+import { join } from "node:path";
+import { OUTPUT, addUser, assertNoSideways, logIn, startLab, stopLab, suiteServer, waitForScreen, watchErrors } from "./harness.mjs";
 
 const LESSON = "/lessons/01-what-is-a-container";
 const suite = suiteServer("browser-tasks", (7 << 28) + 8 * 65536);
@@ -150,16 +151,17 @@ test("an instructor sees the running labs, the gradebook by task title and times
   await type(studentPage, "hostname > /root/hostname.txt");
   await studentPage.getByRole("button", { name: "Check" }).first().click();
   await studentPage.locator(".task.passed").first().waitFor();
+  await studentPage.screenshot({ path: join(OUTPUT, "passed-task.png") });
 
-  addUser(dataDir, "tasks-teacher", "tasks-teacher password", "instructor");
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: "Asia/Tokyo" });
+  addUser(suite.dir, "tasks-teacher", "tasks-teacher password", "instructor");
+  const context = await suite.browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: "Asia/Tokyo" });
   const page = await context.newPage();
   const errors = watchErrors(page);
-  await logIn(page, baseUrl, "tasks-teacher", "tasks-teacher password", "/");
+  await logIn(page, suite.url, "tasks-teacher", "tasks-teacher password", "/");
   await page.getByRole("link", { name: "Teaching" }).click();
   await page.waitForURL(/\/teach$/);
   await page.getByRole("rowheader", { name: "tasks-graded" }).waitFor();
-  await page.screenshot({ path: join(process.env.LAYERLAB_TEST_OUTPUT ?? tmpdir(), "teach.png") });
+  await page.screenshot({ path: join(OUTPUT, "teach.png") });
 
   await page.locator(`a[href="${LESSON}/grades"]`).click();
   await page.getByRole("columnheader", { name: "Save the node's hostname in /root/hostname.txt" }).waitFor();
@@ -170,7 +172,7 @@ test("an instructor sees the running labs, the gradebook by task title and times
     timeZone: "Asia/Tokyo", dateStyle: "medium", timeStyle: "medium",
   });
   assert.equal(await when.textContent(), tokyo, "the time is Tokyo's");
-  await page.screenshot({ path: join(process.env.LAYERLAB_TEST_OUTPUT ?? tmpdir(), "gradebook.png") });
+  await page.screenshot({ path: join(OUTPUT, "gradebook.png") });
 
   // The student's own terminal, live and read-only; the student is told.
   await page.getByRole("link", { name: "tasks-graded" }).click();
@@ -179,7 +181,14 @@ test("an instructor sees the running labs, the gradebook by task title and times
   await type(studentPage, "echo live-$((6*7))");
   await page.waitForFunction(() => /live-42/.test(document.querySelector("#live-terminal .xterm-rows")?.textContent ?? ""));
   await studentPage.getByText("tasks-teacher is watching your terminal").waitFor({ timeout: 15_000 });
-  await page.screenshot({ path: join(process.env.LAYERLAB_TEST_OUTPUT ?? tmpdir(), "live.png") });
+  await page.screenshot({ path: join(OUTPUT, "live.png") });
+
+  // The instructor's pages on a phone: wide tables scroll in their box.
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const path of ["/teach", `${LESSON}/grades`, `${LESSON}/grades/tasks-graded`, `${LESSON}/grades/tasks-graded/live`]) {
+    await page.goto(`${suite.url}${path}`);
+    await assertNoSideways(page, path);
+  }
   assert.deepEqual(errors, [], "no script errors and no CSP violations");
   await context.close();
   await stopLab(studentPage);

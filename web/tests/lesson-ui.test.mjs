@@ -182,6 +182,16 @@ test("phone: nothing scrolls sideways; Lesson | Lab tabs; skip link, time limit,
   await assertNoSideways(page, "the login page");
   await page.goto(`${suite.url}${LESSON}`);
   await assertNoSideways(page, "the lesson page, logged out");
+  await page.goto(`${suite.url}/signup`);
+  await assertNoSideways(page, "the sign-up page");
+  addUser(suite.dir, "phone-admin", "phone-admin password", "admin");
+  await logIn(page, suite.url, "phone-admin", "phone-admin password", "/admin/users");
+  await assertNoSideways(page, "the accounts page");
+  for (const path of ["/teach", `${LESSON}/grades`]) {
+    await page.goto(`${suite.url}${path}`);
+    await assertNoSideways(page, path);
+  }
+  assert.deepEqual(errors, [], "no script errors and no CSP violations");
   await context.close();
 
   const { context: own, page: phone, errors: more, terminalCode } = await student("walker", PHONE, { isMobile: true, hasTouch: true });

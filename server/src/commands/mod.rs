@@ -138,7 +138,9 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         None => crate::bundled::course_dir(&global.data_dir)?,
     };
     // Taken before loading, so a change made meanwhile reloads it.
-    let fingerprint = crate::live_course::fingerprint(&lessons_dir);
+    let fingerprint = args
+        .watch
+        .then(|| crate::live_course::fingerprint(&lessons_dir));
     let course = load_course(&lessons_dir)?;
     let csrf = crate::auth::csrf::CsrfKey::load_or_create(&global.data_dir.join("form-key"))
         .context("cannot read or create the form signing key in the data directory")?;
@@ -230,7 +232,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     let hasher = password::Hasher::new(HASH_THREADS, HASH_QUEUE)
         .context("cannot start the password hashing threads")?;
     let course = Arc::new(crate::live_course::LiveCourse::new(course, args.watch));
-    if args.watch {
+    if let Some(fingerprint) = fingerprint {
         course.watch(lessons_dir.clone(), fingerprint);
     }
     let state = Arc::new(http::AppState {

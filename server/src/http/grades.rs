@@ -215,16 +215,33 @@ async fn grades_api(
     }
 }
 
+async fn student(state: &SharedState, name: &str) -> Result<User, AppError> {
+    state
+        .db
+        .user_by_name(name)
+        .await
+        .map_err(|_| AppError::not_found(format!("there is no user {name:?}")))
+}
+
+/// The student's lab of the lesson, when it is running now.
+async fn running_lab(
+    state: &SharedState,
+    student: &User,
+    slug: &str,
+) -> Result<Option<Lab>, AppError> {
+    Ok(state
+        .db
+        .active_lab(&student.id, slug)
+        .await?
+        .filter(|lab| lab.state == LabState::Ready))
+}
+
 async fn student_attempts(
     state: &SharedState,
     lesson: &course::Lesson,
     name: &str,
 ) -> Result<(User, Vec<Attempt>), AppError> {
-    let student = state
-        .db
-        .user_by_name(name)
-        .await
-        .map_err(|_| AppError::not_found(format!("there is no user {name:?}")))?;
+    let student = student(state, name).await?;
     let attempts = state
         .db
         .attempts(&lesson.slug, &student.id, HISTORY_LIMIT)
@@ -582,11 +599,7 @@ async fn history_page(
         }))
         .collect();
     attempts.sort_by_key(|row| std::cmp::Reverse(row.at));
-    let live = state
-        .db
-        .active_lab(&student.id, &lesson.slug)
-        .await?
-        .is_some_and(|lab| lab.state == crate::db::LabState::Ready);
+    let live = running_lab(&state, &student, &lesson.slug).await?.is_some();
     Ok(templates::render(&HistoryPage {
         page: page(&state, user, csrf),
         slug: &lesson.slug,
@@ -621,16 +634,9 @@ async fn live_page(
 ) -> Result<Response, PageError> {
     let (user, found) = instructor_lesson(&state, user, &slug)?;
     let lesson = &*found;
-    let student = state
-        .db
-        .user_by_name(&name)
-        .await
-        .map_err(|_| AppError::not_found(format!("there is no user {name:?}")))?;
-    let lab = state
-        .db
-        .active_lab(&student.id, &lesson.slug)
+    let student = student(&state, &name).await?;
+    let lab = running_lab(&state, &student, &lesson.slug)
         .await?
-        .filter(|lab| lab.state == crate::db::LabState::Ready)
         .ok_or_else(|| {
             AppError::not_found(format!(
                 "{name} has no lab of this lesson running; their history is at /lessons/{slug}/grades/{name}"

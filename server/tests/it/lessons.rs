@@ -287,7 +287,7 @@ async fn a_watched_course_reloads_and_shows_what_keeps_a_change_from_loading() {
     );
     assert_eq!(version().await, 0);
 
-    write(
+    save(
         course.path(),
         "01-draft/lesson.md",
         "---\ntitle: Second draft\n---\nHello\n",
@@ -295,7 +295,7 @@ async fn a_watched_course_reloads_and_shows_what_keeps_a_change_from_loading() {
     page_until(&server, "/lessons/01-draft", |p| p.contains("Second draft")).await;
     assert_eq!(version().await, 1);
 
-    write(
+    save(
         course.path(),
         "01-draft/lesson.md",
         "---\ntitle: Broken draft\ntitel: typo\n---\nHello\n",
@@ -318,12 +318,12 @@ async fn a_watched_course_reloads_and_shows_what_keeps_a_change_from_loading() {
             .contains("course-problems")
     );
 
-    write(
+    save(
         course.path(),
         "02-more/lesson.md",
         "---\ntitle: Another lesson\n---\nMore\n",
     );
-    write(
+    save(
         course.path(),
         "01-draft/lesson.md",
         "---\ntitle: Fixed draft\n---\nHello\n",
@@ -370,13 +370,13 @@ fn check_watch_reports_each_change() {
         panic!("`lessons check --watch` ended before {want:?}: {seen}");
     };
     assert!(read_until("watching").contains("1 lessons, no problems"));
-    write(
+    save(
         course.path(),
         "01-draft/lesson.md",
         "---\ntitle: Draft\ntitel: typo\n---\nHello\n",
     );
     assert!(read_until("watching").contains("01-draft/lesson.md:3: unknown key `titel`"));
-    write(
+    save(
         course.path(),
         "01-draft/lesson.md",
         "---\ntitle: Draft\n---\nHello again\n",
@@ -384,6 +384,16 @@ fn check_watch_reports_each_change() {
     assert!(read_until("watching").contains("no problems"));
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Replaces a file whole, as editors save: a watcher never sees it half
+/// written (`write` truncates first, so a check could read it empty).
+fn save(root: &Path, rel: &str, content: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut file = tempfile::NamedTempFile::new_in(root.parent().unwrap()).unwrap();
+    std::io::Write::write_all(&mut file, content.as_bytes()).unwrap();
+    file.persist(path).unwrap();
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ HUB_LISTEN ?= 127.0.0.1:5001
 # Debian packages: to build, to run labs, and to test (browser, image tools).
 APT_BUILD := gcc libc6-dev pkg-config make ca-certificates
 APT_RUN := busybox-static debootstrap binutils e2fsprogs gnupg dpkg-dev
-APT_TEST := chromium skopeo docker.io
+APT_TEST := chromium skopeo docker.io postgresql
 # Comparisons the benchmarks measure against (dockerd and skopeo come
 # with APT_TEST).
 APT_BENCH := docker-registry python3-terminado
@@ -75,7 +75,10 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
-# The suites share one catalog in $(STATE)/test-data; it is brought up to
+# The suites share one catalog in $(STATE)/test-data; the server's
+# integration tests run a second time on PostgreSQL (a cluster the tests
+# start from Debian's postgresql in a temporary directory, on a port of its
+# own, stopped with them). it is brought up to
 # date first with the real layerlab binary, which registry:2 and the lab
 # node carry (a suite that found it missing could only put its own
 # executable there).
@@ -83,6 +86,7 @@ unit:
 	cargo build --locked -p server
 	$(CARGO_TARGET_DIR)/debug/layerlab images build --data-dir $(STATE)/test-data
 	cargo test --locked --workspace
+	LAYERLAB_TEST_DATABASE=postgres cargo test --locked -p server --test it
 
 browser:
 	cargo build --locked -p server

@@ -64,6 +64,9 @@ pub enum Command {
     /// Manage API tokens for `Authorization: Bearer`.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Move the accounts, labs and grades to another database.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Work with lesson folders.
     #[command(subcommand)]
     Lessons(LessonsCommand),
@@ -237,6 +240,23 @@ pub enum TokenCommand {
     List,
     /// Revoke a token by the id `token list` shows.
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy every account, session, token, lab, attempt and grade into a
+    /// new, empty database (created and migrated first), e.g. from SQLite
+    /// to PostgreSQL. Stop the server first: what it writes during the copy
+    /// is not copied. The source is left as it was.
+    Copy {
+        /// Database to copy from; defaults to the one `--database-url` or
+        /// the data directory names.
+        #[arg(long)]
+        from: Option<String>,
+        /// Database to copy into, e.g. postgres://layerlab:PASSWORD@HOST/layerlab.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 
 use crate::auth::{normalize_name, password};
 use crate::cli::{
-    Cli, Command, GlobalArgs, LessonsCommand, RegistryCommand, RoleArg, SandboxCommand, ServeArgs,
-    Signup, TokenCommand, UserCommand,
+    Cli, Command, DbCommand, GlobalArgs, LessonsCommand, RegistryCommand, RoleArg, SandboxCommand,
+    ServeArgs, Signup, TokenCommand, UserCommand,
 };
 use crate::db::{Db, Role};
 use crate::http;
@@ -38,6 +38,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_async(global: GlobalArgs, command: Command) -> anyhow::Result<ExitCode> {
+    if let Command::Db(DbCommand::Copy { from, to }) = &command {
+        return db_copy(&global, from.as_deref(), to).await;
+    }
     let db = Db::open(&global.data_dir, global.database_url.as_deref())
         .await
         .with_context(|| format!("cannot open the database in {}", global.data_dir.display()))?;
@@ -60,10 +63,36 @@ async fn run_async(global: GlobalArgs, command: Command) -> anyhow::Result<ExitC
         Command::Token(TokenCommand::Create { user, label }) => {
             token_create(&db, &user, &label).await
         }
-        Command::Lessons(_) | Command::Images(_) | Command::Sandbox(_) | Command::Registry(_) => {
-            unreachable!("handled without a database")
+        Command::Lessons(_)
+        | Command::Images(_)
+        | Command::Sandbox(_)
+        | Command::Registry(_)
+        | Command::Db(_) => {
+            unreachable!("handled before opening the database")
         }
     }
+}
+
+/// `layerlab db copy`: prints what it copied, table by table.
+async fn db_copy(global: &GlobalArgs, from: Option<&str>, to: &str) -> anyhow::Result<ExitCode> {
+    let source = Db::open(&global.data_dir, from.or(global.database_url.as_deref()))
+        .await
+        .context("cannot open the database to copy from")?;
+    let target = Db::connect(to)
+        .await
+        .context("cannot open the database to copy into")?;
+    let counts = source
+        .copy_into(&target)
+        .await
+        .context("cannot copy the database")?;
+    for count in &counts {
+        println!("{:<16} {:>8} rows", count.table, count.rows);
+    }
+    eprintln!(
+        "copied {} tables; start the server with --database-url pointing at the new database",
+        counts.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Threads hashing passwords at once (19 MiB each) and logins or sign-ups

@@ -60,7 +60,7 @@ pub struct Lab {
 
 const COLUMNS: &str = "id, user_id, lesson, state, created_at, expires_at, ended_at, end_reason";
 
-fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Lab, DbError> {
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Lab, DbError> {
     Ok(Lab {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,

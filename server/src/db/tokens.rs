@@ -83,7 +83,8 @@ impl Db {
             return Ok(false);
         }
         let done = sqlx::query("DELETE FROM api_tokens WHERE substr(token_hash, 1, $1) = $2")
-            .bind(TOKEN_ID_LEN as i64)
+            // PostgreSQL's substr takes an int4 length.
+            .bind(TOKEN_ID_LEN as i32)
             .bind(id.to_ascii_lowercase())
             .execute(&self.pool)
             .await?;

@@ -65,7 +65,7 @@ pub struct Credentials {
     pub password_hash: String,
 }
 
-pub(super) fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, sqlx::Error> {
+pub(super) fn from_row(row: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
     let role: String = row.try_get("role")?;
     Ok(User {
         id: row.try_get("id")?,
@@ -79,7 +79,7 @@ pub(super) fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, sqlx::Erro
 }
 
 async fn insert_user(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     name: &str,
     password_hash: &str,
     role: Role,

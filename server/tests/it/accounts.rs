@@ -334,7 +334,7 @@ async fn cli_manages_users_and_tokens_while_the_server_runs() {
 
     // --data-dir after the subcommand's own arguments, and from the environment.
     add_user(dir.path(), "frank", "instructor", "frank's password");
-    let out = std::process::Command::new(BIN)
+    let out = layerlab_on(dir.path())
         .args(["user", "add", "grace", "--role", "student"])
         .env("LAYERLAB_DATA_DIR", data)
         .output()

@@ -44,7 +44,7 @@ impl Server {
     }
 
     fn launch(data_dir: &Path, extra: &[&str], cgroup_parent: String) -> Server {
-        let mut child = Command::new(BIN)
+        let mut child = layerlab_on(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(["--cgroup-parent", &cgroup_parent])
@@ -176,9 +176,18 @@ impl Drop for Server {
     }
 }
 
-/// Runs the CLI with `args`, feeding `stdin`.
+/// Runs the CLI with `args`, feeding `stdin`; with `--data-dir`, on that
+/// directory's database.
 pub fn cli(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
+    let data_dir = args
+        .iter()
+        .position(|a| *a == "--data-dir")
+        .and_then(|i| args.get(i + 1));
+    let mut command = match data_dir {
+        Some(dir) => layerlab_on(Path::new(dir)),
+        None => Command::new(BIN),
+    };
+    let mut child = command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -192,6 +201,15 @@ pub fn cli(args: &[&str], stdin: &str) -> Output {
         .write_all(stdin.as_bytes())
         .unwrap();
     child.wait_with_output().expect("wait for layerlab")
+}
+
+/// The `layerlab` command for `data_dir`, told which database it uses.
+pub fn layerlab_on(data_dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    if let Some(url) = crate::database::url_for(data_dir) {
+        command.env("LAYERLAB_DATABASE_URL", url);
+    }
+    command
 }
 
 pub fn text(bytes: &[u8]) -> String {

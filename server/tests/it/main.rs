@@ -5,6 +5,8 @@
 //! - `abuse`: what one hostile client can do to everyone else (floods,
 //!   piles of sockets and accounts), tried on loopback.
 //! - `harness`: starting and stopping servers, running the CLI, reading forms.
+//! - `database`: SQLite by default, or PostgreSQL with
+//!   `LAYERLAB_TEST_DATABASE=postgres`; `db copy` from one to the other.
 //! - `accounts`: sign-up, login, logout, setup link, roles, tokens.
 //! - `protection`: CSRF, Origin, rate limits, body limits, headers.
 //! - `lessons`: pages, Markdown, run buttons, assets, the JSON API, bad courses.
@@ -20,6 +22,7 @@
 mod abuse;
 mod accounts;
 mod course;
+mod database;
 mod durability;
 mod grading;
 mod harness;

@@ -2,7 +2,8 @@
 //! when `serve` gets no `--lessons`. It is written out once per content
 //! into `<data dir>/course/bundled-<digest>/`, since the course loader and
 //! the lesson assets read folders; a binary copied alone to another
-//! machine serves it all the same.
+//! machine serves it all the same. Debug builds embed it too
+//! (`debug-embed`), so no build reads the checkout at run time.
 
 use std::path::{Path, PathBuf};
 

@@ -172,7 +172,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         signup_open: args.signup == Signup::Open,
         signup_code: args.signup_code.clone(),
         socket_timeout: args.socket_timeout,
-        trust_proxy: args.trust_proxy,
+        trust_proxy: args.trust_proxy.clone(),
     };
     if !db.admin_exists().await? {
         let token = crate::db::random_secret();

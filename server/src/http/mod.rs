@@ -81,9 +81,9 @@ pub struct Settings {
     pub signup_code: Option<String>,
     /// How long a terminal websocket may stay silent or stuck.
     pub socket_timeout: Duration,
-    /// Requests come through a proxy whose `X-Forwarded-For` and
+    /// The proxies (`--trust-proxy`) whose `X-Forwarded-For` and
     /// `X-Forwarded-Proto` we believe.
-    pub trust_proxy: bool,
+    pub trust_proxy: Option<crate::cli::TrustedProxies>,
 }
 
 pub struct AppState {

@@ -123,6 +123,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LAYERLAB_TRUST_PROXY", value_name = "ADDR[,ADDR…]", value_parser = parse_proxies)]
     pub trust_proxy: Option<TrustedProxies>,
 
+    /// What to do when the store lacks catalog images: build them in the
+    /// background while serving (labs wait for theirs), or fail the labs
+    /// that need them (`layerlab images build` builds them ahead of time).
+    #[arg(long, env = "LAYERLAB_MISSING_IMAGES", value_enum, default_value_t = MissingImages::Build)]
+    pub missing_images: MissingImages,
+
     /// Content store holding the catalog images labs are made from;
     /// defaults to `store` in the data directory.
     #[arg(long, env = "LAYERLAB_STORE_DIR")]
@@ -181,6 +187,12 @@ pub struct ServeArgs {
     /// e.g. https://registry-1.docker.io; fetched images are kept.
     #[arg(long, env = "LAYERLAB_HUB_UPSTREAM", requires = "hub_listen", value_parser = parse_upstream)]
     pub hub_upstream: Option<::registry::Upstream>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MissingImages {
+    Build,
+    Fail,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

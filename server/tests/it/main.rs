@@ -9,6 +9,8 @@
 //! - `protection`: CSRF, Origin, rate limits, body limits, headers.
 //! - `lessons`: pages, Markdown, run buttons, assets, the JSON API, bad courses.
 //! - `durability`: what survives a restart and a crash.
+//! - `first_start`: a store lacking catalog images; they are built while
+//!   the server runs and labs wait for them.
 //! - `labs`: lab sessions and their terminal websockets, on real nodes.
 //! - `grading`: checks, hints, scores and gradebooks, on real nodes.
 //! - `course`: every bundled lesson's solution, typed into a real lab,
@@ -21,6 +23,7 @@ mod abuse;
 mod accounts;
 mod course;
 mod durability;
+mod first_start;
 mod grading;
 mod harness;
 mod labs;

@@ -223,3 +223,51 @@ async fn lab_fails_with_the_catalogs_error(server: &Server, token: &str) -> Stri
     );
     error
 }
+
+/// A server stopped while it builds leaves nothing of the build running:
+/// debootstrap, its output read by the server, ends with it.
+#[tokio::test]
+async fn stopping_the_server_mid_build_stops_the_build() {
+    let data = temp_dir();
+    let server = Server::start(data.path(), &BUILD);
+    let dir = data.path().to_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !builders_of(&dir).iter().any(|c| c.contains("debootstrap")) {
+        assert!(
+            Instant::now() < deadline,
+            "no debootstrap for {dir} started\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        server
+            .log()
+            .contains("preparing catalog image image=debian i=2 n=7")
+    );
+    server.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = builders_of(&dir);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still running: {left:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The command lines of the processes working in `dir`.
+fn builders_of(dir: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(dir) && !cmdline.contains(" serve ") {
+            found.push(cmdline);
+        }
+    }
+    found
+}

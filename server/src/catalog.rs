@@ -212,6 +212,13 @@ impl Catalog {
                 let rebuilt = image.rebuilt;
                 tracing::info!(image = %short(&image.name), i = *done, n = total, rebuilt, "catalog image ready");
                 let last = *done + 1 == total;
+                if last {
+                    tracing::info!(
+                        i = total,
+                        n = total,
+                        "preparing the labs' package repository"
+                    );
+                }
                 self.state.send_modify(|s| {
                     s.ready.extend(image.tags.iter().map(|t| canonical(t)));
                     if last {

@@ -147,7 +147,11 @@ async fn first_start_builds_the_missing_images_while_a_lab_waits() {
         log.contains("catalog image ready image=workstation i=6 n=7 rebuilt=true"),
         "{log}"
     );
-    assert!(log.contains("labs' package repository ready"), "{log}");
+    assert!(
+        log.contains("preparing the labs' package repository i=7 n=7")
+            && log.contains("labs' package repository ready"),
+        "{log}"
+    );
     assert!(log.contains("catalog ready images=6"), "{log}");
 }
 

@@ -16,6 +16,7 @@
 //! - `course`: every bundled lesson's solution, typed into a real lab,
 //!   earns full points after every task failed on the fresh lab.
 //! - `sandbox`: the catalog and `layerlab sandbox run`, on real namespaces.
+//! - `toolchain`: `scripts/ensure-rust.sh`, which `make` runs first.
 //! - `registry`: `layerlab registry serve` with skopeo and `kill -9`, in a
 //!   lab node, and the hub of `layerlab serve --hub-listen`.
 
@@ -32,3 +33,4 @@ mod preview;
 mod protection;
 mod registry;
 mod sandbox;
+mod toolchain;

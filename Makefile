@@ -29,9 +29,13 @@ APT_BENCH := docker-registry python3-terminado
 
 LAYERLAB := $(CARGO_TARGET_DIR)/release/layerlab
 
-# The server builds the catalog images it lacks in the background (minutes
-# the first time; the pages show how far it got), so it starts serving at once.
+# On a first start the server builds the catalog images in the background
+# (minutes; the pages show how far it got) and serves at once. A catalog
+# from an earlier run is brought up to date first (seconds when nothing
+# changed), as the server builds only images that are missing, not recipes
+# or a layerlab binary that changed since.
 run: deps build
+	@if [ -d $(DATA_DIR)/store ]; then $(LAYERLAB) images build --data-dir $(DATA_DIR); fi
 	@echo
 	@echo "layerlab starts at http://$(LISTEN); the hub serves the catalog at http://$(HUB_LISTEN)/v2/"
 	@echo "  log in: open the one-time /setup link printed below to create the admin account,"

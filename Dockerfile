@@ -8,7 +8,7 @@ RUN cargo build --release --locked -p server
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      ca-certificates busybox-static debootstrap e2fsprogs gcc libc6-dev \
+      ca-certificates busybox-static debootstrap binutils e2fsprogs gnupg dpkg-dev gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/layerlab /usr/local/bin/layerlab
 COPY lessons /usr/share/layerlab/lessons

@@ -6,6 +6,9 @@
 # reuses them and the repository stays clean.
 
 SHELL := /bin/bash
+# rustup's place first: `make` installs Rust there when the system's cargo
+# is missing or too old (scripts/ensure-rust.sh).
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 STATE ?= /var/tmp/layerlab
 export CARGO_TARGET_DIR ?= $(STATE)/target
 # Accounts, the image store and sandboxes; outside the checkout so a fresh
@@ -15,20 +18,24 @@ LISTEN ?= 127.0.0.1:8080
 HUB_LISTEN ?= 127.0.0.1:5001
 
 # Debian packages: to build, to run labs, and to test (browser, image tools).
-APT_BUILD := gcc libc6-dev pkg-config make ca-certificates
+APT_BUILD := gcc libc6-dev pkg-config make ca-certificates curl
 APT_RUN := busybox-static debootstrap binutils e2fsprogs gnupg dpkg-dev
 APT_TEST := chromium skopeo docker.io postgresql
 # Comparisons the benchmarks measure against (dockerd and skopeo come
 # with APT_TEST).
 APT_BENCH := docker-registry python3-terminado
 
-.PHONY: run test build deps deps-test apt-build apt-run apt-test apt-bench web lint unit browser bench clean-state
+.PHONY: run test build deps deps-test apt-build apt-run apt-test apt-bench rust web lint unit browser bench clean-state
 
 LAYERLAB := $(CARGO_TARGET_DIR)/release/layerlab
 
+# On a first start the server builds the catalog images in the background
+# (minutes; the pages show how far it got) and serves at once. A catalog
+# from an earlier run is brought up to date first (seconds when nothing
+# changed), as the server builds only images that are missing, not recipes
+# or a layerlab binary that changed since.
 run: deps build
-	@echo "building the catalog images (minutes the first time, cached afterwards)"
-	$(LAYERLAB) images build --data-dir $(DATA_DIR)
+	@if [ -d $(DATA_DIR)/store ]; then $(LAYERLAB) images build --data-dir $(DATA_DIR); fi
 	@echo
 	@echo "layerlab starts at http://$(LISTEN); the hub serves the catalog at http://$(HUB_LISTEN)/v2/"
 	@echo "  log in: open the one-time /setup link printed below to create the admin account,"
@@ -36,12 +43,12 @@ run: deps build
 	@echo
 	$(LAYERLAB) serve --listen $(LISTEN) --hub-listen $(HUB_LISTEN) --data-dir $(DATA_DIR)
 
-build: web
+build: rust web
 	cargo build --release --locked -p server
 
 test: deps deps-test lint unit browser
 
-deps: apt-build apt-run web
+deps: apt-build rust apt-run web
 deps-test: apt-test
 
 # Installs only what is missing; `apt-get update` runs only when needed.
@@ -59,6 +66,8 @@ apt-build:
 	  echo "installing Node.js and npm"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 apt-run:
 	$(call apt_install,$(APT_RUN))
+rust: apt-build
+	@scripts/ensure-rust.sh
 apt-test:
 	$(call apt_install,$(APT_TEST))
 apt-bench:

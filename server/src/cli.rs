@@ -118,11 +118,19 @@ pub struct ServeArgs {
     #[arg(long, env = "LAYERLAB_SOCKET_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub socket_timeout: Duration,
 
-    /// The server runs behind a reverse proxy: rate limits key on the last
-    /// X-Forwarded-For address (the one the proxy added) and the Origin
-    /// check takes the scheme from X-Forwarded-Proto.
-    #[arg(long, env = "LAYERLAB_TRUST_PROXY")]
-    pub trust_proxy: bool,
+    /// The reverse proxies in front of the server, as addresses or
+    /// networks (e.g. 127.0.0.1,10.0.0.0/8). For a request from one of
+    /// them, rate limits key on the last X-Forwarded-For address (the one
+    /// the proxy added) and the Origin check takes the scheme from
+    /// X-Forwarded-Proto; anyone else's headers are ignored.
+    #[arg(long, env = "LAYERLAB_TRUST_PROXY", value_name = "ADDR[,ADDR…]", value_parser = parse_proxies)]
+    pub trust_proxy: Option<TrustedProxies>,
+
+    /// What to do when the store lacks catalog images: build them in the
+    /// background while serving (labs wait for theirs), or fail the labs
+    /// that need them (`layerlab images build` builds them ahead of time).
+    #[arg(long, env = "LAYERLAB_MISSING_IMAGES", value_enum, default_value_t = MissingImages::Build)]
+    pub missing_images: MissingImages,
 
     /// Content store holding the catalog images labs are made from;
     /// defaults to `store` in the data directory.
@@ -182,6 +190,12 @@ pub struct ServeArgs {
     /// e.g. https://registry-1.docker.io; fetched images are kept.
     #[arg(long, env = "LAYERLAB_HUB_UPSTREAM", requires = "hub_listen", value_parser = parse_upstream)]
     pub hub_upstream: Option<::registry::Upstream>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MissingImages {
+    Build,
+    Fail,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -401,6 +415,35 @@ fn parse_signup_code(text: &str) -> Result<String, String> {
     Ok(code.to_owned())
 }
 
+/// The peers whose X-Forwarded-* headers are believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    pub fn contains(&self, peer: std::net::IpAddr) -> bool {
+        // A proxy on the same host may connect over IPv4 mapped into IPv6.
+        let peer = peer.to_canonical();
+        self.0.iter().any(|net| net.contains(&peer))
+    }
+}
+
+/// Addresses (a network of one) and CIDR networks, comma-separated.
+fn parse_proxies(text: &str) -> Result<TrustedProxies, String> {
+    let mut nets = Vec::new();
+    for item in text.split(',').map(str::trim) {
+        let net = item
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                format!(
+                    "{item:?} is not an IP address or network; name your proxies like 127.0.0.1 or 10.0.0.0/8, separated by commas"
+                )
+            })?;
+        nets.push(net.trunc());
+    }
+    Ok(TrustedProxies(nets))
+}
+
 fn parse_upstream(text: &str) -> Result<::registry::Upstream, String> {
     ::registry::Upstream::new(text).map_err(|e| e.to_string())
 }
@@ -461,7 +504,7 @@ pub fn init_logging(format: LogFormat) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Duration, parse_auth, parse_duration, parse_listen, parse_size};
+    use super::{Duration, parse_auth, parse_duration, parse_listen, parse_proxies, parse_size};
 
     #[test]
     fn registry_settings_take_distributions_forms() {
@@ -489,6 +532,27 @@ mod tests {
         assert_eq!(parse_duration(" 90s "), Ok(Duration::from_secs(90)));
         for bad in ["", "soon", "-5m", "0s", "10ms", "99999999999999999999h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn proxies_are_addresses_or_networks() {
+        let proxies = parse_proxies("127.0.0.1, 10.0.0.0/8,::1").expect("valid list");
+        for trusted in ["127.0.0.1", "10.200.3.4", "::1", "::ffff:127.0.0.1"] {
+            assert!(proxies.contains(trusted.parse().unwrap()), "{trusted}");
+        }
+        for other in ["127.0.0.2", "11.0.0.1", "::2"] {
+            assert!(!proxies.contains(other.parse().unwrap()), "{other}");
+        }
+        for bad in [
+            "",
+            "true",
+            "10.0.0.0/33",
+            "localhost",
+            "127.0.0.1,,10.0.0.1",
+        ] {
+            let err = parse_proxies(bad).expect_err(bad);
+            assert!(err.contains("10.0.0.0/8"), "{err}");
         }
     }
 

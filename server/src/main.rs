@@ -6,6 +6,7 @@
 
 mod auth;
 mod bundled;
+mod catalog;
 mod cli;
 mod commands;
 mod db;

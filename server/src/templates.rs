@@ -84,6 +84,7 @@ pub struct IndexPage<'a> {
     pub page: PageContext,
     pub lessons: Vec<LessonCard<'a>>,
     pub watch: CourseWatch,
+    pub catalog: CatalogBanner,
 }
 
 /// For authors (`serve --watch`): what keeps the changed course from
@@ -118,6 +119,38 @@ pub struct LessonPage<'a> {
     /// Lets the terminal's own `<style>` elements past the page's CSP.
     pub style_nonce: String,
     pub watch: CourseWatch,
+    pub catalog: CatalogBanner,
+}
+
+/// The banner of the course and lesson pages while the catalog images are
+/// being prepared (`partials/catalog_banner.html`), polling for news.
+pub struct CatalogBanner {
+    /// The step under way, "debian 2/7".
+    pub preparing: Option<String>,
+    /// Why the build failed.
+    pub failed: Option<String>,
+}
+
+impl CatalogBanner {
+    pub fn of(catalog: &crate::catalog::Catalog) -> CatalogBanner {
+        use crate::catalog::CatalogStatus;
+        let status = catalog.status();
+        CatalogBanner {
+            preparing: matches!(status, CatalogStatus::Preparing { .. })
+                .then(|| status.to_string()),
+            failed: match status {
+                CatalogStatus::Failed { error } => Some(error),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The catalog banner alone, for its polling.
+#[derive(Template)]
+#[template(path = "partials/catalog_banner.html")]
+pub struct CatalogBannerPanel {
+    pub catalog: CatalogBanner,
 }
 
 /// The lab pane of a lesson page (`partials/lab.html`).
@@ -139,6 +172,9 @@ pub struct LabPane {
     pub now: i64,
     /// Instructors watching the lab's terminals right now.
     pub watchers: Vec<String>,
+    /// While the starting lab waits for its image: the catalog's step
+    /// under way, "debian 2/7".
+    pub waiting: Option<String>,
 }
 
 /// The lab pane alone, for htmx swaps.

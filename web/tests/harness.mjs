@@ -2,7 +2,7 @@
 // accounts made with its CLI, and Debian's Chromium through playwright-core.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
@@ -18,11 +18,12 @@ const CATALOG = "/var/tmp/layerlab/test-data";
 // their own so nothing collides with other servers on the machine (the
 // Rust suites reserve blocks in regions below 7 << 28; each browser server
 // takes a block of 4 slots from `uidFirst`).
+// `extra` may name another --store-dir.
 export function startServer(dir, name, uidFirst, extra = []) {
   return new Promise((resolve, reject) => {
     const args = [
       "serve", "--listen", "127.0.0.1:0", "--data-dir", dir,
-      "--store-dir", join(CATALOG, "store"),
+      ...(extra.includes("--store-dir") ? [] : ["--store-dir", join(CATALOG, "store")]),
       "--cgroup-parent", `layerlab-${name}-${process.pid}`,
       "--lab-uid-first", String(uidFirst), "--lab-uid-slots", "4",
       ...extra,
@@ -42,6 +43,34 @@ export function startServer(dir, name, uidFirst, extra = []) {
     });
     child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
   });
+}
+
+// A store in `dir` holding the shared catalog's blobs (hard links) but not
+// the images that carry the layerlab binary (registry:2, workstation), nor
+// that layer: a server on it must build them. The build cache and package
+// repository are copied, so all else comes from the cache.
+export function storeWithoutNodeImage(dir) {
+  const source = join(CATALOG, "store");
+  const { names } = JSON.parse(readFileSync(join(source, "names/hub.json"), "utf8"));
+  const blob = (digest) => join(source, "content/blobs/sha256", digest.replace("sha256:", ""));
+  const manifest = JSON.parse(readFileSync(blob(names["docker.io/library/workstation:latest"]), "utf8"));
+  const binaryLayer = manifest.layers.at(-1).digest.replace("sha256:", "");
+  const blobs = join(dir, "store/content/blobs/sha256");
+  mkdirSync(blobs, { recursive: true });
+  for (const file of readdirSync(join(source, "content/blobs/sha256"))) {
+    if (file !== binaryLayer) linkSync(join(source, "content/blobs/sha256", file), join(blobs, file));
+  }
+  const kept = Object.fromEntries(
+    Object.entries(names).filter(([name]) => !name.includes("/workstation:") && !name.includes("/registry:")),
+  );
+  mkdirSync(join(dir, "store/names"));
+  writeFileSync(join(dir, "store/names/hub.json"), JSON.stringify({ names: kept }));
+  mkdirSync(join(dir, "cache"));
+  for (const from of ["cache/images", "packages"]) {
+    const copy = spawnSync("cp", ["-a", join(CATALOG, from), join(dir, from)]);
+    assert.equal(copy.status, 0, `cp -a ${from}: ${copy.stderr}`);
+  }
+  return join(dir, "store");
 }
 
 // A suite's browser and server, there from before its first test to after

@@ -201,7 +201,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         signup_open: args.signup == Signup::Open,
         signup_code: args.signup_code.clone(),
         socket_timeout: args.socket_timeout,
-        trust_proxy: args.trust_proxy,
+        trust_proxy: args.trust_proxy.clone(),
     };
     if !db.admin_exists().await? {
         let token = crate::db::random_secret();
@@ -218,7 +218,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     let runtime_dir = sandbox::runtime_dir(&global.data_dir);
     let hub_store_dir = store_dir.clone();
     let helper = std::env::current_exe().context("cannot find the layerlab executable")?;
-    let mut config = host::EmbeddedConfig::new(&store_dir, &runtime_dir, helper);
+    let mut config = host::EmbeddedConfig::new(&store_dir, &runtime_dir, helper.clone());
     let packages = images::packages::Mirror::new(&sandbox::packages_dir(&global.data_dir));
     config.packages_dir = Some(packages.repository());
     if let Some(parent) = &args.cgroup_parent {
@@ -238,6 +238,17 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     })
     .await??;
     let host: Arc<dyn host::SandboxHost> = Arc::new(host);
+    let plan = crate::catalog::BuildPlan {
+        store_dir: hub_store_dir.clone(),
+        cache_dir: sandbox::image_cache_dir(&global.data_dir),
+        // registry:2 and the lab node carry this very binary.
+        layerlab: helper,
+        mirror: images::packages::Mirror::new(&sandbox::packages_dir(&global.data_dir)),
+    };
+    let build = args.missing_images == crate::cli::MissingImages::Build;
+    let catalog =
+        tokio::task::spawn_blocking(move || crate::catalog::Catalog::prepare(plan, build))
+            .await??;
     let grading = crate::grading::Grading::new(host.clone(), db.clone());
     let labs = Arc::new(crate::labs::Labs::new(
         host,
@@ -253,6 +264,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
             },
         },
         &course,
+        catalog.clone(),
     ));
     // Labs keep running while the server is down; pick them up again.
     labs.reconcile()
@@ -270,6 +282,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         labs,
         grading,
         course,
+        catalog,
         settings,
         csrf,
         login_limiter: Default::default(),

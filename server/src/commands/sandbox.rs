@@ -15,7 +15,7 @@ pub fn store_dir(data_dir: &Path) -> PathBuf {
 }
 
 /// Build cache of the catalog recipes (debootstrap trees, downloaded .debs).
-fn image_cache_dir(data_dir: &Path) -> PathBuf {
+pub fn image_cache_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("cache").join("images")
 }
 

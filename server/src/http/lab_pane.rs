@@ -63,6 +63,7 @@ pub async fn pane(
         warn_secs: labs.idle_warning().as_secs(),
         now: now(),
         watchers: Vec::new(),
+        waiting: None,
     };
     let Some(user) = user else {
         return Ok(pane);
@@ -70,6 +71,11 @@ pub async fn pane(
     match state.db.latest_lab(&user.id, slug).await? {
         Some(lab) if lab.state == LabState::Stopped => pane.last_end = lab.end_reason,
         Some(lab) => {
+            if lab.state == LabState::Starting
+                && let Some(lesson) = state.course.lesson(slug)
+            {
+                pane.waiting = state.catalog.waiting_for(&lesson.node.image);
+            }
             pane.terminals = labs.terminal_names(&lab.id);
             pane.watchers = labs.watchers(&lab.id);
             pane.lab = Some(labs.live(lab).await?);
@@ -77,6 +83,15 @@ pub async fn pane(
         None => {}
     }
     Ok(pane)
+}
+
+/// Until the lab's start has ended, at most [`START_WAIT`]; sooner when
+/// the catalog it may wait for moves on, so the pane shows how far it got.
+async fn wait_started(state: &SharedState, lab_id: &str) {
+    tokio::select! {
+        () = state.labs.wait_started(lab_id, START_WAIT) => {}
+        () = state.catalog.changed() => {}
+    }
 }
 
 async fn show(
@@ -88,7 +103,7 @@ async fn show(
     if let Some(lab) = state.db.active_lab(&user.id, &slug).await?
         && lab.state == LabState::Starting
     {
-        state.labs.wait_started(&lab.id, START_WAIT).await;
+        wait_started(&state, &lab.id).await;
     }
     let pane = pane(&state, Some(&user), &slug).await?;
     Ok(templates::render(&LabPanel { pane }))
@@ -105,7 +120,7 @@ async fn start(
     // pane, not a failed request.
     let refused = match state.labs.start(&user.id, lesson).await {
         Ok((lab, _)) => {
-            state.labs.wait_started(&lab.id, START_WAIT).await;
+            wait_started(&state, &lab.id).await;
             None
         }
         Err(

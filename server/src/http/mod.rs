@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod api;
 pub mod assets;
+mod catalog;
 pub mod error;
 mod grades;
 mod lab_pane;
@@ -81,14 +82,16 @@ pub struct Settings {
     pub signup_code: Option<String>,
     /// How long a terminal websocket may stay silent or stuck.
     pub socket_timeout: Duration,
-    /// Requests come through a proxy whose `X-Forwarded-For` and
+    /// The proxies (`--trust-proxy`) whose `X-Forwarded-For` and
     /// `X-Forwarded-Proto` we believe.
-    pub trust_proxy: bool,
+    pub trust_proxy: Option<crate::cli::TrustedProxies>,
 }
 
 pub struct AppState {
     pub db: Db,
     pub course: Arc<crate::live_course::LiveCourse>,
+    /// Whether the catalog images are in the store (built at first start).
+    pub catalog: Arc<crate::catalog::Catalog>,
     pub settings: Settings,
     pub csrf: CsrfKey,
     pub login_limiter: LoginLimiter,
@@ -111,6 +114,7 @@ pub fn app(state: SharedState) -> Router {
         .merge(labs::router())
         .merge(grades::router())
         .merge(lab_pane::router())
+        .merge(catalog::router())
         .merge(preview::router())
         .merge(assets::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::ensure_csrf_cookie))

@@ -66,6 +66,7 @@ async fn index(
         page,
         lessons,
         watch,
+        catalog: templates::CatalogBanner::of(&state.catalog),
     }))
 }
 
@@ -113,6 +114,7 @@ async fn lesson(
             pane,
             style_nonce,
             watch,
+            catalog: templates::CatalogBanner::of(&state.catalog),
         })
     }))
 }

@@ -303,10 +303,19 @@ fn request_scheme<'a>(parts: &'a Parts, state: &SharedState) -> &'a str {
     proxy_says(parts, state, "x-forwarded-proto").unwrap_or("http")
 }
 
-/// With `--trust-proxy`, the last entry of the last `header`: the one our
-/// proxy added (earlier ones come from the client and prove nothing).
+/// For a request from a proxy named by `--trust-proxy`, the last entry of
+/// the last `header`: the one that proxy added (earlier ones come from the
+/// client and prove nothing). Anyone else could write any address there.
 fn proxy_says<'a>(parts: &'a Parts, state: &SharedState, header: &str) -> Option<&'a str> {
-    if !state.settings.trust_proxy {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?;
+    if !state
+        .settings
+        .trust_proxy
+        .as_ref()
+        .is_some_and(|proxies| proxies.contains(peer.0.ip()))
+    {
         return None;
     }
     let value = parts.headers.get_all(header).iter().next_back()?;

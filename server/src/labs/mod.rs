@@ -8,7 +8,8 @@
 //! protects the server: a lab may lower it.
 //!
 //! Every call into the [`host::SandboxHost`] blocks, so it runs on a
-//! blocking thread. A lab is `starting` while its node is being built,
+//! blocking thread. A lab is `starting` while its node is being built
+//! (first waiting for its image while the catalog is being prepared),
 //! `ready` once it is up and `stopped` for good afterwards; a failed start
 //! becomes `stopped` with the reason.
 
@@ -110,6 +111,8 @@ pub struct Labs {
     /// Who is watching each lab's terminals read-only, by lab id: the
     /// student's pane names them.
     watchers: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// A lab waits here for its image while the catalog is being built.
+    catalog: Arc<crate::catalog::Catalog>,
 }
 
 /// An instructor watching a lab; the name goes when this is dropped.
@@ -169,6 +172,7 @@ impl Labs {
         db: Db,
         limits: Limits,
         course: &course::Course,
+        catalog: Arc<crate::catalog::Catalog>,
     ) -> Labs {
         Labs {
             node_limits: course
@@ -185,6 +189,7 @@ impl Labs {
             sockets: Mutex::new(SocketCounts::default()),
             starting: Mutex::new(HashMap::new()),
             watchers: Arc::new(Mutex::new(HashMap::new())),
+            catalog,
         }
     }
 
@@ -348,6 +353,11 @@ impl Labs {
 
     async fn build(self: Arc<Self>, spec: SessionSpec, began: Instant) {
         let id = spec.id.clone();
+        if let Err(err) = self.catalog.wait_for(&spec.image).await {
+            tracing::error!(lab = %id, image = %spec.image, error = %err, "lab cannot start without its image");
+            self.mark_stopped(&id, &err.to_string()).await;
+            return;
+        }
         let host = self.host.clone();
         let created = tokio::task::spawn_blocking(move || host.create_session(spec)).await;
         match created {

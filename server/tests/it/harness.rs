@@ -50,6 +50,10 @@ impl Server {
             .args(["--cgroup-parent", &cgroup_parent])
             .args(extra)
             .env("LAYERLAB_LOG", "info")
+            // Most tests' stores are empty and need no labs: building the
+            // catalog there would run debootstrap for every one of them.
+            // Tests that want the build pass --missing-images build.
+            .env("LAYERLAB_MISSING_IMAGES", "fail")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -240,6 +244,22 @@ pub fn csrf_of(html: &str) -> String {
 /// Sends a request and parses its JSON answer.
 pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
     request.send().await.unwrap().json().await.unwrap()
+}
+
+/// The body of `url`, fetched as the API token's user.
+pub async fn text_as(token: &str, url: &str) -> String {
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    response.text().await.unwrap()
 }
 
 pub async fn get_page(client: &reqwest::Client, url: &str) -> String {

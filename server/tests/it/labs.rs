@@ -50,8 +50,8 @@ pub fn create_token(data: &tempfile::TempDir, name: &str) -> String {
 
 /// Deletes the lab when dropped, so a failing test leaves no node behind.
 pub struct LabGuard {
-    url: String,
-    token: String,
+    pub url: String,
+    pub token: String,
 }
 
 impl Drop for LabGuard {
@@ -98,26 +98,37 @@ pub async fn start_lesson_lab(server: &Server, token: &str, lesson: &str) -> (St
         url: server.at(&format!("/api/sessions/{id}")),
         token: token.to_string(),
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
+    wait_until_ready(server, token, &id, Duration::from_secs(120)).await;
+    (id, guard)
+}
+
+/// `GET /api/sessions/{id}`.
+pub async fn lab_state(server: &Server, token: &str, id: &str) -> Value {
+    json(
+        reqwest::Client::new()
+            .get(server.at(&format!("/api/sessions/{id}")))
+            .bearer_auth(token),
+    )
+    .await
+}
+
+/// Waits until lab `id` is ready, at most `limit`; fails if it stops.
+pub async fn wait_until_ready(server: &Server, token: &str, id: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
     loop {
-        let lab: Value = json(
-            reqwest::Client::new()
-                .get(server.at(&format!("/api/sessions/{id}")))
-                .bearer_auth(token),
-        )
-        .await;
+        let lab = lab_state(server, token, id).await;
         match lab["state"].as_str() {
-            Some("ready") => break,
+            Some("ready") => return,
             Some("starting") => {}
             _ => panic!("lab did not start: {lab}\n{}", server.log()),
         }
         assert!(
             Instant::now() < deadline,
-            "lab still starting after 2 minutes"
+            "lab still starting after {limit:?}\n{}",
+            server.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    (id, guard)
 }
 
 pub async fn connect(

@@ -11,11 +11,14 @@
 //! - `protection`: CSRF, Origin, rate limits, body limits, headers.
 //! - `lessons`: pages, Markdown, run buttons, assets, the JSON API, bad courses.
 //! - `durability`: what survives a restart and a crash.
+//! - `first_start`: a store lacking catalog images; they are built while
+//!   the server runs and labs wait for them.
 //! - `labs`: lab sessions and their terminal websockets, on real nodes.
 //! - `grading`: checks, hints, scores and gradebooks, on real nodes.
 //! - `course`: every bundled lesson's solution, typed into a real lab,
 //!   earns full points after every task failed on the fresh lab.
 //! - `sandbox`: the catalog and `layerlab sandbox run`, on real namespaces.
+//! - `toolchain`: `scripts/ensure-rust.sh`, which `make` runs first.
 //! - `registry`: `layerlab registry serve` with skopeo and `kill -9`, in a
 //!   lab node, and the hub of `layerlab serve --hub-listen`.
 
@@ -24,6 +27,7 @@ mod accounts;
 mod course;
 mod database;
 mod durability;
+mod first_start;
 mod grading;
 mod harness;
 mod labs;
@@ -32,3 +36,4 @@ mod preview;
 mod protection;
 mod registry;
 mod sandbox;
+mod toolchain;

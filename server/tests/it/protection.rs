@@ -277,27 +277,35 @@ async fn api_errors_are_json_and_say_what_to_do() {
 }
 
 /// Someone guessing a password slows down only themselves: the owner, from
-/// another address (behind a trusted proxy, the address it reports), still
-/// logs in.
+/// another address (behind a proxy named by --trust-proxy, the address it
+/// reports), still logs in. A client that is not a named proxy cannot
+/// escape the limit by writing X-Forwarded-For itself.
 #[tokio::test]
 async fn a_guesser_does_not_lock_the_owner_out() {
     let dir = temp_dir();
     add_user(dir.path(), "heidi", "student", "heidi's password");
-    let server = Server::start(dir.path(), &["--trust-proxy"]);
-    let from = |address: &'static str| {
+    add_user(dir.path(), "ivan", "student", "ivan's password");
+    // The test connects from 127.0.0.1 as the proxy, and from 127.0.0.2
+    // as a client reaching the server directly.
+    let server = Server::start(dir.path(), &["--trust-proxy", "10.0.0.0/8,127.0.0.1"]);
+    let from = |local: &str, forwarded: &str| {
         reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
+            .local_address(local.parse::<std::net::IpAddr>().unwrap())
             .default_headers(
-                [("x-forwarded-for".parse().unwrap(), address.parse().unwrap())]
-                    .into_iter()
-                    .collect(),
+                [(
+                    "x-forwarded-for".parse().unwrap(),
+                    forwarded.parse().unwrap(),
+                )]
+                .into_iter()
+                .collect(),
             )
             .build()
             .unwrap()
     };
     // The client's own X-Forwarded-For entries come first; the proxy's is last.
-    let guesser = from("10.9.9.9, 203.0.113.7");
+    let guesser = from("127.0.0.1", "10.9.9.9, 203.0.113.7");
     let mut statuses = Vec::new();
     for _ in 0..6 {
         statuses.push(
@@ -307,13 +315,58 @@ async fn a_guesser_does_not_lock_the_owner_out() {
         );
     }
     assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
-    let owner = from("10.9.9.9, 198.51.100.9");
+    let owner = from("127.0.0.1", "10.9.9.9, 198.51.100.9");
     let response = login(&owner, &server, "heidi", "heidi's password").await;
     assert_eq!(
         response.status(),
         StatusCode::SEE_OTHER,
         "the owner is locked out"
     );
+
+    // Directly, a new made-up address on every try changes nothing: the
+    // limit keys on the connecting address.
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let direct = from("127.0.0.2", &format!("198.51.100.{}", 100 + n));
+        statuses.push(
+            login(&direct, &server, "ivan", "guess guess")
+                .await
+                .status(),
+        );
+    }
+    assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    // The same header through the proxy is believed: another client.
+    let owner = from("127.0.0.1", "198.51.100.105");
+    let response = login(&owner, &server, "ivan", "ivan's password").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+/// --trust-proxy takes addresses and networks; anything else stops the
+/// server before it starts, saying what to write.
+#[test]
+fn trust_proxy_refuses_what_is_not_an_address() {
+    let dir = temp_dir();
+    for bad in ["nonsense", "true", "10.0.0.0/40"] {
+        let out = cli(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "--trust-proxy",
+                bad,
+            ],
+            "",
+        );
+        assert!(!out.status.success(), "{bad:?} was accepted");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("{bad:?} is not an IP address or network"))
+                && err.contains("10.0.0.0/8"),
+            "{err}"
+        );
+    }
 }
 
 /// A login name cannot forge log lines, and a huge one is not logged whole.

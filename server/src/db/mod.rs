@@ -87,6 +87,12 @@ impl Db {
         sqlx::migrate!("../migrations").run(&pool).await?;
         Ok(Db { pool })
     }
+
+    /// Whether the database answers at all (`/readyz`).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
 }
 
 /// Current time in unix seconds.

@@ -428,15 +428,13 @@ struct Measured {
 }
 
 impl StoreSize {
-    /// Starts the first measurement at once, so the first scrape likely
-    /// has it.
+    /// Measures nothing yet: the first [`StoreSize::current`] starts it
+    /// (the server asks at start when it serves metrics).
     pub fn new(dir: &Path) -> StoreSize {
-        let size = StoreSize {
+        StoreSize {
             dir: dir.to_owned(),
             measured: Arc::default(),
-        };
-        size.current();
-        size
+        }
     }
 
     /// The last size measured, if any; starts a new measurement in the

@@ -230,6 +230,12 @@ async fn metrics_follow_a_lab_and_an_admin_stops_it_from_the_labs_page() {
     assert_eq!(sample(&after, "layerlab_terminals"), 0.0);
     assert_eq!(sample(&after, "layerlab_sandbox_pids"), 0.0);
     assert!(sample(&after, r#"layerlab_errors_total{kind="forbidden"}"#) >= 3.0);
+    // The metrics listener ends with the server.
+    server.stop();
+    assert!(
+        reqwest::get(&metrics).await.is_err(),
+        "metrics outlived the server"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

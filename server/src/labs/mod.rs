@@ -357,8 +357,9 @@ impl Labs {
         match created {
             Ok(Ok(_)) => match self.db.lab_ready(&id).await {
                 Ok(true) => {
-                    metrics::lab_started(began.elapsed());
-                    let took_ms = began.elapsed().as_millis() as u64;
+                    let took = began.elapsed();
+                    metrics::lab_started(took);
+                    let took_ms = took.as_millis() as u64;
                     tracing::info!(lab = %id, took_ms, "lab ready");
                 }
                 // Stopped while it was starting: the node must go too.

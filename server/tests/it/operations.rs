@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::harness::*;
-use crate::labs::{connect, lab_server_with, read_until, start_lesson_lab, type_line, user_token};
+use crate::labs::{
+    connect, lab_server_with, post_lab, read_until, start_lesson_lab, type_line, user_token,
+};
 use crate::registry::hub_address;
 
 const LESSON: &str = "01-what-is-a-container";
@@ -62,6 +64,8 @@ async fn metrics_follow_a_lab_and_an_admin_stops_it_from_the_labs_page() {
             "127.0.0.1:0",
             "--hub-listen",
             "127.0.0.1:0",
+            "--max-labs-per-user",
+            "1",
         ],
     );
     let metrics = metrics_url(&server);
@@ -97,6 +101,9 @@ async fn metrics_follow_a_lab_and_an_admin_stops_it_from_the_labs_page() {
         .await
         .unwrap();
     assert_eq!(check.status(), 200);
+    // A second lab is one too many for this user: refused, and counted.
+    let refused = post_lab(&server, &token, "02-images-vs-containers").await;
+    assert_eq!(refused.status(), 429);
     let missing = reqwest::Client::new()
         .get(server.at("/api/sessions/lab-nothing-here"))
         .bearer_auth(&token)
@@ -151,6 +158,27 @@ async fn metrics_follow_a_lab_and_an_admin_stops_it_from_the_labs_page() {
     assert!(sample(&during, "layerlab_websocket_received_bytes_total") >= 20.0);
     assert!(sample(&during, "layerlab_websocket_sent_bytes_total") > 20.0);
     assert!(sample(&during, r#"layerlab_errors_total{kind="not_found"}"#) >= 1.0);
+    assert_eq!(
+        sample(
+            &during,
+            r#"layerlab_lab_start_failures_total{reason="user_full"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &during,
+            r#"layerlab_lab_start_failures_total{reason="node"}"#
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &during,
+            r#"layerlab_errors_total{kind="too_many_requests"}"#
+        ),
+        1.0
+    );
     assert!(sample(&during, "layerlab_sandbox_memory_bytes") > 1e6);
     assert!(sample(&during, "layerlab_sandbox_pids") >= 2.0);
     // The store is measured in the background; the first walk ends soon.

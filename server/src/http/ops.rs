@@ -54,8 +54,8 @@ async fn readyz(State(state): State<SharedState>) -> Response {
 /// (the server builds its state only after it opened), so what remains is
 /// the node image every lab starts from.
 fn catalog_ready(state: &SharedState) -> bool {
-    let workstation = store::Reference::parse("workstation").expect("a valid image name");
-    state.store.resolve(&images::hub(), &workstation).is_ok()
+    store::Reference::parse("workstation")
+        .is_ok_and(|workstation| state.store.resolve(&images::hub(), &workstation).is_ok())
 }
 
 fn not_ready(reason: &str) -> Response {

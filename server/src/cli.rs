@@ -190,6 +190,17 @@ pub struct ServeArgs {
     /// e.g. https://registry-1.docker.io; fetched images are kept.
     #[arg(long, env = "LAYERLAB_HUB_UPSTREAM", requires = "hub_listen", value_parser = parse_upstream)]
     pub hub_upstream: Option<::registry::Upstream>,
+
+    /// Also serve Prometheus metrics at /metrics on this address, without
+    /// authentication (bind it where only your scraper reaches), e.g.
+    /// 127.0.0.1:9464.
+    #[arg(long, env = "LAYERLAB_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Serve /metrics on the main address too, to requests carrying
+    /// `Authorization: Bearer TOKEN` (at least 16 characters).
+    #[arg(long, env = "LAYERLAB_METRICS_TOKEN", value_parser = parse_metrics_token, hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -442,6 +453,15 @@ fn parse_proxies(text: &str) -> Result<TrustedProxies, String> {
         nets.push(net.trunc());
     }
     Ok(TrustedProxies(nets))
+}
+
+fn parse_metrics_token(text: &str) -> Result<String, String> {
+    if text.chars().count() < 16 || !text.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(
+            "a metrics token needs at least 16 printable characters and no spaces, e.g. from `openssl rand -hex 24`".into(),
+        );
+    }
+    Ok(text.to_owned())
 }
 
 fn parse_upstream(text: &str) -> Result<::registry::Upstream, String> {

@@ -14,6 +14,7 @@ mod grading;
 mod http;
 mod labs;
 mod live_course;
+mod metrics;
 mod templates;
 
 use clap::Parser;

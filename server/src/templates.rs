@@ -54,6 +54,25 @@ pub struct AdminUsersPage {
 }
 
 #[derive(Template)]
+#[template(path = "admin_labs.html")]
+pub struct AdminLabsPage {
+    pub page: PageContext,
+    pub labs: Vec<AdminLabRow>,
+}
+
+/// One running lab on the admin's page, its figures already in words.
+pub struct AdminLabRow {
+    pub id: String,
+    pub owner: String,
+    pub lesson: String,
+    pub state: &'static str,
+    /// `4 min`, `2 h 5 min`.
+    pub age: String,
+    /// `83 MiB of 512 MiB`, or the limit alone while the node starts.
+    pub memory: String,
+}
+
+#[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
     pub page: PageContext,

@@ -2,8 +2,9 @@
 // screen (1280 px) and a phone (390 px): the resizable split and the button
 // that hides the text, the Lesson | Lab switch, the time left and the limit
 // it counts down to, the key that leaves the terminal, the skip link, focus
-// that always shows, xterm.js loaded only once a lab runs, and axe-core's
-// audit of the course, login and lesson pages.
+// that always shows, xterm.js loaded only once a lab runs, the admin's labs
+// page on a phone, and axe-core's audit of the course, login and lesson
+// pages.
 //
 // uid blocks: this suite's servers take (7 << 28) + 16 * 65536 and
 // (7 << 28) + 20 * 65536 (4 slots each); browser.test.mjs has 7 << 28,
@@ -187,7 +188,7 @@ test("phone: nothing scrolls sideways; Lesson | Lab tabs; skip link, time limit,
   addUser(suite.dir, "phone-admin", "phone-admin password", "admin");
   await logIn(page, suite.url, "phone-admin", "phone-admin password", "/admin/users");
   await assertNoSideways(page, "the accounts page");
-  for (const path of ["/teach", `${LESSON}/grades`]) {
+  for (const path of ["/teach", `${LESSON}/grades`, "/admin/labs"]) {
     await page.goto(`${suite.url}${path}`);
     await assertNoSideways(page, path);
   }
@@ -213,6 +214,19 @@ test("phone: nothing scrolls sideways; Lesson | Lab tabs; skip link, time limit,
   await startLab(phone);
   assert.equal(terminalCode.length, 4, `xterm.js once the lab runs: ${terminalCode}`);
   await assertNoSideways(phone, "the lesson page with a running lab");
+
+  // The admin's labs page lists that lab on a phone too, with its Stop.
+  const adminContext = await suite.browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
+  const admin = await adminContext.newPage();
+  const adminErrors = watchErrors(admin);
+  await logIn(admin, suite.url, "phone-admin", "phone-admin password", "/admin/labs");
+  const row = admin.locator("tr", { has: admin.getByRole("rowheader", { name: "walker" }) });
+  assert.match(await row.textContent(), /01-what-is-a-container[\s\S]*ready[\s\S]*MiB of 512 MiB/);
+  assert.ok(await row.getByRole("button", { name: /Stop the lab of walker/ }).isVisible());
+  await assertNoSideways(admin, "the admin's labs page with a lab");
+  await admin.screenshot({ path: join(OUTPUT, "admin-labs-phone.png"), fullPage: true });
+  assert.deepEqual(adminErrors, [], "no script errors and no CSP violations on the labs page");
+  await adminContext.close();
   const time = phone.locator(".lab-time");
   assert.match(await time.textContent(), /^\d+:\d\d left · idle limit$/);
   const box = await time.boundingBox();

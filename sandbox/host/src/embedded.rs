@@ -27,7 +27,7 @@ use crate::http::{self, HttpError, HttpRequest, HttpResponse};
 use crate::terminal::{self, Terminal, TerminalSize};
 use crate::{
     ContainerFacts, Expired, Expiry, ImageFacts, SandboxHost, SessionInfo, SessionSpec,
-    SessionState,
+    SessionState, Usage,
 };
 
 /// Where an [`EmbeddedHost`] keeps its state, and how it stops nodes.
@@ -619,6 +619,15 @@ impl SandboxHost for EmbeddedHost {
 
     fn sessions(&self) -> Result<Vec<SessionInfo>> {
         Ok(self.load_all()?.into_iter().map(|r| self.info(r)).collect())
+    }
+
+    fn usage(&self, id: &str) -> Result<Usage> {
+        self.running(id, "its usage")?;
+        let stats = self.rt.stats(id)?;
+        Ok(Usage {
+            memory_bytes: stats.memory_bytes,
+            pids: stats.pids,
+        })
     }
 }
 

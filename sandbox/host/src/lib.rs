@@ -17,6 +17,8 @@
 //!   [`ContainerFacts`] out of [`SandboxHost::engine_image`] and
 //!   [`SandboxHost::engine_containers`]: the node's Docker engine as the
 //!   grader reads it.
+//! - [`Usage`] out of [`SandboxHost::usage`]: a node's memory and pids
+//!   in use, from its cgroups, for the server's metrics and admin page.
 //! - [`Terminal`]: a login shell on a PTY of the node's own devpts (so
 //!   `tty` in it names `/dev/pts/N`), split into a blocking reader, a
 //!   blocking writer, a [`Resizer`] and a [`TerminalProcess`] to wait for
@@ -319,4 +321,19 @@ pub trait SandboxHost: Send + Sync {
     /// One session, as [`SandboxHost::sessions`] would list it; `NotFound`
     /// when absent.
     fn session(&self, id: &str) -> Result<SessionInfo>;
+
+    /// What the node and its containers use now, read from its cgroups
+    /// (nothing runs in the node for it). Running only.
+    fn usage(&self, id: &str) -> Result<Usage>;
+}
+
+/// A session's resources in use at one moment, as [`SandboxHost::usage`]
+/// reads them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Memory charged to the node's cgroup, its containers' included (the
+    /// same figure its memory limit is enforced on, page cache counted).
+    pub memory_bytes: u64,
+    /// Processes and threads in the node and its containers.
+    pub pids: u64,
 }

@@ -388,6 +388,27 @@ fn exec_captures_output_times_out_and_setup_ran() {
     assert_eq!(absent.kind(), ErrorKind::NotFound, "{absent}");
 }
 
+fn usage_counts_the_nodes_memory_and_processes() {
+    let f = Fixture::new();
+    f.create("usage");
+    let before = f.host.usage("usage").expect("usage of a running node");
+    assert!(before.pids >= 1 && before.memory_bytes > 0, "{before:?}");
+    // Two sleepers and 64 MiB in the node's tmpfs, which its cgroup pays for.
+    f.sh(
+        "usage",
+        "(sleep 60 >/dev/null 2>&1 &); (sleep 60 >/dev/null 2>&1 &); head -c 64M /dev/zero > /dev/shm/fill",
+    );
+    let after = f.host.usage("usage").expect("usage again");
+    // The node's init and the two sleepers, at least.
+    assert!(after.pids >= 3, "{before:?} then {after:?}");
+    assert!(
+        after.memory_bytes >= before.memory_bytes + (60 << 20),
+        "{before:?} then {after:?}"
+    );
+    let absent = f.host.usage("nobody").expect_err("no such session");
+    assert_eq!(absent.kind(), ErrorKind::NotFound, "{absent}");
+}
+
 fn sessions_cannot_see_each_other() {
     let f = Fixture::new();
     f.create("iso-a");
@@ -785,6 +806,10 @@ const TESTS: &[Test] = &[
         dead_session_is_exited_and_a_restart_releases_its_lease,
     ),
     ("bad_input_is_refused_clearly", bad_input_is_refused_clearly),
+    (
+        "usage_counts_the_nodes_memory_and_processes",
+        usage_counts_the_nodes_memory_and_processes,
+    ),
     (
         "an_id_taken_by_another_sandbox_is_refused_and_left_alone",
         an_id_taken_by_another_sandbox_is_refused_and_left_alone,

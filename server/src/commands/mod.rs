@@ -149,6 +149,7 @@ fn lessons_check(dir: &Path, watch: bool) -> anyhow::Result<ExitCode> {
 const SERVER_OOM_SCORE_ADJ: &str = "-500";
 
 async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    crate::metrics::init();
     if let Err(err) = std::fs::write("/proc/self/oom_score_adj", SERVER_OOM_SCORE_ADJ) {
         tracing::warn!(error = %err, "cannot lower the server's OOM priority (needs CAP_SYS_RESOURCE); memory admission alone keeps labs from taking the host's memory");
     }
@@ -202,6 +203,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         signup_code: args.signup_code.clone(),
         socket_timeout: args.socket_timeout,
         trust_proxy: args.trust_proxy.clone(),
+        metrics_token: args.metrics_token.clone(),
     };
     if !db.admin_exists().await? {
         let token = crate::db::random_secret();
@@ -217,6 +219,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         .unwrap_or_else(|| sandbox::store_dir(&global.data_dir));
     let runtime_dir = sandbox::runtime_dir(&global.data_dir);
     let hub_store_dir = store_dir.clone();
+    let store_size = crate::metrics::StoreSize::new(&store_dir);
     let helper = std::env::current_exe().context("cannot find the layerlab executable")?;
     let mut config = host::EmbeddedConfig::new(&store_dir, &runtime_dir, helper.clone());
     let packages = images::packages::Mirror::new(&sandbox::packages_dir(&global.data_dir));
@@ -287,8 +290,13 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         csrf,
         login_limiter: Default::default(),
         signup_limiter: Default::default(),
+        store_size,
     });
     tracing::info!(lessons = state.course.course().lessons.len(), dir = %lessons_dir.display(), watch = args.watch, "course loaded");
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(bind_metrics(addr).await?),
+        None => None,
+    };
     // Tools read the first word after "listening on": the address itself.
     if args.base_url.is_some() {
         tracing::info!("listening on http://{local} (public address {public_url})");
@@ -299,7 +307,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         Some(addr) => Some(start_hub(addr, &hub_store_dir, args.hub_upstream).await?),
         None => None,
     };
-    let served = http::serve(listener, state, shutdown_signal()).await;
+    let served = http::serve(listener, metrics_listener, state, shutdown_signal()).await;
     if let Some((stop, task)) = hub {
         let _ = stop.send(());
         task.await
@@ -309,6 +317,28 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     served.context("the web server failed")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the metrics listener and says where it is.
+async fn bind_metrics(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let (listener, local) = bind(addr, "metrics").await?;
+    // Tools read the first word after "metrics at": the URL itself.
+    tracing::info!("metrics at http://{local}/metrics");
+    Ok(listener)
+}
+
+/// A listener on `addr` for `what`, and the address it got.
+async fn bind(
+    addr: std::net::SocketAddr,
+    what: &str,
+) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for {what}; is that port in use?"))?;
+    let local = listener
+        .local_addr()
+        .with_context(|| format!("cannot read the {what} address"))?;
+    Ok((listener, local))
 }
 
 /// Binds the hub's listener and serves it until the returned sender fires.
@@ -325,13 +355,10 @@ async fn start_hub(
     if let Some(upstream) = &upstream {
         tracing::info!(upstream = %upstream.url(), "the hub pulls what the catalog lacks through");
     }
-    let router = ::registry::hub(store, upstream).context("cannot open the hub")?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} for the hub; is that port in use?"))?;
-    let local = listener
-        .local_addr()
-        .context("cannot read the hub's address")?;
+    let router = ::registry::hub(store, upstream)
+        .context("cannot open the hub")?
+        .layer(axum::middleware::from_fn(crate::metrics::hub_traffic));
+    let (listener, local) = bind(addr, "the hub").await?;
     tracing::info!("hub serving the catalog at http://{local}/v2/");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(::registry::serve(listener, router, async {

@@ -162,6 +162,12 @@ impl Db {
         sqlx::migrate!("../migrations").run(&pool).await?;
         Ok(Db { pool, backend })
     }
+
+    /// Whether the database answers at all (`/readyz`).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
 }
 
 /// A server that is starting up refuses connections or is not resolvable

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 use host::SandboxHost;
@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::auth::limits::{seconds, wait_secs};
 use crate::db::{Db, DbError, Lab, NewAttempt, UserRow};
+use crate::metrics;
 
 /// Manual checks per user: a burst of 5, then one every 2 seconds.
 const MANUAL_BURST: u32 = 5;
@@ -239,17 +240,33 @@ impl Grading {
         tasks: &[&course::Task],
         mode: Mode,
     ) -> Result<Vec<(String, CheckOutcome)>, GradingError> {
-        let passed_before = self.passed(&lesson.slug, &lab.user_id).await?;
+        let passed_before = self
+            .passed(&lesson.slug, &lab.user_id)
+            .await
+            .inspect_err(|_| checks_errored(tasks.len()))?;
         let owned: Vec<course::Task> = tasks.iter().map(|t| (*t).clone()).collect();
         let host = self.host.clone();
         let session = lab.id.clone();
         let results = tokio::task::spawn_blocking(move || {
             owned
                 .iter()
-                .map(|t| (t.id.clone(), t.points, grader::grade(&*host, &session, t)))
+                .map(|t| {
+                    let began = Instant::now();
+                    let result = grader::grade(&*host, &session, t);
+                    metrics::check_ran(
+                        if result.passed {
+                            metrics::CheckResult::Passed
+                        } else {
+                            metrics::CheckResult::Failed
+                        },
+                        Some(began.elapsed()),
+                    );
+                    (t.id.clone(), t.points, result)
+                })
                 .collect::<Vec<_>>()
         })
-        .await?;
+        .await
+        .inspect_err(|_| checks_errored(tasks.len()))?;
         let mut outcomes = Vec::with_capacity(results.len());
         for (task, points, result) in results {
             if mode == Mode::Manual || result.passed {
@@ -266,6 +283,7 @@ impl Grading {
                         checks: &checks,
                     })
                     .await?;
+                metrics::attempt_recorded();
                 if first {
                     tracing::info!(lab = %lab.id, lesson = %lesson.slug, task, "task passed");
                 }
@@ -574,6 +592,14 @@ impl Gradebook {
             push_row(&mut out, &row);
         }
         out
+    }
+}
+
+/// A run of `tasks` tasks failed before its checks ran: each counts once
+/// as an error (a failure while recording does not undo checks that ran).
+fn checks_errored(tasks: usize) {
+    for _ in 0..tasks {
+        metrics::check_ran(metrics::CheckResult::Error, None);
     }
 }
 

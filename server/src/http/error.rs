@@ -53,7 +53,10 @@ impl AppError {
         }
     }
 
-    fn log(&self) {
+    /// Counts the error by kind and logs what only the log may see;
+    /// every error response passes here once.
+    fn report(&self) {
+        crate::metrics::error_response(self.status);
         if let Some(detail) = &self.internal {
             tracing::error!(status = %self.status, error = %detail, "request failed");
         }
@@ -88,7 +91,7 @@ impl From<tokio::task::JoinError> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        self.log();
+        self.report();
         (
             self.status,
             axum::Json(serde_json::json!({ "error": self.message })),
@@ -109,7 +112,7 @@ impl<E: Into<AppError>> From<E> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        self.0.log();
+        self.0.report();
         let page = templates::ErrorPage {
             page: templates::PageContext::bare(),
             status: self.0.status.as_u16(),

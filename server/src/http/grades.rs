@@ -404,7 +404,8 @@ fn capitalized(text: &str) -> String {
     }
 }
 
-fn page(state: &SharedState, user: User, csrf: CsrfToken) -> PageContext {
+/// The context of a page shown to a logged-in user.
+pub(super) fn page(state: &SharedState, user: User, csrf: CsrfToken) -> PageContext {
     PageContext {
         user: Some(user),
         csrf: csrf.0,
@@ -509,20 +510,11 @@ async fn teach_page(
                 .count(),
         });
     }
-    let names: std::collections::HashMap<String, String> = state
-        .db
-        .list_users()
+    let labs = super::labs::active_labs_with_owners(&state)
         .await?
         .into_iter()
-        .map(|u| (u.id, u.name))
-        .collect();
-    let labs = state
-        .db
-        .active_labs()
-        .await?
-        .into_iter()
-        .map(|lab| ActiveLab {
-            student: names.get(&lab.user_id).cloned().unwrap_or_default(),
+        .map(|(lab, student)| ActiveLab {
+            student,
             lesson: course
                 .lesson(&lab.lesson)
                 .map_or_else(|| lab.lesson.clone(), |l| l.title.clone()),

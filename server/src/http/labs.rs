@@ -98,6 +98,29 @@ pub(super) async fn owned_lab(state: &SharedState, user: &User, id: &str) -> Res
     Ok(lab)
 }
 
+/// The labs holding a slot now, oldest first, each with its owner's name.
+pub(super) async fn active_labs_with_owners(
+    state: &SharedState,
+) -> Result<Vec<(Lab, String)>, AppError> {
+    let names: std::collections::HashMap<String, String> = state
+        .db
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.name))
+        .collect();
+    Ok(state
+        .db
+        .active_labs()
+        .await?
+        .into_iter()
+        .map(|lab| {
+            let owner = names.get(&lab.user_id).cloned().unwrap_or_default();
+            (lab, owner)
+        })
+        .collect())
+}
+
 async fn show(
     State(state): State<SharedState>,
     ApiUser(user): ApiUser,
@@ -332,7 +355,10 @@ async fn relay(
             }
             message = socket.socket.recv(), if pending.is_none() => match message {
                 None => return Ok(()),
-                Some(message) => match message.inspect(|_| heard = Instant::now())? {
+                Some(message) => match message.inspect(|m| {
+                    heard = Instant::now();
+                    crate::metrics::websocket_received(message_len(m));
+                })? {
                     Message::Binary(_) if read_only => {}
                     Message::Binary(bytes) => {
                         activity();
@@ -438,10 +464,20 @@ struct Socket {
 
 impl Socket {
     async fn send(&mut self, message: Message) -> Result<(), RelayError> {
+        crate::metrics::websocket_sent(message_len(&message));
         match tokio::time::timeout(self.timeout, self.socket.send(message)).await {
             Ok(sent) => Ok(sent?),
             Err(_) => Err(RelayError::Stuck(self.timeout)),
         }
+    }
+}
+
+/// A message's payload, as the byte counters count it.
+fn message_len(message: &Message) -> usize {
+    match message {
+        Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
+        Message::Text(text) => text.len(),
+        Message::Close(_) => 0,
     }
 }
 

@@ -12,6 +12,7 @@ mod grades;
 mod lab_pane;
 mod labs;
 mod listen;
+mod ops;
 mod pages;
 mod preview;
 pub mod session;
@@ -85,6 +86,9 @@ pub struct Settings {
     /// The proxies (`--trust-proxy`) whose `X-Forwarded-For` and
     /// `X-Forwarded-Proto` we believe.
     pub trust_proxy: Option<crate::cli::TrustedProxies>,
+    /// Bearer token that `/metrics` on this listener asks for
+    /// (`--metrics-token`); without it `/metrics` is not served here.
+    pub metrics_token: Option<String>,
 }
 
 pub struct AppState {
@@ -100,6 +104,8 @@ pub struct AppState {
     pub hasher: crate::auth::password::Hasher,
     pub labs: Arc<crate::labs::Labs>,
     pub grading: crate::grading::Grading,
+    /// The image store's size on disk, for `/metrics`.
+    pub store_size: crate::metrics::StoreSize,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -117,6 +123,7 @@ pub fn app(state: SharedState) -> Router {
         .merge(catalog::router())
         .merge(preview::router())
         .merge(assets::router())
+        .merge(ops::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::ensure_csrf_cookie))
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -147,12 +154,28 @@ fn default_header(name: HeaderName, value: HeaderValue) -> SetResponseHeaderLaye
     SetResponseHeaderLayer::if_not_present(name, value)
 }
 
-/// Serves until `shutdown` resolves, then lets requests in flight finish.
+/// Serves until `shutdown` resolves, then lets requests in flight finish;
+/// with `metrics_listener`, serves `/metrics` there as long.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
     state: SharedState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if metrics_listener.is_some() || state.settings.metrics_token.is_some() {
+        // The first measurement of the store takes a while: start it now.
+        state.store_size.current();
+    }
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = metrics_listener.map(|metrics_listener| {
+        tokio::spawn(listen::run(
+            metrics_listener,
+            ops::metrics_app(state.clone()),
+            async {
+                let _ = metrics_stopped.await;
+            },
+        ))
+    });
     let janitor = tokio::spawn(housekeeping(state.clone()));
     // Often enough that a lab stops within a few seconds of its deadline
     // (a quarter of the idle timeout), rarely enough to cost nothing.
@@ -162,6 +185,10 @@ pub async fn serve(
     let result = listen::run(listener, app(state), shutdown).await;
     janitor.abort();
     reaper.abort();
+    let _ = stop_metrics.send(());
+    if let Some(metrics) = metrics {
+        metrics.await??;
+    }
     result
 }
 

@@ -15,7 +15,6 @@ use crate::templates::{self, IndexPage, LessonCard, LessonPage, PageContext, Pro
 pub fn router() -> Router<SharedState> {
     Router::new()
         .route("/", get(index))
-        .route("/healthz", get(|| async { "ok" }))
         .route("/lessons/{slug}", get(lesson))
         .route("/lessons/{slug}/assets/{*path}", get(lesson_asset))
 }

@@ -19,9 +19,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use host::{Expiry, ExpiryReason, SandboxHost, SessionLimits, SessionSpec, SessionState};
+use host::{Expiry, ExpiryReason, SandboxHost, SessionLimits, SessionSpec, SessionState, Usage};
 
 use crate::db::{Db, DbError, Lab, LabState};
+use crate::metrics::{self, StartFailure};
 use terminal::{TerminalError, TerminalHub};
 
 /// Most terminals one lab may have open at once.
@@ -290,9 +291,11 @@ impl Labs {
             ..
         } = self.limits;
         if active.iter().filter(|l| l.user_id == user_id).count() >= max_per_user {
+            metrics::lab_start_failed(StartFailure::UserFull);
             return Err(LabError::UserFull(max_per_user));
         }
         if active.len() >= max_labs {
+            metrics::lab_start_failed(StartFailure::ServerFull);
             return Err(LabError::ServerFull(max_labs));
         }
         let reserved: u64 = active
@@ -301,6 +304,7 @@ impl Labs {
             .sum();
         let wanted = self.limits_of(&lesson.slug).memory_bytes;
         if reserved + wanted > memory_budget {
+            metrics::lab_start_failed(StartFailure::MemoryFull);
             return Err(LabError::MemoryFull {
                 reserved_mib: reserved >> 20,
                 budget_mib: memory_budget >> 20,
@@ -363,12 +367,15 @@ impl Labs {
         match created {
             Ok(Ok(_)) => match self.db.lab_ready(&id).await {
                 Ok(true) => {
-                    let took_ms = began.elapsed().as_millis() as u64;
+                    let took = began.elapsed();
+                    metrics::lab_started(took);
+                    let took_ms = took.as_millis() as u64;
                     tracing::info!(lab = %id, took_ms, "lab ready");
                 }
                 // Stopped while it was starting: the node must go too.
                 Ok(false) => self.destroy_node(&id).await,
                 Err(err) => {
+                    metrics::lab_start_failed(StartFailure::Internal);
                     tracing::error!(lab = %id, error = %err, "cannot record a ready lab");
                     self.destroy_node(&id).await;
                     self.mark_stopped(&id, "the server could not record the lab; start it again")
@@ -376,11 +383,13 @@ impl Labs {
                 }
             },
             Ok(Err(err)) => {
+                metrics::lab_start_failed(StartFailure::Node);
                 tracing::error!(lab = %id, error = %err, "lab failed to start");
                 self.mark_stopped(&id, &format!("the lab machine failed to start: {err}"))
                     .await;
             }
             Err(err) => {
+                metrics::lab_start_failed(StartFailure::Internal);
                 tracing::error!(lab = %id, error = %err, "lab start panicked");
                 self.mark_stopped(&id, "the lab machine failed to start")
                     .await;
@@ -483,6 +492,36 @@ impl Labs {
             }
             None => false,
         }
+    }
+
+    /// Terminals open now, over all labs.
+    pub fn open_terminals(&self) -> usize {
+        self.terminals
+            .lock()
+            .map(|t| t.values().filter(|hub| !hub.exited()).count())
+            .unwrap_or(0)
+    }
+
+    /// What each running node uses now, by lab id; a node that ends
+    /// meanwhile is left out.
+    pub async fn usage(&self) -> Result<HashMap<String, Usage>, LabError> {
+        let host = self.host.clone();
+        let usage = tokio::task::spawn_blocking(move || {
+            host.sessions().map(|sessions| {
+                sessions
+                    .into_iter()
+                    .filter(|s| s.state == SessionState::Running)
+                    .filter_map(|s| host.usage(&s.id).ok().map(|u| (s.id, u)))
+                    .collect()
+            })
+        })
+        .await??;
+        Ok(usage)
+    }
+
+    /// The memory limit of a lab of `lesson`.
+    pub fn memory_limit(&self, lesson: &str) -> u64 {
+        self.limits_of(lesson).memory_bytes
     }
 
     /// Names of the lab's open terminals, `node1` first, then by name.

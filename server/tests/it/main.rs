@@ -19,6 +19,8 @@
 //!   earns full points after every task failed on the fresh lab.
 //! - `sandbox`: the catalog and `layerlab sandbox run`, on real namespaces.
 //! - `toolchain`: `scripts/ensure-rust.sh`, which `make` runs first.
+//! - `operations`: `/metrics` (its own address, or a bearer token),
+//!   `/healthz`, `/readyz` and the admin's labs page, on a real lab.
 //! - `registry`: `layerlab registry serve` with skopeo and `kill -9`, in a
 //!   lab node, and the hub of `layerlab serve --hub-listen`.
 
@@ -32,6 +34,7 @@ mod grading;
 mod harness;
 mod labs;
 mod lessons;
+mod operations;
 mod preview;
 mod protection;
 mod registry;

@@ -366,27 +366,32 @@ fn a_hub_upstream_must_be_a_registry_url_and_needs_the_hub() {
     }
 }
 
-#[tokio::test]
-async fn layerlab_serve_hub_listen_serves_the_catalog() {
-    let data = temp_dir();
-    let server = lab_server_with(&data, &["--hub-listen", "127.0.0.1:0"]);
-    // The hub's line follows the web server's "listening on".
+/// The hub's `host:port`, once its line (which follows the web server's
+/// "listening on") is in the log.
+pub async fn hub_address(server: &Server) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let hub = loop {
+    loop {
         let log = server.log();
         if let Some(addr) = log
             .split("hub serving the catalog at http://")
             .nth(1)
             .and_then(|s| s.split("/v2/").next())
         {
-            break addr.to_string();
+            return addr.to_string();
         }
         assert!(
             std::time::Instant::now() < deadline,
             "no hub address in the log:\n{log}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    }
+}
+
+#[tokio::test]
+async fn layerlab_serve_hub_listen_serves_the_catalog() {
+    let data = temp_dir();
+    let server = lab_server_with(&data, &["--hub-listen", "127.0.0.1:0"]);
+    let hub = hub_address(&server).await;
     let inspected = skopeo(&[
         "inspect",
         "--tls-verify=false",

@@ -20,12 +20,14 @@ HUB_LISTEN ?= 127.0.0.1:5001
 # Debian packages: to build, to run labs, and to test (browser, image tools).
 APT_BUILD := gcc libc6-dev pkg-config make ca-certificates curl
 APT_RUN := busybox-static debootstrap binutils e2fsprogs gnupg dpkg-dev
-APT_TEST := chromium skopeo docker.io postgresql
+APT_TEST := chromium skopeo docker.io docker-compose postgresql
 # Comparisons the benchmarks measure against (dockerd and skopeo come
 # with APT_TEST).
 APT_BENCH := docker-registry python3-terminado
 
-.PHONY: run test build deps deps-test apt-build apt-run apt-test apt-bench rust web lint unit browser bench clean-state
+IMAGE ?= layerlab:latest
+
+.PHONY: image run test build deps deps-test apt-build apt-run apt-test apt-bench rust web lint unit browser bench clean-state
 
 LAYERLAB := $(CARGO_TARGET_DIR)/release/layerlab
 
@@ -113,6 +115,13 @@ bench: deps deps-test apt-bench build
 	cargo bench --locked -p host --bench engine
 	cargo bench --locked -p host --bench build
 	cd web && LAYERLAB_BIN=$(LAYERLAB) node bench/click-to-prompt.mjs
+
+# The image docker-compose.yml runs: this machine's release binary on
+# Debian (see Dockerfile). Needs a running dockerd.
+image: build
+	rm -rf $(STATE)/image && mkdir -p $(STATE)/image
+	cp $(LAYERLAB) $(STATE)/image/layerlab
+	docker build -f Dockerfile -t $(IMAGE) $(STATE)/image
 
 clean-state:
 	rm -rf $(STATE)/target $(STATE)/test-output

@@ -280,12 +280,23 @@ pub async fn submit(
     action: &str,
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
-    let html = get_page(client, &server.at(page)).await;
+    submit_to(client, &server.url, page, action, fields).await
+}
+
+/// Fills the form of `page` on the server at `base` and posts it to `action`.
+pub async fn submit_to(
+    client: &reqwest::Client,
+    base: &str,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let html = get_page(client, &format!("{base}{page}")).await;
     let token = csrf_of(&html);
     let mut form: Vec<(&str, &str)> = vec![("_csrf", &token)];
     form.extend_from_slice(fields);
     client
-        .post(server.at(action))
+        .post(format!("{base}{action}"))
         .form(&form)
         .send()
         .await

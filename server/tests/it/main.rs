@@ -5,6 +5,7 @@
 //! - `abuse`: what one hostile client can do to everyone else (floods,
 //!   piles of sockets and accounts), tried on loopback.
 //! - `harness`: starting and stopping servers, running the CLI, reading forms.
+//! - `compose`: `docker-compose.yml` on a real dockerd with PostgreSQL.
 //! - `database`: SQLite by default, or PostgreSQL with
 //!   `LAYERLAB_TEST_DATABASE=postgres`; `db copy` from one to the other.
 //! - `accounts`: sign-up, login, logout, setup link, roles, tokens.
@@ -26,6 +27,7 @@
 
 mod abuse;
 mod accounts;
+mod compose;
 mod course;
 mod database;
 mod durability;

@@ -389,13 +389,13 @@ fn print_rows(rows: &[Row]) {
         );
     }
     println!(
-        "{:<34} {:>14} {:>26} {:>16} {:>10} {:>9} {:>14}",
-        "", "server RSS", "host memory used", "server CPU", "host CPU", "load", "samples"
+        "{:<34} {:>14} {:>26} {:>16} {:>15} {:>9} {:>14}",
+        "", "server RSS", "host memory used", "server CPU", "host CPU (peak)", "load", "samples"
     );
     for r in rows {
         let u = &r.usage;
         println!(
-            "{:<34} {:>10} MiB {:>14} → {:>5} MiB {:>6.1} s ({:>3.0} %) {:>8.0} % {:>9.2} {:>14}",
+            "{:<34} {:>10} MiB {:>14} → {:>5} MiB {:>6.1} s ({:>3.0} %) {:>5.0} % ({:>3.0} %) {:>9.2} {:>14}",
             r.phase.name(),
             mib(u.server_rss_peak),
             mib(u.host_used_before),
@@ -403,6 +403,7 @@ fn print_rows(rows: &[Row]) {
             r.server_cpu.as_secs_f64(),
             100.0 * r.server_cpu.as_secs_f64() / u.wall.as_secs_f64(),
             100.0 * u.host_busy,
+            100.0 * u.host_busy_peak,
             u.load_peak,
             format!("{} keys", r.keys.len()),
         );
@@ -584,10 +585,11 @@ impl Crash {
         baseline: &BTreeMap<String, i64>,
     ) -> Result<()> {
         for report in reports {
-            let state = report
-                .lab_after_restart
-                .clone()
-                .unwrap_or_else(|| "never seen after the restart".to_owned());
+            let state = match (&report.start, &report.lab_after_restart) {
+                (None, _) => "without a lab (its start had failed)".to_owned(),
+                (Some(_), Some(state)) => state.clone(),
+                (Some(_), None) => "not seen by its student after the restart".to_owned(),
+            };
             *self.labs_after_restart.entry(state).or_default() += 1;
             if let Some(took) = report.reconnect {
                 self.reconnects.push(took);

@@ -108,8 +108,10 @@ pub struct Usage {
     pub server_rss_peak: u64,
     /// Highest 1-minute load average seen.
     pub load_peak: f64,
-    /// Share of all CPUs' time the host spent busy (not idle, not iowait).
+    /// Share of all CPUs' time the host spent busy (not idle, not iowait),
+    /// over the phase and in its busiest half second.
     pub host_busy: f64,
+    pub host_busy_peak: f64,
     pub wall: Duration,
 }
 
@@ -118,7 +120,7 @@ pub struct Usage {
 pub struct Sampler {
     pub server_pid: Arc<AtomicU32>,
     running: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(u64, u64, f64)>,
+    thread: std::thread::JoinHandle<Peaks>,
     host_used_before: u64,
     cpu_before: CpuTimes,
     began: Instant,
@@ -130,14 +132,18 @@ impl Sampler {
         let running = Arc::new(AtomicBool::new(true));
         let (watched, keep) = (pid.clone(), running.clone());
         let thread = std::thread::spawn(move || {
-            let (mut host_peak, mut rss_peak, mut load_peak) = (0, 0, 0.0f64);
+            let mut peaks = Peaks::default();
+            let mut cpu = CpuTimes::now();
             while keep.load(Ordering::Relaxed) {
-                host_peak = host_peak.max(host_used());
-                rss_peak = rss_peak.max(rss(watched.load(Ordering::Relaxed)));
-                load_peak = load_peak.max(load1());
                 std::thread::sleep(Duration::from_millis(500));
+                let now = CpuTimes::now();
+                peaks.host_busy = peaks.host_busy.max(now.busy_since(&cpu));
+                cpu = now;
+                peaks.host_used = peaks.host_used.max(host_used());
+                peaks.rss = peaks.rss.max(rss(watched.load(Ordering::Relaxed)));
+                peaks.load = peaks.load.max(load1());
             }
-            (host_peak, rss_peak, load_peak)
+            peaks
         });
         Sampler {
             server_pid: pid,
@@ -152,16 +158,14 @@ impl Sampler {
     pub fn finish(self) -> Usage {
         let cpu = CpuTimes::now();
         self.running.store(false, Ordering::Relaxed);
-        let (host_used_peak, server_rss_peak, load_peak) =
-            self.thread.join().unwrap_or((0, 0, 0.0));
-        let total = cpu.total.saturating_sub(self.cpu_before.total).max(1);
-        let idle = cpu.idle.saturating_sub(self.cpu_before.idle);
+        let peaks = self.thread.join().unwrap_or_default();
         Usage {
             host_used_before: self.host_used_before,
-            host_used_peak,
-            server_rss_peak,
-            load_peak,
-            host_busy: 1.0 - idle as f64 / total as f64,
+            host_used_peak: peaks.host_used,
+            server_rss_peak: peaks.rss,
+            load_peak: peaks.load,
+            host_busy: cpu.busy_since(&self.cpu_before),
+            host_busy_peak: peaks.host_busy,
             wall: self.began.elapsed(),
         }
     }
@@ -185,6 +189,14 @@ pub fn host_used() -> u64 {
 
 pub fn mem_total() -> u64 {
     meminfo("MemTotal:")
+}
+
+#[derive(Default)]
+struct Peaks {
+    host_used: u64,
+    rss: u64,
+    load: f64,
+    host_busy: f64,
 }
 
 fn load1() -> f64 {
@@ -233,6 +245,13 @@ impl CpuTimes {
             // idle and iowait
             idle: values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0),
         }
+    }
+
+    /// The share of the time since `before` the CPUs were busy.
+    fn busy_since(&self, before: &CpuTimes) -> f64 {
+        let total = self.total.saturating_sub(before.total).max(1);
+        let idle = self.idle.saturating_sub(before.idle);
+        1.0 - idle as f64 / total as f64
     }
 }
 

@@ -146,6 +146,8 @@ impl Phase {
 struct Row {
     phase: Phase,
     started: usize,
+    /// `POST /api/sessions` answered.
+    admitted: Samples,
     start: Samples,
     /// The server's own start-to-ready time (`took_ms` of "lab ready").
     server_start: Samples,
@@ -322,6 +324,7 @@ impl Row {
         let mut row = Row {
             phase,
             started: 0,
+            admitted: Samples::default(),
             start: Samples::default(),
             server_start,
             keys: Samples::default(),
@@ -335,6 +338,9 @@ impl Row {
             if let Some(start) = report.start {
                 row.started += 1;
                 row.start.push(start);
+            }
+            if let Some(admitted) = report.admitted {
+                row.admitted.push(admitted);
             }
             row.keys.extend(&report.keys);
             row.commands.extend(&report.commands);
@@ -365,9 +371,10 @@ fn took_ms(log: &[String]) -> Samples {
 
 fn print_rows(rows: &[Row]) {
     println!(
-        "{:<34} {:>8} {:>15} {:>15} {:>13} {:>13} {:>13} {:>7}",
+        "{:<34} {:>8} {:>15} {:>15} {:>15} {:>13} {:>13} {:>13} {:>7}",
         "phase",
         "ready",
+        "POST answered",
         "start p50/p99",
         "(server's own)",
         "echo p50/p99",
@@ -377,9 +384,10 @@ fn print_rows(rows: &[Row]) {
     );
     for r in rows {
         println!(
-            "{:<34} {:>8} {:>15} {:>15} {:>13} {:>13} {:>13} {:>7}",
+            "{:<34} {:>8} {:>15} {:>15} {:>15} {:>13} {:>13} {:>13} {:>7}",
             r.phase.name(),
             format!("{}/{}", r.started, r.phase.n),
+            r.admitted.p50_p99(),
             r.start.p50_p99(),
             r.server_start.p50_p99(),
             r.keys.p50_p99(),

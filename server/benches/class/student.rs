@@ -95,6 +95,9 @@ impl Outage {
 pub struct Report {
     /// From `POST /api/sessions` until the lab reported ready.
     pub start: Option<Duration>,
+    /// From `POST /api/sessions` until its answer (the lab admitted and
+    /// recorded, its node not built yet).
+    pub admitted: Option<Duration>,
     pub keys: Samples,
     pub commands: Samples,
     pub checks: Samples,
@@ -123,8 +126,13 @@ pub async fn attend(class: Arc<Class>, account: Account, plan: Plan) -> Report {
         account: &account,
     };
     let lab = match student.start_lab().await {
-        Ok((lab, took)) => {
-            report.start = Some(took);
+        Ok(Started {
+            lab,
+            admitted,
+            ready,
+        }) => {
+            report.admitted = Some(admitted);
+            report.start = Some(ready);
             lab
         }
         Err(failure) => {
@@ -151,6 +159,14 @@ pub async fn attend(class: Arc<Class>, account: Account, plan: Plan) -> Report {
         report.failures.push(failure);
     }
     report
+}
+
+/// A lab that started, and how long its start took to be answered and
+/// to be ready.
+struct Started {
+    lab: String,
+    admitted: Duration,
+    ready: Duration,
 }
 
 #[derive(Default)]
@@ -223,9 +239,8 @@ impl Student<'_> {
     }
 
     /// Opens the lesson page, then starts its lab as the page's button
-    /// does and waits until it is ready; the lab's id and the time from
-    /// the start request to ready.
-    async fn start_lab(&self) -> Result<(String, Duration), Failure> {
+    /// does and waits until it is ready.
+    async fn start_lab(&self) -> Result<Started, Failure> {
         let http = &self.class.http;
         self.send(
             "lesson page",
@@ -240,6 +255,7 @@ impl Student<'_> {
                     .json(&serde_json::json!({ "lesson": LESSON })),
             )
             .await?;
+        let admitted = began.elapsed();
         let id = lab["id"]
             .as_str()
             .ok_or_else(|| Failure::new("lab start", format!("no lab id in {lab}")))?
@@ -253,7 +269,13 @@ impl Student<'_> {
         loop {
             let lab = self.lab_state(&id).await?;
             match lab["state"].as_str() {
-                Some("ready") => return Ok((id, began.elapsed())),
+                Some("ready") => {
+                    return Ok(Started {
+                        lab: id,
+                        admitted,
+                        ready: began.elapsed(),
+                    });
+                }
                 Some("starting") if began.elapsed() < START_TIMEOUT => {
                     tokio::time::sleep(Duration::from_millis(20)).await
                 }

@@ -27,7 +27,7 @@ APT_BENCH := docker-registry python3-terminado
 
 IMAGE ?= layerlab:latest
 
-.PHONY: image run test build deps deps-test apt-build apt-run apt-test apt-bench rust web lint unit browser bench clean-state
+.PHONY: image run test build deps deps-test apt-build apt-run apt-test apt-bench rust web lint unit browser bench bench-class clean-state
 
 LAYERLAB := $(CARGO_TARGET_DIR)/release/layerlab
 
@@ -116,6 +116,13 @@ bench: deps deps-test apt-bench build
 	cargo bench --locked -p host --bench engine
 	cargo bench --locked -p host --bench build
 	cd web && LAYERLAB_BIN=$(LAYERLAB) node bench/click-to-prompt.mjs
+
+# A class at once (about 12 minutes, labs from the test catalog that `make
+# unit` builds): classes of 50, 100 and 200 students, starts spread over a
+# minute and in one burst, then a kill -9 in the middle of the largest.
+# LAYERLAB_CLASS_SIZES, _PLAY, _SPREAD and _PHASES change the run.
+bench-class: deps
+	cargo bench --locked -p server --bench class
 
 # The image docker-compose.yml runs: this machine's release binary on
 # Debian (see Dockerfile). Needs a running dockerd.

@@ -21,7 +21,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const BIN: &str = env!("CARGO_BIN_EXE_layerlab");
+use common::{BIN, cli, rss};
+
+mod common;
+
 const KEYS: usize = 2000;
 const FLOOD_BYTES: u64 = 100_000_000;
 const FLOOD_LINE: &str = "layerlab terminal benchmark: the quick brown fox jumps over the lazy dog";
@@ -160,41 +163,6 @@ fn watch_rss(pid: u32, busy: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
         }
         peak
     })
-}
-
-fn rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb << 10)
-}
-
-fn cli(args: &[&str], stdin: &str) -> Result<String> {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(stdin.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "layerlab {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Kills and reaps a child process when dropped.

@@ -382,6 +382,14 @@ pub fn loop_attach(backing: &std::fs::File) -> io::Result<(String, OwnedFd)> {
         .read(true)
         .write(true)
         .open("/dev/loop-control")?;
+    // LOOP_CTL_GET_FREE names the same first free device to everyone who
+    // asks before it is configured: a class of labs starting at once would
+    // all race for one device, all but one retry, and past 64 at once some
+    // would run out of tries. Our attachers take turns on the control
+    // device's lock (released when `control` closes); the retries remain
+    // for other programs attaching meanwhile.
+    // SAFETY: plain flock on a descriptor we own.
+    check(unsafe { libc::flock(control.as_raw_fd(), libc::LOCK_EX) })?;
     for _ in 0..64 {
         // SAFETY: plain ioctl on the control device.
         let n = cvt(unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE as _) } as _)?;
@@ -493,5 +501,43 @@ pub fn copy_data(src: &std::fs::File, dst: &std::fs::File) -> io::Result<()> {
             }
         }
         offset = hole;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More attaches at once than one attach has tries: each must get a
+    /// device of its own (root and a kernel with loop devices).
+    #[test]
+    fn a_class_of_attaches_at_once_all_get_a_device() {
+        let dir = tempfile::tempdir_in("/var/tmp").expect("a temporary directory");
+        let together = std::sync::Barrier::new(100);
+        let attached: Vec<(String, OwnedFd)> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..100)
+                .map(|i| {
+                    let image = dir.path().join(format!("{i}.img"));
+                    let together = &together;
+                    s.spawn(move || {
+                        let file = std::fs::OpenOptions::new()
+                            .read(true)
+                            .write(true)
+                            .create_new(true)
+                            .open(&image)
+                            .expect("create an image");
+                        file.set_len(1 << 20).expect("size the image");
+                        together.wait();
+                        // Held until every thread has its device; the
+                        // last close detaches it.
+                        loop_attach(&file).expect("attach a loop device")
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let devices: std::collections::HashSet<&str> =
+            attached.iter().map(|(dev, _)| dev.as_str()).collect();
+        assert_eq!(devices.len(), 100, "two images on one device");
     }
 }

@@ -15,7 +15,7 @@ mod visits;
 
 mod copy;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,8 @@ pub enum DbError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("cannot take the database's migration lock (next to its file): {0}")]
+    MigrationLock(#[source] std::io::Error),
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
@@ -109,11 +111,15 @@ impl Db {
             url: shown.clone(),
             reason,
         };
+        let mut migration_lock = None;
         let (backend, options) = match url.split_once(':').map(|(scheme, _)| scheme) {
             Some("sqlite") => {
                 let file = SqliteConnectOptions::from_str(url)
                     .map_err(|e| bad(e.to_string()))?
                     .create_if_missing(true);
+                let mut lock = file.get_filename().as_os_str().to_owned();
+                lock.push(".migrate-lock");
+                migration_lock = Some(PathBuf::from(lock));
                 (Backend::Sqlite, file.to_url_lossy())
             }
             Some("postgres" | "postgresql") => (
@@ -159,6 +165,17 @@ impl Db {
                 Err(source) => return Err(DbError::Open { url: shown, source }),
             }
         };
+        // sqlx makes concurrent migrations take turns on PostgreSQL only;
+        // two commands opening a new SQLite database at once would both
+        // create its tables, and one would fail.
+        let _turn = match migration_lock {
+            Some(path) => Some(
+                tokio::task::spawn_blocking(move || take_turn(&path))
+                    .await
+                    .map_err(|e| DbError::MigrationLock(std::io::Error::other(e)))??,
+            ),
+            None => None,
+        };
         sqlx::migrate!("../migrations").run(&pool).await?;
         Ok(Db { pool, backend })
     }
@@ -168,6 +185,18 @@ impl Db {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// Waits for, then holds (until the file is dropped), the lock on `path`.
+fn take_turn(path: &Path) -> Result<std::fs::File, DbError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(DbError::MigrationLock)?;
+    file.lock().map_err(DbError::MigrationLock)?;
+    Ok(file)
 }
 
 /// A server that is starting up refuses connections or is not resolvable

@@ -209,7 +209,7 @@ fn free_port() -> u16 {
 }
 
 #[cfg(test)]
-mod copy {
+mod opening_and_copying {
     use serde_json::Value;
 
     use crate::harness::*;
@@ -331,6 +331,33 @@ mod copy {
         let login = login(&client, &server, "ada", "correct horse battery").await;
         assert_eq!(login.status(), 303, "the password hash came along");
         server.stop();
+    }
+
+    /// Commands started at once on a new data directory take turns
+    /// creating the database's tables instead of failing.
+    #[test]
+    fn commands_at_once_on_a_new_data_directory_all_succeed() {
+        let data = temp_dir();
+        let dir = data.path().to_str().unwrap().to_string();
+        let runs: Vec<_> = (0..4)
+            .map(|n| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    let name = format!("student{n}");
+                    cli(
+                        &["user", "add", &name, "--password-stdin", "--data-dir", &dir],
+                        "correct horse battery\n",
+                    )
+                })
+            })
+            .collect();
+        for run in runs {
+            let out = run.join().unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+        }
+        let list = text(&cli(&["user", "list", "--data-dir", &dir], "").stdout);
+        let students = list.lines().filter(|l| l.starts_with("student")).count();
+        assert_eq!(students, 4, "{list}");
     }
 
     #[test]

@@ -72,20 +72,6 @@ fn task<'a>(lesson: &'a course::Lesson, id: &str) -> Result<&'a course::Task, Ap
     })
 }
 
-fn ready(lab: &Lab) -> Result<(), AppError> {
-    if lab.state == LabState::Ready {
-        Ok(())
-    } else {
-        Err(AppError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "the lab is {}, not ready; checks look at a running lab",
-                lab.state.as_str()
-            ),
-        ))
-    }
-}
-
 /// The instructor asking for a page about lesson `slug`, and the lesson.
 fn instructor_lesson(
     state: &SharedState,
@@ -116,7 +102,7 @@ async fn check_api(
     let found = lesson(&state, &lab.lesson)?;
     let lesson = &*found;
     let task = task(lesson, &task_id)?;
-    ready(&lab)?;
+    super::labs::require_ready(&lab, "checks look at a running lab")?;
     let mut outcomes = state
         .grading
         .check(&lab, lesson, &[task], Mode::Manual)

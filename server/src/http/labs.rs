@@ -98,6 +98,17 @@ pub(super) async fn owned_lab(state: &SharedState, user: &User, id: &str) -> Res
     Ok(lab)
 }
 
+/// A 409 unless `lab` is ready; `then` tells the student what to do.
+pub(super) fn require_ready(lab: &Lab, then: &str) -> Result<(), AppError> {
+    if lab.state == LabState::Ready {
+        return Ok(());
+    }
+    Err(AppError::new(
+        StatusCode::CONFLICT,
+        format!("the lab is {}, not ready; {then}", lab.state.as_str()),
+    ))
+}
+
 /// The labs holding a slot now, oldest first, each with its owner's name.
 pub(super) async fn active_labs_with_owners(
     state: &SharedState,
@@ -167,15 +178,7 @@ async fn terminal(
 ) -> Result<Response, AppError> {
     check_terminal_name(&name)?;
     let lab = owned_lab(&state, &user, &id).await?;
-    if lab.state != LabState::Ready {
-        return Err(AppError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "the lab is {}, not ready; wait until it is ready",
-                lab.state.as_str()
-            ),
-        ));
-    }
+    require_ready(&lab, "wait until it is ready")?;
     let slot = state.labs.admit_socket(&user.id, &lab.id, &name)?;
     let hub = state.labs.terminal(&lab.id, &name).await?;
     Ok(serve_terminal(&state, upgrade, lab, hub, slot, None))

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use super::SharedState;
 use super::error::AppError;
-use super::labs::owned_lab;
+use super::labs::{owned_lab, require_ready};
 use super::session::{ApiUser, Viewer};
 use crate::db::LabState;
 
@@ -82,12 +82,7 @@ async fn ports(
     Path(id): Path<String>,
 ) -> Result<Json<Ports>, AppError> {
     let lab = owned_lab(&state, &user, &id).await?;
-    if lab.state != LabState::Ready {
-        return Err(AppError::new(
-            StatusCode::CONFLICT,
-            "the lab is not running: start it to see its ports",
-        ));
-    }
+    require_ready(&lab, "start it to see its ports")?;
     let host = state.labs.host();
     let found = tokio::task::spawn_blocking(move || host.listening_ports(&lab.id))
         .await

@@ -231,14 +231,6 @@ impl Drop for Down<'_> {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_compose_file_brings_up_a_class_site_on_postgresql() {
     let _dockerd = Dockerd::start();

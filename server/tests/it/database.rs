@@ -70,7 +70,7 @@ impl Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&init.stderr)
         );
-        let port = free_port();
+        let port = crate::harness::free_port();
         // Spawned from a thread that never ends, so the parent-death signal
         // (tied to the spawning thread) fires only when this process exits:
         // SIGQUIT is PostgreSQL's immediate shutdown.
@@ -201,13 +201,6 @@ fn remove_leftovers() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 #[cfg(test)]
 mod opening_and_copying {
     use serde_json::Value;
@@ -221,18 +214,11 @@ mod opening_and_copying {
     const LESSON: &str = "01-what-is-a-container";
 
     async fn api(server: &Server, token: &str, method: reqwest::Method, path: &str) -> Value {
-        let response = reqwest::Client::new()
-            .request(method, server.at(path))
-            .bearer_auth(token)
-            .send()
+        send_as(token, method, &server.at(path))
             .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     fn copy(data: &tempfile::TempDir, to: &str) -> std::process::Output {

@@ -248,18 +248,27 @@ pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
 
 /// The body of `url`, fetched as the API token's user.
 pub async fn text_as(token: &str, url: &str) -> String {
+    send_as(token, reqwest::Method::GET, url)
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
+/// `method` on `url` as the API token's user; fails unless it succeeds.
+pub async fn send_as(token: &str, method: reqwest::Method, url: &str) -> reqwest::Response {
     let response = reqwest::Client::new()
-        .get(url)
+        .request(method.clone(), url)
         .bearer_auth(token)
         .send()
         .await
         .unwrap();
     assert!(
         response.status().is_success(),
-        "GET {url}: {}",
+        "{method} {url}: {}",
         response.status()
     );
-    response.text().await.unwrap()
+    response
 }
 
 pub async fn get_page(client: &reqwest::Client, url: &str) -> String {
@@ -359,6 +368,15 @@ pub fn add_user(data_dir: &Path, name: &str, role: &str, password: &str) {
         "user add failed: {}",
         text(&out.stderr)
     );
+}
+
+/// A loopback port nothing listens on right now (for a process that binds
+/// it itself, so another may take it in between: rare enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 pub fn temp_dir() -> tempfile::TempDir {

@@ -167,11 +167,7 @@ async fn a_failed_build_fails_the_waiting_lab_clearly() {
     let server = Server::start(data.path(), &BUILD);
     let error = lab_fails_with_the_catalogs_error(&server, &token).await;
     assert!(error.contains("cache"), "{error}");
-    assert!(
-        server.log().contains("building the catalog failed"),
-        "{}",
-        server.log()
-    );
+    server.log_once_it_says("building the catalog failed");
 }
 
 /// Told not to build, the server says which images are missing and why

@@ -186,7 +186,12 @@ test("the lesson text keeps its place across a reload", async () => {
     await page.goto(`${baseUrl}/lessons/01-what-is-a-container`);
     const lesson = page.locator("#lesson");
     await lesson.evaluate((text) => text.scrollTo(0, 600));
-    await page.waitForFunction(() => sessionStorage.length > 0, null, { timeout: 5000 });
+    // Wait for this key: the page keeps other state in sessionStorage too.
+    await page.waitForFunction(
+      () => sessionStorage.getItem(`layerlab:scroll:${location.pathname}`) === "600",
+      null,
+      { timeout: 5000 },
+    );
     await page.reload();
     await page.waitForFunction(() => document.getElementById("lesson").scrollTop > 0, null, { timeout: 5000 });
     assert.equal(await lesson.evaluate((text) => text.scrollTop), 600);

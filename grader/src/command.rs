@@ -9,12 +9,12 @@ use host::SandboxHost;
 use crate::{Evaluate, Verdict, host_failure, quote};
 
 impl Evaluate for CommandCheck {
-    fn evaluate(&self, host: &dyn SandboxHost, session: &str) -> Verdict {
+    fn evaluate(&self, host: &dyn SandboxHost, lab: &str) -> Verdict {
         let argv = match &self.run {
             Run::Shell(script) => vec!["sh".to_owned(), "-c".to_owned(), script.clone()],
             Run::Argv(argv) => argv.clone(),
         };
-        let out = match host.exec(session, &argv, Duration::from_secs(self.timeout_secs)) {
+        let out = match host.exec(lab, &argv, Duration::from_secs(self.timeout_secs)) {
             Ok(out) => out,
             Err(e) => return host_failure(&e),
         };

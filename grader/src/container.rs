@@ -9,13 +9,13 @@ use crate::image::shown_words;
 use crate::{Evaluate, Verdict, host_failure, quote};
 
 impl Evaluate for ContainerCheck {
-    fn evaluate(&self, host: &dyn SandboxHost, session: &str) -> Verdict {
-        let containers = match host.engine_containers(session) {
+    fn evaluate(&self, host: &dyn SandboxHost, lab: &str) -> Verdict {
+        let containers = match host.engine_containers(lab) {
             Ok(all) => all,
             Err(e) => return host_failure(&e),
         };
         let image_id = match &self.image {
-            Some(image) => match host.engine_image(session, image) {
+            Some(image) => match host.engine_image(lab, image) {
                 Ok(found) => found.map(|f| f.id),
                 Err(e) => return host_failure(&e),
             },

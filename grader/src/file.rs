@@ -55,7 +55,7 @@ pub(crate) fn parse(out: &[u8]) -> Option<Seen> {
 }
 
 impl Evaluate for FileCheck {
-    fn evaluate(&self, host: &dyn SandboxHost, session: &str) -> Verdict {
+    fn evaluate(&self, host: &dyn SandboxHost, lab: &str) -> Verdict {
         let argv = [
             "sh".to_owned(),
             "-c".to_owned(),
@@ -64,7 +64,7 @@ impl Evaluate for FileCheck {
             self.path.clone(),
             MAX_CONTENT.to_string(),
         ];
-        let out = match host.exec(session, &argv, DEFAULT_TIMEOUT) {
+        let out = match host.exec(lab, &argv, DEFAULT_TIMEOUT) {
             Ok(out) => out,
             Err(e) => return host_failure(&e),
         };

@@ -39,7 +39,7 @@ pub(crate) fn split_url(url: &str) -> Result<(String, u16, String), String> {
 }
 
 impl Evaluate for HttpCheck {
-    fn evaluate(&self, host: &dyn SandboxHost, session: &str) -> Verdict {
+    fn evaluate(&self, host: &dyn SandboxHost, lab: &str) -> Verdict {
         let (name, port, path) = match split_url(&self.url) {
             Ok(parts) => parts,
             Err(message) => return Verdict::Broken(message),
@@ -48,7 +48,7 @@ impl Evaluate for HttpCheck {
         request.method = self.method.clone();
         request.timeout = DEFAULT_TIMEOUT;
         request.max_body = MAX_BODY;
-        match host.http(session, &request) {
+        match host.http(lab, &request) {
             Ok(response) => judge(self, &response),
             Err(e) => host_failure(&e),
         }

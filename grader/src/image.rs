@@ -7,8 +7,8 @@ use host::{ImageFacts, Origin, SandboxHost};
 use crate::{Evaluate, Verdict, host_failure, quote};
 
 impl Evaluate for ImageCheck {
-    fn evaluate(&self, host: &dyn SandboxHost, session: &str) -> Verdict {
-        let facts = match host.engine_image(session, &self.name) {
+    fn evaluate(&self, host: &dyn SandboxHost, lab: &str) -> Verdict {
+        let facts = match host.engine_image(lab, &self.name) {
             Ok(Some(facts)) => facts,
             Ok(None) => {
                 return Verdict::Fail(format!(
@@ -19,7 +19,7 @@ impl Evaluate for ImageCheck {
             Err(e) => return host_failure(&e),
         };
         let mut problems = config_problems(self, &facts);
-        problems.extend(layer_problems(self, host, session, &facts));
+        problems.extend(layer_problems(self, host, lab, &facts));
         if let Some(want) = self.made_by
             && let Some(problem) = origin_problem(want, facts.origin)
         {
@@ -114,7 +114,7 @@ fn config_problems(check: &ImageCheck, facts: &ImageFacts) -> Vec<String> {
 fn layer_problems(
     check: &ImageCheck,
     host: &dyn SandboxHost,
-    session: &str,
+    lab: &str,
     facts: &ImageFacts,
 ) -> Vec<String> {
     let mut problems = Vec::new();
@@ -145,7 +145,7 @@ fn layer_problems(
         ));
     }
     if let Some(other) = &check.shares_base_with {
-        match host.engine_image(session, other) {
+        match host.engine_image(lab, other) {
             Ok(Some(base)) => {
                 let common = facts
                     .layers

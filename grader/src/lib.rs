@@ -1,4 +1,4 @@
-//! Evaluates the checks of a lesson's tasks against a lab session's node,
+//! Evaluates the checks of a lesson's tasks against a lab's node,
 //! through the [`host::SandboxHost`] seam only.
 //!
 //! # Principal types
@@ -77,18 +77,14 @@ pub enum Verdict {
 
 /// Implemented by each check type's struct of the course crate.
 pub trait Evaluate {
-    /// Looks at the node of `session` and decides.
-    fn evaluate(&self, host: &dyn SandboxHost, session: &str) -> Verdict;
+    /// Looks at the node of lab `lab` and decides.
+    fn evaluate(&self, host: &dyn SandboxHost, lab: &str) -> Verdict;
 }
 
 /// Runs every check of `task` in order (all of them, so the student sees
 /// each message).
-pub fn grade(host: &dyn SandboxHost, session: &str, task: &course::Task) -> TaskResult {
-    let checks: Vec<CheckResult> = task
-        .checks
-        .iter()
-        .map(|c| evaluate(host, session, c))
-        .collect();
+pub fn grade(host: &dyn SandboxHost, lab: &str, task: &course::Task) -> TaskResult {
+    let checks: Vec<CheckResult> = task.checks.iter().map(|c| evaluate(host, lab, c)).collect();
     TaskResult {
         passed: !checks.is_empty() && checks.iter().all(|c| c.passed),
         checks,
@@ -96,17 +92,17 @@ pub fn grade(host: &dyn SandboxHost, session: &str, task: &course::Task) -> Task
 }
 
 /// Runs one check.
-pub fn evaluate(host: &dyn SandboxHost, session: &str, check: &course::Check) -> CheckResult {
+pub fn evaluate(host: &dyn SandboxHost, lab: &str, check: &course::Check) -> CheckResult {
     use course::CheckKind;
     let verdict = match &check.kind {
-        CheckKind::Command(c) => c.evaluate(host, session),
-        CheckKind::File(c) => c.evaluate(host, session),
-        CheckKind::Http(c) => c.evaluate(host, session),
-        CheckKind::Registry(c) => c.evaluate(host, session),
-        CheckKind::Image(c) => c.evaluate(host, session),
-        CheckKind::Container(c) => c.evaluate(host, session),
+        CheckKind::Command(c) => c.evaluate(host, lab),
+        CheckKind::File(c) => c.evaluate(host, lab),
+        CheckKind::Http(c) => c.evaluate(host, lab),
+        CheckKind::Registry(c) => c.evaluate(host, lab),
+        CheckKind::Image(c) => c.evaluate(host, lab),
+        CheckKind::Container(c) => c.evaluate(host, lab),
     };
-    tracing::debug!(session, check = check.name(), ?verdict, "check evaluated");
+    tracing::debug!(lab, check = check.name(), ?verdict, "check evaluated");
     let (passed, message) = match verdict {
         Verdict::Pass(m) => (true, m),
         Verdict::Fail(m) => (false, check.fail.clone().unwrap_or(m)),

@@ -21,7 +21,7 @@ const MAX_MANIFEST: usize = 4 << 20;
 const MAX_TAGS_BODY: usize = 256 << 10;
 
 impl Evaluate for RegistryCheck {
-    fn evaluate(&self, host: &dyn SandboxHost, session: &str) -> Verdict {
+    fn evaluate(&self, host: &dyn SandboxHost, lab: &str) -> Verdict {
         let Some((name, port)) = split_host(&self.host) else {
             return Verdict::Broken(format!(
                 "registry address {} is not host:port",
@@ -42,7 +42,7 @@ impl Evaluate for RegistryCheck {
         request.headers.push(("accept".into(), ACCEPT.into()));
         request.timeout = DEFAULT_TIMEOUT;
         request.max_body = MAX_MANIFEST;
-        let response = match host.http(session, &request) {
+        let response = match host.http(lab, &request) {
             Ok(r) => r,
             Err(e) => return host_failure(&e),
         };
@@ -55,7 +55,7 @@ impl Evaluate for RegistryCheck {
                 ));
             }
             404 => {
-                let tags = tags(host, session, &name, port, &self.repository);
+                let tags = tags(host, lab, &name, port, &self.repository);
                 return Verdict::Fail(match tags {
                     Some(tags) if !tags.is_empty() => format!(
                         "{shown} is not in the registry at {}; {} has the tags {}",
@@ -77,7 +77,7 @@ impl Evaluate for RegistryCheck {
             return Verdict::Fail(format!("the manifest of {shown} is larger than 4 MiB"));
         }
         if let Some(local) = &self.same_as {
-            return same_as_local(host, session, &response, &shown, local);
+            return same_as_local(host, lab, &response, &shown, local);
         }
         match (&self.tag, &self.digest) {
             (Some(_), Some(want)) => {
@@ -100,12 +100,12 @@ impl Evaluate for RegistryCheck {
 /// for manifest.
 fn same_as_local(
     host: &dyn SandboxHost,
-    session: &str,
+    lab: &str,
     response: &HttpResponse,
     shown: &str,
     local: &str,
 ) -> Verdict {
-    let image = match host.engine_image(session, local) {
+    let image = match host.engine_image(lab, local) {
         Ok(Some(image)) => image,
         Ok(None) => {
             return Verdict::Fail(format!(
@@ -160,7 +160,7 @@ pub(crate) fn digest_of(response: &HttpResponse, want: &str) -> Option<String> {
 /// does not list them.
 fn tags(
     host: &dyn SandboxHost,
-    session: &str,
+    lab: &str,
     name: &str,
     port: u16,
     repository: &str,
@@ -168,7 +168,7 @@ fn tags(
     let mut request = HttpRequest::get(name, port, format!("/v2/{repository}/tags/list"));
     request.timeout = DEFAULT_TIMEOUT;
     request.max_body = MAX_TAGS_BODY;
-    let response = host.http(session, &request).ok()?;
+    let response = host.http(lab, &request).ok()?;
     if response.status != 200 || response.truncated {
         return None;
     }

@@ -226,7 +226,7 @@ async fn layerlab(work: &Path) -> Result<Figures> {
 
     let client = reqwest::Client::new();
     let lab: serde_json::Value = client
-        .post(format!("{url}/api/sessions"))
+        .post(format!("{url}/api/labs"))
         .bearer_auth(&token)
         .json(&serde_json::json!({ "lesson": LESSON }))
         .send()
@@ -237,7 +237,7 @@ async fn layerlab(work: &Path) -> Result<Figures> {
     let started = Instant::now();
     loop {
         let lab: serde_json::Value = client
-            .get(format!("{url}/api/sessions/{id}"))
+            .get(format!("{url}/api/labs/{id}"))
             .bearer_auth(&token)
             .send()
             .await?
@@ -252,7 +252,7 @@ async fn layerlab(work: &Path) -> Result<Figures> {
         }
     }
     let connect = |name: &'static str| {
-        let ws = format!("{url}/api/sessions/{id}/terminals/{name}").replacen("http", "ws", 1);
+        let ws = format!("{url}/api/labs/{id}/terminals/{name}").replacen("http", "ws", 1);
         let token = token.clone();
         async move {
             let mut request = ws.into_client_request()?;
@@ -297,7 +297,7 @@ async fn layerlab(work: &Path) -> Result<Figures> {
     let rss_peak = watcher.join().map_err(|_| anyhow!("rss watcher"))?;
 
     client
-        .delete(format!("{url}/api/sessions/{id}"))
+        .delete(format!("{url}/api/labs/{id}"))
         .bearer_auth(&token)
         .send()
         .await?;

@@ -104,6 +104,12 @@ impl Catalog {
         })
     }
 
+    /// A catalog whose every image is in the store, for a host that brings
+    /// its own images (a test's fake host).
+    pub fn ready() -> Arc<Catalog> {
+        Catalog::new(CatalogStatus::Ready, BTreeSet::new())
+    }
+
     /// Looks for every catalog image in the store; when some are missing,
     /// builds the catalog on a thread of its own and returns at once, or
     /// without `build` reports them as a failure.
@@ -125,7 +131,7 @@ impl Catalog {
                 store::Reference::parse(tag).is_ok_and(|r| store.resolve(&hub, &r).is_ok())
             });
         if missing.is_empty() {
-            return Ok(Catalog::new(CatalogStatus::Ready, BTreeSet::new()));
+            return Ok(Catalog::ready());
         }
         let ready: BTreeSet<String> = ready.iter().map(|t| canonical(t)).collect();
         if !build {

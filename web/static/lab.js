@@ -130,7 +130,7 @@
     screen.replaceChildren(line("p", "Looking for servers in node1…"));
     let found;
     try {
-      const res = await fetch(`/api/sessions/${state.id}/ports`, { headers: { accept: "application/json" } });
+      const res = await fetch(`/api/labs/${state.id}/ports`, { headers: { accept: "application/json" } });
       if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error ?? `the server answered ${res.status}`);
       found = (await res.json()).ports;
     } catch (err) {
@@ -205,7 +205,7 @@
     state.shells.delete(name);
     if (state.active === name) activate(state, "node1");
     // keepalive: a reload right after the click must not cancel it.
-    fetch(`/api/sessions/${state.id}/terminals/${name}`, {
+    fetch(`/api/labs/${state.id}/terminals/${name}`, {
       method: "DELETE",
       headers: { "X-CSRF-Token": window.layerlab.csrfToken() },
       keepalive: true,
@@ -293,7 +293,7 @@
       shell.pending = 0;
       shell.paused = false;
       const scheme = location.protocol === "https:" ? "wss" : "ws";
-      const socket = new WebSocket(`${scheme}://${location.host}/api/sessions/${state.id}/terminals/${name}`);
+      const socket = new WebSocket(`${scheme}://${location.host}/api/labs/${state.id}/terminals/${name}`);
       socket.binaryType = "arraybuffer";
       shell.socket = socket;
       let replayed = false;

@@ -21,7 +21,7 @@
   new ResizeObserver(() => fit.fit()).observe(root);
 
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/api/sessions/${root.dataset.lab}/terminals/${root.dataset.terminal}/watch`);
+  const socket = new WebSocket(`${scheme}://${location.host}/api/labs/${root.dataset.lab}/terminals/${root.dataset.terminal}/watch`);
   socket.binaryType = "arraybuffer";
   socket.addEventListener("open", () => {
     status.textContent = "Watching live, read-only. The student sees that you are watching.";

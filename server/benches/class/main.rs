@@ -146,7 +146,7 @@ impl Phase {
 struct Row {
     phase: Phase,
     started: usize,
-    /// `POST /api/sessions` answered.
+    /// `POST /api/labs` answered.
     admitted: Samples,
     start: Samples,
     /// The server's own start-to-ready time (`took_ms` of "lab ready").

@@ -93,9 +93,9 @@ impl Outage {
 /// Everything one student measured and saw fail.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// From `POST /api/sessions` until the lab reported ready.
+    /// From `POST /api/labs` until the lab reported ready.
     pub start: Option<Duration>,
-    /// From `POST /api/sessions` until its answer (the lab admitted and
+    /// From `POST /api/labs` until its answer (the lab admitted and
     /// recorded, its node not built yet).
     pub admitted: Option<Duration>,
     pub keys: Samples,
@@ -251,7 +251,7 @@ impl Student<'_> {
         let lab = self
             .json(
                 "lab start",
-                http.post(self.at("/api/sessions"))
+                http.post(self.at("/api/labs"))
                     .json(&serde_json::json!({ "lesson": LESSON })),
             )
             .await?;
@@ -292,7 +292,7 @@ impl Student<'_> {
     async fn lab_state(&self, id: &str) -> Result<serde_json::Value, Failure> {
         self.json(
             "lab state",
-            self.class.http.get(self.at(&format!("/api/sessions/{id}"))),
+            self.class.http.get(self.at(&format!("/api/labs/{id}"))),
         )
         .await
     }
@@ -300,9 +300,7 @@ impl Student<'_> {
     async fn stop_lab(&self, id: &str) -> Result<(), Failure> {
         self.send(
             "lab stop",
-            self.class
-                .http
-                .delete(self.at(&format!("/api/sessions/{id}"))),
+            self.class.http.delete(self.at(&format!("/api/labs/{id}"))),
         )
         .await
         .map(drop)
@@ -312,7 +310,7 @@ impl Student<'_> {
     async fn check(&self, lab: &str, index: usize, until: Instant, offset: Duration) -> Checking {
         let mut checking = Checking::default();
         let mut next = Instant::now() + offset;
-        let url = self.at(&format!("/api/sessions/{lab}/tasks/{TASK}/check"));
+        let url = self.at(&format!("/api/labs/{lab}/tasks/{TASK}/check"));
         while next < until {
             sleep_until(next.into()).await;
             next += CHECK_EVERY;
@@ -411,7 +409,7 @@ impl Student<'_> {
     /// the first time, also leaves the file the Check looks for.
     async fn open_terminal(&self, lab: &str, shell: &mut Shell) -> Result<Socket, Failure> {
         let url = self
-            .at(&format!("/api/sessions/{lab}/terminals/node1"))
+            .at(&format!("/api/labs/{lab}/terminals/node1"))
             .replacen("http", "ws", 1);
         let fail = |e: &dyn std::fmt::Display| Failure::new("terminal open", e.to_string());
         let mut request = url.into_client_request().map_err(|e| fail(&e))?;

@@ -153,27 +153,9 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
     if let Err(err) = std::fs::write("/proc/self/oom_score_adj", SERVER_OOM_SCORE_ADJ) {
         tracing::warn!(error = %err, "cannot lower the server's OOM priority (needs CAP_SYS_RESOURCE); memory admission alone keeps labs from taking the host's memory");
     }
-    let memory_budget = crate::labs::memory_budget(args.lab_memory_overcommit)
-        .context("cannot read the host's memory size from /proc/meminfo")?;
-    tracing::info!(
-        budget_mib = memory_budget >> 20,
-        overcommit = args.lab_memory_overcommit,
-        "labs may reserve this much memory in total"
-    );
-    let lessons_dir = match args.lessons.clone() {
-        Some(dir) => dir,
-        None if args.watch => {
-            bail!("--watch reloads a course you are writing: give its folder with --lessons DIR")
-        }
-        None => crate::bundled::course_dir(&global.data_dir)?,
-    };
-    // Taken before loading, so a change made meanwhile reloads it.
-    let fingerprint = args
-        .watch
-        .then(|| crate::live_course::fingerprint(&lessons_dir));
-    let course = load_course(&lessons_dir)?;
-    let csrf = crate::auth::csrf::CsrfKey::load_or_create(&global.data_dir.join("form-key"))
-        .context("cannot read or create the form signing key in the data directory")?;
+    if args.watch && args.lessons.is_none() {
+        bail!("--watch reloads a course you are writing: give its folder with --lessons DIR");
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {
@@ -190,6 +172,116 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         .clone()
         .map(|u| u.as_str().trim_end_matches('/').to_string())
         .unwrap_or_else(|| format!("http://{local}"));
+    if !db.admin_exists().await? {
+        let token = crate::db::random_secret();
+        db.set_setup_token(&token).await?;
+        tracing::warn!(
+            "no admin account yet: open {public_url}/setup/{token} to create one, \
+             or run `layerlab user add NAME --role admin --password-stdin`"
+        );
+    }
+    let store_dir = store_dir(global, &args);
+    let runtime_dir = sandbox::runtime_dir(&global.data_dir);
+    let helper = std::env::current_exe().context("cannot find the layerlab executable")?;
+    let mut config = host::EmbeddedConfig::new(&store_dir, &runtime_dir, helper.clone());
+    let packages = images::packages::Mirror::new(&sandbox::packages_dir(&global.data_dir));
+    config.packages_dir = Some(packages.repository());
+    if let Some(parent) = &args.cgroup_parent {
+        config.cgroup_parent = parent.clone();
+    }
+    if let (Some(first), Some(count)) = (args.lab_uid_first, args.lab_uid_slots) {
+        config.uid_pool = runtime::UidPool { first, count };
+    }
+    let host = tokio::task::spawn_blocking({
+        let store_dir = store_dir.clone();
+        move || {
+            host::EmbeddedHost::new(config).with_context(|| {
+                format!(
+                    "cannot open the lab host (store {}, runtime {})",
+                    store_dir.display(),
+                    runtime_dir.display()
+                )
+            })
+        }
+    })
+    .await??;
+    let host: Arc<dyn host::SandboxHost> = Arc::new(host);
+    let plan = crate::catalog::BuildPlan {
+        store_dir: store_dir.clone(),
+        cache_dir: sandbox::image_cache_dir(&global.data_dir),
+        // registry:2 and the lab node carry this very binary.
+        layerlab: helper,
+        mirror: images::packages::Mirror::new(&sandbox::packages_dir(&global.data_dir)),
+    };
+    let build = args.missing_images == crate::cli::MissingImages::Build;
+    let catalog =
+        tokio::task::spawn_blocking(move || crate::catalog::Catalog::prepare(plan, build))
+            .await??;
+    let wall_clock: crate::labs::Clock = Arc::new(std::time::SystemTime::now);
+    let state = state(global, db, &args, host, catalog, wall_clock).await?;
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(bind_metrics(addr).await?),
+        None => None,
+    };
+    // Tools read the first word after "listening on": the address itself.
+    if args.base_url.is_some() {
+        tracing::info!("listening on http://{local} (public address {public_url})");
+    } else {
+        tracing::info!("listening on {public_url}");
+    }
+    let hub = match args.hub_listen {
+        Some(addr) => Some(start_hub(addr, &store_dir, args.hub_upstream).await?),
+        None => None,
+    };
+    let served = http::serve(listener, metrics_listener, state, shutdown_signal()).await;
+    if let Some((stop, task)) = hub {
+        let _ = stop.send(());
+        task.await
+            .context("the hub task failed")?
+            .context("the hub failed")?;
+    }
+    served.context("the web server failed")?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn store_dir(global: &GlobalArgs, args: &ServeArgs) -> std::path::PathBuf {
+    args.store_dir
+        .clone()
+        .unwrap_or_else(|| sandbox::store_dir(&global.data_dir))
+}
+
+/// Everything `serve` serves from, given where labs run, the catalog and
+/// the clock labs expire by:
+/// the course, the database, accounts' protections, labs (the ones left
+/// running by the last run reconciled) and grading, configured from
+/// `args`. Tests build servers on other hosts with it.
+pub async fn state(
+    global: &GlobalArgs,
+    db: Db,
+    args: &ServeArgs,
+    host: Arc<dyn host::SandboxHost>,
+    catalog: Arc<crate::catalog::Catalog>,
+    clock: crate::labs::Clock,
+) -> anyhow::Result<http::SharedState> {
+    let memory_budget = crate::labs::memory_budget(args.lab_memory_overcommit)
+        .context("cannot read the host's memory size from /proc/meminfo")?;
+    tracing::info!(
+        budget_mib = memory_budget >> 20,
+        overcommit = args.lab_memory_overcommit,
+        "labs may reserve this much memory in total"
+    );
+    let lessons_dir = match args.lessons.clone() {
+        Some(dir) => dir,
+        None => crate::bundled::course_dir(&global.data_dir)?,
+    };
+    // Taken before loading, so a change made meanwhile reloads it.
+    let fingerprint = args
+        .watch
+        .then(|| crate::live_course::fingerprint(&lessons_dir));
+    let course = load_course(&lessons_dir)?;
+    let csrf = crate::auth::csrf::CsrfKey::load_or_create(&global.data_dir.join("form-key"))
+        .context("cannot read or create the form signing key in the data directory")?;
     let settings = http::Settings {
         origin: args
             .base_url
@@ -205,70 +297,26 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         trust_proxy: args.trust_proxy.clone(),
         metrics_token: args.metrics_token.clone(),
     };
-    if !db.admin_exists().await? {
-        let token = crate::db::random_secret();
-        db.set_setup_token(&token).await?;
-        tracing::warn!(
-            "no admin account yet: open {public_url}/setup/{token} to create one, \
-             or run `layerlab user add NAME --role admin --password-stdin`"
-        );
-    }
-    let store_dir = args
-        .store_dir
-        .clone()
-        .unwrap_or_else(|| sandbox::store_dir(&global.data_dir));
-    let runtime_dir = sandbox::runtime_dir(&global.data_dir);
-    let hub_store_dir = store_dir.clone();
-    let store_size = crate::metrics::StoreSize::new(&store_dir);
-    let helper = std::env::current_exe().context("cannot find the layerlab executable")?;
-    let mut config = host::EmbeddedConfig::new(&store_dir, &runtime_dir, helper.clone());
-    let packages = images::packages::Mirror::new(&sandbox::packages_dir(&global.data_dir));
-    config.packages_dir = Some(packages.repository());
-    if let Some(parent) = &args.cgroup_parent {
-        config.cgroup_parent = parent.clone();
-    }
-    if let (Some(first), Some(count)) = (args.lab_uid_first, args.lab_uid_slots) {
-        config.uid_pool = runtime::UidPool { first, count };
-    }
-    let host = tokio::task::spawn_blocking(move || {
-        host::EmbeddedHost::new(config).with_context(|| {
-            format!(
-                "cannot open the lab host (store {}, runtime {})",
-                store_dir.display(),
-                runtime_dir.display()
-            )
-        })
-    })
-    .await??;
-    let host: Arc<dyn host::SandboxHost> = Arc::new(host);
-    let plan = crate::catalog::BuildPlan {
-        store_dir: hub_store_dir.clone(),
-        cache_dir: sandbox::image_cache_dir(&global.data_dir),
-        // registry:2 and the lab node carry this very binary.
-        layerlab: helper,
-        mirror: images::packages::Mirror::new(&sandbox::packages_dir(&global.data_dir)),
-    };
-    let build = args.missing_images == crate::cli::MissingImages::Build;
-    let catalog =
-        tokio::task::spawn_blocking(move || crate::catalog::Catalog::prepare(plan, build))
-            .await??;
     let grading = crate::grading::Grading::new(host.clone(), db.clone());
-    let labs = Arc::new(crate::labs::Labs::new(
-        host,
-        db.clone(),
-        crate::labs::Limits {
-            max_labs: args.max_labs as usize,
-            max_per_user: args.max_labs_per_user as usize,
-            memory_budget,
-            cpus: args.lab_cpus,
-            expiry: host::Expiry {
-                idle: args.lab_idle_timeout,
-                max_lifetime: args.lab_max_lifetime,
+    let labs = Arc::new(
+        crate::labs::Labs::new(
+            host,
+            db.clone(),
+            crate::labs::Limits {
+                max_labs: args.max_labs as usize,
+                max_per_user: args.max_labs_per_user as usize,
+                memory_budget,
+                cpus: args.lab_cpus,
+                expiry: host::Expiry {
+                    idle: args.lab_idle_timeout,
+                    max_lifetime: args.lab_max_lifetime,
+                },
             },
-        },
-        &course,
-        catalog.clone(),
-    ));
+            &course,
+            catalog.clone(),
+        )
+        .with_clock(clock),
+    );
     // Labs keep running while the server is down; pick them up again.
     labs.reconcile()
         .await
@@ -290,33 +338,10 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         csrf,
         login_limiter: Default::default(),
         signup_limiter: Default::default(),
-        store_size,
+        store_size: crate::metrics::StoreSize::new(&store_dir(global, args)),
     });
     tracing::info!(lessons = state.course.course().lessons.len(), dir = %lessons_dir.display(), watch = args.watch, "course loaded");
-    let metrics_listener = match args.metrics_listen {
-        Some(addr) => Some(bind_metrics(addr).await?),
-        None => None,
-    };
-    // Tools read the first word after "listening on": the address itself.
-    if args.base_url.is_some() {
-        tracing::info!("listening on http://{local} (public address {public_url})");
-    } else {
-        tracing::info!("listening on {public_url}");
-    }
-    let hub = match args.hub_listen {
-        Some(addr) => Some(start_hub(addr, &hub_store_dir, args.hub_upstream).await?),
-        None => None,
-    };
-    let served = http::serve(listener, metrics_listener, state, shutdown_signal()).await;
-    if let Some((stop, task)) = hub {
-        let _ = stop.send(());
-        task.await
-            .context("the hub task failed")?
-            .context("the hub failed")?;
-    }
-    served.context("the web server failed")?;
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(state)
 }
 
 /// Binds the metrics listener and says where it is.

@@ -246,13 +246,13 @@ impl Grading {
             .inspect_err(|_| checks_errored(tasks.len()))?;
         let owned: Vec<course::Task> = tasks.iter().map(|t| (*t).clone()).collect();
         let host = self.host.clone();
-        let session = lab.id.clone();
+        let lab_id = lab.id.clone();
         let results = tokio::task::spawn_blocking(move || {
             owned
                 .iter()
                 .map(|t| {
                     let began = Instant::now();
-                    let result = grader::grade(&*host, &session, t);
+                    let result = grader::grade(&*host, &lab_id, t);
                     metrics::check_ran(
                         if result.passed {
                             metrics::CheckResult::Passed

@@ -26,7 +26,9 @@ const STOP_POLLING: u16 = 286;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
-        .route("/api/sessions/{id}/tasks/{task}/check", post(check_api))
+        .merge(super::lab_api(
+            Router::new().route("/{id}/tasks/{task}/check", post(check_api)),
+        ))
         .route("/api/lessons/{slug}/tasks/{task}/hints", post(hint_api))
         .route("/api/lessons/{slug}/progress", get(progress_api))
         .route("/api/lessons/{slug}/grades", get(grades_api))

@@ -2,7 +2,7 @@
 //! lesson's lab, follow it while it starts (each request waits for the
 //! start to end, so the pane turns into terminals the moment the node is
 //! up), and refresh its state and time left while it runs. The same
-//! `Labs` calls as the JSON API (`/api/sessions`), answered with HTML
+//! `Labs` calls as the JSON API (`/api/labs`), answered with HTML
 //! fragments.
 
 use std::time::Duration;

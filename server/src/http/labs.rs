@@ -1,4 +1,4 @@
-//! Lab sessions over HTTP: start, look at, stop, and the terminal
+//! Labs over HTTP: start, look at, stop, and the terminal
 //! websocket (DESIGN.md "HTTP API").
 
 use std::sync::Arc;
@@ -24,17 +24,16 @@ use crate::labs::terminal::{
 };
 
 pub fn router() -> Router<SharedState> {
-    Router::new()
-        .route("/api/sessions", axum::routing::post(create))
-        .route("/api/sessions/{id}", get(show).delete(remove))
-        .route(
-            "/api/sessions/{id}/terminals/{name}",
-            get(terminal).delete(close_terminal),
-        )
-        .route(
-            "/api/sessions/{id}/terminals/{name}/watch",
-            get(watch_terminal),
-        )
+    super::lab_api(
+        Router::new()
+            .route("/", axum::routing::post(create))
+            .route("/{id}", get(show).delete(remove))
+            .route(
+                "/{id}/terminals/{name}",
+                get(terminal).delete(close_terminal),
+            )
+            .route("/{id}/terminals/{name}/watch", get(watch_terminal)),
+    )
 }
 
 impl From<LabError> for AppError {
@@ -278,7 +277,7 @@ async fn close_terminal(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::not_found(format!(
-            "lab {id} has no open terminal {name:?}; GET /api/sessions/{id} shows whether the lab runs"
+            "lab {id} has no open terminal {name:?}; GET /api/labs/{id} shows whether the lab runs"
         )))
     }
 }

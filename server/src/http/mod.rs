@@ -150,6 +150,14 @@ pub fn app(state: SharedState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
+/// The lab API's routes under `/api/labs`, and under `/api/sessions`, its
+/// first name, which clients written before the rename still call.
+fn lab_api(routes: Router<SharedState>) -> Router<SharedState> {
+    Router::new()
+        .nest("/api/labs", routes.clone())
+        .nest("/api/sessions", routes)
+}
+
 fn default_header(name: HeaderName, value: HeaderValue) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, value)
 }

@@ -36,7 +36,9 @@ use crate::db::LabState;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
-        .route("/api/sessions/{id}/ports", get(ports))
+        .merge(super::lab_api(
+            Router::new().route("/{id}/ports", get(ports)),
+        ))
         .route("/labs/{id}/ports/{port}", any(to_folder))
         .route("/labs/{id}/ports/{port}/", any(root))
         .route("/labs/{id}/ports/{port}/{*rest}", any(forward))
@@ -75,7 +77,7 @@ struct Ports {
     ports: Vec<Port>,
 }
 
-/// `GET /api/sessions/{id}/ports`: what listens in the node.
+/// `GET /api/labs/{id}/ports`: what listens in the node.
 async fn ports(
     State(state): State<SharedState>,
     ApiUser(user): ApiUser,

@@ -1,4 +1,4 @@
-//! Lab sessions: the rows in the database and the nodes in the sandbox host
+//! Labs: the rows in the database and the nodes in the sandbox host
 //! kept in step, slot limits, and the terminals that live as long as a lab.
 //!
 //! Admission counts labs (per server, per user) and memory: the memory
@@ -102,8 +102,9 @@ pub struct Labs {
     /// take the last slot.
     admission: tokio::sync::Mutex<()>,
     terminals: Mutex<HashMap<(String, String), Arc<TerminalHub>>>,
-    /// When each lab's activity stamp was last moved by terminal input.
-    touched: Mutex<HashMap<String, Instant>>,
+    /// When each lab's activity stamp was last moved by terminal input, by
+    /// [`Labs::clock`].
+    touched: Mutex<HashMap<String, SystemTime>>,
     /// Open terminal websockets per user id and per (lab, terminal).
     sockets: Mutex<SocketCounts>,
     /// Labs whose node is being built: each receiver sees its sender
@@ -114,7 +115,12 @@ pub struct Labs {
     watchers: Arc<Mutex<HashMap<String, Vec<String>>>>,
     /// A lab waits here for its image while the catalog is being built.
     catalog: Arc<crate::catalog::Catalog>,
+    /// The time expiry is judged at: the wall clock, or a test's.
+    clock: Clock,
 }
+
+/// Where [`Labs`] reads the time.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// An instructor watching a lab; the name goes when this is dropped.
 pub struct Watching {
@@ -191,7 +197,15 @@ impl Labs {
             starting: Mutex::new(HashMap::new()),
             watchers: Arc::new(Mutex::new(HashMap::new())),
             catalog,
+            clock: Arc::new(SystemTime::now),
         }
+    }
+
+    /// Judges expiry and activity by `clock` instead of the wall clock
+    /// (tests move time through it, and give their host the same clock).
+    pub fn with_clock(mut self, clock: Clock) -> Labs {
+        self.clock = clock;
+        self
     }
 
     /// Records that `name` watches lab `lab_id` until the guard is dropped.
@@ -507,8 +521,8 @@ impl Labs {
     pub async fn usage(&self) -> Result<HashMap<String, Usage>, LabError> {
         let host = self.host.clone();
         let usage = tokio::task::spawn_blocking(move || {
-            host.sandboxes().map(|sessions| {
-                sessions
+            host.sandboxes().map(|sandboxes| {
+                sandboxes
                     .into_iter()
                     .filter(|s| s.state == SandboxState::Running)
                     .filter_map(|s| host.usage(&s.id).ok().map(|u| (s.id, u)))
@@ -547,12 +561,12 @@ impl Labs {
         }
         let host = self.host.clone();
         let id = lab.id.clone();
-        let session = match tokio::task::spawn_blocking(move || host.sandbox(&id)).await? {
-            Ok(session) => session,
+        let sandbox = match tokio::task::spawn_blocking(move || host.sandbox(&id)).await? {
+            Ok(sandbox) => sandbox,
             Err(err) if err.kind() == host::ErrorKind::NotFound => return Ok(lab),
             Err(err) => return Err(err.into()),
         };
-        if let Some((at, reason)) = session.next_expiry(&self.limits.expiry) {
+        if let Some((at, reason)) = sandbox.next_expiry(&self.limits.expiry) {
             lab.expires_at = unix_secs(at);
             lab.expires_because = Some(match reason {
                 ExpiryReason::Idle => "idle",
@@ -566,14 +580,14 @@ impl Labs {
     /// seconds (sooner for short timeouts), so typing costs no disk writes.
     pub fn note_activity(self: &Arc<Self>, lab_id: &str) {
         let granularity = (self.limits.expiry.idle / 4).min(Duration::from_secs(5));
-        let now = Instant::now();
+        let now = (self.clock)();
         {
             let Ok(mut touched) = self.touched.lock() else {
                 return;
             };
             if touched
                 .get(lab_id)
-                .is_some_and(|last| now.duration_since(*last) < granularity)
+                .is_some_and(|last| within(*last, now, granularity))
             {
                 return;
             }
@@ -586,6 +600,11 @@ impl Labs {
                 tracing::debug!(lab = %id, error = %err, "cannot record lab activity");
             }
         });
+    }
+
+    /// The clock expiry is judged by.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
     }
 
     /// Where the labs run, for the port preview's connections.
@@ -603,7 +622,7 @@ impl Labs {
             .lock()
             .ok()
             .and_then(|t| t.get(lab_id).copied())
-            .is_some_and(|at| at.elapsed() < window)
+            .is_some_and(|at| within(at, (self.clock)(), window))
     }
 
     /// Stops the labs whose time is up (idle, too old, or whose node ended)
@@ -611,8 +630,8 @@ impl Labs {
     pub async fn reap(&self) -> Result<(), LabError> {
         let host = self.host.clone();
         let policy = self.limits.expiry;
-        let expired =
-            tokio::task::spawn_blocking(move || host.expire(&policy, SystemTime::now())).await??;
+        let now = (self.clock)();
+        let expired = tokio::task::spawn_blocking(move || host.expire(&policy, now)).await??;
         for gone in expired {
             let reason = match gone.reason {
                 ExpiryReason::Idle => format!(
@@ -651,11 +670,11 @@ impl Labs {
     /// rest are removed; active labs without a node are stopped.
     pub async fn reconcile(&self) -> Result<(), LabError> {
         let host = self.host.clone();
-        let sessions = tokio::task::spawn_blocking(move || host.sandboxes()).await??;
+        let sandboxes = tokio::task::spawn_blocking(move || host.sandboxes()).await??;
         let active = self.db.active_labs().await?;
-        for session in &sessions {
-            let lab = active.iter().find(|l| l.id == session.id);
-            match (lab, session.state) {
+        for sandbox in &sandboxes {
+            let lab = active.iter().find(|l| l.id == sandbox.id);
+            match (lab, sandbox.state) {
                 (Some(lab), SandboxState::Running) => {
                     if lab.state == LabState::Starting {
                         self.db.lab_ready(&lab.id).await?;
@@ -668,14 +687,14 @@ impl Labs {
                         .await;
                 }
                 (None, _) => {
-                    tracing::info!(session = %session.id, "removing a lab machine no lab owns");
-                    self.destroy_node(&session.id).await;
+                    tracing::info!(sandbox = %sandbox.id, "removing a lab machine no lab owns");
+                    self.destroy_node(&sandbox.id).await;
                 }
             }
         }
         for lab in active
             .iter()
-            .filter(|l| !sessions.iter().any(|s| s.id == l.id))
+            .filter(|l| !sandboxes.iter().any(|s| s.id == l.id))
         {
             self.mark_stopped(
                 &lab.id,
@@ -685,6 +704,12 @@ impl Labs {
         }
         Ok(())
     }
+}
+
+/// Whether `now` is less than `window` after `then`; a clock set back
+/// since counts as within.
+fn within(then: SystemTime, now: SystemTime, window: Duration) -> bool {
+    now.duration_since(then).map_or(true, |d| d < window)
 }
 
 fn unix_secs(at: SystemTime) -> i64 {

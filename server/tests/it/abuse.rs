@@ -101,7 +101,7 @@ async fn a_terminal_that_stops_reading_stalls_nobody_else() {
     }
     let started = Instant::now();
     let lab = reqwest::Client::new()
-        .get(server.at(&format!("/api/sessions/{id}")))
+        .get(server.at(&format!("/api/labs/{id}")))
         .bearer_auth(&token)
         .timeout(Duration::from_secs(10))
         .send()

@@ -463,7 +463,7 @@ async fn the_compose_file_brings_up_a_class_site_on_postgresql() {
     let token = token.trim();
     let api = reqwest::Client::new();
     let lab = api
-        .post(format!("{base}/api/sessions"))
+        .post(format!("{base}/api/labs"))
         .bearer_auth(token)
         .json(&serde_json::json!({ "lesson": "01-what-is-a-container" }))
         .send()
@@ -471,7 +471,7 @@ async fn the_compose_file_brings_up_a_class_site_on_postgresql() {
         .unwrap();
     assert_eq!(lab.status(), 201);
     let lab: serde_json::Value = lab.json().await.unwrap();
-    let url = format!("{base}/api/sessions/{}", lab["id"].as_str().unwrap());
+    let url = format!("{base}/api/labs/{}", lab["id"].as_str().unwrap());
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let state: serde_json::Value = json(api.get(&url).bearer_auth(token)).await;

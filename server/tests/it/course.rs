@@ -166,7 +166,7 @@ fn tail(text: &str, max: usize) -> String {
 /// `POST …/check`, waiting out the per-user rate limit and a check of the
 /// same task still running.
 async fn check(server: &Server, token: &str, lab: &str, task: &str) -> Result<Value, String> {
-    let url = server.at(&format!("/api/sessions/{lab}/tasks/{task}/check"));
+    let url = server.at(&format!("/api/labs/{lab}/tasks/{task}/check"));
     for _ in 0..60 {
         let response = reqwest::Client::new()
             .post(&url)

@@ -253,7 +253,7 @@ mod opening_and_copying {
         )
         .await;
         read_until(&mut term, "done-42").await;
-        let check = format!("/api/sessions/{lab}/tasks/save-hostname/check");
+        let check = format!("/api/labs/{lab}/tasks/save-hostname/check");
         assert_eq!(
             api(&server, &ada, reqwest::Method::POST, &check).await["passed"],
             true

@@ -84,7 +84,7 @@ async fn start_before_the_catalog(server: &Server, token: &str) -> (String, LabG
     assert_eq!(lab["state"], "starting", "{lab}");
     let id = lab["id"].as_str().unwrap().to_owned();
     let guard = LabGuard {
-        url: server.at(&format!("/api/sessions/{id}")),
+        url: server.at(&format!("/api/labs/{id}")),
         token: token.to_owned(),
     };
     (id, guard)

@@ -19,7 +19,7 @@ const LESSON: &str = "01-what-is-a-container";
 
 async fn check(server: &Server, token: &str, lab: &str, task: &str) -> reqwest::Response {
     reqwest::Client::new()
-        .post(server.at(&format!("/api/sessions/{lab}/tasks/{task}/check")))
+        .post(server.at(&format!("/api/labs/{lab}/tasks/{task}/check")))
         .bearer_auth(token)
         .send()
         .await
@@ -720,7 +720,7 @@ async fn an_instructor_watches_a_students_terminal_read_only() {
 
     let watch_url = |token: &str| {
         let url = server
-            .at(&format!("/api/sessions/{lab}/terminals/node1/watch"))
+            .at(&format!("/api/labs/{lab}/terminals/node1/watch"))
             .replacen("http://", "ws://", 1);
         let mut request = url.into_client_request().unwrap();
         request

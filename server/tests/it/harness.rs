@@ -1,5 +1,9 @@
 //! Starts real servers and runs the real CLI.
 
+#[path = "../common/client.rs"]
+mod client;
+pub use client::*;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -143,10 +147,6 @@ impl Server {
         }
     }
 
-    pub fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
     /// SIGTERM, then waits for a clean exit.
     pub fn stop(mut self) {
         let pid = self.child.id() as i32;
@@ -178,6 +178,12 @@ impl Server {
     pub fn crash(mut self) {
         self.child.kill().expect("kill -9 the server");
         self.child.wait().expect("reap the server");
+    }
+}
+
+impl Site for Server {
+    fn url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -234,138 +240,6 @@ pub fn layerlab_on(data_dir: &Path) -> Command {
     command
 }
 
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A browser-like client: keeps cookies, does not follow redirects (tests
-/// look at them).
-pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// The CSRF token embedded in a page's forms.
-pub fn csrf_of(html: &str) -> String {
-    let marker = "name=\"_csrf\" value=\"";
-    let start = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("no csrf field in page:\n{html}"))
-        + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_string()
-}
-
-/// Sends a request and parses its JSON answer.
-pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
-    request.send().await.unwrap().json().await.unwrap()
-}
-
-/// The body of `url`, fetched as the API token's user.
-pub async fn text_as(token: &str, url: &str) -> String {
-    send_as(token, reqwest::Method::GET, url)
-        .await
-        .text()
-        .await
-        .unwrap()
-}
-
-/// `method` on `url` as the API token's user; fails unless it succeeds.
-pub async fn send_as(token: &str, method: reqwest::Method, url: &str) -> reqwest::Response {
-    let response = reqwest::Client::new()
-        .request(method.clone(), url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{method} {url}: {}",
-        response.status()
-    );
-    response
-}
-
-pub async fn get_page(client: &reqwest::Client, url: &str) -> String {
-    let response = client.get(url).send().await.unwrap();
-    assert!(
-        response.status().is_success(),
-        "GET {url}: {}",
-        response.status()
-    );
-    response.text().await.unwrap()
-}
-
-/// Loads `page` for its token, then posts `fields` with it.
-pub async fn submit(
-    client: &reqwest::Client,
-    server: &Server,
-    page: &str,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    submit_to(client, &server.url, page, action, fields).await
-}
-
-/// Fills the form of `page` on the server at `base` and posts it to `action`.
-pub async fn submit_to(
-    client: &reqwest::Client,
-    base: &str,
-    page: &str,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let html = get_page(client, &format!("{base}{page}")).await;
-    let token = csrf_of(&html);
-    let mut form: Vec<(&str, &str)> = vec![("_csrf", &token)];
-    form.extend_from_slice(fields);
-    client
-        .post(format!("{base}{action}"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-}
-
-pub async fn signup(
-    client: &reqwest::Client,
-    server: &Server,
-    name: &str,
-    password: &str,
-) -> reqwest::Response {
-    submit(
-        client,
-        server,
-        "/signup",
-        "/signup",
-        &[
-            ("name", name),
-            ("password", password),
-            ("confirm", password),
-        ],
-    )
-    .await
-}
-
-pub async fn login(
-    client: &reqwest::Client,
-    server: &Server,
-    name: &str,
-    password: &str,
-) -> reqwest::Response {
-    submit(
-        client,
-        server,
-        "/login",
-        "/login",
-        &[("name", name), ("password", password)],
-    )
-    .await
-}
-
 /// Adds an account through the CLI.
 pub fn add_user(data_dir: &Path, name: &str, role: &str, password: &str) {
     let out = cli(
@@ -386,20 +260,4 @@ pub fn add_user(data_dir: &Path, name: &str, role: &str, password: &str) {
         "user add failed: {}",
         text(&out.stderr)
     );
-}
-
-/// A loopback port nothing listens on right now (for a process that binds
-/// it itself, so another may take it in between: rare enough for tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("layerlab-it-")
-        .tempdir()
-        .unwrap()
 }

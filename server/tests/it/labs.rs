@@ -6,13 +6,12 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::harness::*;
 use crate::sandbox::catalog;
 
-pub type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+// Other suites reach the terminal helpers through this module.
+pub use crate::harness::{Socket, connect, connect_url, read_until, type_line};
 
 pub fn lab_server(data: &tempfile::TempDir) -> Server {
     lab_server_with(data, &[])
@@ -71,10 +70,10 @@ impl Drop for LabGuard {
     }
 }
 
-/// `POST /api/sessions` for `lesson` with `token`'s user.
+/// `POST /api/labs` for `lesson` with `token`'s user.
 pub async fn post_lab(server: &Server, token: &str, lesson: &str) -> reqwest::Response {
     reqwest::Client::new()
-        .post(server.at("/api/sessions"))
+        .post(server.at("/api/labs"))
         .bearer_auth(token)
         .json(&serde_json::json!({ "lesson": lesson }))
         .send()
@@ -95,18 +94,18 @@ pub async fn start_lesson_lab(server: &Server, token: &str, lesson: &str) -> (St
     assert_eq!(lab["lesson"], lesson);
     assert!(lab["expires_at"].as_i64().is_some(), "{lab}");
     let guard = LabGuard {
-        url: server.at(&format!("/api/sessions/{id}")),
+        url: server.at(&format!("/api/labs/{id}")),
         token: token.to_string(),
     };
     wait_until_ready(server, token, &id, Duration::from_secs(120)).await;
     (id, guard)
 }
 
-/// `GET /api/sessions/{id}`.
+/// `GET /api/labs/{id}`.
 pub async fn lab_state(server: &Server, token: &str, id: &str) -> Value {
     json(
         reqwest::Client::new()
-            .get(server.at(&format!("/api/sessions/{id}")))
+            .get(server.at(&format!("/api/labs/{id}")))
             .bearer_auth(token),
     )
     .await
@@ -129,76 +128,6 @@ pub async fn wait_until_ready(server: &Server, token: &str, id: &str, limit: Dur
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-pub async fn connect(
-    server: &Server,
-    token: &str,
-    id: &str,
-    name: &str,
-    origin: Option<&str>,
-) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    connect_url(&server.url, token, id, name, origin).await
-}
-
-/// [`connect`] to the server at `base_url`, for tasks that do not borrow
-/// the server.
-pub async fn connect_url(
-    base_url: &str,
-    token: &str,
-    id: &str,
-    name: &str,
-    origin: Option<&str>,
-) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let url =
-        format!("{base_url}/api/sessions/{id}/terminals/{name}").replacen("http://", "ws://", 1);
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("origin", origin.parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(request)
-        .await
-        .map(|(socket, _)| socket)
-}
-
-/// Reads terminal output until `want` appears in what was read (since the
-/// call); returns all of it.
-pub async fn read_until(socket: &mut Socket, want: &str) -> String {
-    let mut seen = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let next = tokio::time::timeout_at(deadline, socket.next()).await;
-        match next {
-            Ok(Some(Ok(Message::Binary(bytes)))) => {
-                seen.push_str(&String::from_utf8_lossy(&bytes));
-                if seen.contains(want) {
-                    return seen;
-                }
-                // Keep memory bounded while a flood scrolls by.
-                if seen.len() > 1 << 20 {
-                    seen.drain(..seen.len() - 4096);
-                }
-            }
-            Ok(Some(Ok(_))) => {}
-            Ok(other) => panic!("socket ended waiting for {want:?}: {other:?}; got {seen:?}"),
-            Err(_) => panic!(
-                "no {want:?} within 30s; last output: {:?}",
-                &seen[seen.len().saturating_sub(500)..]
-            ),
-        }
-    }
-}
-
-pub async fn type_line(socket: &mut Socket, line: &str) {
-    socket
-        .send(Message::Binary(format!("{line}\r").into_bytes().into()))
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -266,7 +195,7 @@ async fn a_lab_terminal_echoes_resizes_replays_floods_and_stops() {
 
     let client = reqwest::Client::new();
     let deleted = client
-        .delete(server.at(&format!("/api/sessions/{id}")))
+        .delete(server.at(&format!("/api/labs/{id}")))
         .bearer_auth(&token)
         .send()
         .await
@@ -274,7 +203,7 @@ async fn a_lab_terminal_echoes_resizes_replays_floods_and_stops() {
     assert_eq!(deleted.status(), 204);
     let lab: Value = json(
         client
-            .get(server.at(&format!("/api/sessions/{id}")))
+            .get(server.at(&format!("/api/labs/{id}")))
             .bearer_auth(&token),
     )
     .await;
@@ -282,91 +211,6 @@ async fn a_lab_terminal_echoes_resizes_replays_floods_and_stops() {
     assert!(
         connect(&server, &token, &id, "node1", None).await.is_err(),
         "a stopped lab has no terminal"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn labs_belong_to_their_owner_and_refuse_other_origins() {
-    let data = temp_dir();
-    let ada = user_token(&data, "ada");
-    let eve = user_token(&data, "eve");
-    let server = lab_server(&data);
-    let (id, _guard) = start_lab(&server, &ada).await;
-    let client = reqwest::Client::new();
-    let lab_url = server.at(&format!("/api/sessions/{id}"));
-
-    let get = client.get(&lab_url).bearer_auth(&eve).send().await.unwrap();
-    assert_eq!(get.status(), 403);
-    let delete = client
-        .delete(&lab_url)
-        .bearer_auth(&eve)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(delete.status(), 403);
-    let unknown = client
-        .get(server.at("/api/sessions/lab-nope"))
-        .bearer_auth(&ada)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), 404);
-    let anonymous = client.get(&lab_url).send().await.unwrap();
-    assert_eq!(anonymous.status(), 401);
-    let no_lesson = post_lab(&server, &ada, "../etc").await;
-    assert_eq!(no_lesson.status(), 404);
-
-    match connect(&server, &eve, &id, "node1", None).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 403)
-        }
-        other => panic!("someone else's terminal opened: {other:?}"),
-    }
-    match connect(&server, &ada, &id, "node1", Some("http://evil.example")).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 403)
-        }
-        other => panic!("a foreign Origin opened a terminal: {other:?}"),
-    }
-    match connect(&server, &ada, &id, "Bad%2FName", None).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 400)
-        }
-        other => panic!("a bad terminal name was accepted: {other:?}"),
-    }
-    let own = connect(&server, &ada, &id, "node1", Some(&server.url))
-        .await
-        .expect("the owner from our own origin gets the terminal");
-    drop(own);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn lab_slots_are_limited_per_user_and_per_server() {
-    let data = temp_dir();
-    let ada = user_token(&data, "ada");
-    let eve = user_token(&data, "eve");
-    let server = lab_server_with(&data, &["--max-labs", "1", "--max-labs-per-user", "1"]);
-    let (_id, _guard) = start_lab(&server, &ada).await;
-    let ada_again = post_lab(&server, &ada, "02-images-vs-containers").await;
-    let status = ada_again.status();
-    let body: Value = ada_again.json().await.unwrap();
-    if status == 404 {
-        panic!("the test needs a second lesson: {body}");
-    }
-    assert_eq!(status, 429, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("you already have 1 labs running"),
-        "{body}"
-    );
-    let eve_lab = post_lab(&server, &eve, "01-what-is-a-container").await;
-    assert_eq!(eve_lab.status(), 503);
-    let body: Value = eve_lab.json().await.unwrap();
-    assert_eq!(
-        body["error"],
-        "all 1 lab slots are busy, try again in a minute"
     );
 }
 
@@ -413,38 +257,6 @@ async fn lab_memory_is_admitted_within_the_host_and_the_server_outlives_labs() {
         error.starts_with("lab slots are full") && error.contains("512 MiB"),
         "{body}"
     );
-}
-
-/// Admission counts the memory limits of the labs running: with room for
-/// one and a half nodes of 512 MiB, a second lab waits until the first is
-/// stopped.
-#[tokio::test(flavor = "multi_thread")]
-async fn lab_memory_admission_counts_the_running_labs() {
-    let data = temp_dir();
-    let ada = user_token(&data, "ada");
-    let eve = user_token(&data, "eve");
-    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
-    let total_kib: u64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("MemTotal");
-    let total = total_kib << 10;
-    // What --lab-memory-overcommit multiplies: the host less 1 GiB (or a quarter).
-    let usable = total - (1u64 << 30).min(total / 4);
-    let ratio = (768u64 << 20) as f64 / usable as f64;
-    let server = lab_server_with(&data, &["--lab-memory-overcommit", &format!("{ratio:.12}")]);
-    let (_id, guard) = start_lab(&server, &ada).await;
-    let refused = post_lab(&server, &eve, "01-what-is-a-container").await;
-    assert_eq!(refused.status(), 503);
-    let body: Value = refused.json().await.unwrap();
-    let error = body["error"].as_str().unwrap_or_default();
-    assert!(
-        error.starts_with("lab slots are full: running labs hold 512 MiB of the 76"),
-        "{body}"
-    );
-    drop(guard);
-    let (_id, _guard) = start_lab(&server, &eve).await;
 }
 
 /// A student filling the lab's disk gets "No space left on device" and
@@ -573,10 +385,10 @@ async fn labs_keep_running_across_a_server_restart() {
     let server = server.restart(data.path(), &["--store-dir", &store]);
     // Declared after the new server, so it is dropped (and deletes) first.
     let mut guard = guard;
-    guard.url = server.at(&format!("/api/sessions/{id}"));
+    guard.url = server.at(&format!("/api/labs/{id}"));
     let lab: Value = json(
         reqwest::Client::new()
-            .get(server.at(&format!("/api/sessions/{id}")))
+            .get(server.at(&format!("/api/labs/{id}")))
             .bearer_auth(&token),
     )
     .await;
@@ -609,7 +421,7 @@ async fn the_docker_cli_in_a_lab_reaches_its_engine_across_a_restart() {
     let store = format!("{}/store", catalog());
     let server = server.restart(data.path(), &["--store-dir", &store]);
     let mut guard = guard;
-    guard.url = server.at(&format!("/api/sessions/{id}"));
+    guard.url = server.at(&format!("/api/labs/{id}"));
     let mut term = connect(&server, &token, &id, "node1", None).await.unwrap();
     type_line(
         &mut term,
@@ -625,62 +437,6 @@ async fn the_docker_cli_in_a_lab_reaches_its_engine_across_a_restart() {
     .await;
     read_until(&mut term, "state-running").await;
     read_until(&mut term, "served-1").await;
-}
-
-async fn lab_json(server: &Server, token: &str, id: &str) -> Value {
-    json(
-        reqwest::Client::new()
-            .get(server.at(&format!("/api/sessions/{id}")))
-            .bearer_auth(token),
-    )
-    .await
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn idle_labs_are_stopped_and_typing_keeps_them_alive() {
-    let data = temp_dir();
-    let token = user_token(&data, "idle");
-    let server = lab_server_with(&data, &["--lab-idle-timeout", "6s"]);
-    let (id, _guard) = start_lab(&server, &token).await;
-
-    let lab = lab_json(&server, &token, &id).await;
-    assert_eq!(lab["expires_because"], "idle", "{lab}");
-    let left = lab["expires_at"].as_i64().unwrap() - now_secs();
-    assert!((0..=7).contains(&left), "idle deadline {left}s away: {lab}");
-
-    // Typing for longer than the idle timeout keeps the lab.
-    let mut term = connect(&server, &token, &id, "node1", None).await.unwrap();
-    for i in 0..10 {
-        type_line(&mut term, &format!("echo tick-{i}")).await;
-        read_until(&mut term, &format!("tick-{i}\r\n")).await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    assert_eq!(lab_json(&server, &token, &id).await["state"], "ready");
-
-    // Then nothing: the lab stops, and says why.
-    drop(term);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let lab = loop {
-        let lab = lab_json(&server, &token, &id).await;
-        if lab["state"] == "stopped" {
-            break lab;
-        }
-        assert!(Instant::now() < deadline, "idle lab still running: {lab}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let reason = lab["end_reason"].as_str().unwrap();
-    assert_eq!(reason, "stopped after 6 s without activity");
-    assert!(
-        connect(&server, &token, &id, "node1", None).await.is_err(),
-        "a stopped lab has no terminal"
-    );
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 /// The lab pane's htmx endpoints, as the lesson page calls them.

@@ -95,7 +95,7 @@ async fn metrics_follow_a_lab_and_an_admin_stops_it_from_the_labs_page() {
     type_line(&mut term, "echo typed-$((6*7))").await;
     read_until(&mut term, "typed-42").await;
     let check = reqwest::Client::new()
-        .post(server.at(&format!("/api/sessions/{id}/tasks/save-hostname/check")))
+        .post(server.at(&format!("/api/labs/{id}/tasks/save-hostname/check")))
         .bearer_auth(&token)
         .send()
         .await
@@ -105,7 +105,7 @@ async fn metrics_follow_a_lab_and_an_admin_stops_it_from_the_labs_page() {
     let refused = post_lab(&server, &token, "02-images-vs-containers").await;
     assert_eq!(refused.status(), 429);
     let missing = reqwest::Client::new()
-        .get(server.at("/api/sessions/lab-nothing-here"))
+        .get(server.at("/api/labs/lab-nothing-here"))
         .bearer_auth(&token)
         .send()
         .await
@@ -234,7 +234,7 @@ async fn metrics_follow_a_lab_and_an_admin_stops_it_from_the_labs_page() {
     assert_eq!(stop.headers()["location"], "/admin/labs");
     let lab: Value = json(
         reqwest::Client::new()
-            .get(server.at(&format!("/api/sessions/{id}")))
+            .get(server.at(&format!("/api/labs/{id}")))
             .bearer_auth(&token),
     )
     .await;

@@ -61,7 +61,7 @@ async fn published_ports_open_through_the_preview_for_their_owner_only() {
         .await
         .unwrap();
 
-    let none: Value = get(&server, Some(&ada), &format!("/api/sessions/{lab}/ports"))
+    let none: Value = get(&server, Some(&ada), &format!("/api/labs/{lab}/ports"))
         .await
         .json()
         .await
@@ -77,7 +77,7 @@ async fn published_ports_open_through_the_preview_for_their_owner_only() {
     .await;
     read_until(&mut term, "up-42").await;
 
-    let listed: Value = get(&server, Some(&ada), &format!("/api/sessions/{lab}/ports"))
+    let listed: Value = get(&server, Some(&ada), &format!("/api/labs/{lab}/ports"))
         .await
         .json()
         .await
@@ -129,7 +129,7 @@ async fn published_ports_open_through_the_preview_for_their_owner_only() {
         assert_eq!(refused.status(), 404, "{who} reached the preview");
         assert!(!refused.text().await.unwrap().contains("nginx"));
     }
-    let listing = get(&server, Some(&bob), &format!("/api/sessions/{lab}/ports")).await;
+    let listing = get(&server, Some(&bob), &format!("/api/labs/{lab}/ports")).await;
     assert_eq!(listing.status(), 403, "another student listed the ports");
 
     let nothing = get(&server, Some(&ada), &format!("/labs/{lab}/ports/9/")).await;

@@ -500,7 +500,7 @@ async fn an_answer_before_the_body_keeps_the_connection_usable() {
     let create_lab = |len: usize| {
         Request::builder()
             .method(Method::POST)
-            .uri("/api/sessions")
+            .uri("/api/labs")
             .header("Content-Type", "application/json")
             .body(Bytes::from(vec![b' '; len]))
             .expect("request")

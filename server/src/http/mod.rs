@@ -15,6 +15,7 @@ mod listen;
 mod ops;
 mod pages;
 mod preview;
+mod relay;
 pub mod session;
 
 use std::sync::Arc;

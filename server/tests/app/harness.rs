@@ -3,7 +3,6 @@
 //! router, without root, a kernel's namespaces or the image catalog.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -74,15 +73,16 @@ impl App {
             .prefix("layerlab-app-")
             .tempdir()
             .expect("temp dir");
-        let lessons = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lessons");
+        let lessons = bundled_lessons();
         let mut args = vec![
             "layerlab".to_owned(),
             "serve".to_owned(),
             "--data-dir".to_owned(),
             data.path().display().to_string(),
-            "--lessons".to_owned(),
-            lessons.display().to_string(),
         ];
+        if !extra.contains(&"--lessons") {
+            args.extend(["--lessons".to_owned(), lessons.display().to_string()]);
+        }
         args.extend(extra.iter().map(|a| a.to_string()));
         let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         let Command::Serve(serve) = cli.command else {
@@ -150,6 +150,26 @@ impl App {
             status,
             serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
         )
+    }
+
+    /// An account of `role` ("student", "instructor", "admin") with
+    /// `password`, as `layerlab user add` makes it.
+    pub async fn add_user(&self, name: &str, role: &str, password: &str) {
+        let role = match role {
+            "student" => Role::Student,
+            "instructor" => Role::Instructor,
+            "admin" => Role::Admin,
+            other => panic!("no role {other:?}"),
+        };
+        let password = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || server::auth::password::hash(&password))
+            .await
+            .expect("hash");
+        self.state
+            .db
+            .create_user(name, &hash, role)
+            .await
+            .expect("create the account");
     }
 
     /// A student account with an API token.

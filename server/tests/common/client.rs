@@ -31,6 +31,30 @@ impl<T: Site + ?Sized> Site for std::sync::Arc<T> {
     }
 }
 
+/// Writes `content` to `rel` under `root`, making its directories (a
+/// course of a test's own).
+pub fn write_file(root: &std::path::Path, rel: &str, content: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+/// The value a response sets cookie `name` to.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .map(|rest| rest.split(';').next().unwrap().to_string())
+}
+
+/// The course this repository bundles.
+pub fn bundled_lessons() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../lessons")
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -175,54 +175,6 @@ async fn a_crowd_of_signups_is_limited_and_hashing_stays_bounded() {
     assert!(grown_mib < 200, "the server grew by {grown_mib} MiB");
 }
 
-/// With an invitation code, sign-up needs it: throwaway accounts cannot
-/// take a class's lab slots.
-#[tokio::test]
-async fn signup_with_an_invitation_code_needs_the_code() {
-    let data = temp_dir();
-    let server = Server::start(data.path(), &["--signup-code", "class-of-2026"]);
-    let client = browser();
-    let page = get_page(&client, &server.at("/signup")).await;
-    assert!(page.contains("Invitation code"), "{page}");
-    for code in ["", "class-of-2025"] {
-        let response = submit(
-            &client,
-            &server,
-            "/signup",
-            "/signup",
-            &[
-                ("name", "stranger"),
-                ("password", "stranger password"),
-                ("confirm", "stranger password"),
-                ("invitation", code),
-            ],
-        )
-        .await;
-        assert_eq!(response.status(), 403, "code {code:?}");
-        assert!(
-            response
-                .text()
-                .await
-                .unwrap()
-                .contains("invitation code is not valid")
-        );
-    }
-    let response = submit(
-        &client,
-        &server,
-        "/signup",
-        "/signup",
-        &[
-            ("name", "student"),
-            ("password", "student password"),
-            ("confirm", "student password"),
-            ("invitation", "class-of-2026"),
-        ],
-    )
-    .await;
-    assert_eq!(response.status(), 303);
-}
-
 /// Reads from `socket` until it ends or `within` passes; true when it
 /// ended (closed by the server, or reset).
 async fn closed_within(socket: &mut crate::labs::Socket, within: Duration) -> bool {

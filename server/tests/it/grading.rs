@@ -536,45 +536,6 @@ async fn continuous_checks_turn_tasks_green_and_http_reaches_only_the_node() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_check_asked_for_again_while_it_runs_is_refused_and_recorded_once() {
-    let data = temp_dir();
-    let token = user_token(&data, "ada");
-    let course = custom_course(1);
-    let server = lab_server_with(&data, &["--lessons", course.path().to_str().unwrap()]);
-    let (lab, _guard, _term) = lab_with_terminal(&server, &token, "01-web").await;
-
-    // `hang` takes its 2 s timeout: the four requests overlap.
-    let responses =
-        futures_util::future::join_all((0..4).map(|_| check(&server, &token, &lab, "hang"))).await;
-    let mut statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
-    statuses.sort_unstable();
-    assert_eq!(statuses, [200, 409, 409, 409]);
-    for response in responses.into_iter().filter(|r| r.status() == 409) {
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(
-            body["error"],
-            "task \"hang\" is being checked already; wait for that check's result"
-        );
-    }
-
-    add_user(data.path(), "iris", "instructor", "correct horse battery");
-    let iris = create_token(&data, "iris");
-    let history: Value = get(&server, &iris, "/api/lessons/01-web/grades/ada")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        history["attempts"].as_array().unwrap().len(),
-        1,
-        "{history}"
-    );
-
-    // Once it has answered, the task can be checked again.
-    assert_eq!(check(&server, &token, &lab, "hang").await.status(), 200);
-}
-
 /// Pushes `demo:v1` (one gzip layer, a config, an OCI manifest) to the
 /// registry at 127.0.0.1:5000 with curl, the distribution API by hand:
 /// POST an upload, PUT each blob with its digest, PUT the manifest.
@@ -650,53 +611,6 @@ Push it.
         after["checks"][0]["message"],
         "demo:v1 is in the registry at localhost:5000"
     );
-}
-
-/// A client polling continuous mode as fast as it can gets no more check
-/// runs than the page's own polling would.
-#[tokio::test(flavor = "multi_thread")]
-async fn continuous_checks_are_throttled_per_lab() {
-    let course = tempfile::tempdir().unwrap();
-    let lesson = course.path().join("01-count");
-    std::fs::create_dir(&lesson).unwrap();
-    std::fs::write(
-        lesson.join("lesson.md"),
-        r#"---
-title: Counted checks
-tasks:
-  - id: never
-    title: A task whose check counts its runs
-    points: 1
-    checks:
-      - command: {run: "echo run >> /tmp/runs; exit 1"}
----
-
-Nothing to do.
-"#,
-    )
-    .unwrap();
-    let data = temp_dir();
-    let token = user_token(&data, "ada");
-    let server = lab_server_with(&data, &["--lessons", course.path().to_str().unwrap()]);
-    let (_lab, _guard, mut term) = lab_with_terminal(&server, &token, "01-count").await;
-    shell(&mut term, "rm -f /tmp/runs").await;
-
-    let started = std::time::Instant::now();
-    let mut asked = 0;
-    while started.elapsed() < std::time::Duration::from_secs(4) && asked < 400 {
-        let auto = post(&server, &token, "/lessons/01-count/tasks/auto").await;
-        assert_eq!(auto.status(), 204);
-        asked += 1;
-    }
-    type_line(&mut term, "echo cou''nted-$(wc -l < /tmp/runs)-ru''ns").await;
-    let out = read_until(&mut term, "-runs").await;
-    let runs: usize = out
-        .split("counted-")
-        .nth(1)
-        .and_then(|rest| rest.split("-runs").next()?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no count in {out:?}"));
-    assert!(asked > 10, "only {asked} polls in 4 s");
-    assert!(runs <= 5, "{runs} check runs from {asked} polls in 4 s");
 }
 
 /// The title of a bundled lesson's task, as its front matter gives it.

@@ -5,16 +5,12 @@ mod client;
 pub use client::*;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_layerlab");
-
-pub fn bundled_lessons() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../lessons")
-}
 
 pub struct Server {
     child: Child,

@@ -1,6 +1,9 @@
 //! Integration tests: each starts the real `layerlab` binary on an
 //! ephemeral port with a temporary data directory and drives it over HTTP
 //! and its command line, as a browser, a script or an operator would.
+//! These need root and real nodes, or the process itself (its log, its
+//! signals, its command line); what HTTP alone shows runs in process on
+//! the fake host, in the `app` suite.
 //!
 //! - `abuse`: what one hostile client can do to everyone else (floods,
 //!   piles of sockets and accounts), tried on loopback.

@@ -175,6 +175,7 @@ mod seccomp;
 pub mod spec;
 pub mod state;
 mod sys;
+mod syscall;
 mod tty;
 mod userns;
 

@@ -49,7 +49,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::spec::{Limits, SandboxSpec};
-use crate::sys::{self, FsContext};
+use crate::sys;
+use crate::syscall::{FsOption, Kernel, Syscall};
 
 /// Files Docker hides under `/dev/null` or an empty read-only tmpfs.
 const MASKED: &[&str] = &[
@@ -91,27 +92,32 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// attachments vanish with the old root at `pivot_root`; the overlay keeps
 /// its own clones.
 pub fn build_overlay(
+    sys: &dyn Syscall,
     lowerdirs: &[PathBuf],
     userns: &OwnedFd,
     root_uid: u32,
     scratch: &Path,
     writable: &OwnedFd,
 ) -> Result<OwnedFd> {
-    sys::move_mount_to(writable.as_fd(), scratch)
+    sys.move_mount(writable.as_fd(), scratch)
         .map_err(Error::io("attach writable layer", scratch))?;
     let upper = scratch.join(UPPER);
     let work = scratch.join("work");
     for d in [&upper, &work] {
         // The upper root becomes the sandbox's `/`: owned by root inside.
-        ensure_dir(d, root_uid)?;
+        ensure_dir(sys, d, root_uid)?;
     }
-    let ovl = lower_context(&attach_layers(lowerdirs, userns, scratch)?)?;
-    ovl.set_string("upperdir", &path_str(&upper)?)
-        .map_err(Error::sys("set overlay upperdir"))?;
-    ovl.set_string("workdir", &path_str(&work)?)
-        .map_err(Error::sys("set overlay workdir"))?;
-    ovl.mount(sys::MOUNT_ATTR_NODEV)
-        .map_err(Error::sys("create overlay mount"))
+    let layers = attach_layers(sys, lowerdirs, userns, scratch)?;
+    let (upper, work) = (path_str(&upper)?, path_str(&work)?);
+    overlay(
+        sys,
+        &layers,
+        &[
+            FsOption::String("upperdir", &upper),
+            FsOption::String("workdir", &work),
+        ],
+        sys::MOUNT_ATTR_NODEV,
+    )
 }
 
 /// The writable layer's own tree, in the directory its filesystem is
@@ -152,30 +158,37 @@ pub struct LayerViews {
 /// Builds [`LayerViews`]; `writable` is the kept layer's filesystem, and
 /// `scratch` a directory of a mount namespace private to the caller.
 pub fn layer_views(
+    sys: &dyn Syscall,
     lowerdirs: &[PathBuf],
     userns: &OwnedFd,
     root_uid: u32,
     scratch: &Path,
     writable: &OwnedFd,
 ) -> Result<LayerViews> {
-    sys::move_mount_to(writable.as_fd(), scratch)
+    sys.move_mount(writable.as_fd(), scratch)
         .map_err(Error::io("attach writable layer", scratch))?;
     let upper = scratch.join(UPPER);
-    ensure_dir(&upper, root_uid)?;
+    ensure_dir(sys, &upper, root_uid)?;
     let empty = scratch.join("empty");
-    ensure_dir(&empty, root_uid)?;
+    ensure_dir(sys, &empty, root_uid)?;
     let open = |p: &Path| -> Result<OwnedFd> {
         Ok(fs::File::open(p).map_err(Error::io("open", p))?.into())
     };
-    let layers = attach_layers(lowerdirs, userns, scratch)?;
+    let layers = attach_layers(sys, lowerdirs, userns, scratch)?;
+    let read_only = sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID;
     let image = match layers.as_slice() {
         [] => open(&empty)?,
         [only] => open(only)?,
-        _ => overlay_of(&layers)?,
+        _ => overlay(sys, &layers, &[], read_only)?,
     };
     let merged = match layers.as_slice() {
         [] => open(&upper)?,
-        _ => overlay_of(&[std::slice::from_ref(&upper), &layers].concat())?,
+        _ => overlay(
+            sys,
+            &[std::slice::from_ref(&upper), &layers].concat(),
+            &[],
+            read_only,
+        )?,
     };
     Ok(LayerViews {
         upper: open(&upper)?,
@@ -184,33 +197,43 @@ pub fn layer_views(
     })
 }
 
-/// A read-only overlay of `layers` (two at least), topmost first.
-fn overlay_of(layers: &[PathBuf]) -> Result<OwnedFd> {
-    lower_context(layers)?
-        .mount(sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID)
+/// A detached overlay of `layers` (topmost first; two at least without
+/// an upper layer) with the `extra` options, carrying `attrs`.
+fn overlay(
+    sys: &dyn Syscall,
+    layers: &[PathBuf],
+    extra: &[FsOption<'_>],
+    attrs: u64,
+) -> Result<OwnedFd> {
+    let lowers = layers
+        .iter()
+        .map(|dir| path_str(dir))
+        .collect::<Result<Vec<_>>>()?;
+    let mut options: Vec<FsOption<'_>> = lowers
+        .iter()
+        .map(|dir| FsOption::String("lowerdir+", dir))
+        .collect();
+    options.extend_from_slice(extra);
+    sys.fs_mount("overlay", &options, attrs)
         .map_err(Error::sys("create overlay mount"))
-}
-
-/// An overlay context with `layers` as its lower layers, topmost first.
-fn lower_context(layers: &[PathBuf]) -> Result<FsContext> {
-    let ovl = FsContext::open("overlay").map_err(Error::sys("open overlay context"))?;
-    for dir in layers {
-        ovl.set_string("lowerdir+", &path_str(dir)?)
-            .map_err(Error::io("add overlay layer", dir))?;
-    }
-    Ok(ovl)
 }
 
 /// Each image layer cloned, idmapped to `userns` and attached at
 /// `scratch/l<i>`; returns those paths, topmost first.
-fn attach_layers(lowerdirs: &[PathBuf], userns: &OwnedFd, scratch: &Path) -> Result<Vec<PathBuf>> {
+fn attach_layers(
+    sys: &dyn Syscall,
+    lowerdirs: &[PathBuf],
+    userns: &OwnedFd,
+    scratch: &Path,
+) -> Result<Vec<PathBuf>> {
     lowerdirs
         .iter()
         .enumerate()
         .map(|(i, dir)| {
-            let layer =
-                sys::open_tree_clone(dir, false).map_err(Error::io("clone layer mount", dir))?;
-            sys::mount_setattr(
+            let layer = sys
+                .open_tree_clone(dir, false)
+                .map_err(Error::io("clone layer mount", dir))?;
+            sys.mount_setattr(
                 layer.as_fd(),
                 sys::MOUNT_ATTR_IDMAP | sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NODEV,
                 0,
@@ -224,7 +247,8 @@ fn attach_layers(lowerdirs: &[PathBuf], userns: &OwnedFd, scratch: &Path) -> Res
                 }
                 _ => {}
             }
-            sys::move_mount_to(layer.as_fd(), &at).map_err(Error::io("attach layer", &at))?;
+            sys.move_mount(layer.as_fd(), &at)
+                .map_err(Error::io("attach layer", &at))?;
             Ok(at)
         })
         .collect()
@@ -232,11 +256,11 @@ fn attach_layers(lowerdirs: &[PathBuf], userns: &OwnedFd, scratch: &Path) -> Res
 
 /// A directory owned by host id `owner`, unless it exists already (a kept
 /// layer's, whose owner is the sandbox's business).
-fn ensure_dir(dir: &Path, owner: u32) -> Result<()> {
+fn ensure_dir(sys: &dyn Syscall, dir: &Path, owner: u32) -> Result<()> {
     match fs::create_dir(dir) {
-        Ok(()) => {
-            std::os::unix::fs::chown(dir, Some(owner), Some(owner)).map_err(Error::io("chown", dir))
-        }
+        Ok(()) => sys
+            .chown(dir, owner, owner)
+            .map_err(Error::io("chown", dir)),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::io("create", dir)(e)),
     }
@@ -295,14 +319,18 @@ fn mount_kept(image: &Path) -> Result<OwnedFd> {
 }
 
 fn mount_ext4(dev: &str) -> Result<OwnedFd> {
-    let ext4 = FsContext::open("ext4").map_err(Error::sys("open ext4 context"))?;
-    ext4.set_string("source", dev)
-        .map_err(Error::io("set ext4 source", dev))?;
     // The inode tables stay unwritten until used (mke2fs marks them
     // uninitialised), instead of a kernel thread zeroing them all.
-    ext4.set_flag("noinit_itable")
-        .map_err(Error::sys("set ext4 noinit_itable"))?;
-    ext4.mount(sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
+    let options = [
+        FsOption::String("source", dev),
+        FsOption::Flag("noinit_itable"),
+    ];
+    Kernel
+        .fs_mount(
+            "ext4",
+            &options,
+            sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+        )
         .map_err(Error::io("mount writable layer", dev))
 }
 
@@ -383,32 +411,37 @@ fn path_str(p: &Path) -> Result<String> {
 /// user and mount namespaces: attach the rootfs and make it the cwd. The
 /// host path of the mount point is resolved now, before we become the
 /// namespace's root (which cannot traverse the root-only state directory).
-pub fn attach(overlay: &OwnedFd, mountpoint: &Path) -> Result<()> {
+pub fn attach(sys: &dyn Syscall, overlay: &OwnedFd, mountpoint: &Path) -> Result<()> {
     // No `MS_REC | MS_PRIVATE` pass over the copied tree: a mount namespace
     // owned by a new user namespace gets the host's shared mounts as
     // slaves, which never propagate back, and everything that stays after
     // pivot_root is mounted fresh (private) by us.
-    sys::move_mount_to(overlay.as_fd(), mountpoint)
+    sys.move_mount(overlay.as_fd(), mountpoint)
         .map_err(Error::io("attach rootfs", mountpoint))?;
     std::env::set_current_dir(mountpoint).map_err(Error::io("enter rootfs", mountpoint))
 }
 
 /// Detached clones of the spec's bind-mount sources, made on the host side;
 /// those `in_node` are looked up in the node whose init is `node_pid`.
-pub fn clone_binds(spec: &SandboxSpec, node_pid: Option<i32>) -> Result<Vec<OwnedFd>> {
+pub fn clone_binds(
+    sys: &dyn Syscall,
+    spec: &SandboxSpec,
+    node_pid: Option<i32>,
+) -> Result<Vec<OwnedFd>> {
     spec.mounts
         .iter()
         .map(|m| {
             let fd = match (m.in_node, node_pid) {
                 (true, Some(pid)) => clone_from_node(pid, &m.source)?,
-                _ => sys::open_tree_clone(&m.source, true)
+                _ => sys
+                    .open_tree_clone(&m.source, true)
                     .map_err(Error::io("clone bind mount", &m.source))?,
             };
             let mut set = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
             if m.readonly {
                 set |= sys::MOUNT_ATTR_RDONLY;
             }
-            sys::mount_setattr(fd.as_fd(), set, 0, None)
+            sys.mount_setattr(fd.as_fd(), set, 0, None)
                 .map_err(Error::io("restrict bind mount", &m.source))?;
             Ok(fd)
         })
@@ -475,20 +508,45 @@ fn ensure_target(target: &Path, dir: bool) -> Result<()> {
     }
 }
 
+/// `path` (absolute, as the sandbox names it) under `root`.
+fn at(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
 fn mnt(
-    src: &str,
-    target: &str,
+    sys: &dyn Syscall,
+    source: &str,
+    target: &Path,
     fstype: &str,
     flags: libc::c_ulong,
     data: Option<&str>,
 ) -> Result<()> {
-    let t = Path::new(target);
-    ensure_target(t, true)?;
-    sys::mount(Some(src), t, Some(fstype), flags, data).map_err(Error::io("mount", t))
+    ensure_target(target, true)?;
+    sys.mount(source, target, Some(fstype), flags, data)
+        .map_err(Error::io("mount", target))
 }
 
 /// Where the host's root waits while the sandbox's is populated.
 const OLD_ROOT: &str = "/.layerlab-old-root";
+
+/// How the sandbox's init names its rootfs: `rootfs` before `pivot_root`
+/// (the attached rootfs is its cwd: `.`), `root` after it (`/`). Tests
+/// name a temporary directory for both.
+#[derive(Debug, Clone, Copy)]
+pub struct Pivot<'a> {
+    pub rootfs: &'a Path,
+    pub root: &'a Path,
+}
+
+impl Pivot<'static> {
+    /// The init's own view: its cwd, which becomes `/`.
+    pub fn in_place() -> Self {
+        Pivot {
+            rootfs: Path::new("."),
+            root: Path::new("/"),
+        }
+    }
+}
 
 /// Runs in the sandbox's init as root of its user namespace, with the cwd at
 /// the attached rootfs: pivots into it, populates it, then detaches the
@@ -502,79 +560,89 @@ const OLD_ROOT: &str = "/.layerlab-old-root";
 /// from the parked host root. Keeping it mounted until then is also what
 /// lets us mount proc and sysfs at all (the kernel wants a fully visible
 /// instance of each in the namespace first).
-pub fn pivot_and_populate(spec: &SandboxSpec, binds: &[OwnedFd]) -> Result<()> {
-    let park = Path::new(OLD_ROOT.trim_start_matches('/'));
+pub fn pivot_and_populate(
+    sys: &dyn Syscall,
+    spec: &SandboxSpec,
+    binds: &[OwnedFd],
+    pivot: Pivot<'_>,
+) -> Result<()> {
+    let park = at(pivot.rootfs, OLD_ROOT);
     // An entry of that name in the image is replaced, not followed.
-    match fs::symlink_metadata(park) {
-        Ok(m) if m.is_dir() => fs::remove_dir(park).map_err(Error::io("remove", park))?,
-        Ok(_) => fs::remove_file(park).map_err(Error::io("remove", park))?,
+    match fs::symlink_metadata(&park) {
+        Ok(m) if m.is_dir() => fs::remove_dir(&park).map_err(Error::io("remove", &park))?,
+        Ok(_) => fs::remove_file(&park).map_err(Error::io("remove", &park))?,
         Err(_) => {}
     }
     fs::DirBuilder::new()
         .mode(0o700)
-        .create(park)
-        .map_err(Error::io("create", park))?;
-    let dot = c".";
-    let old =
-        sys::cstring(OLD_ROOT.trim_start_matches('/')).map_err(Error::sys("old root path"))?;
-    // SAFETY: valid C strings.
-    sys::check(
-        unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), old.as_ptr()) } as libc::c_int,
-    )
-    .map_err(Error::sys("pivot_root"))?;
-    std::env::set_current_dir("/").map_err(Error::io("enter", "/"))?;
-    populate(spec, binds)?;
-    let old_root = sys::cstring(OLD_ROOT).map_err(Error::sys("old root path"))?;
-    // SAFETY: valid C string.
-    sys::check(unsafe { libc::umount2(old_root.as_ptr(), libc::MNT_DETACH) })
+        .create(&park)
+        .map_err(Error::io("create", &park))?;
+    sys.pivot_root(pivot.rootfs, &park)
+        .map_err(Error::sys("pivot_root"))?;
+    populate(sys, spec, binds, pivot.root)?;
+    let old_root = at(pivot.root, OLD_ROOT);
+    sys.detach(&old_root)
         .map_err(Error::sys("detach old root"))?;
-    fs::remove_dir(OLD_ROOT).map_err(Error::io("remove", OLD_ROOT))
+    fs::remove_dir(&old_root).map_err(Error::io("remove", &old_root))
 }
 
-fn populate(spec: &SandboxSpec, binds: &[OwnedFd]) -> Result<()> {
+fn populate(sys: &dyn Syscall, spec: &SandboxSpec, binds: &[OwnedFd], root: &Path) -> Result<()> {
     let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    mnt("proc", "/proc", "proc", nosuid_nodev_noexec, None)?;
     mnt(
+        sys,
+        "proc",
+        &at(root, "/proc"),
+        "proc",
+        nosuid_nodev_noexec,
+        None,
+    )?;
+    mnt(
+        sys,
         "sysfs",
-        "/sys",
+        &at(root, "/sys"),
         "sysfs",
         nosuid_nodev_noexec | libc::MS_RDONLY,
         None,
     )?;
     mnt(
+        sys,
         "tmpfs",
-        "/dev",
+        &at(root, "/dev"),
         "tmpfs",
         libc::MS_NOSUID | libc::MS_NOEXEC,
         Some("mode=755,size=65536k"),
     )?;
     for d in DEVICES {
-        let target = Path::new("/dev").join(d);
+        let target = at(root, &format!("/dev/{d}"));
         fs::File::create(&target).map_err(Error::io("create device mount point", &target))?;
-        sys::mount(
-            Some(&format!("{OLD_ROOT}/dev/{d}")),
-            &target,
-            None,
-            libc::MS_BIND,
-            None,
-        )
-        .map_err(Error::io("bind device", &target))?;
+        let source = at(root, &format!("{OLD_ROOT}/dev/{d}"));
+        sys.mount(&path_str(&source)?, &target, None, libc::MS_BIND, None)
+            .map_err(Error::io("bind device", &target))?;
     }
     mnt(
+        sys,
         "devpts",
-        "/dev/pts",
+        &at(root, "/dev/pts"),
         "devpts",
         libc::MS_NOSUID | libc::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
     mnt(
+        sys,
         "shm",
-        "/dev/shm",
+        &at(root, "/dev/shm"),
         "tmpfs",
         nosuid_nodev_noexec,
         Some("mode=1777,size=65536k"),
     )?;
-    mnt("mqueue", "/dev/mqueue", "mqueue", nosuid_nodev_noexec, None)?;
+    mnt(
+        sys,
+        "mqueue",
+        &at(root, "/dev/mqueue"),
+        "mqueue",
+        nosuid_nodev_noexec,
+        None,
+    )?;
     for (link, to) in [
         ("/dev/ptmx", "pts/ptmx"),
         ("/dev/fd", "/proc/self/fd"),
@@ -582,18 +650,20 @@ fn populate(spec: &SandboxSpec, binds: &[OwnedFd]) -> Result<()> {
         ("/dev/stdout", "/proc/self/fd/1"),
         ("/dev/stderr", "/proc/self/fd/2"),
     ] {
-        symlink(to, link).map_err(Error::io("create symlink", link))?;
+        let link = at(root, link);
+        symlink(to, &link).map_err(Error::io("create symlink", &link))?;
     }
-    write_etc(spec)?;
-    mask_proc()?;
+    write_etc(spec, root)?;
+    mask_proc(sys, root)?;
     for (fd, m) in binds.iter().zip(&spec.mounts) {
-        let target = Path::new(&m.target);
+        let target = at(root, &m.target);
         // Asked of the clone itself: the source's host path means nothing here.
-        ensure_target(target, is_dir(fd))?;
-        sys::move_mount_to(fd.as_fd(), target).map_err(Error::io("attach bind mount", target))?;
+        ensure_target(&target, is_dir(fd))?;
+        sys.move_mount(fd.as_fd(), &target)
+            .map_err(Error::io("attach bind mount", &target))?;
     }
     for (path, to) in &spec.links {
-        let link = Path::new(path);
+        let link = at(root, path);
         if let Some(parent) = link.parent() {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -601,12 +671,12 @@ fn populate(spec: &SandboxSpec, binds: &[OwnedFd]) -> Result<()> {
                 .create(parent)
                 .map_err(Error::io("create", parent))?;
         }
-        match fs::symlink_metadata(link) {
-            Ok(m) if m.is_dir() => fs::remove_dir_all(link).map_err(Error::io("remove", link))?,
-            Ok(_) => fs::remove_file(link).map_err(Error::io("remove", link))?,
+        match fs::symlink_metadata(&link) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&link).map_err(Error::io("remove", &link))?,
+            Ok(_) => fs::remove_file(&link).map_err(Error::io("remove", &link))?,
             Err(_) => {}
         }
-        symlink(to, path).map_err(Error::io("create symlink", link))?;
+        symlink(to, &link).map_err(Error::io("create symlink", &link))?;
     }
     Ok(())
 }
@@ -620,13 +690,13 @@ fn is_dir(fd: &OwnedFd) -> bool {
     }
 }
 
-fn write_etc(spec: &SandboxSpec) -> Result<()> {
-    let etc = Path::new("/etc");
+fn write_etc(spec: &SandboxSpec, root: &Path) -> Result<()> {
+    let etc = at(root, "/etc");
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
-        .create(etc)
-        .map_err(Error::io("create", etc))?;
+        .create(&etc)
+        .map_err(Error::io("create", &etc))?;
     let hosts = crate::spec::hosts_file(&spec.hostname, &spec.hosts);
     // No outside resolver is reachable; an empty search list keeps lookups
     // local and fast instead of timing out.
@@ -639,49 +709,180 @@ fn write_etc(spec: &SandboxSpec) -> Result<()> {
         ),
     ];
     for (path, content) in files {
+        let path = at(root, path);
         // A symlink in the image must not redirect our write elsewhere.
-        let _ = fs::remove_file(path);
-        fs::write(path, content).map_err(Error::io("write", path))?;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o644))
-            .map_err(Error::io("chmod", path))?;
+        let _ = fs::remove_file(&path);
+        fs::write(&path, content).map_err(Error::io("write", &path))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+            .map_err(Error::io("chmod", &path))?;
     }
     Ok(())
 }
 
-fn mask_proc() -> Result<()> {
+fn mask_proc(sys: &dyn Syscall, root: &Path) -> Result<()> {
     for p in MASKED {
-        let path = Path::new(p);
-        let Ok(meta) = fs::symlink_metadata(path) else {
+        let path = at(root, p);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
             continue;
         };
         let r = if meta.is_dir() {
-            sys::mount(
-                Some("tmpfs"),
-                path,
+            sys.mount(
+                "tmpfs",
+                &path,
                 Some("tmpfs"),
                 libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 Some("size=0"),
             )
         } else {
-            sys::mount(Some("/dev/null"), path, None, libc::MS_BIND, None)
+            let null = at(root, "/dev/null");
+            sys.mount(&path_str(&null)?, &path, None, libc::MS_BIND, None)
         };
-        r.map_err(Error::io("mask", path))?;
+        r.map_err(Error::io("mask", &path))?;
     }
     for p in READONLY {
-        let path = Path::new(p);
-        if fs::symlink_metadata(path).is_err() {
+        let path = at(root, p);
+        if fs::symlink_metadata(&path).is_err() {
             continue;
         }
-        sys::mount(Some(p), path, None, libc::MS_BIND | libc::MS_REC, None)
-            .map_err(Error::io("bind", path))?;
-        let fd = sys::open_path(path).map_err(Error::io("open", path))?;
-        sys::mount_setattr(
+        sys.mount(
+            &path_str(&path)?,
+            &path,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .map_err(Error::io("bind", &path))?;
+        let fd = sys.open_path(&path).map_err(Error::io("open", &path))?;
+        sys.mount_setattr(
             fd.as_fd(),
             sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
             0,
             None,
         )
-        .map_err(Error::io("make read-only", path))?;
+        .map_err(Error::io("make read-only", &path))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::BindMount;
+    use crate::syscall::Recorder;
+
+    fn null() -> OwnedFd {
+        fs::File::open("/dev/null").expect("/dev/null").into()
+    }
+
+    #[test]
+    fn the_overlay_idmaps_each_layer_and_stacks_them_on_the_writable_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lowers = [dir.path().join("layer-top"), dir.path().join("layer-base")];
+        let scratch = dir.path().join("scratch");
+        fs::create_dir(&scratch).expect("scratch");
+        let sys = Recorder::default();
+        build_overlay(&sys, &lowers, &null(), 100_000, &scratch, &null()).expect("plan");
+        assert_eq!(
+            sys.calls(dir.path()),
+            [
+                "attach /scratch",
+                "chown /scratch/upper 100000:100000",
+                "chown /scratch/work 100000:100000",
+                "clone /layer-top",
+                "setattr +ro|nodev|idmap -- to userns",
+                "attach /scratch/l0",
+                "clone /layer-base",
+                "setattr +ro|nodev|idmap -- to userns",
+                "attach /scratch/l1",
+                "fsmount overlay lowerdir+=/scratch/l0,lowerdir+=/scratch/l1,\
+                 upperdir=/scratch/upper,workdir=/scratch/work +nodev",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_root_is_pivoted_populated_masked_and_the_host_root_detached() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        // What the kernel's proc shows there: a masked file and directory,
+        // and a path made read-only.
+        fs::create_dir_all(root.join("proc/scsi")).expect("proc/scsi");
+        fs::create_dir_all(root.join("proc/sys")).expect("proc/sys");
+        fs::File::create(root.join("proc/kcore")).expect("proc/kcore");
+        let mut spec = SandboxSpec::new("plan", Vec::new());
+        spec.mounts.push(BindMount {
+            source: PathBuf::from("/var/lib/something"),
+            target: "/run/engine.sock".into(),
+            readonly: false,
+            in_node: false,
+        });
+        spec.links
+            .push(("/var/run/docker.sock".into(), "/run/engine.sock".into()));
+        let sys = Recorder::default();
+        pivot_and_populate(&sys, &spec, &[null()], Pivot { rootfs: root, root }).expect("plan");
+        let devices = DEVICES
+            .iter()
+            .map(|d| format!("mount /.layerlab-old-root/dev/{d} /dev/{d} - bind -"));
+        let expected: Vec<String> = [
+            "pivot_root / /.layerlab-old-root",
+            "mount proc /proc proc nosuid|nodev|noexec -",
+            "mount sysfs /sys sysfs ro|nosuid|nodev|noexec -",
+            "mount tmpfs /dev tmpfs nosuid|noexec mode=755,size=65536k",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain(devices)
+        .chain(
+            [
+                "mount devpts /dev/pts devpts nosuid|noexec newinstance,ptmxmode=0666,mode=0620,gid=5",
+                "mount shm /dev/shm tmpfs nosuid|nodev|noexec mode=1777,size=65536k",
+                "mount mqueue /dev/mqueue mqueue nosuid|nodev|noexec -",
+                "mount /dev/null /proc/kcore - bind -",
+                "mount tmpfs /proc/scsi tmpfs ro|nosuid|nodev|noexec size=0",
+                "mount /proc/sys /proc/sys - bind|rec -",
+                "open /proc/sys",
+                "setattr +ro|nosuid|nodev --",
+                "attach /run/engine.sock",
+                "detach /.layerlab-old-root",
+            ]
+            .map(String::from),
+        )
+        .collect();
+        assert_eq!(sys.calls(root), expected);
+        assert_eq!(
+            fs::read_to_string(root.join("etc/hostname")).expect("hostname"),
+            "node1\n"
+        );
+        assert_eq!(
+            fs::read_link(root.join("var/run/docker.sock")).expect("link"),
+            Path::new("/run/engine.sock")
+        );
+        assert_eq!(
+            fs::read_link(root.join("dev/ptmx")).expect("ptmx"),
+            Path::new("pts/ptmx")
+        );
+        assert!(
+            !root.join(".layerlab-old-root").exists(),
+            "the park is gone"
+        );
+    }
+
+    #[test]
+    fn an_image_entry_where_the_host_root_is_parked_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        symlink(outside.path(), root.join(".layerlab-old-root")).expect("hostile link");
+        let sys = Recorder::default();
+        pivot_and_populate(
+            &sys,
+            &SandboxSpec::new("plan", Vec::new()),
+            &[],
+            Pivot { rootfs: root, root },
+        )
+        .expect("plan");
+        assert_eq!(sys.calls(root)[0], "pivot_root / /.layerlab-old-root");
+        assert!(outside.path().exists(), "the link's target was left alone");
+        assert_eq!(fs::read_dir(outside.path()).expect("read").count(), 0);
+    }
 }

@@ -1,7 +1,8 @@
-//! Thin wrappers over the kernel calls that neither `libc` nor a maintained
-//! crate wraps for us: the new mount API (`fsopen`, `fsconfig`, `fsmount`,
-//! `open_tree`, `mount_setattr`, `move_mount`), `pidfd_open`, `setns` on a
-//! pidfd, `close_range` and a fork-like `clone` with namespace flags.
+//! Thin wrappers over the kernel calls that neither `libc` nor rustix wraps
+//! for us: `mount_setattr`, `open_tree` of a descriptor, `openat2` with
+//! `RESOLVE_IN_ROOT`, `setns` on a pidfd, `close_range`, a fork-like
+//! `clone` with namespace flags and the loop device ioctls. (The mount
+//! calls rustix does wrap are made through [`crate::syscall::Kernel`].)
 //!
 //! Every wrapper turns `-1`/`errno` into `std::io::Error` and returns owned
 //! descriptors, so callers can use `?` and never leak a descriptor.
@@ -11,18 +12,10 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-pub const OPEN_TREE_CLONE: libc::c_uint = 1;
-pub const AT_RECURSIVE: libc::c_uint = 0x8000;
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const FSCONFIG_SET_FLAG: libc::c_uint = 0;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSOPEN_CLOEXEC: libc::c_uint = 1;
-const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 /// `struct mount_attr`, first published version (`MOUNT_ATTR_SIZE_VER0`).
 #[repr(C)]
@@ -57,25 +50,14 @@ pub fn cpath(p: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte in path"))
 }
 
-/// A detached copy of the mount at `path` (`open_tree(OPEN_TREE_CLONE)`).
-pub fn open_tree_clone(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
-    let p = cpath(path)?;
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
-    if recursive {
-        flags |= AT_RECURSIVE;
-    }
-    // SAFETY: plain syscall with a valid NUL-terminated path.
-    cvt_fd(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), flags) })
-}
-
 /// A detached copy of the mount tree at the file `fd` refers to.
 pub fn open_tree_clone_fd(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    let flags = OPEN_TREE_CLONE
-        | AT_RECURSIVE
-        | libc::O_CLOEXEC as libc::c_uint
-        | libc::AT_EMPTY_PATH as libc::c_uint;
-    // SAFETY: plain syscall with a valid descriptor and an empty path.
-    cvt_fd(unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) })
+    use rustix::mount::OpenTreeFlags;
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::AT_RECURSIVE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_EMPTY_PATH;
+    Ok(rustix::mount::open_tree(fd, c"", flags)?)
 }
 
 /// Opens `path` as an `O_PATH` descriptor with `root` as `/` for its
@@ -137,95 +119,13 @@ pub fn mount_setattr(
     .map(drop)
 }
 
-/// A filesystem context being configured (`fsopen`).
-pub struct FsContext(OwnedFd);
-
-impl FsContext {
-    pub fn open(fstype: &str) -> io::Result<Self> {
-        let t = cstring(fstype)?;
-        // SAFETY: valid C string.
-        cvt_fd(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), FSOPEN_CLOEXEC) }).map(Self)
-    }
-
-    pub fn set_string(&self, key: &str, value: &str) -> io::Result<()> {
-        let k = cstring(key)?;
-        let v = cstring(value)?;
-        // SAFETY: valid C strings, fd owned by self.
-        cvt(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                self.0.as_raw_fd(),
-                FSCONFIG_SET_STRING,
-                k.as_ptr(),
-                v.as_ptr(),
-                0,
-            )
-        })
-        .map(drop)
-    }
-
-    pub fn set_flag(&self, key: &str) -> io::Result<()> {
-        let k = cstring(key)?;
-        // SAFETY: valid C string, fd owned by self; a flag has no value.
-        cvt(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                self.0.as_raw_fd(),
-                FSCONFIG_SET_FLAG,
-                k.as_ptr(),
-                std::ptr::null::<libc::c_char>(),
-                0,
-            )
-        })
-        .map(drop)
-    }
-
-    /// Creates the superblock and returns a detached mount of it.
-    pub fn mount(self, attrs: u64) -> io::Result<OwnedFd> {
-        // SAFETY: fd owned by self; null key/value as the API requires.
-        cvt(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                self.0.as_raw_fd(),
-                FSCONFIG_CMD_CREATE,
-                std::ptr::null::<libc::c_char>(),
-                std::ptr::null::<libc::c_char>(),
-                0,
-            )
-        })?;
-        // SAFETY: fd owned by self.
-        cvt_fd(unsafe {
-            libc::syscall(
-                libc::SYS_fsmount,
-                self.0.as_raw_fd(),
-                FSMOUNT_CLOEXEC,
-                attrs,
-            )
-        })
-    }
-}
-
-/// Attaches the detached mount `fd` on top of `target`.
-pub fn move_mount_to(fd: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
-    let t = cpath(target)?;
-    let empty = c"";
-    // SAFETY: valid strings and descriptor.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            fd.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    })
-    .map(drop)
-}
-
 pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall.
-    cvt_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pid 0 has no pidfd"))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 /// Joins several namespaces of the process behind `pidfd` at once; the kernel
@@ -269,32 +169,6 @@ pub fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(ret)
     }
-}
-
-/// `mount(2)` with optional strings.
-pub fn mount(
-    source: Option<&str>,
-    target: &Path,
-    fstype: Option<&str>,
-    flags: libc::c_ulong,
-    data: Option<&str>,
-) -> io::Result<()> {
-    let src = source.map(cstring).transpose()?;
-    let tgt = cpath(target)?;
-    let fst = fstype.map(cstring).transpose()?;
-    let dat = data.map(cstring).transpose()?;
-    // SAFETY: all pointers are valid C strings or null.
-    check(unsafe {
-        libc::mount(
-            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            tgt.as_ptr(),
-            fst.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            flags,
-            dat.as_ref()
-                .map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
-        )
-    })
-    .map(drop)
 }
 
 /// An `O_PATH` descriptor: names a file without opening it for I/O (works

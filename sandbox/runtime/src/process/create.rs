@@ -10,6 +10,7 @@ use super::channel::{self, Message};
 use super::{Command, HelperConfig, init};
 use crate::error::{Error, Result};
 use crate::state::{self, State, Status};
+use crate::syscall::Kernel;
 use crate::{cgroups, rootfs, seccomp, userns};
 
 const NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
@@ -66,7 +67,7 @@ pub(crate) fn main(config: &Path, ready_fd: Option<i32>) -> i32 {
 fn run(cfg: &HelperConfig) -> Result<Option<OwnedFd>> {
     // Everything that can fail on bad input is done before cloning.
     let profile = seccomp::Profile::build()?;
-    let binds = rootfs::clone_binds(&cfg.spec, cfg.sibling.map(|s| s.init_pid))?;
+    let binds = rootfs::clone_binds(&Kernel, &cfg.spec, cfg.sibling.map(|s| s.init_pid))?;
     let main = cfg
         .spec
         .init
@@ -138,6 +139,7 @@ fn enter_sibling_userns(cfg: &HelperConfig, node: super::Sibling) -> Result<Sibl
     super::private_mount_namespace()?;
     let writable = writable_layer(cfg)?;
     let overlay = rootfs::build_overlay(
+        &Kernel,
         &cfg.spec.lowerdirs,
         &userns,
         cfg.uid_base,
@@ -215,6 +217,7 @@ fn parent(
     };
     enter(&sandbox_ns)?;
     let overlay = rootfs::build_overlay(
+        &Kernel,
         &cfg.spec.lowerdirs,
         &userns,
         cfg.uid_base,

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::seccomp::Profile;
+use crate::syscall::Kernel;
 use crate::{caps, net, rootfs, sys, tty};
 
 /// How a helper failure says that the init command does not exist.
@@ -122,7 +123,7 @@ fn setup(
     };
     // Still host uid 0 here: the host path of the mount point is resolved
     // now, before we become the namespace's root.
-    rootfs::attach(&overlay, &cfg.rootfs)?;
+    rootfs::attach(&Kernel, &overlay, &cfg.rootfs)?;
     drop(overlay);
     set_ids(0, 0, &[])?;
     if cfg.foreground {
@@ -140,7 +141,7 @@ fn setup(
             )
         };
     }
-    rootfs::pivot_and_populate(&cfg.spec, &binds)?;
+    rootfs::pivot_and_populate(&Kernel, &cfg.spec, &binds, rootfs::Pivot::in_place())?;
     drop(binds);
     let host = sys::cstring(&cfg.spec.hostname).map_err(Error::sys("hostname"))?;
     // SAFETY: valid buffer and length.

@@ -22,6 +22,7 @@ use super::Sibling;
 use super::channel::{self, Message};
 use crate::error::{Error, Result};
 use crate::rootfs;
+use crate::syscall::Kernel;
 
 /// What the caller hands the layer helper in `config.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,15 +68,28 @@ fn run(config: &Path, sock: &OwnedFd) -> Result<()> {
     super::private_mount_namespace()?;
     let layer = rootfs::writable_layer(&cfg.image, &cfg.limits, true)?;
     if cfg.writable {
-        let merged =
-            rootfs::build_overlay(&cfg.lowerdirs, &userns, cfg.uid_base, &cfg.scratch, &layer)?;
+        let merged = rootfs::build_overlay(
+            &Kernel,
+            &cfg.lowerdirs,
+            &userns,
+            cfg.uid_base,
+            &cfg.scratch,
+            &layer,
+        )?;
         let views = rootfs::writable_views(merged, &cfg.scratch)?;
         for view in [views.root, views.upper] {
             channel::send(sock, &Message::Rootfs(view))?;
         }
         return Ok(());
     }
-    let views = rootfs::layer_views(&cfg.lowerdirs, &userns, cfg.uid_base, &cfg.scratch, &layer)?;
+    let views = rootfs::layer_views(
+        &Kernel,
+        &cfg.lowerdirs,
+        &userns,
+        cfg.uid_base,
+        &cfg.scratch,
+        &layer,
+    )?;
     for view in [views.upper, views.image, views.merged] {
         channel::send(sock, &Message::Rootfs(view))?;
     }

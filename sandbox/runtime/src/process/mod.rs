@@ -134,14 +134,11 @@ pub(crate) fn private_mount_namespace() -> Result<()> {
     // SAFETY: plain syscall; helpers are single-threaded.
     crate::sys::check(unsafe { libc::unshare(libc::CLONE_NEWNS) })
         .map_err(Error::sys("unshare mount namespace"))?;
-    crate::sys::mount(
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
     )
-    .map_err(Error::io("make mounts private", "/"))
+    .map_err(|e| Error::io("make mounts private", "/")(e.into()))
 }
 
 /// A command ready to `execve`, prepared before forking so the child only

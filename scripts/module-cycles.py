@@ -248,23 +248,30 @@ class Crate:
         for rel, text in self.files.items():
             if rel not in self.modules.values():
                 continue
-            used = []
-            for pos, end, vis, tree in self.use_statements(text):
+            statements = list(self.use_statements(text))
+            blanked = text
+            for a, b, _, _ in statements:
+                blanked = blanked[:a] + " " * (b - a) + blanked[b:]
+            # Declaring a child module is not using it.
+            blanked = re.sub(r"\bmod\s+" + IDENT + r"\s*;", lambda m: " " * len(m.group(0)), blanked)
+            for pos, _, vis, tree in statements:
                 here = self.module_at(rel, pos)
-                used.append((pos, end))
-                for path, _ in expand_use_tree(tree):
+                for path, name in expand_use_tree(tree):
                     segs = self.absolute(here, path.split("::"))
                     if segs is None:
                         continue
-                    if vis and segs[: len(here)] == list(here) and len(segs) > len(here):
-                        # A module re-exporting its descendant's item.
+                    if (
+                        vis
+                        and segs[: len(here)] == list(here)
+                        and len(segs) > len(here)
+                        and not re.search(r"(?<![\w:])" + re.escape(name) + r"\b", blanked)
+                    ):
+                        # A module re-exporting its descendant's item, and
+                        # not using it itself.
                         continue
                     if segs and segs[-1] == "*":
                         segs = segs[:-1]
                     add(rel, pos, self.resolve(segs))
-            blanked = text
-            for a, b in used:
-                blanked = blanked[:a] + " " * (b - a) + blanked[b:]
             blanked = re.sub(r"pub\s*\(\s*in\s+[^)]*\)", lambda m: " " * len(m.group(0)), blanked)
             for m in re.finditer(r"(?<![\w$:])(" + IDENT + r")((?:\s*::\s*" + IDENT + r")+)", blanked):
                 segs = [m.group(1)] + [s.strip() for s in m.group(2).split("::")[1:]]
@@ -352,6 +359,12 @@ FIXTURES = {
         "m/leaf.rs": "pub struct Leaf;\n#[cfg(test)]\nmod tests { use super::Leaf; }\n",
         "m/user.rs": "use super::leaf::Leaf;\npub struct User(Leaf, &'static str);\nconst C: char = '{';\n",
     },
+    # A parent re-exporting its child's item and using it, while the child
+    # uses the parent: a cycle.
+    "reexport": {
+        "lib.rs": "mod a;\npub use a::Thing;\npub struct Holder(Thing);\n",
+        "a.rs": "pub struct Thing(crate::Holder);\n",
+    },
     # A child using its parent's item while the parent calls the child.
     "parent": {
         "lib.rs": "mod m;\n",
@@ -364,6 +377,7 @@ EXPECTED = {
     "cycle": ["a.rs b.rs error.rs"],
     "tree": [],
     "parent": ["m/child.rs m/mod.rs"],
+    "reexport": ["a.rs lib.rs"],
 }
 
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use store::Digest;
-use store::manifests::media_types;
+use store::media_types;
 
 use crate::error::{Code, Error, Result};
 

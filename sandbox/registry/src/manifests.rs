@@ -448,7 +448,7 @@ pub(crate) async fn referrers(
     .await??;
     let index = Index {
         schema_version: 2,
-        media_type: store::manifests::media_types::OCI_INDEX,
+        media_type: store::media_types::OCI_INDEX,
         manifests,
     };
     let bytes = serde_json::to_vec(&index).map_err(|e| Error::Body(e.to_string()))?;
@@ -456,7 +456,7 @@ pub(crate) async fn referrers(
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(store::manifests::media_types::OCI_INDEX),
+        HeaderValue::from_static(store::media_types::OCI_INDEX),
     );
     if filter.is_some() {
         h.insert(

@@ -10,34 +10,16 @@ use bytes::Bytes;
 use futures_util::Stream;
 use store::Digest;
 
+use crate::context::{Call, insert_digest, lock, parse_digest};
 use crate::error::{Code, Error, Result};
-use crate::routes::Call;
+use crate::state::{Registry, holds};
 use crate::upstream::upstream_repository;
-use crate::{Registry, lock};
-
-pub(crate) fn parse_digest(text: &str) -> Result<Digest> {
-    text.parse().map_err(|e: store::digest::DigestError| {
-        Error::protocol(Code::DigestInvalid, e.to_string())
-    })
-}
 
 fn unknown(name: &str, digest: &Digest) -> Error {
     Error::protocol(
         Code::BlobUnknown,
         format!("blob {digest} is not in repository {name}"),
     )
-}
-
-/// Whether `repository` (or, with none, any repository) holds `digest`.
-pub(crate) async fn holds(
-    registry: &Registry,
-    repository: Option<&str>,
-    digest: &Digest,
-) -> Result<bool> {
-    let registry = registry.clone();
-    let repository = repository.map(str::to_owned);
-    let digest = digest.clone();
-    tokio::task::spawn_blocking(move || registry.holds_blob(repository.as_deref(), &digest)).await?
 }
 
 /// A `Range: bytes=a-b` request against a blob of `size` bytes; `None`
@@ -158,7 +140,7 @@ async fn pull_through(registry: &Registry, name: &str, digest: &Digest) -> Resul
     else {
         return Ok(false);
     };
-    let fetched = upstream.blob(registry, &repository, digest).await?;
+    let fetched = upstream.blob(registry.store(), &repository, digest).await?;
     if fetched {
         tracing::info!(name, %digest, upstream = %upstream.url(), "pulled a blob through");
     }
@@ -191,12 +173,6 @@ fn chunks(reader: std::io::Take<std::fs::File>) -> impl Stream<Item = std::io::R
     })
 }
 
-pub(crate) fn insert_digest(headers: &mut axum::http::HeaderMap, digest: &Digest) {
-    if let Ok(v) = HeaderValue::from_str(&digest.to_string()) {
-        headers.insert("Docker-Content-Digest", v);
-    }
-}
-
 /// Drops the blob from repository `name`; the store frees its bytes at
 /// the next GC if nothing else holds them.
 pub(crate) async fn delete(registry: &Registry, name: &str, digest: &str) -> Result<Response> {
@@ -214,19 +190,6 @@ pub(crate) async fn delete(registry: &Registry, name: &str, digest: &str) -> Res
         return Err(unknown(name, &digest));
     }
     Ok(StatusCode::ACCEPTED.into_response())
-}
-
-/// Adds committed blob `digest` to repository `name`.
-pub(crate) async fn hold(registry: &Registry, name: &str, digest: Digest) -> Result<()> {
-    let registry = registry.clone();
-    let name = name.to_owned();
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        if let Some(links) = &registry.inner.blobs {
-            lock(links).link(&name, digest)?;
-        }
-        Ok(())
-    })
-    .await?
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@ use store::media_types;
 
 use crate::error::{Code, Error, Result};
 
+/// Largest manifest or index accepted (distribution's limit too).
+pub const MAX_MANIFEST_SIZE: u64 = store::manifests::MAX_DOCUMENT_SIZE;
+
 /// A descriptor as it appears in a document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Descriptor {

@@ -13,8 +13,10 @@ use std::time::{Duration, SystemTime};
 
 use store::{Digest, GcOptions};
 
+use crate::context::lock;
+use crate::documents::{self, MAX_MANIFEST_SIZE};
 use crate::error::Result;
-use crate::{MAX_MANIFEST_SIZE, Registry, documents, lock};
+use crate::state::Registry;
 
 /// What a registry GC freed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

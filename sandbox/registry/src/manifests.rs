@@ -15,13 +15,12 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use store::{Digest, Expected};
 
-use crate::blobs::{insert_digest, parse_digest};
-use crate::documents::{self, Descriptor, is_index};
+use crate::context::{Call, insert_digest, parse_digest};
+use crate::documents::{self, Descriptor, MAX_MANIFEST_SIZE, is_index};
 use crate::error::{Code, Error, Result};
 use crate::names::ManifestRef;
-use crate::routes::Call;
+use crate::state::Registry;
 use crate::upstream::{Upstream, upstream_repository};
-use crate::{MAX_MANIFEST_SIZE, Registry};
 
 fn unknown(name: &str, reference: &ManifestRef) -> Error {
     let what = match reference {

@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use errdefs::ErrorKind;
 use futures_util::Stream;
 use store::Digest;
 
@@ -72,7 +73,7 @@ pub(crate) async fn get(
     let local = if holds(registry, Some(name), &digest).await? {
         match registry.store().open_blob(&digest) {
             Ok(file) => Some(file),
-            Err(e) if e.kind() == store::ErrorKind::NotFound => None,
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         }
     } else {

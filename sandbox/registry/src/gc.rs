@@ -11,6 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
+use errdefs::ErrorKind;
 use store::{Digest, GcOptions};
 
 use crate::context::lock;
@@ -44,7 +45,7 @@ impl Registry {
             }
             let bytes = match self.store().read_blob(&digest, MAX_MANIFEST_SIZE) {
                 Ok(b) => b,
-                Err(e) if e.kind() == store::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),
             };
             let doc = documents::parse(&digest, &bytes, None)?;
@@ -66,7 +67,7 @@ impl Registry {
                     Ok(info) => SystemTime::now()
                         .duration_since(info.committed_at)
                         .is_ok_and(|age| age >= grace),
-                    Err(e) if e.kind() == store::ErrorKind::NotFound => true,
+                    Err(e) if e.kind() == ErrorKind::NotFound => true,
                     Err(e) => return Err(e),
                 };
                 old.insert(digest.clone(), is_old);

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use errdefs::ErrorKind;
 use futures_util::StreamExt;
 use serde::Serialize;
 use store::{Digest, Expected};
@@ -49,7 +50,7 @@ fn resolve(registry: &Registry, name: &str, reference: &ManifestRef) -> Result<D
     let store_ref = registry.naming().reference(name, reference)?;
     match registry.store().resolve(registry.namespace(), &store_ref) {
         Ok(d) => Ok(d),
-        Err(e) if e.kind() == store::ErrorKind::NotFound => {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
             // The hub names only tags: a child of a tagged index is
             // reachable by digest too.
             if let ManifestRef::Digest(d) = reference
@@ -211,9 +212,7 @@ pub(crate) async fn get(
         let (registry, name, reference) = (registry.clone(), name.to_owned(), reference.clone());
         tokio::task::spawn_blocking(move || {
             negotiate(&registry, digest, &accept).map_err(|e| match e {
-                Error::Store(s) if s.kind() == store::ErrorKind::NotFound => {
-                    unknown(&name, &reference)
-                }
+                Error::Store(s) if s.kind() == ErrorKind::NotFound => unknown(&name, &reference),
                 other => other,
             })
         })
@@ -376,7 +375,7 @@ pub(crate) async fn delete(
         for r in doomed {
             match registry.store().untag(registry.namespace(), &r) {
                 Ok(_) => {}
-                Err(e) if e.kind() == store::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
         }

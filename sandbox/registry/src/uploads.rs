@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use errdefs::ErrorKind;
 use store::content::{ContentError, Expected, IngestManager, Ingester, Writer};
 use store::{Algorithm, Digest};
 
@@ -214,7 +215,7 @@ async fn abort(registry: &Registry, uuid: &str) {
     let ingest = ingest_ref(registry, uuid);
     let result = tokio::task::spawn_blocking(move || store.content().abort(&ingest)).await;
     if let Ok(Err(e)) = result
-        && e.kind() != store::ErrorKind::NotFound
+        && e.kind() != ErrorKind::NotFound
     {
         tracing::warn!(uuid, error = %e, "cannot remove an upload's bytes");
     }

@@ -7,7 +7,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Serialize;
 
-use super::{Pattern, shorten};
+use super::pattern::Pattern;
+use super::spec::shorten;
 use crate::schema::Reader;
 use crate::yaml::{Node, Value};
 

@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::{CheckSpec, Pattern, shorten};
+use super::pattern::Pattern;
+use super::spec::{CheckSpec, shorten};
 use crate::schema::{Reader, optional};
 use crate::yaml::Node;
 

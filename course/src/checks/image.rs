@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::engine::{self, EnvRule, Words};
-use super::{CheckSpec, Pattern, shorten};
+use super::pattern::Pattern;
+use super::spec::{CheckSpec, shorten};
 use crate::schema::{Reader, optional};
 use crate::yaml::{Node, Value};
 

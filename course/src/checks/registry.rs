@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Serialize;
 
-use super::{CheckSpec, shorten};
+use super::spec::{CheckSpec, shorten};
 use crate::schema::{Reader, optional};
 use crate::yaml::Node;
 

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::dispatch::BuildError;
+use crate::error::BuildError;
 
 /// Sources one COPY may name after wildcards are expanded.
 const MAX_SOURCES: usize = 10_000;

@@ -18,11 +18,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use thiserror::Error;
 
-use crate::backend::{Backend, BackendError, StepContainer};
+use crate::backend::{Backend, StepContainer};
 use crate::config::{Config, Image, short};
 use crate::copy::{self, Source};
+pub use crate::error::BuildError;
 use crate::history;
 use crate::instructions::{self, Command, Instruction, Step};
 use crate::parser::{self, ParseError};
@@ -31,38 +31,6 @@ use crate::shell;
 
 /// Triggers an image may make a child run.
 const MAX_TRIGGERS: usize = 100;
-
-#[derive(Debug, Error)]
-pub enum BuildError {
-    /// The Dockerfile does not parse: an answer before the build starts.
-    #[error(transparent)]
-    Parse(#[from] ParseError),
-    /// A step failed; `code` is a RUN's exit status.
-    #[error("{message}")]
-    Failed { message: String, code: Option<i64> },
-}
-
-impl BuildError {
-    pub fn failed(message: impl Into<String>) -> BuildError {
-        BuildError::Failed {
-            message: message.into(),
-            code: None,
-        }
-    }
-}
-
-impl From<BackendError> for BuildError {
-    fn from(e: BackendError) -> BuildError {
-        BuildError::failed(e.0)
-    }
-}
-
-impl From<shell::LexError> for BuildError {
-    fn from(e: shell::LexError) -> BuildError {
-        BuildError::failed(e.to_string())
-    }
-}
-
 /// What the build request asks for besides the Dockerfile.
 #[derive(Debug, Clone)]
 pub struct Options {

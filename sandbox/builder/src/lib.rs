@@ -23,7 +23,8 @@
 //! - [`dispatch`] runs the steps against a [`backend::Backend`] (the
 //!   lab's engine, or a recorder in tests), each step's result an image
 //!   whose `container_config` is its cache key; [`copy`] finds, sums and
-//!   rewrites COPY and ADD sources; [`config`] is Docker's run config;
+//!   rewrites COPY and ADD sources; [`error`] is how a build fails;
+//!   [`config`] is Docker's run config;
 //!   [`progress`] the events the engine turns into the build stream.
 //!
 //! Everything here reads hostile input: sizes are bounded
@@ -36,6 +37,7 @@ pub mod context;
 pub mod copy;
 pub mod dispatch;
 pub mod dockerignore;
+pub mod error;
 pub mod history;
 pub mod instructions;
 pub mod parser;

@@ -287,27 +287,4 @@ mod tests {
             Err(ParseError::TooManyInstructions)
         ));
     }
-
-    /// Arbitrary bytes never panic the parser, the instruction typing or
-    /// the word lexer (a cheap, deterministic fuzz).
-    #[test]
-    fn random_input_never_panics() {
-        let alphabet: &[u8] = b"FROMRUNCOPY \\`#=\n\t[]\",--$:{}-+ab\r";
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for _ in 0..20_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let len = (seed % 64) as usize;
-            let bytes: Vec<u8> = (0..len)
-                .map(|i| alphabet[((seed >> (i % 50)) as usize + i) % alphabet.len()])
-                .collect();
-            if let Ok(file) = parse(&bytes) {
-                let _ = crate::instructions::parse(&file);
-            }
-            if let Ok(text) = std::str::from_utf8(&bytes) {
-                let _ = crate::shell::words(text, '\\', &|_| Some("v".into()));
-            }
-        }
-    }
 }

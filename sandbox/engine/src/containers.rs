@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use crate::api::types::{ContainerConfig, HostConfig, PortBinding, ZERO_TIME};
 use crate::error::{Error, Result};
 use crate::images::LabImage;
+use crate::stamps::{now, random_id, valid_object_name};
 use crate::streams::{self, Output, Stream};
 
 /// How much output a container keeps for `docker logs`.
@@ -1140,10 +1141,9 @@ async fn relay(container: &Container, readers: Readers) {
     }
 }
 
-/// The lab's default bridge, in the node's network, as docker0 is on a host.
-pub const BRIDGE: &str = "docker0";
-pub const GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(172, 17, 0, 1);
-pub const BRIDGE_PREFIX: u8 = 16;
+/// The default bridge's facts are the networks'; named here too because
+/// the host sets that bridge up in each node.
+pub use crate::networks::{BRIDGE, BRIDGE_PREFIX, GATEWAY};
 
 /// Where named volumes live in the node, as on a Docker host.
 pub const VOLUMES: &str = "/var/lib/docker/volumes";
@@ -1211,18 +1211,6 @@ fn parse_bind(spec: &str) -> Result<Mount> {
     })
 }
 
-/// Docker's rule for the names of containers, volumes and networks:
-/// `[a-zA-Z0-9][a-zA-Z0-9_.-]+` (here at most 128 characters).
-pub fn valid_object_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    b.len() >= 2
-        && b.len() <= 128
-        && b[0].is_ascii_alphanumeric()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
 /// A volume name by [`valid_object_name`], with dockerd's message.
 pub fn check_volume_name(name: &str) -> Result<()> {
     if valid_object_name(name) {
@@ -1280,20 +1268,6 @@ fn generated_name(table: &BTreeMap<String, Arc<Container>>) -> String {
             return format!("{name}_{}", &r[8..12]);
         }
     }
-}
-
-/// 64 random hex digits, as Docker's IDs.
-pub fn random_id() -> String {
-    let mut bytes = [0u8; 32];
-    if let Ok(mut f) = fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut bytes);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn now() -> String {
-    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
 }
 
 /// `SIGTERM`, `TERM`, `15` → 15.

@@ -17,7 +17,8 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use store::manifests::{self, Document, MAX_DOCUMENT_SIZE, media_types};
+use store::manifests::{self, Document, MAX_DOCUMENT_SIZE};
+use store::media_types;
 use store::{Digest, Expected, Image, Reference, Store};
 
 use crate::error::{Error, Result};

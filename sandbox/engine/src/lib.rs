@@ -55,6 +55,7 @@ pub mod images;
 pub mod networks;
 pub mod packages;
 mod ports;
+mod stamps;
 mod streams;
 pub mod users;
 

@@ -11,8 +11,13 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::containers::{BRIDGE, BRIDGE_PREFIX, GATEWAY, random_id};
 use crate::error::{Error, Result};
+use crate::stamps::random_id;
+
+/// The lab's default bridge, in the node's network, as docker0 is on a host.
+pub const BRIDGE: &str = "docker0";
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 1);
+pub const BRIDGE_PREFIX: u8 = 16;
 
 /// User-defined networks a lab may have.
 pub const MAX_NETWORKS: usize = 8;
@@ -55,7 +60,7 @@ pub fn default_bridge() -> Network {
     Network {
         id: format!("{:0>64}", "b"),
         name: "bridge".into(),
-        created: crate::containers::now(),
+        created: crate::stamps::now(),
         octet: GATEWAY.octets()[1],
     }
 }
@@ -123,7 +128,7 @@ impl Networks {
     /// Records a new network; the caller makes its bridge (and calls
     /// [`Networks::forget`] if that fails).
     pub fn create(&self, name: &str) -> Result<Network> {
-        if !crate::containers::valid_object_name(name) {
+        if !crate::stamps::valid_object_name(name) {
             return Err(Error::InvalidArgument(format!(
                 "network name {:?} is not valid: use [a-zA-Z0-9][a-zA-Z0-9_.-]+",
                 name.chars().take(80).collect::<String>()
@@ -151,7 +156,7 @@ impl Networks {
         let network = Network {
             id: random_id(),
             name: name.to_owned(),
-            created: crate::containers::now(),
+            created: crate::stamps::now(),
             octet,
         };
         user.push(network.clone());

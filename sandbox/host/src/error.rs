@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The outcomes callers map to status codes; the same kinds as the runtime
-/// and the store report.
-pub use runtime::ErrorKind;
+/// The outcomes callers map to status codes: the kinds every library
+/// reports (`errdefs`), so a runtime's or store's kind passes through as is.
+pub use errdefs::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -74,15 +74,14 @@ impl Error {
             Error::Http(crate::http::HttpError::Invalid(_)) => ErrorKind::InvalidArgument,
             Error::Http(_) => ErrorKind::Unavailable,
             Error::Runtime(e) => e.kind(),
-            Error::Store(e) => match e.kind() {
-                store::ErrorKind::NotFound => ErrorKind::NotFound,
-                store::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
-                store::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
-                store::ErrorKind::FailedPrecondition => ErrorKind::FailedPrecondition,
-                store::ErrorKind::Unavailable => ErrorKind::Unavailable,
-                store::ErrorKind::Internal => ErrorKind::Internal,
-            },
+            Error::Store(e) => e.kind(),
         }
+    }
+}
+
+impl errdefs::Kind for Error {
+    fn kind(&self) -> ErrorKind {
+        Error::kind(self)
     }
 }
 

@@ -7,37 +7,20 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use errdefs::ErrorKind;
 use futures_util::Stream;
 use store::Digest;
 
+use crate::context::{Call, insert_digest, lock, parse_digest};
 use crate::error::{Code, Error, Result};
-use crate::routes::Call;
+use crate::state::{Registry, holds};
 use crate::upstream::upstream_repository;
-use crate::{Registry, lock};
-
-pub(crate) fn parse_digest(text: &str) -> Result<Digest> {
-    text.parse().map_err(|e: store::digest::DigestError| {
-        Error::protocol(Code::DigestInvalid, e.to_string())
-    })
-}
 
 fn unknown(name: &str, digest: &Digest) -> Error {
     Error::protocol(
         Code::BlobUnknown,
         format!("blob {digest} is not in repository {name}"),
     )
-}
-
-/// Whether `repository` (or, with none, any repository) holds `digest`.
-pub(crate) async fn holds(
-    registry: &Registry,
-    repository: Option<&str>,
-    digest: &Digest,
-) -> Result<bool> {
-    let registry = registry.clone();
-    let repository = repository.map(str::to_owned);
-    let digest = digest.clone();
-    tokio::task::spawn_blocking(move || registry.holds_blob(repository.as_deref(), &digest)).await?
 }
 
 /// A `Range: bytes=a-b` request against a blob of `size` bytes; `None`
@@ -90,7 +73,7 @@ pub(crate) async fn get(
     let local = if holds(registry, Some(name), &digest).await? {
         match registry.store().open_blob(&digest) {
             Ok(file) => Some(file),
-            Err(e) if e.kind() == store::ErrorKind::NotFound => None,
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         }
     } else {
@@ -158,7 +141,7 @@ async fn pull_through(registry: &Registry, name: &str, digest: &Digest) -> Resul
     else {
         return Ok(false);
     };
-    let fetched = upstream.blob(registry, &repository, digest).await?;
+    let fetched = upstream.blob(registry.store(), &repository, digest).await?;
     if fetched {
         tracing::info!(name, %digest, upstream = %upstream.url(), "pulled a blob through");
     }
@@ -191,12 +174,6 @@ fn chunks(reader: std::io::Take<std::fs::File>) -> impl Stream<Item = std::io::R
     })
 }
 
-pub(crate) fn insert_digest(headers: &mut axum::http::HeaderMap, digest: &Digest) {
-    if let Ok(v) = HeaderValue::from_str(&digest.to_string()) {
-        headers.insert("Docker-Content-Digest", v);
-    }
-}
-
 /// Drops the blob from repository `name`; the store frees its bytes at
 /// the next GC if nothing else holds them.
 pub(crate) async fn delete(registry: &Registry, name: &str, digest: &str) -> Result<Response> {
@@ -214,19 +191,6 @@ pub(crate) async fn delete(registry: &Registry, name: &str, digest: &str) -> Res
         return Err(unknown(name, &digest));
     }
     Ok(StatusCode::ACCEPTED.into_response())
-}
-
-/// Adds committed blob `digest` to repository `name`.
-pub(crate) async fn hold(registry: &Registry, name: &str, digest: Digest) -> Result<()> {
-    let registry = registry.clone();
-    let name = name.to_owned();
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        if let Some(links) = &registry.inner.blobs {
-            lock(links).link(&name, digest)?;
-        }
-        Ok(())
-    })
-    .await?
 }
 
 #[cfg(test)]

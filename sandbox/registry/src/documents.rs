@@ -10,9 +10,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use store::Digest;
-use store::manifests::media_types;
+use store::media_types;
 
 use crate::error::{Code, Error, Result};
+
+/// Largest manifest or index accepted (distribution's limit too).
+pub const MAX_MANIFEST_SIZE: u64 = store::manifests::MAX_DOCUMENT_SIZE;
 
 /// A descriptor as it appears in a document.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,6 +8,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use errdefs::ErrorKind;
 use serde::Serialize;
 
 /// The error codes of the OCI distribution spec (plus distribution's
@@ -217,9 +218,9 @@ impl Error {
             Error::Protocol { code, .. } => *code,
             Error::TooLarge { .. } => Code::ManifestInvalid,
             Error::Store(e) => match e.kind() {
-                store::ErrorKind::NotFound => Code::BlobUnknown,
-                store::ErrorKind::InvalidArgument => Code::DigestInvalid,
-                store::ErrorKind::Unavailable => Code::BlobUploadInvalid,
+                ErrorKind::NotFound => Code::BlobUnknown,
+                ErrorKind::InvalidArgument => Code::DigestInvalid,
+                ErrorKind::Unavailable => Code::BlobUploadInvalid,
                 _ => Code::Unknown,
             },
             Error::Body(_) => Code::BlobUploadInvalid,

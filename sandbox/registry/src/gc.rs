@@ -11,10 +11,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
+use errdefs::ErrorKind;
 use store::{Digest, GcOptions};
 
+use crate::context::lock;
+use crate::documents::{self, MAX_MANIFEST_SIZE};
 use crate::error::Result;
-use crate::{MAX_MANIFEST_SIZE, Registry, documents, lock};
+use crate::state::Registry;
 
 /// What a registry GC freed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,7 +45,7 @@ impl Registry {
             }
             let bytes = match self.store().read_blob(&digest, MAX_MANIFEST_SIZE) {
                 Ok(b) => b,
-                Err(e) if e.kind() == store::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),
             };
             let doc = documents::parse(&digest, &bytes, None)?;
@@ -64,7 +67,7 @@ impl Registry {
                     Ok(info) => SystemTime::now()
                         .duration_since(info.committed_at)
                         .is_ok_and(|age| age >= grace),
-                    Err(e) if e.kind() == store::ErrorKind::NotFound => true,
+                    Err(e) if e.kind() == ErrorKind::NotFound => true,
                     Err(e) => return Err(e),
                 };
                 old.insert(digest.clone(), is_old);

@@ -24,7 +24,7 @@ use axum::response::Response;
 use futures_util::StreamExt;
 use http_body::{Frame, SizeHint};
 
-use crate::lock;
+use crate::context::lock;
 
 /// The largest unread rest read to its end after an early answer: a
 /// refused upload chunk or form, not a whole layer.

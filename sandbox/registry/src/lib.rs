@@ -13,11 +13,15 @@
 //!
 //! Modules: [`error`] (the spec's error table), [`names`] (repository
 //! names, tags and their store references), `documents` (what a manifest
-//! references), `links` (which blobs each repository holds), `upstream`
+//! references), `links` (which blobs each repository holds), `htpasswd`
+//! (the users file), `state` ([`Registry`] and what it holds), `context`
+//! (the request as handlers see it and the helpers they share), `upstream`
 //! (the hub's pull-through), [`keep_alive`] (answers sent before the
 //! request's body was read, also used by the web server), and one module
 //! per area of the protocol: `blobs`, `uploads`, `manifests`, `listing`
 //! (tags and catalog), `auth`, `routes` (URL parsing and dispatch), `gc`.
+//! Dependencies point one way: `routes` reaches the handlers, handlers
+//! reach `state`, `upstream` and `context`, and those only leaves.
 //!
 //! Where things live:
 //!
@@ -53,204 +57,39 @@
 
 mod auth;
 mod blobs;
+mod context;
 mod documents;
 pub mod error;
 mod gc;
+mod htpasswd;
 pub mod keep_alive;
 mod links;
 mod listing;
 mod manifests;
 pub mod names;
 mod routes;
+mod state;
 mod uploads;
 mod upstream;
 
-use std::collections::HashSet;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 
-use store::{Digest, Namespace, Store};
+use store::{Namespace, Store};
 
-pub use auth::Htpasswd;
+pub use documents::MAX_MANIFEST_SIZE;
 pub use error::{Code, Error, Result};
 pub use gc::GcReport;
+pub use htpasswd::Htpasswd;
 pub use names::{ManifestRef, Naming, REPOSITORY_DOMAIN};
+pub use state::{Config, Registry};
 pub use upstream::Upstream;
 
-/// Largest manifest or index accepted (distribution's limit too).
-pub const MAX_MANIFEST_SIZE: u64 = store::manifests::MAX_DOCUMENT_SIZE;
-
-/// What a [`Registry`] serves and how.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The content store blobs, names and uploads live in.
-    pub store: Store,
-    /// The store namespace holding this registry's names.
-    pub namespace: Namespace,
-    /// How repository names map to store references.
-    pub naming: Naming,
-    /// Refuse every write (`405 UNSUPPORTED`).
-    pub read_only: bool,
-    /// When set, every request needs basic auth from this file.
-    pub htpasswd: Option<Htpasswd>,
-    /// Manifests larger than this are refused with `413`.
-    pub max_manifest_size: u64,
-    /// For the hub: where to pull through from what the catalog lacks.
-    pub upstream: Option<Upstream>,
-}
-
-impl Config {
-    /// A writable registry with [`Naming::Registry`], no auth.
-    pub fn new(store: Store, namespace: Namespace) -> Config {
-        Config {
-            store,
-            namespace,
-            naming: Naming::Registry,
-            read_only: false,
-            htpasswd: None,
-            max_manifest_size: MAX_MANIFEST_SIZE,
-            upstream: None,
-        }
-    }
-}
-
-/// A registry over one namespace; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Registry {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    config: Config,
-    /// The blobs each repository holds ([`Naming::Registry`] only). A std
-    /// mutex: it is only locked inside `spawn_blocking` or for a lookup.
-    blobs: Option<Mutex<links::Links>>,
-    /// Uploads with a live writer in this process, by uuid.
-    uploads: uploads::Uploads,
-    /// For the hub: the blobs its names reach, with the names they were
-    /// computed from (recomputed when the names change).
-    reachable: Mutex<Option<Reachable>>,
-    /// `Authorization` values already checked against the htpasswd file,
-    /// so bcrypt runs once per client rather than once per request.
-    verified: Mutex<HashSet<String>>,
-}
-
 impl Registry {
-    /// Opens a registry; creates its blob lease if needed. One registry
-    /// serves a namespace at a time (share it by cloning): the blob lease
-    /// is read once and rewritten whole, so a second registry on the same
-    /// namespace, in this process or another, is refused while the first
-    /// is open.
-    pub fn open(config: Config) -> Result<Registry> {
-        let blobs = match config.naming {
-            Naming::Registry => Some(Mutex::new(links::Links::open(
-                &config.store,
-                &config.namespace,
-            )?)),
-            Naming::Hub => None,
-        };
-        Ok(Registry {
-            inner: Arc::new(Inner {
-                config,
-                blobs,
-                uploads: uploads::Uploads::default(),
-                reachable: Mutex::new(None),
-                verified: Mutex::new(HashSet::new()),
-            }),
-        })
-    }
-
-    /// What this registry was opened with.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
-    }
-
-    fn store(&self) -> &Store {
-        &self.inner.config.store
-    }
-
-    fn namespace(&self) -> &Namespace {
-        &self.inner.config.namespace
-    }
-
-    fn naming(&self) -> Naming {
-        self.inner.config.naming
-    }
-
-    /// The hub's upstream, when it pulls through.
-    fn upstream(&self) -> Option<&Upstream> {
-        self.inner.config.upstream.as_ref()
-    }
-
-    /// Where manifests pulled through from the upstream are named.
-    fn mirror(&self) -> Result<Namespace> {
-        Namespace::new(MIRROR_NAMESPACE).map_err(|e| Error::Store(e.into()))
-    }
-
     /// The HTTP API (`/v2/…`) of this registry.
     pub fn router(&self) -> axum::Router {
         routes::router(self.clone())
     }
-
-    /// Whether `repository` serves blob `digest`; with no repository,
-    /// whether any repository of the namespace does.
-    fn holds_blob(&self, repository: Option<&str>, digest: &Digest) -> Result<bool> {
-        match (&self.inner.blobs, repository) {
-            (Some(links), Some(repository)) => Ok(lock(links).holds(repository, digest)),
-            (Some(links), None) => Ok(lock(links).holds_anywhere(digest)),
-            (None, _) => Ok(self.reachable()?.contains(digest)),
-        }
-    }
-
-    /// Blobs reachable from the namespace's names (the hub's visibility),
-    /// and from what was pulled through from its upstream.
-    fn reachable(&self) -> Result<Arc<HashSet<Digest>>> {
-        let mut tags = self.store().list(self.namespace())?;
-        if self.upstream().is_some() {
-            tags.extend(self.store().list(&self.mirror()?)?);
-        }
-        let names: Vec<(String, Digest)> = tags
-            .into_iter()
-            .map(|t| (t.reference.to_string(), t.digest))
-            .collect();
-        if let Some((cached_names, set)) = lock(&self.inner.reachable).as_ref()
-            && *cached_names == names
-        {
-            return Ok(set.clone());
-        }
-        let mut set = HashSet::new();
-        let mut pending: Vec<Digest> = names.iter().map(|(_, d)| d.clone()).collect();
-        while let Some(digest) = pending.pop() {
-            if !set.insert(digest.clone()) {
-                continue;
-            }
-            let Ok(bytes) = self.store().read_blob(&digest, MAX_MANIFEST_SIZE) else {
-                continue;
-            };
-            let Ok(doc) = documents::parse(&digest, &bytes, None) else {
-                continue;
-            };
-            set.extend(doc.blobs().unwrap_or_default());
-            pending.extend(doc.children().unwrap_or_default());
-        }
-        let set = Arc::new(set);
-        *lock(&self.inner.reachable) = Some((names, set.clone()));
-        Ok(set)
-    }
 }
-
-/// The names a reachability set was computed from, and the set.
-type Reachable = (Vec<(String, Digest)>, Arc<HashSet<Digest>>);
-
-/// Locks a std mutex, recovering from a panic in another holder: every
-/// value kept under these locks stays consistent between statements.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The namespace naming what the hub pulled through from its upstream.
-const MIRROR_NAMESPACE: &str = "hub-upstream";
 
 /// The hub: a read-only, anonymous registry over the store's `hub`
 /// namespace with Docker Hub's naming, pulling what the catalog lacks
@@ -276,14 +115,4 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-/// The repositories this namespace has names in.
-fn repositories(registry: &Registry) -> Result<Vec<String>> {
-    Ok(registry
-        .store()
-        .list(registry.namespace())?
-        .iter()
-        .filter_map(|tag| registry.naming().repository(&tag.reference))
-        .collect())
 }

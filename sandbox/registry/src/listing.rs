@@ -6,9 +6,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::context::Call;
 use crate::error::{Code, Error, Result};
-use crate::routes::Call;
-use crate::{Registry, repositories};
+use crate::state::{Registry, repositories};
 
 /// Most entries one page holds, whatever `n` asks for.
 const MAX_PAGE: usize = 10_000;

@@ -11,17 +11,17 @@ use std::collections::BTreeSet;
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use errdefs::ErrorKind;
 use futures_util::StreamExt;
 use serde::Serialize;
 use store::{Digest, Expected};
 
-use crate::blobs::{insert_digest, parse_digest};
-use crate::documents::{self, Descriptor, is_index};
+use crate::context::{Call, insert_digest, parse_digest};
+use crate::documents::{self, Descriptor, MAX_MANIFEST_SIZE, is_index};
 use crate::error::{Code, Error, Result};
 use crate::names::ManifestRef;
-use crate::routes::Call;
+use crate::state::Registry;
 use crate::upstream::{Upstream, upstream_repository};
-use crate::{MAX_MANIFEST_SIZE, Registry};
 
 fn unknown(name: &str, reference: &ManifestRef) -> Error {
     let what = match reference {
@@ -50,7 +50,7 @@ fn resolve(registry: &Registry, name: &str, reference: &ManifestRef) -> Result<D
     let store_ref = registry.naming().reference(name, reference)?;
     match registry.store().resolve(registry.namespace(), &store_ref) {
         Ok(d) => Ok(d),
-        Err(e) if e.kind() == store::ErrorKind::NotFound => {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
             // The hub names only tags: a child of a tagged index is
             // reachable by digest too.
             if let ManifestRef::Digest(d) = reference
@@ -212,9 +212,7 @@ pub(crate) async fn get(
         let (registry, name, reference) = (registry.clone(), name.to_owned(), reference.clone());
         tokio::task::spawn_blocking(move || {
             negotiate(&registry, digest, &accept).map_err(|e| match e {
-                Error::Store(s) if s.kind() == store::ErrorKind::NotFound => {
-                    unknown(&name, &reference)
-                }
+                Error::Store(s) if s.kind() == ErrorKind::NotFound => unknown(&name, &reference),
                 other => other,
             })
         })
@@ -377,7 +375,7 @@ pub(crate) async fn delete(
         for r in doomed {
             match registry.store().untag(registry.namespace(), &r) {
                 Ok(_) => {}
-                Err(e) if e.kind() == store::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -448,7 +446,7 @@ pub(crate) async fn referrers(
     .await??;
     let index = Index {
         schema_version: 2,
-        media_type: store::manifests::media_types::OCI_INDEX,
+        media_type: store::media_types::OCI_INDEX,
         manifests,
     };
     let bytes = serde_json::to_vec(&index).map_err(|e| Error::Body(e.to_string()))?;
@@ -456,7 +454,7 @@ pub(crate) async fn referrers(
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(store::manifests::media_types::OCI_INDEX),
+        HeaderValue::from_static(store::media_types::OCI_INDEX),
     );
     if filter.is_some() {
         h.insert(

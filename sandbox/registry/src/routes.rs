@@ -9,16 +9,17 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
+use crate::context::Call;
 use crate::error::{Code, Error, Result};
 use crate::names::{ManifestRef, check_name};
-use crate::{Registry, blobs, listing, manifests, uploads};
+use crate::state::Registry;
+use crate::{auth, blobs, keep_alive, listing, manifests, uploads};
 
 /// What a `/v2/…` path addresses.
 #[derive(Debug, PartialEq, Eq)]
@@ -92,10 +93,10 @@ pub(crate) fn router(registry: Registry) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             registry.clone(),
-            crate::auth::require,
+            auth::require,
         ))
         .layer(middleware::from_fn(api_version))
-        .layer(middleware::from_fn(crate::keep_alive::drain_unread))
+        .layer(middleware::from_fn(keep_alive::drain_unread))
         .with_state(registry)
 }
 
@@ -133,14 +134,6 @@ async fn not_found() -> Response {
 
 fn unsupported() -> Response {
     Error::protocol(Code::Unsupported, "method not allowed on this endpoint").into_response()
-}
-
-/// The request as the handlers see it.
-pub(crate) struct Call {
-    pub method: Method,
-    pub headers: HeaderMap,
-    pub query: HashMap<String, String>,
-    pub body: Body,
 }
 
 async fn dispatch(

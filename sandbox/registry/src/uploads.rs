@@ -13,42 +13,22 @@
 //! `kill -9`, the next request resumes the ingestion from disk, and the
 //! client learns where it stands from the `Range` header.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::StreamExt;
+use errdefs::ErrorKind;
 use store::content::{ContentError, Expected, IngestManager, Ingester, Writer};
 use store::{Algorithm, Digest};
 
-use crate::blobs::{hold, holds, insert_digest, parse_digest};
+use crate::context::{Call, append, insert_digest, lock, parse_digest};
 use crate::error::{Code, Error, Result};
 use crate::names::check_name;
-use crate::routes::Call;
-use crate::{Registry, lock};
+use crate::state::{Registry, Slot, hold, holds};
 
 /// Writers idle this long are closed (their bytes stay on disk, resumable).
 const IDLE: Duration = Duration::from_secs(15 * 60);
-
-/// Uploads with an open writer, by uuid.
-#[derive(Debug, Default)]
-pub(crate) struct Uploads {
-    live: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
-}
-
-#[derive(Debug)]
-struct Slot {
-    /// `None` until a request of this process opens it.
-    writer: Option<Writer>,
-    touched: Instant,
-    /// Committed or cancelled: requests that waited on the lock find it gone.
-    done: bool,
-}
 
 fn ingest_ref(registry: &Registry, uuid: &str) -> String {
     format!("registry/{}/{uuid}", registry.namespace())
@@ -107,46 +87,6 @@ async fn open_writer(registry: &Registry, uuid: &str, algorithm: Algorithm) -> R
     let ingest = ingest_ref(registry, uuid);
     let expected = Expected::hashed_in(algorithm);
     Ok(tokio::task::spawn_blocking(move || store.content().writer(&ingest, expected)).await??)
-}
-
-/// Body chunks waiting for the disk, per upload. hyper hands over chunks
-/// of up to a few hundred KiB, so a class of uploads at once holds a few
-/// MiB each at most; the disk keeps up with a short queue.
-const QUEUED_CHUNKS: usize = 4;
-
-/// Appends the request body to `writer`. The writer comes back even when
-/// the body broke off: what arrived stays part of the upload.
-pub(crate) async fn append(writer: Writer, body: Body) -> Result<(Writer, Result<()>)> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUED_CHUNKS);
-    let task = tokio::task::spawn_blocking(move || {
-        let mut writer = writer;
-        let mut result = Ok(());
-        while let Some(chunk) = rx.blocking_recv() {
-            if let Err(e) = writer.write_all(&chunk) {
-                result = Err(Error::Ingest(e));
-                break;
-            }
-        }
-        (writer, result)
-    });
-    let mut stream = body.into_data_stream();
-    let mut body_result = Ok(());
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(bytes) => {
-                if tx.send(bytes).await.is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                body_result = Err(Error::Body(e.to_string()));
-                break;
-            }
-        }
-    }
-    drop(tx);
-    let (writer, write_result) = task.await?;
-    Ok((writer, write_result.and(body_result)))
 }
 
 /// `Range: 0-<last byte>` of an upload holding `offset` bytes.
@@ -275,7 +215,7 @@ async fn abort(registry: &Registry, uuid: &str) {
     let ingest = ingest_ref(registry, uuid);
     let result = tokio::task::spawn_blocking(move || store.content().abort(&ingest)).await;
     if let Ok(Err(e)) = result
-        && e.kind() != store::ErrorKind::NotFound
+        && e.kind() != ErrorKind::NotFound
     {
         tracing::warn!(uuid, error = %e, "cannot remove an upload's bytes");
     }

@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use reqwest::{StatusCode, Url, header};
-use store::Digest;
 use store::content::{Expected, IngestManager, Ingester};
+use store::{Digest, Store};
 
-use crate::documents;
+use crate::context::{append, lock};
+use crate::documents::{self, MAX_MANIFEST_SIZE};
 use crate::error::{Error, Result};
 use crate::names::ManifestRef;
-use crate::{MAX_MANIFEST_SIZE, Registry, lock};
 
 /// The manifest types asked for, most capable first.
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -293,29 +293,23 @@ impl Upstream {
         Ok(Some((digest, bytes)))
     }
 
-    /// Fetches blob `digest` of `repository` into the registry's store;
+    /// Fetches blob `digest` of `repository` into `store`;
     /// `false` when the upstream does not have it. The fetch runs in a task
     /// of its own: a client that goes away does not stop a fetch others
     /// wait for, and the layer is kept for the next pull.
     pub(crate) async fn blob(
         &self,
-        registry: &Registry,
+        store: &Store,
         repository: &str,
         digest: &Digest,
     ) -> Result<bool> {
-        let (upstream, registry) = (self.clone(), registry.clone());
+        let (upstream, store) = (self.clone(), store.clone());
         let (repository, digest) = (repository.to_owned(), digest.clone());
-        tokio::spawn(async move { upstream.blob_once(&registry, &repository, &digest).await })
-            .await?
+        tokio::spawn(async move { upstream.blob_once(&store, &repository, &digest).await }).await?
     }
 
     /// One fetch of a blob at a time; those who ask meanwhile share it.
-    async fn blob_once(
-        &self,
-        registry: &Registry,
-        repository: &str,
-        digest: &Digest,
-    ) -> Result<bool> {
+    async fn blob_once(&self, store: &Store, repository: &str, digest: &Digest) -> Result<bool> {
         let fetch = lock(&self.fetching)
             .entry(digest.clone())
             .or_default()
@@ -324,7 +318,7 @@ impl Upstream {
         if let Some(found) = *outcome {
             return Ok(found);
         }
-        let result = self.fetch_blob(registry, repository, digest).await;
+        let result = self.fetch_blob(store, repository, digest).await;
         // After an error the next waiter tries for itself.
         if let Ok(found) = result {
             *outcome = Some(found);
@@ -333,12 +327,7 @@ impl Upstream {
         result
     }
 
-    async fn fetch_blob(
-        &self,
-        registry: &Registry,
-        repository: &str,
-        digest: &Digest,
-    ) -> Result<bool> {
+    async fn fetch_blob(&self, store: &Store, repository: &str, digest: &Digest) -> Result<bool> {
         let Some(response) = self
             .found(repository, &format!("blobs/{digest}"), None)
             .await?
@@ -357,15 +346,13 @@ impl Upstream {
                 self.base
             )));
         }
-        let store = registry.store().clone();
         let ingest = format!("hub-upstream/{}", uuid::Uuid::new_v4());
         let expected = Expected::exact(digest.clone(), size);
         let writer = {
             let (store, ingest) = (store.clone(), ingest.clone());
             tokio::task::spawn_blocking(move || store.content().writer(&ingest, expected)).await??
         };
-        let (writer, appended) =
-            crate::uploads::append(writer, Body::from_stream(response.bytes_stream())).await?;
+        let (writer, appended) = append(writer, Body::from_stream(response.bytes_stream())).await?;
         let committed = match appended {
             Ok(()) => tokio::task::spawn_blocking(move || writer.commit())
                 .await?
@@ -376,6 +363,7 @@ impl Upstream {
             }
         };
         if let Err(e) = committed {
+            let store = store.clone();
             let _ = tokio::task::spawn_blocking(move || store.content().abort(&ingest)).await;
             return Err(Error::Upstream(format!(
                 "blob {digest} from upstream {} was not kept: {e}",

@@ -1,4 +1,5 @@
-//! The crate's error type and the shared kinds callers map to status codes.
+//! The crate's error type, reporting the kinds of failure (`errdefs`) that
+//! callers map to status codes.
 //!
 //! One enum for the whole crate rather than one per module: every module
 //! here fails the same way — a kernel or file operation (what, path,
@@ -10,18 +11,7 @@
 use std::io;
 use std::path::PathBuf;
 
-/// The few outcomes callers branch on (the same kinds every layerlab crate
-/// reports), so the engine and the server map them to status codes in one
-/// place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    NotFound,
-    AlreadyExists,
-    InvalidArgument,
-    FailedPrecondition,
-    Unavailable,
-    Internal,
-}
+pub use errdefs::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -106,9 +96,8 @@ impl Error {
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::NotRunning { .. } => ErrorKind::FailedPrecondition,
             Error::Listen { .. } => ErrorKind::AlreadyExists,
-            Error::PoolExhausted { .. } | Error::Timeout(_) | Error::Connect { .. } => {
-                ErrorKind::Unavailable
-            }
+            Error::PoolExhausted { .. } => ErrorKind::ResourceExhausted,
+            Error::Timeout(_) | Error::Connect { .. } => ErrorKind::Unavailable,
             Error::WithCleanup { failure, .. } => failure.kind(),
             Error::CommandNotFound(_) => ErrorKind::InvalidArgument,
             Error::Io { .. } | Error::Sys { .. } | Error::State { .. } | Error::Helper { .. } => {
@@ -127,6 +116,12 @@ impl Error {
 
     pub(crate) fn sys(what: &'static str) -> impl FnOnce(io::Error) -> Error {
         move |source| Error::Sys { what, source }
+    }
+}
+
+impl errdefs::Kind for Error {
+    fn kind(&self) -> ErrorKind {
+        Error::kind(self)
     }
 }
 

@@ -22,49 +22,9 @@ use std::time::SystemTime;
 
 use crate::digest::{Algorithm, Digest, Hashing};
 use crate::durable::{FileLock, Writeback, sync_dir};
+pub use crate::error::ContentError;
 use crate::error::{ErrorKind, IoContext, Result};
 use crate::layout::{self, Layout};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ContentError {
-    #[error("blob {0} not found")]
-    NotFound(Digest),
-    #[error("ingest ref {0:?} not found")]
-    IngestNotFound(String),
-    #[error("ingest ref {0:?} is being written by another writer; retry when it finishes")]
-    RefLocked(String),
-    #[error("invalid ingest ref {0:?}: use 1 to 256 printable characters")]
-    InvalidRef(String),
-    #[error(
-        "content digest mismatch: expected {expected}, got {actual}; the data is corrupt or the digest is wrong"
-    )]
-    DigestMismatch { expected: Digest, actual: Digest },
-    #[error("content size mismatch for {digest}: expected {expected} bytes, got {actual}")]
-    SizeMismatch {
-        digest: String,
-        expected: u64,
-        actual: u64,
-    },
-    #[error("blob {digest} is {size} bytes, more than the {limit} bytes allowed here")]
-    TooLarge {
-        digest: Digest,
-        size: u64,
-        limit: u64,
-    },
-}
-
-impl ContentError {
-    pub(crate) fn kind(&self) -> ErrorKind {
-        match self {
-            ContentError::NotFound(_) | ContentError::IngestNotFound(_) => ErrorKind::NotFound,
-            ContentError::RefLocked(_) => ErrorKind::Unavailable,
-            ContentError::InvalidRef(_)
-            | ContentError::DigestMismatch { .. }
-            | ContentError::SizeMismatch { .. }
-            | ContentError::TooLarge { .. } => ErrorKind::InvalidArgument,
-        }
-    }
-}
 
 /// What is known about a committed blob.
 #[derive(Debug, Clone, PartialEq, Eq)]

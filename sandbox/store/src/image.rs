@@ -10,8 +10,10 @@ use crate::content::Expected;
 use crate::digest::Digest;
 use crate::durable::FileLock;
 use crate::error::Result;
+use crate::layers;
 use crate::leases::{Lease, LeaseRecord};
-use crate::manifests::{self, Image, Layer, ManifestError, config_diff_ids, media_types};
+use crate::manifests::{self, Image, Layer, ManifestError, config_diff_ids};
+use crate::media_types;
 
 /// What [`Store::write_image`] stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +60,7 @@ impl Store {
     /// Diffs `dir` (an upperdir, or a whole rootfs for a base layer) into a
     /// layer blob. Same tree and options, same digest.
     pub fn create_layer_from_dir(&self, dir: &Path, options: &DiffOptions) -> Result<Layer> {
-        archive::write_layer(self.content(), dir, options)
+        layers::write_layer(self.content(), dir, options)
     }
 
     /// [`Store::create_layer_from_dir`] of a directory already open (a
@@ -89,7 +91,7 @@ impl Store {
             }
         };
         let _gc = FileLock::shared(&self.layout().lock())?;
-        archive::write_layer_at(self.content(), root, shown, options, Some(&unpack))
+        layers::write_layer_at(self.content(), root, shown, options, Some(&unpack))
     }
 
     /// Stores `config` (exact bytes; its digest becomes the image ID) and

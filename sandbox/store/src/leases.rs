@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::durable::{FileLock, unique_name, write_atomic};
+pub use crate::error::LeaseError;
 use crate::error::{IoContext, Result};
 use crate::layout::{Layout, is_safe_id};
-use crate::snapshots::SnapshotError;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseRecord {
@@ -58,10 +58,10 @@ impl Lease {
     /// each other's changes, and the second is refused instead.
     pub(crate) fn named(layout: &Layout, id: &str) -> Result<Lease> {
         if !is_safe_id(id) {
-            return Err(SnapshotError::InvalidKey(id.to_owned()).into());
+            return Err(LeaseError::InvalidId(id.to_owned()).into());
         }
         let Some(owner) = FileLock::try_exclusive(&layout.lease_lock(id))? else {
-            return Err(SnapshotError::LeaseInUse(id.to_owned()).into());
+            return Err(LeaseError::InUse(id.to_owned()).into());
         };
         let record = read(layout, id)?.unwrap_or_default();
         let lease = Lease {
@@ -83,7 +83,7 @@ impl Lease {
     pub fn child(&self, suffix: &str) -> Result<Lease> {
         let id = format!("{}.{suffix}", self.id);
         if self.owner.is_none() || suffix.contains('.') || !is_safe_id(&id) {
-            return Err(SnapshotError::InvalidKey(id).into());
+            return Err(LeaseError::InvalidId(id).into());
         }
         let (record, fresh) = match read(&self.layout, &id)? {
             Some(record) => (record, false),
@@ -120,8 +120,7 @@ impl Lease {
 
     /// Takes over a kept lease by id (after a restart).
     pub(crate) fn adopt(layout: &Layout, id: &str) -> Result<Lease> {
-        let record =
-            read(layout, id)?.ok_or_else(|| SnapshotError::NotFound(format!("lease {id}")))?;
+        let record = read(layout, id)?.ok_or_else(|| LeaseError::NotFound(id.to_owned()))?;
         Ok(Lease {
             id: id.to_owned(),
             layout: layout.clone(),
@@ -252,7 +251,7 @@ pub(crate) fn list(layout: &Layout) -> Result<Vec<String>> {
 
 pub(crate) fn release(layout: &Layout, id: &str) -> Result<()> {
     if read(layout, id)?.is_none() {
-        return Err(SnapshotError::NotFound(format!("lease {id}")).into());
+        return Err(LeaseError::NotFound(id.to_owned()).into());
     }
     fs::remove_file(layout.lease(id)).ctx("releasing lease", layout.lease(id))
 }

@@ -10,56 +10,14 @@ use serde::Deserialize;
 
 use crate::content::{ContentStore, Provider};
 use crate::digest::Digest;
-use crate::error::{ErrorKind, Result};
-
-pub mod media_types {
-    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-    pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-    pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-    pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-    pub const DOCKER_MANIFEST_LIST: &str =
-        "application/vnd.docker.distribution.manifest.list.v2+json";
-    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-    pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
-    pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-    pub const DOCKER_FOREIGN_LAYER_GZIP: &str =
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
-}
+pub use crate::error::ManifestError;
+use crate::error::Result;
+use crate::media_types;
 
 /// Manifests, indexes and configs larger than this are refused (the same
 /// bound containerd and distribution apply), so a hostile document cannot
 /// exhaust memory.
 pub const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    #[error("invalid manifest {digest}: {reason}")]
-    Invalid { digest: String, reason: String },
-    #[error("invalid image config {digest}: {reason}")]
-    InvalidConfig { digest: Digest, reason: String },
-    #[error("unsupported media type {0:?}: expected an OCI or Docker schema2 manifest or index")]
-    UnsupportedMediaType(String),
-    #[error("image {digest} has {layers} layers but its config lists {diff_ids} diff ids")]
-    LayerCountMismatch {
-        digest: Digest,
-        layers: usize,
-        diff_ids: usize,
-    },
-    #[error("index {0} has no manifest for linux/{1}")]
-    NoMatchingPlatform(Digest, &'static str),
-}
-
-impl ManifestError {
-    pub(crate) fn kind(&self) -> ErrorKind {
-        match self {
-            ManifestError::NoMatchingPlatform(..) => ErrorKind::NotFound,
-            _ => ErrorKind::InvalidArgument,
-        }
-    }
-}
 
 /// A parsed manifest or index, next to its exact bytes.
 #[derive(Debug, Clone)]

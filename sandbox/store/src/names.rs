@@ -16,46 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::durable::{FileLock, write_atomic};
-use crate::error::{ErrorKind, IoContext, Result};
+pub use crate::error::NameError;
+use crate::error::{IoContext, Result};
 use crate::layout::{Layout, is_safe_id};
 use crate::reference::Reference;
-
-#[derive(Debug, thiserror::Error)]
-pub enum NameError {
-    #[error(
-        "invalid namespace {0:?}: use lower-case letters, digits, '-', '_' and '.', at most 128 characters"
-    )]
-    InvalidNamespace(String),
-    #[error("no image named {reference} in namespace {namespace}")]
-    NotFound {
-        namespace: String,
-        reference: String,
-    },
-    #[error("reference {reference} pins digest {pinned} but was asked to name {digest}")]
-    DigestConflict {
-        reference: String,
-        pinned: Digest,
-        digest: Digest,
-    },
-    #[error("names of namespace {namespace} are corrupt ({source}); restore or delete the file")]
-    Corrupt {
-        namespace: String,
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-impl NameError {
-    pub(crate) fn kind(&self) -> ErrorKind {
-        match self {
-            NameError::InvalidNamespace(_) | NameError::DigestConflict { .. } => {
-                ErrorKind::InvalidArgument
-            }
-            NameError::NotFound { .. } => ErrorKind::NotFound,
-            NameError::Corrupt { .. } => ErrorKind::Internal,
-        }
-    }
-}
 
 /// A validated namespace id such as `hub`, `engine-4f2a`, `registry-1`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

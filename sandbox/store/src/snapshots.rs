@@ -25,46 +25,11 @@ use crate::archive::{self, ArchiveError, DiffOptions, Limits, WhiteoutMode};
 use crate::content::{ContentStore, Provider};
 use crate::digest::Digest;
 use crate::durable::{FileLock, sync_dir, unique_name, write_atomic};
-use crate::error::{ErrorKind, IoContext, Result};
+pub use crate::error::SnapshotError;
+use crate::error::{IoContext, Result};
+use crate::layers;
 use crate::layout::{self, Layout, is_safe_id};
 use crate::manifests::{Layer, chain_ids};
-
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    #[error("snapshot {0} not found")]
-    NotFound(String),
-    #[error("active snapshot {0:?} already exists; remove it or pick another key")]
-    AlreadyExists(String),
-    #[error(
-        "invalid snapshot key {0:?}: use lower-case letters, digits, '-', '_' and '.', at most 128 characters"
-    )]
-    InvalidKey(String),
-    #[error("snapshot {0:?} is a view and has no writable layer to commit")]
-    ViewNotCommittable(String),
-    #[error(
-        "lease {0:?} is in use by another handle, in this process or another (a second registry on the same store and namespace?); stop that one first"
-    )]
-    LeaseInUse(String),
-    #[error("snapshot metadata {} is corrupt: {source}", path.display())]
-    Corrupt {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-impl SnapshotError {
-    pub(crate) fn kind(&self) -> ErrorKind {
-        match self {
-            SnapshotError::NotFound(_) => ErrorKind::NotFound,
-            SnapshotError::AlreadyExists(_) => ErrorKind::AlreadyExists,
-            SnapshotError::InvalidKey(_) => ErrorKind::InvalidArgument,
-            SnapshotError::ViewNotCommittable(_) => ErrorKind::FailedPrecondition,
-            SnapshotError::LeaseInUse(_) => ErrorKind::Unavailable,
-            SnapshotError::Corrupt { .. } => ErrorKind::Internal,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CommittedInfo {
@@ -378,7 +343,7 @@ impl Snapshots {
             return Err(SnapshotError::ViewNotCommittable(key.to_owned()).into());
         }
         let upper = layout::snapshot_fs(&dir);
-        let layer = archive::write_layer(&self.content, &upper, options)?;
+        let layer = layers::write_layer(&self.content, &upper, options)?;
         let chain_id = match &info.parent {
             Some(p) => Digest::of(format!("{p} {}", layer.diff_id).as_bytes()),
             None => layer.diff_id.clone(),

@@ -46,6 +46,7 @@ impl From<LabError> for AppError {
             LabError::Terminal(TerminalError::TooMany(_)) => {
                 AppError::new(StatusCode::CONFLICT, err.to_string())
             }
+            LabError::Host(err) | LabError::Terminal(TerminalError::Resize(err)) => err.into(),
             LabError::Db(err) => err.into(),
             other => AppError::internal(other),
         }

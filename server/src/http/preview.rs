@@ -88,8 +88,7 @@ async fn ports(
     let host = state.labs.host();
     let found = tokio::task::spawn_blocking(move || host.listening_ports(&lab.id))
         .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::internal)?;
+        .map_err(AppError::internal)??;
     Ok(Json(Ports {
         ports: found
             .into_iter()

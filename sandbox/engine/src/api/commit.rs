@@ -46,7 +46,7 @@ pub(super) async fn commit(engine: &Arc<Engine>, query: &Query) -> ApiResult {
                 &e.store().read_blob(&base.image.config_digest, MAX_CONFIG)?,
             )
             .map_err(bad_config)?;
-            let now = crate::containers::now();
+            let now = crate::stamps::now();
             let created_by = std::iter::once(record.path.as_str())
                 .chain(record.args.iter().map(String::as_str))
                 .collect::<Vec<_>>()
@@ -100,7 +100,7 @@ pub(super) async fn import(
             apply_change(&mut config, change)?;
         }
         let layer = import_layer(e.store(), tar)?;
-        let now = crate::containers::now();
+        let now = crate::stamps::now();
         let comment = if message.is_empty() {
             "Imported from -".to_owned()
         } else {
@@ -139,7 +139,7 @@ const MAX_IMPORT: u64 = 1 << 30;
 /// Unpacks `tar` into a fresh snapshot (every hostile-tar check applies)
 /// and stores it as a layer.
 fn import_layer(store: &store::Store, tar: impl std::io::Read + Send) -> Result<store::Layer> {
-    let key = format!("import-{}", crate::containers::random_id());
+    let key = format!("import-{}", crate::stamps::random_id());
     let mounts = store.snapshots().prepare(&key, None)?;
     let unpacked = (|| {
         let dir = mounts

@@ -265,7 +265,7 @@ fn add_anonymous_volumes(
     let binds = host.binds.get_or_insert_with(Vec::new);
     for path in config.volumes.iter().flatten().map(|(p, _)| p) {
         if path.starts_with('/') && !covered.contains(path) {
-            binds.push(format!("{}:{path}", crate::containers::random_id()));
+            binds.push(format!("{}:{path}", crate::stamps::random_id()));
         }
     }
 }
@@ -448,7 +448,7 @@ fn network_settings(r: &Record) -> Value {
     let (gateway, prefix) = match r.ip.parse::<std::net::Ipv4Addr>() {
         Ok(ip) => (
             std::net::Ipv4Addr::new(172, ip.octets()[1], 0, 1).to_string(),
-            crate::containers::BRIDGE_PREFIX,
+            crate::networks::BRIDGE_PREFIX,
         ),
         Err(_) => (String::new(), 0),
     };

@@ -19,8 +19,9 @@ use super::query::Query;
 use super::types::{ExecCreate, ExecStart};
 use super::{Handled, json, only, read_json};
 use crate::Engine;
-use crate::containers::{Container, random_id};
+use crate::containers::Container;
 use crate::error::Error;
+use crate::stamps::random_id;
 use crate::streams::{self, Stream};
 
 /// Exec instances a lab keeps; the oldest finished ones go first.

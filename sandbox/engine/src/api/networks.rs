@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use super::error::{ApiError, ApiResult};
 use super::{Handled, json, only};
 use crate::Engine;
-use crate::containers::{BRIDGE_PREFIX, Status};
+use crate::containers::Status;
 use crate::error::Error;
+use crate::networks::BRIDGE_PREFIX;
 use crate::networks::Network;
 
 pub(super) async fn handle(
@@ -85,7 +86,7 @@ fn resource(engine: &Engine, name: &str, id: &str, network: Option<&Network>) ->
     json!({
         "Name": name,
         "Id": id,
-        "Created": network.map_or_else(crate::containers::now, |n| n.created.clone()),
+        "Created": network.map_or_else(crate::stamps::now, |n| n.created.clone()),
         "Scope": "local",
         "Driver": match name { "host" => "host", "none" => "null", _ => "bridge" },
         "EnableIPv6": false,

@@ -105,7 +105,7 @@ async fn list(engine: &Arc<Engine>) -> ApiResult {
 async fn create(engine: &Arc<Engine>, request: Request) -> ApiResult {
     let name = super::read_create(request, "volume", "local").await?;
     let name = if name.is_empty() {
-        crate::containers::random_id()
+        crate::stamps::random_id()
     } else {
         name
     };

@@ -10,8 +10,7 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::ScopedJoinHandle;
 
 use crate::digest::{Digest, Hashing};
-
-use crate::manifests::media_types;
+use crate::media_types;
 
 /// How a layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

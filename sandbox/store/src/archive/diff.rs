@@ -14,10 +14,8 @@ use tar::{EntryType, Header};
 use super::{
     ArchiveError, Compression, NOBODY, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX,
 };
-use crate::content::{ContentStore, Expected, Ingester};
 use crate::digest::{Digest, Hashing};
 use crate::error::Result;
-use crate::manifests::Layer;
 
 /// How to turn a directory into a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -598,11 +596,21 @@ const CHUNKS_WAITING: usize = 8;
 /// (the snapshot unpacked in the same pass).
 pub(crate) type TarReader<'a> = &'a (dyn Fn(TarChunks) + Sync);
 
+/// [`tar_compressed`] of the directory at `dir`.
+pub(crate) fn tar_compressed_dir<W: Write + Send>(
+    dir: &Path,
+    options: &DiffOptions,
+    writer: W,
+) -> Result<(DiffSummary, W)> {
+    let root = open_dir(dir).map_err(|e| io_err("opening", dir, e))?;
+    tar_compressed(&root, dir, options, writer, None)
+}
+
 /// The tar of the tree open as `root`, compressed into `writer` on a
 /// thread of its own while the tree is read and tarred on the caller's
 /// (and given to `also` on a third): on two cores a layer then takes about
 /// the longest of them rather than their sum.
-fn tar_compressed<W: Write + Send>(
+pub(crate) fn tar_compressed<W: Write + Send>(
     root: &File,
     shown: &Path,
     options: &DiffOptions,
@@ -736,41 +744,4 @@ impl io::Read for TarChunks {
         self.at += n;
         Ok(n)
     }
-}
-
-/// Diffs `dir` into a compressed layer blob in `content`.
-pub(crate) fn write_layer(
-    content: &ContentStore,
-    dir: &Path,
-    options: &DiffOptions,
-) -> Result<Layer> {
-    let root = open_dir(dir).map_err(|e| io_err("opening", dir, e))?;
-    write_layer_at(content, &root, dir, options, None)
-}
-
-/// [`write_layer`] of the directory open as `root` (`shown` in messages),
-/// its tar also given to `also` as it is written.
-pub(crate) fn write_layer_at(
-    content: &ContentStore,
-    root: &File,
-    shown: &Path,
-    options: &DiffOptions,
-    also: Option<TarReader<'_>>,
-) -> Result<Layer> {
-    let ingest_ref = crate::durable::unique_name("layer");
-    let writer = content.writer(&ingest_ref, Expected::default())?;
-    let result = (|| {
-        let (summary, writer) = tar_compressed(root, shown, options, writer, also)?;
-        let info = writer.commit()?;
-        Ok(Layer {
-            digest: info.digest,
-            diff_id: summary.diff_id,
-            size: info.size,
-            media_type: options.compression.oci_media_type().to_owned(),
-        })
-    })();
-    if result.is_err() {
-        let _ = crate::content::IngestManager::abort(content, &ingest_ref);
-    }
-    result
 }

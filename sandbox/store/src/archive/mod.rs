@@ -21,8 +21,6 @@ mod diff;
 mod lookup;
 mod unpack;
 
-use std::path::PathBuf;
-
 pub use changes::{Change, ChangeKind, changes};
 pub use compression::{Compression, Limits};
 pub use diff::{
@@ -32,12 +30,11 @@ pub use diff::{
 pub use lookup::kind_in_layers;
 pub use unpack::{UnpackSummary, WhiteoutMode, unpack, unpack_into};
 
-use crate::digest::Digest;
-use crate::error::ErrorKind;
+pub use crate::error::ArchiveError;
 
 #[cfg(test)]
 pub(crate) use diff::pax_xattr_records;
-pub(crate) use diff::{TarChunks, write_layer, write_layer_at};
+pub(crate) use diff::{TarChunks, TarReader, tar_compressed, tar_compressed_dir};
 
 /// A bounded decompressing reader over a layer blob (compression detected
 /// by magic bytes), for callers that want the tar stream itself.
@@ -57,54 +54,3 @@ pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// `nobody` inside a user namespace: what an owner it cannot map becomes.
 pub(crate) const NOBODY: u32 = 65534;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
-    #[error("unsafe path {path:?} in layer: {reason}")]
-    UnsafePath { path: String, reason: &'static str },
-    #[error(
-        "layer entry {path:?} would be written through a symlink or outside the layer; refusing it"
-    )]
-    ThroughSymlink { path: String },
-    #[error("hard link {path:?} points to {target:?}, which is outside the layer or not yet in it")]
-    HardlinkEscape { path: String, target: String },
-    #[error("layer entry {path:?} is {size} bytes, more than the {limit} bytes allowed")]
-    EntryTooLarge { path: String, size: u64, limit: u64 },
-    #[error("layer expands to more than {limit} bytes; refusing it as a decompression bomb")]
-    ExpandedTooLarge { limit: u64 },
-    #[error(
-        "layer expands {expanded} bytes from {compressed} compressed bytes (over {limit}:1); refusing it as a decompression bomb"
-    )]
-    RatioTooHigh {
-        expanded: u64,
-        compressed: u64,
-        limit: u64,
-    },
-    #[error("layer has more than {limit} entries")]
-    TooManyEntries { limit: u64 },
-    #[error("unsupported tar entry type {kind} for {path:?}")]
-    UnsupportedEntry { path: String, kind: String },
-    #[error("layer is not a valid tar stream: {0}")]
-    Corrupt(String),
-    #[error("layer diff id mismatch: expected {expected}, got {actual}")]
-    DiffIdMismatch { expected: Digest, actual: Digest },
-    #[error("no such file or directory: {0}")]
-    NoSuchPath(String),
-    #[error("{what} {}: {source}", path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl ArchiveError {
-    pub(crate) fn kind(&self) -> ErrorKind {
-        match self {
-            ArchiveError::Io { .. } => ErrorKind::Internal,
-            ArchiveError::NoSuchPath(_) => ErrorKind::NotFound,
-            _ => ErrorKind::InvalidArgument,
-        }
-    }
-}

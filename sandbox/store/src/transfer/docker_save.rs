@@ -18,7 +18,8 @@ use crate::content::{Expected, Provider};
 use crate::digest::{Digest, Hashing};
 use crate::durable::FileLock;
 use crate::error::Result;
-use crate::manifests::{MAX_DOCUMENT_SIZE, config_diff_ids, media_types};
+use crate::manifests::{MAX_DOCUMENT_SIZE, config_diff_ids};
+use crate::media_types;
 use crate::names::Namespace;
 use crate::reference::Reference;
 

@@ -18,6 +18,7 @@ use oci_spec::image::Descriptor;
 use crate::Store;
 use crate::content::{Expected, Provider};
 use crate::digest::Digest;
+pub use crate::error::TransferError;
 use crate::error::{ErrorKind, Result};
 use crate::manifests::{Document, MAX_DOCUMENT_SIZE, descriptor_digest, parse_document};
 use crate::reference::Reference;
@@ -26,22 +27,6 @@ use crate::reference::Reference;
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The annotation containerd (and Docker 25+) use for the full name.
 pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
-
-#[derive(Debug, thiserror::Error)]
-pub enum TransferError {
-    #[error("invalid archive: {0}")]
-    Invalid(String),
-    #[error("archive refers to {0}, which it does not contain")]
-    Missing(String),
-    #[error("archive file {name} is larger than {limit} bytes")]
-    TooLarge { name: String, limit: u64 },
-}
-
-impl TransferError {
-    pub(crate) fn kind(&self) -> ErrorKind {
-        ErrorKind::InvalidArgument
-    }
-}
 
 /// One image an import stored (and named, when the archive named it).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -97,7 +97,7 @@ impl Htpasswd {
 }
 
 /// `user` and `password` from a `Basic` authorization value.
-fn credentials(value: &str) -> Option<(String, String)> {
+pub(crate) fn credentials(value: &str) -> Option<(String, String)> {
     let encoded = value.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())

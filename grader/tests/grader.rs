@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use grader::TaskResult;
-use host::{EmbeddedConfig, EmbeddedHost, SandboxHost, SessionSpec};
+use host::{EmbeddedConfig, EmbeddedHost, SandboxHost, SandboxSpec};
 
 /// A small HTTP server for the node, in the perl that Debian's base system
 /// carries: files under /srv/www, `/slow` never answers, `/big` never ends,
@@ -89,7 +89,7 @@ impl Lab {
         let disk = testkit::disk_dir();
         config.disk_dir = disk.path().to_owned();
         let host = EmbeddedHost::new(config).expect("create embedded host");
-        host.create_session(SessionSpec::new(id.clone()))
+        host.create_sandbox(SandboxSpec::new(id.clone()))
             .expect("create the node");
         Lab {
             host,
@@ -146,7 +146,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = self.host.destroy_session(&self.id);
+        let _ = self.host.destroy_sandbox(&self.id);
         testkit::remove_cgroup_parent(&self.cgroup_parent);
     }
 }
@@ -564,6 +564,5 @@ fn the_bundled_docker_lesson_grades_the_engines_state() {
 
 fn main() {
     runtime::helper::main_if_requested();
-    testkit::ensure_catalog();
-    testkit::run(TESTS, 2)
+    testkit::run(TESTS, 2, testkit::ensure_catalog)
 }

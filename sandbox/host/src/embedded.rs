@@ -1,7 +1,7 @@
-//! [`EmbeddedHost`]: sessions as sandboxes of the in-process runtime, on
+//! [`EmbeddedHost`]: sandboxes as sandboxes of the in-process runtime, on
 //! layers unpacked by the content store.
 //!
-//! Each session has a record, `<runtime_state_dir>/host-sessions/<id>.json`
+//! Each sandbox has a record, `<runtime_state_dir>/host-sessions/<id>.json`
 //! (image, digest, kept lease id, the environment its commands get). It is
 //! written before the sandbox is created and removed after the sandbox is
 //! gone and the lease released, so after a crash anywhere in between a new
@@ -15,20 +15,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use runtime::{
-    BindMount, ExecOutput, ExecSpec, Runtime, RuntimeConfig, SandboxSpec, Status, UidPool,
-};
+use runtime::{BindMount, ExecSpec, Runtime, RuntimeConfig, Status, UidPool};
 use serde::{Deserialize, Serialize};
 use store::{Reference, Store};
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
 use crate::http::{self, HttpError, HttpRequest, HttpResponse};
-use crate::terminal::{self, Terminal, TerminalSize};
+use crate::terminal::{Terminal, TerminalSize};
 use crate::{
-    ContainerFacts, Expired, Expiry, ImageFacts, SandboxHost, SessionInfo, SessionSpec,
-    SessionState, Usage,
+    ContainerFacts, Expired, Expiry, ImageFacts, SandboxHost, SandboxInfo, SandboxSpec,
+    SandboxState, Usage,
 };
+use crate::{ExecOutput, ExitStatus, pty};
 
 /// Where an [`EmbeddedHost`] keeps its state, and how it stops nodes.
 #[derive(Debug, Clone)]
@@ -83,7 +82,7 @@ impl EmbeddedConfig {
     }
 }
 
-/// What a session needs to be found again and run commands after a restart.
+/// What a sandbox needs to be found again and run commands after a restart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
     id: String,
@@ -121,14 +120,14 @@ pub struct EmbeddedHost {
     /// Each lab's Docker engine, served on a socket its node sees.
     engines: engine::Engines,
     records: PathBuf,
-    /// Ids whose `create_session` is under way in this process.
+    /// Ids whose `create_sandbox` is under way in this process.
     starting: Mutex<HashSet<String>>,
 }
 
 impl EmbeddedHost {
     /// Opens the store and the runtime, adopts the sandboxes still running
-    /// (cleaning up the others) and re-adopts the leases of live sessions,
-    /// releasing those of sessions that are gone.
+    /// (cleaning up the others) and re-adopts the leases of live sandboxes,
+    /// releasing those of sandboxes that are gone.
     pub fn new(config: EmbeddedConfig) -> Result<Self> {
         let store = Store::open(&config.store_root)?;
         let rt = Arc::new(Runtime::new(config.runtime())?);
@@ -172,7 +171,7 @@ impl EmbeddedHost {
                         lease.keep();
                     }
                     Err(e) => {
-                        warn!(id = rec.id, lease = rec.lease, error = %e, "live session lost its image lease; its layers may be collected")
+                        warn!(id = rec.id, lease = rec.lease, error = %e, "live sandbox lost its image lease; its layers may be collected")
                     }
                 }
                 adopted.push(rec.id);
@@ -182,7 +181,7 @@ impl EmbeddedHost {
                 released.push(rec.id);
             }
         }
-        info!(?adopted, ?released, "sessions found at start-up");
+        info!(?adopted, ?released, "sandboxes found at start-up");
         Ok(())
     }
 
@@ -216,7 +215,7 @@ impl EmbeddedHost {
             match self.load(id) {
                 Ok(r) => out.push(r),
                 // A record half-written by a crash: nothing to adopt.
-                Err(e) => warn!(id, error = %e, "ignoring unreadable session record"),
+                Err(e) => warn!(id, error = %e, "ignoring unreadable sandbox record"),
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -266,13 +265,13 @@ impl EmbeddedHost {
             .contains(id)
     }
 
-    fn info(&self, rec: Record) -> SessionInfo {
+    fn info(&self, rec: Record) -> SandboxInfo {
         let state = match self.rt.get(&rec.id) {
-            Ok(s) if s.status == Status::Running => SessionState::Running,
-            _ if self.is_starting(&rec.id) => SessionState::Starting,
-            _ => SessionState::Exited,
+            Ok(s) if s.status == Status::Running => SandboxState::Running,
+            _ if self.is_starting(&rec.id) => SandboxState::Starting,
+            _ => SandboxState::Exited,
         };
-        SessionInfo {
+        SandboxInfo {
             last_activity: self.rt.last_activity(&rec.id),
             state,
             created: UNIX_EPOCH + Duration::from_millis(rec.created_unix_ms),
@@ -283,7 +282,7 @@ impl EmbeddedHost {
         }
     }
 
-    /// The record of a session that may run commands now.
+    /// The record of a sandbox that may run commands now.
     fn running(&self, id: &str, what: &'static str) -> Result<Record> {
         let rec = self.load(id)?;
         if self.is_starting(id) {
@@ -304,7 +303,7 @@ impl EmbeddedHost {
         spec
     }
 
-    fn create(&self, spec: &SessionSpec) -> Result<SessionInfo> {
+    fn create(&self, spec: &SandboxSpec) -> Result<SandboxInfo> {
         let image = Reference::parse(&spec.image)
             .map_err(|e| Error::InvalidSpec(format!("image name {:?}: {e}", spec.image)))?;
         let digest = match self.store.resolve(&images::hub(), &image) {
@@ -360,15 +359,15 @@ impl EmbeddedHost {
                 _ => self.teardown(&rec),
             };
             if let Err(cleanup) = cleaned {
-                warn!(id = rec.id, error = %cleanup, "cleaning up a failed session creation failed");
+                warn!(id = rec.id, error = %cleanup, "cleaning up a failed sandbox creation failed");
             }
             return Err(e);
         }
         Ok(self.info(rec))
     }
 
-    fn start(&self, spec: &SessionSpec, rec: &Record, lowerdirs: Vec<PathBuf>) -> Result<()> {
-        let mut sb = SandboxSpec::new(&spec.id, lowerdirs);
+    fn start(&self, spec: &SandboxSpec, rec: &Record, lowerdirs: Vec<PathBuf>) -> Result<()> {
+        let mut sb = runtime::SandboxSpec::new(&spec.id, lowerdirs);
         sb.hostname = spec.hostname.clone();
         sb.limits.memory_bytes = spec.limits.memory_bytes;
         sb.limits.pids = spec.limits.pids;
@@ -437,13 +436,21 @@ impl EmbeddedHost {
     fn run(&self, rec: &Record, argv: &[String], timeout: Duration) -> Result<ExecOutput> {
         let mut spec = Self::exec_spec(rec, argv);
         spec.timeout = Some(timeout);
-        self.rt.exec(&rec.id, &spec).map_err(|e| match e {
+        let out = self.rt.exec(&rec.id, &spec).map_err(|e| match e {
             runtime::Error::Timeout(_) => Error::Timeout {
                 id: rec.id.clone(),
                 command: argv.join(" "),
                 timeout,
             },
             e => e.into(),
+        })?;
+        Ok(ExecOutput {
+            status: ExitStatus {
+                code: out.status.code,
+                signal: out.status.signal,
+            },
+            stdout: out.stdout,
+            stderr: out.stderr,
         })
     }
 
@@ -481,8 +488,8 @@ impl EmbeddedHost {
 }
 
 impl SandboxHost for EmbeddedHost {
-    fn create_session(&self, spec: SessionSpec) -> Result<SessionInfo> {
-        runtime::paths::check_id(&spec.id).map_err(|_| Error::InvalidId(spec.id.clone()))?;
+    fn create_sandbox(&self, spec: SandboxSpec) -> Result<SandboxInfo> {
+        crate::check_id(&spec.id)?;
         {
             // A panic elsewhere cannot leave this set inconsistent.
             let mut starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
@@ -498,16 +505,16 @@ impl SandboxHost for EmbeddedHost {
         result
     }
 
-    fn destroy_session(&self, id: &str) -> Result<()> {
+    fn destroy_sandbox(&self, id: &str) -> Result<()> {
         let rec = self.running(id, "destroy")?;
-        debug!(id, "destroying session");
+        debug!(id, "destroying sandbox");
         self.teardown(&rec)
     }
 
     fn open_terminal(&self, id: &str, size: TerminalSize) -> Result<Terminal> {
         let rec = self.running(id, "a terminal")?;
         let spec = Self::exec_spec(&rec, &["bash".into(), "-l".into()]);
-        terminal::spawn(&self.rt, id, &spec, size)
+        pty::spawn(&self.rt, id, &spec, size)
     }
 
     fn exec(&self, id: &str, argv: &[String], timeout: Duration) -> Result<ExecOutput> {
@@ -588,16 +595,16 @@ impl SandboxHost for EmbeddedHost {
 
     fn expire(&self, policy: &Expiry, now: SystemTime) -> Result<Vec<Expired>> {
         let mut expired = Vec::new();
-        for info in self.sessions()? {
+        for info in self.sandboxes()? {
             if self.is_starting(&info.id) {
                 continue;
             }
             let Some(reason) = info.expiry_reason(policy, now) else {
                 continue;
             };
-            match self.destroy_session(&info.id) {
+            match self.destroy_sandbox(&info.id) {
                 Ok(()) => {
-                    info!(id = info.id, ?reason, "session expired and destroyed");
+                    info!(id = info.id, ?reason, "sandbox expired and destroyed");
                     expired.push(Expired {
                         id: info.id,
                         reason,
@@ -606,18 +613,18 @@ impl SandboxHost for EmbeddedHost {
                 // Destroyed by someone else meanwhile: not ours to report.
                 Err(Error::NotFound(_)) => {}
                 Err(e) => {
-                    warn!(id = info.id, ?reason, error = %e, "cannot destroy an expired session; the next sweep retries")
+                    warn!(id = info.id, ?reason, error = %e, "cannot destroy an expired sandbox; the next sweep retries")
                 }
             }
         }
         Ok(expired)
     }
 
-    fn session(&self, id: &str) -> Result<SessionInfo> {
+    fn sandbox(&self, id: &str) -> Result<SandboxInfo> {
         Ok(self.info(self.load(id)?))
     }
 
-    fn sessions(&self) -> Result<Vec<SessionInfo>> {
+    fn sandboxes(&self) -> Result<Vec<SandboxInfo>> {
         Ok(self.load_all()?.into_iter().map(|r| self.info(r)).collect())
     }
 

@@ -1,24 +1,36 @@
-//! A shell on a terminal inside a node. The terminal is the node's own: the
-//! runtime's exec helper joins the node, and its fork there opens a PTY in
-//! the node's devpts, takes the slave as the shell's controlling terminal
-//! and hands the master back (see the runtime's `tty` module). So `tty`
-//! in the node prints `/dev/pts/N`, a path the node can open, and the
-//! host keeps only the master.
+//! A terminal as the seam hands it out: byte streams and three small
+//! handles, each a trait object so that every host (the embedded one's
+//! PTYs, the fake's in-memory pipe, a remote host's stream) supplies its
+//! own.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-
-use runtime::{ExecSpec, Pty, Runtime};
 
 use crate::error::{Error, Result};
 
 /// Terminal dimensions in character cells, 1 to 65535 each.
-pub use runtime::WindowSize as TerminalSize;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalSize {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+impl TerminalSize {
+    /// The size, or `InvalidSpec` when a dimension is zero.
+    pub fn checked(self) -> Result<Self> {
+        if self.cols == 0 || self.rows == 0 {
+            return Err(Error::InvalidSpec(format!(
+                "terminal size {}x{} must be at least 1x1",
+                self.cols, self.rows
+            )));
+        }
+        Ok(self)
+    }
+}
 
 /// An open terminal, in parts that different threads own: bytes out of the
-/// shell come from `reader` (EOF once every process on the PTY is gone),
-/// bytes into it go to `writer`. Dropping the terminal hangs up the PTY,
+/// shell come from `reader` (EOF once every process on the terminal is
+/// gone), bytes into it go to `writer`. Dropping the terminal hangs it up,
 /// which ends the shell.
 pub struct Terminal {
     pub reader: Box<dyn Read + Send>,
@@ -27,160 +39,81 @@ pub struct Terminal {
     pub process: TerminalProcess,
 }
 
-/// Changes the size of the terminal (the shell gets SIGWINCH).
-pub struct Resizer {
-    pty: Pty,
-    id: String,
+/// What a host implements to change a terminal's size.
+pub trait Resize: Send + Sync {
+    /// Sets the size (the shell gets SIGWINCH); `size` is already checked.
+    fn resize(&self, size: TerminalSize) -> Result<()>;
 }
 
+/// What a host implements for the shell on a terminal.
+pub trait Shell: Send {
+    /// Blocks until the shell ends; its exit code (128 + N when signal N
+    /// ended it).
+    fn wait(&mut self) -> Result<u32>;
+    /// The exit code if the shell has ended.
+    fn try_wait(&mut self) -> Result<Option<u32>>;
+    /// A handle that ends the shell from any thread.
+    fn killer(&self) -> Killer;
+}
+
+/// What a host implements to end a shell from another thread.
+pub trait Kill: Send + Sync {
+    /// Ends the shell; fails only when it cannot be signalled.
+    fn kill(&self) -> Result<()>;
+}
+
+/// Changes the size of the terminal.
+pub struct Resizer(Box<dyn Resize>);
+
 impl Resizer {
+    pub fn new(resize: impl Resize + 'static) -> Self {
+        Self(Box::new(resize))
+    }
+
     pub fn resize(&self, size: TerminalSize) -> Result<()> {
-        self.pty.resize(size).map_err(|e| match e {
-            runtime::Error::InvalidSpec(m) => Error::InvalidSpec(m),
-            e => Error::Terminal {
-                id: self.id.clone(),
-                message: e.to_string(),
-            },
-        })
+        self.0.resize(size.checked()?)
     }
 }
 
-/// The process on the terminal: the shell, through the exec helper whose
-/// exit code is the shell's (128 + N when signal N ended it).
-pub struct TerminalProcess {
-    child: std::process::Child,
-    killer: Killer,
-}
+/// The process on the terminal: the login shell.
+pub struct TerminalProcess(Box<dyn Shell>);
 
 impl TerminalProcess {
+    pub fn new(shell: impl Shell + 'static) -> Self {
+        Self(Box::new(shell))
+    }
+
     /// Blocks until the shell ends; returns its exit code.
     pub fn wait(&mut self) -> Result<u32> {
-        let status = self
-            .child
-            .wait()
-            .map_err(|e| self.killer.err("wait for the shell", &e))?;
-        Ok(code(status))
+        self.0.wait()
     }
 
     /// The exit code if the shell has ended.
     pub fn try_wait(&mut self) -> Result<Option<u32>> {
-        let status = self
-            .child
-            .try_wait()
-            .map_err(|e| self.killer.err("poll the shell", &e))?;
-        Ok(status.map(code))
+        self.0.try_wait()
     }
 
     /// A handle that kills the shell from another thread while this one
-    /// waits. Killing the helper kills the shell (it dies with its parent).
+    /// waits.
     pub fn killer(&self) -> Killer {
-        self.killer.clone()
+        self.0.killer()
     }
 
     pub fn kill(&mut self) -> Result<()> {
-        self.killer.kill()
+        self.killer().kill()
     }
 }
 
-fn code(status: std::process::ExitStatus) -> u32 {
-    runtime::ExitStatus::from(status).shell_code() as u32
-}
-
-/// Kills a terminal's helper through a pidfd, so a pid reused after the
-/// waiter reaped it is never hit.
+/// Kills a terminal's shell; clones share it.
 #[derive(Clone)]
-pub struct Killer {
-    pidfd: Arc<OwnedFd>,
-    id: String,
-}
+pub struct Killer(Arc<dyn Kill>);
 
 impl Killer {
+    pub fn new(kill: impl Kill + 'static) -> Self {
+        Self(Arc::new(kill))
+    }
+
     pub fn kill(&self) -> Result<()> {
-        // SAFETY: plain syscall on a pidfd we own.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                libc::SIGKILL,
-                0usize,
-                0,
-            )
-        };
-        if r < 0 {
-            return Err(self.err("kill the shell", &std::io::Error::last_os_error()));
-        }
-        Ok(())
+        self.0.kill()
     }
-
-    fn err(&self, what: &str, e: &dyn std::fmt::Display) -> Error {
-        Error::Terminal {
-            id: self.id.clone(),
-            message: format!("{what}: {e}"),
-        }
-    }
-}
-
-/// Starts `spec` in sandbox `id` on a new terminal of its own.
-pub(crate) fn spawn(
-    rt: &Runtime,
-    id: &str,
-    spec: &ExecSpec,
-    size: TerminalSize,
-) -> Result<Terminal> {
-    let err = |what: &str, e: &dyn std::fmt::Display| Error::Terminal {
-        id: id.to_owned(),
-        message: format!("{what}: {e}"),
-    };
-    let (mut command, reply) = rt.terminal_command(id, spec, size)?;
-    let mut child = command
-        .spawn()
-        .map_err(|e| err("run the exec helper", &e))?;
-    // Our copy of the helper's end of the reply socket goes with it.
-    drop(command);
-    let opened = (|| {
-        // SAFETY: plain syscall; the helper is our child, not yet reaped.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id(), 0) };
-        if pidfd < 0 {
-            return Err(err(
-                "watch the exec helper",
-                &std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: a fresh descriptor we own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
-        let pty = reply
-            .receive(child.id())
-            .map_err(|e| err("open a terminal in the node", &e))?;
-        let file = || -> Result<std::fs::File> {
-            Ok(pty
-                .try_clone()
-                .map_err(|e| err("duplicate the terminal", &e))?
-                .into())
-        };
-        let (reader, writer) = (file()?, file()?);
-        Ok((pty, pidfd, reader, writer))
-    })();
-    let (pty, pidfd, reader, writer) = match opened {
-        Ok(opened) => opened,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
-    };
-    Ok(Terminal {
-        reader: Box::new(reader),
-        writer: Box::new(writer),
-        resizer: Resizer {
-            pty,
-            id: id.to_owned(),
-        },
-        process: TerminalProcess {
-            child,
-            killer: Killer {
-                pidfd: Arc::new(pidfd),
-                id: id.to_owned(),
-            },
-        },
-    })
 }

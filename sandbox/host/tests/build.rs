@@ -809,7 +809,6 @@ fn workdir_makes_only_what_is_missing() {
 
 fn main() {
     runtime::helper::main_if_requested();
-    testkit::ensure_catalog();
     testkit::run(
         &[
             (
@@ -843,5 +842,6 @@ fn main() {
             ),
         ],
         2,
+        testkit::ensure_catalog,
     )
 }

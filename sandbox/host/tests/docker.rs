@@ -198,12 +198,12 @@ fn labs_do_not_see_each_others_images() {
     );
     assert!(labs.ok(&a, "docker images").contains("mine"));
     // Removing one lab removes its names, not the other lab's.
-    labs.host().destroy_session(&b).expect("destroy b");
+    labs.host().destroy_sandbox(&b).expect("destroy b");
     let store = Store::open(STORE.as_ref()).expect("store");
     let ns_b = Namespace::new(&format!("engine-{b}")).expect("namespace");
     assert!(store.list(&ns_b).expect("list").is_empty());
     assert!(labs.ok(&a, "docker images").contains("mine"));
-    labs.host().destroy_session(&a).expect("destroy a");
+    labs.host().destroy_sandbox(&a).expect("destroy a");
     let ns_a = Namespace::new(&format!("engine-{a}")).expect("namespace");
     assert!(store.list(&ns_a).expect("list").is_empty());
 }
@@ -1543,7 +1543,7 @@ fn a_stopped_containers_files_are_kept_diffed_committed_and_exported() {
     assert_eq!(kept(), before - 3, "docker rm leaves files behind");
     labs.ok(&lab, "docker run --name last busybox touch /x");
     assert_eq!(kept(), before - 2);
-    labs.host().destroy_session(&lab).expect("remove the lab");
+    labs.host().destroy_sandbox(&lab).expect("remove the lab");
     assert_eq!(
         kept(),
         before - 3,
@@ -1738,7 +1738,6 @@ fn a_tampered_package_repository_is_refused() {
 
 fn main() {
     runtime::helper::main_if_requested();
-    testkit::ensure_catalog();
     testkit::run(
         &[
             (
@@ -1847,5 +1846,6 @@ fn main() {
             ),
         ],
         2,
+        testkit::ensure_catalog,
     )
 }

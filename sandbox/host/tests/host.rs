@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use host::{
     EmbeddedConfig, EmbeddedHost, ErrorKind, Expired, Expiry, ExpiryReason, SandboxHost,
-    SessionSpec, SessionState, Terminal, TerminalSize,
+    SandboxSpec, SandboxState, Terminal, TerminalSize,
 };
 use store::{Reference, Store};
 
@@ -56,9 +56,9 @@ impl Fixture {
         }
     }
 
-    fn create(&self, id: &str) -> host::SessionInfo {
+    fn create(&self, id: &str) -> host::SandboxInfo {
         self.host
-            .create_session(SessionSpec::new(id))
+            .create_sandbox(SandboxSpec::new(id))
             .unwrap_or_else(|e| panic!("create session {id}: {e}"))
     }
 
@@ -106,9 +106,9 @@ impl Fixture {
         (Screen::start(reader), writer, resizer, process)
     }
 
-    fn info(&self, id: &str) -> host::SessionInfo {
+    fn info(&self, id: &str) -> host::SandboxInfo {
         self.host
-            .session(id)
+            .sandbox(id)
             .unwrap_or_else(|e| panic!("session {id} not found: {e}"))
     }
 
@@ -128,7 +128,7 @@ impl Fixture {
             "kill the node's init"
         );
         let deadline = Instant::now() + WAIT;
-        while self.info(id).state != SessionState::Exited {
+        while self.info(id).state != SandboxState::Exited {
             assert!(
                 Instant::now() < deadline,
                 "session {id} never turned Exited"
@@ -152,9 +152,9 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        if let Ok(list) = self.host.sessions() {
+        if let Ok(list) = self.host.sandboxes() {
             for s in list {
-                let _ = self.host.destroy_session(&s.id);
+                let _ = self.host.destroy_sandbox(&s.id);
             }
         }
         testkit::remove_cgroup_parent(&self.config.cgroup_parent);
@@ -327,9 +327,9 @@ fn terminal_comes_from_the_nodes_devpts() {
 
 fn exec_captures_output_times_out_and_setup_ran() {
     let f = Fixture::new();
-    let mut spec = SessionSpec::new("exec");
+    let mut spec = SandboxSpec::new("exec");
     spec.setup = Some("echo prepared > /root/setup-done".into());
-    f.host.create_session(spec).expect("create with setup");
+    f.host.create_sandbox(spec).expect("create with setup");
     let o = f.sh("exec", "echo out; echo err >&2; exit 5");
     assert_eq!(text(&o.stdout), "out");
     assert_eq!(text(&o.stderr), "err");
@@ -359,9 +359,9 @@ fn exec_captures_output_times_out_and_setup_ran() {
     );
 
     // A failing setup script fails the creation and leaves nothing behind.
-    let mut bad = SessionSpec::new("badsetup");
+    let mut bad = SandboxSpec::new("badsetup");
     bad.setup = Some("echo broken >&2; exit 7".into());
-    let e = f.host.create_session(bad).expect_err("failing setup");
+    let e = f.host.create_sandbox(bad).expect_err("failing setup");
     assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
     let msg = e.to_string();
     assert!(
@@ -370,20 +370,20 @@ fn exec_captures_output_times_out_and_setup_ran() {
     );
     let ids: Vec<String> = f
         .host
-        .sessions()
+        .sandboxes()
         .expect("sessions")
         .into_iter()
         .map(|s| s.id)
         .collect();
     assert_eq!(ids, ["exec"], "failed creation left a session");
-    let one = f.host.session("exec").expect("one session");
+    let one = f.host.sandbox("exec").expect("one session");
     assert_eq!(
         (one.id.as_str(), one.state),
-        ("exec", SessionState::Running)
+        ("exec", SandboxState::Running)
     );
     let absent = f
         .host
-        .session("badsetup")
+        .sandbox("badsetup")
         .expect_err("a failed creation is gone");
     assert_eq!(absent.kind(), ErrorKind::NotFound, "{absent}");
 }
@@ -441,7 +441,7 @@ fn sessions_cannot_see_each_other() {
 fn restarted_host_adopts_and_destroy_releases_everything() {
     let f = Fixture::new();
     let info = f.create("adopt");
-    assert_eq!(info.state, SessionState::Running);
+    assert_eq!(info.state, SandboxState::Running);
     assert!(
         info.image_digest.starts_with("sha256:"),
         "{}",
@@ -455,11 +455,11 @@ fn restarted_host_adopts_and_destroy_releases_everything() {
     );
 
     let again = EmbeddedHost::new(f.config.clone()).expect("second host on the same dirs");
-    let list = again.sessions().expect("sessions after restart");
+    let list = again.sandboxes().expect("sessions after restart");
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(
         (list[0].id.as_str(), list[0].state),
-        ("adopt", SessionState::Running)
+        ("adopt", SandboxState::Running)
     );
     let o = again
         .exec("adopt", &["hostname".into()], Duration::from_secs(30))
@@ -470,13 +470,13 @@ fn restarted_host_adopts_and_destroy_releases_everything() {
         "lease kept across restart"
     );
 
-    again.destroy_session("adopt").expect("destroy");
+    again.destroy_sandbox("adopt").expect("destroy");
     assert!(
-        again.sessions().expect("sessions").is_empty(),
+        again.sandboxes().expect("sessions").is_empty(),
         "destroyed session still listed"
     );
     assert!(
-        f.host.sessions().expect("sessions").is_empty(),
+        f.host.sandboxes().expect("sessions").is_empty(),
         "first host still lists it"
     );
     assert!(
@@ -504,7 +504,7 @@ fn dead_session_is_exited_and_a_restart_releases_its_lease() {
 
     let again = EmbeddedHost::new(f.config.clone()).expect("second host on the same dirs");
     assert!(
-        again.sessions().expect("sessions").is_empty(),
+        again.sandboxes().expect("sessions").is_empty(),
         "dead session adopted"
     );
     let store = Store::open(Path::new(STORE)).expect("open store");
@@ -532,7 +532,7 @@ fn an_id_taken_by_another_sandbox_is_refused_and_left_alone() {
     .expect("create a foreign sandbox");
     let e = f
         .host
-        .create_session(SessionSpec::new("taken"))
+        .create_sandbox(SandboxSpec::new("taken"))
         .expect_err("id of a foreign sandbox");
     let alive = rt.get("taken").map(|s| s.status);
     rt.stop("taken", Duration::ZERO)
@@ -543,29 +543,29 @@ fn an_id_taken_by_another_sandbox_is_refused_and_left_alone() {
         Some(runtime::Status::Running),
         "foreign sandbox was stopped"
     );
-    assert!(f.host.sessions().expect("sessions").is_empty());
+    assert!(f.host.sandboxes().expect("sessions").is_empty());
 }
 
 fn bad_input_is_refused_clearly() {
     let f = Fixture::new();
-    let mut spec = SessionSpec::new("img");
+    let mut spec = SandboxSpec::new("img");
     spec.image = "no-such-image".into();
-    let e = f.host.create_session(spec).expect_err("unknown image");
+    let e = f.host.create_sandbox(spec).expect_err("unknown image");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     assert!(e.to_string().contains("layerlab images build"), "{e}");
 
-    let mut spec = SessionSpec::new("img2");
+    let mut spec = SandboxSpec::new("img2");
     spec.image = "Not A Name!".into();
     let e = f
         .host
-        .create_session(spec)
+        .create_sandbox(spec)
         .expect_err("malformed image name");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
 
     for id in ["", "Bad", "../x", "-x", &"a".repeat(65)] {
         let e = f
             .host
-            .create_session(SessionSpec::new(id))
+            .create_sandbox(SandboxSpec::new(id))
             .expect_err("invalid id");
         assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{id:?}: {e}");
         assert!(e.to_string().contains("invalid session id"), "{e}");
@@ -584,14 +584,14 @@ fn bad_input_is_refused_clearly() {
     assert!(e.to_string().contains("not found"), "{e}");
     let e = f
         .host
-        .destroy_session("never")
+        .destroy_sandbox("never")
         .expect_err("destroy unknown");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 
     f.create("dup");
     let e = f
         .host
-        .create_session(SessionSpec::new("dup"))
+        .create_sandbox(SandboxSpec::new("dup"))
         .expect_err("duplicate id");
     assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
     let e = f
@@ -599,13 +599,13 @@ fn bad_input_is_refused_clearly() {
         .exec("dup", &[], Duration::from_secs(1))
         .expect_err("empty command");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
-    f.host.destroy_session("dup").expect("destroy");
+    f.host.destroy_sandbox("dup").expect("destroy");
     let e = f
         .host
         .exec("dup", &["true".into()], Duration::from_secs(1))
         .expect_err("exec on destroyed session");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    assert!(f.host.sessions().expect("sessions").is_empty());
+    assert!(f.host.sandboxes().expect("sessions").is_empty());
 }
 
 const POLICY: Expiry = Expiry {
@@ -624,7 +624,7 @@ fn leased(lease: &str) -> bool {
 
 fn ids(f: &Fixture) -> Vec<String> {
     f.host
-        .sessions()
+        .sandboxes()
         .expect("sessions")
         .into_iter()
         .map(|s| s.id)
@@ -698,7 +698,7 @@ fn touch_moves_the_idle_deadline_and_survives_a_restart() {
     assert_eq!(ids(&f), ["touched"]);
 
     let again = EmbeddedHost::new(f.config.clone()).expect("second host on the same dirs");
-    let listed = again.sessions().expect("sessions after restart");
+    let listed = again.sandboxes().expect("sessions after restart");
     assert_eq!(
         listed.first().and_then(|s| s.last_activity),
         Some(touched),
@@ -827,10 +827,17 @@ const TESTS: &[Test] = &[
         lifetime_expiry_hits_a_recently_touched_session,
     ),
     ("exited_session_is_reaped", exited_session_is_reaped),
+    ("the_embedded_host_conforms", the_embedded_host_conforms),
 ];
+
+/// The suite every host passes (the fake runs it in `fake.rs`), on a host
+/// of its own: it expects no other sandboxes.
+fn the_embedded_host_conforms() {
+    let f = Fixture::new();
+    host::conformance(&f.host, "workstation");
+}
 
 fn main() {
     runtime::helper::main_if_requested();
-    testkit::ensure_catalog();
-    testkit::run(TESTS, 3)
+    testkit::run(TESTS, 3, testkit::ensure_catalog)
 }

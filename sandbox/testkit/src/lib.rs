@@ -1,9 +1,11 @@
 //! What layerlab's tests that create real sandboxes share; a
 //! dev-dependency only, never part of the product.
 //!
-//! - [`run`]: the runner of suites built with `harness = false`, which must
-//!   have their own `main` because the test executable doubles as the
-//!   sandbox helper (`runtime::helper::main_if_requested()` comes first).
+//! - [`run`]: the runner (libtest-mimic, so libtest's options work) of
+//!   suites built with `harness = false`, which must have their own `main`
+//!   because the test executable doubles as the sandbox helper
+//!   (`runtime::helper::main_if_requested()` comes first); it skips them,
+//!   saying so, when [`SKIP_ROOT`] is set.
 //!
 //! - [`disk_dir`]: a directory on disk for a runtime's writable layers
 //!   (the suites keep state directories on /dev/shm, where they may not
@@ -24,7 +26,6 @@ pub mod http;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A fresh directory on disk for one runtime's writable layers, removed
@@ -124,53 +125,39 @@ pub fn start_distribution(root: &Path) -> (Child, String) {
 /// A named test of a `harness = false` suite.
 pub type Test = (&'static str, fn());
 
-/// Runs the `tests` whose names contain one of the command line's
-/// non-option arguments (all without any) on `threads` threads, prints
-/// cargo's summary line and exits, non-zero if any failed.
-pub fn run(tests: &[Test], threads: usize) -> ! {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected: Vec<&Test> = tests
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
-        .collect();
-    println!("\nrunning {} tests", selected.len());
-    let queue = Mutex::new(selected.into_iter());
-    let failed = Mutex::new(Vec::new());
-    let passed = Mutex::new(0usize);
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| {
-                loop {
-                    let next = queue.lock().expect("test queue").next();
-                    let Some((name, test)) = next else { break };
-                    let start = Instant::now();
-                    let ok = std::panic::catch_unwind(test).is_ok();
-                    println!(
-                        "test {name} ... {} ({:.2?})",
-                        if ok { "ok" } else { "FAILED" },
-                        start.elapsed()
-                    );
-                    if ok {
-                        *passed.lock().expect("passed") += 1;
-                    } else {
-                        failed.lock().expect("failed").push(*name);
-                    }
-                }
-            });
-        }
-    });
-    let failed = failed.into_inner().expect("failed");
-    let passed = passed.into_inner().expect("passed");
-    if !failed.is_empty() {
-        println!("\nfailures:\n    {}", failed.join("\n    "));
+/// The environment variable that skips the suites needing root
+/// (namespaces, mounts, cgroups): set to anything but `0`, their tests are
+/// listed as ignored and nothing is prepared. `make test` never sets it.
+pub const SKIP_ROOT: &str = "LAYERLAB_SKIP_ROOT_TESTS";
+
+/// Whether [`SKIP_ROOT`] asks to skip the tests that need root.
+pub fn skipping_root_tests() -> bool {
+    std::env::var_os(SKIP_ROOT).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Runs a suite whose tests need root with libtest's command line
+/// (`--list`, `--exact`, `--skip`, filters, `--test-threads`, so
+/// cargo-nextest works too), `threads` at a time unless told otherwise,
+/// and exits. `prepare` (e.g. building the shared catalog) runs first,
+/// unless the tests are only listed or [`SKIP_ROOT`] skips them.
+pub fn run(tests: &[Test], threads: usize, prepare: impl FnOnce()) -> ! {
+    let mut args = libtest_mimic::Arguments::from_args();
+    args.test_threads.get_or_insert(threads);
+    let skip = skipping_root_tests();
+    if skip {
+        eprintln!("{SKIP_ROOT} is set: these tests need root and are skipped");
+    } else if !args.list {
+        prepare();
     }
-    println!(
-        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; 0 filtered out\n",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        failed.len()
-    );
-    std::process::exit(if failed.is_empty() { 0 } else { 1 })
+    let trials = tests
+        .iter()
+        .map(|&(name, test)| {
+            libtest_mimic::Trial::test(name, move || {
+                test();
+                Ok(())
+            })
+            .with_ignored_flag(skip)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
 }

@@ -245,7 +245,7 @@ fn main() -> Result<()> {
 /// limit on this machine's memory budget.
 fn overcommit_for(labs: usize) -> f64 {
     let usable = measure::mem_total().saturating_sub(1 << 30).max(1);
-    let wanted = (labs as u64 + 1) * host::SessionLimits::default().memory_bytes;
+    let wanted = (labs as u64 + 1) * host::SandboxLimits::default().memory_bytes;
     (wanted as f64 / usable as f64).max(1.0)
 }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use host::{Expiry, ExpiryReason, SandboxHost, SessionLimits, SessionSpec, SessionState, Usage};
+use host::{Expiry, ExpiryReason, SandboxHost, SandboxLimits, SandboxSpec, SandboxState, Usage};
 
 use crate::db::{Db, DbError, Lab, LabState};
 use crate::metrics::{self, StartFailure};
@@ -97,7 +97,7 @@ pub struct Labs {
     db: Db,
     limits: Limits,
     /// Each lesson's node limits, resolved once from the course.
-    node_limits: HashMap<String, SessionLimits>,
+    node_limits: HashMap<String, SandboxLimits>,
     /// Held while counting slots and inserting, so two requests cannot both
     /// take the last slot.
     admission: tokio::sync::Mutex<()>,
@@ -254,13 +254,13 @@ impl Labs {
 
     /// The node limits of a lesson's labs; a lesson gone from the course
     /// since its lab started counts with the defaults.
-    fn limits_of(&self, lesson: &str) -> SessionLimits {
+    fn limits_of(&self, lesson: &str) -> SandboxLimits {
         self.node_limits
             .get(lesson)
             .cloned()
-            .unwrap_or(SessionLimits {
+            .unwrap_or(SandboxLimits {
                 cpus: Some(self.limits.cpus),
-                ..SessionLimits::default()
+                ..SandboxLimits::default()
             })
     }
 
@@ -317,7 +317,7 @@ impl Labs {
             .db
             .insert_lab(&id, user_id, &lesson.slug, lifetime)
             .await?;
-        let mut spec = SessionSpec::new(&id);
+        let mut spec = SandboxSpec::new(&id);
         spec.image = lesson.node.image.clone();
         spec.setup = lesson.node.setup.clone();
         spec.limits = self.limits_of(&lesson.slug);
@@ -355,7 +355,7 @@ impl Labs {
         }
     }
 
-    async fn build(self: Arc<Self>, spec: SessionSpec, began: Instant) {
+    async fn build(self: Arc<Self>, spec: SandboxSpec, began: Instant) {
         let id = spec.id.clone();
         if let Err(err) = self.catalog.wait_for(&spec.image).await {
             tracing::error!(lab = %id, image = %spec.image, error = %err, "lab cannot start without its image");
@@ -363,7 +363,7 @@ impl Labs {
             return;
         }
         let host = self.host.clone();
-        let created = tokio::task::spawn_blocking(move || host.create_session(spec)).await;
+        let created = tokio::task::spawn_blocking(move || host.create_sandbox(spec)).await;
         match created {
             Ok(Ok(_)) => match self.db.lab_ready(&id).await {
                 Ok(true) => {
@@ -423,7 +423,7 @@ impl Labs {
         self.close_terminals(id);
         let host = self.host.clone();
         let owned = id.to_owned();
-        match tokio::task::spawn_blocking(move || host.destroy_session(&owned)).await {
+        match tokio::task::spawn_blocking(move || host.destroy_sandbox(&owned)).await {
             Ok(Ok(())) => tracing::info!(lab = %id, "lab machine removed"),
             Ok(Err(err)) => tracing::error!(lab = %id, error = %err, "cannot remove a lab machine"),
             Err(err) => tracing::error!(lab = %id, error = %err, "removing a lab machine panicked"),
@@ -507,10 +507,10 @@ impl Labs {
     pub async fn usage(&self) -> Result<HashMap<String, Usage>, LabError> {
         let host = self.host.clone();
         let usage = tokio::task::spawn_blocking(move || {
-            host.sessions().map(|sessions| {
+            host.sandboxes().map(|sessions| {
                 sessions
                     .into_iter()
-                    .filter(|s| s.state == SessionState::Running)
+                    .filter(|s| s.state == SandboxState::Running)
                     .filter_map(|s| host.usage(&s.id).ok().map(|u| (s.id, u)))
                     .collect()
             })
@@ -547,7 +547,7 @@ impl Labs {
         }
         let host = self.host.clone();
         let id = lab.id.clone();
-        let session = match tokio::task::spawn_blocking(move || host.session(&id)).await? {
+        let session = match tokio::task::spawn_blocking(move || host.sandbox(&id)).await? {
             Ok(session) => session,
             Err(err) if err.kind() == host::ErrorKind::NotFound => return Ok(lab),
             Err(err) => return Err(err.into()),
@@ -651,12 +651,12 @@ impl Labs {
     /// rest are removed; active labs without a node are stopped.
     pub async fn reconcile(&self) -> Result<(), LabError> {
         let host = self.host.clone();
-        let sessions = tokio::task::spawn_blocking(move || host.sessions()).await??;
+        let sessions = tokio::task::spawn_blocking(move || host.sandboxes()).await??;
         let active = self.db.active_labs().await?;
         for session in &sessions {
             let lab = active.iter().find(|l| l.id == session.id);
             match (lab, session.state) {
-                (Some(lab), SessionState::Running) => {
+                (Some(lab), SandboxState::Running) => {
                     if lab.state == LabState::Starting {
                         self.db.lab_ready(&lab.id).await?;
                     }
@@ -705,10 +705,10 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-fn node_limits(lesson: &course::Lesson, default_cpus: f64) -> SessionLimits {
-    let defaults = SessionLimits::default();
+fn node_limits(lesson: &course::Lesson, default_cpus: f64) -> SandboxLimits {
+    let defaults = SandboxLimits::default();
     let limits = &lesson.node.limits;
-    SessionLimits {
+    SandboxLimits {
         memory_bytes: limits.memory_bytes.unwrap_or(defaults.memory_bytes),
         pids: limits.pids.map(u64::from).unwrap_or(defaults.pids),
         cpus: limits.cpus.or(Some(default_cpus)),

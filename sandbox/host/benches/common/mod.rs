@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use host::{EmbeddedConfig, EmbeddedHost, SandboxHost, SessionSpec};
+use host::{EmbeddedConfig, EmbeddedHost, SandboxHost, SandboxSpec};
 
 /// The CLI both sides run.
 pub const DOCKER: &str = "/usr/bin/docker";
@@ -265,13 +265,13 @@ impl Labs {
 
     pub fn create(&self, id: &str) {
         self.host
-            .create_session(SessionSpec::new(id))
+            .create_sandbox(SandboxSpec::new(id))
             .unwrap_or_else(|e| panic!("create lab {id}: {e}"));
     }
 
     pub fn destroy(&self, id: &str) {
         self.host
-            .destroy_session(id)
+            .destroy_sandbox(id)
             .unwrap_or_else(|e| panic!("destroy lab {id}: {e}"));
     }
 
@@ -310,9 +310,9 @@ impl Labs {
 
 impl Drop for Labs {
     fn drop(&mut self) {
-        if let Ok(sessions) = self.host.sessions() {
+        if let Ok(sessions) = self.host.sandboxes() {
             for s in sessions {
-                if let Err(e) = self.host.destroy_session(&s.id) {
+                if let Err(e) = self.host.destroy_sandbox(&s.id) {
                     eprintln!("cannot destroy lab {}: {e}", s.id);
                 }
             }

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use host::{EmbeddedConfig, EmbeddedHost, SandboxHost, SessionSpec};
+use host::{EmbeddedConfig, EmbeddedHost, SandboxHost, SandboxSpec};
 use store::{Reference, Store};
 
 pub const STORE: &str = testkit::CATALOG_STORE;
@@ -68,7 +68,7 @@ impl Labs {
     pub fn lab(&self, name: &str) -> String {
         let id = format!("{name}-{}", NEXT.fetch_add(1, Ordering::SeqCst));
         self.host()
-            .create_session(SessionSpec::new(&id))
+            .create_sandbox(SandboxSpec::new(&id))
             .unwrap_or_else(|e| panic!("create lab {id}: {e}"));
         id
     }
@@ -128,10 +128,10 @@ impl Labs {
 impl Drop for Labs {
     fn drop(&mut self) {
         if let Some(host) = &self.host
-            && let Ok(sessions) = host.sessions()
+            && let Ok(sessions) = host.sandboxes()
         {
             for s in sessions {
-                let _ = host.destroy_session(&s.id);
+                let _ = host.destroy_sandbox(&s.id);
             }
         }
         drop(self.host.take());

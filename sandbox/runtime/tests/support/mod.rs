@@ -166,6 +166,7 @@ pub mod probe;
 
 /// Builds the shared layers once, then runs `tests` four at a time.
 pub fn run(tests: &[testkit::Test]) -> ! {
-    let _ = layers();
-    testkit::run(tests, 4)
+    testkit::run(tests, 4, || {
+        let _ = layers();
+    })
 }

@@ -27,7 +27,7 @@ APT_BENCH := docker-registry python3-terminado
 
 IMAGE ?= layerlab:latest
 
-.PHONY: image run test build deps deps-test apt-build apt-run apt-test apt-bench rust web lint unit browser bench bench-class clean-state
+.PHONY: image run test build deps deps-test apt-build apt-run apt-test apt-bench rust web lint unit browser bench bench-class fuzz fuzz-tools clean-state
 
 LAYERLAB := $(CARGO_TARGET_DIR)/release/layerlab
 
@@ -130,6 +130,20 @@ bench: deps deps-test apt-bench build
 # LAYERLAB_CLASS_SIZES, _PLAY, _SPREAD and _PHASES change the run.
 bench-class: deps
 	cargo bench --locked -p server --bench class
+
+# Fuzzing: each target in fuzz/ for FUZZ_SECONDS (default 600), one after
+# another; FUZZ_TARGETS picks some. Corpora, crashes and logs go to
+# $(STATE)/fuzz, the build to $(STATE)/target-fuzz-nightly (scripts/fuzz.sh).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?=
+fuzz: fuzz-tools
+	STATE=$(STATE) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+# cargo-fuzz and the nightly toolchain whose sanitizers and libFuzzer it
+# uses, installed into ~/.cargo and ~/.rustup when missing.
+fuzz-tools: rust
+	@cargo +nightly --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 # The image docker-compose.yml runs: this machine's release binary on
 # Debian (see Dockerfile). Needs a running dockerd.

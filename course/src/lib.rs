@@ -77,6 +77,30 @@ pub use lesson::{
     DEFAULT_NODE_IMAGE, Hint, Lesson, LessonOutline, Limits, NodeSpec, Task, TaskOutline,
 };
 
+/// The parser of one lesson file, reachable for the fuzz targets in
+/// `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use crate::{Diagnostics, Lesson};
+
+    /// `text` as the lesson.md of the lesson `slug` in the folder `dir`, as
+    /// [`crate::Course::load`] reads it; `slugs` are the course's lessons.
+    pub fn lesson(
+        text: &str,
+        dir: &Path,
+        slug: &str,
+        slugs: &BTreeSet<String>,
+    ) -> (Option<Lesson>, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let file = Path::new(slug).join("lesson.md");
+        let lesson = crate::parse_lesson(text, dir.to_path_buf(), &file, slug, slugs, &mut diags);
+        (lesson, diags)
+    }
+}
+
 /// More folders than any course needs; bounds the work a hostile directory
 /// can cause.
 const MAX_LESSONS: usize = 500;
@@ -291,19 +315,32 @@ fn load_lesson(
             return None;
         }
     };
+    parse_lesson(text, dir, &file, slug, slugs, diags)
+}
+
+/// One lesson.md's text (`file` in messages, in the folder `dir`) parsed
+/// and rendered: front matter, tasks and checks, and the sanitized body.
+fn parse_lesson(
+    text: &str,
+    dir: PathBuf,
+    file: &Path,
+    slug: &str,
+    slugs: &BTreeSet<String>,
+    diags: &mut Diagnostics,
+) -> Option<Lesson> {
     let split = match lesson::split(text) {
         Ok(split) => split,
         Err((line, message)) => {
-            diags.push(&file, Some(line), message);
+            diags.push(file, Some(line), message);
             return None;
         }
     };
-    let front = lesson::parse_front_matter(diags, &file, &split);
+    let front = lesson::parse_front_matter(diags, file, &split);
     let cx = markdown::Context {
         slug,
         slugs,
         lesson_dir: &dir,
-        file: &file,
+        file,
         body_line: split.body_line,
     };
     let html = markdown::render(split.body, &cx, diags);

@@ -17,7 +17,7 @@ use crate::state::Registry;
 const MAX_VERIFIED: usize = 1024;
 
 /// `user` and `password` from a `Basic` authorization value.
-fn credentials(value: &str) -> Option<(String, String)> {
+pub(crate) fn credentials(value: &str) -> Option<(String, String)> {
     let encoded = value.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())

@@ -25,7 +25,7 @@ fn unknown(name: &str, digest: &Digest) -> Error {
 
 /// A `Range: bytes=a-b` request against a blob of `size` bytes; `None`
 /// when the header is absent. One range only, as every client sends.
-fn range(header: Option<&HeaderValue>, size: u64) -> Result<Option<(u64, u64)>> {
+pub(crate) fn range(header: Option<&HeaderValue>, size: u64) -> Result<Option<(u64, u64)>> {
     let Some(value) = header else {
         return Ok(None);
     };

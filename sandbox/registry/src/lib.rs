@@ -72,6 +72,62 @@ mod state;
 mod uploads;
 mod upstream;
 
+/// The parsers of what clients and upstreams send, reachable for the fuzz
+/// targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    /// A pushed manifest or index as the registry validates it, and what
+    /// it references: the document's media type.
+    pub fn parse_document(
+        digest: &store::Digest,
+        bytes: &[u8],
+        content_type: Option<&str>,
+    ) -> crate::Result<String> {
+        let doc = crate::documents::parse(digest, bytes, content_type)?;
+        let _ = (doc.blobs(), doc.children(), doc.effective_artifact_type());
+        Ok(doc.media_type)
+    }
+
+    /// A `Range` header against a blob of `size` bytes: the inclusive
+    /// `(start, end)` served, `None` without a header, `Err` for a 416.
+    pub fn range(value: Option<&HeaderValue>, size: u64) -> crate::Result<Option<(u64, u64)>> {
+        crate::blobs::range(value, size)
+    }
+
+    /// Whether a chunk's `Content-Range` (and `Content-Length`) continue an
+    /// upload that has `offset` bytes.
+    pub fn content_range(
+        content_range: HeaderValue,
+        content_length: Option<HeaderValue>,
+        offset: u64,
+    ) -> crate::Result<()> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_RANGE, content_range);
+        if let Some(length) = content_length {
+            headers.insert(header::CONTENT_LENGTH, length);
+        }
+        crate::uploads::check_chunk(&headers, offset)
+    }
+
+    /// A `WWW-Authenticate: Bearer …` challenge as `(realm, service,
+    /// scope)`.
+    pub fn bearer_challenge(value: &str) -> Option<(String, Option<String>, Option<String>)> {
+        crate::upstream::BearerChallenge::parse(value).map(|c| (c.realm, c.service, c.scope))
+    }
+
+    /// `user` and `password` of an `Authorization: Basic …` value.
+    pub fn basic_credentials(value: &str) -> Option<(String, String)> {
+        crate::auth::credentials(value)
+    }
+
+    /// Whether a path after `/v2/` names something the registry serves.
+    pub fn route(path: &str) -> bool {
+        crate::routes::parse(path).is_some()
+    }
+}
+
 use std::future::Future;
 
 use store::{Namespace, Store};

@@ -123,7 +123,7 @@ fn blob_created(name: &str, digest: &Digest) -> Response {
 
 /// `Content-Range: <start>-<end>` of a chunk, checked against the upload's
 /// offset and the body's declared length.
-fn check_chunk(headers: &HeaderMap, offset: u64) -> Result<()> {
+pub(crate) fn check_chunk(headers: &HeaderMap, offset: u64) -> Result<()> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(());
     };

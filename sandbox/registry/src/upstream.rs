@@ -394,16 +394,16 @@ async fn read_limited(mut response: reqwest::Response, limit: u64) -> Result<Vec
 
 /// `WWW-Authenticate: Bearer realm="…",service="…",scope="…"`.
 #[derive(Debug, PartialEq, Eq)]
-struct BearerChallenge {
-    realm: String,
-    service: Option<String>,
-    scope: Option<String>,
+pub(crate) struct BearerChallenge {
+    pub(crate) realm: String,
+    pub(crate) service: Option<String>,
+    pub(crate) scope: Option<String>,
 }
 
 impl BearerChallenge {
     /// Parameters are `key="value"` pairs separated by commas; a quoted
     /// value may hold commas (scopes do: `repository:a:pull,push`).
-    fn parse(value: &str) -> Option<BearerChallenge> {
+    pub(crate) fn parse(value: &str) -> Option<BearerChallenge> {
         let (scheme, rest) = value.trim().split_once(' ')?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return None;

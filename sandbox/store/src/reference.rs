@@ -183,12 +183,26 @@ impl Reference {
 
     /// The short form the Docker CLI prints: `busybox:latest`,
     /// `user/app:1`, `localhost:5000/x:1`.
+    ///
+    /// The short form always parses back to this reference: Docker Hub's
+    /// `library/` goes only from a one-component rest (as in Docker), and a
+    /// Docker Hub name whose first component reads as a registry host
+    /// (`docker.io/deb.io/x`, where Docker would print `deb.io/x`, another
+    /// registry's image) keeps its `docker.io/`.
     pub fn familiar(&self) -> String {
         let name = if self.registry == DEFAULT_REGISTRY {
-            self.repository
-                .strip_prefix("library/")
-                .unwrap_or(&self.repository)
-                .to_owned()
+            let short = match self.repository.strip_prefix("library/") {
+                Some(rest) if !rest.contains('/') => rest,
+                _ => &self.repository,
+            };
+            let reads_as_host = short
+                .split_once('/')
+                .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost");
+            if reads_as_host {
+                self.name()
+            } else {
+                short.to_owned()
+            }
         } else {
             self.name()
         };

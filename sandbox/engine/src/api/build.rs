@@ -142,7 +142,7 @@ pub(super) async fn build(engine: &Arc<Engine>, query: &Query, request: Request)
 }
 
 /// Every `t`, checked before the build starts (`:latest` when untagged).
-fn tags(query: &Query) -> ApiResult<Vec<Reference>> {
+pub(super) fn tags(query: &Query) -> ApiResult<Vec<Reference>> {
     query
         .all("t")
         .iter()
@@ -170,7 +170,7 @@ fn tags(query: &Query) -> ApiResult<Vec<Reference>> {
 
 /// The build's options from the query, as the CLI sends them; sources are
 /// spooled in `scratch`.
-fn options(query: &Query, scratch: std::path::PathBuf) -> ApiResult<Options> {
+pub(super) fn options(query: &Query, scratch: std::path::PathBuf) -> ApiResult<Options> {
     let json_map = |key: &str| -> ApiResult<BTreeMap<String, Option<String>>> {
         match query.str(key).filter(|v| !v.is_empty()) {
             None => Ok(BTreeMap::new()),

@@ -41,6 +41,37 @@ use query::Query;
 pub(crate) use system::{InfoCounts, info as system_info};
 use tokio_stream::StreamExt as _;
 
+/// The parsers of what the CLI sends, reachable for the fuzz targets in
+/// `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use axum::http::Uri;
+
+    use super::types::CreateBody;
+
+    /// A `POST /containers/create` body after it parsed: its `-v` and `-p`
+    /// specifications and its stop signal, checked as `create` checks them.
+    pub fn check_create(body: &CreateBody) -> bool {
+        let mounts = crate::containers::mounts(&body.host_config).is_ok();
+        let ports = crate::ports::requested(&body.host_config).is_ok();
+        let signal = crate::containers::signal_number(&body.config.stop_signal).is_some();
+        mounts && ports && signal
+    }
+
+    /// A request's query string as the API reads it: `filters`, a
+    /// resize's size, and a build's tags and options.
+    pub fn query(uri: &Uri) -> bool {
+        let Ok(query) = super::Query::parse(uri) else {
+            return false;
+        };
+        let filters = query.filters().is_ok();
+        let size = query.window_size().is_ok();
+        let tags = super::build::tags(&query).is_ok();
+        let options = super::build::options(&query, "/nonexistent".into()).is_ok();
+        filters && size && tags && options
+    }
+}
+
 /// The API version served; the newest the 20.10 CLI asks for.
 pub const API_VERSION: &str = "1.41";
 /// The oldest version moby 20.10 accepts.

@@ -115,8 +115,8 @@ fn unpack_beneath(
             buf: vec![0; 1 << 20],
             cached_parent: None,
         };
-        let mut entries = 0u64;
-        {
+        let read = (|| -> crate::Result<u64> {
+            let mut entries = 0u64;
             let mut archive = tar::Archive::new(&mut stream);
             for entry in archive.entries().map_err(corrupt)? {
                 let mut entry = entry.map_err(corrupt)?;
@@ -131,11 +131,18 @@ fn unpack_beneath(
                     .entry(&mut entry)
                     .map_err(|e| limit_error().unwrap_or(e))?;
             }
-        }
-        // The diff id covers the whole stream, trailing blocks included.
-        io::copy(&mut stream, &mut io::sink()).map_err(corrupt)?;
+            // The diff id covers the whole stream, trailing blocks included.
+            io::copy(&mut stream, &mut io::sink()).map_err(corrupt)?;
+            Ok(entries)
+        })();
+        // Joined on every path, errors included: the scope alone waits only
+        // for the decoder's closure, and its thread would still be exiting
+        // (running thread-local destructors) after this function returned.
+        // Dropping the stream first stops a decoder blocked on a full channel.
         drop(stream);
-        let (diff_id, tar_size) = decoder.join().ok().flatten().ok_or_else(|| {
+        let decoded = decoder.join();
+        let entries = read?;
+        let (diff_id, tar_size) = decoded.ok().flatten().ok_or_else(|| {
             ArchiveError::Corrupt("layer decoder stopped before the end of the stream".into())
         })?;
         state.finish()?;

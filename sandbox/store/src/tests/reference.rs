@@ -155,6 +155,32 @@ const INVALID: &[&str] = &[
     "x/../y",
 ];
 
+/// Found by fuzzing (`fuzz/fuzz_targets/image_documents.rs`): the familiar
+/// form of `library/deb.io/library/x` was `deb.io/library/x`, an image on
+/// the registry `deb.io`, so a `docker push` of it looked up another image.
+#[test]
+fn familiar_forms_parse_back_to_the_same_reference() {
+    for (input, familiar) in [
+        (
+            "library/deb.io/library/ngiiaooosd",
+            "library/deb.io/library/ngiiaooosd:latest",
+        ),
+        ("docker.io/deb.io/x", "docker.io/deb.io/x:latest"),
+        ("docker.io/localhost/x:1", "docker.io/localhost/x:1"),
+        ("library/team/app", "library/team/app:latest"),
+        ("docker.io/library/deb.io", "deb.io:latest"),
+        ("team/deb.io", "team/deb.io:latest"),
+    ] {
+        let r = Reference::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+        assert_eq!(r.familiar(), familiar, "{input}");
+        assert_eq!(
+            Reference::parse(&r.familiar()).expect("reparse"),
+            r,
+            "{input}"
+        );
+    }
+}
+
 #[test]
 fn docker_normalization_table() {
     for (input, registry, repository, tag, has_digest, familiar) in VALID {

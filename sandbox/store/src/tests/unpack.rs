@@ -307,3 +307,66 @@ fn unpack_layers_checks_diff_ids() {
         "no snapshot under the claimed chain id"
     );
 }
+
+/// Found by fuzzing (`fuzz/fuzz_targets/unpack_layer.rs`, as a leak
+/// LeakSanitizer reported): a layer that failed to unpack (here on a
+/// header checksum mismatch; the file keeps the fuzz target's flags byte
+/// first) returned while its decoder thread was still exiting. The
+/// reader below runs on that thread and leaves a thread-local there whose
+/// destructor, run as the thread exits, marks it as gone.
+#[test]
+fn a_failed_unpack_returns_after_its_decoder_thread_exited() {
+    use std::cell::RefCell;
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    struct MarkOnExit(Arc<AtomicBool>);
+    impl Drop for MarkOnExit {
+        fn drop(&mut self) {
+            // Slow, so that an unpack not waiting for the thread returns first.
+            std::thread::sleep(Duration::from_millis(100));
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    thread_local! {
+        static ON_EXIT: RefCell<Option<MarkOnExit>> = const { RefCell::new(None) };
+    }
+    /// Hands out a few bytes per read, so most reads happen on the decoder
+    /// thread rather than while the compression is sniffed.
+    struct Reader {
+        bytes: &'static [u8],
+        caller: std::thread::ThreadId,
+        exited: Arc<AtomicBool>,
+    }
+    impl Read for Reader {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if std::thread::current().id() != self.caller {
+                ON_EXIT.with(|slot| {
+                    slot.borrow_mut()
+                        .get_or_insert_with(|| MarkOnExit(self.exited.clone()));
+                });
+            }
+            let n = buf.len().min(self.bytes.len()).min(64);
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    let layer = &include_bytes!("data/bad-checksum.layer")[1..];
+    let exited = Arc::new(AtomicBool::new(false));
+    let reader = Reader {
+        bytes: layer,
+        caller: std::thread::current().id(),
+        exited: exited.clone(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = unpack(reader, dir.path(), WhiteoutMode::Overlay, Limits::default())
+        .expect_err("the layer is corrupt");
+    assert!(
+        exited.load(Ordering::SeqCst),
+        "unpack returned ({err}) before its decoder thread exited"
+    );
+}

@@ -27,7 +27,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry, Unit};
 
 use crate::db::LabState;
-use crate::http::AppState;
 
 /// The content type of [`scrape`]'s answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -361,33 +360,31 @@ pub async fn hub_traffic(
     response
 }
 
-/// Samples what is read rather than tracked, then encodes every metric.
-pub async fn scrape(state: &AppState) -> String {
-    match state.db.active_labs().await {
-        Ok(labs) => {
-            for lab_state in [LabState::Starting, LabState::Ready] {
-                let n = labs.iter().filter(|l| l.state == lab_state).count();
-                METRICS
-                    .labs
-                    .get_or_create(&[("state", lab_state.as_str())])
-                    .set(n as i64);
-            }
-        }
-        Err(err) => tracing::warn!(error = %err, "metrics: cannot count the labs"),
+/// What a scrape reads from the server rather than tracks as it happens.
+pub struct Sample {
+    /// Labs starting and ready.
+    pub labs: Vec<(LabState, usize)>,
+    pub terminals: usize,
+    /// Memory and pids of every lab's node, when they could be read.
+    pub usage: Option<(u64, u64)>,
+    pub store_size: Option<u64>,
+}
+
+/// Records `sample` and the process's own figures, then encodes every
+/// metric.
+pub fn scrape(sample: Sample) -> String {
+    for (lab_state, n) in sample.labs {
+        METRICS
+            .labs
+            .get_or_create(&[("state", lab_state.as_str())])
+            .set(n as i64);
     }
-    METRICS.terminals.set(state.labs.open_terminals() as i64);
-    match state.labs.usage().await {
-        Ok(usage) => {
-            METRICS
-                .sandbox_memory
-                .set(usage.values().map(|u| u.memory_bytes as i64).sum());
-            METRICS
-                .sandbox_pids
-                .set(usage.values().map(|u| u.pids as i64).sum());
-        }
-        Err(err) => tracing::warn!(error = %err, "metrics: cannot read the labs' usage"),
+    METRICS.terminals.set(sample.terminals as i64);
+    if let Some((memory, pids)) = sample.usage {
+        METRICS.sandbox_memory.set(memory as i64);
+        METRICS.sandbox_pids.set(pids as i64);
     }
-    if let Some(bytes) = state.store_size.current() {
+    if let Some(bytes) = sample.store_size {
         METRICS.store_size.set(bytes as i64);
     }
     if let Some(rss) = resident_memory() {

@@ -2,6 +2,7 @@
 //! same few ways (a session in the wrong state, a runtime or store failure)
 //! and callers branch only on [`ErrorKind`].
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,7 +54,7 @@ pub enum Error {
     #[error("session record {path}: {message}; remove the file if the session is gone")]
     Record { path: PathBuf, message: String },
     #[error(transparent)]
-    Http(crate::http::HttpError),
+    Http(HttpError),
     #[error(transparent)]
     Runtime(runtime::Error),
     #[error(transparent)]
@@ -71,7 +72,7 @@ impl Error {
             Error::WrongState { .. } | Error::SetupFailed { .. } => ErrorKind::FailedPrecondition,
             Error::Timeout { .. } => ErrorKind::Unavailable,
             Error::Terminal { .. } | Error::Record { .. } | Error::Engine(_) => ErrorKind::Internal,
-            Error::Http(crate::http::HttpError::Invalid(_)) => ErrorKind::InvalidArgument,
+            Error::Http(HttpError::Invalid(_)) => ErrorKind::InvalidArgument,
             Error::Http(_) => ErrorKind::Unavailable,
             Error::Runtime(e) => e.kind(),
             Error::Store(e) => e.kind(),
@@ -106,3 +107,36 @@ impl From<runtime::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a request into a node failed; the messages are shown to students.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("cannot resolve {host:?} inside the node: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("nothing answered at {addr} inside the node: {source}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no complete answer from {host}:{port} within {timeout:?}")]
+    Timeout {
+        host: String,
+        port: u16,
+        timeout: Duration,
+    },
+    #[error("{host}:{port} did not answer with valid HTTP: {reason}")]
+    Protocol {
+        host: String,
+        port: u16,
+        reason: String,
+    },
+}
+
+impl From<HttpError> for Error {
+    fn from(e: HttpError) -> Self {
+        Error::Http(e)
+    }
+}

@@ -11,13 +11,14 @@
 //! deadline, headers are capped by hyper's read buffer, and the body is cut
 //! at the caller's limit.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
-use crate::error::{Error, Result};
+pub use crate::error::HttpError;
+use crate::error::Result;
 
 /// Largest response head (status line and headers) read from a node.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -78,33 +79,6 @@ impl HttpResponse {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
-}
-
-/// Why a request into a node failed; the messages are shown to students.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    #[error("invalid request: {0}")]
-    Invalid(String),
-    #[error("cannot resolve {host:?} inside the node: {reason}")]
-    Resolve { host: String, reason: String },
-    #[error("nothing answered at {addr} inside the node: {source}")]
-    Connect {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("no complete answer from {host}:{port} within {timeout:?}")]
-    Timeout {
-        host: String,
-        port: u16,
-        timeout: Duration,
-    },
-    #[error("{host}:{port} did not answer with valid HTTP: {reason}")]
-    Protocol {
-        host: String,
-        port: u16,
-        reason: String,
-    },
 }
 
 /// An IP literal (`127.0.0.1`, `[::1]`) or `localhost`, else `None`.
@@ -258,11 +232,5 @@ fn host_header(request: &HttpRequest) -> String {
         format!("[{}]:{}", request.host, request.port)
     } else {
         format!("{}:{}", request.host, request.port)
-    }
-}
-
-impl From<HttpError> for Error {
-    fn from(e: HttpError) -> Self {
-        Error::Http(e)
     }
 }

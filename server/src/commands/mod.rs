@@ -18,6 +18,7 @@ use crate::http;
 
 mod registry;
 mod sandbox;
+mod shutdown;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -233,7 +234,7 @@ async fn serve(global: &GlobalArgs, db: Db, args: ServeArgs) -> anyhow::Result<E
         Some(addr) => Some(start_hub(addr, &store_dir, args.hub_upstream).await?),
         None => None,
     };
-    let served = http::serve(listener, metrics_listener, state, shutdown_signal()).await;
+    let served = http::serve(listener, metrics_listener, state, shutdown::on_signal()).await;
     if let Some((stop, task)) = hub {
         let _ = stop.send(());
         task.await
@@ -390,21 +391,6 @@ async fn start_hub(
         let _ = stopped.await;
     }));
     Ok((stop, task))
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received, finishing requests in flight"),
-        _ = int.recv() => tracing::info!("SIGINT received, finishing requests in flight"),
-    }
 }
 
 /// Reads a password from standard input, or generates one (printed on

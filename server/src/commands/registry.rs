@@ -56,7 +56,7 @@ pub fn serve(args: RegistryServeArgs) -> anyhow::Result<ExitCode> {
             "registry listening on http://{local}"
         );
         let collector = tokio::spawn(collect_garbage(registry.clone(), args.gc_every));
-        let served = registry::serve(listener, registry.router(), super::shutdown_signal())
+        let served = registry::serve(listener, registry.router(), super::shutdown::on_signal())
             .await
             .context("the registry server failed");
         collector.abort();

@@ -12,11 +12,11 @@ use axum_htmx::{HxRedirect, HxRequest};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::SharedState;
 use super::error::{AppError, PageError};
 use super::session::{
     ClientAddr, CsrfForm, CsrfToken, SESSION_COOKIE, Viewer, fresh_csrf_cookie, session_cookie,
 };
+use super::state::SharedState;
 use crate::auth::{loggable, normalize_name, password};
 use crate::db::{Role, User};
 use crate::templates::{self, FormState, LoginPage, PageContext, SignupPage};

@@ -10,10 +10,10 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use super::SharedState;
 use super::account::NoFields;
 use super::error::{AppError, PageError};
 use super::session::{CsrfForm, CsrfToken, Viewer};
+use super::state::SharedState;
 use crate::db::LabState;
 use crate::db::{Role, User};
 use crate::templates::{self, AdminLabRow, AdminLabsPage, AdminUsersPage};

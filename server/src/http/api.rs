@@ -5,9 +5,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::SharedState;
 use super::error::AppError;
 use super::session::ApiUser;
+use super::state::SharedState;
 use crate::db::User;
 
 pub fn router() -> Router<SharedState> {

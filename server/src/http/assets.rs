@@ -16,7 +16,7 @@ use axum::routing::get;
 use rust_embed::RustEmbed;
 use sha2::{Digest, Sha256};
 
-use super::SharedState;
+use super::state::SharedState;
 
 #[derive(RustEmbed)]
 #[folder = "../web/static"]

@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::SharedState;
+use super::state::SharedState;
 use crate::catalog::CatalogStatus;
 use crate::templates::{self, CatalogBanner, CatalogBannerPanel};
 

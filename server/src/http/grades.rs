@@ -10,9 +10,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::SharedState;
 use super::error::{AppError, PageError};
 use super::session::{ApiUser, CsrfToken, Viewer};
+use super::state::SharedState;
 use crate::db::{Attempt, Lab, LabState, User};
 use crate::grading::{CheckOutcome, GradingError, HintReveal, Mode, Progress, TaskView, standing};
 use crate::live_course::LessonRef;
@@ -26,7 +26,7 @@ const STOP_POLLING: u16 = 286;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
-        .merge(super::lab_api(
+        .merge(super::lab_api::nest(
             Router::new().route("/{id}/tasks/{task}/check", post(check_api)),
         ))
         .route("/api/lessons/{slug}/tasks/{task}/hints", post(hint_api))
@@ -622,7 +622,7 @@ async fn live_page(
                 "{name} has no lab of this lesson running; their history is at /lessons/{slug}/grades/{name}"
             ))
         })?;
-    Ok(super::with_terminal_styles(|style_nonce| {
+    Ok(super::policy::with_terminal_styles(|style_nonce| {
         templates::render(&LivePage {
             page: page(&state, user, csrf),
             slug: &lesson.slug,

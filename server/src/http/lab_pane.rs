@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_htmx::{HxReswap, HxRetarget, SwapOption};
 
-use super::SharedState;
 use super::error::AppError;
 use super::session::ApiUser;
+use super::state::SharedState;
 use crate::db::{LabState, User, now};
 use crate::labs::{LabError, human_duration};
 use crate::live_course::LessonRef;

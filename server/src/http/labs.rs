@@ -13,16 +13,16 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::SharedState;
 use super::error::AppError;
 use super::relay::{self, RelayError, Socket, relay};
 use super::session::{ApiUser, check_origin};
+use super::state::SharedState;
 use crate::db::{Lab, LabState, User};
 use crate::labs::LabError;
 use crate::labs::terminal::{TerminalError, TerminalHub, valid_name};
 
 pub fn router() -> Router<SharedState> {
-    super::lab_api(
+    super::lab_api::nest(
         Router::new()
             .route("/", axum::routing::post(create))
             .route("/{id}", get(show).delete(remove))

@@ -9,16 +9,18 @@ pub mod assets;
 mod catalog;
 pub mod error;
 mod grades;
+mod lab_api;
 mod lab_pane;
 mod labs;
 mod listen;
 mod ops;
 mod pages;
+mod policy;
 mod preview;
 mod relay;
 pub mod session;
+mod state;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -30,86 +32,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::csrf::CsrfKey;
-use crate::auth::limits::{LoginLimiter, SignupLimiter};
-use crate::db::Db;
-
-/// Forms and JSON calls are small; anything bigger is refused before a
-/// handler sees it.
-const BODY_LIMIT: usize = 64 * 1024;
-
-/// Everything comes from us: no inline scripts or styles, no frames, no
-/// foreign connections. With a nonce (the lesson page), the terminal
-/// (xterm.js) may add `<style>` elements carrying it and colour cells with
-/// `style` attributes; attribute styles hold no selectors, so they cannot
-/// read the page the way an injected stylesheet could. Scripts stay `'self'`.
-pub fn content_security_policy(style_nonce: Option<&str>) -> String {
-    let terminal_styles = style_nonce
-        .map(|nonce| {
-            format!(" style-src-elem 'self' 'nonce-{nonce}'; style-src-attr 'unsafe-inline';")
-        })
-        .unwrap_or_default();
-    format!(
-        "default-src 'self'; img-src 'self' data:; style-src 'self';{terminal_styles} \
-         script-src 'self'; connect-src 'self'; font-src 'self'; object-src 'none'; \
-         base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
-    )
-}
-
-/// A page that shows terminals: rendered with a fresh style nonce (its
-/// template puts it in `<meta name="style-nonce">`) and served under the
-/// policy that admits the terminal's styles carrying it.
-pub fn with_terminal_styles(
-    render: impl FnOnce(String) -> axum::response::Response,
-) -> axum::response::Response {
-    let nonce = crate::db::random_secret();
-    let mut response = render(nonce.clone());
-    if let Ok(policy) = HeaderValue::from_str(&content_security_policy(Some(&nonce))) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, policy);
-    }
-    response
-}
-
-pub struct Settings {
-    /// Scheme, host and port browsers use to reach us (from `--base-url`);
-    /// forms and sockets from any other Origin are refused. Without it the
-    /// Origin must match the Host the browser asked for.
-    pub origin: Option<String>,
-    /// Cookies get `Secure` when the public URL is https.
-    pub secure_cookies: bool,
-    pub signup_open: bool,
-    /// Invitation code open sign-up asks for (`--signup-code`).
-    pub signup_code: Option<String>,
-    /// How long a terminal websocket may stay silent or stuck.
-    pub socket_timeout: Duration,
-    /// The proxies (`--trust-proxy`) whose `X-Forwarded-For` and
-    /// `X-Forwarded-Proto` we believe.
-    pub trust_proxy: Option<crate::cli::TrustedProxies>,
-    /// Bearer token that `/metrics` on this listener asks for
-    /// (`--metrics-token`); without it `/metrics` is not served here.
-    pub metrics_token: Option<String>,
-}
-
-pub struct AppState {
-    pub db: Db,
-    pub course: Arc<crate::live_course::LiveCourse>,
-    /// Whether the catalog images are in the store (built at first start).
-    pub catalog: Arc<crate::catalog::Catalog>,
-    pub settings: Settings,
-    pub csrf: CsrfKey,
-    pub login_limiter: LoginLimiter,
-    pub signup_limiter: SignupLimiter,
-    /// Password hashing, on threads of its own (see `auth::password`).
-    pub hasher: crate::auth::password::Hasher,
-    pub labs: Arc<crate::labs::Labs>,
-    pub grading: crate::grading::Grading,
-    /// The image store's size on disk, for `/metrics`.
-    pub store_size: crate::metrics::StoreSize,
-}
-
-pub type SharedState = Arc<AppState>;
+pub use policy::{content_security_policy, with_terminal_styles};
+pub use state::{AppState, Settings, SharedState};
 
 pub fn app(state: SharedState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
@@ -127,7 +51,7 @@ pub fn app(state: SharedState) -> Router {
         .merge(ops::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::ensure_csrf_cookie))
         .with_state(state)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(policy::BODY_LIMIT))
         .layer(CompressionLayer::new())
         .layer(default_header(
             header::CONTENT_SECURITY_POLICY,
@@ -149,14 +73,6 @@ pub fn app(state: SharedState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-}
-
-/// The lab API's routes under `/api/labs`, and under `/api/sessions`, its
-/// first name, which clients written before the rename still call.
-fn lab_api(routes: Router<SharedState>) -> Router<SharedState> {
-    Router::new()
-        .nest("/api/labs", routes.clone())
-        .nest("/api/sessions", routes)
 }
 
 fn default_header(name: HeaderName, value: HeaderValue) -> SetResponseHeaderLayer<HeaderValue> {

@@ -16,9 +16,10 @@ use axum::routing::get;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::SharedState;
 use super::error::AppError;
+use super::state::SharedState;
 use crate::catalog::CatalogStatus;
+use crate::db::LabState;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -54,6 +55,40 @@ async fn readyz(State(state): State<SharedState>) -> Response {
     }
 }
 
+/// What `/metrics` reads from the database, the labs and the store.
+async fn sample(state: &SharedState) -> crate::metrics::Sample {
+    let labs = match state.db.active_labs().await {
+        Ok(labs) => [LabState::Starting, LabState::Ready]
+            .map(|lab_state| {
+                (
+                    lab_state,
+                    labs.iter().filter(|l| l.state == lab_state).count(),
+                )
+            })
+            .to_vec(),
+        Err(err) => {
+            tracing::warn!(error = %err, "metrics: cannot count the labs");
+            Vec::new()
+        }
+    };
+    let usage = match state.labs.usage().await {
+        Ok(usage) => Some((
+            usage.values().map(|u| u.memory_bytes).sum(),
+            usage.values().map(|u| u.pids).sum(),
+        )),
+        Err(err) => {
+            tracing::warn!(error = %err, "metrics: cannot read the labs' usage");
+            None
+        }
+    };
+    crate::metrics::Sample {
+        labs,
+        terminals: state.labs.open_terminals(),
+        usage,
+        store_size: state.store_size.current(),
+    }
+}
+
 fn not_ready(reason: &str) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -63,7 +98,7 @@ fn not_ready(reason: &str) -> Response {
 }
 
 async fn metrics(State(state): State<SharedState>) -> Response {
-    let text = crate::metrics::scrape(&state).await;
+    let text = crate::metrics::scrape(sample(&state).await);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 

@@ -6,9 +6,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::SharedState;
 use super::error::{AppError, PageError};
 use super::session::{CsrfToken, Viewer};
+use super::state::SharedState;
 use crate::grading::{TaskView, standing};
 use crate::templates::{self, IndexPage, LessonCard, LessonPage, PageContext, Progress};
 
@@ -100,7 +100,7 @@ async fn lesson(
         signup_open: state.settings.signup_open,
     };
     let watch = templates::CourseWatch::of(&state.course);
-    Ok(super::with_terminal_styles(|style_nonce| {
+    Ok(super::policy::with_terminal_styles(|style_nonce| {
         templates::render(&LessonPage {
             page,
             title: &lesson.title,

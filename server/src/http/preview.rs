@@ -28,15 +28,15 @@ use hyper_util::rt::TokioIo;
 use regex::bytes::Regex;
 use serde::Serialize;
 
-use super::SharedState;
 use super::error::AppError;
 use super::labs::{owned_lab, require_ready};
 use super::session::{ApiUser, Viewer};
+use super::state::SharedState;
 use crate::db::LabState;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
-        .merge(super::lab_api(
+        .merge(super::lab_api::nest(
             Router::new().route("/{id}/ports", get(ports)),
         ))
         .route("/labs/{id}/ports/{port}", any(to_folder))

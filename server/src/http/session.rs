@@ -10,8 +10,8 @@ use axum::response::Response;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::de::DeserializeOwned;
 
-use super::SharedState;
 use super::error::{AppError, PageError};
+use super::state::SharedState;
 use crate::db::{User, random_secret};
 
 pub const SESSION_COOKIE: &str = "layerlab_session";
@@ -223,7 +223,7 @@ where
         let state = SharedState::from_ref(state);
         let (parts, body) = request.into_parts();
         check_origin(&parts, &state)?;
-        let bytes = axum::body::to_bytes(body, super::BODY_LIMIT)
+        let bytes = axum::body::to_bytes(body, super::policy::BODY_LIMIT)
             .await
             .map_err(|_| {
                 AppError::new(

@@ -179,6 +179,10 @@ fn a_committed_layer_is_unpacked_in_the_same_pass() {
 /// upperdir → apply that diff on top of a copy of the base: the result is
 /// the modified tree.
 #[test]
+#[cfg_attr(
+    skip_root_tests,
+    ignore = "mounts an overlay, which needs root: LAYERLAB_SKIP_ROOT_TESTS is set"
+)]
 fn unpack_modify_diff_apply_gives_the_same_tree() {
     let (_d, s) = store();
     let base = tempfile::tempdir().expect("tempdir");

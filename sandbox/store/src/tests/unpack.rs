@@ -234,6 +234,10 @@ fn later_entries_replace_earlier_ones() {
 }
 
 #[test]
+#[cfg_attr(
+    skip_root_tests,
+    ignore = "mounts an overlay, which needs root: LAYERLAB_SKIP_ROOT_TESTS is set"
+)]
 fn unpacked_layers_mount_as_overlay_lowerdirs() {
     let (_d, s) = super::store();
     let lower = tempfile::tempdir().expect("tempdir");

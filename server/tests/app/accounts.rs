@@ -278,3 +278,73 @@ async fn closed_signup_refuses_new_accounts() {
     let users = server.state.db.list_users().await.expect("list users");
     assert!(users.iter().all(|u| u.name != "mallory"));
 }
+
+#[tokio::test]
+async fn the_setup_link_makes_one_admin_however_many_race_for_it() {
+    let server = App::start(&[]).await;
+    let path = server.setup_path().await;
+    // Six browsers load the form, then all submit at once.
+    let mut forms = Vec::new();
+    for i in 0..6 {
+        let client = browser();
+        let token = csrf_of(&get_page(&client, &server.at(&path)).await);
+        forms.push((client, token, format!("admin{i}")));
+    }
+    let posts = forms.iter().map(|(client, token, name)| {
+        client
+            .post(server.at(&path))
+            .form(&[
+                ("_csrf", token.as_str()),
+                ("name", name.as_str()),
+                ("password", "admin password"),
+                ("confirm", "admin password"),
+            ])
+            .send()
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(posts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [303, 404].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        server.admins().await.len(),
+        1,
+        "{:?}",
+        server.admins().await
+    );
+}
+
+#[tokio::test]
+async fn the_setup_link_dies_once_an_admin_exists() {
+    let server = App::start(&[]).await;
+    let path = server.setup_path().await;
+    let client = browser();
+    let token = csrf_of(&get_page(&client, &server.at(&path)).await);
+    server.add_user("boss", "admin", "boss password").await;
+
+    let page = browser().get(server.at(&path)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(page.text().await.unwrap().contains("user add"));
+    let post = client
+        .post(server.at(&path))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("name", "intruder"),
+            ("password", "admin password"),
+            ("confirm", "admin password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::NOT_FOUND);
+    assert_eq!(server.admins().await, ["boss"]);
+}

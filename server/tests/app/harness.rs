@@ -172,6 +172,28 @@ impl App {
             .expect("create the account");
     }
 
+    /// The one-time link that makes the first admin, as `serve` logs it
+    /// when there is none (made here: this server writes no log).
+    pub async fn setup_path(&self) -> String {
+        let token = server::db::random_secret();
+        self.state
+            .db
+            .set_setup_token(&token)
+            .await
+            .expect("set the setup token");
+        format!("/setup/{token}")
+    }
+
+    /// The names of the admins.
+    pub async fn admins(&self) -> Vec<String> {
+        let users = self.state.db.list_users().await.expect("list users");
+        users
+            .into_iter()
+            .filter(|u| u.role == Role::Admin)
+            .map(|u| u.name)
+            .collect()
+    }
+
     /// A student account with an API token.
     pub async fn user_token(&self, name: &str) -> String {
         self.account(name, Role::Student).await

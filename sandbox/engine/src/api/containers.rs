@@ -12,11 +12,12 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::area::{Handled, only};
+use super::body::{json, read_json, tar_stream};
 use super::error::{ApiError, ApiResult};
 use super::hijack::{self, DetachKeys};
 use super::query::Query;
 use super::types::CreateBody;
-use super::{Handled, json, only, read_json};
 use crate::Engine;
 use crate::containers::{Container, CreateRequest, Record, Status, signal_number, status_text};
 use crate::error::Error;
@@ -181,7 +182,7 @@ async fn answer(
             only(method, &[Method::GET])?;
             let c = container.clone();
             let files = engine.blocking(move |e| e.containers.files(&c)).await?;
-            Ok(super::tar_stream(move |out| files.export(out)))
+            Ok(tar_stream(move |out| files.export(out)))
         }
         Some(other) => Err(Error::NotImplemented(format!(
             "docker container {other} is not supported by this engine yet"

@@ -13,11 +13,12 @@ use axum::response::IntoResponse;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::area::{Handled, only};
+use super::body::{MAX_JSON_BODY, json, read_json};
 use super::error::{ApiError, ApiResult};
 use super::hijack;
 use super::query::Query;
 use super::types::{ExecCreate, ExecStart};
-use super::{Handled, json, only, read_json};
 use crate::Engine;
 use crate::containers::Container;
 use crate::error::Error;
@@ -169,7 +170,7 @@ fn inspect(exec: &Exec) -> serde_json::Value {
 
 async fn start(engine: &Arc<Engine>, exec: Arc<Exec>, request: Request) -> ApiResult {
     let (parts, raw) = request.into_parts();
-    let bytes = axum::body::to_bytes(raw, super::MAX_JSON_BODY)
+    let bytes = axum::body::to_bytes(raw, MAX_JSON_BODY)
         .await
         .map_err(|_| ApiError::bad_request("request body is over 1 MiB or broken"))?;
     let start: ExecStart = if bytes.iter().all(u8::is_ascii_whitespace) {

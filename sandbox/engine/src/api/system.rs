@@ -6,11 +6,15 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::area::{Handled, only};
+use super::body::json;
 use super::types::{Component, Platform, Version};
-use super::{API_VERSION, Handled, json, only};
 use std::sync::Arc;
 
 use crate::Engine;
+
+/// The API version served; the newest the 20.10 CLI asks for.
+pub const API_VERSION: &str = "1.41";
 
 pub(super) async fn handle(
     engine: &Arc<Engine>,

@@ -608,18 +608,7 @@ fn async_stream(last: impl std::future::Future<Output = Bytes> + Send + 'static)
 }
 
 fn resize(container: &Arc<Container>, query: &Query) -> ApiResult {
-    resize_tty(container.pty(), query)
-}
-
-/// `resize` of a container or an exec: the terminal, if it has one (still),
-/// takes the query's size.
-pub(super) fn resize_tty(pty: Option<Arc<runtime::Pty>>, query: &Query) -> ApiResult {
-    let (rows, cols) = query.window_size()?;
-    if let Some(pty) = pty {
-        pty.resize(runtime::WindowSize { cols, rows })
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    }
-    Ok(StatusCode::OK.into_response())
+    hijack::resize_tty(container.pty(), query)
 }
 
 /// `docker top`: `ps -ef`'s columns for the container's processes, read

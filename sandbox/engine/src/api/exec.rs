@@ -137,7 +137,7 @@ pub(super) async fn handle(
             "resize" => {
                 only(method, &[Method::POST])?;
                 let pty = exec.state.lock().ok().and_then(|s| s.pty.clone());
-                super::containers::resize_tty(pty, &Query::parse(request.uri())?)
+                hijack::resize_tty(pty, &Query::parse(request.uri())?)
             }
             _ => Err(ApiError::not_found()),
         }

@@ -3,7 +3,6 @@
 //! `GET /exec/{id}/json` tells its exit code, which the CLI reads after
 //! the stream ends, so the code is recorded before the stream closes.
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::area::{Handled, only};
 use super::body::{MAX_JSON_BODY, json, read_json};
 use super::error::{ApiError, ApiResult};
+use super::execs::Exec;
 use super::hijack;
 use super::query::Query;
 use super::types::{ExecCreate, ExecStart};
@@ -24,64 +24,6 @@ use crate::containers::Container;
 use crate::error::Error;
 use crate::stamps::random_id;
 use crate::streams::{self, Stream};
-
-/// Exec instances a lab keeps; the oldest finished ones go first.
-const MAX_EXECS: usize = 256;
-
-pub struct Exec {
-    pub id: String,
-    container: Arc<Container>,
-    config: ExecCreate,
-    state: Mutex<ExecState>,
-}
-
-#[derive(Default)]
-struct ExecState {
-    started: bool,
-    running: bool,
-    exit_code: Option<i32>,
-    pid: i32,
-    pty: Option<Arc<runtime::Pty>>,
-}
-
-/// The lab's exec instances.
-#[derive(Default)]
-pub struct Execs {
-    table: Mutex<BTreeMap<String, Arc<Exec>>>,
-}
-
-impl Execs {
-    fn insert(&self, exec: Arc<Exec>) -> crate::Result<()> {
-        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        if table.len() >= MAX_EXECS {
-            let finished: Option<String> = table
-                .values()
-                .find(|e| e.state.lock().is_ok_and(|s| s.started && !s.running))
-                .map(|e| e.id.clone());
-            match finished {
-                Some(old) => {
-                    table.remove(&old);
-                }
-                None => {
-                    return Err(Error::Conflict(format!(
-                        "this lab has {MAX_EXECS} exec sessions open; end some first"
-                    )));
-                }
-            }
-        }
-        table.insert(exec.id.clone(), exec);
-        Ok(())
-    }
-
-    fn find(&self, id: &str) -> crate::Result<Arc<Exec>> {
-        self.table
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
-            .ok_or_else(|| Error::NoSuchExec(id.to_owned()))
-    }
-}
 
 pub(super) async fn create(
     engine: &Arc<Engine>,

@@ -41,7 +41,6 @@ use error::{ApiError, ApiResult};
 pub(crate) use execs::Execs;
 use query::Query;
 pub use system::API_VERSION;
-pub(crate) use system::{InfoCounts, info as system_info};
 
 /// The parsers of what the CLI sends, reachable for the fuzz targets in
 /// `fuzz/`; not an API.

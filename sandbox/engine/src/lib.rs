@@ -48,6 +48,7 @@ pub mod build;
 pub mod containers;
 pub mod distribution;
 mod dns;
+mod engine;
 mod error;
 pub mod facts;
 pub mod files;
@@ -69,142 +70,13 @@ use std::sync::{Arc, Mutex};
 use store::{Namespace, Store};
 use tokio::sync::oneshot;
 
+pub use engine::{Engine, LabResources, MAX_CONTAINERS};
 pub use error::{Error, ErrorKind, Result};
-use images::LabImages;
 
 /// Where the node sees its engine's socket directory.
 pub const NODE_SOCKET_DIR: &str = "/run/layerlab";
 /// The socket's name in that directory.
 pub const SOCKET_NAME: &str = "docker.sock";
-
-/// Containers one lab may have at once, running or not.
-pub const MAX_CONTAINERS: usize = 32;
-
-/// What `docker info` says of the lab's machine.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LabResources {
-    pub memory_bytes: u64,
-    /// CPUs the lab may use (its cap, or the host's count).
-    pub cpus: usize,
-}
-
-/// One lab's engine.
-pub struct Engine {
-    lab: String,
-    /// The lab's directory: records, and build contexts while they last.
-    dir: std::path::PathBuf,
-    pub(crate) images: LabImages,
-    pub(crate) containers: Arc<containers::Containers>,
-    pub(crate) networks: Arc<networks::Networks>,
-    pub(crate) execs: api::Execs,
-    store: Store,
-    hub: Namespace,
-    resources: LabResources,
-}
-
-impl Engine {
-    /// The store namespace holding lab `lab`'s names.
-    pub fn namespace_of(lab: &str) -> Result<Namespace> {
-        Namespace::new(&format!("engine-{lab}")).map_err(|e| {
-            Error::InvalidArgument(format!("lab id {lab:?} cannot name an engine: {e}"))
-        })
-    }
-
-    pub fn new(
-        store: Store,
-        hub: Namespace,
-        runtime: Arc<runtime::Runtime>,
-        lab: &str,
-        dir: &Path,
-        resources: LabResources,
-    ) -> Result<Engine> {
-        let ns = Engine::namespace_of(lab)?;
-        let networks = Arc::new(networks::Networks::open(dir.join("networks.json"))?);
-        let containers = Arc::new(containers::Containers::open(
-            lab,
-            networks.clone(),
-            runtime,
-            store.clone(),
-            dir.join("containers"),
-            MAX_CONTAINERS,
-        )?);
-        containers.adopt();
-        Ok(Engine {
-            lab: lab.to_owned(),
-            dir: dir.to_owned(),
-            images: LabImages::new(store.clone(), ns, hub.clone()),
-            containers,
-            networks,
-            execs: api::Execs::default(),
-            store,
-            hub,
-            resources,
-        })
-    }
-
-    pub fn images(&self) -> &LabImages {
-        &self.images
-    }
-
-    pub(crate) fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// Where a build unpacks its context.
-    pub(crate) fn builds_dir(&self) -> std::path::PathBuf {
-        self.dir.join("builds")
-    }
-
-    pub(crate) fn resources(&self) -> &LabResources {
-        &self.resources
-    }
-
-    /// Runs store work on a blocking thread.
-    pub(crate) async fn blocking<T: Send + 'static>(
-        self: &Arc<Self>,
-        work: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let engine = self.clone();
-        tokio::task::spawn_blocking(move || work(&engine)).await?
-    }
-
-    /// Repository names the hub offers (`docker search`), familiar form.
-    pub(crate) fn hub_repositories(&self) -> Result<Vec<String>> {
-        let mut names: Vec<String> = self
-            .store
-            .list(&self.hub)?
-            .into_iter()
-            .map(|t| t.reference.familiar_name())
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
-    }
-
-    pub(crate) async fn info(self: &Arc<Self>) -> Result<serde_json::Value> {
-        let images = self.blocking(|e| e.images.list()).await?.len();
-        let all: Vec<containers::Status> = self
-            .containers
-            .list()
-            .iter()
-            .map(|c| c.record().status)
-            .collect();
-        let running = all
-            .iter()
-            .filter(|s| **s == containers::Status::Running)
-            .count();
-        Ok(api::system_info(&api::InfoCounts {
-            images,
-            containers: all.len(),
-            running,
-            paused: 0,
-            stopped: all.len() - running,
-            lab: self.lab.clone(),
-            memory_bytes: self.resources.memory_bytes,
-            cpus: self.resources.cpus,
-        }))
-    }
-}
 
 /// A running engine's listener, stopped by sending on (or dropping) `stop`.
 struct Serving {

@@ -20,9 +20,10 @@ use crate::cache::{self, Cache, StepRecord};
 use crate::chroot::{self, Overlay};
 use crate::config::{History, ImageConfig};
 use crate::error::{Error, RecipeError, Result, StepError};
+use crate::hub::hub;
+use crate::progress::{BuiltImage, Progress, StepStatus};
 use crate::recipes::{FileSource, Recipe, Step};
 use crate::rootfs;
-use crate::{BuiltImage, Progress, StepStatus, hub};
 
 /// mtimes in layers are clamped to this (bookworm's release day,
 /// 2023-06-10), as `SOURCE_DATE_EPOCH` does: files a build touches do not

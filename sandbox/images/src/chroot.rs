@@ -23,7 +23,7 @@ use std::process::Command;
 use rustix::mount::{MountFlags, MountPropagationFlags};
 
 use crate::command::{self, CommandError};
-use crate::recipes::{DEBIAN_MIRROR, SUITE};
+use crate::debian::{DEBIAN_MIRROR, SUITE};
 
 /// apt's configuration for build scripts, staged in the chroot's `/tmp`:
 /// the catalog's Debian images list only the labs' own repository, which

@@ -33,19 +33,11 @@ use store::{Digest, Store};
 use crate::cache::{Cache, CacheError};
 use crate::chroot::{self, ChrootError, Overlay};
 use crate::command::{self, CommandError};
-use crate::recipes::SUITE;
-use crate::{BuiltImage, Progress};
+use crate::debian::SUITE;
+pub use crate::debian::{HOST, KEYRING_PATH, PORT, URL_PATH, sources_list};
+pub use crate::progress::Repository;
+use crate::progress::{BuiltImage, Progress};
 
-/// The host name labs reach the repository by (each container's
-/// `/etc/hosts` maps it to its network's gateway).
-pub const HOST: &str = "packages.layerlab.internal";
-/// The port the engines serve it on in each lab. Not 80: a listener on the
-/// node's port 80 would make `docker run -p 80:80` fail as "address in use".
-pub const PORT: u16 = 3142;
-/// The URL path the repository is served under.
-pub const URL_PATH: &str = "/debian";
-/// Where the Debian images keep the installation's public key.
-pub const KEYRING_PATH: &str = "/etc/apt/keyrings/layerlab.gpg";
 /// The file in the mirror's directory that adds packages to the built-in list.
 pub const EXTRA_LIST: &str = "extra-packages.list";
 
@@ -102,27 +94,10 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Packages
     move |source| PackagesError::Io { what, path, source }
 }
 
-/// The `/etc/apt/sources.list` of the catalog's Debian images.
-pub fn sources_list() -> String {
-    format!(
-        "# Debian packages served inside the lab by layerlab (labs have no internet).\n\
-         deb [signed-by={KEYRING_PATH}] http://{HOST}:{PORT}{URL_PATH} {SUITE} main\n"
-    )
-}
-
 /// The mirror's directory in a data directory (drawn in the module doc).
 #[derive(Debug, Clone)]
 pub struct Mirror {
     dir: PathBuf,
-}
-
-/// What [`Mirror::build`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Repository {
-    /// `.deb` files it serves.
-    pub packages: usize,
-    /// Whether it was made in this run (false: the last one is current).
-    pub rebuilt: bool,
 }
 
 impl Mirror {

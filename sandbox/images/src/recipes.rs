@@ -36,18 +36,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use crate::debian::{DEBIAN_MIRROR, SUITE};
+use crate::debian::{KEYRING_PATH, sources_list};
+
 /// `PATH` as every Debian-based image sets it.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Debian's package archive; this machine reaches it, not Docker Hub.
-pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
-
 /// The catalog's Debian image, which the package repository is made for.
 pub const DEBIAN: &str = "debian:bookworm";
-
-/// The Debian release of the catalog's Debian images and of the labs'
-/// package repository.
-pub const SUITE: &str = "bookworm";
 
 /// How one image is built.
 #[derive(Debug, Clone, Serialize)]
@@ -356,14 +352,14 @@ fn apt_sources_layer(apt_key: &Path) -> Step {
                 "Acquire::Languages \"none\";\n",
             ),
             AddFile {
-                path: crate::packages::KEYRING_PATH.into(),
+                path: KEYRING_PATH.into(),
                 mode: 0o644,
                 source: FileSource::Host(apt_key.to_owned()),
             },
             AddFile {
                 path: "/etc/apt/sources.list".into(),
                 mode: 0o644,
-                source: FileSource::Text(crate::packages::sources_list()),
+                source: FileSource::Text(sources_list()),
             },
         ],
     }

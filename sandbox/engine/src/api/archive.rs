@@ -16,6 +16,7 @@ use base64::Engine as _;
 use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt as _;
 
+use super::body::{tar_stream, with_body};
 use super::error::{ApiError, ApiResult};
 use crate::Engine;
 use crate::containers::{Container, Status};
@@ -69,7 +70,7 @@ async fn from_files(
         return Ok((StatusCode::OK, [("x-docker-container-path-stat", header)]).into_response());
     }
     let path = path.to_owned();
-    let tar = super::tar_stream(move |out| files.copy_out(&path, out));
+    let tar = tar_stream(move |out| files.copy_out(&path, out));
     Ok(([("x-docker-container-path-stat", header)], tar).into_response())
 }
 
@@ -81,7 +82,7 @@ async fn put_stopped(
     request: Request,
 ) -> ApiResult {
     let (c, d) = (container.clone(), dir.to_owned());
-    let copied = super::with_body(engine, request, move |e, tar| {
+    let copied = with_body(engine, request, move |e, tar| {
         e.containers.copy_into(&c, &d, tar)
     })
     .await;

@@ -19,6 +19,7 @@ use builder::dispatch::{Build, BuildError, Options};
 use builder::progress::Event;
 use store::Reference;
 
+use super::body::with_body;
 use super::error::{ApiError, ApiResult};
 use super::progress::Progress;
 use super::query::Query;
@@ -60,7 +61,7 @@ pub(super) async fn build(engine: &Arc<Engine>, query: &Query, request: Request)
     let options = options(query, scratch)?;
     let received = {
         let context_dir = context_dir.clone();
-        super::with_body(engine, request, move |_, tar| {
+        with_body(engine, request, move |_, tar| {
             Ok(Context::receive(tar, &context_dir, &dockerfile))
         })
         .await?

@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use store::Reference;
 
+use super::body::{json, with_body};
 use super::error::{ApiError, ApiResult};
-use super::json;
 use super::query::Query;
 use crate::Engine;
 use crate::error::{Error, Result};
@@ -94,7 +94,7 @@ pub(super) async fn import(
     let reference = new_name(query)?;
     let changes = changes(query);
     let message = query.str("message").unwrap_or_default().to_owned();
-    let imported = super::with_body(engine, request, move |e, tar| {
+    let imported = with_body(engine, request, move |e, tar| {
         let mut config = json!({});
         for change in &changes {
             apply_change(&mut config, change)?;

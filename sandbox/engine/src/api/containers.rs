@@ -12,11 +12,12 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::area::{Handled, only};
+use super::body::{json, read_json, tar_stream};
 use super::error::{ApiError, ApiResult};
 use super::hijack::{self, DetachKeys};
 use super::query::Query;
 use super::types::CreateBody;
-use super::{Handled, json, only, read_json};
 use crate::Engine;
 use crate::containers::{Container, CreateRequest, Record, Status, signal_number, status_text};
 use crate::error::Error;
@@ -181,7 +182,7 @@ async fn answer(
             only(method, &[Method::GET])?;
             let c = container.clone();
             let files = engine.blocking(move |e| e.containers.files(&c)).await?;
-            Ok(super::tar_stream(move |out| files.export(out)))
+            Ok(tar_stream(move |out| files.export(out)))
         }
         Some(other) => Err(Error::NotImplemented(format!(
             "docker container {other} is not supported by this engine yet"
@@ -607,18 +608,7 @@ fn async_stream(last: impl std::future::Future<Output = Bytes> + Send + 'static)
 }
 
 fn resize(container: &Arc<Container>, query: &Query) -> ApiResult {
-    resize_tty(container.pty(), query)
-}
-
-/// `resize` of a container or an exec: the terminal, if it has one (still),
-/// takes the query's size.
-pub(super) fn resize_tty(pty: Option<Arc<runtime::Pty>>, query: &Query) -> ApiResult {
-    let (rows, cols) = query.window_size()?;
-    if let Some(pty) = pty {
-        pty.resize(runtime::WindowSize { cols, rows })
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    }
-    Ok(StatusCode::OK.into_response())
+    hijack::resize_tty(container.pty(), query)
 }
 
 /// `docker top`: `ps -ef`'s columns for the container's processes, read

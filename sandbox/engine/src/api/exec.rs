@@ -3,7 +3,6 @@
 //! `GET /exec/{id}/json` tells its exit code, which the CLI reads after
 //! the stream ends, so the code is recorded before the stream closes.
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
@@ -13,74 +12,18 @@ use axum::response::IntoResponse;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::area::{Handled, only};
+use super::body::{MAX_JSON_BODY, json, read_json};
 use super::error::{ApiError, ApiResult};
+use super::execs::Exec;
 use super::hijack;
 use super::query::Query;
 use super::types::{ExecCreate, ExecStart};
-use super::{Handled, json, only, read_json};
 use crate::Engine;
 use crate::containers::Container;
 use crate::error::Error;
 use crate::stamps::random_id;
 use crate::streams::{self, Stream};
-
-/// Exec instances a lab keeps; the oldest finished ones go first.
-const MAX_EXECS: usize = 256;
-
-pub struct Exec {
-    pub id: String,
-    container: Arc<Container>,
-    config: ExecCreate,
-    state: Mutex<ExecState>,
-}
-
-#[derive(Default)]
-struct ExecState {
-    started: bool,
-    running: bool,
-    exit_code: Option<i32>,
-    pid: i32,
-    pty: Option<Arc<runtime::Pty>>,
-}
-
-/// The lab's exec instances.
-#[derive(Default)]
-pub struct Execs {
-    table: Mutex<BTreeMap<String, Arc<Exec>>>,
-}
-
-impl Execs {
-    fn insert(&self, exec: Arc<Exec>) -> crate::Result<()> {
-        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        if table.len() >= MAX_EXECS {
-            let finished: Option<String> = table
-                .values()
-                .find(|e| e.state.lock().is_ok_and(|s| s.started && !s.running))
-                .map(|e| e.id.clone());
-            match finished {
-                Some(old) => {
-                    table.remove(&old);
-                }
-                None => {
-                    return Err(Error::Conflict(format!(
-                        "this lab has {MAX_EXECS} exec sessions open; end some first"
-                    )));
-                }
-            }
-        }
-        table.insert(exec.id.clone(), exec);
-        Ok(())
-    }
-
-    fn find(&self, id: &str) -> crate::Result<Arc<Exec>> {
-        self.table
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
-            .ok_or_else(|| Error::NoSuchExec(id.to_owned()))
-    }
-}
 
 pub(super) async fn create(
     engine: &Arc<Engine>,
@@ -136,7 +79,7 @@ pub(super) async fn handle(
             "resize" => {
                 only(method, &[Method::POST])?;
                 let pty = exec.state.lock().ok().and_then(|s| s.pty.clone());
-                super::containers::resize_tty(pty, &Query::parse(request.uri())?)
+                hijack::resize_tty(pty, &Query::parse(request.uri())?)
             }
             _ => Err(ApiError::not_found()),
         }
@@ -169,7 +112,7 @@ fn inspect(exec: &Exec) -> serde_json::Value {
 
 async fn start(engine: &Arc<Engine>, exec: Arc<Exec>, request: Request) -> ApiResult {
     let (parts, raw) = request.into_parts();
-    let bytes = axum::body::to_bytes(raw, super::MAX_JSON_BODY)
+    let bytes = axum::body::to_bytes(raw, MAX_JSON_BODY)
         .await
         .map_err(|_| ApiError::bad_request("request body is over 1 MiB or broken"))?;
     let start: ExecStart = if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -4,16 +4,21 @@
 //! or raw for a TTY; the client's input; a half-close when its stdin ends.
 //!
 //! Everything that can fail is checked before the upgrade, so such errors
-//! keep their status; after it, errors are only text in the stream.
+//! keep their status; after it, errors are only text in the stream. A
+//! terminal behind such a stream takes its size from `resize` ([`resize_tty`]).
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::error::{ApiError, ApiResult};
+use super::query::Query;
 
 /// The stream a handler gets once the client switched protocols.
 pub(crate) type Hijacked = TokioIo<hyper::upgrade::Upgraded>;
@@ -111,6 +116,17 @@ impl DetachKeys {
         }
         (out, false)
     }
+}
+
+/// `resize` of a container or an exec: the terminal, if it has one (still),
+/// takes the query's size.
+pub(crate) fn resize_tty(pty: Option<Arc<runtime::Pty>>, query: &Query) -> ApiResult {
+    let (rows, cols) = query.window_size()?;
+    if let Some(pty) = pty {
+        pty.resize(runtime::WindowSize { cols, rows })
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    Ok(StatusCode::OK.into_response())
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use store::Reference;
 use store::reference::DEFAULT_REGISTRY;
 
+use super::area::{Handled, only};
+use super::body::{json, read_json, tar_stream, with_body};
 use super::error::{ApiError, ApiResult};
 use super::progress::Progress;
 use super::query::Query;
@@ -16,7 +18,6 @@ use super::types::{
     ContainerConfig, DeleteItem, GraphDriver, HistoryItem, ImageInspect, ImageMetadata,
     ImageSummary, RootFs, ZERO_TIME,
 };
-use super::{Handled, json, only};
 use std::sync::Arc;
 
 use crate::Engine;
@@ -563,7 +564,7 @@ async fn save(engine: &Arc<Engine>, names: Vec<String>) -> ApiResult {
         })
         .await?;
     let engine = engine.clone();
-    Ok(super::tar_stream(move |out| {
+    Ok(tar_stream(move |out| {
         engine
             .store()
             .export_docker_save(engine.images.namespace(), &references, out)?;
@@ -609,7 +610,7 @@ async fn prune(engine: &Arc<Engine>) -> ApiResult {
 
 /// `docker load`: a `docker save` archive in; its images named in the lab.
 async fn load(engine: &Arc<Engine>, request: Request) -> ApiResult {
-    let imported = super::with_body(engine, request, |e, archive| {
+    let imported = with_body(engine, request, |e, archive| {
         Ok(e.store()
             .import_docker_save(e.images.namespace(), archive)?)
     })
@@ -771,7 +772,7 @@ pub(super) async fn login(engine: &Arc<Engine>, request: Request) -> ApiResult {
         password: String,
         serveraddress: String,
     }
-    let auth: Auth = super::read_json(request).await?;
+    let auth: Auth = read_json(request).await?;
     let host = auth
         .serveraddress
         .trim_start_matches("http://")

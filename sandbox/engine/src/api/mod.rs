@@ -11,11 +11,14 @@
 //! reads to pick its code paths (`Api-Version`, `Ostype`, …).
 
 mod archive;
+mod area;
+mod body;
 mod build;
 mod commit;
 mod containers;
 pub mod error;
 mod exec;
+mod execs;
 mod hijack;
 mod images;
 mod networks;
@@ -28,18 +31,16 @@ mod volumes;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::Engine;
-use crate::error::Error;
+use area::{Handled, only};
 use error::{ApiError, ApiResult};
-pub(crate) use exec::Execs;
+pub(crate) use execs::Execs;
 use query::Query;
-pub(crate) use system::{InfoCounts, info as system_info};
-use tokio_stream::StreamExt as _;
+pub use system::API_VERSION;
 
 /// The parsers of what the CLI sends, reachable for the fuzz targets in
 /// `fuzz/`; not an API.
@@ -72,13 +73,8 @@ pub mod fuzzing {
     }
 }
 
-/// The API version served; the newest the 20.10 CLI asks for.
-pub const API_VERSION: &str = "1.41";
 /// The oldest version moby 20.10 accepts.
 const MIN_API_VERSION: (u32, u32) = (1, 12);
-/// Request bodies the engine reads into memory (JSON) are cut here; an
-/// image or build context streams and has its own limits.
-pub(crate) const MAX_JSON_BODY: usize = 1 << 20;
 
 /// The service for one lab's socket.
 pub fn router(engine: Arc<Engine>) -> Router {
@@ -152,75 +148,6 @@ async fn route(engine: Arc<Engine>, path: &str, request: Request) -> ApiResult {
     Err(ApiError::not_found())
 }
 
-/// The `Name` of a `{"Name": …, "Driver": …}` create body (networks,
-/// volumes), whose driver must be `driver` or empty.
-pub(crate) async fn read_create(request: Request, kind: &str, driver: &str) -> ApiResult<String> {
-    #[derive(serde::Deserialize, Default)]
-    #[serde(default, rename_all = "PascalCase")]
-    struct Create {
-        name: String,
-        driver: String,
-    }
-    let body: Create = read_json(request).await?;
-    if !body.driver.is_empty() && body.driver != driver {
-        return Err(Error::NotImplemented(format!(
-            "{kind} driver {:?} is not available in a lab; use {driver}",
-            body.driver
-        ))
-        .into());
-    }
-    Ok(body.name)
-}
-
-/// Runs `work` on a blocking thread with the request's body as a reader,
-/// fed as it arrives, so an archive (`load`, `import`, `cp` into a stopped
-/// container) is never held in memory whole.
-pub(crate) async fn with_body<T: Send + 'static>(
-    engine: &Arc<Engine>,
-    request: Request,
-    work: impl FnOnce(&Engine, crate::streams::ChannelReader) -> crate::error::Result<T>
-    + Send
-    + 'static,
-) -> crate::error::Result<T> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-    let worker = engine.blocking(move |e| work(e, crate::streams::ChannelReader::new(rx)));
-    let feeder = async move {
-        let mut body = request.into_body().into_data_stream();
-        while let Some(Ok(chunk)) = body.next().await {
-            if tx.send(chunk).await.is_err() {
-                break;
-            }
-        }
-    };
-    tokio::join!(worker, feeder).0
-}
-
-/// A response streaming the tar that `write` produces on a blocking thread;
-/// an error midway ends the stream early, as with dockerd.
-pub(crate) fn tar_stream(
-    write: impl FnOnce(crate::streams::ChannelWriter) -> crate::error::Result<()> + Send + 'static,
-) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = write(crate::streams::ChannelWriter::new(tx)) {
-            tracing::debug!(error = %e, "a tar stream ended early");
-        }
-    });
-    let body = axum::body::Body::from_stream(
-        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>),
-    );
-    Response::builder()
-        .header("content-type", "application/x-tar")
-        .body(body)
-        .unwrap_or_default()
-}
-
-/// Whether an area recognised the request (and its answer), or hands it on.
-pub(crate) enum Handled {
-    Yes(ApiResult),
-    No(Request),
-}
-
 /// Docker features outside a single-node training lab.
 fn unserved_feature(path: &str) -> Option<&'static str> {
     let head = path.trim_start_matches('/').split('/').next()?;
@@ -264,57 +191,6 @@ fn strip_version(path: &str) -> Result<&str, ApiError> {
     Ok(if tail.is_empty() { "/" } else { tail })
 }
 
-/// JSON answer with Go's encoder's trailing newline.
-pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
-    let mut body = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
-    body.push(b'\n');
-    (
-        status,
-        [("content-type", "application/json")],
-        Body::from(body),
-    )
-        .into_response()
-}
-
-/// Reads a JSON request body of at most [`MAX_JSON_BODY`]; an empty body is
-/// the type's default, as Docker treats it.
-pub(crate) async fn read_json<T: serde::de::DeserializeOwned + Default>(
-    request: Request,
-) -> ApiResult<T> {
-    let bytes = axum::body::to_bytes(request.into_body(), MAX_JSON_BODY)
-        .await
-        .map_err(|_| {
-            ApiError::bad_request(format!(
-                "request body is over {} MiB or broken",
-                MAX_JSON_BODY >> 20
-            ))
-        })?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))
-}
-
-/// The rest of `path` after an area's `prefix` (`/volumes`): `""` for the
-/// area itself, what follows its `/` otherwise; `None` for another area
-/// (`/volumesx` is not `/volumes`).
-pub(crate) fn area<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
-    match path.strip_prefix(prefix)? {
-        "" => Some(""),
-        rest => rest.strip_prefix('/'),
-    }
-}
-
-/// The method must be one of `allowed`; Docker answers others with 404.
-pub(crate) fn only(method: &Method, allowed: &[Method]) -> ApiResult<()> {
-    if allowed.contains(method) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,14 +215,6 @@ mod tests {
             strip_version("/v99999999999999.1/info").unwrap(),
             "/v99999999999999.1/info"
         );
-    }
-
-    #[test]
-    fn areas_are_matched_whole() {
-        assert_eq!(area("/volumes", "/volumes"), Some(""));
-        assert_eq!(area("/volumes/data", "/volumes"), Some("data"));
-        assert_eq!(area("/volumesx", "/volumes"), None);
-        assert_eq!(area("/networks", "/volumes"), None);
     }
 
     #[test]

@@ -8,8 +8,9 @@ use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
+use super::area::{Handled, area, only};
+use super::body::{json, read_create};
 use super::error::{ApiError, ApiResult};
-use super::{Handled, json, only};
 use crate::Engine;
 use crate::containers::Status;
 use crate::error::Error;
@@ -22,7 +23,7 @@ pub(super) async fn handle(
     path: &str,
     request: Request,
 ) -> Handled {
-    let Some(rest) = super::area(path, "/networks") else {
+    let Some(rest) = area(path, "/networks") else {
         return Handled::No(request);
     };
     let answer = async {
@@ -140,7 +141,7 @@ fn inspect(engine: &Arc<Engine>, name_or_id: &str) -> ApiResult {
 }
 
 async fn create(engine: &Arc<Engine>, request: Request) -> ApiResult {
-    let name = super::read_create(request, "network", "bridge").await?;
+    let name = read_create(request, "network", "bridge").await?;
     let network = engine
         .blocking(move |e| {
             let n = e.networks.create(&name)?;

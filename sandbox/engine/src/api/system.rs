@@ -6,11 +6,16 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::area::{Handled, only};
+use super::body::json;
 use super::types::{Component, Platform, Version};
-use super::{API_VERSION, Handled, json, only};
 use std::sync::Arc;
 
 use crate::Engine;
+use crate::containers::Status;
+
+/// The API version served; the newest the 20.10 CLI asks for.
+pub const API_VERSION: &str = "1.41";
 
 pub(super) async fn handle(
     engine: &Arc<Engine>,
@@ -22,8 +27,7 @@ pub(super) async fn handle(
         "/_ping" => only(method, &[Method::GET, Method::HEAD]).map(|()| ping(method)),
         "/version" => only(method, &[Method::GET]).map(|()| json(StatusCode::OK, &version())),
         "/info" => match only(method, &[Method::GET]) {
-            Ok(()) => engine
-                .info()
+            Ok(()) => lab_info(engine)
                 .await
                 .map(|info| json(StatusCode::OK, &info))
                 .map_err(Into::into),
@@ -105,8 +109,31 @@ pub(crate) fn kernel_version() -> String {
         .unwrap_or_default()
 }
 
+/// `GET /info` for the lab `engine` serves: its counts, then [`info`].
+async fn lab_info(engine: &Arc<Engine>) -> crate::Result<serde_json::Value> {
+    let images = engine.blocking(|e| e.images.list()).await?.len();
+    let all: Vec<Status> = engine
+        .containers
+        .list()
+        .iter()
+        .map(|c| c.record().status)
+        .collect();
+    let running = all.iter().filter(|s| **s == Status::Running).count();
+    let resources = engine.resources();
+    Ok(info(&InfoCounts {
+        images,
+        containers: all.len(),
+        running,
+        paused: 0,
+        stopped: all.len() - running,
+        lab: engine.lab().to_owned(),
+        memory_bytes: resources.memory_bytes,
+        cpus: resources.cpus,
+    }))
+}
+
 /// `GET /info`, from the lab's own counts and limits.
-pub(crate) struct InfoCounts {
+struct InfoCounts {
     pub images: usize,
     pub containers: usize,
     pub running: usize,
@@ -117,7 +144,7 @@ pub(crate) struct InfoCounts {
     pub cpus: usize,
 }
 
-pub(crate) fn info(c: &InfoCounts) -> serde_json::Value {
+fn info(c: &InfoCounts) -> serde_json::Value {
     json!({
         "ID": c.lab,
         "Containers": c.containers,

@@ -11,8 +11,9 @@ use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
+use super::area::{Handled, area, only};
+use super::body::{json, read_create};
 use super::error::ApiResult;
-use super::{Handled, json, only};
 use crate::Engine;
 use crate::containers::{Status, VOLUMES, check_volume_name, mounts, volume_path};
 use crate::error::Error;
@@ -23,7 +24,7 @@ pub(super) async fn handle(
     path: &str,
     request: Request,
 ) -> Handled {
-    let Some(rest) = super::area(path, "/volumes") else {
+    let Some(rest) = area(path, "/volumes") else {
         return Handled::No(request);
     };
     let answer = async {
@@ -103,7 +104,7 @@ async fn list(engine: &Arc<Engine>) -> ApiResult {
 }
 
 async fn create(engine: &Arc<Engine>, request: Request) -> ApiResult {
-    let name = super::read_create(request, "volume", "local").await?;
+    let name = read_create(request, "volume", "local").await?;
     let name = if name.is_empty() {
         crate::stamps::random_id()
     } else {

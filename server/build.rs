@@ -19,6 +19,10 @@ const VENDOR: &[(&str, &str)] = &[
     ),
 ];
 
+// Compiles the suite on the real binary, which needs root, to one
+// ignored test that says so.
+include!("../sandbox/testkit/skip_root_tests.rs");
+
 fn main() {
     skip_root_tests();
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
@@ -79,17 +83,5 @@ fn bundled_course(manifest: &Path) {
             "cargo::error=the bundled course is missing: {} holds no lesson folder with a lesson.md",
             lessons.display()
         );
-    }
-}
-
-/// `LAYERLAB_SKIP_ROOT_TESTS` (anything but empty or `0`) compiles the
-/// suite on the real binary, which needs root, to one ignored test that
-/// says so: libtest cannot skip at run time.
-fn skip_root_tests() {
-    println!("cargo::rerun-if-env-changed=LAYERLAB_SKIP_ROOT_TESTS");
-    println!("cargo::rustc-check-cfg=cfg(skip_root_tests)");
-    let skip = std::env::var_os("LAYERLAB_SKIP_ROOT_TESTS");
-    if skip.is_some_and(|v| !v.is_empty() && v != "0") {
-        println!("cargo::rustc-cfg=skip_root_tests");
     }
 }

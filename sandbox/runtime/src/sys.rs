@@ -385,6 +385,10 @@ mod tests {
     /// More attaches at once than one attach has tries: each must get a
     /// device of its own (root and a kernel with loop devices).
     #[test]
+    #[cfg_attr(
+        skip_root_tests,
+        ignore = "attaches loop devices, which needs root: LAYERLAB_SKIP_ROOT_TESTS is set"
+    )]
     fn a_class_of_attaches_at_once_all_get_a_device() {
         let dir = tempfile::tempdir_in("/var/tmp").expect("a temporary directory");
         let together = std::sync::Barrier::new(100);

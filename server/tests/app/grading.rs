@@ -44,29 +44,7 @@ async fn graded_lab() -> (App, String, String, tempfile::TempDir) {
     write_file(course.path(), "01-graded/lesson.md", COURSE);
     let app = App::start(&["--lessons", course.path().to_str().unwrap()]).await;
     let ada = app.user_token("ada").await;
-    let (status, lab) = app
-        .api(
-            &ada,
-            "POST",
-            "/api/labs",
-            Some(json!({ "lesson": "01-graded" })),
-        )
-        .await;
-    assert_eq!(status, 201, "{lab}");
-    let id = lab["id"].as_str().expect("id").to_owned();
-    let wall = std::time::Instant::now();
-    while app
-        .api(&ada, "GET", &format!("/api/labs/{id}"), None)
-        .await
-        .1["state"]
-        != "ready"
-    {
-        assert!(
-            wall.elapsed() < Duration::from_secs(10),
-            "the lab did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let id = app.start_lab(&ada, "01-graded").await;
     (app, ada, id, course)
 }
 

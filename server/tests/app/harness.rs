@@ -194,6 +194,34 @@ impl App {
             .collect()
     }
 
+    /// Starts a lab for `lesson` as `token`'s user and waits until it is
+    /// ready (on the fake host, at once); its id.
+    pub async fn start_lab(&self, token: &str, lesson: &str) -> String {
+        let body = serde_json::json!({ "lesson": lesson });
+        let (status, lab) = self.api(token, "POST", "/api/labs", Some(body)).await;
+        assert_eq!(status, 201, "{lab}");
+        let id = lab["id"].as_str().expect("an id").to_owned();
+        self.wait_ready(token, &id).await;
+        id
+    }
+
+    /// Waits until lab `id` is ready; fails if it stops or takes 10 s.
+    pub async fn wait_ready(&self, token: &str, id: &str) {
+        let wall = std::time::Instant::now();
+        loop {
+            let (_, lab) = self
+                .api(token, "GET", &format!("/api/labs/{id}"), None)
+                .await;
+            match lab["state"].as_str() {
+                Some("ready") => return,
+                Some("starting") if wall.elapsed() < std::time::Duration::from_secs(10) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await
+                }
+                _ => panic!("the lab did not start: {lab}"),
+            }
+        }
+    }
+
     /// A student account with an API token.
     pub async fn user_token(&self, name: &str) -> String {
         self.account(name, Role::Student).await

@@ -10,32 +10,6 @@ use crate::harness::*;
 
 const LESSON: &str = "01-what-is-a-container";
 
-/// Starts a lab for `lesson` as `token`'s user and waits until it is ready
-/// (on the fake host, at once).
-async fn start_lab(app: &App, token: &str, lesson: &str) -> String {
-    let (status, lab) = app
-        .api(
-            token,
-            "POST",
-            "/api/labs",
-            Some(json!({ "lesson": lesson })),
-        )
-        .await;
-    assert_eq!(status, 201, "{lab}");
-    let id = lab["id"].as_str().expect("an id").to_owned();
-    let wall = std::time::Instant::now();
-    loop {
-        let lab = lab_json(app, token, &id).await;
-        match lab["state"].as_str() {
-            Some("ready") => return id,
-            Some("starting") if wall.elapsed() < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(5)).await
-            }
-            _ => panic!("the lab did not start: {lab}"),
-        }
-    }
-}
-
 async fn lab_json(app: &App, token: &str, id: &str) -> Value {
     let (status, lab) = app
         .api(token, "GET", &format!("/api/labs/{id}"), None)
@@ -49,7 +23,7 @@ async fn labs_belong_to_their_owner() {
     let app = App::in_process(&[]).await;
     let ada = app.user_token("ada").await;
     let eve = app.user_token("eve").await;
-    let id = start_lab(&app, &ada, LESSON).await;
+    let id = app.start_lab(&ada, LESSON).await;
     let path = format!("/api/labs/{id}");
 
     assert_eq!(app.api(&eve, "GET", &path, None).await.0, 403);
@@ -89,7 +63,7 @@ async fn terminals_open_for_the_owner_from_our_origin_only() {
     let app = App::start(&[]).await;
     let ada = app.user_token("ada").await;
     let eve = app.user_token("eve").await;
-    let id = start_lab(&app, &ada, LESSON).await;
+    let id = app.start_lab(&ada, LESSON).await;
     let refused = |result: Result<Socket, tokio_tungstenite::tungstenite::Error>| match result {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
         Err(other) => panic!("not an HTTP refusal: {other}"),
@@ -132,6 +106,7 @@ async fn the_lab_api_answers_under_its_first_name_too() {
         .await;
     assert_eq!(status, 201, "{lab}");
     let id = lab["id"].as_str().expect("id");
+    app.wait_ready(&ada, id).await;
     let (status, same) = app
         .api(&ada, "GET", &format!("/api/sessions/{id}"), None)
         .await;
@@ -154,7 +129,7 @@ async fn lab_slots_are_limited_per_user_and_per_server() {
     let app = App::in_process(&["--max-labs", "1", "--max-labs-per-user", "1"]).await;
     let ada = app.user_token("ada").await;
     let eve = app.user_token("eve").await;
-    start_lab(&app, &ada, LESSON).await;
+    app.start_lab(&ada, LESSON).await;
     let (status, body) = app
         .api(
             &ada,
@@ -198,7 +173,7 @@ async fn lab_memory_admission_counts_the_running_labs() {
     let app = App::in_process(&["--lab-memory-overcommit", &ratio]).await;
     let ada = app.user_token("ada").await;
     let eve = app.user_token("eve").await;
-    let first = start_lab(&app, &ada, LESSON).await;
+    let first = app.start_lab(&ada, LESSON).await;
     let (status, body) = app
         .api(&eve, "POST", "/api/labs", Some(json!({ "lesson": LESSON })))
         .await;
@@ -215,7 +190,7 @@ async fn lab_memory_admission_counts_the_running_labs() {
             .0,
         204
     );
-    start_lab(&app, &eve, LESSON).await;
+    app.start_lab(&eve, LESSON).await;
 }
 
 /// Terminal input keeps a lab alive past its idle timeout; then it stops
@@ -225,7 +200,7 @@ async fn idle_labs_are_stopped_and_typing_keeps_them_alive() {
     let clock = TestClock::default();
     let app = App::on_clock(&["--lab-idle-timeout", "6s"], &clock).await;
     let token = app.user_token("idle").await;
-    let id = start_lab(&app, &token, LESSON).await;
+    let id = app.start_lab(&token, LESSON).await;
     let lab = lab_json(&app, &token, &id).await;
     assert_eq!(lab["expires_because"], "idle", "{lab}");
 
@@ -263,7 +238,7 @@ async fn a_lab_stops_at_its_lifetime_whatever_the_activity() {
     )
     .await;
     let token = app.user_token("busy").await;
-    let id = start_lab(&app, &token, LESSON).await;
+    let id = app.start_lab(&token, LESSON).await;
     for _ in 0..4 {
         clock.advance(Duration::from_secs(1800));
         app.state.labs.note_activity(&id);

@@ -178,17 +178,7 @@ impl Runtime {
     /// `layerlab sandbox run` with another data directory).
     pub fn adopt_or_cleanup(&self) -> Result<AdoptReport> {
         let mut report = AdoptReport::default();
-        let dir = self.layout.sandboxes();
-        for e in fs::read_dir(&dir)
-            .map_err(Error::io("read", &dir))?
-            .flatten()
-        {
-            let Some(id) = e.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if check_id(&id).is_err() {
-                continue;
-            }
+        for id in self.sandbox_ids()? {
             match State::load(&self.layout.state(&id)) {
                 Ok(st) if self.alive(&st) => report.adopted.push(id),
                 Ok(st) => {

@@ -47,24 +47,25 @@ impl Runtime {
 
     /// Every sandbox with a state record, in id order.
     pub fn list(&self) -> Result<Vec<SandboxInfo>> {
-        let dir = self.layout.sandboxes();
         let mut out = Vec::new();
-        for e in fs::read_dir(&dir)
-            .map_err(Error::io("read", &dir))?
-            .flatten()
-        {
-            let Some(id) = e.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if check_id(&id).is_err() {
-                continue;
-            }
+        for id in self.sandbox_ids()? {
             if let Ok(st) = State::load(&self.layout.state(&id)) {
                 out.push(self.info(st));
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+
+    /// The ids of the sandbox directories here, valid ones only.
+    pub(super) fn sandbox_ids(&self) -> Result<Vec<String>> {
+        let dir = self.layout.sandboxes();
+        Ok(fs::read_dir(&dir)
+            .map_err(Error::io("read", &dir))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|id| check_id(id).is_ok())
+            .collect())
     }
 
     /// The uid ranges this state directory's sandboxes hold on the host:

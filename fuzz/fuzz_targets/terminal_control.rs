@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use server::labs::terminal::{Control, parse_control, valid_name};
+use layerlab::labs::terminal::{Control, parse_control, valid_name};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

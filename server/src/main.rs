@@ -1,5 +1,5 @@
 //! `layerlab`: see the library crate, which holds the whole program.
 
 fn main() -> std::process::ExitCode {
-    server::main()
+    layerlab::main()
 }

@@ -109,7 +109,7 @@ async fn a_task_passes_once_the_node_has_it_and_hints_cost_points() {
         progress["score"], 7,
         "10 points less the hint's 3: {progress}"
     );
-    let iris = app.account("iris", server::db::Role::Instructor).await;
+    let iris = app.account("iris", layerlab::db::Role::Instructor).await;
     let (status, history) = app
         .api(&iris, "GET", "/api/lessons/01-graded/grades/ada", None)
         .await;
@@ -179,7 +179,7 @@ async fn a_check_asked_for_again_while_it_runs_is_refused_and_recorded_once() {
         "the refused checks ran nothing"
     );
 
-    let iris = app.account("iris", server::db::Role::Instructor).await;
+    let iris = app.account("iris", layerlab::db::Role::Instructor).await;
     let (_, history) = app
         .api(&iris, "GET", "/api/lessons/01-graded/grades/ada", None)
         .await;

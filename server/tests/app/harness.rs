@@ -11,9 +11,9 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, Response};
 use clap::Parser;
 use host::FakeHost;
-use server::cli::{Cli, Command};
-use server::db::Role;
-use server::http::SharedState;
+use layerlab::cli::{Cli, Command};
+use layerlab::db::Role;
+use layerlab::http::SharedState;
 use tower::ServiceExt;
 
 #[path = "../common/client.rs"]
@@ -42,7 +42,7 @@ impl App {
             .await
             .expect("bind loopback");
         app.url = format!("http://{}", listener.local_addr().expect("address"));
-        tokio::spawn(server::http::serve(
+        tokio::spawn(layerlab::http::serve(
             listener,
             None,
             app.state.clone(),
@@ -68,7 +68,7 @@ impl App {
         App::on_clock(extra, &TestClock::default()).await
     }
 
-    async fn build(extra: &[&str], clock: server::labs::Clock) -> App {
+    async fn build(extra: &[&str], clock: layerlab::labs::Clock) -> App {
         let data = tempfile::Builder::new()
             .prefix("layerlab-app-")
             .tempdir()
@@ -88,22 +88,22 @@ impl App {
         let Command::Serve(serve) = cli.command else {
             unreachable!("parsed as serve");
         };
-        let db = server::db::Db::open(&cli.global.data_dir, None)
+        let db = layerlab::db::Db::open(&cli.global.data_dir, None)
             .await
             .expect("open the database");
         let host = Arc::new(FakeHost::with_clock(clock.clone()));
-        let state = server::commands::state(
+        let state = layerlab::commands::state(
             &cli.global,
             db,
             &serve,
             host.clone(),
-            server::catalog::Catalog::ready(),
+            layerlab::catalog::Catalog::ready(),
             clock,
         )
         .await
         .expect("build the server's state");
         App {
-            router: server::http::app(state.clone()),
+            router: layerlab::http::app(state.clone()),
             state,
             host,
             url: String::new(),
@@ -162,7 +162,7 @@ impl App {
             other => panic!("no role {other:?}"),
         };
         let password = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || server::auth::password::hash(&password))
+        let hash = tokio::task::spawn_blocking(move || layerlab::auth::password::hash(&password))
             .await
             .expect("hash");
         self.state
@@ -175,7 +175,7 @@ impl App {
     /// The one-time link that makes the first admin, as `serve` logs it
     /// when there is none (made here: this server writes no log).
     pub async fn setup_path(&self) -> String {
-        let token = server::db::random_secret();
+        let token = layerlab::db::random_secret();
         self.state
             .db
             .set_setup_token(&token)
@@ -231,7 +231,7 @@ impl App {
     /// real one made once: tests here log in with tokens.
     pub async fn account(&self, name: &str, role: Role) -> String {
         static HASH: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(|| server::auth::password::hash("correct horse battery"));
+            std::sync::LazyLock::new(|| layerlab::auth::password::hash("correct horse battery"));
         let db = &self.state.db;
         let user = db
             .create_user(name, &HASH, role)

@@ -27,6 +27,7 @@ fn base() -> &'static Path {
         } else {
             std::env::temp_dir()
         };
+        remove_dead_runs(&parent, "layerlab-fuzz-unpack-");
         let base = parent.join(format!("layerlab-fuzz-unpack-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).expect("create the fuzz directory");
@@ -103,6 +104,24 @@ fn make_removable(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             make_removable(&entry.path());
+        }
+    }
+}
+
+/// Removes the directories `<prefix><pid>` of fuzzer processes that are
+/// gone: a process ends without cleaning up (libFuzzer exits directly).
+fn remove_dead_runs(parent: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            make_removable(&entry.path());
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }

@@ -8,7 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use store::manifests::{self, Document, media_types};
+use store::manifests::{self, Document};
+use store::media_types;
 use store::{Digest, Reference};
 
 /// Media types a `Content-Type` or a descriptor may claim.

@@ -5,8 +5,8 @@
 
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use layerlab::labs::terminal::{Control, parse_control, valid_name};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

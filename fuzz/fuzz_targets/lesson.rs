@@ -14,9 +14,7 @@ use libfuzzer_sys::fuzz_target;
 fn lesson_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let tmp = std::env::temp_dir();
-        remove_dead_runs(&tmp, "layerlab-fuzz-lesson-");
-        let dir = tmp.join(format!("layerlab-fuzz-lesson-{}", std::process::id()));
+        let dir = layerlab_fuzz::process_dir(&std::env::temp_dir(), "lesson");
         std::fs::create_dir_all(dir.join("assets")).expect("create the lesson folder");
         std::fs::write(dir.join("assets/diagram.svg"), "<svg/>").expect("write an asset");
         dir
@@ -39,20 +37,3 @@ fuzz_target!(|data: &[u8]| {
         let _ = lesson.outline();
     }
 });
-
-/// Removes the folders `<prefix><pid>` of fuzzer processes that are gone: a
-/// process ends without cleaning up (libFuzzer exits directly).
-fn remove_dead_runs(parent: &Path, prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}

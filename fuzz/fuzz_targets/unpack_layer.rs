@@ -27,11 +27,7 @@ fn base() -> &'static Path {
         } else {
             std::env::temp_dir()
         };
-        remove_dead_runs(&parent, "layerlab-fuzz-unpack-");
-        let base = parent.join(format!("layerlab-fuzz-unpack-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(&base).expect("create the fuzz directory");
-        base
+        layerlab_fuzz::process_dir(&parent, "unpack")
     })
 }
 
@@ -87,41 +83,6 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(names(&run), ["dest"], "the unpack wrote beside its target");
     // A file the layer made read-only or a directory it made 0000 must not
     // keep the next run from starting clean.
-    make_removable(&dest);
+    layerlab_fuzz::make_removable(&dest);
     std::fs::remove_dir_all(&run).expect("remove the run's directory");
 });
-
-/// Gives every directory under `dir` (never following links) owner rwx.
-fn make_removable(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::symlink_metadata(dir) else {
-        return;
-    };
-    if !meta.is_dir() {
-        return;
-    }
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            make_removable(&entry.path());
-        }
-    }
-}
-
-/// Removes the directories `<prefix><pid>` of fuzzer processes that are
-/// gone: a process ends without cleaning up (libFuzzer exits directly).
-fn remove_dead_runs(parent: &Path, prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-            make_removable(&entry.path());
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}

@@ -20,7 +20,8 @@ HUB_LISTEN ?= 127.0.0.1:5001
 # Debian packages: to build, to run labs, and to test (browser, image tools).
 APT_BUILD := gcc libc6-dev pkg-config make ca-certificates curl
 APT_RUN := busybox-static debootstrap binutils e2fsprogs gnupg dpkg-dev
-APT_TEST := chromium skopeo docker.io docker-compose postgresql
+# g++: the fuzz targets' libFuzzer, which lint type-checks, is C++.
+APT_TEST := chromium skopeo docker.io docker-compose postgresql g++
 # Comparisons the benchmarks measure against (dockerd and skopeo come
 # with APT_TEST).
 APT_BENCH := docker-registry python3-terminado
